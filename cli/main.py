@@ -1,0 +1,262 @@
+"""The paintwire command: run the server, inspect it, and run jobs from scripts.
+
+Exit codes: 0 done; 1 the server rejected or failed the job; 2 bad usage or
+input file; 3 cannot reach the server; 130 interrupted (the job is cancelled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    return int(args.handler(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from paintwire.protocol import DEFAULT_URL, __version__
+
+    parser = argparse.ArgumentParser(
+        prog="paintwire",
+        description="Paintwire: a local image-generation server for Krita, GIMP and scripts.",
+        epilog="Start with 'paintwire serve', then 'paintwire info' in another terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"paintwire {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server (127.0.0.1:7878 by default)", description="Run the Paintwire server.")
+    from paintwire.server.config import add_arguments
+
+    add_arguments(serve)
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every connection and job")
+    serve.set_defaults(handler=_serve)
+
+    def client_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", default=DEFAULT_URL, help=f"server websocket URL (default {DEFAULT_URL}; also PAINTWIRE_URL)")
+        p.add_argument("--token", help="the server's token, if it has one (also PAINTWIRE_TOKEN)")
+
+    info = sub.add_parser("info", help="show the server's engines, modes, parameters, models and limits")
+    client_options(info)
+    info.add_argument("--json", action="store_true", help="print the capabilities as JSON")
+    info.set_defaults(handler=_info)
+
+    def job_options(p: argparse.ArgumentParser, engine: str | None) -> None:
+        client_options(p)
+        p.add_argument("-o", "--output", type=Path, required=True, help="PNG to write: the input with the result layers applied")
+        p.add_argument("--layers", type=Path, help="also write each result layer as PNG, with its position in layers.json")
+        p.add_argument("--engine", default=engine, required=engine is None, help=f"engine to use{f' (default {engine})' if engine else ''}")
+        p.add_argument("--model", help="model name (see 'paintwire info')")
+        p.add_argument(
+            "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+            help="a parameter of the mode, e.g. -p mask_blur=8 (repeatable; see 'paintwire info' for each mode's parameters)",
+        )
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    inpaint = sub.add_parser("inpaint", help="regenerate the masked part of an image", description="Regenerate the masked part of IMAGE.")
+    inpaint.add_argument("image", type=Path, help="input image (PNG, JPEG, ...)")
+    inpaint.add_argument("--mask", type=Path, required=True, help="mask image: white = regenerate, black = keep (greyscale, same size)")
+    inpaint.add_argument("--method", help="classical engine: telea, ns or fill")
+    job_options(inpaint, "classical")
+    inpaint.set_defaults(handler=_job, mode="inpaint")
+
+    upscale = sub.add_parser("upscale", help="enlarge an image", description="Enlarge IMAGE.")
+    upscale.add_argument("image", type=Path, help="input image")
+    upscale.add_argument("--scale", type=float, help="factor, 1 to 4 (default 2)")
+    job_options(upscale, "classical")
+    upscale.set_defaults(handler=_job, mode="upscale", mask=None)
+
+    run = sub.add_parser("run", help="run any mode of any engine", description="Run MODE of an engine, e.g. 'paintwire run txt2img --engine diffusers -p prompt=\"a cat\" -o cat.png'.")
+    run.add_argument("mode", help="the mode (see 'paintwire info')")
+    run.add_argument("--image", type=Path, help="input image, for modes that take one")
+    run.add_argument("--mask", type=Path, help="mask image, for modes that take one")
+    job_options(run, None)
+    run.set_defaults(handler=_job)
+    return parser
+
+
+# -- serve ------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from paintwire.server.app import start_server
+    from paintwire.server.config import ConfigError, load_config, overrides_from_args
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides = overrides_from_args(args)
+        if isinstance(overrides.get("engines"), str):
+            overrides["engines"] = overrides["engines"].split(",")
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def serve() -> None:
+        try:
+            runner, server, port = await start_server(config)
+        except OSError as exc:
+            print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+        engines = ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines)
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        print(f"Paintwire serving on ws://{host}:{port}/ws", flush=True)
+        print(f"  engines: {engines}", flush=True)
+        print(f"  models: {len(server.capabilities.models)}; health: http://{host}:{port}/health", flush=True)
+        if server.generated_token:
+            print(f"  token (clients must send it): {config.token}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("Paintwire stopping.", flush=True)
+        await runner.cleanup()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+# -- client commands --------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace):
+    import os
+
+    from paintwire.protocol import Client
+
+    url = os.environ.get("PAINTWIRE_URL", args.url) if args.url == build_parser().get_default("url") else args.url
+    return Client(url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
+
+
+def _info(args: argparse.Namespace) -> int:
+    from paintwire.protocol import ClientError, JobFailed
+
+    try:
+        with _client(args) as client:
+            caps = client.capabilities
+            server = client.protocol.server_name
+    except (ClientError, JobFailed) as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    if args.json:
+        print(json.dumps(caps.to_wire(), indent=2))
+        return EXIT_OK
+    print(f"{server} at {args.url}")
+    lim = caps.limits
+    print(f"limits: {lim.max_pixels} pixels per image, {lim.max_message_bytes} bytes per message, {lim.max_queued_per_client} queued jobs per client")
+    for engine in caps.engines:
+        print(f"\nengine {engine.name}: {engine.label}")
+        for mode in engine.modes:
+            needs = [n for n, flag in (("image", mode.needs_image), ("mask", mode.needs_mask)) if flag]
+            print(f"  mode {mode.name} ({', '.join(needs) or 'no input'}): {mode.help}")
+            for p in mode.params:
+                rng = f" [{p.minimum:g}..{p.maximum:g}]" if p.minimum is not None and p.maximum is not None else ""
+                choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
+                print(f"    {p.name} ({p.type.value}{rng}{choices}, default {p.default!r}): {p.help}")
+        models = [m for m in caps.models if m.engine == engine.name]
+        for m in models:
+            print(f"  model {m.name} ({m.kind})")
+    return EXIT_OK
+
+
+def _parse_params(args: argparse.Namespace, mode: Any) -> dict[str, Any]:
+    """NAME=VALUE pairs typed by the mode's parameter specs (the server validates ranges)."""
+    specs = {p.name: p for p in mode.params}
+    params: dict[str, Any] = {}
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"-p {item!r}: write NAME=VALUE")
+        spec = specs.get(name)
+        if spec is None:
+            raise ValueError(f"mode {mode.name!r} has no parameter {name!r}; it has: {', '.join(specs) or 'none'}")
+        kind = spec.type.value
+        if kind in ("int", "seed"):
+            params[name] = int(raw)
+        elif kind == "float":
+            params[name] = float(raw)
+        elif kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{name} takes true or false, got {raw!r}")
+            params[name] = raw.lower() in ("true", "1", "yes")
+        else:
+            params[name] = raw
+    for name in ("method", "scale"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _job(args: argparse.Namespace) -> int:
+    from paintwire.protocol import ClientError, JobCancelled, JobFailed, JobRequest
+
+    from .images import load_image, load_mask, save_result
+    from .progress import ProgressBar
+
+    try:
+        image, rgba = load_image(args.image) if getattr(args, "image", None) else (None, None)
+        mask = load_mask(args.mask) if getattr(args, "mask", None) else None
+    except (OSError, ValueError) as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    bar = ProgressBar(enabled=not args.quiet)
+    job_id: list[str] = []
+    try:
+        with _client(args) as client:
+            engine = client.capabilities.engine(args.engine)
+            mode = engine.mode(args.mode) if engine else None
+            try:
+                params = _parse_params(args, mode) if mode else {}
+            except ValueError as exc:
+                print(f"paintwire: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            request = JobRequest(engine=args.engine, mode=args.mode, image=image, mask=mask, model=args.model, params=params)
+
+            def on_event(event: Any) -> None:
+                if event.TYPE == "queued" and not job_id:
+                    job_id.append(event.job)
+                bar.update(event)
+
+            try:
+                result = client.run(request, on_event=on_event)
+            except KeyboardInterrupt:
+                bar.finish("cancelling")
+                if job_id:
+                    client.cancel(job_id[0])
+                return EXIT_INTERRUPTED
+    except JobFailed as exc:
+        bar.finish("failed")
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    except JobCancelled as exc:
+        bar.finish("cancelled")
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ClientError as exc:
+        bar.finish("")
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    bar.finish("done")
+    save_result(result, rgba, args.output, args.layers)
+    print(f"wrote {args.output} ({result.width}x{result.height}, {len(result.layers)} layer(s))", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""paintwire.protocol: the contract between Paintwire's server and its clients.
+
+Sans-I/O (messages, validation, msgpack framing, connection state machines)
+plus a small blocking client. Standard library, msgpack and websockets only;
+runs on Python 3.10+, so the Krita and GIMP plug-ins can carry it.
+"""
+
+from .client import DEFAULT_URL, Client, ClientError, JobCancelled, JobFailed
+from .codec import decode_client_message, decode_server_message, encode
+from .connection import ClientConnection, ConnectionState, JobPhase, ServerConnection
+from .errors import ErrorCode, ProtocolError
+from .images import Encoding, ImagePayload, PixelFormat, raw_image
+from .messages import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Cancelled,
+    Capabilities,
+    EngineInfo,
+    Error,
+    Hello,
+    JobRequest,
+    Layer,
+    Limits,
+    ModelInfo,
+    Preview,
+    Progress,
+    Queued,
+    Result,
+    Started,
+    Submit,
+    Welcome,
+)
+from .params import ModeSpec, ParamSpec, ParamType, validate_params
+from .validation import CheckedJob, check_job
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL", "PROTOCOL_VERSION", "Cancel", "Cancelled", "Capabilities", "CheckedJob", "Client", "ClientConnection",
+    "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
+    "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "PixelFormat",
+    "Preview", "Progress", "ProtocolError", "Queued", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",
+    "decode_client_message", "decode_server_message", "encode", "raw_image", "validate_params", "__version__",
+]

@@ -1,0 +1,165 @@
+"""A small blocking client on top of ClientConnection, using websockets.sync.
+
+For the CLI, the GIMP plug-in (its own process, so blocking is fine) and the
+Krita plug-in (from a worker thread). ``cancel`` may be called from another
+thread while ``run`` is waiting for events.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+from websockets.exceptions import ConnectionClosed, InvalidURI, InvalidHandshake
+from websockets.sync.client import ClientConnection as WebSocket
+from websockets.sync.client import connect
+
+from .connection import ClientConnection, ConnectionState
+from .errors import ErrorCode, ProtocolError
+from .messages import Cancelled, Capabilities, Error, JobRequest, Queued, Result
+
+DEFAULT_URL = "ws://127.0.0.1:7878/ws"
+# Results can be larger than anything a client sends (an upscale makes 4-16x
+# the pixels), so the cap is generous; it guards against a broken server only.
+MAX_RECEIVE_BYTES = 2**31
+
+
+class ClientError(Exception):
+    """The server could not be reached, or the connection broke."""
+
+
+class JobFailed(Exception):
+    """The server rejected or failed the job; ``error`` says why."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(f"{error.code.value}: {error.message}" + (f" ({error.field})" if error.field else ""))
+        self.error = error
+
+
+class JobCancelled(Exception):
+    """The job was cancelled before it finished."""
+
+
+EventHandler = Callable[[Any], None]
+
+
+class Client:
+    """A connection to a Paintwire server.
+
+    >>> with Client("ws://127.0.0.1:7878/ws") as client:
+    ...     result = client.run(request, on_event=print)
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url
+        self.name = name
+        self.token = token
+        self.timeout = timeout
+        self.protocol = ClientConnection()
+        self._ws: WebSocket | None = None
+        self._lock = threading.Lock()  # serialises sends from the worker and the UI thread
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connect(self) -> Capabilities:
+        try:
+            self._ws = connect(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None)
+        except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
+            raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
+        self._send(self.protocol.hello(self.name, self.token))
+        message = self._receive(self.timeout)
+        if isinstance(message, Error):
+            self.close()
+            raise JobFailed(message)
+        assert self.protocol.capabilities is not None
+        return self.protocol.capabilities
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self.protocol.capabilities is None:
+            raise ClientError("Not connected.")
+        return self.protocol.capabilities
+
+    def close(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+            self._ws = None
+        self.protocol.state = ConnectionState.CLOSED
+
+    def __enter__(self) -> "Client":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def submit(self, job: JobRequest) -> int:
+        """Send a job; returns its ref. Its events come from ``events()``."""
+        ref, frame = self.protocol.submit(job)
+        self._send(frame)
+        return ref
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the server to cancel a job; safe to call from another thread."""
+        self._send(self.protocol.cancel(job_id))
+
+    def events(self, timeout: float | None = None) -> Iterator[Any]:
+        """Every message from the server, as it comes."""
+        while True:
+            yield self._receive(timeout)
+
+    def run(self, job: JobRequest, on_event: EventHandler | None = None, timeout: float | None = None) -> Result:
+        """Submit ``job`` and block until it ends.
+
+        Every event of the job goes to ``on_event`` (progress, previews,
+        queue position). Returns the Result; raises JobFailed or JobCancelled.
+        ``timeout`` bounds the wait for each event, not the whole job.
+        """
+        ref = self.submit(job)
+        job_id: str | None = None
+        for message in self.events(timeout):
+            mine = (isinstance(message, (Queued, Error)) and message.ref == ref and job_id is None) or (
+                job_id is not None and getattr(message, "job", None) == job_id
+            )
+            if not mine:
+                continue
+            if isinstance(message, Queued):
+                job_id = message.job
+            if on_event is not None:
+                on_event(message)
+            if isinstance(message, Result):
+                return message
+            if isinstance(message, Error):
+                raise JobFailed(message)
+            if isinstance(message, Cancelled):
+                raise JobCancelled(f"Job {job_id} was cancelled.")
+        raise AssertionError("unreachable")
+
+    # -- transport ----------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        if self._ws is None:
+            raise ClientError("Not connected.")
+        try:
+            with self._lock:
+                self._ws.send(frame)
+        except ConnectionClosed as exc:
+            raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
+
+    def _receive(self, timeout: float | None) -> Any:
+        if self._ws is None:
+            raise ClientError("Not connected.")
+        try:
+            data = self._ws.recv(timeout=timeout)
+        except TimeoutError:
+            raise ClientError(f"No answer from {self.url} within {timeout} s.") from None
+        except ConnectionClosed as exc:
+            raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
+        try:
+            return self.protocol.receive(data if isinstance(data, bytes) else data.encode())
+        except ProtocolError as exc:
+            if exc.code is ErrorCode.UNSUPPORTED_VERSION:
+                raise ClientError(str(exc)) from exc
+            raise ClientError(f"The server broke the protocol: {exc}") from exc

@@ -1,0 +1,470 @@
+"""The messages of protocol version 1, as dataclasses.
+
+Each message knows its wire form (a msgpack map with a ``type`` key) and how
+to read itself back with validation. Client messages: hello, submit, cancel.
+Server messages: welcome, queued, started, progress, preview, result, error,
+cancelled. docs/protocol.md describes the same set and a test keeps the two in
+step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from .errors import ErrorCode, ProtocolError
+from .images import ImagePayload, PixelFormat
+from .params import ModeSpec
+
+PROTOCOL_VERSION = 1
+MAX_NAME = 200  # client names, model names, job ids: short identifiers, not documents
+MAX_JOB_ID = 64
+
+
+# --- field readers: one sentence per failure, naming the field -----------------------------
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = True, default: Any = None) -> Any:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Missing required field {key!r}.", f"{where}{key}")
+        return default
+    value = obj[key]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} has the wrong type (got a boolean).", f"{where}{key}")
+    if not isinstance(value, kind):
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} must be {want}, got {type(value).__name__}.", f"{where}{key}")
+    return value
+
+
+def _name(obj: Mapping[str, Any], key: str, where: str, required: bool = True, limit: int = MAX_NAME) -> Any:
+    value = _get(obj, key, str, where, required)
+    if value is not None and not (0 < len(value) <= limit):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} must be 1 to {limit} characters long.", f"{where}{key}")
+    return value
+
+
+# --- client to server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hello:
+    """First message of every connection."""
+
+    TYPE: ClassVar[str] = "hello"
+    client: str  # "name/version" of the client, for logs and the server's session list
+    protocol: int = PROTOCOL_VERSION
+    token: str | None = None  # required when the server was started with a token
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "protocol": self.protocol, "client": self.client, "token": self.token}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Hello":
+        return cls(
+            client=_name(obj, "client", ""),
+            protocol=_get(obj, "protocol", int, ""),
+            token=_get(obj, "token", str, "", required=False),
+        )
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What to do: an engine, one of its modes, the input and the parameters.
+
+    ``image`` and ``mask`` are full-canvas images; the server crops to the mask
+    itself. Result layers come back in ``output_format`` so a host can write
+    them without converting (Krita: bgra8).
+    """
+
+    engine: str
+    mode: str
+    image: ImagePayload | None = None
+    mask: ImagePayload | None = None
+    model: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    output_format: PixelFormat = PixelFormat.RGBA8
+
+    def to_wire(self) -> dict:
+        return {
+            "engine": self.engine,
+            "mode": self.mode,
+            "model": self.model,
+            "image": self.image.to_wire() if self.image else None,
+            "mask": self.mask.to_wire() if self.mask else None,
+            "params": dict(self.params),
+            "output_format": self.output_format.value,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Any, max_pixels: int | None = None) -> "JobRequest":
+        where = "job."
+        if not isinstance(obj, dict):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "Field 'job' must be a map.", "job")
+        image_obj, mask_obj = obj.get("image"), obj.get("mask")
+        image = ImagePayload.from_wire(image_obj, "job.image", max_pixels) if image_obj is not None else None
+        mask = ImagePayload.from_wire(mask_obj, "job.mask", max_pixels) if mask_obj is not None else None
+        if image is not None and image.format is PixelFormat.L8:
+            raise ProtocolError(ErrorCode.BAD_IMAGE, "The input image must be rgba8 or bgra8; l8 is for masks.", "job.image.format")
+        if mask is not None:
+            if mask.format is not PixelFormat.L8:
+                raise ProtocolError(ErrorCode.BAD_MASK, f"A mask must be l8 (one byte per pixel), got {mask.format.value}.", "job.mask.format")
+            if image is None:
+                raise ProtocolError(ErrorCode.BAD_MASK, "A mask was sent without an image to apply it to.", "job.mask")
+            if (mask.width, mask.height) != (image.width, image.height):
+                raise ProtocolError(
+                    ErrorCode.BAD_MASK,
+                    f"The mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must match.",
+                    "job.mask",
+                )
+        params = _get(obj, "params", dict, where, required=False, default={})
+        for key in params:
+            if not isinstance(key, str):
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, "Parameter names must be strings.", "job.params")
+        out_name = _get(obj, "output_format", str, where, required=False, default=PixelFormat.RGBA8.value)
+        if out_name not in (PixelFormat.RGBA8.value, PixelFormat.BGRA8.value):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "output_format must be rgba8 or bgra8.", "job.output_format")
+        return cls(
+            engine=_name(obj, "engine", where),
+            mode=_name(obj, "mode", where),
+            model=_name(obj, "model", where, required=False),
+            image=image,
+            mask=mask,
+            params=params,
+            output_format=PixelFormat(out_name),
+        )
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Ask for a job. ``ref`` is the client's own number for it, echoed in ``queued``
+    (which carries the server's job id) or in the ``error`` that rejects it."""
+
+    TYPE: ClassVar[str] = "submit"
+    ref: int
+    job: JobRequest
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "ref": self.ref, "job": self.job.to_wire()}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any], max_pixels: int | None = None) -> "Submit":
+        ref = _get(obj, "ref", int, "")
+        if not 0 <= ref < 2**53:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "ref must be a non-negative integer below 2**53.", "ref")
+        return cls(ref=ref, job=JobRequest.from_wire(obj.get("job"), max_pixels))
+
+
+@dataclass(frozen=True)
+class Cancel:
+    TYPE: ClassVar[str] = "cancel"
+    job: str
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Cancel":
+        return cls(job=_name(obj, "job", "", limit=MAX_JOB_ID))
+
+
+# --- server to client ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    engine: str
+    kind: str  # e.g. "builtin", "sd15", "sdxl", "sd15-inpaint", "upscaler", "lora"
+    label: str = ""
+
+    def to_wire(self) -> dict:
+        return {"name": self.name, "engine": self.engine, "kind": self.kind, "label": self.label or self.name}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "ModelInfo":
+        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""))
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    label: str
+    modes: tuple[ModeSpec, ...]
+
+    def mode(self, name: str) -> ModeSpec | None:
+        return next((m for m in self.modes if m.name == name), None)
+
+    def to_wire(self) -> dict:
+        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes]}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
+        return cls(obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The server's limits; requests over them get TOO_LARGE, INVALID_PARAM or QUEUE_FULL."""
+
+    max_message_bytes: int
+    max_pixels: int
+    max_side: int
+    max_queued_per_client: int
+
+    def to_wire(self) -> dict:
+        return {
+            "max_message_bytes": self.max_message_bytes,
+            "max_pixels": self.max_pixels,
+            "max_side": self.max_side,
+            "max_queued_per_client": self.max_queued_per_client,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Limits":
+        return cls(**{k: int(obj[k]) for k in ("max_message_bytes", "max_pixels", "max_side", "max_queued_per_client")})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    engines: tuple[EngineInfo, ...]
+    models: tuple[ModelInfo, ...]
+    limits: Limits
+    formats: tuple[str, ...] = tuple(f.value for f in PixelFormat)
+    encodings: tuple[str, ...] = ("raw", "png")
+
+    def engine(self, name: str) -> EngineInfo | None:
+        return next((e for e in self.engines if e.name == name), None)
+
+    def to_wire(self) -> dict:
+        return {
+            "engines": [e.to_wire() for e in self.engines],
+            "models": [m.to_wire() for m in self.models],
+            "limits": self.limits.to_wire(),
+            "formats": list(self.formats),
+            "encodings": list(self.encodings),
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Capabilities":
+        return cls(
+            engines=tuple(EngineInfo.from_wire(e) for e in obj.get("engines", ())),
+            models=tuple(ModelInfo.from_wire(m) for m in obj.get("models", ())),
+            limits=Limits.from_wire(obj["limits"]),
+            formats=tuple(obj.get("formats", ())),
+            encodings=tuple(obj.get("encodings", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Welcome:
+    TYPE: ClassVar[str] = "welcome"
+    server: str  # "paintwire/<version>"
+    capabilities: Capabilities
+    protocol: int = PROTOCOL_VERSION
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "protocol": self.protocol, "server": self.server, "capabilities": self.capabilities.to_wire()}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Welcome":
+        try:
+            caps = Capabilities.from_wire(_get(obj, "capabilities", dict, ""))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Malformed capabilities: {exc}.", "capabilities") from None
+        return cls(server=_get(obj, "server", str, ""), capabilities=caps, protocol=_get(obj, "protocol", int, ""))
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The job was accepted (first event of every job) or moved up in the queue.
+    ``position`` counts the jobs that will run before it: 0 means next."""
+
+    TYPE: ClassVar[str] = "queued"
+    job: str
+    ref: int
+    position: int
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job, "ref": self.ref, "position": self.position}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Queued":
+        return cls(_get(obj, "job", str, ""), _get(obj, "ref", int, ""), _get(obj, "position", int, ""))
+
+
+@dataclass(frozen=True)
+class Started:
+    TYPE: ClassVar[str] = "started"
+    job: str
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Started":
+        return cls(_get(obj, "job", str, ""))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``step`` of ``total`` is done (1-based: step == total means the last one)."""
+
+    TYPE: ClassVar[str] = "progress"
+    job: str
+    step: int
+    total: int
+    stage: str = ""  # a word for people: "inpainting", "decoding"
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job, "step": self.step, "total": self.total, "stage": self.stage}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Progress":
+        return cls(
+            _get(obj, "job", str, ""), _get(obj, "step", int, ""), _get(obj, "total", int, ""), _get(obj, "stage", str, "", False, "")
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A small, rough image of the job's current state, for live feedback.
+    ``x``, ``y``, ``width`` and ``height`` give the document region it shows."""
+
+    TYPE: ClassVar[str] = "preview"
+    job: str
+    image: ImagePayload
+    x: int = 0
+    y: int = 0
+    width: int = 0
+    height: int = 0
+
+    def to_wire(self) -> dict:
+        return {
+            "type": self.TYPE, "job": self.job, "image": self.image.to_wire(),
+            "x": self.x, "y": self.y, "width": self.width, "height": self.height,
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Preview":
+        return cls(
+            _get(obj, "job", str, ""), ImagePayload.from_wire(obj.get("image"), "image"),
+            _get(obj, "x", int, "", False, 0), _get(obj, "y", int, "", False, 0),
+            _get(obj, "width", int, "", False, 0), _get(obj, "height", int, "", False, 0),
+        )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One result image, placed in the document at (x, y).
+
+    The alpha channel says how the layer blends over what is below it: a
+    layer placed over the unchanged input reproduces the server's composite
+    exactly, and pixels with alpha 0 leave the document as it was.
+    """
+
+    image: ImagePayload
+    x: int
+    y: int
+    name: str
+    seed: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict:
+        return {"image": self.image.to_wire(), "x": self.x, "y": self.y, "name": self.name, "seed": self.seed, "settings": dict(self.settings)}
+
+    @classmethod
+    def from_wire(cls, obj: Any, where: str) -> "Layer":
+        if not isinstance(obj, dict):
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "A layer must be a map.", where)
+        return cls(
+            image=ImagePayload.from_wire(obj.get("image"), f"{where}.image"),
+            x=_get(obj, "x", int, where + "."),
+            y=_get(obj, "y", int, where + "."),
+            name=_get(obj, "name", str, where + "."),
+            seed=_get(obj, "seed", int, where + ".", False),
+            settings=_get(obj, "settings", dict, where + ".", False, {}),
+        )
+
+
+@dataclass(frozen=True)
+class Result:
+    """The job's output: layers placed on a canvas of ``width`` x ``height``
+    (the input's size, or the new size after an upscale or expand)."""
+
+    TYPE: ClassVar[str] = "result"
+    job: str
+    layers: tuple[Layer, ...]
+    width: int
+    height: int
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Result":
+        layers = _get(obj, "layers", list, "")
+        return cls(
+            _get(obj, "job", str, ""),
+            tuple(Layer.from_wire(l, f"layers.{i}") for i, l in enumerate(layers)),
+            _get(obj, "width", int, ""),
+            _get(obj, "height", int, ""),
+        )
+
+
+@dataclass(frozen=True)
+class Error:
+    """A rejection. With ``job`` set it ends that job; with ``ref`` set it rejects a
+    submit; with neither it is about the connection (and may precede closing it)."""
+
+    TYPE: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+    field: str | None = None
+    job: str | None = None
+    ref: int | None = None
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "code": self.code.value, "message": self.message, "field": self.field, "job": self.job, "ref": self.ref}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Error":
+        try:
+            code = ErrorCode(obj.get("code"))
+        except ValueError:
+            code = ErrorCode.INTERNAL  # a newer server's code: keep the sentence, degrade the code
+        return cls(
+            code=code,
+            message=_get(obj, "message", str, ""),
+            field=_get(obj, "field", str, "", False),
+            job=_get(obj, "job", str, "", False),
+            ref=_get(obj, "ref", int, "", False),
+        )
+
+    @classmethod
+    def from_exception(cls, exc: ProtocolError, job: str | None = None, ref: int | None = None) -> "Error":
+        return cls(exc.code, exc.message, exc.field, job, ref if ref is not None else exc.ref)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    TYPE: ClassVar[str] = "cancelled"
+    job: str
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "job": self.job}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Cancelled":
+        return cls(_get(obj, "job", str, ""))
+
+
+ClientMessage = Hello | Submit | Cancel
+ServerMessage = Welcome | Queued | Started | Progress | Preview | Result | Error | Cancelled
+JobEvent = Queued | Started | Progress | Preview | Result | Error | Cancelled
+
+CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel)}
+SERVER_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Welcome, Queued, Started, Progress, Preview, Result, Error, Cancelled)}
+# Events after which a job is over and its id is forgotten.
+FINAL_EVENTS = (Result, Error, Cancelled)

@@ -1,0 +1,185 @@
+"""Parameter specifications and the one place where job parameters are validated.
+
+Each engine advertises, per mode, the parameters it takes as a list of
+ParamSpec. The server validates every request against those specs with
+``validate_params``; the plug-ins build their settings forms from the same
+specs, so a new server feature shows up in Krita and GIMP without a new
+plug-in.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, Union
+
+from .errors import ErrorCode, ProtocolError
+
+Scalar = Union[int, float, bool, str, None]
+
+
+class ParamType(str, enum.Enum):
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    CHOICE = "choice"  # a string from ``choices``
+    SEED = "seed"  # an int in [-1, 2**32 - 1]; -1 asks the server to pick one and report it
+
+
+MAX_SEED = 2**32 - 1
+MAX_STRING = 4096  # long enough for any prompt; bounded so one field cannot fill memory
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter an engine mode accepts.
+
+    ``group`` lets a UI put rarely touched parameters behind an "advanced" fold.
+    """
+
+    name: str
+    type: ParamType
+    default: Scalar
+    label: str
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    group: str = "basic"
+
+    def to_wire(self) -> dict:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type.value,
+            "default": self.default,
+            "label": self.label,
+            "help": self.help,
+            "group": self.group,
+        }
+        if self.minimum is not None:
+            out["min"] = self.minimum
+        if self.maximum is not None:
+            out["max"] = self.maximum
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "ParamSpec":
+        return cls(
+            name=obj["name"],
+            type=ParamType(obj["type"]),
+            default=obj.get("default"),
+            label=obj.get("label", obj["name"]),
+            help=obj.get("help", ""),
+            minimum=obj.get("min"),
+            maximum=obj.get("max"),
+            choices=tuple(obj.get("choices", ())),
+            group=obj.get("group", "basic"),
+        )
+
+    def check(self, value: Any, field_path: str) -> Scalar:
+        """Return ``value`` coerced to this parameter's type, or raise INVALID_PARAM."""
+        t = self.type
+        if t is ParamType.BOOL:
+            if not isinstance(value, bool):
+                raise _invalid(f"{self.name} must be true or false, got {value!r}.", field_path)
+            return value
+        if t in (ParamType.INT, ParamType.SEED):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _invalid(f"{self.name} must be a whole number, got {value!r}.", field_path)
+            lo = -1 if t is ParamType.SEED else self.minimum
+            hi = MAX_SEED if t is ParamType.SEED else self.maximum
+            self._check_range(value, lo, hi, field_path)
+            return value
+        if t is ParamType.FLOAT:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _invalid(f"{self.name} must be a number, got {value!r}.", field_path)
+            value = float(value)
+            if not math.isfinite(value):
+                raise _invalid(f"{self.name} must be a finite number.", field_path)
+            self._check_range(value, self.minimum, self.maximum, field_path)
+            return value
+        if not isinstance(value, str):
+            raise _invalid(f"{self.name} must be text, got {value!r}.", field_path)
+        if len(value) > MAX_STRING:
+            raise _invalid(f"{self.name} is {len(value)} characters long; the limit is {MAX_STRING}.", field_path)
+        if t is ParamType.CHOICE and value not in self.choices:
+            raise _invalid(f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}.", field_path)
+        return value
+
+    def _check_range(self, value: float, lo: float | None, hi: float | None, field_path: str) -> None:
+        if lo is not None and value < lo:
+            raise _invalid(f"{self.name} must be at least {_fmt(lo)}, got {_fmt(value)}.", field_path)
+        if hi is not None and value > hi:
+            raise _invalid(f"{self.name} must be at most {_fmt(hi)}, got {_fmt(value)}.", field_path)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _invalid(message: str, field_path: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.INVALID_PARAM, message, field_path)
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """A mode of an engine: what inputs it needs and the parameters it takes."""
+
+    name: str
+    label: str
+    help: str
+    needs_image: bool
+    needs_mask: bool
+    params: tuple[ParamSpec, ...] = field(default_factory=tuple)
+    accepts_mask: bool | None = None  # defaults to needs_mask
+
+    @property
+    def mask_allowed(self) -> bool:
+        return self.needs_mask if self.accepts_mask is None else self.accepts_mask
+
+    def to_wire(self) -> dict:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "help": self.help,
+            "needs_image": self.needs_image,
+            "needs_mask": self.needs_mask,
+            "accepts_mask": self.mask_allowed,
+            "params": [p.to_wire() for p in self.params],
+        }
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "ModeSpec":
+        return cls(
+            name=obj["name"],
+            label=obj.get("label", obj["name"]),
+            help=obj.get("help", ""),
+            needs_image=bool(obj.get("needs_image", True)),
+            needs_mask=bool(obj.get("needs_mask", False)),
+            params=tuple(ParamSpec.from_wire(p) for p in obj.get("params", ())),
+            accepts_mask=obj.get("accepts_mask"),
+        )
+
+
+def validate_params(specs: Sequence[ParamSpec], given: Mapping[str, Any], field_path: str = "job.params") -> dict[str, Scalar]:
+    """Check ``given`` against ``specs`` and fill in defaults.
+
+    Unknown names are rejected rather than ignored: a misspelt parameter that
+    silently does nothing costs an artist far more time than an error.
+    """
+    by_name = {s.name: s for s in specs}
+    for name in given:
+        if name not in by_name:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise _invalid(f"Unknown parameter {name!r}; this mode takes: {known}.", f"{field_path}.{name}")
+    out: dict[str, Scalar] = {}
+    for spec in specs:
+        if spec.name in given:
+            out[spec.name] = spec.check(given[spec.name], f"{field_path}.{spec.name}")
+        else:
+            out[spec.name] = spec.default
+    return out

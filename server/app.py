@@ -1,0 +1,130 @@
+"""The aiohttp application: the websocket endpoint and the small HTTP endpoints."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+
+from aiohttp import web
+
+from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, __version__
+
+from .config import ServerConfig
+from .engines.base import Engine
+from .engines.registry import build_engines
+from .scheduler import Scheduler
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+class PaintwireServer:
+    """Everything the routes share: the configuration, engines, capabilities and scheduler."""
+
+    def __init__(self, config: ServerConfig, engines: list[Engine] | None = None) -> None:
+        if not config.is_loopback and not config.token:
+            # Never listen beyond this machine without a token.
+            config.token = secrets.token_urlsafe(24)
+            self.generated_token = True
+        else:
+            self.generated_token = False
+        self.config = config
+        self.engines = engines if engines is not None else build_engines(config)
+        self.capabilities = Capabilities(
+            engines=tuple(EngineInfo(e.name, e.label, e.modes()) for e in self.engines),
+            models=tuple(m for e in self.engines for m in e.models()),
+            limits=Limits(
+                max_message_bytes=config.max_message_bytes,
+                max_pixels=config.max_pixels,
+                max_side=min(16384, config.max_pixels),
+                max_queued_per_client=config.max_queued_per_client,
+            ),
+        )
+        self.scheduler: Scheduler | None = None
+        self.sessions: set[Session] = set()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/info", self.info)
+        app.on_startup.append(self._startup)
+        app.on_shutdown.append(self._shutdown)
+        return app
+
+    async def _startup(self, app: web.Application) -> None:
+        self.scheduler = Scheduler(self.engines, self.config)
+        self.scheduler.start()
+
+    async def _shutdown(self, app: web.Application) -> None:
+        for session in list(self.sessions):
+            await session.ws.close(code=1001, message=b"server shutting down")
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+
+    # -- access -------------------------------------------------------------------------
+
+    def _request_token(self, request: web.Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return auth[len("Bearer "):].strip()
+        return request.query.get("token")
+
+    def _token_ok(self, request: web.Request) -> bool:
+        given = self._request_token(request)
+        return bool(self.config.token and given and hmac.compare_digest(given, self.config.token))
+
+    def _check_origin(self, request: web.Request) -> None:
+        # Browsers send Origin; a web page must not drive a local server unless allowed.
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.config.allowed_origins:
+            raise web.HTTPForbidden(text=f"Origin {origin} is not allowed; add it to allowed_origins in the configuration.\n")
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        self._check_origin(request)
+        if self.config.token and self._request_token(request) is not None and not self._token_ok(request):
+            raise web.HTTPUnauthorized(text="Wrong token.\n")
+        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes, compress=False, heartbeat=30.0)
+        await ws.prepare(request)
+        assert self.scheduler is not None
+        session = Session(ws, self, request.remote or "?", pre_authorized=self._token_ok(request))
+        self.sessions.add(session)
+        try:
+            await session.serve()
+        finally:
+            self.sessions.discard(session)
+        return ws
+
+    async def health(self, request: web.Request) -> web.Response:
+        self._check_origin(request)
+        return web.json_response({"status": "ok", "server": f"paintwire/{__version__}", "protocol": PROTOCOL_VERSION})
+
+    async def info(self, request: web.Request) -> web.Response:
+        self._check_origin(request)
+        if self.config.token and not self._token_ok(request):
+            raise web.HTTPUnauthorized(text="This server needs a token: send 'Authorization: Bearer <token>'.\n")
+        assert self.scheduler is not None
+        return web.json_response(
+            {
+                "server": f"paintwire/{__version__}",
+                "protocol": PROTOCOL_VERSION,
+                "capabilities": self.capabilities.to_wire(),
+                "queue": self.scheduler.status(),
+                "clients": len(self.sessions),
+            }
+        )
+
+
+async def start_server(config: ServerConfig, engines: list[Engine] | None = None) -> tuple[web.AppRunner, PaintwireServer, int]:
+    """Start serving; returns the runner (for cleanup), the server and the bound port."""
+    server = PaintwireServer(config, engines)
+    runner = web.AppRunner(server.make_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    port = sockets[0].getsockname()[1] if sockets else config.port
+    return runner, server, port

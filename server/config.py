@@ -1,0 +1,124 @@
+"""Server configuration: defaults, then a TOML file, then environment, then flags.
+
+Every setting has one name used in all three places: ``max_pixels`` in the
+file, ``PAINTWIRE_MAX_PIXELS`` in the environment, ``--max-pixels`` on the
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_PORT = 7878
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class ConfigError(Exception):
+    """A setting is wrong; the message says which and how to fix it."""
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Required for any address other than loopback; sent by clients in hello
+    # and as "Authorization: Bearer" on HTTP.
+    token: str | None = None
+    # Folders scanned for models (diffusers folders, .safetensors files, LoRA,
+    # embeddings, VAEs, upscalers). The Hugging Face cache is added when present.
+    model_dirs: list[Path] = field(default_factory=list)
+    device: str = "auto"  # auto, cuda, cuda:N, mps or cpu
+    # Limits. 8192x8192 covers large print canvases; raw RGBA of that is 256 MiB.
+    max_pixels: int = 8192 * 8192
+    max_message_bytes: int = 8192 * 8192 * 5 + (1 << 20)  # image + mask + headers
+    max_queued_per_client: int = 16
+    max_queued_total: int = 256
+    previews_per_second: float = 4.0
+    # Browser pages may not connect unless their Origin is listed here.
+    allowed_origins: list[str] = field(default_factory=list)
+    engines: list[str] = field(default_factory=lambda: ["classical", "diffusers"])
+    memory_budget_gb: float = 0.0  # 0: let the model cache decide from the device's memory
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port}.")
+        if self.max_pixels < 1 or self.max_message_bytes < 1024:
+            raise ConfigError("max_pixels and max_message_bytes must be positive (max_message_bytes at least 1024).")
+        if self.max_queued_per_client < 1 or self.max_queued_total < 1:
+            raise ConfigError("queue limits must be at least 1.")
+        if self.previews_per_second < 0:
+            raise ConfigError("previews_per_second must be 0 (off) or more.")
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in LOOPBACK or self.host.startswith("127.")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "list[Path]":
+            items = value.split(os.pathsep) if isinstance(value, str) else list(value)
+            return [Path(v).expanduser() for v in items if str(v)]
+        if kind == "list[str]":
+            return [v for v in (value.split(",") if isinstance(value, str) else value) if v]
+        return None if value in ("", None) else str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Setting {name!r} has a bad value {value!r}.") from None
+
+
+def _apply(config: ServerConfig, values: Mapping[str, Any], source: str) -> None:
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            raise ConfigError(f"Unknown setting {key!r} in {source}; known: {', '.join(sorted(_FIELDS))}.")
+        setattr(config, name, _coerce(name, value))
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> ServerConfig:
+    """Build the configuration from its three sources, later ones winning."""
+    config = ServerConfig()
+    env = os.environ if env is None else env
+    path = path or (Path(env["PAINTWIRE_CONFIG"]) if env.get("PAINTWIRE_CONFIG") else None)
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                _apply(config, tomllib.load(f), str(path))
+        except OSError as exc:
+            raise ConfigError(f"Cannot read the configuration file {path}: {exc.strerror}.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    _apply(config, {k[len("PAINTWIRE_"):].lower(): v for k, v in env.items() if k.startswith("PAINTWIRE_") and k != "PAINTWIRE_CONFIG"}, "the environment")
+    _apply(config, {k: v for k, v in (overrides or {}).items() if v is not None}, "the command line")
+    config.validate()
+    return config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve command's flags; each overrides the file and the environment."""
+    parser.add_argument("--config", type=Path, help="TOML configuration file (also PAINTWIRE_CONFIG)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; any other needs a token)")
+    parser.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    parser.add_argument("--token", help="token clients must send; generated when listening beyond loopback without one")
+    parser.add_argument("--model-dir", dest="model_dirs", action="append", help="folder to scan for models (repeatable)")
+    parser.add_argument("--device", help="auto, cuda, cuda:N, mps or cpu (default auto)")
+    parser.add_argument("--max-pixels", type=int, help="largest image accepted, in pixels")
+    parser.add_argument("--max-queued-per-client", type=int, help="jobs one client may have waiting")
+    parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(args, name, None) for name in _FIELDS if getattr(args, name, None) is not None}

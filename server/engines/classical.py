@@ -1,0 +1,105 @@
+"""The classical engine: real work with no model files.
+
+Inpainting with OpenCV (Telea's fast marching or Navier-Stokes), a "fill"
+from the surrounding colours, and Lanczos upscaling. It is what a fresh
+install runs, and what the tests and benchmarks use where weights would be
+needed otherwise.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, ParamSpec, ParamType, ProtocolError
+
+from .. import masks
+from ..region import prepare_region, region_layer
+from .base import Engine, EngineJob, EngineOutput, JobContext, OutputLayer
+from .common import MASK_PARAMS, UPSCALE_PARAMS
+
+METHOD = ParamSpec(
+    "method", ParamType.CHOICE, "telea", "Method",
+    "telea: fast marching, good for scratches and small objects; ns: Navier-Stokes, smoother along edges; "
+    "fill: smooth colour from around the hole, good for large areas and as a start for a model.",
+    choices=("telea", "ns", "fill"),
+)
+RADIUS = ParamSpec(
+    "radius", ParamType.INT, 5, "Radius",
+    "How far around each hole pixel telea and ns look for colour.", minimum=1, maximum=64, group="advanced",
+)
+FILL_PASSES = 8
+_CV_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+
+INPAINT = ModeSpec(
+    "inpaint", "Inpaint", "Remove what the mask covers and fill it from its surroundings.",
+    needs_image=True, needs_mask=True, params=(METHOD, RADIUS) + MASK_PARAMS,
+)
+UPSCALE = ModeSpec(
+    "upscale", "Upscale", "Enlarge the image with a Lanczos filter.",
+    needs_image=True, needs_mask=False, params=UPSCALE_PARAMS,
+)
+
+
+class ClassicalEngine(Engine):
+    name = "classical"
+    label = "Classical (no model)"
+
+    def modes(self) -> tuple[ModeSpec, ...]:
+        return (INPAINT, UPSCALE)
+
+    def models(self) -> tuple[ModelInfo, ...]:
+        return (ModelInfo("opencv", self.name, "builtin", "OpenCV (built in)"),)
+
+    def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
+        assert job.image is not None
+        height, width = job.image.shape[:2]
+        if job.mode == "inpaint":
+            assert job.mask is not None
+            return EngineOutput([self._inpaint(job, ctx)], width, height)
+        return self._upscale(job, ctx)
+
+    def _inpaint(self, job: EngineJob, ctx: JobContext) -> OutputLayer:
+        p = job.params
+        region = prepare_region(job.image, job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"])
+        rgb = np.ascontiguousarray(region.image[..., :3])
+        # What the engine fills is the hard core of the mask; the feathered rim
+        # is blended from it by the layer's alpha.
+        hole = (region.mask > 0).astype(np.uint8) * 255
+        if p["method"] == "fill":
+            out = rgb
+            for i, out in enumerate(masks.fill_steps(rgb, hole, FILL_PASSES), start=1):
+                ctx.progress(i, FILL_PASSES, "filling")
+        else:
+            ctx.progress(0, 1, "inpainting")
+            out = cv2.inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
+            ctx.progress(1, 1, "inpainting")
+        return region_layer(region, out, f"Inpaint ({p['method']})", settings={"engine": self.name, "mode": "inpaint", **p})
+
+    def _upscale(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
+        p = job.params
+        height, width = job.image.shape[:2]
+        out_w = p["width"] or max(1, round(width * p["scale"]))
+        out_h = p["height"] or max(1, round(height * p["scale"]))
+        if out_w * out_h > job.max_output_pixels:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAM,
+                f"The result would be {out_w}x{out_h} = {out_w * out_h} pixels; this server makes at most {job.max_output_pixels}. Use a smaller scale.",
+                "job.params.scale",
+            )
+        ctx.progress(0, 1, "upscaling")
+        pixels = lanczos_resize(job.image, out_w, out_h)
+        ctx.progress(1, 1, "upscaling")
+        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings={"engine": self.name, "mode": "upscale", **p})
+        return EngineOutput([layer], out_w, out_h)
+
+
+def lanczos_resize(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize RGBA with Lanczos on premultiplied colour, so transparent pixels
+    do not bleed dark fringes into the edges of opaque ones."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255
+    premul = np.concatenate([rgba[..., :3].astype(np.float32) * alpha, alpha * 255], axis=2)
+    resized = cv2.resize(premul, (width, height), interpolation=cv2.INTER_LANCZOS4)
+    a = np.clip(resized[..., 3:4], 0, 255)
+    colour = resized[..., :3] / np.maximum(a / 255, 1e-6)
+    return np.clip(np.concatenate([colour, a], axis=2) + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,39 @@
+"""Parameters that several engines share, defined once (names, ranges, help)."""
+
+from __future__ import annotations
+
+from paintwire.protocol import ParamSpec, ParamType
+
+MASK_BLUR = ParamSpec(
+    "mask_blur", ParamType.INT, 4, "Mask blur",
+    "Feathers the mask edge by this many pixels, so new and old pixels blend without a seam.",
+    minimum=0, maximum=64,
+)
+INVERT_MASK = ParamSpec(
+    "invert_mask", ParamType.BOOL, False, "Inpaint not masked",
+    "Regenerate everything except the selection instead of the selection itself.",
+)
+PADDING = ParamSpec(
+    "padding", ParamType.INT, 32, "Only-masked padding",
+    "Pixels of context around the mask that the engine sees when it works on the masked region only.",
+    minimum=0, maximum=512, group="advanced",
+)
+SEED = ParamSpec(
+    "seed", ParamType.SEED, -1, "Seed",
+    "The random seed; -1 picks a new one, which the result reports so it can be reused.",
+)
+SCALE = ParamSpec(
+    "scale", ParamType.FLOAT, 2.0, "Scale", "How many times larger the result is than the input.",
+    minimum=1.0, maximum=4.0,
+)
+TARGET_WIDTH = ParamSpec(
+    "width", ParamType.INT, 0, "Width",
+    "Output width in pixels; 0 means the input's width times the scale.", minimum=0, maximum=16384, group="advanced",
+)
+TARGET_HEIGHT = ParamSpec(
+    "height", ParamType.INT, 0, "Height",
+    "Output height in pixels; 0 means the input's height times the scale.", minimum=0, maximum=16384, group="advanced",
+)
+
+MASK_PARAMS = (MASK_BLUR, INVERT_MASK, PADDING)
+UPSCALE_PARAMS = (SCALE, TARGET_WIDTH, TARGET_HEIGHT)

@@ -1,0 +1,72 @@
+"""Image conversion between wire payloads and numpy arrays: the one place for it.
+
+Inside the server every colour image is an (H, W, 4) uint8 RGBA array with
+straight alpha, and every mask an (H, W) uint8 array (255 = regenerate).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from paintwire.protocol import Encoding, ErrorCode, ImagePayload, PixelFormat, ProtocolError
+
+RGBA = np.ndarray  # (H, W, 4) uint8
+Mask = np.ndarray  # (H, W) uint8
+
+
+def payload_to_array(payload: ImagePayload, field: str = "job.image") -> np.ndarray:
+    """Decode a payload to RGBA (colour formats) or an (H, W) array (l8)."""
+    if payload.encoding is Encoding.PNG:
+        return _decode_png(payload, field)
+    flat = np.frombuffer(payload.data, dtype=np.uint8)
+    if payload.format is PixelFormat.L8:
+        return flat.reshape(payload.height, payload.width)
+    pixels = flat.reshape(payload.height, payload.width, 4)
+    if payload.format is PixelFormat.BGRA8:
+        return pixels[..., [2, 1, 0, 3]]  # a copy in RGBA order
+    return pixels
+
+
+def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
+    buf = np.frombuffer(payload.data, dtype=np.uint8)
+    flag = cv2.IMREAD_GRAYSCALE if payload.format is PixelFormat.L8 else cv2.IMREAD_UNCHANGED
+    img = cv2.imdecode(buf, flag)
+    if img is None:
+        raise ProtocolError(ErrorCode.BAD_IMAGE, "The PNG could not be decoded.", f"{field}.data")
+    if img.dtype != np.uint8:  # 16-bit PNG: keep the high byte
+        img = (img >> 8).astype(np.uint8)
+    if payload.format is PixelFormat.L8:
+        return img
+    if img.ndim == 2:
+        return np.dstack([img, img, img, np.full_like(img, 255)])
+    if img.shape[2] == 3:
+        return np.dstack([img[..., ::-1], np.full(img.shape[:2], 255, np.uint8)])
+    return img[..., [2, 1, 0, 3]]
+
+
+def array_to_payload(array: np.ndarray, fmt: PixelFormat = PixelFormat.RGBA8) -> ImagePayload:
+    """Encode an RGBA array (or an (H, W) mask for l8) as a raw payload."""
+    if fmt is PixelFormat.L8:
+        if array.ndim != 2:
+            raise ValueError("l8 needs an (H, W) array")
+        return ImagePayload(array.shape[1], array.shape[0], fmt, np.ascontiguousarray(array, np.uint8).tobytes())
+    if array.ndim != 3 or array.shape[2] != 4:
+        raise ValueError("rgba8/bgra8 need an (H, W, 4) array")
+    if fmt is PixelFormat.BGRA8:
+        array = array[..., [2, 1, 0, 3]]
+    return ImagePayload(array.shape[1], array.shape[0], fmt, np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of an RGBA array or an (H, W) mask (for files and slow links)."""
+    bgr = array if array.ndim == 2 else array[..., [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def rgb(image: RGBA) -> np.ndarray:
+    """The colour channels, as a contiguous (H, W, 3) array."""
+    return np.ascontiguousarray(image[..., :3])

@@ -1,0 +1,115 @@
+"""Mask maths shared by every engine: blur, invert, bounds, crop, paste, composite, fill.
+
+Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A pixel rectangle: x, y of the top-left corner, width and height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+def invert(mask: np.ndarray) -> np.ndarray:
+    return 255 - mask
+
+
+def blur(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Feather a mask by a Gaussian of ``radius`` pixels (sigma), as the WebUI's
+    mask blur does. The blur spreads outwards too, so the regenerated region
+    grows by about 2.5 * radius into the kept area and blends into it."""
+    if radius <= 0:
+        return mask
+    return cv2.GaussianBlur(mask, (0, 0), sigmaX=radius, sigmaY=radius, borderType=cv2.BORDER_REPLICATE)
+
+
+def bounds(mask: np.ndarray) -> Box | None:
+    """The smallest box holding every non-zero pixel, or None for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+
+def pad(box: Box, padding: int, width: int, height: int) -> Box:
+    """Grow a box by ``padding`` pixels on each side, clipped to the image."""
+    x0, y0 = max(0, box.x - padding), max(0, box.y - padding)
+    x1, y1 = min(width, box.x + box.width + padding), min(height, box.y + box.height + padding)
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def crop(array: np.ndarray, box: Box) -> np.ndarray:
+    return array[box.slices]
+
+
+def paste(target: np.ndarray, patch: np.ndarray, box: Box) -> None:
+    """Write ``patch`` into ``target`` at ``box`` (in place)."""
+    target[box.slices] = patch
+
+
+def composite(base: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``over`` blended onto ``base`` by ``alpha`` (uint8, 255 = all ``over``).
+
+    Exact where alpha is 0 or 255, so kept pixels stay bit-exact. Rounds to
+    nearest, as painting programs do for 8-bit "normal" blending.
+    """
+    a = alpha.astype(np.uint32)
+    if base.ndim == 3:
+        a = a[..., None]
+    mixed = (over.astype(np.uint32) * a + base.astype(np.uint32) * (255 - a) + 127) // 255
+    return mixed.astype(np.uint8)
+
+
+def fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> np.ndarray:
+    """Pre-fill the masked area with colours from around it ("masked content: fill").
+
+    Normalised convolution at shrinking radii: each pass spreads the known
+    colours into the hole with a Gaussian, weighting by how much of the
+    neighbourhood is known, so large holes get smooth colour from their rims.
+    Returns a new (H, W, 3) uint8 image; unmasked pixels are unchanged.
+    """
+    return fill_steps(rgb, mask, passes)[-1]
+
+
+def fill_steps(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> list[np.ndarray]:
+    """``fill`` pass by pass (for progress and cancel between passes).
+
+    The first pass seeds the hole with a normalised convolution of the known
+    pixels at a wide radius; later passes re-blur at halving radii, pulling
+    detail from the rim inwards, with known pixels reset each time.
+    """
+    known = (mask < 128).astype(np.float32)
+    hole = (known < 0.5)[..., None]
+    img = rgb.astype(np.float32)
+    if not known.any():  # nothing to take colours from: a neutral grey
+        return [np.full_like(rgb, 127)]
+    sigma = max(2.0, max(rgb.shape[0], rgb.shape[1]) / 4)
+    weight = cv2.GaussianBlur(known, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    spread = cv2.GaussianBlur(img * known[..., None], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    img = np.where(hole, spread / np.maximum(weight, 1e-6)[..., None], img)
+    out = [np.clip(img + 0.5, 0, 255).astype(np.uint8)]
+    for _ in range(passes - 1):
+        sigma = max(1.0, sigma / 2)
+        img = np.where(hole, cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE), img)
+        out.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
+    return out

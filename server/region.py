@@ -1,0 +1,74 @@
+"""The region an inpaint works on, and turning its output into a result layer.
+
+Every engine inpaints through this: the mask is inverted and feathered, the
+work area is the mask's bounds plus padding (or the whole picture), and the
+generated pixels come back as a layer covering only the mask's bounds, whose
+alpha is the feathered mask. Placed over the original, that layer leaves every
+unmasked pixel bit-exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from paintwire.protocol import ErrorCode, ProtocolError
+
+from . import masks
+from .engines.base import OutputLayer
+from .masks import Box
+
+
+@dataclass
+class InpaintRegion:
+    area: Box  # what the engine works on, in canvas pixels
+    changed: Box  # the part the mask touches: the result layer's extent
+    image: np.ndarray  # (h, w, 4) crop of the original at ``area``
+    mask: np.ndarray  # (h, w) feathered mask at ``area``
+
+
+def prepare_region(image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False) -> InpaintRegion:
+    """Raises ProtocolError(BAD_MASK) when the mask selects nothing."""
+    if invert:
+        mask = masks.invert(mask)
+    soft = masks.blur(mask, blur)
+    changed = masks.bounds(soft)
+    if changed is None:
+        raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")
+    height, width = mask.shape
+    area = Box(0, 0, width, height) if whole_picture else masks.pad(changed, padding, width, height)
+    return InpaintRegion(area, changed, masks.crop(image, area), masks.crop(soft, area))
+
+
+def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, seed: int | None = None, settings: dict[str, Any] | None = None) -> OutputLayer:
+    """A layer of ``generated_rgb`` (the size of ``region.area``) at ``region.changed``,
+    with the feathered mask as alpha."""
+    inner = Box(region.changed.x - region.area.x, region.changed.y - region.area.y, region.changed.width, region.changed.height)
+    alpha = masks.crop(region.mask, inner)
+    pixels = np.empty((inner.height, inner.width, 4), np.uint8)
+    # Under alpha 0 keep the original colours, so a host that ignores alpha still sees the original there.
+    pixels[..., :3] = np.where(alpha[..., None] > 0, masks.crop(generated_rgb, inner), masks.crop(region.image, inner)[..., :3])
+    pixels[..., 3] = alpha
+    return OutputLayer(pixels, region.changed.x, region.changed.y, name, seed, dict(settings or {}))
+
+
+def flatten(base: np.ndarray, layer: OutputLayer) -> np.ndarray:
+    """``base`` (H, W, 4) with ``layer`` placed over it ("normal" blending): what a
+    painting program shows once the result layer is added. Returns a new array."""
+    out = base.copy()
+    h, w = layer.pixels.shape[:2]
+    box = Box(layer.x, layer.y, w, h)
+    under = masks.crop(out, box)
+    alpha = layer.pixels[..., 3]
+    if (under[..., 3] == 255).all():
+        masks.paste(out, np.dstack([masks.composite(under[..., :3], layer.pixels[..., :3], alpha), under[..., 3]]), box)
+        return out
+    # Straight-alpha "over" for a base that has transparency.
+    la = alpha.astype(np.float32)[..., None] / 255
+    ba = under[..., 3].astype(np.float32)[..., None] / 255
+    oa = la + ba * (1 - la)
+    rgb = (layer.pixels[..., :3] * la + under[..., :3] * ba * (1 - la)) / np.maximum(oa, 1e-6)
+    masks.paste(out, np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(oa[..., 0] * 255 + 0.5, 0, 255)]).astype(np.uint8), box)
+    return out

@@ -22,6 +22,17 @@ DEFAULT_URL = "ws://127.0.0.1:7878/ws"
 # Results can be larger than anything a client sends (an upscale makes 4-16x
 # the pixels), so the cap is generous; it guards against a broken server only.
 MAX_RECEIVE_BYTES = 2**31
+CLOSE_MESSAGE_TOO_BIG = 1009  # the websocket close code a server sends for a frame over its limit
+
+
+def open_websocket(url: str, **options: Any) -> WebSocket:
+    """websockets.sync's connect(), returning the connection directly on every
+    release we may run with (17 wants ``legacy=True`` for that; 15 and 16 do it
+    by default and do not know the flag)."""
+    try:
+        return connect(url, legacy=True, **options)
+    except TypeError:
+        return connect(url, **options)
 
 
 class ClientError(Exception):
@@ -63,7 +74,7 @@ class Client:
 
     def connect(self) -> Capabilities:
         try:
-            self._ws = connect(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None)
+            self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None)
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
             raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
         self._send(self.protocol.hello(self.name, self.token))
@@ -97,7 +108,10 @@ class Client:
 
     def submit(self, job: JobRequest) -> int:
         """Send a job; returns its ref. Its events come from ``events()``."""
-        ref, frame = self.protocol.submit(job)
+        try:
+            ref, frame = self.protocol.submit(job)
+        except ProtocolError as exc:  # over the server's message size: never sent
+            raise JobFailed(Error.from_exception(exc)) from None
         self._send(frame)
         return ref
 
@@ -156,6 +170,8 @@ class Client:
         except TimeoutError:
             raise ClientError(f"No answer from {self.url} within {timeout} s.") from None
         except ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == CLOSE_MESSAGE_TOO_BIG:
+                raise ClientError(f"The server at {self.url} closed the connection: a message was over its size limit ({ErrorCode.TOO_LARGE.value}).") from exc
             raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
         try:
             return self.protocol.receive(data if isinstance(data, bytes) else data.encode())

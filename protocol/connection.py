@@ -100,12 +100,25 @@ class ClientConnection:
         return encode(Hello(client=client, token=token))
 
     def submit(self, job: JobRequest) -> tuple[int, bytes]:
-        """Returns the ref that the job's first event will echo, and the frame to send."""
+        """Returns the ref that the job's first event will echo, and the frame to send.
+
+        Raises ProtocolError(TOO_LARGE) when the frame is over the server's
+        max_message_bytes; nothing is then pending."""
         self._expect(ConnectionState.READY, "submit")
         ref = self._next_ref
+        frame = encode(Submit(ref=ref, job=job))
+        limit = self.capabilities.limits.max_message_bytes if self.capabilities is not None else None
+        if limit is not None and len(frame) > limit:
+            # The server would close the connection (websocket code 1009) without
+            # reading the frame; say why here, before sending megabytes for nothing.
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"This job is {len(frame)} bytes on the wire; the server accepts at most {limit} per message. Send a smaller image or crop to the selection.",
+                "job",
+            )
         self._next_ref += 1
         self._pending.add(ref)
-        return ref, encode(Submit(ref=ref, job=job))
+        return ref, frame
 
     def cancel(self, job_id: str) -> bytes:
         self._expect(ConnectionState.READY, "cancel")

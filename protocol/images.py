@@ -95,7 +95,7 @@ class ImagePayload:
             allowed = ", ".join(f.value for f in PixelFormat)
             raise ProtocolError(ErrorCode.BAD_IMAGE, f"Unknown pixel format {obj.get('format')!r}; use one of {allowed}.", f"{field}.format") from None
         try:
-            encoding = Encoding(obj.get("encoding", Encoding.RAW.value))
+            encoding = Encoding(Encoding.RAW.value if obj.get("encoding") is None else obj["encoding"])  # absent or nil: raw
         except ValueError:
             raise ProtocolError(ErrorCode.BAD_IMAGE, f"Unknown encoding {obj.get('encoding')!r}; use raw or png.", f"{field}.encoding") from None
         data = obj.get("data")

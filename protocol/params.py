@@ -97,7 +97,10 @@ class ParamSpec:
         if t is ParamType.FLOAT:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise _invalid(f"{self.name} must be a number, got {value!r}.", field_path)
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond float range (not from msgpack, whose ints fit)
+                raise _invalid(f"{self.name} is too large.", field_path) from None
             if not math.isfinite(value):
                 raise _invalid(f"{self.name} must be a finite number.", field_path)
             self._check_range(value, self.minimum, self.maximum, field_path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import secrets
 
 from aiohttp import web
 
-from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, __version__
+from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, __version__
 
 from .config import ServerConfig
 from .engines.base import Engine
@@ -32,7 +33,7 @@ class PaintwireServer:
         self.config = config
         self.engines = engines if engines is not None else build_engines(config)
         self.capabilities = Capabilities(
-            engines=tuple(EngineInfo(e.name, e.label, e.modes()) for e in self.engines),
+            engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config)) for e in self.engines),
             models=tuple(m for e in self.engines for m in e.models()),
             limits=Limits(
                 max_message_bytes=config.max_message_bytes,
@@ -73,7 +74,8 @@ class PaintwireServer:
 
     def _token_ok(self, request: web.Request) -> bool:
         given = self._request_token(request)
-        return bool(self.config.token and given and hmac.compare_digest(given, self.config.token))
+        # Compare bytes: compare_digest raises TypeError on non-ASCII str.
+        return bool(self.config.token and given and hmac.compare_digest(given.encode(), self.config.token.encode()))
 
     def _check_origin(self, request: web.Request) -> None:
         # Browsers send Origin; a web page must not drive a local server unless allowed.
@@ -87,7 +89,8 @@ class PaintwireServer:
         self._check_origin(request)
         if self.config.token and self._request_token(request) is not None and not self._token_ok(request):
             raise web.HTTPUnauthorized(text="Wrong token.\n")
-        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes, compress=False, heartbeat=30.0)
+        # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
+        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
         await ws.prepare(request)
         assert self.scheduler is not None
         session = Session(ws, self, request.remote or "?", pre_authorized=self._token_ok(request))
@@ -116,6 +119,27 @@ class PaintwireServer:
                 "clients": len(self.sessions),
             }
         )
+
+
+# Parameters whose range the configuration caps, whatever an engine advertises:
+# they decide how long a job holds the device and how much memory it asks for.
+CAPPED_PARAMS = {"steps": "max_steps", "batch_size": "max_batch", "batch": "max_batch"}
+
+
+def _capped_modes(modes: tuple[ModeSpec, ...], config: ServerConfig) -> tuple[ModeSpec, ...]:
+    """The modes with steps and batch size capped at the configured limits; the
+    capped maximum is what clients see and what check_job enforces."""
+    out = []
+    for mode in modes:
+        specs = []
+        for spec in mode.params:
+            limit = getattr(config, CAPPED_PARAMS[spec.name], None) if spec.name in CAPPED_PARAMS else None
+            if limit is not None and (spec.maximum is None or spec.maximum > limit):
+                default = min(spec.default, limit) if isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool) else spec.default
+                spec = dataclasses.replace(spec, maximum=limit, default=default)
+            specs.append(spec)
+        out.append(dataclasses.replace(mode, params=tuple(specs)))
+    return tuple(out)
 
 
 async def start_server(config: ServerConfig, engines: list[Engine] | None = None) -> tuple[web.AppRunner, PaintwireServer, int]:

@@ -8,6 +8,7 @@ command line.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import dataclasses
 import os
 import tomllib
@@ -39,6 +40,10 @@ class ServerConfig:
     max_message_bytes: int = 8192 * 8192 * 5 + (1 << 20)  # image + mask + headers
     max_queued_per_client: int = 16
     max_queued_total: int = 256
+    # Caps on the engines' own parameter ranges (steps, batch size): they bound
+    # how long one job can hold the device and how much memory it can ask for.
+    max_steps: int = 150
+    max_batch: int = 8
     previews_per_second: float = 4.0
     # Browser pages may not connect unless their Origin is listed here.
     allowed_origins: list[str] = field(default_factory=list)
@@ -52,12 +57,19 @@ class ServerConfig:
             raise ConfigError("max_pixels and max_message_bytes must be positive (max_message_bytes at least 1024).")
         if self.max_queued_per_client < 1 or self.max_queued_total < 1:
             raise ConfigError("queue limits must be at least 1.")
+        if self.max_steps < 1 or self.max_batch < 1:
+            raise ConfigError("max_steps and max_batch must be at least 1.")
         if self.previews_per_second < 0:
             raise ConfigError("previews_per_second must be 0 (off) or more.")
 
     @property
     def is_loopback(self) -> bool:
-        return self.host in LOOPBACK or self.host.startswith("127.")
+        if self.host in LOOPBACK:
+            return True
+        try:  # an address, not a name: "127.evil.example" must not count as loopback
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
@@ -117,6 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto, cuda, cuda:N, mps or cpu (default auto)")
     parser.add_argument("--max-pixels", type=int, help="largest image accepted, in pixels")
     parser.add_argument("--max-queued-per-client", type=int, help="jobs one client may have waiting")
+    parser.add_argument("--max-steps", type=int, help="most sampling steps a job may ask for (default 150)")
+    parser.add_argument("--max-batch", type=int, help="most images one job may ask for (default 8)")
     parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
 
 

@@ -6,6 +6,7 @@ Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -91,6 +92,18 @@ def fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> np.ndarray:
     return fill_steps(rgb, mask, passes)[-1]
 
 
+def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur whose cost does not grow with sigma: wide radii are
+    blurred on a downscaled copy (a wide blur has no fine detail to lose)."""
+    factor = max(1.0, sigma / 4)
+    if factor <= 1.5:
+        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / factor, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def fill_steps(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> list[np.ndarray]:
     """``fill`` pass by pass (for progress and cancel between passes).
 
@@ -98,18 +111,36 @@ def fill_steps(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> list[np.nd
     pixels at a wide radius; later passes re-blur at halving radii, pulling
     detail from the rim inwards, with known pixels reset each time.
     """
+    return list(iter_fill(rgb, mask, passes))
+
+
+def iter_fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> Iterator[np.ndarray]:
+    """``fill_steps`` as a generator, so a caller can stop between passes."""
     known = (mask < 128).astype(np.float32)
     hole = (known < 0.5)[..., None]
-    img = rgb.astype(np.float32)
     if not known.any():  # nothing to take colours from: a neutral grey
-        return [np.full_like(rgb, 127)]
+        yield np.full_like(rgb, 127)
+        return
+    img = rgb.astype(np.float32)
     sigma = max(2.0, max(rgb.shape[0], rgb.shape[1]) / 4)
-    weight = cv2.GaussianBlur(known, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    spread = cv2.GaussianBlur(img * known[..., None], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    weight = _wide_blur(known, sigma)
+    spread = _wide_blur(img * known[..., None], sigma)
     img = np.where(hole, spread / np.maximum(weight, 1e-6)[..., None], img)
-    out = [np.clip(img + 0.5, 0, 255).astype(np.uint8)]
+    yield np.clip(img + 0.5, 0, 255).astype(np.uint8)
     for _ in range(passes - 1):
         sigma = max(1.0, sigma / 2)
-        img = np.where(hole, cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE), img)
-        out.append(np.clip(img + 0.5, 0, 255).astype(np.uint8))
-    return out
+        img = np.where(hole, _wide_blur(img, sigma), img)
+        yield np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def attenuate(mask: np.ndarray, weight: float | np.ndarray) -> np.ndarray:
+    """``mask`` scaled by ``weight`` (a number or a float array of the mask's shape,
+    0..1), rounded to nearest. Zero stays zero, so what the mask keeps stays kept."""
+    scaled = mask.astype(np.float32) * np.clip(np.asarray(weight, np.float32), 0, 1)
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def feather_outside(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Feather a mask outwards only: the blur spreads into the kept area, while the
+    masked area stays fully masked (for new canvas area that has nothing under it)."""
+    return np.maximum(blur(mask, radius), mask)

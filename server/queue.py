@@ -7,7 +7,7 @@ structure: no asyncio, no locks; the scheduler owns it on the event loop.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Generic, Hashable, Iterator, TypeVar
 
 from paintwire.protocol import ErrorCode, ProtocolError
@@ -17,12 +17,18 @@ Owner = Hashable
 
 
 class FairQueue(Generic[T]):
+    """Owners are served in turn: the next job comes from the owner whose last
+    job was served longest ago (never-served owners first, by arrival), so a
+    newcomer goes ahead of an owner that was just served."""
+
     def __init__(self, max_per_owner: int, max_total: int) -> None:
         self.max_per_owner = max_per_owner
         self.max_total = max_total
-        # Owners in serving order: the first one is served next.
-        self._lanes: OrderedDict[Owner, deque[T]] = OrderedDict()
+        self._lanes: dict[Owner, deque[T]] = {}
         self._owner_of: dict[T, Owner] = {}
+        self._last_served: dict[Owner, int] = {}  # serve counter of each owner's last job
+        self._arrival: dict[Owner, int] = {}  # tie-break among owners never served
+        self._counter = 0
 
     def __len__(self) -> int:
         return len(self._owner_of)
@@ -42,20 +48,26 @@ class FairQueue(Generic[T]):
             raise ProtocolError(ErrorCode.QUEUE_FULL, f"The server's queue is full ({self.max_total} jobs); try again shortly.")
         if lane is None:
             lane = self._lanes[owner] = deque()
+            self._counter += 1
+            self._arrival.setdefault(owner, self._counter)
         lane.append(item)
         self._owner_of[item] = owner
+
+    def _rank(self, owner: Owner, last_served: dict[Owner, int]) -> tuple[int, int]:
+        return (last_served.get(owner, -1), self._arrival[owner])
 
     def pop(self) -> T | None:
         """The next item, taking owners in turn; None when empty."""
         if not self._lanes:
             return None
-        owner, lane = next(iter(self._lanes.items()))
+        owner = min(self._lanes, key=lambda o: self._rank(o, self._last_served))
+        lane = self._lanes[owner]
         item = lane.popleft()
         del self._owner_of[item]
-        # The served owner goes to the back of the line, or leaves it.
-        del self._lanes[owner]
-        if lane:
-            self._lanes[owner] = lane
+        if not lane:
+            del self._lanes[owner]
+        self._counter += 1
+        self._last_served[owner] = self._counter
         return item
 
     def remove(self, item: T) -> bool:
@@ -69,19 +81,26 @@ class FairQueue(Generic[T]):
         return True
 
     def remove_owner(self, owner: Owner) -> list[T]:
+        """Drop an owner that went away, with everything it had queued."""
         lane = self._lanes.pop(owner, deque())
         for item in lane:
             del self._owner_of[item]
+        self._last_served.pop(owner, None)
+        self._arrival.pop(owner, None)
         return list(lane)
 
     def order(self) -> Iterator[T]:
         """Items in the order they will be served (if nothing else arrives)."""
-        lanes = [deque(lane) for lane in self._lanes.values()]
+        lanes = {owner: deque(lane) for owner, lane in self._lanes.items()}
+        last_served = dict(self._last_served)
+        counter = self._counter
         while lanes:
-            for lane in list(lanes):
-                yield lane.popleft()
-                if not lane:
-                    lanes.remove(lane)
+            owner = min(lanes, key=lambda o: self._rank(o, last_served))
+            yield lanes[owner].popleft()
+            if not lanes[owner]:
+                del lanes[owner]
+            counter += 1
+            last_served[owner] = counter
 
     def positions(self) -> dict[T, int]:
         """How many items will be served before each one (0 = next)."""

@@ -85,6 +85,8 @@ class Scheduler:
         self.jobs[job.id] = job
         job.position = self.queue.positions()[job]
         owner.emit(Queued(job.id, ref, job.position))
+        # A newcomer may go ahead of jobs of clients that were just served.
+        self._announce_positions()
         self._wakeup.set()
         return job
 

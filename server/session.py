@@ -108,7 +108,7 @@ class Session:
 
     def _hello(self, hello: Hello) -> bool:
         token = self.server.config.token
-        if token and not self.pre_authorized and not (hello.token and hmac.compare_digest(hello.token, token)):
+        if token and not self.pre_authorized and not (hello.token and hmac.compare_digest(hello.token.encode(), token.encode())):
             self._outbox.put_nowait(self.conn.reject(Error(ErrorCode.UNAUTHORIZED, "This server needs a token: pass the one it printed at start (--token).", "token")))
             return False
         welcome = Welcome(server=f"paintwire/{__version__}", capabilities=self.server.capabilities)

@@ -68,7 +68,7 @@ class ClassicalEngine(Engine):
         hole = (region.mask > 0).astype(np.uint8) * 255
         if p["method"] == "fill":
             out = rgb
-            for i, out in enumerate(masks.fill_steps(rgb, hole, FILL_PASSES), start=1):
+            for i, out in enumerate(masks.iter_fill(rgb, hole, FILL_PASSES), start=1):
                 ctx.progress(i, FILL_PASSES, "filling")
         else:
             ctx.progress(0, 1, "inpainting")

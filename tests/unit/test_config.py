@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paintwire.server.app import PaintwireServer
+from paintwire.server.config import ConfigError, ServerConfig, load_config
+
+
+def test_defaults_bind_loopback(tmp_path):
+    config = load_config(env={})
+    assert config.host == "127.0.0.1" and config.port == 7878 and config.token is None
+
+
+def test_file_then_environment_then_flags(tmp_path):
+    path = tmp_path / "paintwire.toml"
+    path.write_text('port = 9000\nmax_pixels = 1000000\nmodel_dirs = ["/models/a"]\n', encoding="utf-8")
+    config = load_config(path, env={"PAINTWIRE_PORT": "9100", "PAINTWIRE_MODEL_DIRS": "/x:/y"}, overrides={"port": 9200})
+    assert config.port == 9200 and config.max_pixels == 1_000_000
+    assert config.model_dirs == [Path("/x"), Path("/y")]
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [("prot = 1\n", "Unknown setting 'prot'"), ("port = [\n", "not valid TOML"), ("port = 'abc'\n", "bad value")],
+)
+def test_bad_files_get_clear_errors(tmp_path, content, needle):
+    path = tmp_path / "c.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=needle):
+        load_config(path, env={})
+
+
+def test_a_missing_file_is_named():
+    with pytest.raises(ConfigError, match="Cannot read the configuration file"):
+        load_config(Path("/nonexistent/paintwire.toml"), env={})
+
+
+def test_listening_beyond_loopback_generates_a_token():
+    server = PaintwireServer(ServerConfig(host="0.0.0.0", engines=["classical"]))
+    assert server.generated_token and len(server.config.token) >= 24
+    local = PaintwireServer(ServerConfig(engines=["classical"]))
+    assert local.config.token is None and not local.generated_token

@@ -1,0 +1,120 @@
+"""The shared mask and image code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from paintwire.protocol import ImagePayload, PixelFormat
+from paintwire.server import masks
+from paintwire.server.engines.base import OutputLayer
+from paintwire.server.engines.classical import lanczos_resize
+from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array
+from paintwire.protocol.images import Encoding
+from paintwire.server.masks import Box
+from paintwire.server.region import flatten, prepare_region, region_layer
+
+
+def test_bounds_of_a_mask():
+    m = np.zeros((50, 60), np.uint8)
+    assert masks.bounds(m) is None
+    m[10:20, 5:7] = 1
+    assert masks.bounds(m) == Box(5, 10, 2, 10)
+
+
+def test_pad_is_clipped_to_the_image():
+    assert masks.pad(Box(5, 10, 2, 10), 8, 60, 50) == Box(0, 2, 15, 26)
+    assert masks.pad(Box(50, 40, 10, 10), 8, 60, 50) == Box(42, 32, 18, 18)
+
+
+def test_blur_feathers_and_grows_the_mask():
+    m = np.zeros((40, 40), np.uint8)
+    m[15:25, 15:25] = 255
+    soft = masks.blur(m, 2)
+    assert soft[20, 20] > 240 and 0 < soft[20, 14] < 128 and soft[0, 0] == 0
+    b = masks.bounds(soft)
+    assert b.x < 15 and b.x + b.width > 25
+    assert masks.blur(m, 0) is m
+
+
+def test_invert():
+    assert masks.invert(np.array([[0, 255, 10]], np.uint8)).tolist() == [[255, 0, 245]]
+
+
+def test_composite_is_exact_at_the_ends_and_rounds_in_between():
+    base = np.full((1, 3, 3), 100, np.uint8)
+    over = np.full((1, 3, 3), 200, np.uint8)
+    alpha = np.array([[0, 255, 128]], np.uint8)
+    out = masks.composite(base, over, alpha)
+    assert out[0, 0].tolist() == [100] * 3 and out[0, 1].tolist() == [200] * 3 and out[0, 2].tolist() == [150] * 3
+
+
+def test_crop_and_paste_round_trip():
+    img = np.arange(5 * 6 * 4, dtype=np.uint8).reshape(5, 6, 4)
+    box = Box(1, 2, 3, 2)
+    patch = masks.crop(img, box).copy()
+    target = np.zeros_like(img)
+    masks.paste(target, patch, box)
+    assert np.array_equal(target[2:4, 1:4], img[2:4, 1:4]) and target[0, 0].sum() == 0
+
+
+def test_fill_takes_colour_from_the_surroundings_and_keeps_the_rest():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[:, :32] = (200, 0, 0)
+    rgb[:, 32:] = (0, 0, 200)
+    rgb[20:44, 20:44] = (0, 255, 0)  # the object to remove
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:44, 20:44] = 255
+    out = masks.fill(rgb, mask)
+    assert np.array_equal(out[mask == 0], rgb[mask == 0])
+    assert out[32, 22, 0] > out[32, 22, 2] and out[32, 41, 2] > out[32, 41, 0]  # red side stays red, blue side blue
+    assert out[20:44, 20:44, 1].max() < 60  # no green left
+    steps = masks.fill_steps(rgb, mask, 4)
+    assert len(steps) == 4 and np.array_equal(steps[-1], masks.fill(rgb, mask, 4))
+    assert masks.fill(rgb, np.full((64, 64), 255, np.uint8)).max() == 127
+
+
+def test_region_layer_keeps_unmasked_pixels_exact():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (80, 90, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    mask = np.zeros((80, 90), np.uint8)
+    mask[25:55, 25:65] = 255
+    region = prepare_region(img, mask, blur=2, invert=False, padding=4)
+    assert region.area.x == region.changed.x - 4
+    generated = np.zeros((region.area.height, region.area.width, 3), np.uint8)
+    layer = region_layer(region, generated, "test")
+    out = flatten(img, layer)
+    soft = masks.blur(mask, 2)
+    assert np.array_equal(out[soft == 0], img[soft == 0])
+    assert out[40, 45, :3].tolist() == [0, 0, 0]  # the middle of the mask is all generated
+
+
+def test_flatten_over_a_transparent_base():
+    base = np.zeros((4, 4, 4), np.uint8)
+    layer = OutputLayer(np.full((2, 2, 4), (10, 20, 30, 255), np.uint8), 1, 1, "x")
+    out = flatten(base, layer)
+    assert out[1, 1].tolist() == [10, 20, 30, 255] and out[0, 0, 3] == 0
+
+
+def test_payload_conversion_round_trips():
+    rng = np.random.default_rng(2)
+    rgba = rng.integers(0, 256, (7, 9, 4), dtype=np.uint8)
+    for fmt in (PixelFormat.RGBA8, PixelFormat.BGRA8):
+        payload = array_to_payload(rgba, fmt)
+        assert np.array_equal(payload_to_array(payload), rgba)
+    bgra = array_to_payload(rgba, PixelFormat.BGRA8)
+    assert bgra.data[:4] == bytes(rgba[0, 0, [2, 1, 0, 3]])
+    mask = rng.integers(0, 256, (7, 9), dtype=np.uint8)
+    assert np.array_equal(payload_to_array(array_to_payload(mask, PixelFormat.L8)), mask)
+    png = ImagePayload(9, 7, PixelFormat.RGBA8, encode_png(rgba), Encoding.PNG)
+    assert np.array_equal(payload_to_array(png), rgba)
+
+
+def test_lanczos_resize_does_not_darken_edges_next_to_transparency():
+    img = np.zeros((20, 20, 4), np.uint8)
+    img[:, 10:] = (255, 255, 255, 255)  # white, next to transparent black
+    out = lanczos_resize(img, 40, 40)
+    edge = out[:, 18:24]
+    visible = edge[..., 3] > 30
+    assert (edge[visible][:, :3] > 230).all()

@@ -309,7 +309,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Progress:
-    """``step`` of ``total`` is done (1-based: step == total means the last one)."""
+    """``step`` of ``total`` is done: 0 when a stage starts, ``total`` when it ends.
+    ``total`` may change between stages (e.g. denoising, then decoding)."""
 
     TYPE: ClassVar[str] = "progress"
     job: str

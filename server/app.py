@@ -9,6 +9,7 @@ import secrets
 
 from aiohttp import web
 
+from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
 from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, __version__
 
 from .config import ServerConfig
@@ -38,7 +39,7 @@ class PaintwireServer:
             limits=Limits(
                 max_message_bytes=config.max_message_bytes,
                 max_pixels=config.max_pixels,
-                max_side=min(16384, config.max_pixels),
+                max_side=ABSOLUTE_MAX_SIDE,
                 max_queued_per_client=config.max_queued_per_client,
             ),
         )
@@ -59,10 +60,12 @@ class PaintwireServer:
         self.scheduler.start()
 
     async def _shutdown(self, app: web.Application) -> None:
-        for session in list(self.sessions):
-            await session.ws.close(code=1001, message=b"server shutting down")
+        # Stop the scheduler first so that every open job's owner is told
+        # (shutting_down) before its connection closes.
         if self.scheduler is not None:
             await self.scheduler.stop()
+        for session in list(self.sessions):
+            await session.shutdown()
 
     # -- access -------------------------------------------------------------------------
 
@@ -74,8 +77,9 @@ class PaintwireServer:
 
     def _token_ok(self, request: web.Request) -> bool:
         given = self._request_token(request)
-        # Compare bytes: compare_digest raises TypeError on non-ASCII str.
-        return bool(self.config.token and given and hmac.compare_digest(given.encode(), self.config.token.encode()))
+        # Compare bytes: compare_digest raises TypeError on non-ASCII str, and header
+        # values may carry undecodable bytes as surrogates.
+        return bool(self.config.token and given and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.config.token.encode()))
 
     def _check_origin(self, request: web.Request) -> None:
         # Browsers send Origin; a web page must not drive a local server unless allowed.

@@ -72,7 +72,9 @@ class Scheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # The engine stops at its next step; wait for it off the loop so that
+        # sessions can still send their last frames.
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
         for engine in self.engines.values():
             engine.close()
 

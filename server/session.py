@@ -39,6 +39,7 @@ class Session:
         self.conn = ServerConnection(max_pixels=server.config.max_pixels)
         self.closed = False
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -65,8 +66,16 @@ class Session:
 
     # -- incoming -----------------------------------------------------------------------
 
+    async def shutdown(self) -> None:
+        """Send what is queued for this client, then close (server stopping)."""
+        self._outbox.put_nowait(None)
+        if self._writer is not None:
+            await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
+        self.closed = True
+        await self.ws.close(code=1001, message=b"server shutting down")
+
     async def serve(self) -> None:
-        writer = asyncio.create_task(self._write())
+        writer = self._writer = asyncio.create_task(self._write())
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.BINARY:

@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
 from helpers import RawConnection, inpaint_request, rect_mask, scene
 
 from paintwire.protocol import Cancel, Client, JobCancelled, Submit, encode
@@ -167,3 +168,23 @@ def test_the_client_library_raises_job_cancelled(live_server):
         with pytest.raises(JobCancelled):
             client.run(long_request(), on_event=cancel_on_start)
         assert client.run(short_request()).layers
+
+
+def test_stopping_the_server_tells_clients_about_their_jobs(start_server):
+    server = start_server()
+    with RawConnection(server.url) as conn:
+        conn.send(encode(Submit(1, long_request())))
+        conn.send(encode(Submit(2, short_request())))
+        until(conn, "started")
+        server.process.terminate()
+        errors = {}
+        while len(errors) < 2:
+            msg = conn.recv()
+            if msg.TYPE == "error":
+                errors[msg.job] = msg.code.value
+        assert sorted(errors.values()) == ["shutting_down", "shutting_down"]
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                conn.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert server.process.wait(30) == 0

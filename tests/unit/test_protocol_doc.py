@@ -1,0 +1,433 @@
+"""docs/protocol.md against the code: the reference must describe exactly what
+paintwire.protocol sends and accepts.
+
+Adding a message, a field, an object, an error code, a pixel format or a
+parameter type without documenting it fails here, and so does documenting one
+that the code does not have. The "Required" column is checked against the real
+readers (a required field left out must be refused, an optional one must not),
+the "Type" column against the msgpack type of what to_wire() writes, and the
+byte-level hello example is decoded with the real codec.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+import paintwire.protocol as protocol
+from paintwire.protocol import (
+    PROTOCOL_VERSION,
+    Cancel,
+    Cancelled,
+    Capabilities,
+    EngineInfo,
+    Error,
+    ErrorCode,
+    Hello,
+    ImagePayload,
+    JobRequest,
+    Layer,
+    Limits,
+    ModelInfo,
+    ModeSpec,
+    ParamSpec,
+    ParamType,
+    PixelFormat,
+    Preview,
+    Progress,
+    ProtocolError,
+    Queued,
+    Result,
+    Started,
+    Submit,
+    Welcome,
+    decode_client_message,
+    decode_server_message,
+    encode,
+)
+from paintwire.protocol.images import ABSOLUTE_MAX_SIDE, Encoding
+from paintwire.protocol.messages import CLIENT_MESSAGES, MAX_JOB_ID, MAX_NAME, SERVER_MESSAGES
+from paintwire.protocol.params import MAX_SEED, MAX_STRING
+
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+MESSAGE_HEADING = re.compile(r"^### `([a-z_]+)`\s*$")
+OBJECT_HEADING = re.compile(r"^### Object `(\w+)`\s*$")
+MSGPACK_TYPES = ("nil", "bool", "int", "float", "str", "bin", "map", "array")
+
+
+# --- reading the document -------------------------------------------------------------------
+
+
+def _sections(text: str, level: int) -> dict[str, str]:
+    """Heading line -> body, for headings of exactly ``level`` (body runs to the next heading
+    of the same or a higher level)."""
+    out: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_fence = not in_fence
+        heading = re.match(r"^(#+) ", line) if not in_fence else None
+        if heading and len(heading.group(1)) <= level:
+            if current is not None:
+                out[current] = "\n".join(lines)
+            current, lines = (line if len(heading.group(1)) == level else None), []
+            continue
+        lines.append(line)
+    if current is not None:
+        out[current] = "\n".join(lines)
+    return out
+
+
+def _rows(body: str) -> list[list[str]]:
+    """The table rows of ``body`` whose first cell is a backticked name, as stripped cells."""
+    rows = []
+    for line in body.splitlines():
+        if line.startswith("| `"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def _name(cell: str) -> str:
+    m = re.fullmatch(r"`([^`]+)`", cell)
+    assert m, f"the first cell of a table row must be one `name`, got {cell!r}"
+    return m.group(1)
+
+
+@pytest.fixture(scope="module")
+def doc() -> str:
+    return DOC_PATH.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def messages(doc: str) -> dict[str, str]:
+    """Message type -> section body."""
+    out = {}
+    for heading, body in _sections(doc, 3).items():
+        m = MESSAGE_HEADING.match(heading)
+        if m:
+            assert m.group(1) not in out, f"message {m.group(1)} is documented twice"
+            out[m.group(1)] = body
+    return out
+
+
+@pytest.fixture(scope="module")
+def objects(doc: str) -> dict[str, str]:
+    out = {}
+    for heading, body in _sections(doc, 3).items():
+        m = OBJECT_HEADING.match(heading)
+        if m:
+            assert m.group(1) not in out, f"object {m.group(1)} is documented twice"
+            out[m.group(1)] = body
+    return out
+
+
+def _section_named(doc: str, level: int, pattern: str) -> str:
+    found = [body for heading, body in _sections(doc, level).items() if re.search(pattern, heading)]
+    assert len(found) == 1, f"expected one level-{level} section matching {pattern!r}, found {len(found)}"
+    return found[0]
+
+
+def _field_table(body: str, where: str) -> dict[str, tuple[str, str]]:
+    """Field name -> (type cell, required cell) of a message or object section."""
+    table: dict[str, tuple[str, str]] = {}
+    for row in _rows(body):
+        assert len(row) == 4, f"{where}: a field row needs 4 cells (Field, Type, Required, Meaning): {row}"
+        name = _name(row[0])
+        assert name not in table, f"{where}: field {name} is listed twice"
+        assert row[2] in ("yes", "no"), f"{where}.{name}: Required must be yes or no, got {row[2]!r}"
+        assert row[3], f"{where}.{name}: the Meaning cell is empty"
+        table[name] = (row[1], row[2])
+    assert table, f"{where}: no field table"
+    return table
+
+
+# --- what the code writes: one instance of everything with every optional value set ----------
+
+IMAGE = ImagePayload(2, 1, PixelFormat.RGBA8, bytes(8))
+MASK = ImagePayload(2, 1, PixelFormat.L8, b"\x00\xff")
+PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimum=1, maximum=150, choices=("x",), group="advanced")
+MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", needs_image=True, needs_mask=True, params=(PARAM,), accepts_mask=True)
+ENGINE = EngineInfo("classical", "Classical", (MODE,))
+MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV")
+LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
+CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
+JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8)
+LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
+
+FULL_MESSAGES: dict[str, Any] = {
+    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret"),
+    "submit": Submit(7, JOB),
+    "cancel": Cancel("abc"),
+    "welcome": Welcome("paintwire/0.1.0", CAPS),
+    "queued": Queued("abc", 7, 3),
+    "started": Started("abc"),
+    "progress": Progress("abc", 2, 10, "inpainting"),
+    "preview": Preview("abc", IMAGE, 1, 2, 3, 4),
+    "result": Result("abc", (LAYER,), 5, 6),
+    "error": Error(ErrorCode.BAD_IMAGE, "Bad.", "job.image", "abc", 7),
+    "cancelled": Cancelled("abc"),
+}
+
+# Object name in the document -> (instance, the message that carries it, path to it there).
+OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
+    "ImagePayload": (IMAGE, "submit", ("job", "image")),
+    "JobRequest": (JOB, "submit", ("job",)),
+    "Capabilities": (CAPS, "welcome", ("capabilities",)),
+    "EngineInfo": (ENGINE, "welcome", ("capabilities", "engines", 0)),
+    "ModeSpec": (MODE, "welcome", ("capabilities", "engines", 0, "modes", 0)),
+    "ParamSpec": (PARAM, "welcome", ("capabilities", "engines", 0, "modes", 0, "params", 0)),
+    "ModelInfo": (MODEL, "welcome", ("capabilities", "models", 0)),
+    "Limits": (LIMITS, "welcome", ("capabilities", "limits")),
+    "Layer": (LAYER, "result", ("layers", 0)),
+}
+
+# Where nil means the same as a missing key (section 1 of the document).
+NIL_AS_ABSENT = {"JobRequest", "ImagePayload", "Layer"} | set(FULL_MESSAGES)
+
+# Fields that another field depends on: leaving out the first means leaving out the others too.
+DEPENDENTS = {("JobRequest", "image"): ("mask",)}
+
+
+def _msgpack_type(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    for kind, name in ((int, "int"), (float, "float"), (str, "str"), (bytes, "bin"), (dict, "map"), ((list, tuple), "array")):
+        if isinstance(value, kind):
+            return name
+    raise AssertionError(f"{value!r} has no msgpack type")
+
+
+def _documented_types(cell: str) -> set[str]:
+    return set(re.findall(r"\b(" + "|".join(MSGPACK_TYPES) + r")\b", cell))
+
+
+def _mismatch(documented: set[str], written: set[str]) -> tuple[set[str], set[str]]:
+    """(written but not documented, documented but not written)."""
+    return written - documented, documented - written
+
+
+def _decode(message_type: str, wire: dict) -> Any:
+    data = msgpack.packb(wire, use_bin_type=True)
+    return decode_client_message(data) if message_type in CLIENT_MESSAGES else decode_server_message(data)
+
+
+def _target(wire: dict, path: tuple[Any, ...]) -> dict:
+    for key in path:
+        wire = wire[key]
+    return wire
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def test_every_message_type_has_a_section_and_every_section_a_message(messages: dict[str, str]) -> None:
+    code = set(CLIENT_MESSAGES) | set(SERVER_MESSAGES)
+    assert set(FULL_MESSAGES) == code, "add the new message to FULL_MESSAGES in this test"
+    undocumented, unknown = _mismatch(set(messages), code)
+    assert not undocumented, f"message types without a '### `type`' section in docs/protocol.md: {sorted(undocumented)}"
+    assert not unknown, f"docs/protocol.md documents message types the code does not have: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("message_type", sorted(FULL_MESSAGES))
+def test_message_direction_is_stated(messages: dict[str, str], message_type: str) -> None:
+    first = messages[message_type].strip().splitlines()[0]
+    expected = "Client to server" if message_type in CLIENT_MESSAGES else "Server to client"
+    assert first.startswith(expected), f"`{message_type}` section should start with {expected!r}, starts {first!r}"
+
+
+@pytest.mark.parametrize("message_type", sorted(FULL_MESSAGES))
+def test_message_fields_match_to_wire(messages: dict[str, str], message_type: str) -> None:
+    table = _field_table(messages[message_type], message_type)
+    wire = FULL_MESSAGES[message_type].to_wire()
+    undocumented, unknown = _mismatch(set(table), set(wire))
+    assert not undocumented, f"{message_type}: fields written by to_wire() but missing from its table: {sorted(undocumented)}"
+    assert not unknown, f"{message_type}: documented fields that to_wire() does not write: {sorted(unknown)}"
+    assert wire["type"] == message_type
+
+
+# --- objects ---------------------------------------------------------------------------------
+
+
+def test_every_wire_object_has_a_section(objects: dict[str, str]) -> None:
+    wire_classes = {
+        name for name in protocol.__all__
+        if isinstance(getattr(protocol, name), type) and hasattr(getattr(protocol, name), "to_wire")
+        and not hasattr(getattr(protocol, name), "TYPE")
+    }
+    assert wire_classes == set(OBJECTS), "add the new wire object to OBJECTS in this test"
+    undocumented, unknown = _mismatch(set(objects), set(OBJECTS))
+    assert not undocumented, f"objects without a '### Object `Name`' section: {sorted(undocumented)}"
+    assert not unknown, f"documented objects the code does not have: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTS))
+def test_object_fields_match_to_wire(objects: dict[str, str], name: str) -> None:
+    instance, message_type, path = OBJECTS[name]
+    table = _field_table(objects[name], name)
+    wire = instance.to_wire()
+    assert wire == _target(FULL_MESSAGES[message_type].to_wire(), path), "the sample object must be the one its message carries"
+    undocumented, unknown = _mismatch(set(table), set(wire))
+    assert not undocumented, f"{name}: fields written by to_wire() but missing from its table: {sorted(undocumented)}"
+    assert not unknown, f"{name}: documented fields that to_wire() does not write: {sorted(unknown)}"
+
+
+def _all_tables(messages: dict[str, str], objects: dict[str, str]) -> list[tuple[str, str, dict, tuple[Any, ...]]]:
+    """(section name, message type, full wire form of that message, path to the section's map)."""
+    out = [(t, t, FULL_MESSAGES[t].to_wire(), ()) for t in sorted(FULL_MESSAGES)]
+    out += [(n, OBJECTS[n][1], FULL_MESSAGES[OBJECTS[n][1]].to_wire(), OBJECTS[n][2]) for n in sorted(OBJECTS)]
+    return out
+
+
+def test_type_column_matches_what_is_written(messages: dict[str, str], objects: dict[str, str]) -> None:
+    problems = []
+    for section, _, wire, path in _all_tables(messages, objects):
+        body = messages.get(section) or objects[section]
+        target = _target(wire, path)
+        for field, (type_cell, required) in _field_table(body, section).items():
+            documented = _documented_types(type_cell)
+            if not documented:
+                problems.append(f"{section}.{field}: type {type_cell!r} names no msgpack type ({', '.join(MSGPACK_TYPES)})")
+                continue
+            actual = _msgpack_type(target[field])
+            if actual not in documented and not (actual == "int" and "float" in documented):
+                problems.append(f"{section}.{field}: documented as {type_cell!r} but written as {actual}")
+    assert not problems, "\n".join(problems)
+
+
+def test_required_column_matches_the_readers(messages: dict[str, str], objects: dict[str, str]) -> None:
+    """A field documented as required must be refused when left out; an optional one must not
+    (and, where the document says nil means absent, nil must be accepted too)."""
+    problems = []
+    for section, message_type, wire, path in _all_tables(messages, objects):
+        body = messages.get(section) or objects[section]
+        assert _decode(message_type, wire) == FULL_MESSAGES[message_type], f"{message_type} does not round-trip"
+        for field, (_, required) in _field_table(body, section).items():
+            variants = [("left out", None)]
+            if required == "no" and section in NIL_AS_ABSENT:
+                variants.append(("nil", "nil"))
+            for label, how in variants:
+                changed = msgpack.unpackb(msgpack.packb(wire, use_bin_type=True), raw=False)
+                target = _target(changed, path)
+                for name in (field,) + DEPENDENTS.get((section, field), ()):
+                    if how == "nil":
+                        target[name] = None
+                    else:
+                        target.pop(name)
+                try:
+                    decoded = _decode(message_type, changed)
+                except ProtocolError:
+                    refused = True
+                else:
+                    refused = False
+                if (section, field) == ("error", "code"):
+                    # Documented: a reader maps a missing or unknown code to internal.
+                    assert not refused and decoded.code is ErrorCode.INTERNAL
+                    continue
+                if required == "yes" and not refused:
+                    problems.append(f"{section}.{field} is documented as required but a message with it {label} is accepted")
+                if required == "no" and refused:
+                    problems.append(f"{section}.{field} is documented as optional but a message with it {label} is refused")
+    assert not problems, "\n".join(problems)
+
+
+# --- error codes, enums, constants ---------------------------------------------------------
+
+
+def test_every_error_code_is_in_the_error_table_and_nothing_else(doc: str) -> None:
+    table = _section_named(doc, 2, r"Error codes")
+    rows = _rows(table)
+    codes = [_name(row[0]) for row in rows]
+    assert len(codes) == len(set(codes)), "an error code is listed twice"
+    undocumented, unknown = _mismatch(set(codes), {c.value for c in ErrorCode})
+    assert not undocumented, f"ErrorCode values missing from the error table: {sorted(undocumented)}"
+    assert not unknown, f"the error table lists codes that ErrorCode does not have: {sorted(unknown)}"
+    for row in rows:
+        assert len(row) == 4 and all(row), f"error row needs code, when, scope and what to do: {row}"
+
+
+def test_pixel_formats_and_encodings_are_documented(doc: str) -> None:
+    formats = {_name(row[0]) for row in _rows(_section_named(doc, 3, r"Pixel formats"))}
+    assert formats == {f.value for f in PixelFormat}
+    image = _field_table(_section_named(doc, 3, r"Object `ImagePayload`"), "ImagePayload")
+    for value in [f.value for f in PixelFormat] + [e.value for e in Encoding]:
+        assert f"`{value}`" in doc
+    assert all(f"`{f.value}`" in image["format"][0] or f"`{f.value}`" in _section_named(doc, 3, r"Object `ImagePayload`") for f in PixelFormat)
+
+
+def test_param_types_are_documented(doc: str) -> None:
+    documented = {_name(row[0]) for row in _rows(_section_named(doc, 3, r"Parameter types"))}
+    assert documented == {t.value for t in ParamType}
+    spec = _section_named(doc, 3, r"Object `ParamSpec`")
+    for t in ParamType:
+        assert f"`{t.value}`" in spec, f"the ParamSpec type row should list `{t.value}`"
+
+
+def test_protocol_version_is_stated(doc: str) -> None:
+    m = re.search(r"\*\*Protocol version: (\d+)\*\*", doc)
+    assert m and int(m.group(1)) == PROTOCOL_VERSION
+
+
+def test_fixed_limits_are_stated(doc: str) -> None:
+    limits = _section_named(doc, 2, r"Limits")
+    for value in (ABSOLUTE_MAX_SIDE, MAX_NAME, MAX_JOB_ID, MAX_STRING):
+        assert re.search(rf"\b{value}\b", limits), f"the limits table should state {value}"
+    assert "2**32 - 1" in limits and MAX_SEED == 2**32 - 1
+    assert "2**53" in limits
+
+
+def test_server_default_limits_are_stated(doc: str) -> None:
+    from paintwire.server.config import ServerConfig  # standard library only; no engines load
+
+    config = ServerConfig()
+    limits = _section_named(doc, 2, r"Limits")
+    for value in (config.max_message_bytes, config.max_pixels, config.max_queued_per_client, config.max_queued_total):
+        assert re.search(rf"\b{value}\b", limits), f"the limits table should state the default {value}"
+
+
+# --- the worked example ----------------------------------------------------------------------
+
+
+def _fenced(body: str, language: str) -> str:
+    m = re.search(rf"```{language}\n(.*?)```", body, re.S)
+    assert m, f"no ```{language} block"
+    return m.group(1)
+
+
+def test_hello_hex_example_decodes_to_the_documented_hello(doc: str) -> None:
+    section = _section_named(doc, 3, r"Hello frame")
+    documented = json.loads(_fenced(section, "json"))
+    hex_bytes = []
+    for line in _fenced(section, "hex").splitlines():
+        first = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+        hex_bytes += first.split()
+    assert all(re.fullmatch(r"[0-9a-f]{2}", b) for b in hex_bytes)
+    frame = bytes.fromhex("".join(hex_bytes))
+    assert msgpack.unpackb(frame, raw=False) == documented
+    assert decode_client_message(frame) == Hello(client=documented["client"], protocol=PROTOCOL_VERSION)
+    assert documented["protocol"] == PROTOCOL_VERSION
+    assert f"{len(frame)} bytes in all" in section
+    # The reference client's own frame (with "token": nil) is described beside it.
+    own = encode(Hello(client=documented["client"]))
+    assert f"{len(own)} bytes in all" in section
+    assert own == b"\x84" + frame[1:] + bytes.fromhex("a5746f6b656ec0")
+
+
+# --- the checks above really catch drift -------------------------------------------------------
+
+
+def test_drift_is_detected() -> None:
+    """An added field or code shows up as undocumented; a removed one as unknown."""
+    documented = set(Hello("x").to_wire())
+    assert _mismatch(documented, documented | {"new_field"}) == ({"new_field"}, set())
+    assert _mismatch(documented, documented - {"token"}) == (set(), {"token"})
+    codes = {c.value for c in ErrorCode}
+    assert _mismatch(codes, codes | {"new_code"})[0] == {"new_code"}

@@ -20,6 +20,12 @@ DEFAULT_PORT = 7878
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+# PAINTWIRE_* variables that are not server settings: the file's own location,
+# and the URL that the CLI and the plug-ins read (a user may export it in the
+# same shell that starts the server). PAINTWIRE_TOKEN serves both sides.
+NOT_SERVER_SETTINGS = frozenset({"PAINTWIRE_CONFIG", "PAINTWIRE_URL"})
+
+
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it."""
 
@@ -113,7 +119,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
             raise ConfigError(f"Cannot read the configuration file {path}: {exc.strerror}.") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
-    _apply(config, {k[len("PAINTWIRE_"):].lower(): v for k, v in env.items() if k.startswith("PAINTWIRE_") and k != "PAINTWIRE_CONFIG"}, "the environment")
+    settings = {k[len("PAINTWIRE_"):].lower(): v for k, v in env.items() if k.startswith("PAINTWIRE_") and k not in NOT_SERVER_SETTINGS}
+    _apply(config, settings, "the environment")
     _apply(config, {k: v for k, v in (overrides or {}).items() if v is not None}, "the command line")
     config.validate()
     return config

@@ -42,3 +42,10 @@ def test_listening_beyond_loopback_generates_a_token():
     assert server.generated_token and len(server.config.token) >= 24
     local = PaintwireServer(ServerConfig(engines=["classical"]))
     assert local.config.token is None and not local.generated_token
+
+
+def test_client_variables_in_the_environment_are_not_server_settings():
+    config = load_config(env={"PAINTWIRE_URL": "ws://gpu-box:7878/ws", "PAINTWIRE_TOKEN": "t"})
+    assert config.token == "t"
+    with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
+        load_config(env={"PAINTWIRE_COLOUR": "blue"})

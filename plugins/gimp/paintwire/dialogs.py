@@ -1,0 +1,199 @@
+"""GimpUi dialogs: the job dialog built from the server's ParamSpecs, and the
+connection dialog. Only imported for interactive runs.
+
+The job dialog shows the model list of the connected server, the input choice
+and one widget per parameter the chosen engine's mode advertises (form.py
+decides which), rarely touched ones under "Advanced". Choosing a model of
+another engine rebuilds the form, keeping the values of parameters of the
+same name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
+from gi.repository import GimpUi, Gtk  # noqa: E402
+
+from paintwire.protocol import ModeSpec  # noqa: E402
+from paintwire.protocol import workflow  # noqa: E402
+
+import form  # noqa: E402
+from actions import Action, Args, args_from_params  # noqa: E402
+from jobs import DialogRequest  # noqa: E402
+
+PLUG_IN_BINARY = "paintwire"
+SOURCES = (("drawable", "Active layer"), ("visible", "Visible image"))
+
+
+class ParamForm:
+    """Widgets for one mode's parameters; ``values()`` reads them back by name."""
+
+    def __init__(self, mode: ModeSpec, values: dict[str, Any], labels: Gtk.SizeGroup | None = None) -> None:
+        self.fields = form.fields(mode, values)
+        self._readers: dict[str, Callable[[], Any]] = {}
+        self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
+        basic = self._grid()
+        advanced = self._grid()
+        rows = {id(basic): 0, id(advanced): 0}
+        for field in self.fields:
+            if field.kind == "prompt":
+                self.widget.pack_start(self._prompt(field), False, False, 0)
+                continue
+            grid = advanced if field.advanced else basic
+            label = Gtk.Label(label=field.label, xalign=0.0)
+            label.set_tooltip_text(field.help)
+            if labels is not None and not field.advanced:
+                labels.add_widget(label)  # one label column with the dialog's Model and Input rows
+            widget = self._widget(field)
+            widget.set_tooltip_text(field.help)
+            widget.set_hexpand(True)
+            grid.attach(label, 0, rows[id(grid)], 1, 1)
+            grid.attach(widget, 1, rows[id(grid)], 1, 1)
+            rows[id(grid)] += 1
+        if rows[id(basic)]:
+            self.widget.pack_start(basic, False, False, 0)
+        if rows[id(advanced)]:
+            expander = Gtk.Expander(label="Advanced")
+            expander.add(advanced)
+            self.widget.pack_start(expander, False, False, 0)
+
+    @staticmethod
+    def _grid() -> Gtk.Grid:
+        grid = Gtk.Grid(column_spacing=12, row_spacing=6)
+        return grid
+
+    def _prompt(self, field: form.Field) -> Gtk.Widget:
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
+        box.pack_start(Gtk.Label(label=field.label, xalign=0.0), False, False, 0)
+        view = Gtk.TextView(wrap_mode=Gtk.WrapMode.WORD_CHAR, accepts_tab=False)
+        view.get_buffer().set_text(str(field.value or ""))
+        view.set_tooltip_text(field.help)
+        scroll = Gtk.ScrolledWindow(min_content_height=60 if field.name == workflow.PROMPT else 36)
+        scroll.set_shadow_type(Gtk.ShadowType.IN)
+        scroll.add(view)
+        box.pack_start(scroll, True, True, 0)
+
+        def read() -> str:
+            buf = view.get_buffer()
+            return buf.get_text(buf.get_start_iter(), buf.get_end_iter(), False)
+
+        self._readers[field.name] = read
+        return box
+
+    def _widget(self, field: form.Field) -> Gtk.Widget:
+        if field.kind in ("int", "seed", "float"):
+            adj = Gtk.Adjustment(value=float(field.value), lower=field.minimum, upper=field.maximum,
+                                 step_increment=field.step, page_increment=field.step * 10)
+            spin = Gtk.SpinButton(adjustment=adj, digits=field.digits, numeric=True)
+            self._readers[field.name] = lambda: form.coerce(field, spin.get_value())
+            if field.kind != "seed":
+                return spin
+            box = Gtk.Box(spacing=4)
+            box.pack_start(spin, True, True, 0)
+            random = Gtk.Button(label="Random")
+            random.set_tooltip_text("-1: the server picks a seed and the layer name reports it")
+            random.connect("clicked", lambda *_: spin.set_value(-1))
+            box.pack_start(random, False, False, 0)
+            return box
+        if field.kind == "bool":
+            check = Gtk.CheckButton(active=bool(field.value))
+            self._readers[field.name] = lambda: check.get_active()
+            return check
+        if field.kind == "choice":
+            combo = Gtk.ComboBoxText()
+            for choice in field.choices:
+                combo.append(choice, choice)
+            combo.set_active_id(str(field.value))
+            self._readers[field.name] = lambda: combo.get_active_id() or field.value
+            return combo
+        entry = Gtk.Entry(text=str(field.value or ""))
+        self._readers[field.name] = lambda: entry.get_text()
+        return entry
+
+    def values(self) -> dict[str, Any]:
+        by_name = {f.name: f for f in self.fields}
+        return {name: form.coerce(by_name[name], read()) for name, read in self._readers.items()}
+
+
+def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[DialogRequest], "Args | None"]:
+    """The dialog callback jobs.run calls once the server's capabilities are known."""
+
+    def show(request: DialogRequest) -> Args | None:
+        GimpUi.init(PLUG_IN_BINARY)
+        dialog = GimpUi.Dialog(title=f"Paintwire: {workflow.UI_MODE_BY_KEY[action.ui_mode].label}", role=PLUG_IN_BINARY)
+        dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+        dialog.add_button("_OK", Gtk.ResponseType.OK)
+        dialog.set_default_response(Gtk.ResponseType.OK)
+        content = dialog.get_content_area()
+        content.set_spacing(8)
+        content.set_border_width(12)
+
+        top = Gtk.Grid(column_spacing=12, row_spacing=6)
+        labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)
+        models = Gtk.ComboBoxText()
+        for choice in request.choices:
+            models.append(choice.key, choice.label)
+        models.set_active_id(request.initial.key)
+        sources = Gtk.ComboBoxText()
+        for key, label in SOURCES:
+            sources.append(key, label)
+        sources.set_active_id(request.args.source if has_drawable else "visible")
+        sources.set_sensitive(has_drawable)
+        for row, (text, widget) in enumerate((("Model", models), ("Input", sources))):
+            label = Gtk.Label(label=text, xalign=0.0)
+            labels.add_widget(label)
+            widget.set_hexpand(True)
+            top.attach(label, 0, row, 1, 1)
+            top.attach(widget, 1, row, 1, 1)
+        content.pack_start(top, False, False, 0)
+
+        holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+        content.pack_start(holder, True, True, 0)
+        state: dict[str, Any] = {}
+
+        def chosen() -> workflow.Choice:
+            key = models.get_active_id()
+            return next((c for c in request.choices if c.key == key), request.initial)
+
+        def rebuild(*_: Any) -> None:
+            choice = chosen()
+            mode = workflow.find_mode(request.capabilities, choice.engine, action.ui_mode)
+            assert mode is not None
+            values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
+            for child in holder.get_children():
+                holder.remove(child)
+            state["form"], state["mode"] = ParamForm(mode, values, labels), mode
+            sources.set_sensitive(has_drawable and (mode.needs_image or mode.mask_allowed))  # Generate reads no pixels
+            holder.pack_start(state["form"].widget, True, True, 0)
+            mode_help = Gtk.Label(label=mode.help, xalign=0.0, wrap=True)
+            mode_help.get_style_context().add_class("dim-label")
+            holder.pack_start(mode_help, False, False, 0)
+            holder.show_all()
+
+        models.connect("changed", rebuild)
+        rebuild()
+        dialog.show_all()
+        try:
+            if dialog.run() != Gtk.ResponseType.OK:
+                return None
+            return args_from_params(request.args, state["mode"], state["form"].values(), chosen(), sources.get_active_id() or "visible")
+        finally:
+            dialog.destroy()
+
+    return show
+
+
+def connection_dialog(procedure, config) -> bool:
+    """GIMP's own dialog for the Connection procedure's arguments. True on OK."""
+    GimpUi.init(PLUG_IN_BINARY)
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, "Paintwire: Connection")
+    dialog.fill(None)
+    try:
+        return bool(dialog.run())
+    finally:
+        dialog.destroy()

@@ -1,0 +1,165 @@
+"""All access to GIMP's image: reading pixels and the selection, writing results.
+
+Pixels cross as 8-bit straight RGBA ("R'G'B'A u8", the protocol's rgba8) and
+the selection as "Y u8" (the protocol's l8, feathering kept); GEGL converts
+from and to whatever precision the image has, so 16-bit and float images work
+without code here.
+"""
+
+from __future__ import annotations
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+from paintwire.protocol import PixelFormat  # noqa: E402
+from paintwire.protocol import workflow  # noqa: E402
+
+from actions import PluginError  # noqa: E402
+
+RGBA = "R'G'B'A u8"
+MASK = "Y u8"
+
+_LAYER_TYPES = {
+    Gimp.ImageBaseType.RGB: Gimp.ImageType.RGBA_IMAGE,
+    Gimp.ImageBaseType.GRAY: Gimp.ImageType.GRAYA_IMAGE,
+}
+
+
+def _read(drawable, x: int, y: int, width: int, height: int, fmt: str) -> bytes:
+    # AbyssPolicy.NONE: outside the drawable reads as transparent (zeros), so a
+    # layer smaller than the canvas gives a canvas-sized image with empty borders.
+    rect = Gegl.Rectangle.new(x, y, width, height)
+    return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+class GimpDocument:
+    """One GIMP image as the plug-in sees it."""
+
+    def __init__(self, image, drawables, interactive: bool) -> None:
+        self.image = image
+        self.drawables = list(drawables or [])
+        self.interactive = interactive
+
+    def check(self) -> None:
+        if self.image.get_base_type() not in _LAYER_TYPES:
+            raise PluginError("Paintwire works on RGB and grayscale images. Convert this one with Image > Mode > RGB first.")
+
+    def size(self) -> tuple[int, int]:
+        return self.image.get_width(), self.image.get_height()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def snapshot(self, source: str) -> workflow.Snapshot:
+        width, height = self.size()
+        if source == "drawable" and len(self.drawables) == 1:
+            pixels = self._drawable_pixels(self.drawables[0], width, height)
+        else:
+            pixels = self._visible_pixels(width, height)
+        return workflow.Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection(), document_name=self._name())
+
+    def selection(self) -> bytes | None:
+        """The selection as one byte per canvas pixel, or None when nothing is selected."""
+        if Gimp.Selection.is_empty(self.image):
+            return None
+        width, height = self.size()
+        return _read(self.image.get_selection(), 0, 0, width, height, MASK)
+
+    def _drawable_pixels(self, drawable, width: int, height: int) -> bytes:
+        _, off_x, off_y = drawable.get_offsets()
+        return _read(drawable, -off_x, -off_y, width, height, RGBA)
+
+    def _visible_pixels(self, width: int, height: int) -> bytes:
+        # A temporary layer that is never inserted: no undo step, nothing to clean up in the image.
+        layer = Gimp.Layer.new_from_visible(self.image, self.image, "Paintwire input")
+        try:
+            _, off_x, off_y = layer.get_offsets()
+            return _read(layer, -off_x, -off_y, width, height, RGBA)
+        finally:
+            layer.delete()
+
+    def _name(self) -> str:
+        try:
+            return self.image.get_name() or ""
+        except Exception:  # an image without a file has no name on some versions
+            return ""
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, placement: workflow.Placement):
+        """Insert the result. Returns (new image or None, the top inserted layer).
+
+        In the artist's image everything happens in one undo group, so one Undo
+        removes the whole result; original layers are never touched. A result
+        of another size (upscale, expand) opens as a new image instead.
+        """
+        if placement.new_document:
+            return self._write_new_image(placement)
+        image = self.image
+        image.undo_group_start()
+        try:
+            top = self._insert_layers(image, placement, parent_position=-1)
+        finally:
+            image.undo_group_end()
+        Gimp.displays_flush()
+        return None, top
+
+    def _write_new_image(self, placement: workflow.Placement):
+        base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB
+        image = Gimp.Image.new(placement.width, placement.height, base)
+        image.undo_disable()  # a new image starts with an empty undo history
+        try:
+            top = self._insert_layers(image, placement, parent_position=0)
+        finally:
+            image.undo_enable()
+        if self.interactive:
+            Gimp.Display.new(image)
+            Gimp.displays_flush()
+        return image, top
+
+    def _insert_layers(self, image, placement: workflow.Placement, parent_position: int):
+        layer_type = _LAYER_TYPES[image.get_base_type()]
+        for placed in placement.layers:  # checked before anything is inserted
+            if placed.pixel_format is not PixelFormat.RGBA8:
+                raise PluginError(f"The server sent {placed.pixel_format.value} pixels; the GIMP plug-in asks for rgba8.")
+        parent = None
+        if placement.group is not None:
+            parent = Gimp.GroupLayer.new(image, placement.group)
+            image.insert_layer(parent, None, parent_position)
+        top = parent
+        for placed in placement.layers:  # bottom to top
+            layer = Gimp.Layer.new(image, placed.name, placed.width, placed.height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+            # -1 with no parent: above the active layer; 0 inside a group: on top of the group.
+            image.insert_layer(layer, parent, 0 if parent is not None else parent_position)
+            layer.set_offsets(placed.x, placed.y)
+            buffer = layer.get_buffer()
+            buffer.set(Gegl.Rectangle.new(0, 0, placed.width, placed.height), RGBA, placed.pixels)
+            buffer.flush()
+            layer.update(0, 0, placed.width, placed.height)
+            if parent is None:
+                top = layer
+        return top
+
+
+class GimpProgress:
+    """GIMP's progress bar (the status bar in the image window, the console in batch mode).
+
+    Cancel: the progress bar's cancel button makes GIMP close this plug-in's
+    process. The websocket then drops, the server cancels the job, and since
+    layers are only written after a complete result arrives, the image is left
+    as it was.
+    """
+
+    def start(self, text: str) -> None:
+        Gimp.progress_init(text)
+
+    def text(self, text: str) -> None:
+        Gimp.progress_set_text(text)
+
+    def fraction(self, value: float) -> None:
+        Gimp.progress_update(value)
+
+    def end(self) -> None:
+        Gimp.progress_end()

@@ -1,0 +1,150 @@
+# Runs inside gimp-console-3.0 (python-fu-eval): builds the test images, calls the Paintwire
+# procedures non-interactively, and writes what came out for tests/hosts/test_gimp_host.py
+# to check from outside. Reads $PW_JOB_DIR/spec.json; writes $PW_JOB_DIR/report.json plus,
+# per case, mask.raw (the selection as GIMP holds it) and one PNG per layer.
+import json
+import os
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio
+
+JOB = os.environ["PW_JOB_DIR"]
+SPEC = json.load(open(os.path.join(JOB, "spec.json"), encoding="utf-8"))
+report = {"cases": {}, "error": None}
+
+
+def pattern(width, height):
+    # The same formula as the test's pattern(): every pixel distinct enough to catch a shift.
+    out = bytearray(width * height * 4)
+    for y in range(height):
+        for x in range(width):
+            i = (y * width + x) * 4
+            out[i : i + 4] = bytes(((x * 7) % 256, (y * 11) % 256, ((x + y) * 5) % 256, 255))
+    return bytes(out)
+
+
+def status_name(status):
+    return status.value_nick.upper().replace("-", "_")  # "SUCCESS", "EXECUTION_ERROR", ...
+
+
+def read(drawable, fmt, width, height):
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    return bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+def save_layer_png(layer, path):
+    tmp = Gimp.Image.new(layer.get_width(), layer.get_height(), Gimp.ImageBaseType.RGB)
+    copy = Gimp.Layer.new_from_drawable(layer, tmp)
+    tmp.insert_layer(copy, None, 0)
+    copy.set_offsets(0, 0)
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, tmp, Gio.File.new_for_path(path), None)
+    tmp.delete()
+
+
+def describe(image, case_dir, prefix):
+    layers = []
+
+    def walk(items, depth):
+        for item in items:
+            index = len(layers)
+            _, x, y = item.get_offsets()
+            entry = {"name": item.get_name(), "x": x, "y": y, "width": item.get_width(), "height": item.get_height(),
+                     "group": item.is_group(), "depth": depth, "png": None}
+            layers.append(entry)
+            if item.is_group():
+                walk(item.get_children(), depth + 1)
+            else:
+                entry["png"] = f"{prefix}-layer{index}.png"
+                save_layer_png(item, os.path.join(case_dir, entry["png"]))
+
+    walk(image.get_layers(), 0)
+    return {"width": image.get_width(), "height": image.get_height(), "layers": layers}
+
+
+RUN_MODES = {"noninteractive": Gimp.RunMode.NONINTERACTIVE, "interactive": Gimp.RunMode.INTERACTIVE,
+             "last": Gimp.RunMode.WITH_LAST_VALS}
+
+
+def run_procedure(name, image, drawables, args, run_mode="noninteractive"):
+    proc = Gimp.get_pdb().lookup_procedure(name)
+    if proc is None:
+        raise RuntimeError(f"procedure {name} is not registered (the plug-in did not load)")
+    config = proc.create_config()
+    config.set_property("run-mode", RUN_MODES[run_mode])
+    if image is not None:
+        config.set_property("image", image)
+        config.set_core_object_array("drawables", drawables)
+    for key, value in args.items():
+        config.set_property(key, value)
+    return proc.run(config)
+
+
+def run_case(case):
+    case_dir = os.path.join(JOB, case["name"])
+    os.makedirs(case_dir, exist_ok=True)
+    out = {}
+    if "connection" in case:
+        result = run_procedure("plug-in-paintwire-connection", None, [], case["connection"], case.get("connection_mode", "noninteractive"))
+        out["connection_status"] = status_name(result.index(0))
+    width, height = case["width"], case["height"]
+    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(background, None, 0)
+    buf = background.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height))
+    buf.flush()
+    drawable = background
+    patch_spec = case.get("patch")
+    if patch_spec:
+        # A smaller layer at an offset, one flat colour: the input when source=drawable.
+        x, y, w, h = patch_spec["rect"]
+        patch = Gimp.Layer.new(image, "Patch", w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(patch, None, 0)
+        patch.set_offsets(x, y)
+        pbuf = patch.get_buffer()
+        pbuf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", bytes(patch_spec["colour"]) * (w * h))
+        pbuf.flush()
+        drawable = patch
+    sel = case.get("selection")
+    if sel:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel["rect"])
+        if sel.get("feather"):
+            Gimp.Selection.feather(image, float(sel["feather"]))
+        with open(os.path.join(case_dir, "mask.raw"), "wb") as fh:
+            fh.write(read(image.get_selection(), "Y u8", width, height))
+    before = read(background, "R'G'B'A u8", width, height)
+    drawable_before = read(drawable, "R'G'B'A u8", drawable.get_width(), drawable.get_height())
+    result = run_procedure(case["procedure"], image, [drawable], case.get("args", {}), case.get("run_mode", "noninteractive"))
+    status = result.index(0)
+    out["status"] = status_name(status)
+    if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1:
+        out["message"] = str(result.index(1))
+    out["background_unchanged"] = read(background, "R'G'B'A u8", width, height) == before
+    out["drawable_unchanged"] = read(drawable, "R'G'B'A u8", drawable.get_width(), drawable.get_height()) == drawable_before
+    out["image"] = describe(image, case_dir, "image")
+    if status == Gimp.PDBStatusType.SUCCESS:
+        new_image = result.index(1)
+        out["new_image"] = describe(new_image, case_dir, "new") if new_image is not None else None
+        layer = result.index(2)
+        out["returned_layer"] = layer.get_name() if layer is not None else None
+        if new_image is not None:
+            new_image.delete()
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(os.path.join(case_dir, "image.xcf")), None)
+    image.delete()
+    return out
+
+
+try:
+    for case in SPEC["cases"]:
+        try:
+            report["cases"][case["name"]] = run_case(case)
+        except Exception:
+            report["cases"][case["name"]] = {"status": "DRIVER_ERROR", "message": traceback.format_exc()}
+except Exception:
+    report["error"] = traceback.format_exc()
+with open(os.path.join(JOB, "report.json"), "w", encoding="utf-8") as fh:
+    json.dump(report, fh, indent=2)

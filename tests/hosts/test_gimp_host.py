@@ -1,0 +1,479 @@
+"""The packaged GIMP plug-in inside real GIMP 3, against a real server.
+
+GIMP 3 runs headless (gimp-console-3.0, batch mode) in a Debian trixie chroot
+prepared by tests/hosts/gimp/setup_chroot.sh; run_gimp.sh installs the bundle
+built by plugins/gimp/build.py into a fresh profile and runs driver.py, which
+builds images with a known background and a selection, calls the Paintwire
+procedures and exports every layer. These tests check the exports from outside:
+the result layer sits at the server's offset with the server's exact pixels
+(compared with the same job sent straight to the server), the original layers
+are untouched, and failures come back as GIMP errors without new layers.
+
+Also here: the dialogs built from real capabilities under Xvfb (ui_smoke.py),
+an interactive run inside GIMP whose dialog answers itself (autorespond.py)
+followed by a run with GIMP's last values, and, where the diffusers engine
+loads, Generate / Refine / Inpaint Sketch / Expand with a tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paintwire.protocol import Client, JobRequest, PixelFormat, raw_image
+
+pytestmark = pytest.mark.host
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent / "gimp"
+ARTIFACTS = HERE.parent / "artifacts" / "gimp"  # what GIMP wrote (XCF, PNGs, report, log), kept for a look
+# Not a PAINTWIRE_* name: the server reads every PAINTWIRE_* variable as one of its settings.
+ROOT = Path(os.environ.get("GIMP_HOST_CHROOT", "/var/cache/paintwire/gimp-trixie"))
+WIDTH, HEIGHT = 64, 48
+
+
+def _skip_reason() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return "the GIMP host test runs GIMP from a Debian chroot: Linux only"
+    if os.geteuid() != 0:
+        return "the GIMP host test needs root (chroot and bind mounts)"
+    if not (ROOT / ".paintwire-ready").is_file():
+        return f"GIMP chroot not prepared at {ROOT}: run `bash tests/hosts/gimp/setup_chroot.sh` (as root; a few minutes, once)"
+    for tool in ("chroot", "mount", "flock"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+def pattern(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """The background the driver paints (the same formula as driver.py's pattern())."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(x * 7) % 256, (y * 11) % 256, ((x + y) * 5) % 256, np.full_like(x, 255)], axis=-1).astype(np.uint8)
+
+
+PATCH, PATCH_COLOUR = [10, 8, 30, 20], [200, 30, 60, 255]
+
+
+def patch_input(visible: bool) -> np.ndarray:
+    """What the plug-in must send for the patch cases: the patch layer alone on a transparent
+    canvas (source=drawable), or the patch over the background (source=visible)."""
+    out = pattern() if visible else np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+    x, y, w, h = PATCH
+    out[y : y + h, x : x + w] = PATCH_COLOUR
+    return out
+
+
+CASES = [
+    # The first case also stores the server's address through the Connection procedure.
+    {"name": "inpaint_rect", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [20, 12, 16, 12]},
+     "args": {"params-json": json.dumps({"method": "telea", "mask_blur": 0})}},
+    {"name": "inpaint_feather", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [8, 8, 24, 20], "feather": 8},
+     "args": {"params-json": json.dumps({"method": "ns"})}},
+    {"name": "inpaint_everything", "procedure": "plug-in-paintwire-inpaint", "selection": None,
+     "args": {"params-json": json.dumps({"method": "fill", "mask_blur": 0})}},
+    # The input is the active layer, smaller than the canvas and offset; then the visible image.
+    {"name": "inpaint_offset_layer", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [14, 10, 10, 8]},
+     "patch": {"rect": PATCH, "colour": PATCH_COLOUR}, "args": {"params-json": json.dumps({"method": "telea", "mask_blur": 0})}},
+    {"name": "inpaint_visible", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [14, 10, 10, 8]},
+     "patch": {"rect": PATCH, "colour": PATCH_COLOUR},
+     "args": {"source": "visible", "params-json": json.dumps({"method": "telea", "mask_blur": 0})}},
+    {"name": "upscale", "procedure": "plug-in-paintwire-upscale", "selection": None, "args": {"params-json": json.dumps({"scale": 2.0})}},
+    {"name": "bad_param", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [4, 4, 8, 8]},
+     "args": {"params-json": json.dumps({"no_such_param": 1})}},
+    # Last: points the plug-in at a port where nothing listens.
+    {"name": "server_down", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [4, 4, 8, 8]}, "args": {}},
+]
+
+
+@pytest.fixture(scope="module")
+def plugin_bundle(tmp_path_factory) -> Path:
+    """The plug-in folder exactly as a user installs it: built by plugins/gimp/build.py."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    build_dir = tmp_path_factory.mktemp("gimp-build")
+    subprocess.run([sys.executable, str(REPO / "plugins/gimp/build.py"), "-o", str(build_dir / "paintwire-gimp")], check=True)
+    return build_dir / "paintwire-gimp" / "paintwire"
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve())
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        points = [line.split()[1] for line in fh]
+    return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
+def run_in_chroot(plugin: Path, script: str, spec: dict, name: str, dialogs: bool = False, display: bool = False,
+                  env: dict | None = None) -> tuple[dict, str, Path]:
+    """Run driver.py in GIMP (or ui_smoke.py under Xvfb) in the chroot; the job folder's
+    results (less the GIMP profile) go to tests/hosts/artifacts/gimp/NAME, returned with
+    the report and GIMP's output.
+
+    ``display`` runs GIMP under Xvfb with the dialog auto-responder, for interactive runs."""
+    out = ARTIFACTS / name
+    shutil.rmtree(out, ignore_errors=True)
+    job = ROOT / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
+    job.mkdir(parents=True)
+    try:
+        (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        shutil.copy(HERE / script, job / script)
+        flags = ["--dialogs"] if dialogs else []
+        if display:
+            flags = ["--display"]
+            shutil.copy(HERE / "autorespond.py", job / "usercustomize.py")
+        extra = [f"{k}={v}" for k, v in (env or {}).items()]
+        command = ["bash", str(HERE / "run_gimp.sh")] + flags + [str(plugin), str(job)] + extra
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        log = proc.stdout + proc.stderr
+        shutil.copytree(job, out, ignore=shutil.ignore_patterns("home"))
+        (out / "gimp.log").write_text(log, encoding="utf-8")
+        settings_file = job / "home" / ".config" / "GIMP" / "3.0" / "paintwire.json"
+        if settings_file.is_file():
+            shutil.copy(settings_file, out / "paintwire.json")
+        report_path = job / "report.json"
+        assert report_path.is_file(), f"{script} exited {proc.returncode} without a report:\n{log}"
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        assert report["error"] is None, report["error"] + log
+        return report, log, out
+    finally:
+        # run_gimp.sh unmounts proc/dev/sys on exit; a job folder never holds a mount, but a
+        # delete through a bind mount would reach the host, so look before deleting.
+        if not _mounts_under(job):
+            shutil.rmtree(job, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def gimp_run(live_server, plugin_bundle):
+    cases = [dict(c, width=WIDTH, height=HEIGHT) for c in CASES]
+    cases[0]["connection"] = {"url": live_server.url, "token": "", "timeout": 60.0}
+    cases[-1]["connection"] = {"url": "ws://127.0.0.1:9/ws", "token": "", "timeout": 60.0}
+    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "classical")
+    yield report["cases"], out, live_server, log
+
+
+def _case(gimp_run, name):
+    cases, out, server, log = gimp_run
+    case = cases[name]
+    assert case.get("status") != "DRIVER_ERROR", case.get("message")
+    return case, out / name, server, log
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def _direct(server, mode: str, params: dict, mask: np.ndarray | None, source: np.ndarray | None = None):
+    """The same job sent straight to the server, for the expected pixels."""
+    source = pattern() if source is None else source
+    image = raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, source.tobytes())
+    mask_payload = raw_image(WIDTH, HEIGHT, PixelFormat.L8, mask.tobytes()) if mask is not None else None
+    with Client(server.url) as client:
+        return client.run(JobRequest("classical", mode, image=image, mask=mask_payload, model="opencv", params=params))
+
+
+def _same_pixels(got: np.ndarray, want: np.ndarray) -> None:
+    # PNG export drops the colour of fully transparent pixels; they show nothing either way.
+    assert got.shape == want.shape
+    assert np.array_equal(got[..., 3], want[..., 3]), "alpha differs"
+    visible = want[..., 3] > 0
+    assert np.array_equal(got[visible], want[visible]), "colour differs where the layer is visible"
+
+
+def _check_inpaint(gimp_run, name, params, mask=None, source=None):
+    case, case_dir, server, log = _case(gimp_run, name)
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    assert case["background_unchanged"] and case["drawable_unchanged"]
+    layers = case["image"]["layers"]
+    new, originals = layers[0], layers[1:]
+    assert [l["name"] for l in originals] == (["Patch", "Background"] if source is not None else ["Background"])
+    assert np.array_equal(_png(case_dir / originals[-1]["png"]), pattern())
+
+    if mask is None:
+        mask = np.frombuffer((case_dir / "mask.raw").read_bytes(), np.uint8).reshape(HEIGHT, WIDTH)
+    expected = _direct(server, "inpaint", params, mask, source)
+    (want,) = expected.layers
+    assert (new["x"], new["y"], new["width"], new["height"]) == (want.x, want.y, want.image.width, want.image.height)
+    assert new["name"] == want.name  # no prompt, no seed: the server's name
+    assert new["depth"] == 0 and not new["group"]
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(want.image.height, want.image.width, 4)
+    _same_pixels(_png(case_dir / new["png"]), want_px)
+    return case, new, want_px, mask
+
+
+def test_inpaint_rectangle_selection(gimp_run):
+    case, new, px, mask = _check_inpaint(gimp_run, "inpaint_rect", {"method": "telea", "mask_blur": 0})
+    assert set(np.unique(mask)) == {0, 255}
+    # The layer covers the selection with opaque pixels that differ from the background there.
+    sx, sy = 20 - new["x"], 12 - new["y"]
+    inside = px[sy : sy + 12, sx : sx + 16]
+    assert (inside[..., 3] == 255).all()
+    assert not np.array_equal(inside, pattern()[12:24, 20:36])
+    assert case["returned_layer"] == new["name"]
+
+
+def test_inpaint_feathered_selection_keeps_feathering(gimp_run):
+    case, new, px, mask = _check_inpaint(gimp_run, "inpaint_feather", {"method": "ns"})
+    soft = (mask > 0) & (mask < 255)
+    assert soft.sum() > 50, "GIMP's feathered selection should reach the server with soft edges"
+    alpha = px[..., 3]
+    assert ((alpha > 0) & (alpha < 255)).any(), "a feathered mask gives a layer with soft alpha"
+
+
+def test_inpaint_without_selection_uses_whole_canvas(gimp_run):
+    case, new, px, mask = _check_inpaint(gimp_run, "inpaint_everything", {"method": "fill", "mask_blur": 0}, np.full((HEIGHT, WIDTH), 255, np.uint8))
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
+
+
+def test_input_is_the_active_layer_at_its_offset(gimp_run):
+    _check_inpaint(gimp_run, "inpaint_offset_layer", {"method": "telea", "mask_blur": 0}, source=patch_input(visible=False))
+
+
+def test_input_can_be_the_visible_image(gimp_run):
+    _check_inpaint(gimp_run, "inpaint_visible", {"method": "telea", "mask_blur": 0}, source=patch_input(visible=True))
+
+
+def test_upscale_opens_new_image_and_leaves_original(gimp_run):
+    case, case_dir, server, log = _case(gimp_run, "upscale")
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    assert case["background_unchanged"]
+    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
+    new_image = case["new_image"]
+    assert (new_image["width"], new_image["height"]) == (2 * WIDTH, 2 * HEIGHT)
+    (layer,) = new_image["layers"]
+    expected = _direct(server, "upscale", {"scale": 2.0}, None)
+    (want,) = expected.layers
+    assert (layer["x"], layer["y"], layer["width"], layer["height"]) == (0, 0, 2 * WIDTH, 2 * HEIGHT)
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(2 * HEIGHT, 2 * WIDTH, 4)
+    _same_pixels(_png(case_dir / layer["png"]), want_px)
+
+
+def test_bad_parameter_is_a_gimp_error(gimp_run):
+    case, case_dir, server, log = _case(gimp_run, "bad_param")
+    assert case["status"] == "EXECUTION_ERROR"
+    assert "no_such_param" in case["message"] and "method" in case["message"]
+    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
+    assert case["background_unchanged"]
+
+
+def test_unreachable_server_is_a_gimp_error(gimp_run):
+    case, case_dir, server, log = _case(gimp_run, "server_down")
+    assert case["connection_status"] == "SUCCESS"
+    assert case["status"] == "EXECUTION_ERROR"
+    assert "Cannot connect" in case["message"] and "127.0.0.1:9" in case["message"]
+    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
+
+
+# --- dialogs: the real GTK code under Xvfb, with the server's own ParamSpecs ----------------
+
+
+def _diffusers_like_capabilities() -> dict:
+    """A diffusers-shaped engine (prompt, strength, steps, seed, choices, advanced group), so the
+    dialogs are exercised with every parameter type even where no model is installed."""
+    from paintwire.protocol import Capabilities, EngineInfo, Limits, ModeSpec, ModelInfo, ParamSpec, ParamType
+
+    params = (
+        ParamSpec("prompt", ParamType.STRING, "", "Prompt", "What to paint."),
+        ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to avoid."),
+        ParamSpec("strength", ParamType.FLOAT, 0.75, "Strength", "", minimum=0.0, maximum=1.0),
+        ParamSpec("steps", ParamType.INT, 20, "Steps", "", minimum=1, maximum=150),
+        ParamSpec("seed", ParamType.SEED, -1, "Seed", ""),
+        ParamSpec("scheduler", ParamType.CHOICE, "euler", "Sampler", "", choices=("euler", "ddim"), group="advanced"),
+        ParamSpec("exact_steps", ParamType.BOOL, False, "Exact steps", "", group="advanced"),
+        ParamSpec("vae", ParamType.STRING, "", "VAE", "", group="advanced"),
+    )
+    sides = tuple(ParamSpec(s, ParamType.INT, 0, s, "", minimum=0, maximum=4096) for s in ("left", "right", "top", "bottom"))
+    modes = tuple(
+        ModeSpec(name, name, f"{name} help", needs_image=name != "txt2img", needs_mask=name == "inpaint", params=params + extra)
+        for name, extra in (("txt2img", ()), ("img2img", ()), ("inpaint", ()), ("outpaint", sides), ("upscale", ()))
+    )
+    caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
+                        Limits(1 << 30, 1 << 24, 8192, 4))
+    return caps.to_wire()
+
+
+@pytest.fixture(scope="module")
+def dialog_run(live_server, plugin_bundle):
+    with Client(live_server.url) as client:
+        server_caps = client.capabilities.to_wire()
+    spec = {
+        "capabilities": [server_caps, _diffusers_like_capabilities()],
+        "stored": {"inpaint": {"method": "ns"}, "generate": {"scheduler": "ddim"}},
+    }
+    report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
+    return report
+
+
+def test_param_forms_show_and_read_back_every_parameter(dialog_run):
+    forms = dialog_run["forms"]
+    assert {"classical/inpaint", "classical/upscale", "diffusers/txt2img", "diffusers/outpaint"} <= set(forms)
+    for key, entry in forms.items():
+        assert entry["got"] == entry["want"], key
+
+
+def test_job_dialogs_return_arguments_to_remember(dialog_run):
+    dialogs = dialog_run["dialogs"]
+    # 0: the live classical server; 1: the diffusers-like engine.
+    assert set(dialogs) == {"0/inpaint", "0/upscale"} | {f"1/{m}" for m in ("generate", "refine", "inpaint", "expand", "upscale")}
+    inpaint = dialogs["0/inpaint"]
+    assert (inpaint["engine"], inpaint["model"], inpaint["source"]) == ("classical", "opencv", "drawable")
+    stored = json.loads(inpaint["params-json"])
+    assert stored["method"] == "ns" and stored["mask_blur"] == 4  # the remembered value, and the defaults shown
+    generate = dialogs["1/generate"]
+    assert (generate["engine"], generate["model"]) == ("diffusers", "tiny")
+    assert json.loads(generate["params-json"])["scheduler"] == "ddim"
+    assert generate["steps"] == 20 and generate["seed"] == -1 and generate["prompt"] == ""
+    assert json.loads(dialogs["1/expand"]["params-json"])["left"] == 0
+
+
+# --- generation modes: the diffusers engine with a tiny model built by the tests -------------
+
+
+@pytest.fixture(scope="module")
+def diffusers_run(plugin_bundle, tmp_path_factory):
+    """Generate, Refine and Expand through GIMP against a server with a tiny SD1.5 model.
+    Skips where the diffusers engine is not installed or does not load."""
+    try:
+        sys.path.insert(0, str(REPO / "tests"))
+        from fixtures.tiny_models import build_tiny_sd15
+    except ImportError as exc:
+        pytest.skip(f"the diffusers extra is not installed ({exc})")
+    models = tmp_path_factory.mktemp("gimp-models")
+    build_tiny_sd15(models / "tiny-sd15")
+    from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
+
+    server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
+    try:
+        yield from _diffusers_cases(server, plugin_bundle, tmp_path_factory)
+    finally:
+        server.stop()
+
+
+def _diffusers_cases(server, plugin_bundle, tmp_path_factory):
+    with Client(server.url) as client:
+        caps = client.capabilities
+    engine = caps.engine("diffusers")
+    if engine is None or not any(m.engine == "diffusers" for m in caps.models):
+        pytest.skip("the server's diffusers engine did not load (see the server log)")
+    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    common = {"model": model, "steps": 2}
+    cases = [
+        {"name": "generate", "procedure": "plug-in-paintwire-generate", "selection": None,
+         "args": dict(common, prompt="a red fox", seed=5), "connection": {"url": server.url, "token": "", "timeout": 120.0}},
+        {"name": "generate_batch", "procedure": "plug-in-paintwire-generate", "selection": None,
+         "args": dict(common, prompt="two foxes", seed=20, **{"params-json": json.dumps({"batch_size": 2})})},
+        {"name": "refine", "procedure": "plug-in-paintwire-refine", "selection": None,
+         "args": dict(common, prompt="a red fox", seed=7, strength=0.5)},
+        # Strokes on their own layer, a selection around them; the sketch input is the visible image.
+        {"name": "sketch", "procedure": "plug-in-paintwire-sketch", "selection": {"rect": [8, 6, 36, 26]},
+         "patch": {"rect": PATCH, "colour": PATCH_COLOUR}, "args": dict(common, prompt="a red fox", seed=3, strength=0.8)},
+        {"name": "expand", "procedure": "plug-in-paintwire-expand", "selection": None,
+         "args": dict(common, prompt="more fox", seed=9, **{"params-json": json.dumps({"right": 16})})},
+    ]
+    available = {m.name for m in engine.modes}
+    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint"}[c["name"]] in available]
+    cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
+    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
+    yield report["cases"], log
+
+
+def _diffusers_case(diffusers_run, name):
+    cases, log = diffusers_run
+    if name not in cases:
+        pytest.skip(f"the diffusers engine offers no mode for {name}")
+    case = cases[name]
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    assert case["background_unchanged"]
+    return case
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,seed", [("generate", 5), ("refine", 7)])
+def test_generated_layer_is_named_after_prompt_and_seed(diffusers_run, name, seed):
+    case = _diffusers_case(diffusers_run, name)
+    new, background = case["image"]["layers"]
+    assert new["name"] == f"a red fox [seed {seed}]" and background["name"] == "Background"
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
+
+
+@pytest.mark.slow
+def test_several_results_are_grouped(diffusers_run):
+    case = _diffusers_case(diffusers_run, "generate_batch")
+    group, first, second, background = case["image"]["layers"]
+    assert group["group"] and group["depth"] == 0 and case["returned_layer"] == group["name"]
+    assert group["name"].startswith("two foxes [2 results")
+    # GIMP lists top first; the server's first result (seed 20) is the bottom one.
+    assert (first["name"], second["name"]) == ("two foxes [seed 21]", "two foxes [seed 20]")
+    assert first["depth"] == second["depth"] == 1 and background["name"] == "Background"
+
+
+@pytest.mark.slow
+def test_inpaint_sketch_uses_the_visible_strokes(diffusers_run):
+    case = _diffusers_case(diffusers_run, "sketch")
+    new, patch, background = case["image"]["layers"]
+    assert new["name"] == "a red fox [seed 3]" and case["drawable_unchanged"]
+    # The layer covers (at least) the selection, and no more than the canvas.
+    assert new["x"] <= 8 and new["y"] <= 6 and new["x"] + new["width"] >= 44 and new["y"] + new["height"] >= 32
+    assert 0 <= new["x"] and new["x"] + new["width"] <= WIDTH and new["y"] + new["height"] <= HEIGHT
+
+
+@pytest.mark.slow
+def test_expand_opens_the_grown_picture_as_a_new_image(diffusers_run):
+    case = _diffusers_case(diffusers_run, "expand")
+    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
+    assert (case["new_image"]["width"], case["new_image"]["height"]) == (WIDTH + 16, HEIGHT)
+
+
+# --- interactive runs: the real dialogs inside real GIMP, answered by autorespond.py ----------
+
+
+@pytest.fixture(scope="module")
+def interactive_run(live_server, plugin_bundle):
+    """An interactive Inpaint Selection (the dialog opens, the artist switches the method to
+    ns and presses OK), then the same procedure with GIMP's last values on a new image.
+    The server address comes from PAINTWIRE_URL; the Connection dialog runs too."""
+    # With no last values yet, the dialog starts from these; the artist then switches to ns.
+    params = json.dumps({"method": "telea", "mask_blur": 0})
+    cases = [
+        {"name": "dialog", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [20, 12, 16, 12]},
+         "run_mode": "interactive", "args": {"params-json": params},
+         "connection": {}, "connection_mode": "interactive"},
+        {"name": "repeat", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [20, 12, 16, 12]},
+         "run_mode": "last", "args": {}},
+    ]
+    cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
+    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "interactive", display=True,
+                                     env={"PW_AUTORESPOND": "1", "PAINTWIRE_URL": live_server.url})
+    return report["cases"], out, live_server, log
+
+
+def test_interactive_dialog_runs_and_its_choices_are_remembered(interactive_run):
+    cases, out, server, log = interactive_run
+    dialog_log = (out / "dialogs.log").read_text(encoding="utf-8")
+    assert "procedure dialog 'Paintwire: Connection'" in dialog_log
+    assert "dialog 'Paintwire: Inpaint'" in dialog_log and "Method" in dialog_log and "Advanced" in dialog_log
+    # The Connection dialog saved its (default) values to the one settings file.
+    stored = json.loads((out / "paintwire.json").read_text(encoding="utf-8"))
+    assert list(out.glob("dialog-*.png")), "the auto-responder screenshots every dialog it answers"
+    assert stored["url"] == "ws://127.0.0.1:7878/ws"
+    mask = np.frombuffer((out / "dialog" / "mask.raw").read_bytes(), np.uint8).reshape(HEIGHT, WIDTH)
+    (want,) = _direct(server, "inpaint", {"method": "ns", "mask_blur": 0}, mask).layers
+    (telea,) = _direct(server, "inpaint", {"method": "telea", "mask_blur": 0}, mask).layers
+    assert want.image.data != telea.image.data  # so the pixels tell which method ran
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(want.image.height, want.image.width, 4)
+    for name in ("dialog", "repeat"):  # the repeat (last values) must use the method chosen in the dialog
+        case = cases[name]
+        assert case["status"] == "SUCCESS", case.get("message", "") + log
+        new, background = case["image"]["layers"]
+        assert case["background_unchanged"] and background["name"] == "Background"
+        assert (new["x"], new["y"], new["width"], new["height"]) == (want.x, want.y, want.image.width, want.image.height)
+        _same_pixels(_png(out / name / new["png"]), want_px)

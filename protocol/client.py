@@ -91,6 +91,15 @@ class Client:
             raise ClientError("Not connected.")
         return self.protocol.capabilities
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is still open. The websocket's reader thread
+        notices a close frame or a dropped socket even while no job runs."""
+        if self._ws is None:
+            return False
+        state = getattr(self._ws, "state", None)
+        return state is None or getattr(state, "name", "OPEN") == "OPEN"
+
     def close(self) -> None:
         if self._ws is not None:
             self._ws.close()

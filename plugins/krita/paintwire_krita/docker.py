@@ -1,0 +1,486 @@
+"""The Paintwire docker: connection, mode, prompt, the server's parameters,
+Generate / Cancel, progress with a live preview, and the history.
+
+The panel builds its controls from the capabilities the server sends, so a
+new engine, mode or parameter shows up here without a new plug-in. Widgets
+that a script or test may drive carry objectNames starting with
+``paintwire-``.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Krita
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QImage, QPixmap
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from paintwire.protocol import PixelFormat, Preview, Progress, Queued, Started
+from paintwire.protocol import workflow as wf
+
+from . import document
+from .state import INPUT_SOURCES, OUTPUT_FORMAT, PanelSettings, PanelState, describe_error, history_from_json, history_to_json
+from .widgets import ParamForm
+from .worker import Worker
+
+DOCKER_ID = "paintwire_docker"
+SETTINGS_GROUP = "paintwire"
+PREVIEW_SIDE = 256
+NO_LAYER = "(none)"
+
+
+def _read_setting(name: str, default: str = "") -> str:
+    return Krita.instance().readSetting(SETTINGS_GROUP, name, default)
+
+
+def _write_setting(name: str, value: str) -> None:
+    Krita.instance().writeSetting(SETTINGS_GROUP, name, value)
+
+
+class PaintwireDocker(DockWidget):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("Paintwire")
+        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), history_from_json(_read_setting("history")))
+        self.worker = Worker(self)
+        self.worker.connected.connect(self._on_connected)
+        self.worker.disconnected.connect(self._on_disconnected)
+        self.worker.job_event.connect(self._on_job_event)
+        self.worker.job_done.connect(self._on_job_done)
+        self.worker.job_failed.connect(self._on_job_failed)
+        self.worker.job_cancelled.connect(self._on_job_cancelled)
+        self._updating = False
+        self._build_ui()
+        self._refresh_controls()
+        from . import VENDOR_PROBLEM
+
+        if VENDOR_PROBLEM:
+            self._set_status(VENDOR_PROBLEM, error=True)
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        root = QWidget()
+        scroll.setWidget(root)
+        self.setWidget(scroll)
+        col = QVBoxLayout(root)
+
+        conn = QGroupBox("Server")
+        form = QFormLayout(conn)
+        self.url_edit = QLineEdit(self.state.settings.url)
+        self.url_edit.setObjectName("paintwire-url")
+        self.url_edit.setToolTip("The server's websocket address, e.g. ws://127.0.0.1:7878/ws")
+        self.token_edit = QLineEdit(self.state.settings.token)
+        self.token_edit.setObjectName("paintwire-token")
+        self.token_edit.setEchoMode(QLineEdit.Password)
+        self.token_edit.setPlaceholderText("only for a server on another machine")
+        self.connect_button = QPushButton("Connect")
+        self.connect_button.setObjectName("paintwire-connect")
+        self.connect_button.clicked.connect(self._connect_clicked)
+        self.status_label = QLabel("Not connected.")
+        self.status_label.setObjectName("paintwire-status")
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form.addRow("URL", self.url_edit)
+        form.addRow("Token", self.token_edit)
+        form.addRow(self.connect_button)
+        form.addRow(self.status_label)
+        col.addWidget(conn)
+
+        job = QGroupBox("Job")
+        job_layout = QVBoxLayout(job)
+        form = QFormLayout()
+        job_layout.addLayout(form)
+        self.mode_combo = QComboBox()
+        self.mode_combo.setObjectName("paintwire-mode")
+        self.mode_combo.currentIndexChanged.connect(self._mode_changed)
+        self.model_combo = QComboBox()
+        self.model_combo.setObjectName("paintwire-model")
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.prompt_edit = QPlainTextEdit()
+        self.prompt_edit.setObjectName("paintwire-prompt")
+        self.prompt_edit.setPlaceholderText("Describe what to make")
+        self.prompt_edit.setFixedHeight(60)
+        self.prompt_edit.textChanged.connect(lambda: self._value_changed(wf.PROMPT, self.prompt_edit.toPlainText()))
+        self.negative_edit = QPlainTextEdit()
+        self.negative_edit.setObjectName("paintwire-negative-prompt")
+        self.negative_edit.setPlaceholderText("What to avoid")
+        self.negative_edit.setFixedHeight(40)
+        self.negative_edit.textChanged.connect(lambda: self._value_changed(wf.NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
+        self.input_combo = QComboBox()
+        self.input_combo.setObjectName("paintwire-input")
+        for key, label in INPUT_SOURCES:
+            self.input_combo.addItem(label, key)
+        self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(self.state.settings.input_source)))
+        self.input_combo.currentIndexChanged.connect(self._input_changed)
+        self.mask_combo = QComboBox()
+        self.mask_combo.setObjectName("paintwire-mask-layer")
+        self.mask_combo.setToolTip("Use a layer as the mask instead of the selection: its painted (or white) pixels are regenerated.")
+        self.sketch_combo = QComboBox()
+        self.sketch_combo.setObjectName("paintwire-sketch-layer")
+        self.sketch_combo.setToolTip("Inpaint sketch: the strokes of this layer are added to the mask (they are part of the visible image).")
+        layers_refresh = QToolButton()
+        layers_refresh.setObjectName("paintwire-layers-refresh")
+        layers_refresh.setText("\u21bb")
+        layers_refresh.setToolTip("Reload the layer lists")
+        layers_refresh.clicked.connect(self._refresh_layers)
+        form.addRow("Mode", self.mode_combo)
+        form.addRow("Model", self.model_combo)
+        # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
+        self.prompt_box = QWidget()
+        prompts = QFormLayout(self.prompt_box)
+        prompts.setContentsMargins(0, 0, 0, 0)
+        self.prompt_label = QLabel("Prompt")
+        self.negative_label = QLabel("Negative")
+        prompts.addRow(self.prompt_label, self.prompt_edit)
+        prompts.addRow(self.negative_label, self.negative_edit)
+        job_layout.addWidget(self.prompt_box)
+        form = QFormLayout()
+        job_layout.addLayout(form)
+        form.addRow("Input", self.input_combo)
+        mask_row = QHBoxLayout()
+        mask_row.addWidget(self.mask_combo, 1)
+        mask_row.addWidget(layers_refresh)
+        form.addRow("Mask layer", mask_row)
+        form.addRow("Sketch layer", self.sketch_combo)
+        col.addWidget(job)
+
+        params = QGroupBox("Settings")
+        params.setToolTip("These controls come from the server: each engine and mode brings its own.")
+        params_layout = QVBoxLayout(params)
+        self.form = ParamForm(self._value_changed)
+        self.form.setObjectName("paintwire-params")
+        params_layout.addWidget(self.form)
+        col.addWidget(params)
+
+        buttons = QHBoxLayout()
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("paintwire-generate")
+        self.generate_button.clicked.connect(self._generate_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("paintwire-cancel")
+        self.cancel_button.clicked.connect(self._cancel_clicked)
+        buttons.addWidget(self.generate_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+        col.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("paintwire-progress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        col.addWidget(self.progress)
+        self.preview_label = QLabel()
+        self.preview_label.setObjectName("paintwire-preview")
+        self.preview_label.setAlignment(Qt.AlignCenter)
+        self.preview_label.setMinimumHeight(0)
+        col.addWidget(self.preview_label)
+
+        hist = QGroupBox("History")
+        hl = QVBoxLayout(hist)
+        self.history_list = QListWidget()
+        self.history_list.setObjectName("paintwire-history")
+        self.history_list.setMaximumHeight(140)
+        self.history_list.currentRowChanged.connect(lambda _: self._refresh_buttons())
+        hl.addWidget(self.history_list)
+        hb = QHBoxLayout()
+        self.apply_button = QPushButton("Apply again")
+        self.apply_button.setObjectName("paintwire-history-apply")
+        self.apply_button.setToolTip("Add this result's layers to the current document again.")
+        self.apply_button.clicked.connect(self._apply_history)
+        self.rerun_button = QPushButton("Use settings")
+        self.rerun_button.setObjectName("paintwire-history-rerun")
+        self.rerun_button.setToolTip("Put this result's settings and seed back into the panel, to run it again or vary it.")
+        self.rerun_button.clicked.connect(self._rerun_history)
+        hb.addWidget(self.apply_button)
+        hb.addWidget(self.rerun_button)
+        hl.addLayout(hb)
+        col.addWidget(hist)
+        col.addStretch(1)
+        self._fill_history()
+
+    # -- state -> widgets ----------------------------------------------------------------
+
+    def _refresh_controls(self) -> None:
+        """Rebuild mode, model and parameter widgets from the state."""
+        self._updating = True
+        try:
+            st = self.state
+            self.mode_combo.clear()
+            for m in st.modes():
+                self.mode_combo.addItem(m.label, m.key)
+                self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ToolTipRole)
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.ui_mode)))
+            self.model_combo.clear()
+            for c in st.choices():
+                self.model_combo.addItem(c.label, c.key)
+            self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
+            mode = st.current_mode()
+            names = {p.name for p in mode.params} if mode else set()
+            self.prompt_box.setVisible(bool(names & set(wf.PROMPT_PARAMS)))
+            for name, label, edit in ((wf.PROMPT, self.prompt_label, self.prompt_edit), (wf.NEGATIVE_PROMPT, self.negative_label, self.negative_edit)):
+                shown = name in names
+                label.setVisible(shown)
+                edit.setVisible(shown)
+                if shown and edit.toPlainText() != (st.value(name) or ""):
+                    edit.setPlainText(st.value(name) or "")
+            uses_mask = bool(mode and mode.mask_allowed)
+            self.mask_combo.setEnabled(uses_mask)
+            self.sketch_combo.setEnabled(uses_mask)
+            self.form.build(mode.params if mode else (), st.value, skip=wf.PROMPT_PARAMS)
+        finally:
+            self._updating = False
+        self._refresh_buttons()
+
+    def _refresh_buttons(self) -> None:
+        st = self.state
+        self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        self.cancel_button.setEnabled(st.busy)
+        self.connect_button.setText("Reconnect" if st.connected else "Connect")
+        has = self.history_list.currentRow() >= 0
+        self.apply_button.setEnabled(has)
+        self.rerun_button.setEnabled(has and st.connected)
+
+    def _refresh_layers(self) -> None:
+        doc = document.active_document()
+        paths = [p for p, _ in document.paint_layers(doc)]
+        for combo in (self.mask_combo, self.sketch_combo):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItem(NO_LAYER)
+            combo.addItems(paths)
+            combo.setCurrentIndex(max(0, combo.findText(current)))
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #d04040;" if error else "")
+
+    def _fill_history(self) -> None:
+        self.history_list.clear()
+        for entry in self.state.history.entries:
+            item = QListWidgetItem(entry.summary)
+            item.setToolTip("\n".join(f"{k}: {v}" for k, v in entry.settings.params.items()))
+            self.history_list.addItem(item)
+
+    def _save(self) -> None:
+        _write_setting("settings", self.state.settings.to_json())
+        _write_setting("history", history_to_json(self.state.history))
+
+    # -- widgets -> state ----------------------------------------------------------------
+
+    def _mode_changed(self, _: int) -> None:
+        if self._updating or self.mode_combo.currentData() is None:
+            return
+        self.state.set_mode(self.mode_combo.currentData())
+        self._refresh_controls()
+        self._save()
+
+    def _model_changed(self, _: int) -> None:
+        if self._updating or self.model_combo.currentData() is None:
+            return
+        self.state.set_choice(self.model_combo.currentData())
+        self._refresh_controls()
+        self._save()
+
+    def _input_changed(self, _: int) -> None:
+        self.state.settings.input_source = self.input_combo.currentData()
+        self._save()
+
+    def _value_changed(self, name: str, value) -> None:
+        if not self._updating:
+            self.state.set_value(name, value)
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect_clicked(self) -> None:
+        self.state.settings.url = self.url_edit.text().strip()
+        self.state.settings.token = self.token_edit.text().strip()
+        self._save()
+        self.state.set_capabilities(None)
+        self._set_status(f"Connecting to {self.state.settings.url} \u2026")
+        self.connect_button.setEnabled(False)
+        self.worker.connect_to(self.state.settings.url, self.state.settings.token)
+
+    def _on_connected(self, caps, server: str) -> None:
+        self.connect_button.setEnabled(True)
+        self.state.set_capabilities(caps, server)
+        modes = ", ".join(m.label for m in self.state.modes()) or "none"
+        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.")
+        self._refresh_controls()
+        self._refresh_layers()
+
+    def _on_disconnected(self, reason: str) -> None:
+        self.connect_button.setEnabled(True)
+        was_busy = self.state.busy
+        if was_busy:
+            self.state.finish_job(None)
+            self._end_progress()
+        self.state.set_capabilities(None)
+        self._set_status(describe_error(reason, False) if reason else "Disconnected.", error=bool(reason))
+        self._refresh_controls()
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _generate_clicked(self) -> None:
+        try:
+            doc = document.active_document()
+            settings = self.state.job_settings()
+            mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
+            sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
+            snap = document.snapshot(
+                doc, self.state.settings.input_source,
+                mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
+            )
+            request = wf.build_request(snap, self.state.capabilities, settings, OUTPUT_FORMAT)
+        except (document.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
+            self._set_status(str(exc), error=True)
+            return
+        except Exception as exc:  # never let a surprise reach Krita's error dialog
+            self._set_status(f"Cannot start: {exc}", error=True)
+            traceback.print_exc()
+            return
+        ticket = self.state.start_job(settings, doc, (snap.width, snap.height))
+        self._save()
+        self.progress.setRange(0, 0)  # busy until the server reports steps
+        self.preview_label.clear()
+        self._set_status("Sending the job \u2026")
+        self._refresh_buttons()
+        self.worker.submit(ticket.number, request)
+
+    def _cancel_clicked(self) -> None:
+        if self.state.busy:
+            self.state.ticket.cancel_requested = True
+            self._set_status("Cancelling \u2026")
+            self.worker.cancel()
+
+    def _current(self, number: int) -> bool:
+        return self.state.ticket is not None and self.state.ticket.number == number
+
+    def _on_job_event(self, number: int, event) -> None:
+        if not self._current(number):
+            return
+        if isinstance(event, Queued):
+            self.state.ticket.job_id = event.job
+            self._set_status("Waiting: next in the queue." if event.position == 0 else f"Waiting: {event.position} job(s) ahead.")
+        elif isinstance(event, Started):
+            self._set_status("Working \u2026")
+        elif isinstance(event, Progress):
+            if event.total > 0:
+                self.progress.setRange(0, event.total)
+                self.progress.setValue(event.step)
+                self.progress.setFormat("%v / %m")
+            self._set_status(f"{event.stage or 'Working'}: {event.step}/{event.total}")
+        elif isinstance(event, Preview):
+            self._show_preview(event)
+
+    def _show_preview(self, event: Preview) -> None:
+        img = event.image
+        if img.encoding.value == "png":
+            image = QImage.fromData(img.data, "PNG")
+        else:
+            fmt = {PixelFormat.RGBA8: QImage.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format_ARGB32}.get(img.format)
+            if fmt is None:
+                return
+            image = QImage(img.data, img.width, img.height, img.width * 4, fmt).copy()
+        pixmap = QPixmap.fromImage(image).scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+        self.preview_label.setPixmap(pixmap)
+
+    def _on_job_done(self, number: int, result) -> None:
+        if not self._current(number):
+            return
+        ticket, placement = self.state.finish_job(result)
+        self._end_progress()
+        try:
+            if not document.is_open(ticket.document):
+                raise document.DocumentError("The document of this job was closed; the result is kept in the history.")
+            title = f"{ticket.document.name() or 'Untitled'} ({wf.UI_MODE_BY_KEY[ticket.settings.ui_mode].label})"
+            document.write_placement(ticket.document, placement, title)
+            names = ", ".join(l.name for l in placement.layers)
+            where = "a new document" if placement.new_document else "new layer(s)"
+            self._set_status(f"Done: {names} added as {where}.")
+        except Exception as exc:
+            self._set_status(f"The result could not be added: {exc}", error=True)
+            traceback.print_exc()
+        self.state.record(ticket, result, placement)
+        self._fill_history()
+        self._save()
+        self._refresh_buttons()
+
+    def _on_job_failed(self, number: int, message: str) -> None:
+        if not self._current(number):
+            return
+        self.state.finish_job(None)
+        self._end_progress()
+        self._set_status(describe_error(message, True), error=True)
+        self._refresh_buttons()
+
+    def _on_job_cancelled(self, number: int) -> None:
+        if not self._current(number):
+            return
+        self.state.finish_job(None)
+        self._end_progress()
+        self._set_status("Cancelled; the document was not changed.")
+        self._refresh_buttons()
+
+    def _end_progress(self) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+
+    # -- history -------------------------------------------------------------------------
+
+    def _selected_entry(self):
+        row = self.history_list.currentRow()
+        return self.state.history[row] if 0 <= row < len(self.state.history) else None
+
+    def _apply_history(self) -> None:
+        entry = self._selected_entry()
+        if entry is None:
+            return
+        if entry.result is None:
+            self._set_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
+            return
+        doc = document.active_document()
+        try:
+            document.check_supported(doc)
+            placement = wf.place_result(entry.result, (doc.width(), doc.height()), wf.prompt_of(entry.settings.params))
+            document.write_placement(doc, placement, f"{doc.name()} (history)")
+            self._set_status("Added the result again.")
+        except Exception as exc:
+            self._set_status(f"Could not add the result: {exc}", error=True)
+
+    def _rerun_history(self) -> None:
+        entry = self._selected_entry()
+        if entry is None:
+            return
+        self.state.apply_job_settings(entry.rerun_settings(0))
+        self._refresh_controls()
+        self._save()
+        self._set_status("Settings restored; press Generate to run them again.")
+
+    # -- Krita ---------------------------------------------------------------------------
+
+    def canvasChanged(self, canvas) -> None:
+        self._refresh_layers()
+
+
+def register() -> None:
+    Krita.instance().addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))

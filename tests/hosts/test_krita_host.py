@@ -1,0 +1,328 @@
+"""The Krita plug-in, installed from its packaged zip into a fresh profile (with
+Krita's own importer), in real Krita under Xvfb, against a real Paintwire server.
+
+The scenario driver (tests/hosts/krita/driver) works the docker's widgets the
+way an artist does. Classical engine: a server that is not there, a job the
+server rejects (an empty layer as the mask), an inpaint of a feathered
+selection, the history's "Apply again" and "Use settings", an upscale (a new
+document), the same inpaint on a 16-bit document and a refusal on a float one.
+Diffusers engine with a tiny model, when installed: a job cancelled while it
+runs, an inpaint with a prompt, a seed and a batch of two (a group of two
+layers, live preview), generate, refine and expand. Krita exports the document
+as OpenRaster, and the tests check from outside that the new layers sit at the
+server's positions with the server's pixels, and that the original layer is
+untouched. Screenshots go to tests/hosts/artifacts/krita/.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+import shutil
+import sys
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE / "krita"))
+
+from krita_harness import make_profile, missing_tools, run_scenario, save_profile_cache  # noqa: E402
+
+from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat, raw_image  # noqa: E402
+
+ARTIFACTS = HERE / "artifacts" / "krita"
+WIDTH, HEIGHT = 160, 120
+SELECTION = (50, 40, 40, 30)  # x, y, w, h: a hard-edged rectangle, so the mask is known exactly
+PARAMS = {"method": "telea", "mask_blur": 6, "padding": 16}
+FEATHER = 4  # Select > Feather Selection radius for the classical scenario
+TIME_LIMIT = 150.0  # seconds for the whole Krita run; the test as a whole stays under 3 minutes
+
+pytestmark = [
+    pytest.mark.host,
+    pytest.mark.slow,
+    pytest.mark.skipif(missing_tools() is not None, reason=f"Krita host test: {missing_tools()}"),
+]
+
+
+def input_image() -> np.ndarray:
+    """An opaque test picture with detail for the inpaint to work on: gradients and a checker."""
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    rgba = np.empty((HEIGHT, WIDTH, 4), np.uint8)
+    rgba[..., 0] = x * 255 // (WIDTH - 1)
+    rgba[..., 1] = y * 255 // (HEIGHT - 1)
+    rgba[..., 2] = ((x // 10 + y // 10) % 2) * 200 + 20
+    rgba[..., 3] = 255
+    return rgba
+
+
+def selection_mask() -> np.ndarray:
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    x, y, w, h = SELECTION
+    mask[y : y + h, x : x + w] = 255
+    return mask
+
+
+def read_ora(path: Path) -> dict[str, tuple[int, int, np.ndarray]]:
+    """Layers of an OpenRaster file by name: (x, y, RGBA pixels)."""
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        stack = ET.fromstring(zf.read("stack.xml"))
+        for layer in stack.iter("layer"):
+            pixels = np.asarray(Image.open(io.BytesIO(zf.read(layer.get("src")))).convert("RGBA"))
+            out[layer.get("name")] = (int(layer.get("x", 0)), int(layer.get("y", 0)), pixels)
+    return out
+
+
+def on_canvas(x: int, y: int, pixels: np.ndarray) -> np.ndarray:
+    canvas = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+    h, w = pixels.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + w, WIDTH), min(y + h, HEIGHT)
+    canvas[y0:y1, x0:x1] = pixels[y0 - y : y1 - y, x0 - x : x1 - x]
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def plugin_zip(tmp_path_factory) -> Path:
+    # plugins/krita/build.py, the project's packaging command, loaded by path
+    # ("build" is also the name of a PyPI package).
+    spec = importlib.util.spec_from_file_location("paintwire_krita_build", REPO / "plugins" / "krita" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(tmp_path_factory.mktemp("dist") / "paintwire-krita.zip")
+
+
+def run_krita(
+    tmp_path: Path, plugin_zip: Path, server_url: str, jobs: list[dict], out_dir: Path,
+    depth_checks: list[str] = (), feather: int = 0, strokes: tuple[int, int, int, int] | None = None,
+):
+    """Run the driver's scenario in a fresh Krita; returns the run and its steps by name."""
+    image = input_image()
+    bgra = image[..., [2, 1, 0, 3]].tobytes()  # what Krita's setPixelData takes for RGBA/U8
+    (tmp_path / "input.bgra").write_bytes(bgra)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    profile = make_profile(tmp_path / "profile", plugin_zip)
+    scenario = {
+        "server_url": server_url,
+        "dead_url": "ws://127.0.0.1:9/ws",
+        "width": WIDTH,
+        "height": HEIGHT,
+        "input": str(tmp_path / "input.bgra"),
+        "selection": list(SELECTION),
+        "jobs": jobs,
+        "depth_checks": list(depth_checks),
+        "depth_job": {"mode": "inpaint", "model": "classical/", "params": PARAMS},
+        "feather": feather,
+        "strokes": list(strokes) if strokes else None,
+    }
+    run = run_scenario(profile, scenario, out_dir, TIME_LIMIT)
+    report = run.report
+    assert run.returncode == 0 and report.get("ok"), f"Krita run failed (rc {run.returncode}): {report.get('error')}\n{run.log[-4000:]}"
+    save_profile_cache(profile)
+    for shot in ("krita-window.png", "krita-docker.png"):
+        assert (out_dir / shot).stat().st_size > 1000, f"screenshot {shot} missing or empty"
+    return run, {s["name"]: s for s in report["steps"]}
+
+
+def test_krita_docker_inpaints_the_selection(live_server, tmp_path, plugin_zip):
+    started = time.monotonic()
+    image = input_image()
+    out_dir = ARTIFACTS / "classical"
+    jobs = [
+        # First a job that the server rejects: an empty layer as the mask.
+        {"name": "failed-job", "mode": "inpaint", "model": "classical/", "params": PARAMS, "mask_layer": "Empty mask"},
+        {"name": "inpaint", "mode": "inpaint", "model": "classical/", "params": PARAMS},
+        {"name": "apply-again", "action": "apply"},
+        {"name": "use-settings", "action": "rerun"},
+        # Last, as it opens a new document: a result of another size than the canvas.
+        {"name": "upscale", "mode": "upscale", "model": "classical/", "params": {"scale": 2.0}},
+    ]
+    run, steps = run_krita(tmp_path, plugin_zip, live_server.url, jobs, out_dir, depth_checks=["U16", "F32"], feather=FEATHER)
+    # Krita's feathered selection: soft values between 0 and 255 around the rectangle.
+    selection = np.frombuffer((out_dir / "selection.l8").read_bytes(), np.uint8).reshape(HEIGHT, WIDTH)
+    soft = (selection > 0) & (selection < 255)
+    assert soft.any() and (selection == 255).any(), "the scenario's selection is not feathered"
+    assert (out_dir / "selection-U16.l8").read_bytes() == selection.tobytes()
+
+    # A server that is not there: said in the docker, and Generate stays off.
+    assert steps["dead-server"]["status"].startswith("Not connected: Cannot connect")
+    assert steps["dead-server"]["generate_enabled"] is False
+    # The docker built its modes from the server's capabilities.
+    assert "inpaint" in steps["connected"]["modes"] and "upscale" in steps["connected"]["modes"]
+    # A job the server rejects shows its reason and leaves the document alone.
+    assert steps["failed-job"]["status"].startswith("Failed: The mask is empty"), steps["failed-job"]
+    assert steps["failed-job"]["layers_unchanged"] is True
+    assert steps["inpaint"]["status"].startswith("Done"), steps["inpaint"]
+    assert steps["inpaint"]["history"] == 1
+    # The history: the result added again as another layer; its settings back in the panel.
+    again = [l["name"] for l in steps["apply-again"]["layers"]]
+    assert again.count("Inpaint (telea)") == 2, again
+    assert steps["apply-again"]["status"].startswith("Added the result again")
+    assert steps["use-settings"]["layers_unchanged"] is True
+    assert steps["use-settings"]["mode"] == "inpaint"
+    assert {k: steps["use-settings"]["form"][k] for k in PARAMS} == PARAMS
+    # An upscale opens as a new document; this one is left alone.
+    assert steps["upscale"]["status"].startswith("Done") and "a new document" in steps["upscale"]["status"], steps["upscale"]
+    assert steps["upscale"]["layers_unchanged"] is True
+
+    # What the server makes of the same request, asked directly.
+    request = JobRequest(
+        engine="classical", mode="inpaint", model="opencv",
+        image=raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, image.tobytes()),
+        mask=ImagePayload(WIDTH, HEIGHT, PixelFormat.L8, selection.tobytes()),  # feathering and all
+        params=PARAMS,
+    )
+    with Client(live_server.url) as client:
+        expected = client.run(request).layers[0]
+    exp_pixels = np.frombuffer(expected.image.data, np.uint8).reshape(expected.image.height, expected.image.width, 4)
+
+    # From outside Krita: the exported document.
+    layers = read_ora(out_dir / "result.ora")
+    assert "Original" in layers, list(layers)
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), image), "the original layer was modified"
+    new = [name for name in layers if name.startswith("Inpaint")]
+    assert new == ["Inpaint (telea)"], list(layers)
+    with zipfile.ZipFile(out_dir / "result.ora") as zf:
+        names = [l.get("name") for l in ET.fromstring(zf.read("stack.xml")).iter("layer")]
+    assert names.count("Inpaint (telea)") == 2, names  # the result and the one applied again from the history
+    x, y, got = layers[new[0]]
+    got_canvas, exp_canvas = on_canvas(x, y, got), on_canvas(expected.x, expected.y, exp_pixels)
+    assert np.array_equal(got_canvas[..., 3], exp_canvas[..., 3]), "the new layer's coverage or position differs from the server's"
+    visible = exp_canvas[..., 3] > 0
+    assert np.array_equal(got_canvas[visible], exp_canvas[visible]), "the new layer's pixels differ from the server's"
+    # It really changed something inside the selection, and nothing outside it.
+    sx, sy, sw, sh = SELECTION
+    assert (got_canvas[sy : sy + sh, sx : sx + sw, :3] != image[sy : sy + sh, sx : sx + sw, :3]).any()
+    assert (got_canvas[sy : sy + sh, sx : sx + sw, 3] > 0).all(), "the new layer does not cover the whole selection"
+    reach = 3 * PARAMS["mask_blur"] + 2 * FEATHER  # how far the feathering may spread
+    outside = np.ones_like(visible)
+    outside[max(0, sy - reach) : sy + sh + reach, max(0, sx - reach) : sx + sw + reach] = False
+    assert not visible[outside].any(), "the new layer covers pixels far outside the selection"
+
+    # A 16-bit document: the same job, the same layer, written back in 16 bits.
+    u16 = steps["depth-U16"]
+    assert u16["status"].startswith("Done"), u16
+    assert u16["new_layer"]["name"] == "Inpaint (telea)"
+    bx, by, bw, bh = u16["new_layer"]["bounds"]
+    wide = (out_dir / "U16-layer.raw").read_bytes()
+    got16 = np.frombuffer(wide, "<u2").reshape(bh, bw, 4)[..., [2, 1, 0, 3]]  # B, G, R, A to R, G, B, A
+    assert (got16 % 257 == 0).all(), "8-bit results are widened as v * 257"
+    got16_canvas = on_canvas(bx, by, (got16 // 257).astype(np.uint8))
+    assert np.array_equal(got16_canvas[..., 3], exp_canvas[..., 3])
+    assert np.array_equal(got16_canvas[visible], exp_canvas[visible])
+    # A floating-point document: refused with what to do, and left alone.
+    f32 = steps["depth-F32"]
+    assert f32["status"].startswith("This document is RGBA F32") and "16-bit integer" in f32["status"], f32
+    assert f32["layers_unchanged"] is True and "new_layer" not in f32
+
+    elapsed = time.monotonic() - started
+    (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    try:
+        from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"the diffusers engine is not available: {exc}")
+    from fixtures.tiny_models import build_tiny_sd15
+
+    folder = tmp_path_factory.mktemp("models")
+    build_tiny_sd15(folder / "tiny-sd15")
+    return folder
+
+
+DIFFUSERS_PARAMS = {"steps": 2, "seed": 1234, "batch_size": 2}
+STROKES = (110, 16, 20, 14)  # x, y, w, h of the sketch strokes, away from SELECTION
+PROMPT = "a red fox"
+
+
+def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_model_dir, tmp_path, plugin_zip):
+    """A prompt, a seed and a batch of two: the results arrive as two layers in
+    a group named after the job, each named after the prompt and its seed."""
+    started = time.monotonic()
+    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    out_dir = ARTIFACTS / "diffusers"
+    jobs = [
+        # A long job, cancelled while it runs: nothing is added.
+        {"name": "cancelled", "mode": "inpaint", "model": "diffusers/", "prompt": PROMPT,
+         "params": {"steps": 150, "seed": 1, "strength": 1.0}, "cancel": True, "timeout": 120},
+        {"name": "diffusers-inpaint", "mode": "inpaint", "model": "diffusers/", "prompt": PROMPT,
+         "params": {**DIFFUSERS_PARAMS, "strength": 0.75}, "timeout": 120},
+        # After the inpaint, whose input is the visible image: these change what is visible.
+        # Inpaint sketch: strokes outside the selection join the mask.
+        {"name": "sketch", "mode": "sketch", "model": "diffusers/", "prompt": PROMPT, "show_layer": "Strokes",
+         "sketch_layer": "Strokes", "params": {"steps": 2, "seed": 5, "batch_size": 1, "mask_blur": 0}, "timeout": 120},
+        {"name": "generate", "mode": "generate", "model": "diffusers/", "prompt": "a blue bird",
+         "params": {"steps": 2, "seed": 7, "batch_size": 1}, "timeout": 120},
+        {"name": "refine", "mode": "refine", "model": "diffusers/", "prompt": "a blue bird",
+         "params": {"steps": 2, "seed": 8, "strength": 0.5}, "timeout": 120},
+        {"name": "expand", "mode": "expand", "model": "diffusers/", "prompt": "a blue bird",
+         "params": {"steps": 2, "seed": 9, "left": 16, "bottom": 8}, "timeout": 120},
+    ]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, strokes=STROKES)
+    cancelled = steps["cancelled"]
+    assert cancelled["status"].startswith("Cancelled"), cancelled
+    assert cancelled["layers_unchanged"] is True and cancelled["history"] == 0 and cancelled["cancel_enabled"] is False
+    step = steps["diffusers-inpaint"]
+    assert step["status"].startswith("Done"), step
+    assert step["preview"] is True, "no live preview was shown"
+    assert step["history"] == 1
+    # Inpaint sketch: one layer covering the selection and the strokes (which lie outside it).
+    sketched = [l for l in steps["sketch"]["layers"] if l["name"] == f"{PROMPT} [seed 5]"]
+    assert steps["sketch"]["status"].startswith("Done") and len(sketched) == 1, steps["sketch"]
+    lx, ly, lw, lh = sketched[0]["bounds"]
+    for rx, ry, rw, rh in (SELECTION, STROKES):
+        assert lx <= rx and ly <= ry and rx + rw <= lx + lw and ry + rh <= ly + lh, (sketched[0], SELECTION, STROKES)
+    # Generate: a canvas-sized layer named after its prompt and seed.
+    generated = [l for l in steps["generate"]["layers"] if l["name"] == "a blue bird [seed 7]"]
+    assert steps["generate"]["status"].startswith("Done"), steps["generate"]
+    assert [l["bounds"] for l in generated] == [[0, 0, WIDTH, HEIGHT]], steps["generate"]["layers"]
+    # Refine with a selection: a layer over the selected part, named after prompt and seed.
+    refined = [l for l in steps["refine"]["layers"] if l["name"] == "a blue bird [seed 8]"]
+    assert steps["refine"]["status"].startswith("Done") and len(refined) == 1, steps["refine"]
+    # Expand makes a bigger picture: it opens as a new document, this one is left alone.
+    assert steps["expand"]["status"].startswith("Done") and "a new document" in steps["expand"]["status"], steps["expand"]
+    assert steps["expand"]["layers_unchanged"] is True
+    assert {"generate", "refine", "inpaint", "sketch", "expand", "upscale"} <= set(steps["connected"]["modes"])
+
+    image = input_image()
+    request = JobRequest(
+        engine="diffusers", mode="inpaint", model="tiny-sd15",
+        image=raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, image.tobytes()),
+        mask=ImagePayload(WIDTH, HEIGHT, PixelFormat.L8, selection_mask().tobytes()),
+        params={"prompt": PROMPT, **DIFFUSERS_PARAMS},
+    )
+    with Client(server.url) as client:
+        expected = client.run(request).layers
+
+    with zipfile.ZipFile(out_dir / "result.ora") as zf:
+        stack = ET.fromstring(zf.read("stack.xml"))
+    groups = list(stack.iter("stack"))[1:]  # the first is the image's root
+    assert [g.get("name") for g in groups] == [f"{PROMPT} [2 results, seeds 1234-1235]"]
+    assert sorted(l.get("name") for l in groups[0].iter("layer")) == [f"{PROMPT} [seed 1234]", f"{PROMPT} [seed 1235]"]
+
+    layers = read_ora(out_dir / "result.ora")
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), image), "the original layer was modified"
+    for want in expected:
+        x, y, got = layers[f"{PROMPT} [seed {want.seed}]"]
+        pixels = np.frombuffer(want.image.data, np.uint8).reshape(want.image.height, want.image.width, 4)
+        got_canvas, exp_canvas = on_canvas(x, y, got), on_canvas(want.x, want.y, pixels)
+        assert np.array_equal(got_canvas[..., 3], exp_canvas[..., 3]), f"seed {want.seed}: coverage or position differs"
+        visible = exp_canvas[..., 3] > 0
+        # Same seed, same server, same CPU: the same picture, give or take float rounding.
+        diff = np.abs(got_canvas[visible].astype(int) - exp_canvas[visible].astype(int))
+        assert diff.max() <= 2, f"seed {want.seed}: pixels differ from the server's by up to {diff.max()}"
+
+    elapsed = time.monotonic() - started
+    (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")

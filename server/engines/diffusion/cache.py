@@ -1,0 +1,97 @@
+"""The warm model cache: loaded pipelines kept by model, within a memory budget.
+
+One base pipeline per (model, VAE); the txt2img, img2img and inpaint
+pipelines of a model are made from it with ``from_pipe``, which shares the
+components (no second copy of the weights).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .loader import pipeline_class
+from .models import ModelEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    entry: ModelEntry
+    base: Any  # the pipeline the model was loaded as
+    size: int  # bytes of weights
+    pipes: dict[str, Any] = field(default_factory=dict)
+
+    def pipeline(self, task: str) -> Any:
+        """The pipeline for ``task`` (txt2img, img2img, inpaint), sharing the base's components."""
+        if self.entry.inpaint:
+            return self.base  # an inpainting model runs every task through its inpaint pipeline
+        if task not in self.pipes:
+            cls = pipeline_class(self.entry.family, task)
+            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base)
+            pipe.set_progress_bar_config(disable=True)
+            self.pipes[task] = pipe
+        return self.pipes[task]
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return int(self.base.vae_scale_factor)
+
+    @property
+    def native_size(self) -> int:
+        """The side, in pixels, that the model was trained at."""
+        return int(self.base.unet.config.sample_size) * self.vae_scale_factor
+
+
+def weights_size(pipe: Any) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(p.numel() * p.element_size() for p in component.parameters())
+    return total
+
+
+class ModelCache:
+    def __init__(self, load: Callable[[ModelEntry, ModelEntry | None], Any], budget: int) -> None:
+        self._load = load
+        self.budget = budget
+        self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, entry: ModelEntry, vae: ModelEntry | None = None) -> LoadedModel:
+        key = (entry.name, vae.name if vae else "")
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            pipe = self._load(entry, vae)
+            loaded = LoadedModel(entry, pipe, weights_size(pipe))
+            self._models[key] = loaded
+            self._evict(keep=key)
+            return loaded
+
+    def _evict(self, keep: tuple[str, str]) -> None:
+        """Drop least recently used models until the rest fit the budget (the one in use always stays)."""
+        while sum(m.size for m in self._models.values()) > self.budget and len(self._models) > 1:
+            key = next(k for k in self._models if k != keep)
+            log.info("model cache: unloading %s to stay within %.1f GB", key[0], self.budget / 2**30)
+            del self._models[key]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    @property
+    def loaded(self) -> list[str]:
+        return [k[0] for k in self._models]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+        gc.collect()

@@ -1,0 +1,95 @@
+"""Loading a checkpoint into a diffusers pipeline, fully offline.
+
+Every load passes ``local_files_only=True`` and ``use_safetensors`` where the
+API takes it: a model that is not on disk is an error, never a download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .configs import write_skeleton
+from .models import SDXL, ModelEntry, ModelRegistry, read_header
+
+log = logging.getLogger(__name__)
+
+# Pipeline classes per (family, task). The base pipeline of an inpainting
+# (9-channel) model is its inpaint pipeline: it also serves txt2img and img2img.
+PIPELINES = {
+    ("sd", "txt2img"): "StableDiffusionPipeline",
+    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
+    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
+    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
+    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
+    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
+}
+
+
+def pipeline_class(family: str, task: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, PIPELINES[("sdxl" if family == SDXL else "sd", task)])
+
+
+class Loader:
+    def __init__(self, registry: ModelRegistry, device: torch.device, dtype: torch.dtype) -> None:
+        self.registry = registry
+        self.device = device
+        self.dtype = dtype
+        self._skeletons = tempfile.TemporaryDirectory(prefix="paintwire-configs-")
+
+    def load(self, entry: ModelEntry, vae: ModelEntry | None = None) -> Any:
+        cls = pipeline_class(entry.family, "inpaint" if entry.inpaint else "txt2img")
+        kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
+        if entry.family != SDXL:
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        if vae is not None:
+            kwargs["vae"] = self.load_vae(vae, entry)
+        if entry.single_file:
+            config = self.skeleton(entry, cls.__name__)
+            pipe = cls.from_single_file(str(entry.path), config=str(config), **kwargs)
+        else:
+            pipe = cls.from_pretrained(entry.path, use_safetensors=True, **kwargs)
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        _alias_text_model(pipe)
+        return pipe
+
+    def skeleton(self, entry: ModelEntry, pipeline_class_name: str) -> Path:
+        """A generated config folder for a single-file checkpoint (cached per file)."""
+        key = hashlib.sha1(f"{entry.path}:{entry.path.stat().st_mtime_ns}:{pipeline_class_name}".encode()).hexdigest()[:16]
+        folder = Path(self._skeletons.name) / key
+        if not (folder / "model_index.json").is_file():
+            write_skeleton(folder, read_header(entry.path), entry.family, pipeline_class_name, self.registry.find_tokenizer)
+        return folder
+
+    def load_vae(self, vae: ModelEntry, model: ModelEntry) -> Any:
+        """A VAE file, in diffusers or original layout, built with the model's own VAE config."""
+        from diffusers import AutoencoderKL
+        from safetensors.torch import load_file
+
+        config = self.skeleton(model, pipeline_class(model.family, "txt2img").__name__) if model.single_file else model.path
+        if any(k.startswith("encoder.down_blocks.") for k in read_header(vae.path)):  # diffusers layout
+            vae_model = AutoencoderKL.from_pretrained(config, subfolder="vae", local_files_only=True, dtype=self.dtype)
+            vae_model.load_state_dict(load_file(str(vae.path)))
+            return vae_model
+        return AutoencoderKL.from_single_file(str(vae.path), config=str(config), subfolder="vae", local_files_only=True, dtype=self.dtype)
+
+    def close(self) -> None:
+        self._skeletons.cleanup()
+
+
+def _alias_text_model(pipe: Any) -> None:
+    """transformers 5 flattened CLIPTextModel (no ``.text_model``), but the SD
+    pipelines' clip-skip path still calls ``text_encoder.text_model.final_layer_norm``.
+    A plain attribute (not a registered submodule, so no cycle in state_dict)
+    pointing at the model itself restores that path."""
+    encoder = getattr(pipe, "text_encoder", None)
+    if encoder is not None and not hasattr(encoder, "text_model") and hasattr(encoder, "final_layer_norm"):
+        object.__setattr__(encoder, "text_model", encoder)

@@ -1,0 +1,79 @@
+"""LoRA and embeddings named in the prompt: ``<lora:name:weight>`` (the WebUI's habit)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from paintwire.protocol import ErrorCode, ProtocolError
+
+from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
+
+LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    entry: ModelEntry
+    weight: float
+
+
+def parse_prompt(prompt: str, registry: ModelRegistry, field: str = "job.params.prompt") -> tuple[str, list[LoraUse]]:
+    """The prompt without its LoRA tags, and the LoRAs it asks for.
+
+    Raises ProtocolError(INVALID_PARAM) for a LoRA the registry does not have,
+    naming the ones it has."""
+    uses: dict[str, LoraUse] = {}
+    for match in LORA_TAG.finditer(prompt):
+        name, weight = match.group(1).strip(), float(match.group(2) or 1.0)
+        entry = registry.get(name)
+        if entry is None or entry.kind != LORA:
+            known = ", ".join(e.name for e in registry.of_kind(LORA)) or "none"
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown LoRA {name!r} in the prompt; the server has: {known}.", field)
+        uses[name] = LoraUse(entry, weight)  # a repeated tag: the last weight wins
+    return " ".join(LORA_TAG.sub(" ", prompt).split()), list(uses.values())
+
+
+def embeddings_in(texts: list[str], registry: ModelRegistry) -> list[ModelEntry]:
+    """Embeddings whose names appear as words in any of ``texts``."""
+    words = {w for t in texts for w in re.findall(r"[\w.-]+", t)}
+    return [e for e in registry.of_kind(EMBEDDING) if e.name in words]
+
+
+def _adapter_name(entry: ModelEntry) -> str:
+    return re.sub(r"\W", "_", entry.name)
+
+
+@contextlib.contextmanager
+def applied(pipe: Any, loras: list[LoraUse], embeddings: list[ModelEntry]) -> Iterator[None]:
+    """Load the LoRAs and embeddings into ``pipe`` for one job, and take them out
+    afterwards, so the shared components are clean for the next job."""
+    try:
+        if loras:
+            for use in loras:
+                pipe.load_lora_weights(str(use.entry.path), adapter_name=_adapter_name(use.entry), local_files_only=True)
+            pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
+        for emb in embeddings:
+            _load_embedding(pipe, emb)
+        yield
+    finally:
+        if loras:
+            pipe.unload_lora_weights()
+        if embeddings:
+            pipe.unload_textual_inversion()
+
+
+def _load_embedding(pipe: Any, emb: ModelEntry) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(emb.path))
+    if "clip_g" in tensors:  # an SDXL embedding: one vector set per text encoder
+        pipe.load_textual_inversion(tensors["clip_l"], token=emb.name, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer)
+        pipe.load_textual_inversion(tensors["clip_g"], token=emb.name, text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)
+        return
+    vectors = tensors.get("emb_params")
+    if vectors is None:
+        vectors = next(v for k, v in tensors.items() if k.startswith("string_to_param"))
+    pipe.load_textual_inversion(vectors, token=emb.name)

@@ -1,0 +1,233 @@
+"""The model registry: what the configured folders hold, found by reading files, never by running them.
+
+Checkpoints come as diffusers folders (model_index.json) or single .safetensors
+files; LoRAs, textual-inversion embeddings, VAEs and upscaler models as
+.safetensors files. A file's kind and family are read from its tensor names
+and shapes (the JSON header only: no weights are read and nothing is ever
+unpickled). The Hugging Face cache is scanned too when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Families and the kinds the registry reports (ModelInfo.kind).
+SD15, SD2, SDXL = "sd15", "sd2", "sdxl"
+CHECKPOINT_KINDS = {SD15, SD2, SDXL, f"{SD15}-inpaint", f"{SD2}-inpaint", f"{SDXL}-inpaint"}
+LORA, EMBEDDING, VAE, UPSCALER = "lora", "embedding", "vae", "upscaler"
+
+# A safetensors header is JSON of a few hundred KB at most for real models;
+# a bigger one is a broken or hostile file, not a model.
+MAX_HEADER_BYTES = 64 * 1024 * 1024
+MAX_SCAN_DEPTH = 6  # model folders are shallow; this bounds a scan of a mistaken root like ~
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str  # what clients send as job.model (or write in <lora:name:weight>)
+    kind: str  # sd15, sd15-inpaint, sd2, sdxl, ..., lora, embedding, vae, upscaler
+    path: Path
+    single_file: bool = False  # a .safetensors file rather than a diffusers folder
+
+    @property
+    def family(self) -> str:
+        return self.kind.split("-")[0]
+
+    @property
+    def inpaint(self) -> bool:
+        return self.kind.endswith("-inpaint")
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return self.kind in CHECKPOINT_KINDS
+
+
+def read_header(path: Path) -> Shapes:
+    """Tensor names and shapes of a .safetensors file, from its header alone."""
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError("too short for a safetensors file")
+        (size,) = struct.unpack("<Q", raw)
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"header of {size} bytes is not plausible")
+        header = json.loads(f.read(size))
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def classify_checkpoint(shapes: Shapes) -> str | None:
+    """The kind of an original-layout (LDM) checkpoint, or None if it is not one."""
+    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    if conv_in is None:
+        return None
+    if "model.diffusion_model.label_emb.0.0.weight" in shapes or any(k.startswith("conditioner.embedders.1.") for k in shapes):
+        family = SDXL
+    elif any(k.startswith("cond_stage_model.model.") for k in shapes):
+        family = SD2  # OpenCLIP text encoder
+    else:
+        family = SD15
+    return f"{family}-inpaint" if conv_in[1] == 9 else family
+
+
+def classify_file(shapes: Shapes, path: Path) -> str | None:
+    """The kind of a .safetensors file from its tensors (folder names only break ties)."""
+    kind = classify_checkpoint(shapes)
+    if kind:
+        return kind
+    keys = list(shapes)
+    if any("lora_" in k or ".lora_A." in k or ".lora." in k or k.startswith("lora_") for k in keys):
+        return LORA
+    emb_keys = {"emb_params", "clip_l", "clip_g"}
+    if 0 < len(keys) <= 4 and all(k in emb_keys or k.startswith("string_to_param") for k in keys):
+        return EMBEDDING
+    if any(k.endswith("decoder.conv_out.weight") for k in keys) and any(k.endswith("encoder.conv_in.weight") for k in keys):
+        return VAE
+    upscaler_markers = ("conv_first.weight", "model.0.weight", "body.0.weight", "conv_after_body.weight", "conv_before_upsample.0.weight")
+    if any(k in shapes for k in upscaler_markers) or any(p.lower() in ("upscalers", "esrgan", "upscale_models") for p in path.parts):
+        return UPSCALER
+    return None
+
+
+def classify_folder(folder: Path) -> str | None:
+    """The kind of a diffusers pipeline folder, from model_index.json and the UNet config."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    cls = str(index.get("_class_name", ""))
+    if not any((folder / "unet").glob("*.safetensors")):
+        return None  # weights only as pickles (.bin), or a config skeleton: never loaded
+    if not cls.startswith("StableDiffusion"):
+        return None  # other pipeline families are not served by this engine
+    if "XL" in cls or unet.get("addition_embed_type") == "text_time":
+        family = SDXL
+    elif unet.get("cross_attention_dim") == 1024:
+        family = SD2
+    else:
+        family = SD15
+    return f"{family}-inpaint" if unet.get("in_channels") == 9 else family
+
+
+def hf_cache_dir() -> Path | None:
+    """The Hugging Face hub cache, where it exists (HF_HUB_CACHE, HF_HOME, default)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        path = Path(os.environ["HF_HUB_CACHE"])
+    elif os.environ.get("HF_HOME"):
+        path = Path(os.environ["HF_HOME"]) / "hub"
+    else:
+        path = Path.home() / ".cache" / "huggingface" / "hub"
+    return path if path.is_dir() else None
+
+
+@dataclass
+class ModelRegistry:
+    entries: dict[str, ModelEntry] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, folders: list[Path], include_hf_cache: bool = True) -> "ModelRegistry":
+        registry = cls()
+        for folder in folders:
+            folder = Path(folder).expanduser()
+            if not folder.is_dir():
+                log.warning("model folder %s does not exist; skipped", folder)
+                continue
+            registry._scan_folder(folder, folder, 0)
+        cache = hf_cache_dir() if include_hf_cache else None
+        if cache is not None:
+            registry._scan_hf_cache(cache)
+        return registry
+
+    def _add(self, name: str, kind: str, path: Path, single_file: bool) -> None:
+        base, n = name, 2
+        while name in self.entries:  # the same name in two folders: keep both, the second numbered
+            name, n = f"{base}-{n}", n + 1
+        self.entries[name] = ModelEntry(name, kind, path, single_file)
+
+    def _scan_folder(self, root: Path, folder: Path, depth: int) -> None:
+        if (folder / "model_index.json").is_file():
+            kind = classify_folder(folder)
+            if kind:
+                self._add(folder.name, kind, folder, False)
+            return  # a pipeline's subfolders are its components, not models
+        if depth > MAX_SCAN_DEPTH:
+            return
+        try:
+            children = sorted(folder.iterdir())
+        except OSError:
+            return
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            if child.is_dir():
+                self._scan_folder(root, child, depth + 1)
+            elif child.suffix == ".safetensors":
+                try:
+                    kind = classify_file(read_header(child), child.relative_to(root))
+                except (OSError, ValueError) as exc:
+                    log.warning("cannot read %s: %s", child, exc)
+                    continue
+                if kind:
+                    self._add(child.stem, kind, child, True)
+            # .ckpt, .pt, .bin: pickles, never loaded
+
+    def _scan_hf_cache(self, cache: Path) -> None:
+        for repo in sorted(cache.glob("models--*")):
+            snapshot = _hf_snapshot(repo)
+            if snapshot is not None and (snapshot / "model_index.json").is_file():
+                kind = classify_folder(snapshot)
+                if kind:
+                    self._add(repo.name[len("models--"):].replace("--", "/"), kind, snapshot, False)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def get(self, name: str) -> ModelEntry | None:
+        return self.entries.get(name)
+
+    def of_kind(self, *kinds: str) -> list[ModelEntry]:
+        return [e for e in self.entries.values() if e.kind in kinds]
+
+    def checkpoints(self) -> list[ModelEntry]:
+        return [e for e in self.entries.values() if e.is_checkpoint]
+
+    def default_checkpoint(self) -> ModelEntry | None:
+        """The model a job without job.model uses: the first general (non-inpainting) one."""
+        checkpoints = self.checkpoints()
+        return next((e for e in checkpoints if not e.inpaint), checkpoints[0] if checkpoints else None)
+
+    def find_tokenizer(self, vocab_size: int, subfolder: str = "tokenizer") -> Path | None:
+        """A tokenizer folder with ``vocab_size`` entries, for single-file checkpoints
+        (which carry none): from any diffusers folder found, else from a tokenizer or
+        CLIP repository in the Hugging Face cache (e.g. openai/clip-vit-large-patch14).
+        SDXL's second tokenizer falls back to a first one: the same BPE vocabulary."""
+        folders = [e.path for e in self.entries.values() if not e.single_file and e.is_checkpoint]
+        candidates = [f / sub for sub in dict.fromkeys((subfolder, "tokenizer")) for f in folders]
+        cache = hf_cache_dir()
+        if cache is not None:
+            candidates += [snap for repo in sorted(cache.glob("models--*")) if (snap := _hf_snapshot(repo)) is not None]
+        for tok in candidates:
+            try:
+                if len(json.loads((tok / "vocab.json").read_text(encoding="utf-8"))) == vocab_size:
+                    return tok
+            except (OSError, ValueError):
+                continue
+        return None
+
+
+def _hf_snapshot(repo: Path) -> Path | None:
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snap = repo / "snapshots" / ref.read_text(encoding="utf-8").strip()
+        if snap.is_dir():
+            return snap
+    snaps = sorted((repo / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if (repo / "snapshots").is_dir() else []
+    return snaps[-1] if snaps else None

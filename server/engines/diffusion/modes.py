@@ -1,0 +1,285 @@
+"""The modes: turning a validated job into result layers with one loaded model."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from paintwire.protocol import ErrorCode, ProtocolError
+
+from ... import masks
+from ...masks import Box
+from ...region import InpaintRegion, flatten, prepare_region, region_layer
+from ..base import EngineJob, EngineOutput, JobContext, OutputLayer
+from ..classical import lanczos_resize
+from .cache import LoadedModel
+from .colour import match_colours
+from .generate import Sampling, denoise, encode, generators, to_pil
+from .models import UPSCALER, ModelRegistry
+from .previews import PreviewMaker
+from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
+from .sampling import inference_steps
+from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
+from .upscalers import load_upscaler, run_upscaler
+
+ENGINE = "diffusers"
+
+
+@dataclass
+class ModeRunner:
+    loaded: LoadedModel | None  # None only for an upscale without refine
+    registry: ModelRegistry
+    job: EngineJob
+    ctx: JobContext
+    sampling: Sampling
+    device: torch.device
+
+    @property
+    def p(self) -> dict[str, Any]:
+        return self.job.params
+
+    def settings(self, seed: int, **extra: Any) -> dict[str, Any]:
+        model = self.loaded.entry.name if self.loaded else None
+        return {"engine": ENGINE, "mode": self.job.mode, "model": model, **self.p, "seed": seed, **extra}
+
+    def previews(self, box: Box) -> PreviewMaker:
+        return PreviewMaker(self.ctx.preview, box, self.loaded.entry.family)
+
+    def check_size(self, width: int, height: int, field: str) -> None:
+        if width * height > self.job.max_output_pixels:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAM,
+                f"The result would be {width}x{height} = {width * height} pixels; this server makes at most {self.job.max_output_pixels}.",
+                field,
+            )
+
+    def names(self, label: str) -> list[str]:
+        n = self.sampling.batch
+        return [label if n == 1 else f"{label} {i + 1}/{n}" for i in range(n)]
+
+    # -- txt2img ------------------------------------------------------------------------
+
+    def txt2img(self) -> EngineOutput:
+        native = self.loaded.native_size
+        width, height = self.p["width"] or native, self.p["height"] or native
+        self.check_size(width, height, "job.params.width")
+        gw, gh = multiple_of(width), multiple_of(height)
+        images, _ = denoise(self.loaded, "txt2img", self.sampling, self.ctx, width=gw, height=gh,
+                            previews=self.previews(Box(0, 0, width, height)))
+        layers = [
+            OutputLayer(_opaque(resize_rgb(im, width, height)), 0, 0, name, seed, self.settings(seed))
+            for im, name, seed in zip(images, self.names("Generated"), self.sampling.seeds)
+        ]
+        return EngineOutput(layers, width, height)
+
+    # -- img2img ------------------------------------------------------------------------
+
+    def img2img(self) -> EngineOutput:
+        image = self.job.image
+        canvas_h, canvas_w = image.shape[:2]
+        box = masks.bounds(self.job.mask) if self.job.mask is not None else None
+        if self.job.mask is not None and box is None:
+            raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to redraw.", "job.mask")
+        box = box or Box(0, 0, canvas_w, canvas_h)
+        source = np.ascontiguousarray(masks.crop(image, box)[..., :3])
+        if box.area != canvas_w * canvas_h:
+            width, height = box.width, box.height  # a selection is redrawn in place, at its own size
+        else:
+            width = self.p["width"] or max(8, round(canvas_w * self.p["scale"]))
+            height = self.p["height"] or max(8, round(canvas_h * self.p["scale"]))
+        self.check_size(width, height, "job.params.scale")
+        gw, gh = multiple_of(width), multiple_of(height)
+        if self.p["resize_mode"] == "latent":
+            # Encode at the input's own size and resize the latents, not the pixels.
+            latents = encode(self.loaded.base, resize_rgb(source, multiple_of(source.shape[1]), multiple_of(source.shape[0])))
+            f = self.loaded.vae_scale_factor
+            init: Any = torch.nn.functional.interpolate(latents, size=(gh // f, gw // f), mode="bilinear", align_corners=False)
+        else:
+            init = to_pil(fit(source, gw, gh, self.p["resize_mode"]))
+        out_box = Box(box.x, box.y, width, height) if box.area != canvas_w * canvas_h else Box(0, 0, width, height)
+        images, _ = denoise(self.loaded, "img2img", self.sampling, self.ctx, width=gw, height=gh, image=init,
+                            strength=self.p["strength"], exact_steps=self.p["exact_steps"], previews=self.previews(out_box))
+        layers = []
+        for im, name, seed in zip(images, self.names("Img2img"), self.sampling.seeds):
+            rgb = resize_rgb(im, width, height)
+            if self.p["colour_correction"]:
+                rgb = match_colours(rgb, source)
+            layers.append(OutputLayer(_opaque(rgb), out_box.x, out_box.y, name, seed, self.settings(seed)))
+        if out_box.x or out_box.y:
+            return EngineOutput(layers, canvas_w, canvas_h)
+        return EngineOutput(layers, width, height)
+
+    # -- inpaint and inpaint sketch -----------------------------------------------------
+
+    def inpaint(self) -> EngineOutput:
+        image, p = self.job.image, self.p
+        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"],
+                                whole_picture=p["inpaint_area"] == "whole_picture")
+        # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
+        transparency = p.get("mask_transparency", 0.0)
+        label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
+        layers = self.inpaint_region(region, label, transparency)
+        return EngineOutput(layers, image.shape[1], image.shape[0])
+
+    def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0) -> list[OutputLayer]:
+        p, area = self.p, region.area
+        only_masked = p["inpaint_area"] == "only_masked"
+        gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None)
+        original = np.ascontiguousarray(region.image[..., :3])
+        hard = np.where(region.mask > 0, 255, 0).astype(np.uint8)  # every pixel the result may touch
+        start = masks.fill(original, hard) if p["masked_content"] == "fill" else original
+        gen_rgb = resize_rgb(start, gw, gh)
+        soft = p["soft_inpaint"]
+        # The pipelines binarise their mask at 0.5; soft inpainting does its own blend, so it
+        # lets the pipeline regenerate everything the feathered mask touches.
+        gen_mask = resize_mask(hard if soft else region.mask, gw, gh)
+        init: Any = to_pil(gen_rgb)
+        masked_latents = None
+        strength = p["strength"]
+        if p["masked_content"] in ("latent_noise", "latent_nothing") and strength < 1.0:
+            init, masked_latents = self.latent_content(gen_rgb, gen_mask, p["masked_content"])
+        blends: list[SoftBlend] = []  # the soft blend of this run, made once the run's scheduler exists
+        make_blend = None
+        if soft:
+            f = self.loaded.vae_scale_factor
+            latent_mask = torch.from_numpy(resize_mask(region.mask, gw // f, gh // f).astype(np.float32) / 255)[None, None]
+            settings = SoftSettings.from_params(p)
+            fallback = encode(self.loaded.base, gen_rgb)
+
+            def make_blend(tap: Any) -> SoftBlend:
+                blends.append(SoftBlend(settings, latent_mask, tap, fallback))
+                return blends[-1]
+        images, hook = denoise(self.loaded, "inpaint", self.sampling, self.ctx, width=gw, height=gh, image=init,
+                               mask=to_pil(gen_mask), strength=strength, exact_steps=p["exact_steps"],
+                               masked_image_latents=masked_latents, previews=self.previews(area), blend=make_blend)
+        layers = []
+        for i, (im, name, seed) in enumerate(zip(images, self.names(label), self.sampling.seeds)):
+            rgb = resize_rgb(im, area.width, area.height)
+            if p["colour_correction"]:
+                rgb = match_colours(rgb, original)
+            alpha = region.mask
+            if blends and hook.last_latents is not None:
+                # Soft inpainting: the alpha is where the result differs from the original.
+                weight = difference_alpha(settings, hook.last_latents[i:i + 1], blends[0].original()[:1], latent_mask)
+                alpha = masks.attenuate(hard, resize_mask(weight, area.width, area.height))
+            if transparency:
+                alpha = masks.attenuate(alpha, 1.0 - transparency)
+            layers.append(region_layer(dataclasses.replace(region, mask=alpha), rgb, name, seed, self.settings(seed)))
+        return layers
+
+    def latent_content(self, rgb: np.ndarray, mask: np.ndarray, content: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start latents whose masked part is random noise or zeros, and the latents of the
+        masked image (which the pipeline cannot compute itself from latents)."""
+        pipe = self.loaded.base
+        latents = encode(pipe, rgb)
+        f = self.loaded.vae_scale_factor
+        m = torch.from_numpy((resize_mask(mask, rgb.shape[1] // f, rgb.shape[0] // f) > 127).astype(np.float32))[None, None]
+        m = m.to(latents)
+        if content == "latent_noise":
+            noise = torch.cat([torch.randn(latents.shape, generator=g) for g in generators(self.sampling.seeds)]).to(latents)
+            start = latents * (1 - m) + noise * m
+        else:
+            start = latents * (1 - m)
+        keep = rgb * (mask < 128)[..., None]
+        return start, encode(pipe, keep.astype(np.uint8))
+
+    # -- outpaint -----------------------------------------------------------------------
+
+    def outpaint(self) -> EngineOutput:
+        image, p = self.job.image, self.p
+        left, top, right, bottom = p["left"], p["top"], p["right"], p["bottom"]
+        if not (left or top or right or bottom):
+            raise ProtocolError(ErrorCode.INVALID_PARAM, "Expand needs at least one of left, top, right, bottom above 0.", "job.params.left")
+        h, w = image.shape[:2]
+        width, height = w + left + right, h + top + bottom
+        self.check_size(width, height, "job.params.left")
+        inner = Box(left, top, w, h)
+        base = np.zeros((height, width, 4), np.uint8)  # the grown canvas: transparent around the original
+        masks.paste(base, image, inner)
+        new_area = np.full((height, width), 255, np.uint8)
+        masks.paste(new_area, np.zeros((h, w), np.uint8), inner)
+        canvas = base.copy()
+        canvas[..., :3] = masks.fill(base[..., :3], new_area)  # colours from the edges, under the new area
+        canvas[..., 3] = 255
+        # The feather reaches into the original only; the new area stays fully generated.
+        soft = masks.feather_outside(new_area, p["mask_blur"])
+        region = prepare_region(canvas, soft, blur=0, invert=False, padding=p["padding"],
+                                whole_picture=p["inpaint_area"] == "whole_picture")
+        layers = []
+        for layer in self.inpaint_region(region, "Expand"):
+            # One layer of the whole new canvas: the original, untouched, with the new area around it.
+            layers.append(OutputLayer(flatten(base, layer), 0, 0, layer.name, layer.seed, layer.settings))
+        return EngineOutput(layers, width, height)
+
+    # -- upscale ------------------------------------------------------------------------
+
+    def upscale(self) -> EngineOutput:
+        image, p = self.job.image, self.p
+        h, w = image.shape[:2]
+        width, height = p["width"] or max(1, round(w * p["scale"])), p["height"] or max(1, round(h * p["scale"]))
+        self.check_size(width, height, "job.params.scale")
+        if p["upscaler"] == "lanczos":
+            up = lanczos_resize(image, width, height)
+        else:
+            entry = self.registry.get(p["upscaler"])
+            if entry is None or entry.kind != UPSCALER:
+                known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
+                raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
+            model = load_upscaler(entry, self.device)
+            rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
+            alpha = lanczos_resize(np.dstack([image[..., 3]] * 4), width, height)[..., 0]
+            up = np.dstack([resize_rgb(rgb, width, height), alpha])
+        seed = self.sampling.seed
+        if p["refine"] and p["strength"] > 0:
+            up = np.dstack([self.refine_tiled(np.ascontiguousarray(up[..., :3])), up[..., 3]])
+        layer = OutputLayer(up, 0, 0, f"Upscale {width}x{height}", seed, self.settings(seed))
+        return EngineOutput([layer], width, height)
+
+    def refine_tiled(self, rgb: np.ndarray) -> np.ndarray:
+        """A low-strength img2img pass over overlapping tiles at the model's native size,
+        blended with linear ramps so that no seam shows."""
+        p = self.p
+        h, w = rgb.shape[:2]
+        tile = min(multiple_of(p["tile_size"] or self.loaded.native_size), multiple_of(max(h, w)))
+        overlap = min(p["tile_overlap"], tile // 2)
+        boxes = [Box(x, y, min(tile, w - x), min(tile, h - y)) for y in _starts(h, tile, overlap) for x in _starts(w, tile, overlap)]
+        steps = max(1, int(inference_steps(self.sampling.steps, p["strength"], p["exact_steps"]) * p["strength"]))
+        acc = np.zeros((h, w, 3), np.float64)
+        weight = np.zeros((h, w, 1), np.float64)
+        single = dataclasses.replace(self.sampling, batch=1)
+        for i, box in enumerate(boxes):
+            src = np.ascontiguousarray(masks.crop(rgb, box))
+            gw, gh = multiple_of(box.width), multiple_of(box.height)
+            out, _ = denoise(self.loaded, "img2img", single, self.ctx, width=gw, height=gh, image=to_pil(resize_rgb(src, gw, gh)),
+                             strength=p["strength"], exact_steps=p["exact_steps"], previews=self.previews(box),
+                             stage="refining", offset=i * steps, total=len(boxes) * steps)
+            ramp = _ramp(box.width, box.height, overlap)
+            acc[box.slices] += resize_rgb(out[0], box.width, box.height) * ramp
+            weight[box.slices] += ramp
+        return np.clip(acc / np.maximum(weight, 1e-9) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    return sorted(set(starts))
+
+
+def _ramp(width: int, height: int, overlap: int) -> np.ndarray:
+    """Tile weights: 1 inside, falling linearly (never to 0) across the overlap."""
+    def axis(n: int) -> np.ndarray:
+        if overlap <= 0:
+            return np.ones(n)
+        i = np.arange(n)
+        return np.clip(np.minimum(i + 1, n - i) / (overlap + 1), 0, 1)
+    return (axis(height)[:, None] * axis(width)[None, :])[..., None]
+
+
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])

@@ -1,0 +1,118 @@
+"""The diffusers engine's modes and their parameters (validated by the server, not here)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from paintwire.protocol import ModeSpec, ParamSpec, ParamType
+
+from ..common import INVERT_MASK, MASK_BLUR, PADDING, SCALE, SEED, TARGET_HEIGHT, TARGET_WIDTH
+
+SCHEDULERS = ("dpmpp_2m_karras", "dpmpp_2m", "euler_a", "euler", "ddim", "unipc")
+
+PROMPT = ParamSpec(
+    "prompt", ParamType.STRING, "", "Prompt",
+    "What to draw. <lora:name:weight> anywhere in it applies that LoRA at that weight; an embedding's name uses it.",
+)
+NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from.")
+STEPS = ParamSpec("steps", ParamType.INT, 20, "Steps", "Denoising steps (img2img and inpaint run steps x strength unless exact steps is on).", minimum=1, maximum=150)
+CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale", "How strongly the prompt steers the result.", minimum=1.0, maximum=30.0)
+SCHEDULER = ParamSpec("scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler", "The noise scheduler.", choices=SCHEDULERS)
+BATCH = ParamSpec("batch_size", ParamType.INT, 1, "Batch size", "Images made at once; image i uses seed + i.", minimum=1, maximum=8)
+CLIP_SKIP = ParamSpec(
+    "clip_skip", ParamType.INT, 1, "Clip skip",
+    "Use the text encoder's output this many layers from the end (1 = the last layer; 2 is common for anime models).",
+    minimum=1, maximum=12, group="advanced",
+)
+VAE = ParamSpec("vae", ParamType.STRING, "", "VAE", "A VAE from the model folders to use instead of the model's own; empty keeps the model's.", group="advanced")
+GEN_WIDTH = ParamSpec("width", ParamType.INT, 0, "Width", "Image width; 0 means the model's native size.", minimum=0, maximum=16384)
+GEN_HEIGHT = ParamSpec("height", ParamType.INT, 0, "Height", "Image height; 0 means the model's native size.", minimum=0, maximum=16384)
+STRENGTH = ParamSpec("strength", ParamType.FLOAT, 0.75, "Denoising strength", "How much of the input is replaced: 0 keeps it, 1 ignores it.", minimum=0.0, maximum=1.0)
+EXACT_STEPS = ParamSpec(
+    "exact_steps", ParamType.BOOL, False, "Exact steps",
+    "Run exactly the requested steps instead of steps x strength.", group="advanced",
+)
+RESIZE_MODE = ParamSpec(
+    "resize_mode", ParamType.CHOICE, "just_resize", "Resize mode",
+    "When the output's shape differs from the input's: just_resize stretches; crop_and_resize fills the output and crops "
+    "the overflow; resize_and_fill fits the input inside and extends its edge colours; latent resizes in latent space "
+    "(needs strength above about 0.55).",
+    choices=("just_resize", "crop_and_resize", "resize_and_fill", "latent"),
+)
+OUTPUT_SCALE = ParamSpec(
+    "scale", ParamType.FLOAT, 1.0, "Scale", "Output size as a multiple of the input's (width and height override it).",
+    minimum=0.25, maximum=4.0,
+)
+COLOUR_CORRECTION = ParamSpec(
+    "colour_correction", ParamType.BOOL, False, "Colour correction",
+    "Match the result's colour histogram to the original, so repeated edits do not drift.",
+)
+INPAINT_AREA = ParamSpec(
+    "inpaint_area", ParamType.CHOICE, "whole_picture", "Inpaint area",
+    "whole_picture works on the full image; only_masked crops the mask plus padding, generates it at the model's "
+    "native resolution and pastes it back (more detail for small areas, less memory for big canvases).",
+    choices=("whole_picture", "only_masked"),
+)
+MASKED_CONTENT = ParamSpec(
+    "masked_content", ParamType.CHOICE, "original", "Masked content",
+    "How the masked area starts: original; fill (colours from around it); latent_noise; latent_nothing. "
+    "All but original need a high denoising strength.",
+    choices=("original", "fill", "latent_noise", "latent_nothing"),
+)
+SOFT_INPAINT = ParamSpec(
+    "soft_inpaint", ParamType.BOOL, False, "Soft inpainting",
+    "Blend new and old content step by step, following the mask's feathering, so they meet without seams.",
+)
+SOFT_PARAMS = (
+    ParamSpec("soft_schedule_bias", ParamType.FLOAT, 1.0, "Schedule bias",
+              "Shifts when the original is preserved along the denoising schedule; higher keeps it longer.", minimum=0.0, maximum=8.0, group="soft"),
+    ParamSpec("soft_preservation_strength", ParamType.FLOAT, 0.5, "Preservation strength",
+              "How strongly partially masked pixels keep the original.", minimum=0.0, maximum=8.0, group="soft"),
+    ParamSpec("soft_transition_contrast", ParamType.FLOAT, 4.0, "Transition contrast boost",
+              "Keeps detail in the blend by favouring the stronger of the two contents.", minimum=1.0, maximum=32.0, group="soft"),
+    ParamSpec("soft_mask_influence", ParamType.FLOAT, 0.0, "Mask influence",
+              "How much the mask, rather than the difference, decides the final blend.", minimum=0.0, maximum=1.0, group="soft"),
+    ParamSpec("soft_difference_threshold", ParamType.FLOAT, 0.5, "Difference threshold",
+              "How different new content must be to show through at half strength.", minimum=0.0, maximum=8.0, group="soft"),
+    ParamSpec("soft_difference_contrast", ParamType.FLOAT, 2.0, "Difference contrast",
+              "How sharply the final blend switches between old and new around the threshold.", minimum=0.0, maximum=8.0, group="soft"),
+)
+MASK_TRANSPARENCY = ParamSpec(
+    "mask_transparency", ParamType.FLOAT, 0.0, "Mask transparency",
+    "How much of the painted strokes shows through the result inside the mask (0 = none, 1 = only the strokes).",
+    minimum=0.0, maximum=1.0,
+)
+SIDES = tuple(
+    ParamSpec(side, ParamType.INT, 0, side.capitalize(), f"Pixels to add on the {side}.", minimum=0, maximum=4096)
+    for side in ("left", "top", "right", "bottom")
+)
+UPSCALER = ParamSpec("upscaler", ParamType.STRING, "lanczos", "Upscaler", "lanczos, or the name of an upscaler model from the model folders.")
+REFINE = ParamSpec("refine", ParamType.BOOL, True, "Refine", "After upscaling, add detail with a tiled low-strength img2img pass (needs a model).")
+REFINE_STRENGTH = ParamSpec("strength", ParamType.FLOAT, 0.3, "Refine strength", "0.2-0.4 adds detail; latent upscaling would need 0.55+.", minimum=0.0, maximum=1.0)
+TILE_SIZE = ParamSpec("tile_size", ParamType.INT, 0, "Tile size", "Refine tile side in pixels; 0 means the model's native size.", minimum=0, maximum=4096, group="advanced")
+TILE_OVERLAP = ParamSpec("tile_overlap", ParamType.INT, 64, "Tile overlap", "Pixels that neighbouring tiles share, blended to hide seams.", minimum=0, maximum=512, group="advanced")
+
+# The new area of an expand has no content of its own, so by default it starts filled from the edges.
+OUTPAINT_MASKED_CONTENT = dataclasses.replace(MASKED_CONTENT, default="fill")
+
+SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SEED, BATCH, CLIP_SKIP, VAE)
+IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
+INPAINT = (MASK_BLUR, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
+
+TXT2IMG = ModeSpec("txt2img", "Text to image", "Make an image from the prompt.", needs_image=False, needs_mask=False,
+                   params=SAMPLING + (GEN_WIDTH, GEN_HEIGHT))
+IMG2IMG = ModeSpec("img2img", "Image to image", "Redraw the image (or the selection's bounding box) following the prompt; sketch first for control.",
+                   needs_image=True, needs_mask=False, accepts_mask=True,
+                   params=SAMPLING + IMAGE + (RESIZE_MODE, OUTPUT_SCALE, TARGET_WIDTH, TARGET_HEIGHT))
+INPAINT_MODE = ModeSpec("inpaint", "Inpaint", "Regenerate the masked area; everything else stays exactly as it was.",
+                        needs_image=True, needs_mask=True, params=SAMPLING + IMAGE + INPAINT)
+INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch", "Inpaint over painted strokes, which show through at the mask transparency.",
+                          needs_image=True, needs_mask=True, params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,))
+OUTPAINT = ModeSpec("outpaint", "Expand", "Grow the canvas on any side and paint the new area to match.",
+                    needs_image=True, needs_mask=False,
+                    params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES)
+UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler model, then optionally refine detail with img2img.",
+                   needs_image=True, needs_mask=False,
+                   params=SAMPLING + (SCALE, TARGET_WIDTH, TARGET_HEIGHT, UPSCALER, REFINE, REFINE_STRENGTH, EXACT_STEPS, TILE_SIZE, TILE_OVERLAP))
+
+MODES = (TXT2IMG, IMG2IMG, INPAINT_MODE, INPAINT_SKETCH, OUTPAINT, UPSCALE)

@@ -1,0 +1,108 @@
+"""Schedulers, step counts, and the per-step hook (progress, cancel, previews, latent blends)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..base import JobContext
+from .previews import PreviewMaker
+
+
+def make_scheduler(name: str, config: Any) -> Any:
+    """A fresh scheduler of the chosen kind, from the model's scheduler config."""
+    import diffusers
+
+    table: dict[str, tuple[str, dict[str, Any]]] = {
+        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
+        "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+        "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+        "euler": ("EulerDiscreteScheduler", {}),
+        "ddim": ("DDIMScheduler", {}),
+        "unipc": ("UniPCMultistepScheduler", {}),
+    }
+    cls_name, options = table[name]
+    return getattr(diffusers, cls_name).from_config(config, **options)
+
+
+def inference_steps(steps: int, strength: float, exact: bool) -> int:
+    """What to pass as num_inference_steps so that the run has the right number of steps.
+
+    diffusers runs int(n * strength) steps for img2img and inpaint; the WebUI
+    default does the same (steps x strength). With ``exact``, n is raised so
+    that exactly ``steps`` steps run. Either way at least one step runs.
+    """
+    if strength >= 1.0:
+        return steps
+    wanted = steps if exact else max(1, int(steps * strength))
+    n = max(1, math.ceil(wanted / max(strength, 1e-3)))
+    while int(n * strength) < wanted:
+        n += 1
+    while n > 1 and int((n - 1) * strength) >= wanted:
+        n -= 1
+    return n
+
+
+class SchedulerTap:
+    """Wraps a scheduler instance to see what the pipeline does not pass to callbacks:
+    the predicted clean latent of each step (for previews), and the image latents
+    and noise of add_noise (for latent blends)."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+        self.x0: torch.Tensor | None = None
+        self.image_latents: torch.Tensor | None = None
+        self.noise: torch.Tensor | None = None
+        self.add_noise = scheduler.add_noise
+        step = scheduler.step
+
+        def tapped_step(*args: Any, **kwargs: Any) -> Any:
+            out = step(*args, **kwargs)
+            x0 = out[1] if isinstance(out, tuple) and len(out) > 1 else getattr(out, "pred_original_sample", None)
+            if x0 is None:  # multistep solvers keep their x0 predictions
+                outputs = getattr(scheduler, "model_outputs", None)
+                x0 = outputs[-1] if outputs else None
+            self.x0 = x0
+            return out
+
+        def tapped_add_noise(original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+            if self.image_latents is None:
+                self.image_latents, self.noise = original, noise
+            return self.add_noise(original, noise, timesteps)
+
+        scheduler.step = tapped_step
+        scheduler.add_noise = tapped_add_noise
+
+
+Blend = Callable[[Any, int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class StepHook:
+    """The pipeline's callback_on_step_end: applies the latent blend, reports
+    progress (which raises JobCancelledError once the job is cancelled: raising
+    here stops the pipeline at once, before the VAE decode), offers previews."""
+
+    ctx: JobContext
+    tap: SchedulerTap
+    stage: str = "denoising"
+    previews: PreviewMaker | None = None
+    blend: Blend | None = None
+    offset: int = 0  # steps done before this pipeline call (tiled jobs)
+    total: int | None = None  # steps of the whole job, where it has several calls
+    last_latents: torch.Tensor | None = None
+
+    def __call__(self, pipe: Any, i: int, t: torch.Tensor, kwargs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        latents = kwargs["latents"]
+        if self.blend is not None:
+            latents = out["latents"] = self.blend(pipe, i, t, latents)
+        self.last_latents = latents
+        total = self.total or (self.offset + pipe.num_timesteps)
+        self.ctx.progress(self.offset + i + 1, total, self.stage)
+        if self.previews is not None:
+            self.previews.offer(self.tap.x0 if self.tap.x0 is not None else latents)
+        return out

@@ -7,8 +7,10 @@ thread while ``run`` is waiting for events.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidURI, InvalidHandshake
 from websockets.sync.client import ClientConnection as WebSocket
@@ -27,12 +29,31 @@ CLOSE_MESSAGE_TOO_BIG = 1009  # the websocket close code a server sends for a fr
 
 def open_websocket(url: str, **options: Any) -> WebSocket:
     """websockets.sync's connect(), returning the connection directly on every
-    release we may run with (17 wants ``legacy=True`` for that; 15 and 16 do it
-    by default and do not know the flag)."""
+    release we may run with: 17 wants ``legacy=True`` for that, 15 and 16 do it
+    by default and do not know the flag, and releases before 15 know no
+    ``proxy`` option (they never use a proxy, so it can go)."""
+    attempts = [dict(options, legacy=True), dict(options)]
+    if "proxy" in options:
+        attempts.append({k: v for k, v in options.items() if k != "proxy"})
+    for attempt in attempts[:-1]:
+        try:
+            return connect(url, **attempt)
+        except TypeError:
+            continue
+    return connect(url, **attempts[-1])
+
+
+def _is_loopback(url: str) -> bool:
     try:
-        return connect(url, legacy=True, **options)
-    except TypeError:
-        return connect(url, **options)
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ClientError(Exception):
@@ -74,7 +95,10 @@ class Client:
 
     def connect(self) -> Capabilities:
         try:
-            self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None)
+            # A proxy from the environment (https_proxy, ALL_PROXY) must never see a
+            # local server's pixels and token: loopback connections go direct.
+            direct = {"proxy": None} if _is_loopback(self.url) else {}
+            self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None, **direct)
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
             raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
         self._send(self.protocol.hello(self.name, self.token))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import ipaddress
 import logging
 import secrets
 
@@ -86,6 +87,10 @@ class PaintwireServer:
         origin = request.headers.get("Origin")
         if origin is not None and origin not in self.config.allowed_origins:
             raise web.HTTPForbidden(text=f"Origin {origin} is not allowed; add it to allowed_origins in the configuration.\n")
+        if self.config.is_loopback and not self.config.token and not _loopback_host(request.url.host or ""):
+            # DNS rebinding: a page whose name was made to resolve to 127.0.0.1 is
+            # same-origin with this server, and browsers send no Origin on its GETs.
+            raise web.HTTPForbidden(text="This server answers only to localhost and loopback addresses (or set a token).\n")
 
     # -- routes -------------------------------------------------------------------------
 
@@ -123,6 +128,16 @@ class PaintwireServer:
                 "clients": len(self.sessions),
             }
         )
+
+
+def _loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # Parameters whose range the configuration caps, whatever an engine advertises:

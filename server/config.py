@@ -8,6 +8,7 @@ command line.
 from __future__ import annotations
 
 import argparse
+import logging
 import ipaddress
 import dataclasses
 import os
@@ -15,6 +16,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -120,6 +123,10 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"The configuration file {path} is not valid TOML: {exc}.") from None
     settings = {k[len("PAINTWIRE_"):].lower(): v for k, v in env.items() if k.startswith("PAINTWIRE_") and k not in NOT_SERVER_SETTINGS}
+    for name in [n for n in settings if n not in _FIELDS]:
+        # An environment carries variables for many programs: warn, do not refuse to start.
+        log.warning("ignoring PAINTWIRE_%s: not a server setting (known: %s)", name.upper(), ", ".join(sorted(_FIELDS)))
+        del settings[name]
     _apply(config, settings, "the environment")
     _apply(config, {k: v for k, v in (overrides or {}).items() if v is not None}, "the command line")
     config.validate()

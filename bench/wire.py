@@ -1,0 +1,164 @@
+"""Wire cost: a canvas layer plus its selection mask, from the client's bytes to
+numpy arrays in the server, over a real loopback websocket.
+
+Three ways, measured in the same run on the same pixels:
+  paintwire  raw RGBA + L8 in one msgpack frame (the protocol's local path),
+             decoded by Paintwire's own code in a separate server process
+  webui      PNG + base64 inside JSON (what WebUI-style HTTP APIs take), same
+             socket and server process, decoded with PIL as those servers do
+  memcpy     copying the same bytes once into a buffer in memory: the floor
+and the websocket alone (the same bytes, not decoded), to show where the time goes,
+and the real `paintwire serve` from submit to its answer (the job is refused
+after the pixels were decoded and checked, so the figure is transport and
+validation only).
+
+    ./run bench wire                 # 2048 and 4096, a few repeats (under 2 minutes)
+    ./run bench wire --sizes 2048 --repeat 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+from websockets.sync.client import connect
+
+from _common import ROOT, machine, median_of, ms, ratio, start_server_process, table
+from paintwire.protocol import ClientConnection, Error, JobRequest, raw_image
+
+
+def painting(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A canvas that compresses like a painting does (smooth areas, shapes, some
+    grain), not like noise (which no PNG compresses) nor flat colour (which all do)."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    rgb = np.stack([200 * x + 30, 180 * y + 40, 120 * (1 - x) * y + 60], axis=-1)
+    for _ in range(12):
+        cx, cy, r = rng.uniform(0, 1, 2).tolist() + [rng.uniform(0.03, 0.2)]
+        inside = (x - cx) ** 2 + (y - cy) ** 2 < r * r
+        rgb[inside] = rng.uniform(0, 255, 3)
+    rgb += rng.normal(0, 3, rgb.shape)
+    rgba = np.dstack([np.clip(rgb, 0, 255), np.full((side, side), 255, np.float32)]).astype(np.uint8)
+    d = np.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    mask = (np.clip((0.25 - d) / 0.02, 0, 1) * 255).astype(np.uint8)  # a feathered disc
+    return rgba, mask
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def open_ws(url: str):
+    return connect(url, legacy=True, compression=None, proxy=None, max_size=None, open_timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2048,4096", help="canvas sides, comma-separated")
+    parser.add_argument("--repeat", type=int, default=0, help="timed runs per case (default 5 at 2048, 3 above)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    print(f"machine: {machine()}")
+    port = free_port()
+    receiver = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_wire_server.py"), str(port)], stdout=subprocess.PIPE, text=True)
+    server = start_server_process(max_pixels=8192 * 8192)
+    try:
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        pw_ws = open_ws(f"ws://127.0.0.1:{port}/paintwire")
+        webui_ws = open_ws(f"ws://127.0.0.1:{port}/webui")
+        bytes_ws = open_ws(f"ws://127.0.0.1:{port}/bytes")
+        real_ws = open_ws(server.url)
+        real = ClientConnection()
+        real_ws.send(real.hello("bench-wire/1"))
+        real.receive(real_ws.recv())
+        rows = []
+        for side in sizes:
+            repeat = args.repeat or (5 if side <= 2048 else 3)
+            rgba, mask = painting(side)
+            image_bytes, mask_bytes = rgba.tobytes(), mask.tobytes()  # what a host hands over
+            total = len(image_bytes) + len(mask_bytes)
+
+            scratch = bytearray(total)
+
+            def floor() -> None:
+                view = memoryview(scratch)
+                view[: len(image_bytes)] = image_bytes
+                view[len(image_bytes):] = mask_bytes
+
+            def transport() -> None:
+                bytes_ws.send(image_bytes + mask_bytes)
+                assert bytes_ws.recv().startswith(b"ok")
+
+            def paintwire() -> None:
+                conn = ClientConnection()
+                conn.state = conn.state.READY  # framing only; the socket below is already past hello
+                _, frame = conn.submit(JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes)))
+                pw_ws.send(frame)
+                assert pw_ws.recv().startswith(b"ok")
+
+            png_sizes: list[int] = []
+
+            def webui(level: int | None = None) -> None:
+                def b64png(array: np.ndarray) -> str:
+                    buf = io.BytesIO()
+                    # PIL's default (level 6) is what WebUI clients send; level 1 is the fastest PNG there is.
+                    Image.fromarray(array).save(buf, format="PNG", **({} if level is None else {"compress_level": level}))
+                    png_sizes.append(buf.tell())
+                    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+                body = json.dumps({"init_images": [b64png(rgba)], "mask": b64png(mask), "denoising_strength": 0.5})
+                webui_ws.send(body)
+                assert webui_ws.recv().startswith(b"ok")
+
+            def real_server() -> None:
+                # radius 0 is out of range: refused after the frame was read, decoded and its images checked.
+                ref, frame = real.submit(JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes),
+                                                    raw_image(side, side, "l8", mask_bytes), params={"radius": 0}))
+                real_ws.send(frame)
+                answer = real.receive(real_ws.recv())
+                assert isinstance(answer, Error) and answer.ref == ref, answer
+
+            slow_repeat = 3 if side <= 2048 else 1  # a PNG round at 4096 takes half a minute here
+            t_floor = median_of(floor, repeat * 3)
+            t_transport = median_of(transport, repeat)
+            t_pw = median_of(paintwire, repeat)
+            t_real = median_of(real_server, repeat)
+            t_fast = median_of(lambda: webui(1), slow_repeat, warmup=0)
+            fast_mb = (png_sizes[-1] + png_sizes[-2]) / 1e6 * 4 / 3
+            t_webui = median_of(webui, slow_repeat, warmup=0)
+            webui_mb = (png_sizes[-1] + png_sizes[-2]) / 1e6 * 4 / 3
+            mb = total / 1e6
+            name = f"{side}x{side}"
+            rows += [
+                (name, "memcpy (floor)", f"{mb:.0f} MB", ms(t_floor), "1.00x", "-", f"{mb / t_floor:.0f} MB/s"),
+                (name, "websocket only, bytes not decoded", f"{mb:.0f} MB", ms(t_transport), ratio(t_transport, t_floor), "-", f"{mb / t_transport:.0f} MB/s"),
+                (name, "paintwire: raw pixels in msgpack", f"{mb:.0f} MB", ms(t_pw), ratio(t_pw, t_floor), "1.00x", f"{mb / t_pw:.0f} MB/s"),
+                (name, "paintwire serve, submit to answer", f"{mb:.0f} MB", ms(t_real), ratio(t_real, t_floor), ratio(t_real, t_pw), f"{mb / t_real:.0f} MB/s"),
+                (name, "webui: PNG (level 1) + base64 + JSON", f"{fast_mb:.0f} MB", ms(t_fast), ratio(t_fast, t_floor), ratio(t_fast, t_pw), f"{mb / t_fast:.0f} MB/s"),
+                (name, "webui: PNG (PIL default) + base64 + JSON", f"{webui_mb:.0f} MB", ms(t_webui), ratio(t_webui, t_floor), ratio(t_webui, t_pw), f"{mb / t_webui:.0f} MB/s"),
+            ]
+            print(f"{side}: webui / paintwire = {t_webui / t_pw:.1f}x", flush=True)
+        table("Wire: RGBA layer + L8 mask, client bytes to server numpy (median)",
+              ["canvas", "path", "on the wire", "time", "vs memcpy", "vs paintwire", "pixel MB/s"], rows)
+        for ws in (pw_ws, webui_ws, bytes_ws, real_ws):
+            ws.close()
+    finally:
+        receiver.terminate()
+        receiver.wait()
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

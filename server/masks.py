@@ -43,6 +43,21 @@ def blur(mask: np.ndarray, radius: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=radius, sigmaY=radius, borderType=cv2.BORDER_REPLICATE)
 
 
+def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | None:
+    """``blur(mask, radius)`` computed only where it can be non-zero: the mask's
+    bounds plus the kernel's reach. Returns the blurred crop and where it sits,
+    or None for an empty mask. Same pixels as blurring the whole canvas, at the
+    cost of the selection instead of the canvas."""
+    hard = bounds(mask)
+    if hard is None:
+        return None
+    # OpenCV's 8-bit Gaussian kernel reaches 3 sigma; 4 sigma + 2 is a safe margin,
+    # and BORDER_REPLICATE at a margin of zeros equals the full-canvas result.
+    margin = int(np.ceil(4 * radius)) + 2 if radius > 0 else 0
+    work = pad(hard, margin, mask.shape[1], mask.shape[0])
+    return blur(crop(mask, work), radius), work
+
+
 def bounds(mask: np.ndarray) -> Box | None:
     """The smallest box holding every non-zero pixel, or None for an empty mask."""
     rows = np.flatnonzero(mask.any(axis=1))

@@ -33,13 +33,20 @@ def prepare_region(image: np.ndarray, mask: np.ndarray, *, blur: float, invert: 
     """Raises ProtocolError(BAD_MASK) when the mask selects nothing."""
     if invert:
         mask = masks.invert(mask)
-    soft = masks.blur(mask, blur)
-    changed = masks.bounds(soft)
-    if changed is None:
+    blurred = masks.blur_around(mask, blur)
+    inner = masks.bounds(blurred[0]) if blurred is not None else None
+    if blurred is None or inner is None:
         raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")
+    soft_crop, work = blurred
+    changed = Box(work.x + inner.x, work.y + inner.y, inner.width, inner.height)
     height, width = mask.shape
     area = Box(0, 0, width, height) if whole_picture else masks.pad(changed, padding, width, height)
-    return InpaintRegion(area, changed, masks.crop(image, area), masks.crop(soft, area))
+    # The feathered mask over the work area: zero wherever the blur cannot reach.
+    soft = np.zeros((area.height, area.width), np.uint8)
+    x0, y0 = max(work.x, area.x), max(work.y, area.y)
+    x1, y1 = min(work.x + work.width, area.x + area.width), min(work.y + work.height, area.y + area.height)
+    soft[y0 - area.y : y1 - area.y, x0 - area.x : x1 - area.x] = soft_crop[y0 - work.y : y1 - work.y, x0 - work.x : x1 - work.x]
+    return InpaintRegion(area, changed, masks.crop(image, area), soft)
 
 
 def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, seed: int | None = None, settings: dict[str, Any] | None = None) -> OutputLayer:

@@ -118,3 +118,29 @@ def test_lanczos_resize_does_not_darken_edges_next_to_transparency():
     edge = out[:, 18:24]
     visible = edge[..., 3] > 30
     assert (edge[visible][:, :3] > 230).all()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 9.5])
+@pytest.mark.parametrize("where", ["middle", "corner", "edge"])
+def test_blur_around_equals_blurring_the_whole_canvas(radius, where):
+    mask = np.zeros((300, 400), np.uint8)
+    x, y = {"middle": (150, 120), "corner": (0, 0), "edge": (380, 100)}[where]
+    mask[y : y + 20, x : x + 20] = 255
+    mask[y + 5, x + 5] = 90  # soft values too
+    soft, box = masks.blur_around(mask, radius)
+    full = masks.blur(mask, radius)
+    placed = np.zeros_like(full)
+    masks.paste(placed, soft, box)
+    assert np.array_equal(placed, full)
+    assert masks.blur_around(np.zeros((10, 10), np.uint8), radius) is None
+
+
+def test_prepare_region_matches_the_whole_canvas_mask_maths():
+    img = np.zeros((200, 300, 4), np.uint8)
+    mask = np.zeros((200, 300), np.uint8)
+    mask[50:60, 100:180] = 255
+    for whole in (False, True):
+        region = prepare_region(img, mask, blur=6, invert=False, padding=40, whole_picture=whole)
+        full = masks.blur(mask, 6)
+        assert region.changed == masks.bounds(full)
+        assert np.array_equal(region.mask, masks.crop(full, region.area))

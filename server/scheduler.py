@@ -32,7 +32,7 @@ from paintwire.protocol import (
 )
 
 from .config import ServerConfig
-from .engines.base import Engine, EngineJob, JobCancelledError, JobContext
+from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, JobCancelledError, JobContext
 from .imaging import array_to_payload, payload_to_array
 from .jobs import Job, JobOwner, JobState
 from .masks import Box
@@ -40,7 +40,6 @@ from .queue import FairQueue
 
 log = logging.getLogger(__name__)
 
-PREVIEW_MAX_SIDE = 256  # big enough to judge composition, small enough to send several a second
 
 
 class Scheduler:
@@ -169,7 +168,7 @@ class Scheduler:
                 model=request.model,
                 max_output_pixels=self.config.max_pixels,
             )
-            ctx = JobContext(job.cancel_event, self._progress_sink(job), self._preview_sink(job))
+            ctx = JobContext(job.cancel_event, self._progress_sink(job), self._preview_sink(job), self.config.previews_per_second)
             ctx.check_cancelled()
             output = engine.run(engine_job, ctx)
             fmt = request.output_format
@@ -201,15 +200,8 @@ class Scheduler:
     def _preview_sink(self, job: Job):
         loop = self._loop
         assert loop is not None
-        rate = self.config.previews_per_second
-        interval = 1.0 / rate if rate > 0 else None
-        last = [0.0]
 
         def sink(rgba: np.ndarray, box: Box) -> None:
-            now = time.monotonic()
-            if interval is None or now - last[0] < interval:
-                return
-            last[0] = now
             image = array_to_payload(_shrink(rgba), PixelFormat.RGBA8)
             loop.call_soon_threadsafe(self._emit_if_running, job, Preview(job.id, image, box.x, box.y, box.width, box.height))
 
@@ -227,6 +219,7 @@ class Scheduler:
 
 
 def _shrink(rgba: np.ndarray) -> np.ndarray:
+    """A guard for engines that offer big previews; PreviewMaker already sends small ones."""
     h, w = rgba.shape[:2]
     scale = PREVIEW_MAX_SIDE / max(h, w)
     if scale >= 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -65,18 +66,28 @@ ProgressSink = Callable[[int, int, str], None]
 PreviewSink = Callable[[np.ndarray, Box], None]
 
 
+PREVIEW_MAX_SIDE = 256  # big enough to judge composition, small enough to send several a second
+
+
 class JobContext:
-    """The engine's line to the job's owner: progress, previews, cancellation."""
+    """The engine's line to the job's owner: progress, previews, cancellation.
+
+    Previews are rate-limited here, in one place: an engine asks
+    ``preview_due()`` before it spends anything on making one.
+    """
 
     def __init__(
         self,
         cancel_event: threading.Event | None = None,
         on_progress: ProgressSink | None = None,
         on_preview: PreviewSink | None = None,
+        previews_per_second: float = 4.0,
     ) -> None:
         self.cancel_event = cancel_event or threading.Event()
         self._on_progress = on_progress
-        self._on_preview = on_preview
+        self._on_preview = on_preview if previews_per_second > 0 else None
+        self._preview_interval = 1.0 / previews_per_second if previews_per_second > 0 else float("inf")
+        self._last_preview = float("-inf")
 
     @property
     def cancelled(self) -> bool:
@@ -92,10 +103,18 @@ class JobContext:
         if self._on_progress is not None:
             self._on_progress(step, total, stage)
 
+    def preview_due(self) -> bool:
+        """Whether a preview sent now would be within the rate (and previews are wanted)."""
+        return self._on_preview is not None and time.monotonic() - self._last_preview >= self._preview_interval
+
     def preview(self, rgba: np.ndarray, box: Box) -> None:
-        """Offer a rough picture of the region ``box``; the server may drop it to keep the rate low."""
-        if self._on_preview is not None:
-            self._on_preview(rgba, box)
+        """Send a rough picture (at most PREVIEW_MAX_SIDE a side) of the region ``box``;
+        dropped when not ``preview_due()``."""
+        if not self.preview_due():
+            return
+        self._last_preview = time.monotonic()
+        assert self._on_preview is not None
+        self._on_preview(rgba, box)
 
 
 class Engine(abc.ABC):

@@ -47,7 +47,7 @@ class ModeRunner:
         return {"engine": ENGINE, "mode": self.job.mode, "model": model, **self.p, "seed": seed, **extra}
 
     def previews(self, box: Box) -> PreviewMaker:
-        return PreviewMaker(self.ctx.preview, box, self.loaded.entry.family)
+        return PreviewMaker(self.ctx, box, self.loaded.entry.family)
 
     def check_size(self, width: int, height: int, field: str) -> None:
         if width * height > self.job.max_output_pixels:

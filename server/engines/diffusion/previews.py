@@ -7,14 +7,12 @@ artist watches for before deciding to cancel.
 
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import cv2
 import numpy as np
 import torch
 
 from ...masks import Box
+from ..base import PREVIEW_MAX_SIDE, JobContext
 from .models import SDXL
 
 # Latent channel -> (R, G, B) factors, and a bias, fitted per VAE family.
@@ -22,8 +20,6 @@ SD_FACTORS = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.17
 SD_BIAS = [0.0, 0.0, 0.0]
 SDXL_FACTORS = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
 SDXL_BIAS = [0.1084, -0.0175, -0.0011]
-
-MIN_INTERVAL = 0.25  # seconds: a few previews a second is all a person can follow
 
 
 def latents_to_rgb(latents: torch.Tensor, family: str) -> np.ndarray:
@@ -35,21 +31,19 @@ def latents_to_rgb(latents: torch.Tensor, family: str) -> np.ndarray:
 
 
 class PreviewMaker:
-    """Sends at most one preview per MIN_INTERVAL for the work area ``box``."""
+    """Projects the latents to a small picture of the work area ``box`` when the
+    job's context says a preview is due (the rate is the server's setting)."""
 
-    def __init__(self, send: Callable[[np.ndarray, Box], None], box: Box, family: str, interval: float = MIN_INTERVAL) -> None:
-        self.send = send
+    def __init__(self, ctx: JobContext, box: Box, family: str) -> None:
+        self.ctx = ctx
         self.box = box
         self.family = family
-        self.interval = interval
-        self._last = -1e9
+        scale = min(1.0, PREVIEW_MAX_SIDE / max(box.width, box.height))
+        self.size = (max(1, round(box.width * scale)), max(1, round(box.height * scale)))
 
     def offer(self, latents: torch.Tensor) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.interval:
+        if not self.ctx.preview_due():
             return False
-        self._last = now
-        rgb = latents_to_rgb(latents[0], self.family)
-        rgb = cv2.resize(rgb, (self.box.width, self.box.height), interpolation=cv2.INTER_LINEAR)
-        self.send(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), self.box)
+        rgb = cv2.resize(latents_to_rgb(latents[0], self.family), self.size, interpolation=cv2.INTER_LINEAR)
+        self.ctx.preview(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), self.box)
         return True

@@ -72,7 +72,7 @@ class ClassicalEngine(Engine):
                 ctx.progress(i, FILL_PASSES, "filling")
         else:
             ctx.progress(0, 1, "inpainting")
-            out = cv2.inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
+            out = bounded_inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
             ctx.progress(1, 1, "inpainting")
         return region_layer(region, out, f"Inpaint ({p['method']})", settings={"engine": self.name, "mode": "inpaint", **p})
 
@@ -92,6 +92,32 @@ class ClassicalEngine(Engine):
         ctx.progress(1, 1, "upscaling")
         layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings={"engine": self.name, "mode": "upscale", **p})
         return EngineOutput([layer], out_w, out_h)
+
+
+# OpenCV's inpainting is one call that cannot be interrupted, and its cost grows
+# with hole pixels x radius^2. This budget is about half a second on one core
+# (a 512x512 hole at radius 5); bigger work runs at a reduced scale.
+INPAINT_BUDGET = 512 * 512 * 5 * 5
+
+
+def bounded_inpaint(rgb: np.ndarray, hole: np.ndarray, radius: float, method: int) -> np.ndarray:
+    """cv2.inpaint, at full resolution when the work is within INPAINT_BUDGET;
+    otherwise at the scale that brings it within (shrinking by f divides the
+    cost by f^4), upscaled into the hole. Telea and Navier-Stokes fill large
+    holes with smooth colour anyway, so little detail is lost, and one job can
+    no longer hold the engine for minutes."""
+    work = float(np.count_nonzero(hole)) * radius * radius
+    if work <= INPAINT_BUDGET:
+        return cv2.inpaint(rgb, hole, radius, method)
+    factor = (work / INPAINT_BUDGET) ** 0.25
+    h, w = hole.shape
+    size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    # Any hole pixel in a cell makes the cell a hole, so no hole colour leaks into the fill.
+    small_hole = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
+    filled = cv2.inpaint(small_rgb, small_hole, max(1.0, radius / factor), method)
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(hole[..., None] > 0, up, rgb)
 
 
 def lanczos_resize(rgba: np.ndarray, width: int, height: int) -> np.ndarray:

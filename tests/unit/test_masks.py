@@ -144,3 +144,24 @@ def test_prepare_region_matches_the_whole_canvas_mask_maths():
         full = masks.blur(mask, 6)
         assert region.changed == masks.bounds(full)
         assert np.array_equal(region.mask, masks.crop(full, region.area))
+
+
+def test_large_opencv_inpaints_run_at_a_bounded_scale():
+    import cv2
+
+    from paintwire.server.engines.classical import INPAINT_BUDGET, bounded_inpaint
+
+    rgb = np.zeros((600, 600, 3), np.uint8)
+    rgb[:, :300] = (200, 40, 40)
+    rgb[:, 300:] = (40, 40, 200)
+    small = np.zeros((600, 600), np.uint8)
+    small[290:310, 100:120] = 255
+    # Within the budget: exactly OpenCV's result.
+    assert np.array_equal(bounded_inpaint(rgb, small, 5, cv2.INPAINT_TELEA), cv2.inpaint(rgb, small, 5, cv2.INPAINT_TELEA))
+    big = np.zeros((600, 600), np.uint8)
+    big[100:500, 100:500] = 255
+    assert np.count_nonzero(big) * 64 * 64 > INPAINT_BUDGET
+    out = bounded_inpaint(rgb, big, 64, cv2.INPAINT_TELEA)
+    assert np.array_equal(out[big == 0], rgb[big == 0])
+    # The hole takes its colours from its sides: red on the left, blue on the right.
+    assert out[300, 130, 0] > out[300, 130, 2] and out[300, 470, 2] > out[300, 470, 0]

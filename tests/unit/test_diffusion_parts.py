@@ -144,3 +144,34 @@ def test_mask_attenuate_and_feather_outside():
     grown = masks.feather_outside(mask, 3)
     assert (grown[mask == 255] == 255).all()  # the masked area stays fully masked
     assert grown[10, 3] > 0 and grown[10, 3] < 255  # the feather reaches outwards
+
+
+class _LocalUpscaler:
+    """A real torch image model with spandrel's calling shape (``.model``, ``.scale``,
+    called on (1, 3, H, W) in [0, 1]): a 3x3 convolution, then 2x nearest upsampling.
+    Its receptive field is smaller than the tile padding, so tiling must be exact."""
+
+    scale = 2
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(torch.sigmoid(self.model(x)), scale_factor=2, mode="nearest")
+
+
+def test_upscaler_tiles_give_the_same_pixels_as_one_pass():
+    from paintwire.server.engines.diffusion.upscalers import TILE, run_upscaler
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (TILE + 90, TILE * 2 + 33, 3), dtype=np.uint8)
+    model = _LocalUpscaler()
+    steps = []
+    tiled = run_upscaler(model, rgb, lambda i, n: steps.append((i, n)))
+    with torch.inference_mode():
+        whole = model(torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(255))[0]
+    whole = whole.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    assert tiled.shape == (rgb.shape[0] * 2, rgb.shape[1] * 2, 3)
+    assert np.array_equal(tiled, whole)
+    assert steps == [(i, 6) for i in range(1, 7)]  # 2 rows x 3 columns of tiles, each reported

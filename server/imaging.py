@@ -66,7 +66,3 @@ def encode_png(array: np.ndarray) -> bytes:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
 
-
-def rgb(image: RGBA) -> np.ndarray:
-    """The colour channels, as a contiguous (H, W, 3) array."""
-    return np.ascontiguousarray(image[..., :3])

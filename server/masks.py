@@ -6,7 +6,7 @@ Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -96,17 +96,6 @@ def composite(base: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarr
     return mixed.astype(np.uint8)
 
 
-def fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> np.ndarray:
-    """Pre-fill the masked area with colours from around it ("masked content: fill").
-
-    Normalised convolution at shrinking radii: each pass spreads the known
-    colours into the hole with a Gaussian, weighting by how much of the
-    neighbourhood is known, so large holes get smooth colour from their rims.
-    Returns a new (H, W, 3) uint8 image; unmasked pixels are unchanged.
-    """
-    return fill_steps(rgb, mask, passes)[-1]
-
-
 def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """A Gaussian blur whose cost does not grow with sigma: wide radii are
     blurred on a downscaled copy (a wide blur has no fine detail to lose)."""
@@ -119,33 +108,33 @@ def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def fill_steps(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> list[np.ndarray]:
-    """``fill`` pass by pass (for progress and cancel between passes).
+def fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8, on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Pre-fill the masked area with colours from around it ("masked content: fill").
 
     The first pass seeds the hole with a normalised convolution of the known
     pixels at a wide radius; later passes re-blur at halving radii, pulling
-    detail from the rim inwards, with known pixels reset each time.
+    detail from the rim inwards, with known pixels reset each time. Returns a
+    new (H, W, 3) uint8 image; unmasked pixels are unchanged. ``on_pass(i,
+    passes)`` is called after each pass (progress; it may raise to stop).
     """
-    return list(iter_fill(rgb, mask, passes))
-
-
-def iter_fill(rgb: np.ndarray, mask: np.ndarray, passes: int = 8) -> Iterator[np.ndarray]:
-    """``fill_steps`` as a generator, so a caller can stop between passes."""
     known = (mask < 128).astype(np.float32)
     hole = (known < 0.5)[..., None]
     if not known.any():  # nothing to take colours from: a neutral grey
-        yield np.full_like(rgb, 127)
-        return
+        if on_pass is not None:
+            on_pass(passes, passes)
+        return np.full_like(rgb, 127)
     img = rgb.astype(np.float32)
     sigma = max(2.0, max(rgb.shape[0], rgb.shape[1]) / 4)
     weight = _wide_blur(known, sigma)
     spread = _wide_blur(img * known[..., None], sigma)
     img = np.where(hole, spread / np.maximum(weight, 1e-6)[..., None], img)
-    yield np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    for _ in range(passes - 1):
-        sigma = max(1.0, sigma / 2)
-        img = np.where(hole, _wide_blur(img, sigma), img)
-        yield np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    for i in range(1, passes + 1):
+        if i > 1:
+            sigma = max(1.0, sigma / 2)
+            img = np.where(hole, _wide_blur(img, sigma), img)
+        if on_pass is not None:
+            on_pass(i, passes)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
 def attenuate(mask: np.ndarray, weight: float | np.ndarray) -> np.ndarray:

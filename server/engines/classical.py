@@ -67,9 +67,7 @@ class ClassicalEngine(Engine):
         # is blended from it by the layer's alpha.
         hole = (region.mask > 0).astype(np.uint8) * 255
         if p["method"] == "fill":
-            out = rgb
-            for i, out in enumerate(masks.iter_fill(rgb, hole, FILL_PASSES), start=1):
-                ctx.progress(i, FILL_PASSES, "filling")
+            out = masks.fill(rgb, hole, FILL_PASSES, on_pass=lambda i, n: ctx.progress(i, n, "filling"))
         else:
             ctx.progress(0, 1, "inpainting")
             out = bounded_inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])

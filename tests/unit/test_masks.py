@@ -69,9 +69,12 @@ def test_fill_takes_colour_from_the_surroundings_and_keeps_the_rest():
     assert np.array_equal(out[mask == 0], rgb[mask == 0])
     assert out[32, 22, 0] > out[32, 22, 2] and out[32, 41, 2] > out[32, 41, 0]  # red side stays red, blue side blue
     assert out[20:44, 20:44, 1].max() < 60  # no green left
-    steps = masks.fill_steps(rgb, mask, 4)
-    assert len(steps) == 4 and np.array_equal(steps[-1], masks.fill(rgb, mask, 4))
-    assert masks.fill(rgb, np.full((64, 64), 255, np.uint8)).max() == 127
+    passes = []
+    assert np.array_equal(masks.fill(rgb, mask, 4, on_pass=lambda i, n: passes.append((i, n))), masks.fill(rgb, mask, 4))
+    assert passes == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    passes.clear()
+    assert masks.fill(rgb, np.full((64, 64), 255, np.uint8), on_pass=lambda i, n: passes.append((i, n))).max() == 127
+    assert passes == [(8, 8)]  # still reported, so a job keeps its progress and cancel checkpoint
 
 
 def test_region_layer_keeps_unmasked_pixels_exact():

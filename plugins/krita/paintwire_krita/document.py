@@ -98,13 +98,11 @@ def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer
 
 
 def _to_bgra(layer: wf.PlacedLayer) -> bytes:
-    if layer.pixel_format is PixelFormat.BGRA8:
-        return layer.pixels
-    if layer.pixel_format is PixelFormat.RGBA8:
-        out = bytearray(layer.pixels)
-        out[0::4], out[2::4] = layer.pixels[2::4], layer.pixels[0::4]
-        return bytes(out)
-    raise DocumentError(f"The server sent a {layer.pixel_format.value} layer; expected bgra8.")
+    # Jobs ask the server for bgra8 (state.OUTPUT_FORMAT), Krita's own byte order,
+    # so results are written as they come, with no conversion here.
+    if layer.pixel_format is not PixelFormat.BGRA8:
+        raise DocumentError(f"The server sent a {layer.pixel_format.value} layer; expected bgra8.")
+    return layer.pixels
 
 
 def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result"):

@@ -16,12 +16,13 @@ from paintwire.protocol import Cancel, Client, JobCancelled, Submit, encode
 
 
 def long_request():
-    """A fill of a 2048x2048 hole: several cancellable passes, over a second of work."""
+    """A fill of a 2048x2048 hole with the striped picture around it as context:
+    eight cancellable passes, over a second of work."""
     img = np.zeros((2100, 2100, 4), np.uint8)
     img[..., 3] = 255
     img[::7, :, 0] = 255
     mask = rect_mask(2100, 2100, 20, 20, 2048, 2048)
-    return inpaint_request(img, mask, method="fill", mask_blur=0, padding=0)
+    return inpaint_request(img, mask, method="fill", mask_blur=0, padding=20)
 
 
 def short_request():

@@ -186,28 +186,23 @@ def test_a_vae_file_in_either_layout_replaces_the_models_own(models, tmp_path):
     assert np.array_equal(a, b)
 
 
-def test_an_upscaler_model_without_spandrel_is_a_clear_error(models, tmp_path):
-    try:
-        import spandrel  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("spandrel is installed here")
+def test_an_upscaler_file_spandrel_does_not_know_is_a_clear_error(models, tmp_path):
     from safetensors.torch import save_file
 
-    (tmp_path / "up").mkdir()
-    save_file({"conv_first.weight": torch.zeros(4, 3, 3, 3)}, str(tmp_path / "up" / "4x-test.safetensors"))
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", tmp_path / "up"]))
+    (tmp_path / "upscalers").mkdir()  # listed by its folder; its tensors are no architecture spandrel knows
+    save_file({"conv_first.weight": torch.zeros(4, 3, 3, 3)}, str(tmp_path / "upscalers" / "4x-odd.safetensors"))
+    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", tmp_path / "upscalers"]))
     try:
-        assert {m.name: m.kind for m in eng.models()}["4x-test"] == "upscaler"
+        assert {m.name: m.kind for m in eng.models()}["4x-odd"] == "upscaler"
         img = np.full((16, 16, 4), 200, np.uint8)
         spec = next(m for m in eng.modes() if m.name == "upscale")
-        upscale = EngineJob("j", "upscale", validate_params(spec.params, {"upscaler": "4x-test", "refine": False}), image=img)
+        upscale = EngineJob("j", "upscale", validate_params(spec.params, {"upscaler": "4x-odd", "refine": False}), image=img)
         with pytest.raises(ProtocolError) as info:
             eng.run(upscale, JobContext())
     finally:
         eng.close()
-    assert info.value.code is ErrorCode.INVALID_PARAM and "spandrel" in info.value.message
+    assert info.value.code is ErrorCode.INVALID_PARAM and info.value.field == "job.params.upscaler"
+    assert "4x-odd" in info.value.message and "architecture" in info.value.message
 
 
 def test_big_images_decode_with_a_tiled_vae(engine):

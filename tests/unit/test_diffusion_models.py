@@ -39,7 +39,10 @@ def write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
     ({"emb_params": (2, 768)}, "embedding"),
     ({"clip_l": (1, 768), "clip_g": (1, 1280)}, "embedding"),
     ({"encoder.conv_in.weight": (128, 3, 3, 3), "decoder.conv_out.weight": (3, 128, 3, 3)}, "vae"),
-    ({"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight": (32, 64, 3, 3)}, "upscaler"),
+    ({"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight": (32, 64, 3, 3), "conv_body.weight": (64, 64, 3, 3),
+      "conv_last.weight": (3, 64, 3, 3)}, "upscaler"),  # Real-ESRGAN's naming
+    ({"model.0.weight": (64, 3, 3, 3), "model.1.sub.0.RDB1.conv1.0.weight": (32, 64, 3, 3)}, "upscaler"),  # ESRGAN's
+    ({"conv_first.weight": (64, 3, 3, 3)}, None),  # one tensor name is not an architecture
     ({"something.else": (3,)}, None),
 ])
 def test_kind_and_family_come_from_the_tensors(tmp_path, shapes, kind):

@@ -91,8 +91,9 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
         return EMBEDDING
     if any(k.endswith("decoder.conv_out.weight") for k in keys) and any(k.endswith("encoder.conv_in.weight") for k in keys):
         return VAE
-    upscaler_markers = ("conv_first.weight", "model.0.weight", "body.0.weight", "conv_after_body.weight", "conv_before_upsample.0.weight")
-    if any(k in shapes for k in upscaler_markers) or any(p.lower() in ("upscalers", "esrgan", "upscale_models") for p in path.parts):
+    from .upscalers import upscaler_architecture  # spandrel's own detection, from the names alone
+
+    if upscaler_architecture(keys) or any(p.lower() in ("upscalers", "esrgan", "upscale_models") for p in path.parts):
         return UPSCALER
     return None
 

@@ -24,7 +24,8 @@ from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
-from .upscalers import load_upscaler, run_upscaler
+from .tiling import TileBlender, TileGrid
+from .upscalers import load_upscaler, passes_for, resize_alpha, upscale_rgb
 
 ENGINE = "diffusers"
 
@@ -218,6 +219,8 @@ class ModeRunner:
     # -- upscale ------------------------------------------------------------------------
 
     def upscale(self) -> EngineOutput:
+        """The WebUI's "SD upscale": enlarge with Lanczos or an upscaler model, then (with
+        ``refine``) add detail with a tiled low-strength img2img pass."""
         image, p = self.job.image, self.p
         h, w = image.shape[:2]
         width, height = p["width"] or max(1, round(w * p["scale"])), p["height"] or max(1, round(h * p["scale"]))
@@ -225,60 +228,51 @@ class ModeRunner:
         if p["upscaler"] == "lanczos":
             up = lanczos_resize(image, width, height)
         else:
-            entry = self.registry.get(p["upscaler"])
-            if entry is None or entry.kind != UPSCALER:
-                known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
-                raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
-            model = load_upscaler(entry, self.device)
-            rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
-            alpha = lanczos_resize(np.dstack([image[..., 3]] * 4), width, height)[..., 0]
-            up = np.dstack([resize_rgb(rgb, width, height), alpha])
+            up = self.model_upscale(image, width, height)
         seed = self.sampling.seed
         if p["refine"] and p["strength"] > 0:
-            up = np.dstack([self.refine_tiled(np.ascontiguousarray(up[..., :3])), up[..., 3]])
+            up[..., :3] = self.refine_tiled(up[..., :3])
         layer = OutputLayer(up, 0, 0, f"Upscale {width}x{height}", seed, self.settings(seed))
         return EngineOutput([layer], width, height)
 
+    def model_upscale(self, image: np.ndarray, width: int, height: int) -> np.ndarray:
+        entry = self.registry.get(self.p["upscaler"])
+        if entry is None or entry.kind != UPSCALER:
+            known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {self.p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
+        self.ctx.progress(0, 1, "loading upscaler")
+        model = load_upscaler(entry, self.device)
+        h, w = image.shape[:2]
+        passes = passes_for(model.scale, w, h, width, height)
+        reach = model.scale**passes
+        # The model's own output may be bigger than the result (a 4x model asked for 2x): bound it too.
+        self.check_size(w * reach, h * reach, "job.params.upscaler")
+        rgb = upscale_rgb(model, np.ascontiguousarray(image[..., :3]), passes, lambda i, n: self.ctx.progress(i, n, "upscaling"))
+        del model
+        if rgb.shape[:2] != (height, width):
+            rgb = resize_rgb(rgb, width, height)
+        return np.dstack([rgb, resize_alpha(np.ascontiguousarray(image[..., 3]), width, height)])
+
     def refine_tiled(self, rgb: np.ndarray) -> np.ndarray:
-        """A low-strength img2img pass over overlapping tiles at the model's native size,
-        blended with linear ramps so that no seam shows."""
+        """A low-strength img2img pass over overlapping tiles at the model's native size, blended
+        with feathered ramps so that no seam shows; one row of tiles is held in float at a time."""
         p = self.p
         h, w = rgb.shape[:2]
         tile = min(multiple_of(p["tile_size"] or self.loaded.native_size), multiple_of(max(h, w)))
-        overlap = min(p["tile_overlap"], tile // 2)
-        boxes = [Box(x, y, min(tile, w - x), min(tile, h - y)) for y in _starts(h, tile, overlap) for x in _starts(w, tile, overlap)]
+        grid = TileGrid(w, h, tile, min(p["tile_overlap"], tile // 2))
         steps = max(1, int(inference_steps(self.sampling.steps, p["strength"], p["exact_steps"]) * p["strength"]))
-        acc = np.zeros((h, w, 3), np.float64)
-        weight = np.zeros((h, w, 1), np.float64)
+        blender = TileBlender(grid, 1)
         single = dataclasses.replace(self.sampling, batch=1)
+        boxes = grid.boxes()
         for i, box in enumerate(boxes):
+            self.ctx.check_cancelled()
             src = np.ascontiguousarray(masks.crop(rgb, box))
             gw, gh = multiple_of(box.width), multiple_of(box.height)
             out, _ = denoise(self.loaded, "img2img", single, self.ctx, width=gw, height=gh, image=to_pil(resize_rgb(src, gw, gh)),
                              strength=p["strength"], exact_steps=p["exact_steps"], previews=self.previews(box),
                              stage="refining", offset=i * steps, total=len(boxes) * steps)
-            ramp = _ramp(box.width, box.height, overlap)
-            acc[box.slices] += resize_rgb(out[0], box.width, box.height) * ramp
-            weight[box.slices] += ramp
-        return np.clip(acc / np.maximum(weight, 1e-9) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    stride = max(1, tile - overlap)
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
-
-
-def _ramp(width: int, height: int, overlap: int) -> np.ndarray:
-    """Tile weights: 1 inside, falling linearly (never to 0) across the overlap."""
-    def axis(n: int) -> np.ndarray:
-        if overlap <= 0:
-            return np.ones(n)
-        i = np.arange(n)
-        return np.clip(np.minimum(i + 1, n - i) / (overlap + 1), 0, 1)
-    return (axis(height)[:, None] * axis(width)[None, :])[..., None]
+            blender.add(box, resize_rgb(out[0], box.width, box.height))
+        return blender.result()
 
 
 def _opaque(rgb: np.ndarray) -> np.ndarray:

@@ -349,6 +349,9 @@ def diffusers_run(plugin_bundle, tmp_path_factory):
         pytest.skip(f"the diffusers extra is not installed ({exc})")
     models = tmp_path_factory.mktemp("gimp-models")
     build_tiny_sd15(models / "tiny-sd15")
+    from fixtures.upscaler_models import ESRGAN_2X, build_one
+
+    build_one(models / "upscalers", ESRGAN_2X)
     from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
 
     server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
@@ -378,9 +381,12 @@ def _diffusers_cases(server, plugin_bundle, tmp_path_factory):
          "patch": {"rect": PATCH, "colour": PATCH_COLOUR}, "args": dict(common, prompt="a red fox", seed=3, strength=0.8)},
         {"name": "expand", "procedure": "plug-in-paintwire-expand", "selection": None,
          "args": dict(common, prompt="more fox", seed=9, **{"params-json": json.dumps({"right": 16})})},
+        # An upscaler model file (a tiny ESRGAN), no refine: no checkpoint needed.
+        {"name": "upscale_model", "procedure": "plug-in-paintwire-upscale", "selection": None,
+         "args": {"engine": "diffusers", "params-json": json.dumps({"upscaler": UPSCALER_MODEL, "refine": False, "scale": 2.0})}},
     ]
     available = {m.name for m in engine.modes}
-    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint"}[c["name"]] in available]
+    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
     report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
     yield report["cases"], log
@@ -431,6 +437,33 @@ def test_expand_opens_the_grown_picture_as_a_new_image(diffusers_run):
     case = _diffusers_case(diffusers_run, "expand")
     assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
     assert (case["new_image"]["width"], case["new_image"]["height"]) == (WIDTH + 16, HEIGHT)
+
+
+UPSCALER_MODEL = "2x-tiny-esrgan"  # fixtures.upscaler_models.ESRGAN_2X, written into the model folder
+
+
+@pytest.mark.slow
+def test_upscale_with_an_upscaler_model_opens_its_result(diffusers_run, tmp_path):
+    case = _diffusers_case(diffusers_run, "upscale_model")
+    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
+    new_image = case["new_image"]
+    assert (new_image["width"], new_image["height"]) == (2 * WIDTH, 2 * HEIGHT)
+    (layer,) = new_image["layers"]
+    # The model's own pixels: the same file run by spandrel directly on the same picture.
+    import spandrel
+    import torch
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixtures.upscaler_models import build_one
+
+    path = build_one(tmp_path, UPSCALER_MODEL)  # the same weights: built from a fixed seed
+    model = spandrel.ModelLoader().load_from_state_dict(load_file(str(path))).eval()
+    with torch.inference_mode():
+        want = model(torch.from_numpy(pattern()[..., :3].copy()).permute(2, 0, 1)[None].float().div(255))[0]
+    want = want.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    got = _png(ARTIFACTS / "diffusers" / "upscale_model" / layer["png"])
+    assert np.abs(got[..., :3].astype(int) - want).max() <= 1 and (got[..., 3] == 255).all()
 
 
 # --- interactive runs: the real dialogs inside real GIMP, answered by autorespond.py ----------

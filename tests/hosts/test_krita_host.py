@@ -326,3 +326,18 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
 
     elapsed = time.monotonic() - started
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
+
+
+def test_krita_docker_upscales_with_an_upscaler_model(start_server, tiny_model_dir, tmp_path, plugin_zip):
+    """An upscaler model file (a tiny ESRGAN built by the tests) chosen in the Upscale form."""
+    from fixtures.upscaler_models import ESRGAN_2X, build_one
+
+    build_one(tiny_model_dir / "upscalers", ESRGAN_2X)
+    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    out_dir = ARTIFACTS / "upscaler"
+    jobs = [{"name": "upscale-model", "mode": "upscale", "model": "diffusers/",
+             "params": {"upscaler": ESRGAN_2X, "refine": False, "scale": 2.0}, "timeout": 120}]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir)
+    start = next(s for s in run.report["steps"] if s["name"] == "job-start")
+    assert start["form"]["upscaler"] == ESRGAN_2X and start["form"]["refine"] is False
+    assert steps["upscale-model"]["status"].startswith("Done"), steps["upscale-model"]

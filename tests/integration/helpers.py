@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paintwire.protocol.client import open_websocket
-from paintwire.protocol import Hello, ImagePayload, JobRequest, PixelFormat, decode_server_message, encode
+from paintwire.protocol import Client, Hello, ImagePayload, JobCancelled, JobRequest, PixelFormat, decode_server_message, encode
 
 
 def scene(width: int = 160, height: int = 120) -> np.ndarray:
@@ -40,6 +40,27 @@ def inpaint_request(img: np.ndarray, mask: np.ndarray, **params) -> JobRequest:
 
 def layer_pixels(layer) -> np.ndarray:
     return np.frombuffer(layer.image.data, np.uint8).reshape(layer.image.height, layer.image.width, -1)
+
+
+def run_and_cancel(client: Client, request: JobRequest, stage: str, timeout: float = 120) -> list:
+    """Run ``request`` and cancel it at its first progress event of ``stage``; returns every
+    event (the run must end cancelled)."""
+    events: list = []
+    ids: dict = {}
+
+    def on_event(e) -> None:
+        events.append(e)
+        if e.TYPE == "queued":
+            ids["job"] = e.job
+        if e.TYPE == "progress" and e.stage == stage and e.step >= 1 and "sent" not in ids:
+            ids["sent"] = True
+            client.cancel(ids["job"])
+
+    try:
+        client.run(request, on_event=on_event, timeout=timeout)
+    except JobCancelled:
+        return events
+    raise AssertionError(f"the job was not cancelled; events: {[e.TYPE for e in events]}")
 
 
 class RawConnection:

@@ -3,15 +3,13 @@ with tiny SD1.5- and SDXL-shaped models built by the tests (no downloads)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from diffusion_fixtures import box_mask, diffusers_server, hf_cache_dir, picture, tiny_models_dir  # noqa: F401
-from helpers import layer_pixels, mask_payload, rgba_payload
+from helpers import layer_pixels, mask_payload, rgba_payload, run_and_cancel
 
 from fixtures.tiny_models import EMBEDDING, LORA, SD15, SD15_INPAINT, SDXL, SDXL_SINGLE, SINGLE, VAE
-from paintwire.protocol import Client, ErrorCode, JobCancelled, JobFailed, JobRequest
+from paintwire.protocol import Client, ErrorCode, JobFailed, JobRequest
 from paintwire.server import masks
 from paintwire.server.engines.base import OutputLayer
 from paintwire.server.region import flatten
@@ -373,21 +371,8 @@ def test_unknown_upscaler_is_a_clear_error(client):
 
 def test_cancel_stops_within_a_step(diffusers_server):
     with Client(diffusers_server.url, name="cancel-test", timeout=120) as c:
-        events = []
-        job_id = {}
-        cancelled = threading.Event()
-
-        def on_event(e):
-            events.append(e)
-            if e.TYPE == "queued":
-                job_id["id"] = e.job
-            if e.TYPE == "progress" and e.stage == "denoising" and e.step >= 1 and not cancelled.is_set():
-                cancelled.set()
-                c.cancel(job_id["id"])
-
         request = JobRequest("diffusers", "txt2img", model=SD15, params={**FAST, "steps": 150, "width": 128, "height": 128})
-        with pytest.raises(JobCancelled):
-            c.run(request, on_event=on_event, timeout=120)
+        events = run_and_cancel(c, request, "denoising")
         steps = [e.step for e in events if e.TYPE == "progress" and e.stage == "denoising"]
         assert max(steps) < 150  # stopped long before the end (and without decoding)
         # The server is free again at once.

@@ -3,7 +3,6 @@ and the SD upscale workflow (a model or Lanczos, then a tiled low-strength img2i
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -11,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 from diffusion_fixtures import picture, tiny_models_dir  # noqa: F401
-from helpers import layer_pixels, rgba_payload
+from helpers import layer_pixels, rgba_payload, run_and_cancel
 from server_process import ServerProcess, start_server_process
 
 from fixtures.tiny_models import SD15
 from fixtures.upscaler_models import COMPACT_2X, DAT_2X, ESRGAN_2X, FAMILIES, HAT_2X, REALESRGAN_4X, SWINIR_2X, build_upscaler_folder
-from paintwire.protocol import Client, ErrorCode, JobCancelled, JobFailed, JobRequest
+from paintwire.protocol import Client, ErrorCode, JobFailed, JobRequest
 from paintwire.server.engines.diffusion.upscalers import OVERLAP, TILE
 
 FAST = {"steps": 2, "seed": 7, "prompt": "a red apple"}
@@ -110,22 +109,9 @@ def test_a_smaller_model_runs_twice_and_a_bigger_one_is_resized(client):
 
 def test_cancel_stops_between_tiles(server):
     with Client(server.url, name="upscaler-cancel", timeout=300) as c:
-        events: list = []
-        ids: dict = {}
-        sent = threading.Event()
-
-        def on_event(e):
-            events.append(e)
-            if e.TYPE == "queued":
-                ids["job"] = e.job
-            if e.TYPE == "progress" and e.stage == "upscaling" and e.step >= 1 and not sent.is_set():
-                sent.set()
-                c.cancel(ids["job"])
-
         request = JobRequest("diffusers", "upscale", rgba_payload(picture(TILE * 3, TILE * 3)),
                              params={**FAST, "refine": False, "upscaler": ESRGAN_2X, "scale": 2.0})
-        with pytest.raises(JobCancelled):
-            c.run(request, on_event=on_event, timeout=300)
+        events = run_and_cancel(c, request, "upscaling", timeout=300)
         steps = [e for e in events if e.TYPE == "progress" and e.stage == "upscaling"]
         assert steps[0].total == 16 and max(e.step for e in steps) <= 3  # 4x4 tiles; stopped after one or two
         assert upscale(c, picture(16, 16), upscaler=ESRGAN_2X).width == 32  # and the server is free again

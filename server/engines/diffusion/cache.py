@@ -28,6 +28,12 @@ class LoadedModel:
     base: Any  # the pipeline the model was loaded as
     size: int  # bytes of weights
     pipes: dict[str, Any] = field(default_factory=dict)
+    # The model's own scheduler settings. Each job swaps in a scheduler of its own, built from
+    # these (never from the previous job's, whose sampler options would carry over).
+    scheduler_config: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler_config = self.base.scheduler.config
 
     def pipeline(self, task: str) -> Any:
         """The pipeline for ``task`` (txt2img, img2img, inpaint), sharing the base's components."""

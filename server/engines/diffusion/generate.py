@@ -32,10 +32,12 @@ class Sampling:
     seed: int
     batch: int
     clip_skip: int
+    schedule: str = "automatic"
 
     @classmethod
     def from_params(cls, p: dict[str, Any], prompt: str, negative_prompt: str) -> "Sampling":
-        return cls(prompt, negative_prompt, p["steps"], p["cfg_scale"], p["scheduler"], pick_seed(p["seed"]), p["batch_size"], p["clip_skip"])
+        return cls(prompt, negative_prompt, p["steps"], p["cfg_scale"], p["scheduler"], pick_seed(p["seed"]), p["batch_size"], p["clip_skip"],
+                   p.get("schedule", "automatic"))
 
     @property
     def seeds(self) -> list[int]:
@@ -97,7 +99,7 @@ def denoise(
         if image is None:
             image, strength = to_pil(np.full((height, width, 3), 127, np.uint8)), 1.0
         mask, task = to_pil(np.full((height, width), 255, np.uint8)), "inpaint"
-    pipe.scheduler = make_scheduler(sampling.scheduler, loaded.base.scheduler.config)
+    pipe.scheduler = make_scheduler(sampling.scheduler, loaded.scheduler_config, sampling.schedule, sampling.seed)
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     kwargs: dict[str, Any] = {

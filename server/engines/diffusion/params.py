@@ -8,7 +8,11 @@ from paintwire.protocol import ModeSpec, ParamSpec, ParamType
 
 from ..common import INVERT_MASK, MASK_BLUR, PADDING, SCALE, SEED, TARGET_HEIGHT, TARGET_WIDTH
 
-SCHEDULERS = ("dpmpp_2m_karras", "dpmpp_2m", "euler_a", "euler", "ddim", "unipc")
+from .samplers import SAMPLERS, SCHEDULES
+
+SCHEDULERS = tuple(SAMPLERS)
+# What the WebUI and most guides call them.
+SCHEDULER_LABELS = {key: sampler.label for key, sampler in SAMPLERS.items()}
 
 PROMPT = ParamSpec(
     "prompt", ParamType.STRING, "", "Prompt",
@@ -16,8 +20,22 @@ PROMPT = ParamSpec(
 )
 NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from.")
 STEPS = ParamSpec("steps", ParamType.INT, 20, "Steps", "Denoising steps (img2img and inpaint run steps x strength unless exact steps is on).", minimum=1, maximum=150)
-CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale", "How strongly the prompt steers the result.", minimum=1.0, maximum=30.0)
-SCHEDULER = ParamSpec("scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler", "The noise scheduler.", choices=SCHEDULERS)
+CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale",
+                "How strongly the prompt steers the result; 1 turns guidance off (Turbo, Lightning, LCM and other few-step models).",
+                minimum=1.0, maximum=30.0)
+SCHEDULER = ParamSpec(
+    "scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler",
+    "The sampling method, as the WebUI names them: " + ", ".join(f"{k} = {v}" for k, v in SCHEDULER_LABELS.items())
+    + ". lcm and tcd are for few-step models and LoRAs (see docs/models.md).",
+    choices=SCHEDULERS,
+)
+SCHEDULE = ParamSpec(
+    "schedule", ParamType.CHOICE, "automatic", "Schedule type",
+    "How the steps are spread over the noise levels: automatic (the sampler's usual one), uniform, karras, exponential, "
+    "sgm_uniform (trailing timesteps, for Turbo, Lightning and Hyper-SD models). Karras and exponential need a sampler "
+    "with a sigma schedule (not Euler a, DDIM or PLMS); LCM and TCD take only automatic.",
+    choices=tuple(SCHEDULES), group="advanced",
+)
 BATCH = ParamSpec("batch_size", ParamType.INT, 1, "Batch size", "Images made at once; image i uses seed + i.", minimum=1, maximum=8)
 CLIP_SKIP = ParamSpec(
     "clip_skip", ParamType.INT, 1, "Clip skip",
@@ -86,8 +104,13 @@ SIDES = tuple(
     ParamSpec(side, ParamType.INT, 0, side.capitalize(), f"Pixels to add on the {side}.", minimum=0, maximum=4096)
     for side in ("left", "top", "right", "bottom")
 )
-UPSCALER = ParamSpec("upscaler", ParamType.STRING, "lanczos", "Upscaler", "lanczos, or the name of an upscaler model from the model folders.")
-REFINE = ParamSpec("refine", ParamType.BOOL, True, "Refine", "After upscaling, add detail with a tiled low-strength img2img pass (needs a model).")
+UPSCALER = ParamSpec(
+    "upscaler", ParamType.STRING, "lanczos", "Upscaler",
+    "lanczos, or the name of an upscaler model from the model folders (ESRGAN, Real-ESRGAN, SwinIR, DAT, HAT, ... as "
+    ".safetensors), run in overlapping tiles.",
+)
+REFINE = ParamSpec("refine", ParamType.BOOL, True, "Refine",
+                   "After upscaling, add detail with a tiled low-strength img2img pass, the WebUI's SD upscale (needs a model).")
 REFINE_STRENGTH = ParamSpec("strength", ParamType.FLOAT, 0.3, "Refine strength", "0.2-0.4 adds detail; latent upscaling would need 0.55+.", minimum=0.0, maximum=1.0)
 TILE_SIZE = ParamSpec("tile_size", ParamType.INT, 0, "Tile size", "Refine tile side in pixels; 0 means the model's native size.", minimum=0, maximum=4096, group="advanced")
 TILE_OVERLAP = ParamSpec("tile_overlap", ParamType.INT, 64, "Tile overlap", "Pixels that neighbouring tiles share, blended to hide seams.", minimum=0, maximum=512, group="advanced")
@@ -95,7 +118,7 @@ TILE_OVERLAP = ParamSpec("tile_overlap", ParamType.INT, 64, "Tile overlap", "Pix
 # The new area of an expand has no content of its own, so by default it starts filled from the edges.
 OUTPAINT_MASKED_CONTENT = dataclasses.replace(MASKED_CONTENT, default="fill")
 
-SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SEED, BATCH, CLIP_SKIP, VAE)
+SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SCHEDULE, SEED, BATCH, CLIP_SKIP, VAE)
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
 INPAINT = (MASK_BLUR, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
@@ -111,7 +134,7 @@ INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch", "Inpaint over pain
 OUTPAINT = ModeSpec("outpaint", "Expand", "Grow the canvas on any side and paint the new area to match.",
                     needs_image=True, needs_mask=False,
                     params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES)
-UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler model, then optionally refine detail with img2img.",
+UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler model, then optionally refine detail with a tiled img2img (SD upscale).",
                    needs_image=True, needs_mask=False,
                    params=SAMPLING + (SCALE, TARGET_WIDTH, TARGET_HEIGHT, UPSCALER, REFINE, REFINE_STRENGTH, EXACT_STEPS, TILE_SIZE, TILE_OVERLAP))
 

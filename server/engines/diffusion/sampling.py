@@ -10,21 +10,16 @@ import torch
 
 from ..base import JobContext
 from .previews import PreviewMaker
+from .samplers import AUTOMATIC, scheduler_options
 
 
-def make_scheduler(name: str, config: Any) -> Any:
+def make_scheduler(name: str, config: Any, schedule: str = AUTOMATIC, seed: int | None = None) -> Any:
     """A fresh scheduler of the chosen kind, from the model's scheduler config."""
     import diffusers
 
-    table: dict[str, tuple[str, dict[str, Any]]] = {
-        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "algorithm_type": "dpmsolver++"}),
-        "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
-        "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-        "euler": ("EulerDiscreteScheduler", {}),
-        "ddim": ("DDIMScheduler", {}),
-        "unipc": ("UniPCMultistepScheduler", {}),
-    }
-    cls_name, options = table[name]
+    cls_name, options = scheduler_options(name, schedule)
+    if cls_name == "DPMSolverSDEScheduler" and seed is not None:
+        options["noise_sampler_seed"] = seed  # its Brownian noise is otherwise drawn from a random seed
     return getattr(diffusers, cls_name).from_config(config, **options)
 
 

@@ -133,7 +133,33 @@ def test_sd_upscale_model_then_tiled_refine(client):
     assert refined.layers[0].settings["strength"] == 0.3
 
 
+def test_sd_upscale_progress_counts_the_model_calls_of_a_second_order_sampler(client):
+    events = []
+    upscale(client, picture(24, 24), events, model=SD15, scale=2.0, refine=True, strength=0.5, tile_size=32, tile_overlap=8,
+            steps=4, scheduler="heun")
+    refining = [(e.step, e.total) for e in events if e.TYPE == "progress" and e.stage == "refining"]
+    # 4 tiles of 2 steps, Heun calling the model 3 times for them.
+    assert [s for s, _ in refining] == list(range(1, 13)) and {t for _, t in refining} == {12}
+
+
 def test_an_unknown_upscaler_names_the_ones_there_are(client):
     with pytest.raises(JobFailed) as info:
         upscale(client, picture(16, 16), upscaler="no-such-upscaler")
     assert info.value.error.code is ErrorCode.INVALID_PARAM and "2x-tiny-esrgan" in info.value.error.message
+
+
+def test_the_command_line_runs_an_upscaler_model(server, upscalers_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    image = picture(30, 20)
+    Image.fromarray(image, "RGBA").save(tmp_path / "in.png")
+    run = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "upscale", str(tmp_path / "in.png"), "--engine", "diffusers",
+                          "-p", f"upscaler={REALESRGAN_4X}", "-p", "refine=false", "--scale", "4", "-o", str(tmp_path / "big.png"),
+                          "--url", server.url], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = np.asarray(Image.open(tmp_path / "big.png").convert("RGBA"))
+    want = direct(REALESRGAN_4X, upscalers_dir, np.ascontiguousarray(image[..., :3]))
+    assert out.shape == (80, 120, 4) and np.abs(out[..., :3].astype(int) - want).max() <= 1

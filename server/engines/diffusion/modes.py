@@ -22,7 +22,7 @@ from .generate import Sampling, denoise, encode, generators, to_pil
 from .models import UPSCALER, ModelRegistry
 from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
-from .sampling import inference_steps
+from .sampling import img2img_calls, inference_steps, make_scheduler
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .tiling import TileBlender, TileGrid
 from .upscalers import load_upscaler, passes_for, resize_alpha, upscale_rgb
@@ -260,7 +260,9 @@ class ModeRunner:
         h, w = rgb.shape[:2]
         tile = min(multiple_of(p["tile_size"] or self.loaded.native_size), multiple_of(max(h, w)))
         grid = TileGrid(w, h, tile, min(p["tile_overlap"], tile // 2))
-        steps = max(1, int(inference_steps(self.sampling.steps, p["strength"], p["exact_steps"]) * p["strength"]))
+        s = self.sampling
+        scheduler = make_scheduler(s.scheduler, self.loaded.scheduler_config, s.schedule, s.seed)
+        steps = img2img_calls(scheduler, inference_steps(s.steps, p["strength"], p["exact_steps"]), p["strength"])
         blender = TileBlender(grid, 1)
         single = dataclasses.replace(self.sampling, batch=1)
         boxes = grid.boxes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -41,6 +42,14 @@ def inference_steps(steps: int, strength: float, exact: bool) -> int:
     return n
 
 
+def img2img_calls(scheduler: Any, steps: int, strength: float) -> int:
+    """How many times an img2img run of ``steps`` inference steps calls the model (and the step
+    hook), as diffusers' get_timesteps counts: second-order solvers call it about twice a step."""
+    scheduler.set_timesteps(steps)
+    t_start = steps - min(int(steps * strength), steps)
+    return len(scheduler.timesteps[t_start * scheduler.order:])
+
+
 class SchedulerTap:
     """Wraps a scheduler instance to see what the pipeline does not pass to callbacks:
     the predicted clean latent of each step (for previews), and the image latents
@@ -54,6 +63,9 @@ class SchedulerTap:
         self.add_noise = scheduler.add_noise
         step = scheduler.step
 
+        # wraps: the pipelines read step()'s signature to decide whether to pass the
+        # generator; without it an ancestral or SDE sampler draws unseeded noise.
+        @functools.wraps(step)
         def tapped_step(*args: Any, **kwargs: Any) -> Any:
             out = step(*args, **kwargs)
             x0 = out[1] if isinstance(out, tuple) and len(out) > 1 else getattr(out, "pred_original_sample", None)
@@ -63,6 +75,7 @@ class SchedulerTap:
             self.x0 = x0
             return out
 
+        @functools.wraps(scheduler.add_noise)
         def tapped_add_noise(original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
             if self.image_latents is None:
                 self.image_latents, self.noise = original, noise

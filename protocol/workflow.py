@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
 from .messages import Capabilities, JobRequest, Result
-from .params import ModeSpec, ParamType
+from .params import ModeSpec
 
 # --- the artist's modes ------------------------------------------------------------------
 
@@ -125,7 +125,6 @@ class Snapshot:
     pixel_format: PixelFormat
     selection: bytes | None = None
     mask_layer: bytes | None = None
-    document_name: str = ""
 
     def __post_init__(self) -> None:
         ImagePayload(self.width, self.height, self.pixel_format, self.pixels).validate("snapshot.pixels")
@@ -186,7 +185,6 @@ def mask_from_layer(pixels: bytes) -> bytes:
 
 
 # Krita's and GIMP's colour depths, and how a plug-in brings them to 8 bits.
-DEPTH_BYTES = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}
 SUPPORTED_DEPTHS = ("U8", "U16")
 UNSUPPORTED_DEPTH_HINT = (
     "Paintwire works on 8-bit and 16-bit integer RGBA documents. Convert this one with "
@@ -484,14 +482,9 @@ def prompt_of(params: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def seed_param(mode: ModeSpec) -> str | None:
-    """The name of the mode's seed parameter, if it has one."""
-    return next((p.name for p in mode.params if p.type is ParamType.SEED), None)
-
-
 __all__ = [
     "ADD_ON_KINDS", "Choice", "History", "HistoryEntry", "JobSettings", "PlacedLayer",
     "Placement", "Snapshot", "UI_MODES", "UiMode", "alpha_of", "available_modes", "build_request", "clip_to_canvas",
     "find_mode", "from_8bit", "history_entry", "layer_name", "mask_from_layer", "model_choices", "params_for_mode",
-    "place_result", "prompt_of", "seed_param", "to_8bit", "union_masks", "whole_canvas_mask",
+    "place_result", "prompt_of", "to_8bit", "union_masks", "whole_canvas_mask",
 ]

@@ -5,29 +5,12 @@ Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Box:
-    """A pixel rectangle: x, y of the top-left corner, width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
-
-    @property
-    def area(self) -> int:
-        return self.width * self.height
+from .layers import Box
 
 
 def invert(mask: np.ndarray) -> np.ndarray:

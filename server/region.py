@@ -17,8 +17,7 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from . import masks
-from .engines.base import OutputLayer
-from .masks import Box
+from .layers import Box, OutputLayer
 
 
 @dataclass

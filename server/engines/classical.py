@@ -14,8 +14,9 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, ParamSpec, ParamType, ProtocolError
 
 from .. import masks
+from ..layers import OutputLayer
 from ..region import prepare_region, region_layer
-from .base import Engine, EngineJob, EngineOutput, JobContext, OutputLayer
+from .base import Engine, EngineJob, EngineOutput, JobContext
 from .common import MASK_PARAMS, UPSCALE_PARAMS
 
 METHOD = ParamSpec(
@@ -72,7 +73,7 @@ class ClassicalEngine(Engine):
             ctx.progress(0, 1, "inpainting")
             out = bounded_inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
             ctx.progress(1, 1, "inpainting")
-        return region_layer(region, out, f"Inpaint ({p['method']})", settings={"engine": self.name, "mode": "inpaint", **p})
+        return region_layer(region, out, f"Inpaint ({p['method']})", settings=dict(p))
 
     def _upscale(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
@@ -88,7 +89,7 @@ class ClassicalEngine(Engine):
         ctx.progress(0, 1, "upscaling")
         pixels = lanczos_resize(job.image, out_w, out_h)
         ctx.progress(1, 1, "upscaling")
-        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings={"engine": self.name, "mode": "upscale", **p})
+        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings=dict(p))
         return EngineOutput([layer], out_w, out_h)
 
 

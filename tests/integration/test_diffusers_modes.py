@@ -13,7 +13,7 @@ from helpers import layer_pixels, mask_payload, rgba_payload
 from fixtures.tiny_models import EMBEDDING, LORA, SD15, SD15_INPAINT, SDXL, SDXL_SINGLE, SINGLE, VAE
 from paintwire.protocol import Client, ErrorCode, JobCancelled, JobFailed, JobRequest
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
+from paintwire.server.layers import OutputLayer
 from paintwire.server.region import flatten
 
 W = H = 64

@@ -12,7 +12,7 @@ from helpers import inpaint_request, layer_pixels, mask_payload, rect_mask, rgba
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat
 from paintwire.protocol.images import Encoding
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
+from paintwire.server.layers import OutputLayer
 from paintwire.server.imaging import encode_png
 from paintwire.server.region import flatten
 

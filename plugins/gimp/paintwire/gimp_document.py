@@ -58,7 +58,7 @@ class GimpDocument:
             pixels = self._drawable_pixels(self.drawables[0], width, height)
         else:
             pixels = self._visible_pixels(width, height)
-        return workflow.Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection(), document_name=self._name())
+        return workflow.Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection())
 
     def selection(self) -> bytes | None:
         """The selection as one byte per canvas pixel, or None when nothing is selected."""
@@ -79,12 +79,6 @@ class GimpDocument:
             return _read(layer, -off_x, -off_y, width, height, RGBA)
         finally:
             layer.delete()
-
-    def _name(self) -> str:
-        try:
-            return self.image.get_name() or ""
-        except Exception:  # an image without a file has no name on some versions
-            return ""
 
     # -- writing --------------------------------------------------------------------------
 

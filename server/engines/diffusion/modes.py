@@ -12,9 +12,9 @@ import torch
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from ... import masks
-from ...masks import Box
+from ...layers import Box, OutputLayer
 from ...region import InpaintRegion, flatten, prepare_region, region_layer
-from ..base import EngineJob, EngineOutput, JobContext, OutputLayer
+from ..base import EngineJob, EngineOutput, JobContext
 from ..classical import lanczos_resize
 from .cache import LoadedModel
 from .colour import match_colours
@@ -25,9 +25,6 @@ from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .upscalers import load_upscaler, run_upscaler
-
-ENGINE = "diffusers"
-
 
 @dataclass
 class ModeRunner:
@@ -44,7 +41,8 @@ class ModeRunner:
 
     def settings(self, seed: int, **extra: Any) -> dict[str, Any]:
         model = self.loaded.entry.name if self.loaded else None
-        return {"engine": ENGINE, "mode": self.job.mode, "model": model, **self.p, "seed": seed, **extra}
+        # The runner adds the engine's name and the mode to every layer's settings.
+        return {"model": model, **self.p, "seed": seed, **extra}
 
     def previews(self, box: Box) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)

@@ -8,7 +8,7 @@ import pytest
 from paintwire.protocol import ImagePayload, PixelFormat
 from paintwire.server import masks
 from paintwire.server.layers import OutputLayer
-from paintwire.server.engines.classical import lanczos_resize
+from paintwire.server.resample import lanczos_resize
 from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array
 from paintwire.protocol.images import Encoding
 from paintwire.server.layers import Box

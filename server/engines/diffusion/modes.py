@@ -14,8 +14,8 @@ from paintwire.protocol import ErrorCode, ProtocolError
 from ... import masks
 from ...layers import Box, OutputLayer
 from ...region import InpaintRegion, flatten, prepare_region, region_layer
+from ...resample import lanczos_resize
 from ..base import EngineJob, EngineOutput, JobContext
-from ..classical import lanczos_resize
 from .cache import LoadedModel
 from .colour import match_colours
 from .generate import Sampling, denoise, encode, generators, to_pil
@@ -221,7 +221,7 @@ class ModeRunner:
         width, height = p["width"] or max(1, round(w * p["scale"])), p["height"] or max(1, round(h * p["scale"]))
         self.check_size(width, height, "job.params.scale")
         if p["upscaler"] == "lanczos":
-            up = lanczos_resize(image, width, height)
+            up = lanczos_resize(image, width, height, on_tile=lambda i, n: self.ctx.progress(i, n, "upscaling"))
         else:
             entry = self.registry.get(p["upscaler"])
             if entry is None or entry.kind != UPSCALER:

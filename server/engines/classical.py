@@ -63,7 +63,9 @@ class ClassicalEngine(Engine):
 
     def _inpaint(self, job: EngineJob, ctx: JobContext) -> OutputLayer:
         p = job.params
-        region = prepare_region(job.image, job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"])
+        region = prepare_region(
+            job.image, job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"], invert=p["invert_mask"], padding=p["padding"]
+        )
         rgb = np.ascontiguousarray(region.image[..., :3])
         # What the engine fills is the hard core of the mask; the feathered rim
         # is blended from it by the layer's alpha.

@@ -115,7 +115,8 @@ class ModeRunner:
 
     def inpaint(self) -> EngineOutput:
         image, p = self.job.image, self.p
-        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"],
+        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
+                                invert=p["invert_mask"], padding=p["padding"],
                                 whole_picture=p["inpaint_area"] == "whole_picture")
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)

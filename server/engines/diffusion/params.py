@@ -6,7 +6,7 @@ import dataclasses
 
 from paintwire.protocol import ModeSpec, ParamSpec, ParamType
 
-from ..common import INVERT_MASK, MASK_BLUR, PADDING, SCALE, SEED, TARGET_HEIGHT, TARGET_WIDTH
+from ..common import INVERT_MASK, MASK_BLUR, MASK_BLUR_OUTWARD, PADDING, SCALE, SEED, TARGET_HEIGHT, TARGET_WIDTH
 
 SCHEDULERS = ("dpmpp_2m_karras", "dpmpp_2m", "euler_a", "euler", "ddim", "unipc")
 
@@ -97,7 +97,7 @@ OUTPAINT_MASKED_CONTENT = dataclasses.replace(MASKED_CONTENT, default="fill")
 
 SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SEED, BATCH, CLIP_SKIP, VAE)
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
-INPAINT = (MASK_BLUR, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
+INPAINT = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
 TXT2IMG = ModeSpec("txt2img", "Text to image", "Make an image from the prompt.", needs_image=False, needs_mask=False,
                    params=SAMPLING + (GEN_WIDTH, GEN_HEIGHT))

@@ -64,6 +64,7 @@ class Scheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        self.running = None
         done = asyncio.get_running_loop().run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
         try:
             await asyncio.wait_for(asyncio.shield(done), timeout)

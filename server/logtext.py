@@ -34,6 +34,14 @@ class SafeFormatter(logging.Formatter):
     """Escapes control characters in each record's message; a traceback keeps its
     lines, each indented by a bar so that none can pass for a record."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_text
+        record.exc_text = None  # render the traceback here, not reuse another handler's text
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = saved
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape_controls(record.message)
         return super().formatMessage(record)

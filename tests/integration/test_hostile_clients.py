@@ -255,3 +255,23 @@ async def test_a_small_png_that_decodes_huge_is_refused_from_its_header():
             await p.ws.send(msgpack.packb(obj, use_bin_type=True))
             error = await p.next()
             assert isinstance(error, Error) and error.code is ErrorCode.TOO_LARGE and error.field == "job.image"
+
+
+# -- 5. logs that cannot be forged -------------------------------------------------------------
+
+
+def test_a_client_name_cannot_forge_a_log_line(start_server):
+    from websockets.sync.client import connect as sync_connect
+
+    from paintwire.protocol import ClientConnection
+
+    server = start_server()
+    conn = ClientConnection()
+    with sync_connect(server.url, proxy=None) as ws:
+        ws.send(conn.hello("evil/1\n2026-01-01 00:00:00,000 WARNING paintwire.server.app: forged\x1b[2J"))
+        conn.receive(ws.recv(timeout=WAIT))
+    server.stop()
+    log = server.log()
+    assert "forged" in log  # it was logged ...
+    assert not any(line.startswith("2026-01-01") for line in log.splitlines())  # ... on the client's own line
+    assert "\x1b" not in log and "\\x1b[2J" in log

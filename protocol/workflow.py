@@ -63,9 +63,14 @@ MAX_LAYER_NAME = 80  # Krita and GIMP accept longer names, but the layer list tr
 
 
 def available_modes(caps: Capabilities) -> list[UiMode]:
-    """The UI modes some engine of the server can do, in display order."""
-    offered = {m.name for e in caps.engines for m in e.modes}
+    """The UI modes some usable engine of the server can do, in display order."""
+    offered = {m.name for e in caps.engines if e.usable for m in e.modes}
     return [m for m in UI_MODES if m.server_mode in offered]
+
+
+def engine_notices(caps: Capabilities) -> list[str]:
+    """What the server says is missing (engines with no usable model), for the user."""
+    return [e.notice for e in caps.engines if not e.usable]
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ def model_choices(caps: Capabilities, ui_mode: str) -> list[Choice]:
     server_mode = UI_MODE_BY_KEY[ui_mode].server_mode
     out: list[Choice] = []
     for engine in caps.engines:
-        if engine.mode(server_mode) is None:
+        if engine.mode(server_mode) is None or not engine.usable:
             continue
         models = [m for m in caps.models if m.engine == engine.name and m.kind not in ADD_ON_KINDS]
         if models:
@@ -484,7 +489,7 @@ def prompt_of(params: Mapping[str, Any]) -> str | None:
 
 __all__ = [
     "ADD_ON_KINDS", "Choice", "History", "HistoryEntry", "JobSettings", "PlacedLayer",
-    "Placement", "Snapshot", "UI_MODES", "UiMode", "alpha_of", "available_modes", "build_request", "clip_to_canvas",
+    "Placement", "Snapshot", "UI_MODES", "UiMode", "alpha_of", "available_modes", "build_request", "engine_notices", "clip_to_canvas",
     "find_mode", "from_8bit", "history_entry", "layer_name", "mask_from_layer", "model_choices", "params_for_mode",
     "place_result", "prompt_of", "to_8bit", "union_masks", "whole_canvas_mask",
 ]

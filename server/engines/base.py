@@ -115,6 +115,11 @@ class Engine(abc.ABC):
         """The models this engine can use now (scanned when the server starts)."""
         return ()
 
+    def notice(self) -> str:
+        """Empty when the engine can run its modes; otherwise a sentence telling the
+        user what to add (clients then offer a sentence instead of modes that can only fail)."""
+        return ""
+
     @abc.abstractmethod
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         """Do the job. Runs in the worker thread; may raise ProtocolError for a

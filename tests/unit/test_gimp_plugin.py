@@ -180,7 +180,7 @@ def test_form_fields_follow_the_param_specs():
     assert (by_name["strength"].kind, by_name["strength"].step, by_name["strength"].digits) == ("float", 0.01, 2)
     assert (by_name["seed"].kind, by_name["seed"].minimum, by_name["seed"].maximum) == ("seed", -1, 2**32 - 1)
     kinds = {f.name: f.kind for f in form.fields(INPAINT, {})}
-    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "invert_mask": "bool", "padding": "int"}
+    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "mask_blur_outward": "bool", "invert_mask": "bool", "padding": "int"}
 
 
 def test_form_starts_from_the_last_arguments_leniently():
@@ -429,3 +429,15 @@ def test_build_makes_an_installable_folder_and_zip(tmp_path):
     lines = result.stdout.split()
     assert all(line.startswith(str(vendor)) for line in lines[:3]), lines
     assert lines[3] == importlib.import_module("websockets").__version__
+
+
+def test_choose_engine_tells_what_the_server_lacks_when_an_engine_has_no_model():
+    import dataclasses
+
+    notice = "No Stable Diffusion model is installed on the server: put a checkpoint into a model folder."
+    lacking = dataclasses.replace(
+        CAPS_BOTH, engines=tuple(dataclasses.replace(e, notice=notice) if e.name == "diffusers" else e for e in CAPS_BOTH.engines)
+    )
+    with pytest.raises(PluginError, match="No Stable Diffusion model is installed"):
+        actions.choose_engine(lacking, "generate")
+    assert actions.choose_engine(lacking, "inpaint").engine == "classical"  # the usable engine still serves

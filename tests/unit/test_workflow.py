@@ -293,3 +293,16 @@ def test_workflow_uses_the_standard_library_only():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert imported <= {"__future__", "time", "dataclasses", "typing"}, imported
+
+
+def test_an_engine_with_a_notice_offers_a_sentence_instead_of_its_modes():
+    from paintwire.protocol import EngineInfo, Limits
+    from paintwire.protocol.messages import Capabilities as Caps
+
+    generate = ModeSpec("txt2img", "Generate", "From the prompt.", needs_image=False, needs_mask=False, params=())
+    notice = "No Stable Diffusion model is installed on the server: add one."
+    caps = Caps((EngineInfo("diffusers", "SD", (generate,), notice),), (), Limits(1 << 20, 1 << 20, 16384, 4))
+    assert wf.available_modes(caps) == [] and wf.model_choices(caps, "generate") == []
+    assert wf.engine_notices(caps) == [notice]
+    usable = Caps((EngineInfo("diffusers", "SD", (generate,)),), (), caps.limits)
+    assert [m.key for m in wf.available_modes(usable)] == ["generate"] and wf.engine_notices(usable) == []

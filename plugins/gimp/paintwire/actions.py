@@ -151,9 +151,10 @@ def choose_engine(caps: Capabilities, ui_mode: str, engine: str = "", model: str
     label = workflow.UI_MODE_BY_KEY[ui_mode].label
     choices = workflow.model_choices(caps, ui_mode)
     if not choices:
-        engines = ", ".join(e.name for e in caps.engines) or "none"
-        raise PluginError(f"This Paintwire server cannot do {label}: none of its engines ({engines}) offers it. "
-                          "A diffusers model may need to be installed on the server.")
+        engines = ", ".join(e.name for e in caps.engines if e.usable) or "none"
+        notices = " ".join(workflow.engine_notices(caps))
+        raise PluginError(f"This Paintwire server cannot do {label}: none of its usable engines ({engines}) offers it. "
+                          + (notices or "A diffusers model may need to be installed on the server."))
     if engine:
         narrowed = [c for c in choices if c.engine == engine]
         if not narrowed:

@@ -323,7 +323,8 @@ class PaintwireDocker(DockWidget):
         self.connect_button.setEnabled(True)
         self.state.set_capabilities(caps, server)
         modes = ", ".join(m.label for m in self.state.modes()) or "none"
-        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.")
+        notices = " ".join(wf.engine_notices(caps))  # what the server lacks, instead of modes that can only fail
+        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}." + (f" {notices}" if notices else ""))
         self._refresh_controls()
         self._refresh_layers()
 

@@ -175,7 +175,7 @@ class Scheduler:
             layers = tuple(
                 Layer(array_to_payload(l.pixels, fmt), l.x, l.y, l.name, l.seed, _wire_settings(l.settings)) for l in output.layers
             )
-            return Result(job.id, layers, output.width, output.height)
+            return Result(job.id, layers, output.width, output.height, *output.offset)
         except JobCancelledError:
             return Cancelled(job.id)
         except ProtocolError as exc:

@@ -213,7 +213,7 @@ class ModeRunner:
         for layer in self.inpaint_region(region, "Expand"):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.
             layers.append(OutputLayer(flatten(base, layer), 0, 0, layer.name, layer.seed, layer.settings))
-        return EngineOutput(layers, width, height)
+        return EngineOutput(layers, width, height, (left, top))
 
     # -- upscale ------------------------------------------------------------------------
 

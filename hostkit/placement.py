@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from paintwire.protocol import PixelFormat, PlacementKind, Result
 
@@ -86,20 +86,3 @@ def place_result(
     return Placement(
         result.width, result.height, resized, group, tuple(placed), resolve_kind(kind, resized), result.offset_x, result.offset_y
     )
-
-
-def clip_to_canvas(layer: PlacedLayer, width: int, height: int) -> PlacedLayer | None:
-    """The part of ``layer`` inside a ``width`` x ``height`` canvas, or None if none is."""
-    x0, y0 = max(layer.x, 0), max(layer.y, 0)
-    x1, y1 = min(layer.x + layer.width, width), min(layer.y + layer.height, height)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    if (x0, y0, x1, y1) == (layer.x, layer.y, layer.x + layer.width, layer.y + layer.height):
-        return layer
-    bpp = layer.pixel_format.channels
-    stride = layer.width * bpp
-    rows = []
-    for row in range(y0 - layer.y, y1 - layer.y):
-        start = row * stride + (x0 - layer.x) * bpp
-        rows.append(layer.pixels[start : start + (x1 - x0) * bpp])
-    return replace(layer, x=x0, y=y0, width=x1 - x0, height=y1 - y0, pixels=b"".join(rows))

@@ -25,9 +25,9 @@ from paintwire.protocol import (
 )
 from paintwire.hostkit.history import History, HistoryEntry, history_entry
 from paintwire.hostkit.modes import keep_choice, model_choices, offered_modes
-from paintwire.hostkit.placement import MAX_LAYER_NAME, clip_to_canvas, layer_name, place_result
+from paintwire.hostkit.placement import MAX_LAYER_NAME, layer_name, place_result
 from paintwire.hostkit.request import JobSettings, build_request, params_for_mode
-from paintwire.hostkit.snapshot import Snapshot, from_8bit, mask_from_layer, to_8bit, union_masks, whole_canvas_mask
+from paintwire.hostkit.snapshot import Snapshot
 
 PROMPT = ParamSpec("prompt", ParamType.STRING, "", "Prompt", "What to make.")
 STRENGTH = ParamSpec("strength", ParamType.FLOAT, 0.75, "Strength", "How much changes.", minimum=0.0, maximum=1.0)
@@ -132,37 +132,6 @@ def test_snapshot_checks_sizes():
         Snapshot(W, H, PIXELS, PixelFormat.BGRA8, selection=bytes(3))
 
 
-def test_mask_from_layer_uses_alpha_when_the_layer_has_transparency():
-    pixels = bytes([10, 20, 30, 0, 10, 20, 30, 200])
-    assert mask_from_layer(pixels) == bytes([0, 200])
-
-
-def test_mask_from_an_opaque_layer_is_its_grey_level():
-    pixels = bytes([0, 0, 0, 255, 255, 255, 255, 255, 90, 90, 90, 255])
-    assert mask_from_layer(pixels) == bytes([0, 255, 90])
-
-
-def test_union_of_masks_is_the_per_pixel_maximum():
-    assert union_masks(bytes([0, 10, 200]), bytes([5, 0, 100])) == bytes([5, 10, 200])
-    with pytest.raises(ValueError):
-        union_masks(b"\x00", b"\x00\x00")
-
-
-def test_sixteen_bit_pixels_round_trip_through_eight_bits():
-    eight = bytes([0, 1, 128, 255])
-    sixteen = from_8bit(eight, "U16")
-    assert sixteen == bytes([0, 0, 1, 1, 128, 128, 255, 255])  # v * 257, little-endian
-    assert to_8bit(sixteen, "U16") == eight
-    assert to_8bit(bytes([0x34, 0x12]), "U16") == bytes([0x12])  # the high byte
-    assert to_8bit(eight, "U8") == eight
-
-
-@pytest.mark.parametrize("depth", ["F16", "F32"])
-def test_float_depths_are_refused_with_a_hint(depth):
-    with pytest.raises(ValueError, match="8-bit and 16-bit integer"):
-        to_8bit(b"\x00" * 8, depth)
-
-
 # --- requests ---------------------------------------------------------------------------
 
 
@@ -257,20 +226,6 @@ def test_several_results_go_into_a_group_named_after_the_job():
 def test_a_result_of_another_size_goes_to_a_new_document():
     placement = place_result(Result("j3", (layer(0, 0, 16, 12),), 16, 12), (W, H))
     assert placement.new_document and (placement.width, placement.height) == (16, 12)
-
-
-def test_clip_to_canvas_keeps_the_inside_part_at_the_right_place():
-    full = place_result(Result("j", (layer(-1, 4, 3, 3),), W, H), (W, H)).layers[0]
-    clipped = clip_to_canvas(full, W, H)
-    assert (clipped.x, clipped.y, clipped.width, clipped.height) == (0, 4, 2, 2)
-    # Row 0 of the clip is row 0 of the layer from its column 1.
-    assert clipped.pixels[:8] == full.pixels[4:12]
-    assert clipped.pixels[8:16] == full.pixels[16:24]
-    assert clip_to_canvas(full, W, H) is not full
-    inside = place_result(Result("j", (layer(1, 1, 2, 2),), W, H), (W, H)).layers[0]
-    assert clip_to_canvas(inside, W, H) is inside
-    outside = place_result(Result("j", (layer(W, 0, 2, 2),), W, H), (W, H)).layers[0]
-    assert clip_to_canvas(outside, W, H) is None
 
 
 # --- history ----------------------------------------------------------------------------

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from krita import Krita
 
-from paintwire.hostkit.placement import Placement, PlacedLayer, clip_to_canvas
-from paintwire.hostkit.snapshot import (
-    SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, Snapshot, alpha_of, from_8bit, mask_from_layer, to_8bit, union_masks,
-)
+from paintwire.hostkit.placement import Placement, PlacedLayer
+from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat
+
+from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, alpha_of, clip_to_canvas, from_8bit, mask_from_layer, to_8bit, union_masks
 
 SUPPORTED_MODEL = "RGBA"
 

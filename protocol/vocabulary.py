@@ -84,7 +84,3 @@ def known(enum_type: type[E], value: object) -> "Union[E, str]":
         return enum_type(value)
     except ValueError:
         return str(value)
-
-
-def is_known(enum_type: type[enum.Enum], value: object) -> bool:
-    return isinstance(value, enum_type)

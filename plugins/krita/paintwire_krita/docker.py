@@ -248,6 +248,7 @@ class PaintwireDocker(DockWidget):
                 if shown and edit.toPlainText() != (st.value(name) or ""):
                     edit.setPlainText(st.value(name) or "")
             # The layer choosers follow the inputs the server says the mode reads.
+            self.input_combo.setEnabled(bool(mode and mode.input(InputKind.IMAGE)))
             self.mask_combo.setEnabled(bool(mode and mode.input(InputKind.MASK)))
             self.sketch_combo.setEnabled(bool(mode and mode.input(InputKind.SKETCH)))
             self.form.build(mode, st.value, skip=PROMPT_PARAMS)

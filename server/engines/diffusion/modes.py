@@ -187,6 +187,9 @@ class ModeRunner:
         keep = rgb * (mask < 128)[..., None]
         return start, encode(pipe, keep.astype(np.uint8))
 
+    # The sketch's strokes are already in the image and the mask: inpainting does the rest.
+    inpaint_sketch = inpaint
+
     # -- outpaint -----------------------------------------------------------------------
 
     def outpaint(self) -> EngineOutput:

@@ -176,7 +176,7 @@ class Cancel:
 class ModelInfo:
     name: str
     engine: str
-    kind: str  # e.g. "builtin", "sd15", "sdxl", "sd15-inpaint", "upscaler", "lora"
+    kind: str  # a ModelKind value, or a newer kind this side does not know
     label: str = ""
 
     def to_wire(self) -> dict:
@@ -401,16 +401,23 @@ class Layer:
 @dataclass(frozen=True)
 class Result:
     """The job's output: layers placed on a canvas of ``width`` x ``height``
-    (the input's size, or the new size after an upscale or expand)."""
+    (the input's size, or the new size after an upscale or expand).
+    ``offset_x``, ``offset_y``: where the input's top-left corner lies on that
+    canvas (non-zero when an expand grew it to the left or top)."""
 
     TYPE: ClassVar[str] = "result"
     job: str
     layers: tuple[Layer, ...]
     width: int
     height: int
+    offset_x: int = 0
+    offset_y: int = 0
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height}
+        return {
+            "type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height,
+            "offset_x": self.offset_x, "offset_y": self.offset_y,
+        }
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Result":
@@ -420,6 +427,8 @@ class Result:
             tuple(Layer.from_wire(l, f"layers.{i}") for i, l in enumerate(layers)),
             _get(obj, "width", int, ""),
             _get(obj, "height", int, ""),
+            _get(obj, "offset_x", int, "", False, 0),
+            _get(obj, "offset_y", int, "", False, 0),
         )
 
 

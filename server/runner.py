@@ -80,7 +80,7 @@ class JobRunner:
             layers.append(Layer(array_to_payload(layer.pixels, request.output_format), layer.x, layer.y, layer.name, layer.seed, settings))
             layer.pixels = np.empty((0, 0, 4), np.uint8)  # drop the engine's copy as soon as it is encoded
             ctx.progress(i + 1, len(output.layers), "encoding")
-        return Result(job.id, tuple(layers), output.width, output.height)
+        return Result(job.id, tuple(layers), output.width, output.height, *output.offset)
 
 
 def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.ndarray | None:

@@ -48,6 +48,7 @@ class EngineOutput:
     layers: list[OutputLayer]
     width: int  # the output canvas: the input's size unless the mode resizes
     height: int
+    offset: tuple[int, int] = (0, 0)  # where the input's top-left corner lies on the output canvas
 
 
 ProgressSink = Callable[[int, int, str], None]

@@ -11,20 +11,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, ParamSpec, ParamType, ProtocolError
+from paintwire.protocol import ErrorCode, ModelInfo, ModelKind, ModeSpec, ParamSpec, ParamType, PlacementKind, ProtocolError
 
 from .. import masks
 from ..layers import OutputLayer
 from ..region import prepare_region, region_layer
 from ..resample import lanczos_resize
 from .base import Engine, EngineJob, EngineOutput, JobContext
-from .common import MASK_PARAMS, UPSCALE_PARAMS
+from .common import IMAGE_INPUT, MASK_PARAMS, SELECTION_MASK, UPSCALE_PARAMS, ModeOrder
 
 METHOD = ParamSpec(
     "method", ParamType.CHOICE, "telea", "Method",
     "telea: fast marching, good for scratches and small objects; ns: Navier-Stokes, smoother along edges; "
     "fill: smooth colour from around the hole, good for large areas and as a start for a model.",
-    choices=("telea", "ns", "fill"),
+    choices=("telea", "ns", "fill"), choice_labels=("Telea (fast marching)", "Navier-Stokes", "Fill from around"),
 )
 RADIUS = ParamSpec(
     "radius", ParamType.INT, 5, "Radius",
@@ -33,13 +33,14 @@ RADIUS = ParamSpec(
 FILL_PASSES = 8
 _CV_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
+BUILTIN = (ModelKind.BUILTIN,)
 INPAINT = ModeSpec(
-    "inpaint", "Inpaint", "Remove what the mask covers and fill it from its surroundings.",
-    needs_image=True, needs_mask=True, params=(METHOD, RADIUS) + MASK_PARAMS,
+    "inpaint", "Inpaint", "Remove what is selected and fill it from its surroundings.",
+    inputs=(IMAGE_INPUT, SELECTION_MASK), params=(METHOD, RADIUS) + MASK_PARAMS, model_kinds=BUILTIN, order=ModeOrder.INPAINT,
 )
 UPSCALE = ModeSpec(
-    "upscale", "Upscale", "Enlarge the image with a Lanczos filter.",
-    needs_image=True, needs_mask=False, params=UPSCALE_PARAMS,
+    "upscale", "Upscale", "Enlarge the picture with a Lanczos filter.",
+    inputs=(IMAGE_INPUT,), placement=PlacementKind.RESIZE, params=UPSCALE_PARAMS, model_kinds=BUILTIN, order=ModeOrder.UPSCALE,
 )
 
 
@@ -51,7 +52,7 @@ class ClassicalEngine(Engine):
         return (INPAINT, UPSCALE)
 
     def models(self) -> tuple[ModelInfo, ...]:
-        return (ModelInfo("opencv", self.name, "builtin", "OpenCV (built in)"),)
+        return (ModelInfo("opencv", self.name, ModelKind.BUILTIN.value, "OpenCV (built in)"),)
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         assert job.image is not None

@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
-from paintwire.protocol import ParamSpec, ParamType
+import enum
+from typing import Mapping, Sequence
+
+from paintwire.protocol import InputKind, InputSpec, ParamSpec, ParamType
+
+
+class ModeOrder(enum.IntEnum):
+    """Where the server's modes sit in a client's list: modes of the same name in
+    several engines share one place, and a new mode picks a number between these."""
+
+    GENERATE = 10
+    REFINE = 20
+    INPAINT = 30
+    SKETCH = 40
+    EXPAND = 50
+    UPSCALE = 60
+
+
+# The inputs most modes read, described once.
+IMAGE_INPUT = InputSpec(InputKind.IMAGE, label="Picture", help="The visible image, or the active layer.")
+SELECTION_MASK = InputSpec(
+    InputKind.MASK, label="Selection", help="The selection (feathering kept) is the mask; with nothing selected, the whole canvas.",
+)
+
+
+def labels_for(values: Sequence[str], labels: Mapping[str, str]) -> tuple[str, ...]:
+    """Choice labels for ``values`` from a table; a value missing from it shows as itself."""
+    return tuple(labels.get(v, v) for v in values)
+
 
 MASK_BLUR = ParamSpec(
     "mask_blur", ParamType.INT, 4, "Mask blur",
@@ -18,7 +46,7 @@ MASK_BLUR_OUTWARD = ParamSpec(
 )
 INVERT_MASK = ParamSpec(
     "invert_mask", ParamType.BOOL, False, "Inpaint not masked",
-    "Regenerate everything except the selection instead of the selection itself.",
+    "Regenerate everything except the selection instead of the selection itself.", group="advanced",
 )
 PADDING = ParamSpec(
     "padding", ParamType.INT, 32, "Only-masked padding",

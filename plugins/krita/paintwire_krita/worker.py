@@ -14,14 +14,10 @@ import threading
 
 from PyQt5.QtCore import QObject, pyqtSignal
 
+from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Queued, __version__
 
 from .state import CLIENT_NAME
-
-CONNECT_TIMEOUT = 10.0  # seconds for the websocket handshake and the welcome
-# A job waits in the server's queue for as long as it must; this bounds only
-# the silence between two events of a running connection before it counts as lost.
-EVENT_TIMEOUT = 600.0
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5

@@ -186,6 +186,9 @@ class ModeRunner:
         keep = rgb * (mask < 128)[..., None]
         return start, encode(pipe, keep.astype(np.uint8))
 
+    # The sketch's strokes are already in the image and the mask: inpainting does the rest.
+    inpaint_sketch = inpaint
+
     # -- outpaint -----------------------------------------------------------------------
 
     def outpaint(self) -> EngineOutput:
@@ -212,7 +215,7 @@ class ModeRunner:
         for layer in self.inpaint_region(region, "Expand"):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.
             layers.append(OutputLayer(flatten(base, layer), 0, 0, layer.name, layer.seed, layer.settings))
-        return EngineOutput(layers, width, height)
+        return EngineOutput(layers, width, height, (left, top))
 
     # -- upscale ------------------------------------------------------------------------
 

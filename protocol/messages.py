@@ -209,7 +209,8 @@ class EngineInfo:
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
         return cls(
-            obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())), obj.get("notice") or ""
+            obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())),
+            obj["notice"] if isinstance(obj.get("notice"), str) else "",
         )
 
 

@@ -86,7 +86,12 @@ class PaintwireServer:
         pre_authorized = token_matches(given, self.config.token)  # a valid token came with the handshake
         # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
-        await ws.prepare(request)
+        self.guard.frames_follow(request.transport)
+        try:
+            await ws.prepare(request)
+        except web.HTTPException:
+            self.guard.frames_follow(request.transport, False)
+            raise
         assert self.scheduler is not None
         session = Session(
             ws,

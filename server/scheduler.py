@@ -22,6 +22,7 @@ from paintwire.protocol import (
     Error,
     ErrorCode,
     Layer,
+    Phase,
     PixelFormat,
     Preview,
     Progress,
@@ -32,7 +33,7 @@ from paintwire.protocol import (
 )
 
 from .config import ServerConfig
-from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, JobCancelledError, JobContext
+from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, JobCancelledError, JobContext, ProgressUpdate
 from .imaging import array_to_payload, payload_to_array
 from .jobs import Job, JobOwner, JobState
 from .masks import Box
@@ -156,7 +157,9 @@ class Scheduler:
         """Runs in the engine thread; returns the job's final message."""
         loop = self._loop
         assert loop is not None
+        ctx = JobContext(job.cancel_event, self._progress_sink(job), self._preview_sink(job), self.config.previews_per_second)
         try:
+            ctx.phase(Phase.PREPARING)  # the first update, before the (maybe big) pixels are decoded
             request = job.checked.request
             engine = self.engines[request.engine]
             engine_job = EngineJob(
@@ -168,7 +171,6 @@ class Scheduler:
                 model=request.model,
                 max_output_pixels=self.config.max_pixels,
             )
-            ctx = JobContext(job.cancel_event, self._progress_sink(job), self._preview_sink(job), self.config.previews_per_second)
             ctx.check_cancelled()
             output = engine.run(engine_job, ctx)
             fmt = request.output_format
@@ -192,8 +194,9 @@ class Scheduler:
         loop = self._loop
         assert loop is not None
 
-        def sink(step: int, total: int, stage: str) -> None:
-            loop.call_soon_threadsafe(self._emit_if_running, job, Progress(job.id, step, total, stage))
+        def sink(u: ProgressUpdate) -> None:
+            message = Progress(job.id, u.step, u.total, u.stage, u.phase.value, round(u.fraction, 4))
+            loop.call_soon_threadsafe(self._emit_if_running, job, message)
 
         return sink
 

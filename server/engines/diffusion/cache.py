@@ -65,6 +65,10 @@ class ModelCache:
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
+    def holds(self, entry: ModelEntry, vae: ModelEntry | None = None) -> bool:
+        """Whether ``get`` would return at once (the model is warm)."""
+        return (entry.name, vae.name if vae else "") in self._models
+
     def get(self, entry: ModelEntry, vae: ModelEntry | None = None) -> LoadedModel:
         key = (entry.name, vae.name if vae else "")
         with self._lock:

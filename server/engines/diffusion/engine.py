@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, ProtocolError
+from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
-from ..base import Engine, EngineJob, EngineOutput, JobContext
+from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
 from .device import choose_device
 from .generate import Sampling
+from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .models import VAE, ModelEntry, ModelRegistry
 from .modes import ModeRunner
 from .params import MODES
+from .phases import DECODE_WEIGHT, ENCODE_WEIGHT, LOAD_WEIGHT, UPSCALE_WEIGHT, watching
+from .sampling import inference_steps
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +47,26 @@ class DiffusersEngine(Engine):
         negative, neg_loras = parse_prompt(p["negative_prompt"], self.registry, "job.params.negative_prompt")
         sampling = Sampling.from_params(p, prompt, negative)
         if job.mode == "upscale" and not p["refine"]:  # Lanczos or an upscaler model alone: no checkpoint needed
+            ctx.plan({Phase.UPSCALING: 1.0})
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model)
         vae = self._vae(p["vae"])
-        ctx.progress(0, 1, "loading model")
+        cold = not self.cache.holds(entry, vae)
+        steps = planned_steps(job.mode, p)
+        ctx.plan(plan_weights(job.mode, steps, cold), {Phase.DENOISING: steps})
+        if cold:
+            ctx.phase(Phase.LOADING_MODEL, 0, 1)
         try:
-            loaded = self.cache.get(entry, vae)
-        except ProtocolError:
+            with reporting(lambda done, total: ctx.phase(Phase.LOADING_MODEL, done, total)):
+                loaded = self.cache.get(entry, vae)
+        except (ProtocolError, JobCancelledError):
             raise
         except Exception as exc:
-            log.exception("loading %s failed", entry.name)
+            log.warning("model %s could not be loaded: %s: %s", entry.name, type(exc).__name__, exc)
+            log.debug("loading %s failed", entry.name, exc_info=True)
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device)
-        with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)):
+        with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
             return getattr(runner, _METHODS[job.mode])()
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
@@ -83,6 +93,26 @@ class DiffusersEngine(Engine):
     def close(self) -> None:
         self.cache.clear()
         self.loader.close()
+
+
+def planned_steps(mode: str, p: dict) -> int:
+    """The denoising steps a job will run (all tiles of a refine count as one run here)."""
+    if mode == "txt2img":
+        return p["steps"]
+    n = inference_steps(p["steps"], p["strength"], p["exact_steps"])
+    return n if p["strength"] >= 1.0 else max(1, int(n * p["strength"]))
+
+
+def plan_weights(mode: str, steps: int, cold: bool) -> dict[Phase, float]:
+    """The phases of a job in the order they come, weighted in UNet steps (see phases.py)."""
+    weights: dict[Phase, float] = {Phase.LOADING_MODEL: LOAD_WEIGHT} if cold else {}
+    if mode == "upscale":
+        weights[Phase.UPSCALING] = UPSCALE_WEIGHT
+    elif mode != "txt2img":
+        weights[Phase.ENCODING] = ENCODE_WEIGHT
+    weights[Phase.DENOISING] = float(steps)
+    weights[Phase.DECODING] = DECODE_WEIGHT
+    return weights
 
 
 _METHODS = {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint", "inpaint_sketch": "inpaint",

@@ -96,14 +96,20 @@ def _serve(args: argparse.Namespace) -> int:
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from paintwire.server import logs
+
+    logging.basicConfig(level=logging.WARNING, format=logs.FORMAT)  # until the configuration says where the log goes
     try:
         overrides = overrides_from_args(args)
         if isinstance(overrides.get("engines"), str):
             overrides["engines"] = overrides["engines"].split(",")
         config = load_config(args.config, overrides=overrides)
+        log_where = logs.configure(args.verbose, config.log_file)
     except ConfigError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"paintwire: cannot write the log file {config.log_file}: {exc.strerror}.", file=sys.stderr)
         return EXIT_USAGE
 
     async def serve() -> None:
@@ -112,11 +118,8 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        engines = ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines)
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        print(f"Paintwire serving on ws://{host}:{port}/ws", flush=True)
-        print(f"  engines: {engines}", flush=True)
-        print(f"  models: {len(server.capabilities.models)}; health: http://{host}:{port}/health", flush=True)
+        for line in logs.summary(server, config.host, port, log_where):
+            print(line, flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)
         stop = asyncio.Event()

@@ -11,11 +11,12 @@ import secrets
 from aiohttp import web
 
 from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
-from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, __version__
+from paintwire.protocol import PROTOCOL_VERSION, Capabilities, CapabilitiesUpdate, EngineInfo, Limits, ModeSpec, __version__
 
 from .config import ServerConfig
 from .engines.base import Engine
 from .engines.registry import build_engines
+from .model_watch import ModelWatch
 from .scheduler import Scheduler
 from .session import Session
 
@@ -34,7 +35,14 @@ class PaintwireServer:
             self.generated_token = False
         self.config = config
         self.engines = engines if engines is not None else build_engines(config)
-        self.capabilities = Capabilities(
+        self.capabilities = self._capabilities()
+        self.scheduler: Scheduler | None = None
+        self.sessions: set[Session] = set()
+        self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
+
+    def _capabilities(self) -> Capabilities:
+        config = self.config
+        return Capabilities(
             engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config)) for e in self.engines),
             models=tuple(m for e in self.engines for m in e.models()),
             limits=Limits(
@@ -44,8 +52,22 @@ class PaintwireServer:
                 max_queued_per_client=config.max_queued_per_client,
             ),
         )
-        self.scheduler: Scheduler | None = None
-        self.sessions: set[Session] = set()
+
+    def publish_capabilities(self) -> None:
+        """Rebuild the capabilities after a rescan; tell the clients that asked when they changed."""
+        new = self._capabilities()
+        if new == self.capabilities:
+            return
+        self.capabilities = new
+        log.info("models changed: %d now", len(new.models))
+        for session in list(self.sessions):
+            if session.wants_updates:
+                session.emit(CapabilitiesUpdate(new))
+
+    async def rescan_for(self, session: Session) -> None:
+        """A client asked for a rescan: do it, then answer that client (changed or not)."""
+        await self.model_watch.rescan()
+        session.emit(CapabilitiesUpdate(self.capabilities))  # emit() drops it if the client left
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
@@ -59,10 +81,12 @@ class PaintwireServer:
     async def _startup(self, app: web.Application) -> None:
         self.scheduler = Scheduler(self.engines, self.config)
         self.scheduler.start()
+        self.model_watch.start()
 
     async def _shutdown(self, app: web.Application) -> None:
         # Stop the scheduler first so that every open job's owner is told
         # (shutting_down) before its connection closes.
+        await self.model_watch.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         for session in list(self.sessions):

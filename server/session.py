@@ -17,6 +17,7 @@ from paintwire.protocol import (
     ErrorCode,
     Hello,
     ProtocolError,
+    Rescan,
     ServerConnection,
     Submit,
     Welcome,
@@ -38,8 +39,10 @@ class Session:
         self.pre_authorized = pre_authorized  # a valid token came with the handshake
         self.conn = ServerConnection(max_pixels=server.config.max_pixels)
         self.closed = False
+        self.wants_updates = False  # hello asked for capabilities messages
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -108,6 +111,10 @@ class Session:
                 self.server.scheduler.submit(self, message.ref, checked)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc, ref=message.ref))
+        elif isinstance(message, Rescan):
+            task = asyncio.create_task(self.server.rescan_for(self))
+            self._tasks.add(task)  # a reference until it is done, or the loop may drop it
+            task.add_done_callback(self._tasks.discard)
         elif isinstance(message, Cancel):
             try:
                 self.server.scheduler.cancel(self, message.job)
@@ -120,6 +127,7 @@ class Session:
         if token and not self.pre_authorized and not (hello.token and hmac.compare_digest(hello.token.encode(), token.encode())):
             self._outbox.put_nowait(self.conn.reject(Error(ErrorCode.UNAUTHORIZED, "This server needs a token: pass the one it printed at start (--token).", "token")))
             return False
+        self.wants_updates = hello.updates
         welcome = Welcome(server=f"paintwire/{__version__}", capabilities=self.server.capabilities)
         self._outbox.put_nowait(self.conn.accept(welcome))
         log.info("client %s connected from %s", hello.client, self.peer)

@@ -191,8 +191,20 @@ class Engine(abc.ABC):
         """The modes this engine offers, with their parameters."""
 
     def models(self) -> tuple[ModelInfo, ...]:
-        """The models this engine can use now (scanned when the server starts)."""
+        """The models this engine can use now, and those it found but cannot use
+        (with ``problem`` set)."""
         return ()
+
+    def model_folders(self) -> list:
+        """Folders whose changes mean ``rescan`` should run (none for engines without models)."""
+        return []
+
+    def rescan(self) -> None:
+        """Look at the model folders again. Runs off the event loop, possibly while a job runs."""
+
+    def device_label(self) -> str:
+        """What the engine computes on, for the start-up summary; "" when not a device of its own."""
+        return ""
 
     @abc.abstractmethod
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:

@@ -91,6 +91,12 @@ class ModelCache:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def forget(self, gone: Callable[[str], bool]) -> None:
+        """Drop the loaded models whose name ``gone`` says no longer stands for the same file."""
+        with self._lock:
+            for key in [k for k in self._models if gone(k[0])]:
+                del self._models[key]
+
     @property
     def loaded(self) -> list[str]:
         return [k[0] for k in self._models]

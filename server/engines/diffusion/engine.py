@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
@@ -11,10 +12,11 @@ from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContex
 from .cache import ModelCache
 from .device import choose_device
 from .generate import Sampling
+from .load_progress import install as install_quiet_bars
 from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
-from .models import VAE, ModelEntry, ModelRegistry
+from .models import VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
 from .params import MODES
 from .phases import DECODE_WEIGHT, ENCODE_WEIGHT, LOAD_WEIGHT, UPSCALE_WEIGHT, watching
@@ -33,13 +35,29 @@ class DiffusersEngine(Engine):
         self.choice = choose_device(config.device, config.memory_budget_gb)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self.loader.load, self.choice.memory_budget)
+        install_quiet_bars()
         log.info("diffusers engine: %d models on %s (%s)", len(self.registry.entries), self.choice.device, self.choice.dtype)
 
     def modes(self) -> tuple[ModeSpec, ...]:
         return MODES
 
     def models(self) -> tuple[ModelInfo, ...]:
-        return tuple(ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values())
+        usable = [ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values()]
+        unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
+        return tuple(usable + unusable)
+
+    def device_label(self) -> str:
+        return f"{self.choice.device} ({str(self.choice.dtype).removeprefix('torch.')})"
+
+    def model_folders(self) -> list[Path]:
+        cache = hf_cache_dir()
+        return [Path(d).expanduser() for d in self.config.model_dirs] + ([cache] if cache else [])
+
+    def rescan(self) -> None:
+        registry = ModelRegistry.scan(list(self.config.model_dirs))
+        # Loaded models whose file went or changed are dropped; the rest stay warm.
+        self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
+        self.registry = self.loader.registry = registry
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
@@ -71,6 +89,9 @@ class DiffusersEngine(Engine):
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
         entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
+        unusable = self.registry.unusable.get(name) if name is not None else None
+        if unusable is not None:
+            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, unusable.reason, "job.model")
         if entry is None or not entry.is_checkpoint:
             if name is None:
                 message = "No Stable Diffusion model was found in the model folders; add one (see docs/models.md)."

@@ -74,9 +74,8 @@ def folder_problem(folder: Path) -> str:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return f"model_index.json cannot be read ({exc})"
-    for name, spec in index.items():
-        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
-            continue
+    parts = [n for n, spec in index.items() if not n.startswith("_") and isinstance(spec, list) and spec and spec[0] is not None]
+    for name in dict.fromkeys(["unet", *parts]):  # every pipeline served here has a UNet
         part = folder / name
         if name in _WEIGHT_COMPONENTS:
             if not any(part.glob("*.safetensors")):

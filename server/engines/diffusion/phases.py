@@ -70,7 +70,7 @@ class PhaseWatch:
 
     ctx: JobContext
     handles: list[Any] = field(default_factory=list)
-    restore: list[tuple[Any, str]] = field(default_factory=list)
+    restore: list[tuple[Any, str, Any]] = field(default_factory=list)
 
     def check(self, *_: Any) -> None:
         self.ctx.check_cancelled()
@@ -94,9 +94,9 @@ class PhaseWatch:
                 _coder.done += 1
                 self.ctx.phase(_coder.phase, min(_coder.done, _coder.total), _coder.total)
 
-            # An instance attribute shadows the method for this job only; removed afterwards.
+            # An instance attribute shadows the method for this job only; put back afterwards.
+            self.restore.append((vae, name, vae.__dict__.get(name)))
             object.__setattr__(vae, name, counted)
-            self.restore.append((vae, name))
             network = vae.decoder if decode else vae.encoder
             self.handles.append(network.register_forward_pre_hook(self.check))
             self.handles.append(network.register_forward_hook(tile_done))
@@ -110,8 +110,11 @@ class PhaseWatch:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
-        for obj, name in self.restore:
-            obj.__dict__.pop(name, None)
+        for obj, name, before in reversed(self.restore):
+            if before is None:
+                obj.__dict__.pop(name, None)
+            else:
+                obj.__dict__[name] = before
         self.handles.clear()
         self.restore.clear()
 

@@ -286,7 +286,7 @@ def test_inpaint_colour_correction(client):
 def test_only_masked_works_at_native_resolution_and_pastes_back(client):
     image = picture(128, 96)
     mask = box_mask(128, 96, 70, 50, 20, 16)
-    whole = run(client, "inpaint", image, mask, strength=0.9)
+    whole = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="whole_picture")
     only = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="only_masked", padding=8)
     assert (only.layers[0].x, only.layers[0].y) == (whole.layers[0].x, whole.layers[0].y)
     assert_inpainted(image, mask, only)

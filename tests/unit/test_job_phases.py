@@ -179,3 +179,36 @@ def test_an_engine_without_a_plan_reports_its_stage_and_its_own_share():
     ctx.progress(1, 4, "filling")
     ctx.progress(1, 1, "upscaling")
     assert [(u.phase, u.stage, u.fraction) for u in updates] == [(Phase.WORKING, "filling", 0.25), (Phase.UPSCALING, "upscaling", 1.0)]
+
+
+# -- region first ------------------------------------------------------------------------------
+
+
+def test_the_default_inpaint_costs_the_selection_not_the_canvas(engine):
+    """The mode's defaults (what the plug-ins send) generate the selection's region at the
+    model's native size on any canvas; whole_picture grows with the canvas."""
+    spec = next(m for m in engine.modes() if m.name == "inpaint")
+    assert next(p for p in spec.params if p.name == "inpaint_area").default == "only_masked"
+    outpaint = next(m for m in engine.modes() if m.name == "outpaint")
+    assert next(p for p in outpaint.params if p.name == "inpaint_area").default == "only_masked"
+    pipe = engine.cache.get(engine.registry.get("sd15")).base
+    shapes: list[tuple[int, int]] = []
+    handle = pipe.unet.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape[-2:])))
+
+    def latent_side(side: int, **extra) -> tuple[int, int]:
+        shapes.clear()
+        image = np.full((side, side, 4), 200, np.uint8)
+        mask = np.zeros((side, side), np.uint8)
+        mask[side // 2: side // 2 + 16, side // 2: side // 2 + 16] = 255
+        params = validate_params(spec.params, {"steps": 1, "seed": 1, "strength": 1.0, **extra})
+        out = engine.run(EngineJob("r", "inpaint", params, image, mask, model="sd15"), JobContext())
+        assert out.layers[0].pixels.shape[:2] == (24, 24)  # the selection and its 4 px feather only
+        return shapes[0]
+
+    try:
+        native = 64 // 2  # the tiny model: 64 px native, latents a half of that
+        assert latent_side(128) == latent_side(512) == (native, native)
+        assert latent_side(128, inpaint_area="whole_picture") == (64, 64)
+        assert latent_side(256, inpaint_area="whole_picture") == (128, 128)
+    finally:
+        handle.remove()

@@ -13,7 +13,7 @@ from paintwire.protocol import ErrorCode, ProtocolError
 
 from ... import masks
 from ...masks import Box
-from ...region import InpaintRegion, flatten, prepare_region, region_layer
+from ...region import InpaintRegion, context_side, flatten, prepare_region, region_layer
 from ..base import EngineJob, EngineOutput, JobContext, OutputLayer
 from ..classical import lanczos_resize
 from .cache import LoadedModel
@@ -118,7 +118,7 @@ class ModeRunner:
     def inpaint(self) -> EngineOutput:
         image, p = self.job.image, self.p
         region = prepare_region(image, self.job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
@@ -208,7 +208,7 @@ class ModeRunner:
         # The feather reaches into the original only; the new area stays fully generated.
         soft = masks.feather_outside(new_area, p["mask_blur"])
         region = prepare_region(canvas, soft, blur=0, invert=False, padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         layers = []
         for layer in self.inpaint_region(region, "Expand"):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the server's engines, modes, parameters, models and limits")
     client_options(info)
     info.add_argument("--json", action="store_true", help="print the capabilities as JSON")
+    info.add_argument("--refresh", action="store_true", help="have the server look at its model folders again first (a model was just added)")
     info.set_defaults(handler=_info)
 
     def job_options(p: argparse.ArgumentParser, engine: str | None) -> None:
@@ -151,7 +152,7 @@ def _info(args: argparse.Namespace) -> int:
 
     try:
         with _client(args) as client:
-            caps = client.capabilities
+            caps = client.rescan() if args.refresh else client.capabilities
             server = client.protocol.server_name
     except (ClientError, JobFailed) as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
@@ -173,7 +174,7 @@ def _info(args: argparse.Namespace) -> int:
                 print(f"    {p.name} ({p.type.value}{rng}{choices}, default {p.default!r}): {p.help}")
         models = [m for m in caps.models if m.engine == engine.name]
         for m in models:
-            print(f"  model {m.name} ({m.kind})")
+            print(f"  model {m.name} ({m.kind})" + (f": cannot be used: {m.problem}" if m.problem else ""))
     return EXIT_OK
 
 

@@ -168,6 +168,24 @@ class Client:
                 raise JobFailed(message)  # e.g. a server that does not know rescan (unknown_type)
         raise AssertionError("unreachable")
 
+    def poll(self) -> list[Any]:
+        """The messages that have already arrived, without waiting: for a client that
+        is idle between jobs and wants the server's pushed ``capabilities``."""
+        out: list[Any] = []
+        while True:
+            if self._ws is None:
+                raise ClientError("Not connected.")
+            try:
+                data = self._ws.recv(timeout=0)
+            except TimeoutError:
+                return out
+            except ConnectionClosed as exc:
+                raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
+            try:
+                out.append(self.protocol.receive(data if isinstance(data, bytes) else data.encode()))
+            except ProtocolError as exc:
+                raise ClientError(f"The server broke the protocol: {exc}") from exc
+
     def events(self, timeout: float | None = None) -> Iterator[Any]:
         """Every message from the server, as it comes."""
         while True:

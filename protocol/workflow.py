@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
-from .messages import Capabilities, JobRequest, Result
+from .messages import Capabilities, JobRequest, ModelInfo, Result
 from .params import ModeSpec, ParamType
 
 # --- the artist's modes ------------------------------------------------------------------
@@ -92,12 +92,17 @@ def model_choices(caps: Capabilities, ui_mode: str) -> list[Choice]:
     for engine in caps.engines:
         if engine.mode(server_mode) is None:
             continue
-        models = [m for m in caps.models if m.engine == engine.name and m.kind not in ADD_ON_KINDS]
-        if models:
+        models = [m for m in caps.models if m.engine == engine.name and m.kind not in ADD_ON_KINDS and m.usable]
+        if models or any(m.engine == engine.name and not m.usable for m in caps.models):
             out.extend(Choice(engine.name, m.name, m.label or m.name) for m in models)
         else:
             out.append(Choice(engine.name, None, engine.label))
     return out
+
+
+def unusable_models(caps: Capabilities) -> list[ModelInfo]:
+    """Models the server found but cannot use: shown with their reason, never offered."""
+    return [m for m in caps.models if not m.usable]
 
 
 def find_mode(caps: Capabilities, engine: str, ui_mode: str) -> ModeSpec | None:

@@ -288,7 +288,7 @@ def test_run_sends_selection_as_mask_and_writes_the_placed_result():
     assert [(l.name, l.x, l.y) for l in placement.layers] == [("Inpaint (telea)", 3, 2)]
     assert outcome.written == ("image", "layer") and outcome.job_id == "job-1"
     texts = [entry[1] for entry in progress.log if entry[0] == "text"]
-    assert "Paintwire: waiting for the server (2 jobs ahead)" in texts and "Paintwire: step 1 of 2 (inpainting)" in texts
+    assert "Paintwire: waiting for the server (2 jobs ahead)" in texts and "Paintwire: Inpainting: step 1 of 2" in texts
     assert ("fraction", 0.5) in progress.log and progress.log[-1] == ("end",)
 
 
@@ -429,3 +429,29 @@ def test_build_makes_an_installable_folder_and_zip(tmp_path):
     lines = result.stdout.split()
     assert all(line.startswith(str(vendor)) for line in lines[:3]), lines
     assert lines[3] == importlib.import_module("websockets").__version__
+
+
+def test_the_dialog_refreshes_the_models_and_unusable_ones_are_not_offered():
+    broken = ModelInfo("half", "diffusers", "sd15", "Half", problem="its tokenizer is missing (a tokenizer/ folder with vocab.json and merges.txt).")
+    before = Capabilities((DIFFUSERS,), (ModelInfo("sd15", "diffusers", "sd15"), broken), LIMITS)
+    after = Capabilities((DIFFUSERS,), before.models + (ModelInfo("new", "diffusers", "sd15"),), LIMITS)
+
+    class RescanClient(FakeClient):
+        def rescan(self):
+            self.rescanned = True
+            return after
+
+    seen = {}
+
+    def dialog(request):
+        seen["before"] = [c.model for c in request.choices]
+        seen["unusable"] = [m.name for m in workflow.unusable_models(request.capabilities)]
+        caps = request.refresh()  # the dialog's Refresh button
+        seen["after"] = [c.model for c in workflow.model_choices(caps, "inpaint")]
+        return Args(engine="diffusers", model="new", params_json="{}", source="visible")
+
+    jobs.run("inpaint", Args(engine="diffusers", model="sd15"), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
+             client_factory=lambda url, name, token, timeout: RescanClient(url, name, token, timeout, caps=before))
+    assert seen == {"before": ["sd15"], "unusable": ["half"], "after": ["sd15", "new"]}
+    client = FakeClient.instances[-1]
+    assert client.rescanned and client.request.model == "new"  # a model found by the refresh runs

@@ -136,21 +136,54 @@ def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[Dialo
         top = Gtk.Grid(column_spacing=12, row_spacing=6)
         labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)
         models = Gtk.ComboBoxText()
+        current = {"caps": request.capabilities, "choices": list(request.choices)}
         for choice in request.choices:
             models.append(choice.key, choice.label)
         models.set_active_id(request.initial.key)
+        refresh = Gtk.Button(label="Refresh")
+        refresh.set_tooltip_text("Have the server look at its model folders again (a model was just added)")
+        refresh.set_sensitive(request.refresh is not None)
+        unusable = Gtk.Label(xalign=0.0, wrap=True)
+        unusable.get_style_context().add_class("dim-label")
+
+        def show_unusable() -> None:
+            # Models found but not loadable: their reasons, instead of offering them.
+            lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in workflow.unusable_models(current["caps"])]
+            unusable.set_text("\n".join(lines))
+            unusable.set_visible(bool(lines))
+
+        def refresh_models(*_: Any) -> None:
+            try:
+                current["caps"] = request.refresh()
+            except Exception as exc:  # shown in the dialog; the dialog stays usable
+                unusable.set_text(str(exc))
+                unusable.set_visible(True)
+                return
+            key = models.get_active_id()
+            current["choices"] = workflow.model_choices(current["caps"], action.ui_mode)
+            models.remove_all()
+            for choice in current["choices"]:
+                models.append(choice.key, choice.label)
+            if not models.set_active_id(key or "") and current["choices"]:
+                models.set_active_id(current["choices"][0].key)
+            show_unusable()
         sources = Gtk.ComboBoxText()
         for key, label in SOURCES:
             sources.append(key, label)
         sources.set_active_id(request.args.source if has_drawable else "visible")
         sources.set_sensitive(has_drawable)
-        for row, (text, widget) in enumerate((("Model", models), ("Input", sources))):
+        model_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        model_row.pack_start(models, True, True, 0)
+        model_row.pack_start(refresh, False, False, 0)
+        refresh.connect("clicked", refresh_models)
+        for row, (text, widget) in enumerate((("Model", model_row), ("Input", sources))):
             label = Gtk.Label(label=text, xalign=0.0)
             labels.add_widget(label)
             widget.set_hexpand(True)
             top.attach(label, 0, row, 1, 1)
             top.attach(widget, 1, row, 1, 1)
         content.pack_start(top, False, False, 0)
+        content.pack_start(unusable, False, False, 0)
 
         holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         content.pack_start(holder, True, True, 0)
@@ -158,11 +191,13 @@ def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[Dialo
 
         def chosen() -> workflow.Choice:
             key = models.get_active_id()
-            return next((c for c in request.choices if c.key == key), request.initial)
+            return next((c for c in current["choices"] if c.key == key), request.initial)
 
         def rebuild(*_: Any) -> None:
+            if models.get_active_id() is None:
+                return  # the list is being refilled
             choice = chosen()
-            mode = workflow.find_mode(request.capabilities, choice.engine, action.ui_mode)
+            mode = workflow.find_mode(current["caps"], choice.engine, action.ui_mode)
             assert mode is not None
             values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
             for child in holder.get_children():
@@ -178,6 +213,7 @@ def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[Dialo
         models.connect("changed", rebuild)
         rebuild()
         dialog.show_all()
+        show_unusable()
         try:
             if dialog.run() != Gtk.ResponseType.OK:
                 return None

@@ -61,6 +61,8 @@ class DialogRequest:
     choices: list[workflow.Choice]
     initial: workflow.Choice
     args: Args
+    # Asks the server to look at its model folders again; returns the new capabilities.
+    refresh: Callable[[], Capabilities] | None = None
 
 
 # A dialog returns the arguments to run with, or None when the artist cancelled.
@@ -85,8 +87,7 @@ def event_text(event: Any) -> str | None:
     if isinstance(event, Started):
         return "Paintwire: working"
     if isinstance(event, Progress):
-        stage = f" ({event.stage})" if event.stage else ""
-        return f"Paintwire: step {event.step} of {event.total}{stage}"
+        return f"Paintwire: {event.describe()}"
     return None
 
 
@@ -117,10 +118,17 @@ def run(
             choice = choose_engine(caps, ui_mode)
         if dialog is not None:
             choices = workflow.model_choices(caps, ui_mode)
-            new_args = dialog(DialogRequest(ui_mode, caps, choices, choice, args))
+            latest = [caps]
+
+            def refresh() -> Capabilities:
+                latest[0] = _rescan(client)
+                return latest[0]
+
+            new_args = dialog(DialogRequest(ui_mode, caps, choices, choice, args, refresh=refresh))
             if new_args is None:
                 raise Cancelled()
             args = new_args
+            caps = latest[0]  # a refresh in the dialog may have brought new models
             check_source(args.source)
             choice = choose_engine(caps, ui_mode, args.engine, args.model)
         mode = workflow.find_mode(caps, choice.engine, ui_mode)
@@ -145,6 +153,13 @@ def _connect(client: Client, connection: Connection) -> Capabilities:
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
 
 
+def _rescan(client: Client) -> Capabilities:
+    try:
+        return client.rescan()
+    except (ClientError, JobFailed) as exc:
+        raise PluginError(f"The Paintwire server could not refresh its models: {exc}") from None
+
+
 def _request(document: Document, caps: Capabilities, choice: workflow.Choice, ui_mode: str, mode: ModeSpec, args: Args):
     params = job_params(mode, args)
     snapshot = document.snapshot(args.source) if (mode.needs_image or mode.mask_allowed) else _blank(document)
@@ -166,8 +181,8 @@ def _wait(client: Client, request, connection: Connection, progress: ProgressSin
         text = event_text(event)
         if text:
             progress.text(text)
-        if isinstance(event, Progress) and event.total > 0:
-            progress.fraction(min(max(event.step / event.total, 0.0), 1.0))
+        if isinstance(event, Progress):
+            progress.fraction(event.overall)  # the whole job, across its phases
 
     try:
         return client.run(request, on_event=on_event, timeout=connection.timeout)

@@ -61,6 +61,8 @@ class PaintwireDocker(DockWidget):
         self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), history_from_json(_read_setting("history")))
         self.worker = Worker(self)
         self.worker.connected.connect(self._on_connected)
+        self.worker.capabilities_changed.connect(self._on_capabilities)
+        self.worker.notice.connect(self._set_status)
         self.worker.disconnected.connect(self._on_disconnected)
         self.worker.job_event.connect(self._on_job_event)
         self.worker.job_done.connect(self._on_job_done)
@@ -143,8 +145,16 @@ class PaintwireDocker(DockWidget):
         layers_refresh.setText("\u21bb")
         layers_refresh.setToolTip("Reload the layer lists")
         layers_refresh.clicked.connect(self._refresh_layers)
+        self.models_refresh = QToolButton()
+        self.models_refresh.setObjectName("paintwire-models-refresh")
+        self.models_refresh.setText("\u21bb")
+        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
+        self.models_refresh.clicked.connect(self._refresh_models)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.models_refresh)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Model", self.model_combo)
+        form.addRow("Model", model_row)
         # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
         self.prompt_box = QWidget()
         prompts = QFormLayout(self.prompt_box)
@@ -232,6 +242,11 @@ class PaintwireDocker(DockWidget):
             self.model_combo.clear()
             for c in st.choices():
                 self.model_combo.addItem(c.label, c.key)
+            for m in wf.unusable_models(st.capabilities) if st.capabilities else ():
+                # Listed with the reason, never offered: a disabled entry the painter can hover.
+                self.model_combo.addItem(f"{m.label or m.name} (cannot be used)", None)
+                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ToolTipRole)
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
             self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
             mode = st.current_mode()
             names = {p.name for p in mode.params} if mode else set()
@@ -253,6 +268,7 @@ class PaintwireDocker(DockWidget):
     def _refresh_buttons(self) -> None:
         st = self.state
         self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        self.models_refresh.setEnabled(st.connected and not st.busy)
         self.cancel_button.setEnabled(st.busy)
         self.connect_button.setText("Reconnect" if st.connected else "Connect")
         has = self.history_list.currentRow() >= 0
@@ -327,6 +343,18 @@ class PaintwireDocker(DockWidget):
         self._refresh_controls()
         self._refresh_layers()
 
+    def _refresh_models(self) -> None:
+        self._set_status("Looking for new models \u2026")
+        self.worker.rescan()
+
+    def _on_capabilities(self, caps) -> None:
+        before = {m.name for m in self.state.capabilities.models} if self.state.capabilities else set()
+        self.state.set_capabilities(caps, self.state.server_name)
+        self._refresh_controls()
+        if not self.state.busy:
+            added = len({m.name for m in caps.models} - before)
+            self._set_status(f"Models: {len(caps.models)}" + (f", {added} new." if added else ", nothing new."))
+
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)
         was_busy = self.state.busy
@@ -383,11 +411,11 @@ class PaintwireDocker(DockWidget):
         elif isinstance(event, Started):
             self._set_status("Working \u2026")
         elif isinstance(event, Progress):
-            if event.total > 0:
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(event.step)
-                self.progress.setFormat("%v / %m")
-            self._set_status(f"{event.stage or 'Working'}: {event.step}/{event.total}")
+            # The bar is the whole job across its phases; the line names the phase.
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(1000 * event.overall))
+            self.progress.setFormat("%p%")
+            self._set_status(event.describe())
         elif isinstance(event, Preview):
             self._show_preview(event)
 

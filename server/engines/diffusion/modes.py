@@ -20,6 +20,7 @@ from .cache import LoadedModel
 from .colour import match_colours
 from .generate import Sampling, denoise, encode, generators, to_pil
 from .models import UPSCALER, ModelRegistry
+from .phases import cancel_points
 from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
@@ -230,7 +231,8 @@ class ModeRunner:
                 known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
                 raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
             model = load_upscaler(entry, self.device)
-            rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
+            with cancel_points(model.model, self.ctx):
+                rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
             alpha = lanczos_resize(np.dstack([image[..., 3]] * 4), width, height)[..., 0]
             up = np.dstack([resize_rgb(rgb, width, height), alpha])
         seed = self.sampling.seed

@@ -140,3 +140,15 @@ def watching(pipe: Any, ctx: JobContext) -> Iterator[PhaseWatch]:
         yield watch
     finally:
         watch.remove()
+
+
+@contextlib.contextmanager
+def cancel_points(network: torch.nn.Module, ctx: JobContext) -> Iterator[None]:
+    """Check for cancel before every layer of a network of any architecture (an
+    upscaler model): one tile of a big upscaler can take seconds on a CPU."""
+    handles = [m.register_forward_pre_hook(lambda *_: ctx.check_cancelled()) for m in network.modules() if not any(m.children())]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

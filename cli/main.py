@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", default=DEFAULT_URL, help=f"server websocket URL (default {DEFAULT_URL}; also PAINTWIRE_URL)")
+        # No default here: an absent --url falls back to PAINTWIRE_URL, then DEFAULT_URL (in _client).
+        p.add_argument("--url", help=f"server websocket URL (default: PAINTWIRE_URL, else {DEFAULT_URL})")
         p.add_argument("--token", help="the server's token, if it has one (also PAINTWIRE_TOKEN)")
 
     info = sub.add_parser("info", help="show the server's engines, modes, parameters, models and limits")
@@ -97,9 +98,11 @@ def _serve(args: argparse.Namespace) -> int:
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
 
+    from paintwire.server.logtext import configure as configure_logging
+
     from paintwire.server import logs
 
-    logging.basicConfig(level=logging.WARNING, format=logs.FORMAT)  # until the configuration says where the log goes
+    configure_logging(logging.WARNING)  # until the configuration says where the log goes
     try:
         overrides = overrides_from_args(args)
         if isinstance(overrides.get("engines"), str):
@@ -138,13 +141,20 @@ def _serve(args: argparse.Namespace) -> int:
 # -- client commands --------------------------------------------------------------------
 
 
+def server_url(given: str | None, environ: Mapping[str, str]) -> str:
+    """The server to talk to: --url, else PAINTWIRE_URL, else the default."""
+    from paintwire.protocol import DEFAULT_URL
+
+    return given or environ.get("PAINTWIRE_URL") or DEFAULT_URL
+
+
 def _client(args: argparse.Namespace):
     import os
 
     from paintwire.protocol import Client
 
-    url = os.environ.get("PAINTWIRE_URL", args.url) if args.url == build_parser().get_default("url") else args.url
-    return Client(url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
+    args.url = server_url(args.url, os.environ)
+    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -166,8 +176,9 @@ def _info(args: argparse.Namespace) -> int:
     for engine in caps.engines:
         print(f"\nengine {engine.name}: {engine.label}")
         for mode in engine.modes:
-            needs = [n for n, flag in (("image", mode.needs_image), ("mask", mode.needs_mask)) if flag]
-            print(f"  mode {mode.name} ({', '.join(needs) or 'no input'}): {mode.help}")
+            inputs = [str(getattr(i.kind, "value", i.kind)) + ("" if i.required else "?") for i in mode.inputs]
+            placement = getattr(mode.placement, "value", mode.placement)
+            print(f"  mode {mode.name} \u201c{mode.label}\u201d (reads: {', '.join(inputs) or 'nothing'}; result: {placement}): {mode.help}")
             for p in mode.params:
                 rng = f" [{p.minimum:g}..{p.maximum:g}]" if p.minimum is not None and p.maximum is not None else ""
                 choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""

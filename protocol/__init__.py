@@ -23,7 +23,6 @@ from .messages import (
     Layer,
     Limits,
     ModelInfo,
-    Phase,
     Preview,
     Progress,
     Queued,
@@ -33,13 +32,15 @@ from .messages import (
     Submit,
     Welcome,
 )
-from .params import ModeSpec, ParamSpec, ParamType, validate_params
+from .params import InputSpec, ModeSpec, ParamSpec, ParamType, validate_params
 from .validation import CheckedJob, check_job
+from .vocabulary import CHECKPOINT_KINDS, InputKind, ModelKind, ParamGroup, Phase, PlacementKind
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_URL", "PROTOCOL_VERSION", "Cancel", "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection",
+    "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
+    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

@@ -9,13 +9,13 @@ step.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
+from .vocabulary import Phase
 
 PROTOCOL_VERSION = 1
 MAX_NAME = 200  # client names, model names, job ids: short identifiers, not documents
@@ -199,7 +199,7 @@ class Rescan:
 class ModelInfo:
     name: str
     engine: str
-    kind: str  # e.g. "builtin", "sd15", "sdxl", "sd15-inpaint", "upscaler", "lora"
+    kind: str  # a ModelKind value, or a newer kind this side does not know
     label: str = ""
     # Why this model cannot be used (a missing tokenizer, an unsupported layout);
     # empty when it can. Clients show the reason instead of offering the model.
@@ -360,23 +360,6 @@ class Started:
         return cls(_get(obj, "job", str, ""))
 
 
-class Phase(str, enum.Enum):
-    """What a running job is doing, in the order a job goes through them.
-    ``working`` is any engine work without a phase of its own (a classical fill)."""
-
-    PREPARING = "preparing"  # reading the request's pixels, preparing the region
-    LOADING_MODEL = "loading_model"
-    ENCODING = "encoding"  # the VAE turns pixels into latents (tile by tile when big)
-    DENOISING = "denoising"
-    DECODING = "decoding"  # the VAE turns latents back into pixels
-    UPSCALING = "upscaling"
-    WORKING = "working"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
-
-
 # What each phase counts in "k of n", for the text clients show.
 _PHASE_UNITS = {Phase.DENOISING: "step", Phase.ENCODING: "tile", Phase.DECODING: "tile", Phase.UPSCALING: "tile",
                 Phase.LOADING_MODEL: "part"}
@@ -498,16 +481,23 @@ class Layer:
 @dataclass(frozen=True)
 class Result:
     """The job's output: layers placed on a canvas of ``width`` x ``height``
-    (the input's size, or the new size after an upscale or expand)."""
+    (the input's size, or the new size after an upscale or expand).
+    ``offset_x``, ``offset_y``: where the input's top-left corner lies on that
+    canvas (non-zero when an expand grew it to the left or top)."""
 
     TYPE: ClassVar[str] = "result"
     job: str
     layers: tuple[Layer, ...]
     width: int
     height: int
+    offset_x: int = 0
+    offset_y: int = 0
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height}
+        return {
+            "type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height,
+            "offset_x": self.offset_x, "offset_y": self.offset_y,
+        }
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Result":
@@ -517,6 +507,8 @@ class Result:
             tuple(Layer.from_wire(l, f"layers.{i}") for i, l in enumerate(layers)),
             _get(obj, "width", int, ""),
             _get(obj, "height", int, ""),
+            _get(obj, "offset_x", int, "", False, 0),
+            _get(obj, "offset_y", int, "", False, 0),
         )
 
 

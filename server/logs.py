@@ -16,6 +16,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from .logtext import SafeFormatter
+
 if TYPE_CHECKING:
     from .app import PaintwireServer
 
@@ -33,7 +35,7 @@ def configure(verbose: bool = False, log_file: str | None = None) -> str:
     Call it before the engines are imported: the libraries read their settings then."""
     debug = debug_requested()
     handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(SafeFormatter(FORMAT))  # client-chosen text cannot forge a line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)

@@ -1,6 +1,7 @@
 """The region an inpaint works on, and turning its output into a result layer.
 
-Every engine inpaints through this: the mask is inverted and feathered, the
+Every engine inpaints through this: the mask is inverted and feathered (inside
+the selection by default; outwards too on request, as the WebUI does), the
 work area is the mask's bounds plus padding, grown to at least ``min_side`` on
 each axis where the canvas allows (or the whole picture), and the
 generated pixels come back as a layer covering only the mask's bounds, whose
@@ -18,8 +19,7 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from . import masks
-from .engines.base import OutputLayer
-from .masks import Box
+from .layers import Box, OutputLayer
 
 
 @dataclass
@@ -31,13 +31,16 @@ class InpaintRegion:
 
 
 def prepare_region(
-    image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False, min_side: int = 0
+    image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False,
+    blur_outward: bool = False, min_side: int = 0,
 ) -> InpaintRegion:
-    """Raises ProtocolError(BAD_MASK) when the mask selects nothing. ``min_side``: the
-    least context a model needs to make sense of a small selection (see context_side)."""
+    """Raises ProtocolError(BAD_MASK) when the mask selects nothing. The feather
+    stays inside the mask unless ``blur_outward`` (the WebUI's mask blur).
+    ``min_side``: the least context a model needs to make sense of a small
+    selection (see context_side)."""
     if invert:
         mask = masks.invert(mask)
-    blurred = masks.blur_around(mask, blur)
+    blurred = masks.blur_around(mask, blur) if blur_outward else masks.feather_within(mask, blur)
     inner = masks.bounds(blurred[0]) if blurred is not None else None
     if blurred is None or inner is None:
         raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")

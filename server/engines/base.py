@@ -14,14 +14,14 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from paintwire.protocol import ModelInfo, ModeSpec, Phase
 
-from ..masks import Box
+from ..layers import Box, OutputLayer
 
 
 class JobCancelledError(Exception):
@@ -46,22 +46,11 @@ class EngineJob:
 
 
 @dataclass
-class OutputLayer:
-    """A result layer: RGBA pixels placed at (x, y) on the output canvas."""
-
-    pixels: np.ndarray  # (h, w, 4) uint8, straight alpha
-    x: int
-    y: int
-    name: str
-    seed: int | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class EngineOutput:
     layers: list[OutputLayer]
     width: int  # the output canvas: the input's size unless the mode resizes
     height: int
+    offset: tuple[int, int] = (0, 0)  # where the input's top-left corner lies on the output canvas
 
 
 @dataclass(frozen=True)
@@ -110,10 +99,6 @@ class JobContext:
         self._last: dict[Phase, tuple[int, int]] = {}
         self._fraction = 0.0
         self.current_phase: Phase | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():

@@ -34,7 +34,7 @@ def test_the_first_progress_names_the_preparation_and_each_phase_follows(start_s
     i = next(i for i, e in enumerate(events) if isinstance(e, Started))
     first = events[i + 1]
     assert isinstance(first, Progress) and first.phase == Phase.PREPARING.value and first.fraction == 0.0
-    assert phases(events) == [Phase.PREPARING.value, Phase.WORKING.value]
+    assert phases(events) == [Phase.PREPARING.value, Phase.WORKING.value, Phase.FINISHING.value]
     fractions = [e.fraction for e in events if isinstance(e, Progress)]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 

@@ -564,7 +564,8 @@ def test_raw_image_helper_validates() -> None:
         ({"type": "welcome", "protocol": 1, "server": "s", "capabilities": {"engines": ["x"], "limits": CAPS.limits.to_wire()}},
          ErrorCode.BAD_MESSAGE, "capabilities"),
         ({"type": "welcome", "protocol": 1, "server": "s", "capabilities": {
-            "engines": [{"name": "e", "modes": [{"name": "m", "params": [{"name": "p", "type": "colour"}]}]}], "limits": CAPS.limits.to_wire()}},
+            # A parameter without a type is malformed (one of a type this client does not know is skipped: test_protocol_evolution).
+            "engines": [{"name": "e", "modes": [{"name": "m", "params": [{"name": "p"}]}]}], "limits": CAPS.limits.to_wire()}},
          ErrorCode.BAD_MESSAGE, "capabilities"),
         ({"type": "welcome", "server": "s", "capabilities": CAPS.to_wire()}, ErrorCode.BAD_MESSAGE, "protocol"),
         ({"type": "cancelled", "job": None}, ErrorCode.BAD_MESSAGE, "job"),

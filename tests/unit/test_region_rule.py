@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from paintwire.server import masks
 from paintwire.server.masks import Box
 from paintwire.server.region import context_side, prepare_region, region_layer
 
@@ -52,11 +50,14 @@ def test_a_thin_selection_is_widened_on_its_thin_axis_only():
     assert (region.area.width, region.area.height) == (1264, 256)
 
 
-@pytest.mark.parametrize("min_side", [0, 256])
-def test_the_result_layer_covers_the_selection_only_and_leaves_the_rest_exact(min_side):
+def test_the_context_changes_the_work_area_but_not_the_result_layer():
     image, mask = canvas_with(1024, Box(500, 600, 40, 30))
-    region = prepare_region(image, mask, blur=4, invert=False, padding=32, min_side=min_side)
-    generated = np.zeros((region.area.height, region.area.width, 3), np.uint8)
-    layer = region_layer(region, generated, "x")
-    assert Box(layer.x, layer.y, layer.pixels.shape[1], layer.pixels.shape[0]) == region.changed
-    assert np.array_equal(layer.pixels[..., 3], masks.crop(masks.blur(mask, 4), region.changed))
+    layers = []
+    for min_side in (0, 256):
+        region = prepare_region(image, mask, blur=4, invert=False, padding=32, min_side=min_side)
+        generated = np.zeros((region.area.height, region.area.width, 3), np.uint8)
+        layers.append((region.area, region_layer(region, generated, "x")))
+    (small, a), (big, b) = layers
+    assert small != big and (big.width, big.height) == (256, 256)
+    assert (a.x, a.y) == (b.x, b.y) == (500, 600)  # the layer covers the selection only
+    assert np.array_equal(a.pixels, b.pixels)  # the same alpha: the rest of the canvas stays exact

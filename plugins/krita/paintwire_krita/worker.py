@@ -14,14 +14,10 @@ import threading
 
 from PyQt5.QtCore import QObject, pyqtSignal
 
+from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Queued, __version__
 
 from .state import CLIENT_NAME
-
-CONNECT_TIMEOUT = 10.0  # seconds for the websocket handshake and the welcome
-# A job waits in the server's queue for as long as it must; this bounds only
-# the silence between two events of a running connection before it counts as lost.
-EVENT_TIMEOUT = 600.0
 RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
@@ -129,7 +125,7 @@ class Worker(QObject):
                         reason = f"The server at {url} closed the connection."
                         break
                     try:
-                        client.poll()
+                        client.poll()  # reads pushed capabilities between jobs
                     except ClientError as exc:
                         reason = str(exc)
                         break

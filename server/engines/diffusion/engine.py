@@ -85,7 +85,7 @@ class DiffusersEngine(Engine):
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device)
         with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
-            return getattr(runner, _METHODS[job.mode])()
+            return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
         entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
@@ -134,7 +134,3 @@ def plan_weights(mode: str, steps: int, cold: bool) -> dict[Phase, float]:
     weights[Phase.DENOISING] = float(steps)
     weights[Phase.DECODING] = DECODE_WEIGHT
     return weights
-
-
-_METHODS = {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint", "inpaint_sketch": "inpaint",
-            "outpaint": "outpaint", "upscale": "upscale"}

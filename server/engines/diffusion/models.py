@@ -18,10 +18,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Families and the kinds the registry reports (ModelInfo.kind).
-SD15, SD2, SDXL = "sd15", "sd2", "sdxl"
-CHECKPOINT_KINDS = {SD15, SD2, SDXL, f"{SD15}-inpaint", f"{SD2}-inpaint", f"{SDXL}-inpaint"}
-LORA, EMBEDDING, VAE, UPSCALER = "lora", "embedding", "vae", "upscaler"
+from paintwire.protocol import CHECKPOINT_KINDS as _CHECKPOINTS
+from paintwire.protocol import ModelKind
+
+# Families and the kinds the registry reports (ModelInfo.kind): the protocol's ModelKind values.
+SD15, SD2, SDXL = ModelKind.SD15.value, ModelKind.SD2.value, ModelKind.SDXL.value
+CHECKPOINT_KINDS = {k.value for k in _CHECKPOINTS}
+LORA, EMBEDDING, VAE, UPSCALER = ModelKind.LORA.value, ModelKind.EMBEDDING.value, ModelKind.VAE.value, ModelKind.UPSCALER.value
 
 # A safetensors header is JSON of a few hundred KB at most for real models;
 # a bigger one is a broken or hostile file, not a model.

@@ -136,7 +136,7 @@ async def test_cancelling_a_large_classical_upscale_stops_within_a_tile():
                     if message.stage == "upscaling" and message.step >= 1:
                         total = message.total
                         break
-            assert stages[0] == "decoding" and total == 16
+            assert stages[0] == "reading the image" and total == 16
             await p.ws.send(p.conn.cancel(job))
             final = await p.final(job)
             assert isinstance(final, Cancelled)

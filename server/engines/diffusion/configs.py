@@ -8,9 +8,10 @@ fine-tunes with unusual shapes and the tests' tiny four-level checkpoint load
 through the same code as a stock SD1.5 file. What shapes cannot tell (head
 counts, activation) follows each family's published configuration.
 
-A single file carries no tokenizer: a byte-level vocabulary is generated for
-tiny test vocabularies; a real CLIP vocabulary is copied from any diffusers
-folder the registry found (or the Hugging Face cache).
+A single file carries no tokenizer: the real CLIP vocabulary (49408 tokens)
+and the tests' byte-level one are made from shipped data (clip_vocab.py); any
+other size is copied from a diffusers folder the registry found (or the
+Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from .clip_vocab import BYTE_VOCAB_SIZE, PAD_CLIP_L, PAD_OPEN_CLIP, write_tokenizer
 from .models import SD2, SDXL, Shapes
 
 UNET = "model.diffusion_model."
@@ -30,7 +32,6 @@ CLIP_L_XL = "conditioner.embedders.0.transformer.text_model."
 OPEN_CLIP = "cond_stage_model.model."
 OPEN_CLIP_XL = "conditioner.embedders.1.model."
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
-BYTE_VOCAB_SIZE = 514  # 2 x 256 byte characters + start and end tokens
 
 
 class MissingTokenizer(Exception):
@@ -153,45 +154,27 @@ def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: st
     for sub, config in encoders.items():
         _write(folder / sub / "config.json", config)
         tok_sub = sub.replace("text_encoder", "tokenizer")
-        _write_tokenizer(folder / tok_sub, config["vocab_size"], lambda n, s=tok_sub: find_tokenizer(n, s))
+        open_clip = config["hidden_act"] == "gelu"  # the OpenCLIP encoders (SD2, SDXL's second) pad with "!"
+        _write_tokenizer(folder / tok_sub, config["vocab_size"], PAD_OPEN_CLIP if open_clip else PAD_CLIP_L,
+                         lambda n, s=tok_sub: find_tokenizer(n, s))
     _write(folder / "model_index.json", index)  # last: its presence marks a complete skeleton
     return folder
 
 
-def _write_tokenizer(dest: Path, vocab_size: int, find: Callable[[int], Path | None]) -> None:
-    if vocab_size == BYTE_VOCAB_SIZE:
-        write_byte_tokenizer(dest)
+def _write_tokenizer(dest: Path, vocab_size: int, pad: str, find: Callable[[int], Path | None]) -> None:
+    if write_tokenizer(dest, vocab_size, pad):
         return
     source = find(vocab_size)
     if source is None:
         raise MissingTokenizer(
-            f"no CLIP tokenizer with {vocab_size} tokens was found; a single-file checkpoint carries none. "
-            "Put any diffusers folder of the same family (e.g. stable-diffusion-v1-5) in a model folder."
+            f"no CLIP tokenizer with {vocab_size} tokens was found; a single-file checkpoint carries none "
+            "(Paintwire ships the standard 49408-token one). Put a diffusers folder whose text encoder has "
+            f"{vocab_size} tokens in a model folder: its tokenizer is used."
         )
     dest.mkdir(parents=True, exist_ok=True)
     for name in TOKENIZER_FILES:  # only these: a cached CLIP repository also holds its weights
         if (source / name).is_file():
             shutil.copy2(source / name, dest / name)
-
-
-def write_byte_tokenizer(dest: Path) -> None:
-    """A byte-level CLIP vocabulary (every byte character, with and without
-    ``</w>``, plus start and end): any text tokenises with it."""
-    from transformers import CLIPTokenizer
-
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    chars = [chr(c) for c in cs]
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    dest.mkdir(parents=True, exist_ok=True)
-    _write(dest / "vocab.json", {t: i for i, t in enumerate(tokens)})
-    (dest / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    CLIPTokenizer(str(dest / "vocab.json"), str(dest / "merges.txt"), model_max_length=77).save_pretrained(dest)
 
 
 def _write(path: Path, obj: Any) -> None:

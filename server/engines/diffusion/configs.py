@@ -43,7 +43,22 @@ def _count(shapes: Shapes, pattern: str) -> int:
     return len({m.group(1) for k in shapes if (m := rx.match(k))})
 
 
-def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
+# Prediction types (scheduler_config.json's prediction_type). SD2's 768 px models
+# predict v, its 512 px base predicts noise; the tensors do not tell, so the
+# default for SD2 is the common 768 px kind and a file beside the checkpoint
+# says otherwise (sidecar.py).
+EPSILON, V_PREDICTION = "epsilon", "v_prediction"
+
+
+def default_prediction(family: str) -> str:
+    return V_PREDICTION if family == SD2 else EPSILON
+
+
+def _is_sd2_768(family: str, prediction: str | None) -> bool:
+    return family == SD2 and (prediction or default_prediction(family)) == V_PREDICTION
+
+
+def unet_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
     conv_in = shapes[UNET + "input_blocks.0.0.weight"]
     levels = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.op\.weight") + 1
     resnets = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.in_layers\.0\.weight")
@@ -64,12 +79,14 @@ def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
         "block_out_channels": channels, "layers_per_block": layers, "cross_attention_dim": context,
         "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn],
         "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
-        "transformer_layers_per_block": depth, "use_linear_projection": len(proj_in) == 2,
-        "sample_size": {SDXL: 128, SD2: 96}.get(family, 64) if real else 8,
+        "transformer_layers_per_block": depth if len(set(depth)) > 1 else depth[0], "use_linear_projection": len(proj_in) == 2,
+        "sample_size": (128 if family == SDXL else 96 if _is_sd2_768(family, prediction) else 64) if real else 8,
         "norm_num_groups": 32,
     }
     # SD1 configs count heads (8 everywhere); SD2 and SDXL use 64-wide heads.
     config["attention_head_dim"] = 8 if family not in (SD2, SDXL) else [max(1, c // 64) for c in channels]
+    if _is_sd2_768(family, prediction):
+        config["upcast_attention"] = True  # as SD2.1-768 publishes it: its attention overflows in fp16
     if family == SDXL:
         label = shapes[UNET + "label_emb.0.0.weight"]
         pooled = shapes.get(OPEN_CLIP_XL + "text_projection", (0, 1280))[1]
@@ -78,7 +95,7 @@ def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
     return config
 
 
-def vae_config(shapes: Shapes, family: str) -> dict[str, Any]:
+def vae_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
     levels = _count(shapes, re.escape(VAE) + r"encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
     layers = _count(shapes, re.escape(VAE) + r"encoder\.down\.0\.block\.(\d+)\.conv1\.weight")
     channels = [shapes[f"{VAE}encoder.down.{i}.block.{layers - 1}.conv2.weight"][0] for i in range(levels)]
@@ -87,7 +104,7 @@ def vae_config(shapes: Shapes, family: str) -> dict[str, Any]:
         "latent_channels": shapes[VAE + "quant_conv.weight"][0] // 2,
         "block_out_channels": channels, "layers_per_block": layers, "norm_num_groups": 32,
         "down_block_types": ["DownEncoderBlock2D"] * levels, "up_block_types": ["UpDecoderBlock2D"] * levels,
-        "sample_size": 1024 if family == SDXL else 512,
+        "sample_size": 1024 if family == SDXL else 768 if _is_sd2_768(family, prediction) else 512,
         "scaling_factor": 0.13025 if family == SDXL else 0.18215,
         "force_upcast": family == SDXL,  # the SDXL VAE overflows in fp16
     }
@@ -120,17 +137,18 @@ def clip_config(shapes: Shapes, prefix: str, open_clip: bool = False, projection
     return config
 
 
-def scheduler_config(family: str) -> dict[str, Any]:
+def scheduler_config(family: str, prediction: str | None = None) -> dict[str, Any]:
     return {
         "_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
-        # SD2's 768 px models predict v; the 512 px base predicts epsilon (not visible in the tensors).
-        "prediction_type": "v_prediction" if family == SD2 else "epsilon", "timestep_spacing": "leading",
+        "prediction_type": prediction or default_prediction(family), "timestep_spacing": "leading",
     }
 
 
-def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: str, find_tokenizer: Callable[[int, str], Path | None]) -> Path:
-    """Write model_index.json and every component's config (no weights) to ``folder``."""
+def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: str,
+                   find_tokenizer: Callable[[int, str], Path | None], prediction: str | None = None) -> Path:
+    """Write model_index.json and every component's config (no weights) to ``folder``.
+    ``prediction`` is the declared prediction type (None: the family's default)."""
     folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {
         "_class_name": pipeline_class, "_diffusers_version": "0.42.1",
@@ -148,9 +166,9 @@ def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: st
         te1 = clip_config(shapes, OPEN_CLIP, open_clip=True) if family == SD2 else clip_config(shapes, CLIP_L)
         index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
         encoders = {"text_encoder": te1}
-    _write(folder / "unet" / "config.json", unet_config(shapes, family))
-    _write(folder / "vae" / "config.json", vae_config(shapes, family))
-    _write(folder / "scheduler" / "scheduler_config.json", scheduler_config(family))
+    _write(folder / "unet" / "config.json", unet_config(shapes, family, prediction))
+    _write(folder / "vae" / "config.json", vae_config(shapes, family, prediction))
+    _write(folder / "scheduler" / "scheduler_config.json", scheduler_config(family, prediction))
     for sub, config in encoders.items():
         _write(folder / sub / "config.json", config)
         tok_sub = sub.replace("text_encoder", "tokenizer")

@@ -2,9 +2,10 @@
 
 The checkpoints are header-only sparse files: a safetensors header describing
 every full-size tensor, the file extended to its full length with no data on
-disk. The expected values below are those of the published diffusers
-repositories' config.json files (stable-diffusion-v1-5, stable-diffusion-inpainting,
-stable-diffusion-2-1, stable-diffusion-xl-base-1.0, stable-diffusion-xl-1.0-inpainting-0.1).
+disk. The expected values (fixtures/real_sizes.py) are those of the published
+diffusers repositories' config.json files (stable-diffusion-v1-5,
+stable-diffusion-inpainting, stable-diffusion-2-1, stable-diffusion-xl-base-1.0,
+stable-diffusion-xl-1.0-inpainting-0.1).
 """
 
 from __future__ import annotations
@@ -22,47 +23,11 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures.real_sizes import (  # noqa: E402
-    CLIP_L_SD, CLIP_L_XL, OPEN_CLIP_SD2, OPEN_CLIP_XL, checkpoint_shapes, text_shapes, unet_shapes, vae_shapes,
-    write_header_only,
+    CLIP_L, CLIP_L_SD, CLIP_L_XL, OPEN_CLIP_BIGG, OPEN_CLIP_H, OPEN_CLIP_SD2, OPEN_CLIP_XL, SCHEDULER, SD2_UNET, SD2_VAE,
+    SD15_UNET, SD_VAE, SDXL_UNET, SDXL_VAE, checkpoint_shapes, text_shapes, unet_shapes, vae_shapes, write_header_only,
 )
 from paintwire.server.engines.diffusion.configs import write_skeleton  # noqa: E402
 from paintwire.server.engines.diffusion.models import ModelRegistry, read_header  # noqa: E402
-
-SD_DOWN = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"]
-SD_UP = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]
-UNET_COMMON = {
-    "act_fn": "silu", "center_input_sample": False, "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0,
-    "layers_per_block": 2, "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "out_channels": 4,
-    "time_embedding_type": "positional", "time_embedding_dim": None, "class_embed_type": None, "num_class_embeds": None,
-}
-SD15_UNET = {**UNET_COMMON, "attention_head_dim": 8, "block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 768,
-             "down_block_types": SD_DOWN, "up_block_types": SD_UP, "in_channels": 4, "sample_size": 64,
-             "use_linear_projection": False, "upcast_attention": False, "transformer_layers_per_block": 1}
-SD2_UNET = {**SD15_UNET, "attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024, "sample_size": 96,
-            "use_linear_projection": True, "upcast_attention": True, "dual_cross_attention": False, "only_cross_attention": False}
-SDXL_UNET = {**UNET_COMMON, "addition_embed_type": "text_time", "addition_embed_type_num_heads": 64, "addition_time_embed_dim": 256,
-             "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280], "cross_attention_dim": 2048,
-             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-             "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"], "in_channels": 4,
-             "projection_class_embeddings_input_dim": 2816, "sample_size": 128, "transformer_layers_per_block": [1, 2, 10],
-             "use_linear_projection": True}
-SD_VAE = {"act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
-          "in_channels": 3, "latent_channels": 4, "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3,
-          "sample_size": 512, "up_block_types": ["UpDecoderBlock2D"] * 4, "scaling_factor": 0.18215}
-SD2_VAE = {**SD_VAE, "sample_size": 768}
-SDXL_VAE = {**SD_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
-# Text encoders. Left out on purpose: the CLIPTextModel configs' projection_dim
-# (no projection layer exists in that class) and the bos/eos/pad ids 0/2/1, which
-# are placeholders in the published files (the tokenizers' ids are what count).
-CLIP_L = {"hidden_act": "quick_gelu", "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-          "num_hidden_layers": 12, "max_position_embeddings": 77, "vocab_size": 49408, "layer_norm_eps": 1e-05}
-OPEN_CLIP_H = {"hidden_act": "gelu", "hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16,
-               "num_hidden_layers": 23, "max_position_embeddings": 77, "vocab_size": 49408, "layer_norm_eps": 1e-05}
-OPEN_CLIP_BIGG = {"hidden_act": "gelu", "hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 20,
-                  "num_hidden_layers": 32, "max_position_embeddings": 77, "vocab_size": 49408, "layer_norm_eps": 1e-05,
-                  "projection_dim": 1280}
-SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
-             "steps_offset": 1}
 
 # The OpenCLIP towers in the files are whole: SD2 uses all but the last of its 24 layers.
 SD2_FILE_ENCODER = {**OPEN_CLIP_H, "num_hidden_layers": 24, "projection_dim": 1024}

@@ -219,7 +219,7 @@ def test_an_upscaler_file_spandrel_does_not_know_is_a_clear_error(models, tmp_pa
 
     (tmp_path / "upscalers").mkdir()  # listed by its folder; its tensors are no architecture spandrel knows
     save_file({"conv_first.weight": torch.zeros(4, 3, 3, 3)}, str(tmp_path / "upscalers" / "4x-odd.safetensors"))
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", tmp_path / "upscalers"]))
+    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", tmp_path]))
     try:
         assert {m.name: m.kind for m in eng.models()}["4x-odd"] == "upscaler"
         img = np.full((16, 16, 4), 200, np.uint8)

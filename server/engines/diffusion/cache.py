@@ -33,7 +33,7 @@ class LoadedModel:
     scheduler_config: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.scheduler_config = self.base.scheduler.config
+        self.scheduler_config = getattr(getattr(self.base, "scheduler", None), "config", None)
 
     def pipeline(self, task: str) -> Any:
         """The pipeline for ``task`` (txt2img, img2img, inpaint), sharing the base's components."""

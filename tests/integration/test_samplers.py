@@ -14,7 +14,7 @@ from paintwire.server.engines.diffusion.samplers import SAMPLERS
 
 W = H = 32
 # Every sampler with its usual schedule, and every schedule with one sampler that takes them all
-# (that each sampler builds with each schedule it takes is checked in tests/unit/test_samplers.py).
+# (that each sampler builds with each schedule it takes is checked in tests/unit/test_sampler_vocabulary.py).
 COMBOS = [(name, "automatic") for name in SAMPLERS] + [("euler", s) for s in ("uniform", "karras", "exponential", "sgm_uniform")]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection
 
-from paintwire.protocol import Capabilities, InputKind, ModeSpec
+from paintwire.protocol import Capabilities, InputKind, ModeSpec, ModelInfo
 
 
 class ChoiceError(ValueError):
@@ -72,11 +72,20 @@ def model_choices(caps: Capabilities | None, mode_name: str) -> list[Choice]:
         if mode is None or not engine.usable:
             continue
         models = [m for m in caps.models if m.engine == engine.name and m.kind in mode.model_kinds]
-        if models:
+        if any(not m.usable for m in models):
+            models = [m for m in models if m.usable]  # shown with their reason (unusable_models), never offered
+            out.extend(Choice(engine.name, m.name, m.label or m.name) for m in models)
+        elif models:
             out.extend(Choice(engine.name, m.name, m.label or m.name) for m in models)
         else:
             out.append(Choice(engine.name, None, engine.label))
     return out
+
+
+def unusable_models(caps: Capabilities | None) -> list[ModelInfo]:
+    """Models the server found but cannot use: a host shows each with its ``problem``
+    instead of offering it."""
+    return [m for m in caps.models if not m.usable] if caps is not None else []
 
 
 def find_mode(caps: Capabilities | None, engine: str, mode_name: str) -> ModeSpec | None:

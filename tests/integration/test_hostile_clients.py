@@ -136,7 +136,7 @@ async def test_cancelling_a_large_classical_upscale_stops_within_a_tile():
                     if message.stage == "upscaling" and message.step >= 1:
                         total = message.total
                         break
-            assert stages[0] == "decoding" and total == 16
+            assert stages[0] == "reading the image" and total == 16
             await p.ws.send(p.conn.cancel(job))
             final = await p.final(job)
             assert isinstance(final, Cancelled)
@@ -324,7 +324,7 @@ async def test_a_cancel_during_a_big_png_decode_does_not_wait_for_the_decode():
         async with peer(url) as p:
             image = ImagePayload(side, side, PixelFormat.RGBA8, png, Encoding.PNG)
             job = await p.job_id(await p.submit(JobRequest("classical", "upscale", image, params={"scale": 1.0})))
-            while not any(isinstance(m, Progress) and m.stage == "decoding" for m in p.events):
+            while not any(isinstance(m, Progress) and m.stage == "reading the image" for m in p.events):
                 await p.next()
             await p.ws.send(p.conn.cancel(job))
             final = await p.final(job)

@@ -91,6 +91,15 @@ class Controller:
         self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.{lacking}")
         self.view.refresh()
 
+    def capabilities_changed(self, caps: Capabilities) -> None:
+        """The server's models changed (pushed, or after Refresh): new lists, no reconnect."""
+        before = {m.name for m in self.state.capabilities.models} if self.state.capabilities else set()
+        self.state.set_capabilities(caps, self.state.server_name)
+        self.view.refresh()
+        if not self.state.busy:
+            added = len({m.name for m in caps.models} - before)
+            self.view.show_status(f"Models: {len(caps.models)}" + (f", {added} new." if added else ", nothing new."))
+
     def disconnected(self, reason: str) -> None:
         if self.state.busy:
             self.state.finish_job(None)

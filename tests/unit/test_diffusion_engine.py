@@ -18,7 +18,7 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
-from paintwire.protocol import ErrorCode, ProtocolError, validate_params  # noqa: E402
+from paintwire.protocol import ErrorCode, Phase, ProtocolError, validate_params  # noqa: E402
 from paintwire.server.config import ServerConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobCancelledError, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
@@ -148,7 +148,7 @@ def test_a_real_vocabulary_single_file_alone_in_an_empty_folder_generates(tmp_pa
     assert [t.pad_token for t in tokenizers] == {"sd15": ["<|endoftext|>"], "sd2": ["!"], "sdxl": ["<|endoftext|>", "!"]}[kind]
 
 
-def test_cancel_stops_within_a_step_without_decoding(engine):
+def test_cancel_during_the_first_step_stops_it_without_decoding(engine):
     loaded = engine.cache.get(engine.registry.get("sd15"))
     decodes = []
     original = loaded.base.vae.decode
@@ -156,15 +156,15 @@ def test_cancel_stops_within_a_step_without_decoding(engine):
     cancel = threading.Event()
     steps = []
 
-    def on_progress(step, total, stage):
-        if stage == "denoising":
-            steps.append(step)
-            cancel.set()  # the owner cancels during the first step
+    def on_progress(update):
+        if update.phase is Phase.DENOISING:
+            steps.append(update.step)
+            cancel.set()  # the owner cancels as the first step begins
 
     try:
         with pytest.raises(JobCancelledError):
             engine.run(job(engine, "txt2img", steps=20), JobContext(cancel, on_progress))
-        assert steps == [1] and decodes == []
+        assert steps == [0] and decodes == []  # stopped inside the first step
         engine.run(job(engine, "txt2img"), JobContext())
         assert decodes == [1]
     finally:

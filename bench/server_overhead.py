@@ -29,8 +29,8 @@ import numpy as np
 from _common import machine, median_of, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, JobRequest, Preview, Progress, Queued, Started, encode, raw_image
 from paintwire.server.imaging import array_to_payload
-from paintwire.server.masks import Box
-from paintwire.server.scheduler import _shrink
+from paintwire.server.layers import Box
+from paintwire.server.runner import _shrink
 
 
 def served(client: Client, request: JobRequest, repeat: int, warmup: bool = True) -> dict[str, float]:

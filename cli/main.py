@@ -97,7 +97,9 @@ def _serve(args: argparse.Namespace) -> int:
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from paintwire.server.logtext import configure as configure_logging
+
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
         overrides = overrides_from_args(args)
         if isinstance(overrides.get("engines"), str):

@@ -7,7 +7,6 @@ thread while ``run`` is waiting for events.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidURI, InvalidHandshake
 from websockets.sync.client import ClientConnection as WebSocket
 from websockets.sync.client import connect
 
+from .addresses import is_loopback_host
 from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
 from .messages import Cancelled, Capabilities, Error, JobRequest, Queued, Result
@@ -48,12 +48,7 @@ def _is_loopback(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class ClientError(Exception):

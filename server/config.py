@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import ipaddress
 import dataclasses
 import os
 import tomllib
@@ -17,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from paintwire.protocol.addresses import is_loopback_host
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # PAINTWIRE_* variables that are not server settings: the file's own location,
@@ -54,6 +54,16 @@ class ServerConfig:
     max_steps: int = 150
     max_batch: int = 8
     previews_per_second: float = 4.0
+    # Sending: over this many unsent bytes a client's next job waits until it
+    # reads (one result may exceed it; see docs/security.md for the bound), and
+    # a client whose socket takes no byte for send_timeout seconds is dropped.
+    max_unsent_bytes: int = 64 << 20
+    send_timeout: float = 60.0
+    # Connections: the websocket upgrade and the hello must both come within
+    # hello_timeout seconds; more connections than these limits are refused.
+    hello_timeout: float = 10.0
+    max_connections: int = 256
+    max_connections_per_address: int = 32
     # Browser pages may not connect unless their Origin is listed here.
     allowed_origins: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=lambda: ["classical", "diffusers"])
@@ -70,15 +80,14 @@ class ServerConfig:
             raise ConfigError("max_steps and max_batch must be at least 1.")
         if self.previews_per_second < 0:
             raise ConfigError("previews_per_second must be 0 (off) or more.")
+        if self.max_unsent_bytes < 0 or self.send_timeout <= 0 or self.hello_timeout <= 0:
+            raise ConfigError("max_unsent_bytes must be 0 or more, send_timeout and hello_timeout more than 0.")
+        if self.max_connections < 1 or self.max_connections_per_address < 1:
+            raise ConfigError("max_connections and max_connections_per_address must be at least 1.")
 
     @property
     def is_loopback(self) -> bool:
-        if self.host in LOOPBACK:
-            return True
-        try:  # an address, not a name: "127.evil.example" must not count as loopback
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}

@@ -1,6 +1,7 @@
 """The region an inpaint works on, and turning its output into a result layer.
 
-Every engine inpaints through this: the mask is inverted and feathered, the
+Every engine inpaints through this: the mask is inverted and feathered (inside
+the selection by default; outwards too on request, as the WebUI does), the
 work area is the mask's bounds plus padding (or the whole picture), and the
 generated pixels come back as a layer covering only the mask's bounds, whose
 alpha is the feathered mask. Placed over the original, that layer leaves every
@@ -17,8 +18,7 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from . import masks
-from .engines.base import OutputLayer
-from .masks import Box
+from .layers import Box, OutputLayer
 
 
 @dataclass
@@ -29,11 +29,14 @@ class InpaintRegion:
     mask: np.ndarray  # (h, w) feathered mask at ``area``
 
 
-def prepare_region(image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False) -> InpaintRegion:
-    """Raises ProtocolError(BAD_MASK) when the mask selects nothing."""
+def prepare_region(
+    image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False, blur_outward: bool = False
+) -> InpaintRegion:
+    """Raises ProtocolError(BAD_MASK) when the mask selects nothing. The feather
+    stays inside the mask unless ``blur_outward`` (the WebUI's mask blur)."""
     if invert:
         mask = masks.invert(mask)
-    blurred = masks.blur_around(mask, blur)
+    blurred = masks.blur_around(mask, blur) if blur_outward else masks.feather_within(mask, blur)
     inner = masks.bounds(blurred[0]) if blurred is not None else None
     if blurred is None or inner is None:
         raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from paintwire.protocol import ModelInfo, ModeSpec
 
-from ..masks import Box
+from ..layers import Box, OutputLayer
 
 
 class JobCancelledError(Exception):
@@ -41,18 +41,6 @@ class EngineJob:
     mask: np.ndarray | None = None
     model: str | None = None
     max_output_pixels: int = 8192 * 8192
-
-
-@dataclass
-class OutputLayer:
-    """A result layer: RGBA pixels placed at (x, y) on the output canvas."""
-
-    pixels: np.ndarray  # (h, w, 4) uint8, straight alpha
-    x: int
-    y: int
-    name: str
-    seed: int | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,10 +77,6 @@ class JobContext:
         self._on_preview = on_preview if previews_per_second > 0 else None
         self._preview_interval = 1.0 / previews_per_second if previews_per_second > 0 else float("inf")
         self._last_preview = float("-inf")
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():

@@ -14,8 +14,10 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ModelInfo, ModelKind, ModeSpec, ParamSpec, ParamType, PlacementKind, ProtocolError
 
 from .. import masks
+from ..layers import OutputLayer
 from ..region import prepare_region, region_layer
-from .base import Engine, EngineJob, EngineOutput, JobContext, OutputLayer
+from ..resample import lanczos_resize
+from .base import Engine, EngineJob, EngineOutput, JobContext
 from .common import IMAGE_INPUT, MASK_PARAMS, SELECTION_MASK, UPSCALE_PARAMS, ModeOrder
 
 METHOD = ParamSpec(
@@ -62,7 +64,9 @@ class ClassicalEngine(Engine):
 
     def _inpaint(self, job: EngineJob, ctx: JobContext) -> OutputLayer:
         p = job.params
-        region = prepare_region(job.image, job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"])
+        region = prepare_region(
+            job.image, job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"], invert=p["invert_mask"], padding=p["padding"]
+        )
         rgb = np.ascontiguousarray(region.image[..., :3])
         # What the engine fills is the hard core of the mask; the feathered rim
         # is blended from it by the layer's alpha.
@@ -73,7 +77,7 @@ class ClassicalEngine(Engine):
             ctx.progress(0, 1, "inpainting")
             out = bounded_inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
             ctx.progress(1, 1, "inpainting")
-        return region_layer(region, out, f"Inpaint ({p['method']})", settings={"engine": self.name, "mode": "inpaint", **p})
+        return region_layer(region, out, f"Inpaint ({p['method']})", settings=dict(p))
 
     def _upscale(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
@@ -87,9 +91,8 @@ class ClassicalEngine(Engine):
                 "job.params.scale",
             )
         ctx.progress(0, 1, "upscaling")
-        pixels = lanczos_resize(job.image, out_w, out_h)
-        ctx.progress(1, 1, "upscaling")
-        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings={"engine": self.name, "mode": "upscale", **p})
+        pixels = lanczos_resize(job.image, out_w, out_h, on_tile=lambda i, n: ctx.progress(i, n, "upscaling"))
+        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings=dict(p))
         return EngineOutput([layer], out_w, out_h)
 
 
@@ -117,14 +120,3 @@ def bounded_inpaint(rgb: np.ndarray, hole: np.ndarray, radius: float, method: in
     filled = cv2.inpaint(small_rgb, small_hole, max(1.0, radius / factor), method)
     up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.where(hole[..., None] > 0, up, rgb)
-
-
-def lanczos_resize(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize RGBA with Lanczos on premultiplied colour, so transparent pixels
-    do not bleed dark fringes into the edges of opaque ones."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255
-    premul = np.concatenate([rgba[..., :3].astype(np.float32) * alpha, alpha * 255], axis=2)
-    resized = cv2.resize(premul, (width, height), interpolation=cv2.INTER_LANCZOS4)
-    a = np.clip(resized[..., 3:4], 0, 255)
-    colour = resized[..., :3] / np.maximum(a / 255, 1e-6)
-    return np.clip(np.concatenate([colour, a], axis=2) + 0.5, 0, 255).astype(np.uint8)

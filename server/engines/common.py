@@ -34,8 +34,15 @@ def labels_for(values: Sequence[str], labels: Mapping[str, str]) -> tuple[str, .
 
 MASK_BLUR = ParamSpec(
     "mask_blur", ParamType.INT, 4, "Mask blur",
-    "Feathers the mask edge by this many pixels, so new and old pixels blend without a seam.",
+    "Feathers the mask edge by this many pixels, so new and old pixels blend without a seam. "
+    "The feather stays inside the selection: every pixel outside it is kept exactly.",
     minimum=0, maximum=64,
+)
+MASK_BLUR_OUTWARD = ParamSpec(
+    "mask_blur_outward", ParamType.BOOL, False, "Blur outward (WebUI)",
+    "Blur the mask edge both ways, as the WebUI does: the blend then reaches about 2.5 x mask blur "
+    "pixels beyond the selection, changing pixels outside it.",
+    group="advanced",
 )
 INVERT_MASK = ParamSpec(
     "invert_mask", ParamType.BOOL, False, "Inpaint not masked",
@@ -63,5 +70,5 @@ TARGET_HEIGHT = ParamSpec(
     "Output height in pixels; 0 means the input's height times the scale.", minimum=0, maximum=16384, group="advanced",
 )
 
-MASK_PARAMS = (MASK_BLUR, INVERT_MASK, PADDING)
+MASK_PARAMS = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING)
 UPSCALE_PARAMS = (SCALE, TARGET_WIDTH, TARGET_HEIGHT)

@@ -13,7 +13,7 @@ from helpers import layer_pixels, mask_payload, rgba_payload
 from fixtures.tiny_models import EMBEDDING, LORA, SD15, SD15_INPAINT, SDXL, SDXL_SINGLE, SINGLE, VAE
 from paintwire.protocol import Client, ErrorCode, JobCancelled, JobFailed, JobRequest
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
+from paintwire.server.layers import OutputLayer
 from paintwire.server.region import flatten
 
 W = H = 64
@@ -46,10 +46,10 @@ def flat(image, result, i=0):
 MASK = box_mask(W, H, 16, 20, 28, 24)
 
 
-def assert_inpainted(image, mask, result, blur=4):
+def assert_inpainted(image, mask, result, blur=4, outward=False):
     """The result differs inside the mask and equals the input, bit for bit, outside it."""
     out = flat(image, result)
-    soft = masks.blur(mask, blur)
+    soft = masks.feather(mask, blur, outward)
     assert np.array_equal(out[soft == 0], image[soft == 0])
     assert (out[mask > 0] != image[mask > 0]).any(axis=-1).mean() > 0.5
     return out
@@ -240,7 +240,7 @@ def test_inpaint_changes_the_mask_only_and_places_the_layer(client):
     image = picture()
     result = run(client, "inpaint", image, MASK, strength=0.9)
     (layer,) = result.layers
-    soft = masks.blur(MASK, 4)
+    soft = masks.feather(MASK, 4)  # the default: feathered inside the mask only
     box = masks.bounds(soft)
     assert (result.width, result.height) == (W, H)
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (box.x, box.y, box.width, box.height)
@@ -261,9 +261,13 @@ def test_invert_mask_regenerates_the_outside(client):
 def test_mask_blur_sets_the_feather(client):
     image = picture()
     result = run(client, "inpaint", image, MASK, strength=0.9, mask_blur=8)
-    soft = masks.blur(MASK, 8)
+    soft = masks.feather(MASK, 8)
     assert np.array_equal(pixels(result)[..., 3], masks.crop(soft, masks.bounds(soft)))
     assert_inpainted(image, MASK, result, blur=8)
+    webui = run(client, "inpaint", image, MASK, strength=0.9, mask_blur=8, mask_blur_outward=True)
+    soft = masks.blur(MASK, 8)
+    assert np.array_equal(pixels(webui)[..., 3], masks.crop(soft, masks.bounds(soft)))
+    assert_inpainted(image, MASK, webui, blur=8, outward=True)
 
 
 @pytest.mark.parametrize("content", ["fill", "latent_noise", "latent_nothing"])

@@ -185,7 +185,7 @@ def test_form_fields_follow_the_param_specs():
     assert (by_name["strength"].kind, by_name["strength"].step, by_name["strength"].digits) == ("float", 0.01, 2)
     assert (by_name["seed"].kind, by_name["seed"].minimum, by_name["seed"].maximum) == ("seed", -1, 2**32 - 1)
     kinds = {f.name: f.kind for f in kit_form.fields(INPAINT, {})}
-    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "invert_mask": "bool", "padding": "int"}
+    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "mask_blur_outward": "bool", "invert_mask": "bool", "padding": "int"}
 
 
 def test_form_starts_from_the_last_arguments_leniently():

@@ -12,10 +12,10 @@ import torch
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from ... import masks
-from ...masks import Box
+from ...layers import Box, OutputLayer
 from ...region import InpaintRegion, flatten, prepare_region, region_layer
-from ..base import EngineJob, EngineOutput, JobContext, OutputLayer
-from ..classical import lanczos_resize
+from ...resample import lanczos_resize
+from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
 from .generate import Sampling, denoise, encode, generators, to_pil
@@ -25,9 +25,6 @@ from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .upscalers import load_upscaler, run_upscaler
-
-ENGINE = "diffusers"
-
 
 @dataclass
 class ModeRunner:
@@ -44,7 +41,8 @@ class ModeRunner:
 
     def settings(self, seed: int, **extra: Any) -> dict[str, Any]:
         model = self.loaded.entry.name if self.loaded else None
-        return {"engine": ENGINE, "mode": self.job.mode, "model": model, **self.p, "seed": seed, **extra}
+        # The runner adds the engine's name and the mode to every layer's settings.
+        return {"model": model, **self.p, "seed": seed, **extra}
 
     def previews(self, box: Box) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)
@@ -117,7 +115,8 @@ class ModeRunner:
 
     def inpaint(self) -> EngineOutput:
         image, p = self.job.image, self.p
-        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"],
+        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
+                                invert=p["invert_mask"], padding=p["padding"],
                                 whole_picture=p["inpaint_area"] == "whole_picture")
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
@@ -226,7 +225,7 @@ class ModeRunner:
         width, height = p["width"] or max(1, round(w * p["scale"])), p["height"] or max(1, round(h * p["scale"]))
         self.check_size(width, height, "job.params.scale")
         if p["upscaler"] == "lanczos":
-            up = lanczos_resize(image, width, height)
+            up = lanczos_resize(image, width, height, on_tile=lambda i, n: self.ctx.progress(i, n, "upscaling"))
         else:
             entry = self.registry.get(p["upscaler"])
             if entry is None or entry.kind != UPSCALER:

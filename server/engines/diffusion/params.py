@@ -6,7 +6,7 @@ import dataclasses
 
 from paintwire.protocol import CHECKPOINT_KINDS, InputKind, InputSpec, ModeSpec, ParamSpec, ParamType, PlacementKind
 
-from ..common import IMAGE_INPUT, INVERT_MASK, MASK_BLUR, PADDING, SCALE, SEED, SELECTION_MASK, TARGET_HEIGHT, TARGET_WIDTH, labels_for
+from ..common import IMAGE_INPUT, INVERT_MASK, MASK_BLUR, MASK_BLUR_OUTWARD, PADDING, SCALE, SEED, SELECTION_MASK, TARGET_HEIGHT, TARGET_WIDTH, labels_for
 from ..common import ModeOrder
 
 SCHEDULERS = ("dpmpp_2m_karras", "dpmpp_2m", "euler_a", "euler", "ddim", "unipc")
@@ -106,7 +106,7 @@ OUTPAINT_MASKED_CONTENT = dataclasses.replace(MASKED_CONTENT, default="fill")
 
 SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SEED, BATCH, CLIP_SKIP, VAE)
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
-INPAINT = (MASK_BLUR, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
+INPAINT = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
 SKETCH_INPUT = InputSpec(
     InputKind.SKETCH, required=False, label="Sketch layer",

@@ -171,7 +171,7 @@ def classical_case(args: argparse.Namespace) -> list[tuple]:
     def direct() -> None:
         marks.clear()
         start = time.perf_counter()
-        engine.run(EngineJob("d", "inpaint", params, image, mask), JobContext(on_progress=lambda s, t, st: marks.append(time.perf_counter() - start)))
+        engine.run(EngineJob("d", "inpaint", params, image, mask), JobContext(on_progress=lambda update: marks.append(time.perf_counter() - start)))
 
     t_direct = median_of(direct, args.repeat)
     step_time = statistics.median(np.diff(marks)) if len(marks) > 1 else t_direct / FILL_PASSES

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="show the server's engines, modes, parameters, models and limits")
     client_options(info)
     info.add_argument("--json", action="store_true", help="print the capabilities as JSON")
+    info.add_argument("--refresh", action="store_true", help="have the server look at its model folders again first (a model was just added)")
     info.set_defaults(handler=_info)
 
     def job_options(p: argparse.ArgumentParser, engine: str | None) -> None:
@@ -99,14 +100,20 @@ def _serve(args: argparse.Namespace) -> int:
 
     from paintwire.server.logtext import configure as configure_logging
 
-    configure_logging(logging.INFO if args.verbose else logging.WARNING)
+    from paintwire.server import logs
+
+    configure_logging(logging.WARNING)  # until the configuration says where the log goes
     try:
         overrides = overrides_from_args(args)
         if isinstance(overrides.get("engines"), str):
             overrides["engines"] = overrides["engines"].split(",")
         config = load_config(args.config, overrides=overrides)
+        log_where = logs.configure(args.verbose, config.log_file)
     except ConfigError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"paintwire: cannot write the log file {config.log_file}: {exc.strerror}.", file=sys.stderr)
         return EXIT_USAGE
 
     async def serve() -> None:
@@ -115,11 +122,8 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        engines = ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines)
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        print(f"Paintwire serving on ws://{host}:{port}/ws", flush=True)
-        print(f"  engines: {engines}", flush=True)
-        print(f"  models: {len(server.capabilities.models)}; health: http://{host}:{port}/health", flush=True)
+        for line in logs.summary(server, config.host, port, log_where):
+            print(line, flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)
         stop = asyncio.Event()
@@ -158,7 +162,7 @@ def _info(args: argparse.Namespace) -> int:
 
     try:
         with _client(args) as client:
-            caps = client.capabilities
+            caps = client.rescan() if args.refresh else client.capabilities
             server = client.protocol.server_name
     except (ClientError, JobFailed) as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
@@ -181,7 +185,7 @@ def _info(args: argparse.Namespace) -> int:
                 print(f"    {p.name} ({p.type.value}{rng}{choices}, default {p.default!r}): {p.help}")
         models = [m for m in caps.models if m.engine == engine.name]
         for m in models:
-            print(f"  model {m.name} ({m.kind})")
+            print(f"  model {m.name} ({m.kind})" + (f": cannot be used: {m.problem}" if m.problem else ""))
     return EXIT_OK
 
 

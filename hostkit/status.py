@@ -19,15 +19,14 @@ def event_text(event: JobEvent) -> str | None:
     if isinstance(event, Started):
         return "Working \u2026"
     if isinstance(event, Progress):
-        stage = event.stage[:1].upper() + event.stage[1:] if event.stage else "Working"
-        return f"{stage}: step {event.step} of {event.total}"
+        return event.describe()  # the phase and its step: "Denoising: step 3 of 20", "Loading model"
     return None
 
 
 def progress_fraction(event: JobEvent) -> float | None:
-    """How far a job is, 0 to 1, when ``event`` says so."""
-    if isinstance(event, Progress) and event.total > 0:
-        return min(max(event.step / event.total, 0.0), 1.0)
+    """How far the whole job is, 0 to 1 across its phases, when ``event`` says so."""
+    if isinstance(event, Progress):
+        return event.overall
     return None
 
 

@@ -74,6 +74,25 @@ class ParamGroup(str, enum.Enum):
     ADVANCED = "advanced"
 
 
+class Phase(str, enum.Enum):
+    """What a running job is doing (``Progress.phase``), in the order a job goes through them.
+    A client that meets a phase it does not know shows the progress event's ``stage`` word.
+    ``working`` is any engine work without a phase of its own (a classical fill)."""
+
+    PREPARING = "preparing"  # reading the request's pixels, preparing the region
+    LOADING_MODEL = "loading_model"
+    ENCODING = "encoding"  # the VAE turns pixels into latents (tile by tile when big)
+    DENOISING = "denoising"
+    DECODING = "decoding"  # the VAE turns latents back into pixels
+    UPSCALING = "upscaling"
+    WORKING = "working"
+    FINISHING = "finishing"  # packing the result layers to send
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
 E = TypeVar("E", bound=enum.Enum)
 
 

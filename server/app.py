@@ -18,6 +18,7 @@ from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
 from .memory import configure_allocator, release_memory
+from .model_watch import ModelWatch
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .session import Session, SessionLimits
@@ -51,6 +52,23 @@ class PaintwireServer:
         )
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
+        self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
+
+    def publish_capabilities(self) -> None:
+        """Rebuild the capabilities after a rescan; every session checks new jobs
+        against them, and those that asked are told when they changed."""
+        new = build_capabilities(self.engines, self.config)
+        if new == self.capabilities:
+            return
+        self.capabilities = new
+        log.info("models changed: %d now", len(new.models))
+        for session in list(self.sessions):
+            session.update_capabilities(new)
+
+    async def rescan(self) -> Capabilities:
+        """Look at the model folders now (a client asked); returns the capabilities after."""
+        await self.model_watch.rescan()
+        return self.capabilities
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20, middlewares=[self.guard.middleware])
@@ -65,10 +83,12 @@ class PaintwireServer:
         runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second)
         self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total)
         self.scheduler.start()
+        self.model_watch.start()
 
     async def _shutdown(self, app: web.Application) -> None:
         # Tell every open job's owner first (shutting_down), cancelling the running
         # job, then close every connection; the engine gets what time is left.
+        await self.model_watch.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         await asyncio.gather(*(s.shutdown(SHUTDOWN_GRACE_SECONDS) for s in list(self.sessions)))
@@ -86,7 +106,12 @@ class PaintwireServer:
         pre_authorized = token_matches(given, self.config.token)  # a valid token came with the handshake
         # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
-        await ws.prepare(request)
+        self.guard.frames_follow(request.transport)
+        try:
+            await ws.prepare(request)
+        except web.HTTPException:
+            self.guard.frames_follow(request.transport, False)
+            raise
         assert self.scheduler is not None
         session = Session(
             ws,
@@ -96,6 +121,7 @@ class PaintwireServer:
             authorize=lambda token: pre_authorized or self.access.authorized(token),
             limits=self.session_limits,
             transport=request.transport,
+            rescan=self.rescan,
         )
         self.sessions.add(session)
         try:
@@ -128,7 +154,7 @@ class PaintwireServer:
 
 def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config)) for e in engines),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), e.notice()) for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

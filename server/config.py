@@ -68,6 +68,11 @@ class ServerConfig:
     allowed_origins: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=lambda: ["classical", "diffusers"])
     memory_budget_gb: float = 0.0  # 0: let the model cache decide from the device's memory
+    # How often the model folders are checked for added, removed or changed models
+    # (names, sizes and times only); 0 turns the check off (clients can still ask for a rescan).
+    model_rescan_seconds: float = 5.0
+    # Where the log goes: empty for the terminal (stderr), or a file to append to.
+    log_file: str | None = None
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -84,6 +89,8 @@ class ServerConfig:
             raise ConfigError("max_unsent_bytes must be 0 or more, send_timeout and hello_timeout more than 0.")
         if self.max_connections < 1 or self.max_connections_per_address < 1:
             raise ConfigError("max_connections and max_connections_per_address must be at least 1.")
+        if self.model_rescan_seconds < 0:
+            raise ConfigError("model_rescan_seconds must be 0 (off) or more.")
 
     @property
     def is_loopback(self) -> bool:
@@ -155,6 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="most sampling steps a job may ask for (default 150)")
     parser.add_argument("--max-batch", type=int, help="most images one job may ask for (default 8)")
     parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
+    parser.add_argument("--log-file", dest="log_file", help="append the log to this file instead of the terminal")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 The scheduler decides which job runs when; the runner does the running:
 payloads to arrays, the engine's ``run``, result layers to payloads, and
-every failure to the job's final message. It reports each phase (decoding,
-the engine's own steps, encoding) as progress, and checks for a cancel
-between phases, so no step it takes outlasts a cancel by long.
+every failure to the job's final message. It reports its own phases
+(preparing: reading the request's pixels, the first update of every job;
+finishing: packing the result layers) around the engine's, and checks for a
+cancel between them, so no step it takes outlasts a cancel by long.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from paintwire.protocol import Cancelled, Error, ErrorCode, ImagePayload, Layer, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol import Cancelled, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
 from paintwire.protocol.messages import JobEvent
 
-from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
+from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
 from .imaging import array_to_payload, payload_to_array
 from .jobs import FinalEvent, Job
 from .layers import Box
@@ -58,7 +59,7 @@ class JobRunner:
 
     def _decode(self, job: Job, ctx: JobContext) -> EngineJob:
         request = job.checked.request
-        ctx.progress(0, 1, "decoding")
+        ctx.phase(Phase.PREPARING, 0, 1, "reading the image")  # the first update, before the (maybe big) pixels are read
         image = _decode(request.image, "job.image", ctx)
         mask = _decode(request.mask, "job.mask", ctx)
         return EngineJob(
@@ -73,13 +74,13 @@ class JobRunner:
 
     def _encode(self, job: Job, output: EngineOutput, ctx: JobContext) -> Result:
         request = job.checked.request
-        ctx.progress(0, len(output.layers), "encoding")
+        ctx.phase(Phase.FINISHING, 0, len(output.layers))
         layers = []
         for i, layer in enumerate(output.layers):
             settings = _wire_settings({"engine": request.engine, "mode": request.mode, **layer.settings})
             layers.append(Layer(array_to_payload(layer.pixels, request.output_format), layer.x, layer.y, layer.name, layer.seed, settings))
             layer.pixels = np.empty((0, 0, 4), np.uint8)  # drop the engine's copy as soon as it is encoded
-            ctx.progress(i + 1, len(output.layers), "encoding")
+            ctx.phase(Phase.FINISHING, i + 1, len(output.layers))
         return Result(job.id, tuple(layers), output.width, output.height, *output.offset)
 
 
@@ -91,9 +92,9 @@ def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.nda
     return array
 
 
-def _progress_sink(job: Job, send: EventSink) -> Callable[[int, int, str], None]:
-    def sink(step: int, total: int, stage: str) -> None:
-        send(Progress(job.id, step, total, stage))
+def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None]:
+    def sink(u: ProgressUpdate) -> None:
+        send(Progress(job.id, u.step, u.total, u.stage, u.phase.value, round(u.fraction, 4)))
 
     return sink
 

@@ -2,8 +2,9 @@
 the ordered stream of events back to this client only.
 
 A session gets what it needs and nothing more: a scheduler to hand jobs to,
-the capabilities to check them against, and an authorize function for the
-hello's token. It never sees the server.
+the capabilities to check them against (replaced when the models change), an
+authorize function for the hello's token, and a rescan function for a
+client's ``rescan``. It never sees the server.
 
 Sending is bounded. Frames wait in an outbox whose byte count the scheduler
 reads (``ready_for_work``): over ``max_unsent_bytes`` this client's next job
@@ -18,7 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -30,13 +31,14 @@ from paintwire.protocol import (
     ErrorCode,
     Hello,
     ProtocolError,
+    Rescan,
     ServerConnection,
     Submit,
     Welcome,
     __version__,
     check_job,
 )
-from paintwire.protocol.messages import Capabilities, ServerMessage
+from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
 
 from .jobs import JobOwner
 from .logtext import quoted
@@ -81,6 +83,7 @@ class Session:
         authorize: Callable[[str | None], bool],
         limits: SessionLimits,
         transport: asyncio.BaseTransport | None = None,
+        rescan: Callable[[], Awaitable[Capabilities]] | None = None,
     ) -> None:
         self.ws = ws
         self.peer = peer
@@ -89,6 +92,9 @@ class Session:
         self.authorize = authorize
         self.limits = limits
         self.transport = transport
+        self.rescan = rescan
+        self.wants_updates = False  # hello asked for a capabilities message whenever they change
+        self._tasks: set[asyncio.Task[None]] = set()
         self.conn = ServerConnection(max_pixels=limits.max_pixels)
         self.closed = False
         self.client_name: str | None = None
@@ -118,6 +124,18 @@ class Session:
             log.exception("refusing to send an out-of-order event")
             return
         self._queue(frame)
+
+    def update_capabilities(self, capabilities: Capabilities) -> None:
+        """The server's capabilities changed: check new jobs against these, and tell
+        the client if it asked to be told."""
+        self.capabilities = capabilities
+        if self.wants_updates and self.conn.state is ConnectionState.READY:
+            self.emit(CapabilitiesUpdate(capabilities))
+
+    async def _rescan_for_client(self) -> None:
+        assert self.rescan is not None
+        self.capabilities = await self.rescan()
+        self.emit(CapabilitiesUpdate(self.capabilities))  # the answer, changed or not (dropped if the client left)
 
     def _queue(self, frame: bytes) -> None:
         self._outbox.append(frame)
@@ -251,6 +269,13 @@ class Session:
                 self.scheduler.submit(self, message.ref, checked)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc, ref=message.ref))
+        elif isinstance(message, Rescan):
+            if self.rescan is None:
+                self.emit(Error(ErrorCode.UNKNOWN_TYPE, "This server cannot rescan its models.", "type"))
+            else:
+                task = asyncio.create_task(self._rescan_for_client())
+                self._tasks.add(task)  # keep a reference until done, or the loop may drop it
+                task.add_done_callback(self._tasks.discard)
         elif isinstance(message, Cancel):
             try:
                 self.scheduler.cancel(self, message.job)
@@ -263,6 +288,7 @@ class Session:
             self._queue(self.conn.reject(Error(ErrorCode.UNAUTHORIZED, "This server needs a token: pass the one it printed at start (--token).", "token")))
             return False
         self.client_name = hello.client
+        self.wants_updates = hello.updates
         self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True

@@ -27,7 +27,7 @@ def test_inpaint_writes_the_composited_image_and_layers(live_server, tmp_path):
     assert np.array_equal(out[outside], img[outside]) and not np.array_equal(out, img)
     meta = json.loads((tmp_path / "layers" / "layers.json").read_text())
     assert meta["layers"][0]["x"] == 30 and meta["layers"][0]["settings"]["method"] == "ns"
-    assert "1/1" in run.stderr  # the progress lines
+    assert "Preparing" in run.stderr and "100% Inpainting" in run.stderr  # the progress lines: phase and share done
 
 
 def test_upscale(live_server, tmp_path):

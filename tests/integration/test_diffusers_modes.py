@@ -90,8 +90,8 @@ def test_txt2img_size_seed_progress_and_previews(client):
     (layer,) = result.layers
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (0, 0, W, 48)
     assert layer.seed == 7 and layer.settings["seed"] == 7
-    steps = [(e.step, e.total) for e in events if e.TYPE == "progress" and e.total == 3]
-    assert steps == [(1, 3), (2, 3), (3, 3)]
+    steps = [(e.step, e.total) for e in events if e.TYPE == "progress" and e.phase == "denoising"]
+    assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]  # "step 0 of 3" as the first step begins
     previews = [e for e in events if e.TYPE == "preview"]
     assert previews and (previews[0].width, previews[0].height) == (W, 48)
 
@@ -290,7 +290,7 @@ def test_inpaint_colour_correction(client):
 def test_only_masked_works_at_native_resolution_and_pastes_back(client):
     image = picture(128, 96)
     mask = box_mask(128, 96, 70, 50, 20, 16)
-    whole = run(client, "inpaint", image, mask, strength=0.9)
+    whole = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="whole_picture")
     only = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="only_masked", padding=8)
     assert (only.layers[0].x, only.layers[0].y) == (whole.layers[0].x, whole.layers[0].y)
     assert_inpainted(image, mask, only)

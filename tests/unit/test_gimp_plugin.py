@@ -17,6 +17,7 @@ import pytest
 
 import paintwire.hostkit.modes  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
 from paintwire.hostkit import form as kit_form
+from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
@@ -460,3 +461,29 @@ def test_the_generic_procedure_runs_any_mode_and_its_dialog_may_switch_modes():
 def test_a_named_entry_keeps_its_mode_whatever_the_arguments_say():
     jobs.run("inpaint", Args(mode="upscale"), CONNECTION, FakeDocument(), FakeProgress(), client_factory=_factory())
     assert FakeClient.instances[-1].request.mode == "inpaint"
+
+
+def test_the_dialog_refreshes_the_models_and_unusable_ones_are_not_offered():
+    broken = ModelInfo("half", "diffusers", "sd15", "Half", problem="its tokenizer is missing (a tokenizer/ folder with vocab.json and merges.txt).")
+    before = Capabilities((DIFFUSERS,), (ModelInfo("sd15", "diffusers", "sd15"), broken), LIMITS)
+    after = Capabilities((DIFFUSERS,), before.models + (ModelInfo("new", "diffusers", "sd15"),), LIMITS)
+
+    class RescanClient(FakeClient):
+        def rescan(self):
+            self.rescanned = True
+            return after
+
+    seen = {}
+
+    def dialog(request):
+        seen["before"] = [c.model for c in request.choices("inpaint")]
+        seen["unusable"] = [m.name for m in kit_modes.unusable_models(request.capabilities)]
+        caps = request.refresh()  # the dialog's Refresh button
+        seen["after"] = [c.model for c in request.choices("inpaint", caps)]
+        return Args(engine="diffusers", model="new", params_json="{}", source="visible")
+
+    jobs.run("inpaint", Args(engine="diffusers", model="sd15"), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
+             client_factory=lambda url, name, token, timeout: RescanClient(url, name, token, timeout, caps=before))
+    assert seen == {"before": ["sd15"], "unusable": ["half"], "after": ["sd15", "new"]}
+    client = FakeClient.instances[-1]
+    assert client.rescanned and client.request.model == "new"  # a model found by the refresh runs

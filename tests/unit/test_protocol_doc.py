@@ -25,6 +25,7 @@ from paintwire.protocol import (
     Cancel,
     Cancelled,
     Capabilities,
+    CapabilitiesUpdate,
     EngineInfo,
     Error,
     ErrorCode,
@@ -46,6 +47,7 @@ from paintwire.protocol import (
     Progress,
     ProtocolError,
     Queued,
+    Rescan,
     Result,
     Started,
     Submit,
@@ -162,20 +164,22 @@ INPUT = InputSpec(InputKind.MASK, True, "Selection", "The selection is the mask.
 MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", params=(PARAM,), inputs=(InputSpec(InputKind.IMAGE), INPUT),
                 placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30)
 ENGINE = EngineInfo("classical", "Classical", (MODE,))
-MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV")
+MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
 JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8)
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {
-    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret"),
+    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True),
     "submit": Submit(7, JOB),
     "cancel": Cancel("abc"),
+    "rescan": Rescan(),
     "welcome": Welcome("paintwire/0.1.0", CAPS),
+    "capabilities": CapabilitiesUpdate(CAPS),
     "queued": Queued("abc", 7, 3),
     "started": Started("abc"),
-    "progress": Progress("abc", 2, 10, "inpainting"),
+    "progress": Progress("abc", 2, 10, "denoising", "denoising", 0.5),
     "preview": Preview("abc", IMAGE, 1, 2, 3, 4),
     "result": Result("abc", (LAYER,), 5, 6, 1, 2),
     "error": Error(ErrorCode.BAD_IMAGE, "Bad.", "job.image", "abc", 7),

@@ -152,17 +152,26 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
         start_source = InputSource.parse(request.args.source) if has_drawable else InputSource.VISIBLE
         sources.set_active_id(start_source.value)
         sources.set_sensitive(has_drawable)
-        for row, (text, widget) in enumerate((("Mode", modes), ("Model", models), ("Input", sources))):
+        refresh = Gtk.Button(label="Refresh")
+        refresh.set_tooltip_text("Have the server look at its model folders again (a model was just added)")
+        refresh.set_sensitive(request.refresh is not None)
+        model_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        model_row.pack_start(models, True, True, 0)
+        model_row.pack_start(refresh, False, False, 0)
+        unusable = Gtk.Label(xalign=0.0, wrap=True)  # models found but not loadable, with their reasons
+        unusable.get_style_context().add_class("dim-label")
+        for row, (text, widget) in enumerate((("Mode", modes), ("Model", model_row), ("Input", sources))):
             row_label = Gtk.Label(label=text, xalign=0.0)
             labels.add_widget(row_label)
             widget.set_hexpand(True)
             top.attach(row_label, 0, row, 1, 1)
             top.attach(widget, 1, row, 1, 1)
         content.pack_start(top, False, False, 0)
+        content.pack_start(unusable, False, False, 0)
 
         holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         content.pack_start(holder, True, True, 0)
-        state: dict[str, Any] = {"choices": [], "updating": False}
+        state: dict[str, Any] = {"choices": [], "updating": False, "caps": request.capabilities}
 
         def mode_name() -> str:
             return modes.get_active_id() or request.mode
@@ -173,7 +182,7 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
 
         def fill_models(*_: Any) -> None:
             previous = models.get_active_id() or request.initial.key
-            state["choices"] = request.choices(mode_name())
+            state["choices"] = request.choices(mode_name(), state["caps"])
             state["updating"] = True
             models.remove_all()
             for choice in state["choices"]:
@@ -186,7 +195,7 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
             if state["updating"]:
                 return
             choice = chosen()
-            mode = kit_modes.find_mode(request.capabilities, choice.engine, mode_name())
+            mode = kit_modes.find_mode(state["caps"], choice.engine, mode_name())
             assert mode is not None
             values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
             for child in holder.get_children():
@@ -199,10 +208,27 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
             holder.pack_start(mode_help, False, False, 0)
             holder.show_all()
 
+        def show_unusable() -> None:
+            lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in kit_modes.unusable_models(state["caps"])]
+            unusable.set_text("\n".join(lines))
+            unusable.set_visible(bool(lines))
+
+        def refresh_models(*_: Any) -> None:
+            try:
+                state["caps"] = request.refresh()
+            except Exception as exc:  # shown in the dialog, which stays usable
+                unusable.set_text(str(exc))
+                unusable.set_visible(True)
+                return
+            fill_models()
+            show_unusable()
+
         modes.connect("changed", fill_models)
         models.connect("changed", rebuild)
+        refresh.connect("clicked", refresh_models)
         fill_models()
         dialog.show_all()
+        show_unusable()
         try:
             if dialog.run() != Gtk.ResponseType.OK:
                 return None

@@ -60,9 +60,11 @@ class DialogRequest:
     capabilities: Capabilities
     initial: Choice
     args: Args
+    # Asks the server to look at its model folders again; returns the new capabilities.
+    refresh: Callable[[], Capabilities] | None = None
 
-    def choices(self, mode: str) -> list[Choice]:
-        return kit_modes.model_choices(self.capabilities, mode)
+    def choices(self, mode: str, caps: Capabilities | None = None) -> list[Choice]:
+        return kit_modes.model_choices(caps or self.capabilities, mode)
 
 
 # A dialog returns the arguments to run with (their ``mode`` set), or None when the artist cancelled.
@@ -117,10 +119,17 @@ def run(
                 mode = offered[0].name if offered else mode
             choice = choose_engine(caps, mode)
         if dialog is not None:
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args))
+            latest = [caps]
+
+            def refresh() -> Capabilities:
+                latest[0] = _rescan(client)
+                return latest[0]
+
+            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh))
             if new_args is None:
                 raise Cancelled()
             args = new_args
+            caps = latest[0]  # a refresh in the dialog may have brought new models
             mode = args.mode if (args.mode and not mode_fixed) else mode
             check_source(args.source)
             choice = choose_engine(caps, mode, args.engine, args.model)
@@ -144,6 +153,13 @@ def _connect(client: Client, connection: Connection) -> Capabilities:
         raise PluginError(f"{exc} (Set the address in Filters > Paintwire > Connection.)") from None
     except JobFailed as exc:  # hello refused: bad token, incompatible version
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
+
+
+def _rescan(client: Client) -> Capabilities:
+    try:
+        return client.rescan()
+    except (ClientError, JobFailed) as exc:
+        raise PluginError(f"The Paintwire server could not refresh its models: {exc}") from None
 
 
 def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args):

@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.history import History
 from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
 from paintwire.hostkit.sources import InputSource
@@ -66,6 +67,8 @@ class PaintwireDocker(DockWidget):
         self.worker = Worker(self)
         self.controller = Controller(self.state, document, self.worker, self, self._save)
         self.worker.connected.connect(self._on_connected)
+        self.worker.capabilities_changed.connect(self.controller.capabilities_changed)
+        self.worker.notice.connect(self._set_status)
         self.worker.disconnected.connect(self._on_disconnected)
         self.worker.job_event.connect(self.controller.on_event)
         self.worker.job_done.connect(self.controller.on_done)
@@ -149,7 +152,15 @@ class PaintwireDocker(DockWidget):
         layers_refresh.setToolTip("Reload the layer lists")
         layers_refresh.clicked.connect(self._refresh_layers)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Model", self.model_combo)
+        self.models_refresh = QToolButton()
+        self.models_refresh.setObjectName("paintwire-models-refresh")
+        self.models_refresh.setText("\u21bb")
+        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
+        self.models_refresh.clicked.connect(self._refresh_models)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.models_refresh)
+        form.addRow("Model", model_row)
         # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
         self.prompt_box = QWidget()
         prompts = QFormLayout(self.prompt_box)
@@ -237,6 +248,11 @@ class PaintwireDocker(DockWidget):
             self.model_combo.clear()
             for c in st.choices():
                 self.model_combo.addItem(c.label, c.key)
+            for m in kit_modes.unusable_models(st.capabilities):
+                # Listed with the reason, never offered: a disabled entry the painter can hover.
+                self.model_combo.addItem(f"{m.label or m.name} (cannot be used)", None)
+                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ToolTipRole)
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
             self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
             mode = st.current_mode()
             names = {p.name for p in mode.params} if mode else set()
@@ -259,6 +275,7 @@ class PaintwireDocker(DockWidget):
     def _refresh_buttons(self) -> None:
         st = self.state
         self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        self.models_refresh.setEnabled(st.connected and not st.busy)
         self.cancel_button.setEnabled(st.busy)
         self.connect_button.setText("Reconnect" if st.connected else "Connect")
         has = self.history_list.currentRow() >= 0
@@ -329,6 +346,10 @@ class PaintwireDocker(DockWidget):
         self.connect_button.setEnabled(True)
         self.controller.connected(caps, server)
         self._refresh_layers()
+
+    def _refresh_models(self) -> None:
+        self._set_status("Looking for new models \u2026")
+        self.worker.rescan()
 
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)

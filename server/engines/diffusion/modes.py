@@ -13,13 +13,14 @@ from paintwire.protocol import ErrorCode, ProtocolError
 
 from ... import masks
 from ...layers import Box, OutputLayer
-from ...region import InpaintRegion, flatten, prepare_region, region_layer
+from ...region import InpaintRegion, context_side, flatten, prepare_region, region_layer
 from ...resample import lanczos_resize
 from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
 from .generate import Sampling, denoise, encode, generators, to_pil
 from .models import UPSCALER, ModelRegistry
+from .phases import cancel_points
 from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
@@ -117,7 +118,7 @@ class ModeRunner:
         image, p = self.job.image, self.p
         region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
                                 invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
@@ -210,7 +211,7 @@ class ModeRunner:
         # The feather reaches into the original only; the new area stays fully generated.
         soft = masks.feather_outside(new_area, p["mask_blur"])
         region = prepare_region(canvas, soft, blur=0, invert=False, padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         layers = []
         for layer in self.inpaint_region(region, "Expand"):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.
@@ -232,7 +233,8 @@ class ModeRunner:
                 known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
                 raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
             model = load_upscaler(entry, self.device)
-            rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
+            with cancel_points(model.model, self.ctx):
+                rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
             alpha = lanczos_resize(np.dstack([image[..., 3]] * 4), width, height)[..., 0]
             up = np.dstack([resize_rgb(rgb, width, height), alpha])
         seed = self.sampling.seed

@@ -27,7 +27,7 @@ from paintwire.protocol import ErrorCode, ProtocolError
 from .models import ModelEntry
 from .tiling import TileBlender, TileGrid
 
-TILE = 256  # input pixels per tile side: an ESRGAN 4x tile then needs about 1 GB of activations
+TILE = 256  # input pixels per tile side: bounds one tile's activations (see docs/models.md for the figures)
 OVERLAP = 32  # input pixels that neighbouring tiles share and blend
 CONTEXT = 16  # extra input pixels each tile sees on every side, cropped away after the model
 MAX_PASSES = 3  # a 2x model asked for 8x runs three times, as the WebUI does

@@ -5,7 +5,7 @@ region costs, because the server works on the mask's bounds plus padding
 Measured in the same run, with the classical engine (telea and fill) and,
 when it is installed, the diffusers engine with a tiny SD1.5-shaped inpainting
 model (tests/fixtures/tiny_models.py, built here), sent as the plug-ins send it:
-built by the plug-ins' own request builder (paintwire.protocol.workflow) from
+built by the plug-ins' own request builder (paintwire.hostkit.request) from
 the selection and the mode's defaults only, so the server's default inpaint
 area (region first) decides what it costs:
   region      the same 256x256 hole on a canvas just big enough for it and its padding
@@ -32,7 +32,8 @@ import numpy as np
 
 from _common import machine, median_of, ms, ratio, start_server_process, table, timed
 from paintwire.protocol import Client, Error, JobRequest, PixelFormat, raw_image
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit.request import JobSettings, build_request
+from paintwire.hostkit.snapshot import Snapshot
 from paintwire.server.engines.base import EngineJob, JobContext
 from paintwire.server.engines.classical import ClassicalEngine
 
@@ -121,7 +122,7 @@ def main() -> None:
                 times = {}
                 for name, (image, mask) in cases.items():
                     side = image.shape[0]
-                    full = {"method": method, "radius": params.get("radius", 5), "mask_blur": 4, "invert_mask": False, "padding": PADDING}
+                    full = {"method": method, "radius": params.get("radius", 5), "mask_blur": 4, "mask_blur_outward": False, "invert_mask": False, "padding": PADDING}
                     direct = median_of(lambda: engine.run(EngineJob("b", "inpaint", full, image, mask), JobContext()), args.repeat)
                     request = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image.tobytes()), raw_image(side, side, "l8", mask.tobytes()),
                                          params={**params, "padding": PADDING})
@@ -136,11 +137,11 @@ def main() -> None:
             if diffusers_model:
                 times = {}
                 # The panel's own choices only (prompt, steps, seed): everything else is the mode's default.
-                settings = wf.JobSettings("inpaint", "diffusers", diffusers_model[1], {"prompt": "a stone wall", "steps": 4, "seed": 1})
+                settings = JobSettings("inpaint", "diffusers", diffusers_model[1], {"prompt": "a stone wall", "steps": 4, "seed": 1})
                 for name, (image, mask) in cases.items():
                     side = image.shape[0]
-                    snapshot = wf.Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
-                    request = wf.build_request(snapshot, client.capabilities, settings)
+                    snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
+                    request = build_request(snapshot, client.capabilities, settings)
                     assert "inpaint_area" not in request.params  # the server's default decides
                     times[name] = serve(request, name == "big canvas", 300)
                 r_served = times["region"][0]
@@ -151,8 +152,8 @@ def main() -> None:
                 # What whole_picture (the former default) costs, on a canvas 16 times smaller than the big one.
                 side = min(args.canvas, args.whole_side)
                 image, mask = canvas(side, args.hole)
-                snapshot = wf.Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
-                whole = wf.build_request(snapshot, client.capabilities, wf.JobSettings("inpaint", "diffusers", diffusers_model[1],
+                snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
+                whole = build_request(snapshot, client.capabilities, JobSettings("inpaint", "diffusers", diffusers_model[1],
                                                                                       {**settings.params, "inpaint_area": "whole_picture"}))
                 served, _, layer = serve(whole, False, 600)
                 rows.append(("diffusers tiny SD1.5 inpaint, 4 steps, whole_picture", f"canvas {side}x{side}", "-", "-", ms(served),

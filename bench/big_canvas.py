@@ -5,7 +5,7 @@ region costs, because the server works on the mask's bounds plus padding
 Measured in the same run, with the classical engine (telea and fill) and,
 when it is installed, the diffusers engine with a tiny SD1.5-shaped inpainting
 model (tests/fixtures/tiny_models.py, built here), sent as the plug-ins send it:
-built by the plug-ins' own request builder (paintwire.hostkit.request) from
+built by the plug-ins' own request builder (paintwire.hostkit) from
 the selection and the mode's defaults only, so the server's default inpaint
 area (region first) decides what it costs:
   region      the same 256x256 hole on a canvas just big enough for it and its padding

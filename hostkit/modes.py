@@ -31,10 +31,17 @@ def offered_modes(caps: Capabilities | None, supported: Collection[InputKind] = 
         return []
     seen: dict[str, ModeSpec] = {}
     for engine in caps.engines:
+        if not engine.usable:
+            continue  # its modes can only fail: the client shows engine_notices instead
         for mode in engine.modes:
             if mode.name not in seen and can_feed(mode, supported):
                 seen[mode.name] = mode
     return sorted(seen.values(), key=lambda m: m.order)
+
+
+def engine_notices(caps: Capabilities | None) -> list[str]:
+    """What the server says it lacks (an engine with no usable model), for the user."""
+    return [e.notice for e in caps.engines if not e.usable] if caps is not None else []
 
 
 def mode_label(caps: Capabilities | None, name: str) -> str:
@@ -62,7 +69,7 @@ def model_choices(caps: Capabilities | None, mode_name: str) -> list[Choice]:
     out: list[Choice] = []
     for engine in caps.engines if caps is not None else ():
         mode = engine.mode(mode_name)
-        if mode is None:
+        if mode is None or not engine.usable:
             continue
         models = [m for m in caps.models if m.engine == engine.name and m.kind in mode.model_kinds]
         if any(not m.usable for m in models):
@@ -107,7 +114,8 @@ def choose(caps: Capabilities, mode_name: str, engine: str = "", model: str = ""
     choices = model_choices(caps, mode_name)
     if not choices:
         offered = ", ".join(m.name for m in offered_modes(caps)) or "none"
-        raise ChoiceError(f"This Paintwire server cannot do {label!r}; it offers these modes: {offered}.")
+        lacking = "".join(f" {notice}" for notice in engine_notices(caps))
+        raise ChoiceError(f"This Paintwire server cannot do {label!r}; it offers these modes: {offered}.{lacking}")
     if engine:
         narrowed = [c for c in choices if c.engine == engine]
         if not narrowed:

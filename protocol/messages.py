@@ -225,16 +225,26 @@ class EngineInfo:
     name: str
     label: str
     modes: tuple[ModeSpec, ...]
+    # Empty when the engine can work; otherwise a sentence for the user saying what
+    # to add (e.g. no model installed): its modes can then only fail.
+    notice: str = ""
 
     def mode(self, name: str) -> ModeSpec | None:
         return next((m for m in self.modes if m.name == name), None)
 
+    @property
+    def usable(self) -> bool:
+        return not self.notice
+
     def to_wire(self) -> dict:
-        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes]}
+        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
-        return cls(obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())))
+        return cls(
+            obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())),
+            obj["notice"] if isinstance(obj.get("notice"), str) else "",
+        )
 
 
 @dataclass(frozen=True)

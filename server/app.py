@@ -106,7 +106,12 @@ class PaintwireServer:
         pre_authorized = token_matches(given, self.config.token)  # a valid token came with the handshake
         # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
-        await ws.prepare(request)
+        self.guard.frames_follow(request.transport)
+        try:
+            await ws.prepare(request)
+        except web.HTTPException:
+            self.guard.frames_follow(request.transport, False)
+            raise
         assert self.scheduler is not None
         session = Session(
             ws,
@@ -149,7 +154,7 @@ class PaintwireServer:
 
 def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config)) for e in engines),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), e.notice()) for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

@@ -51,11 +51,15 @@ class ConnectionGuard:
         protocol = self.open.get(request.transport) if request.transport is not None else None
         if protocol is not None:
             protocol.request_started()
-            if request.headers.get("Upgrade", "").lower() == "websocket":
-                # The request's bytes are all read; whatever the client sends from
-                # now on is websocket frames.
-                protocol.watch_frames()
         return await handler(request)
+
+    def frames_follow(self, transport: asyncio.BaseTransport | None, follow: bool = True) -> None:
+        """The websocket route accepts the upgrade: the request's bytes are all read,
+        so whatever the client sends from now on is frames (or the upgrade failed
+        and it is HTTP again: ``follow=False``)."""
+        protocol = self.open.get(transport) if transport is not None else None
+        if protocol is not None:
+            protocol.frames = FrameHeaderCheck() if follow else None
 
     def close_all(self) -> None:
         """Shutdown: close every connection still open (handshakes included)."""
@@ -116,9 +120,6 @@ class GuardedProtocol(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-
-    def watch_frames(self) -> None:
-        self.frames = FrameHeaderCheck()
 
     def _handshake_expired(self) -> None:
         log.info("closing a connection from %s: no complete request within %.0f s", self.address, self.guard.handshake_timeout)

@@ -180,6 +180,11 @@ class Engine(abc.ABC):
         (with ``problem`` set)."""
         return ()
 
+    def notice(self) -> str:
+        """Empty when the engine can run its modes; otherwise a sentence telling the
+        user what to add (clients then offer a sentence instead of modes that can only fail)."""
+        return ""
+
     def model_folders(self) -> list:
         """Folders whose changes mean ``rescan`` should run (none for engines without models)."""
         return []

@@ -527,3 +527,36 @@ def test_a_server_only_mode_runs_from_gimp_without_plugin_changes(server_only_ru
     # The generic dialog, built from the server's description: its mode list, the mode's label and its parameters.
     (line,) = [l for l in dialog_log.splitlines() if l.startswith("dialog 'Paintwire':")]
     assert all(word in line for word in ("Mode", "Model", "Input", "Levels", "Palette", "Fewer colour levels"))
+
+
+# --- one real-vocabulary checkpoint file alone in a model folder ---------------------------
+
+
+@pytest.mark.slow
+def test_a_real_vocabulary_single_file_generates(plugin_bundle, tmp_path_factory):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder; Generate with a WebUI-syntax prompt."""
+    try:
+        sys.path.insert(0, str(REPO / "tests"))
+        from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
+    except ImportError as exc:
+        pytest.skip(f"the diffusers extra is not installed ({exc})")
+    from paintwire.hostkit.placement import layer_name
+    from server_process import start_server_process
+
+    models = tmp_path_factory.mktemp("gimp-single-file")
+    write_tiny_single_file(models / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
+    server = start_server_process(engines=["diffusers"], model_dirs=[str(models)], device="cpu")
+    prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
+    try:
+        cases = [{"name": "single_file", "procedure": "plug-in-paintwire-generate", "selection": None, "width": WIDTH, "height": HEIGHT,
+                  "args": {"model": "my-checkpoint", "steps": 2, "prompt": prompt, "seed": 11},
+                  "connection": {"url": server.url, "token": "", "timeout": 180.0}}]
+        report, log, _ = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "single-file")
+    finally:
+        server.stop()
+    case = report["cases"]["single_file"]
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    new, background = case["image"]["layers"]
+    assert new["name"] == layer_name(prompt, 11, "") and background["name"] == "Background"
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)

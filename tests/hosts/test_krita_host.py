@@ -349,3 +349,24 @@ def test_krita_docker_runs_a_mode_only_the_server_knows(start_server, tmp_path, 
     assert np.array_equal(got[inside], want[inside]) and (got[~inside][..., 3] == 0).all()
     ox, oy, original = layers["Original"]
     assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
+
+
+def test_krita_generates_with_a_real_vocabulary_single_file(start_server, tmp_path_factory, tmp_path, plugin_zip):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder, generating from the docker with a
+    prompt in the WebUI's syntax."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
+    from paintwire.hostkit.placement import layer_name
+
+    folder = tmp_path_factory.mktemp("painter-models")
+    write_tiny_single_file(folder / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
+    server = start_server(engines=["diffusers"], model_dirs=[str(folder)], device="cpu")
+    prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
+    jobs = [{"name": "single-file", "mode": "txt2img", "model": "diffusers/my-checkpoint", "prompt": prompt,
+             "params": {"steps": 2, "seed": 11, "batch_size": 1}, "timeout": 180}]
+    _, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, ARTIFACTS / "single-file")
+    step = steps["single-file"]
+    assert step["status"].startswith("Done"), step
+    name = layer_name(prompt, 11, "")
+    assert [l["bounds"] for l in step["layers"] if l["name"] == name] == [[0, 0, WIDTH, HEIGHT]], step["layers"]

@@ -17,12 +17,13 @@ from typing import Any
 
 import msgpack
 import numpy as np
+import pytest
 from test_faults import WAIT, FaultyEngine, Peer, assert_nothing_left, classical_job, faulty, peer, serving
 from websockets.asyncio.client import connect
 
 from paintwire.protocol import Cancelled, Error, ErrorCode, JobRequest, Progress, Result, Started, raw_image
 from paintwire.protocol.images import png_size
-from paintwire.server.app import start_server
+from paintwire.server.app import start_server as start_in_process
 from paintwire.server.config import ServerConfig
 from paintwire.server.engines.classical import ClassicalEngine
 from paintwire.server.imaging import encode_png
@@ -209,7 +210,7 @@ async def test_an_unmasked_client_frame_closes_the_connection():
 
 async def test_shutdown_cancels_the_running_job_and_closes_every_connection():
     cfg = ServerConfig(host="127.0.0.1", port=0, engines=[])
-    runner, server, port = await start_server(cfg, engines=[ClassicalEngine(), FaultyEngine()])
+    runner, server, port = await start_in_process(cfg, engines=[ClassicalEngine(), FaultyEngine()])
     url = f"ws://127.0.0.1:{port}/ws"
     closed = False
     try:
@@ -275,3 +276,38 @@ def test_a_client_name_cannot_forge_a_log_line(start_server):
     assert "forged" in log  # it was logged ...
     assert not any(line.startswith("2026-01-01") for line in log.splitlines())  # ... on the client's own line
     assert "\x1b" not in log and "\\x1b[2J" in log
+
+
+# -- 1. memory comes back when a client leaves ----------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+async def test_memory_comes_back_soon_after_a_client_with_megabytes_unsent_leaves(start_server):
+    import json
+    import urllib.request
+
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs /proc to read the server's resident memory")
+    server = start_server(max_unsent_bytes=400 * MIB, max_queued_per_client=64)
+    pid = server.process.pid
+    base = rss_mib(pid)
+    slow = await non_reading_peer(server.url)
+    jobs = 40  # 40 results of 4 MiB wait in the server for a client that reads nothing
+
+    def completed() -> int:
+        with urllib.request.urlopen(f"{server.http}/info", timeout=WAIT) as response:
+            return json.load(response)["queue"]["completed"]
+
+    for _ in range(jobs):
+        await slow.submit(upscale_job(512))
+    await until(lambda: completed() >= jobs, "every job to finish")
+    held = rss_mib(pid)
+    assert held > base + 100, (base, held)  # the results really were held
+    slow.ws.transport.abort()
+    # Freed at once, not at some later garbage collection or never (glibc kept freed
+    # multi-megabyte buffers in its heaps): back near the baseline within moments.
+    await until(lambda: rss_mib(pid) < base + 40, f"RSS to come back near {base:.0f} MiB from {held:.0f} MiB")

@@ -331,3 +331,18 @@ def test_form_fields_carry_kinds_ranges_labels_and_folds_in_the_servers_order():
     assert by["mask_blur"].value == 4 and by["mask_blur"].slider  # the default, where the stored value no longer fits
     assert by["sampler"].choices == (("euler_a", "Euler a"), ("ddim", "DDIM")) and by["sampler"].group_title == "Advanced"
     assert by["soft_bias"].group_title == "Soft inpainting settings" and (by["soft_bias"].step, by["soft_bias"].digits) == (0.1, 1)
+
+
+def test_an_engine_with_a_notice_offers_a_sentence_instead_of_its_modes():
+    import dataclasses
+
+    from paintwire.hostkit.modes import ChoiceError, choose, engine_notices
+
+    notice = "No Stable Diffusion model is installed on the server: put a checkpoint into a model folder."
+    lacking = caps(CLASSICAL, dataclasses.replace(DIFFUSERS, notice=notice), models=BOTH.models)
+    assert [m.name for m in offered_modes(lacking)] == ["inpaint", "upscale"]  # the classical engine's only
+    assert [c.engine for c in model_choices(lacking, "inpaint")] == ["classical"]
+    assert engine_notices(lacking) == [notice] and engine_notices(BOTH) == []
+    with pytest.raises(ChoiceError, match="No Stable Diffusion model is installed"):
+        choose(lacking, "txt2img")
+    assert [m.name for m in offered_modes(BOTH)][:2] == ["txt2img", "img2img"]

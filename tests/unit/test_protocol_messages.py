@@ -299,7 +299,9 @@ def test_a_message_must_be_a_map(value: Any) -> None:
 
 
 def test_map_keys_must_be_strings() -> None:
-    refused(pack({1: "hello"}), ErrorCode.BAD_FRAME, None)
+    # A key of another type is not a field: here the map has no "type".
+    refused(pack({1: "hello"}), ErrorCode.BAD_MESSAGE, "type")
+    refused(b"\x81\x91\x01\xa5hello", ErrorCode.BAD_FRAME, None)  # {[1]: "hello"}: an unhashable key
 
 
 @pytest.mark.parametrize("frame", ['{"type": "hello"}', "hello"])

@@ -97,3 +97,11 @@ def test_peak_memory_is_input_plus_output_plus_one_tile():
     # over 60 bytes per output pixel: about 1 GiB here.
     bound = output + 48 * TILE * TILE + (8 << 20)
     assert peak < bound, f"peak {peak / 2**20:.0f} MiB over the bound {bound / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("size, out", [((300, 200), (600, 400)), ((300, 200), (450, 300)), ((256, 256), (1024, 1024)), ((257, 131), (514, 393))])
+def test_simple_ratios_give_the_whole_image_resize_pixels(monkeypatch, size, out):
+    monkeypatch.setattr(resample, "TILE", 96)  # windows on the ratio's lattice, many of them
+    img = picture(*size)  # noise and hard alpha edges: any misplaced sample shows
+    diff = np.abs(lanczos_resize(img, *out).astype(int) - whole_image_reference(img, *out).astype(int))
+    assert diff.max() <= 1, diff.max()  # rounding of the straight-alpha division only

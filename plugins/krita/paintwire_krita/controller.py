@@ -14,6 +14,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Protocol
 
+from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import build_request, prompt_of
 from paintwire.hostkit.snapshot import Snapshot
@@ -85,7 +86,9 @@ class Controller:
     def connected(self, caps: Capabilities, server: str) -> None:
         self.state.set_capabilities(caps, server)
         modes = ", ".join(m.label for m in self.state.modes()) or "none"
-        self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.")
+        # What the server lacks (no model installed), instead of modes that can only fail.
+        lacking = "".join(f" {notice}" for notice in kit_modes.engine_notices(caps))
+        self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.{lacking}")
         self.view.refresh()
 
     def capabilities_changed(self, caps: Capabilities) -> None:

@@ -59,6 +59,15 @@ class DiffusersEngine(Engine):
         self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
         self.registry = self.loader.registry = registry
 
+    def notice(self) -> str:
+        if self.registry.default_checkpoint() is not None:
+            return ""
+        folders = ", ".join(str(d) for d in self.config.model_dirs) or "none configured"
+        return (
+            "No Stable Diffusion model is installed on the server: put a checkpoint (.safetensors) or a diffusers "
+            f"folder into a model folder (now: {folders}; add one with --model-dir) and restart the server."
+        )
+
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
         prompt, loras = parse_prompt(p["prompt"], self.registry)

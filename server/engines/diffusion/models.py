@@ -270,11 +270,21 @@ class ModelRegistry:
         if cache is not None:
             candidates += [snap for repo in sorted(cache.glob("models--*")) if (snap := _hf_snapshot(repo)) is not None]
         for tok in candidates:
-            try:
-                if len(json.loads((tok / "vocab.json").read_text(encoding="utf-8"))) == vocab_size:
-                    return tok
-            except (OSError, ValueError):
-                continue
+            if _vocab_size(tok) == vocab_size:
+                return tok
+        return None
+
+
+def _vocab_size(tok: Path) -> int | None:
+    """Entries in a tokenizer folder's vocabulary: vocab.json (older saves) or tokenizer.json
+    (transformers 5 writes only this one), added tokens included."""
+    try:
+        if (tok / "vocab.json").is_file():
+            return len(json.loads((tok / "vocab.json").read_text(encoding="utf-8")))
+        data = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
+        vocab = set(data["model"]["vocab"].values()) | {t["id"] for t in data.get("added_tokens", [])}
+        return len(vocab)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

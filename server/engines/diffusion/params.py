@@ -18,9 +18,10 @@ SCHEDULER_LABELS = {
 
 PROMPT = ParamSpec(
     "prompt", ParamType.STRING, "", "Prompt",
-    "What to draw. <lora:name:weight> anywhere in it applies that LoRA at that weight; an embedding's name uses it.",
+    "What to draw, in the WebUI's syntax: (word:1.3) or (word) weights up, [word] down, BREAK starts a new chunk, "
+    "any length. <lora:name:weight> anywhere in it applies that LoRA at that weight; an embedding's name uses it.",
 )
-NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from.")
+NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from (same syntax as the prompt).")
 STEPS = ParamSpec("steps", ParamType.INT, 20, "Steps", "Denoising steps (img2img and inpaint run steps x strength unless exact steps is on).", minimum=1, maximum=150)
 CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale", "How strongly the prompt steers the result.", minimum=1.0, maximum=30.0)
 SCHEDULER = ParamSpec("scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler", "The noise scheduler.", choices=SCHEDULERS,

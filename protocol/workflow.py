@@ -155,17 +155,6 @@ def whole_canvas_mask(width: int, height: int) -> bytes:
     return b"\xff" * (width * height)
 
 
-def union_masks(a: bytes, b: bytes) -> bytes:
-    """Per-pixel maximum of two l8 masks of the same size (a selection plus sketch strokes)."""
-    if len(a) != len(b):
-        raise ValueError("masks differ in size")
-    if not any(a):
-        return bytes(b)
-    if not any(b):
-        return bytes(a)
-    return bytes(map(max, a, b))
-
-
 def alpha_of(pixels: bytes) -> bytes:
     """The alpha channel of 4-channel 8-bit pixels (rgba8 or bgra8) as an l8 mask."""
     return pixels[3::4]
@@ -493,5 +482,5 @@ __all__ = [
     "ADD_ON_KINDS", "Choice", "History", "HistoryEntry", "JobSettings", "PlacedLayer",
     "Placement", "Snapshot", "UI_MODES", "UiMode", "alpha_of", "available_modes", "build_request", "clip_to_canvas",
     "find_mode", "from_8bit", "history_entry", "layer_name", "mask_from_layer", "model_choices", "params_for_mode",
-    "place_result", "prompt_of", "seed_param", "to_8bit", "union_masks", "whole_canvas_mask",
+    "place_result", "prompt_of", "seed_param", "to_8bit", "whole_canvas_mask",
 ]

@@ -20,7 +20,8 @@ from test_workflow import BOTH, CLASSICAL, caps  # noqa: E402
 
 
 def test_settings_round_trip_through_json():
-    s = st.PanelSettings(url="ws://host:1/ws", token="t", ui_mode="refine", choice="diffusers/m", values={"refine": {"seed": 3}}, prompts={"prompt": "a fox"})
+    s = st.PanelSettings(url="ws://host:1/ws", token="t", ui_mode="refine", choice="diffusers/m", resize_target="new_document",
+                         values={"refine": {"seed": 3}}, prompts={"prompt": "a fox"})
     assert st.PanelSettings.from_json(s.to_json()) == s
 
 
@@ -99,8 +100,9 @@ def test_a_job_in_flight_blocks_a_second_and_ends_in_a_placement():
     done, placement = state.finish_job(result)
     assert done is ticket and not state.busy
     assert placement.layers[0].name == "a fox [seed 77]" and (placement.layers[0].x, placement.layers[0].y) == (3, 1)
-    state.record(ticket, result, placement)
-    assert state.history[0].job_id == "j1" and state.history[0].seeds == (77,)
+    state.record(ticket, result, placement, thumbnail=b"PNG")
+    assert state.history.history[0].job_id == "j1" and state.history.history[0].seeds == (77,)
+    assert state.history.thumbnail(state.history.history[0]) == b"PNG"
 
 
 def test_a_failed_job_gives_no_placement():
@@ -108,7 +110,7 @@ def test_a_failed_job_gives_no_placement():
     state.set_capabilities(BOTH)
     state.start_job(state.job_settings(), "doc", (8, 6))
     ticket, placement = state.finish_job(None)
-    assert placement is None and not state.busy and len(state.history) == 0
+    assert placement is None and not state.busy and len(state.history.history) == 0
 
 
 def test_history_settings_come_back_into_the_panel():
@@ -120,13 +122,32 @@ def test_history_settings_come_back_into_the_panel():
     assert state.job_settings().params == {"prompt": "a cat", "seed": 9}
 
 
-def test_history_json_survives_garbage():
-    assert len(st.history_from_json("nonsense")) == 0
-    assert len(st.history_from_json('{"a": 1}')) == 0
-    history = wf.History()
-    history.add(wf.HistoryEntry("j", wf.JobSettings("inpaint", "classical"), (None,), ("Inpaint",), 8, 6))
-    assert json.loads(st.history_to_json(history))[0]["job_id"] == "j"
-    assert st.history_from_json(st.history_to_json(history))[0].layer_names == ("Inpaint",)
+def test_document_history_round_trips_with_thumbnails_and_survives_garbage():
+    for data in (None, b"", b"nonsense", b"[1]", b'{"entries": 5}', b"\xff\xfe"):
+        assert len(st.DocumentHistory.from_bytes(data).history) == 0
+    stored = st.DocumentHistory()
+    for i in range(wf.MAX_HISTORY + 2):  # the oldest entries and their thumbnails go
+        stored.record(wf.HistoryEntry(f"j{i}", wf.JobSettings("inpaint", "classical"), (i,), ("Inpaint",), 8, 6), b"PNG%d" % i)
+    back = st.DocumentHistory.from_bytes(stored.to_bytes())
+    assert [e.job_id for e in back.history.entries] == [e.job_id for e in stored.history.entries]
+    assert back.history[0].job_id == f"j{wf.MAX_HISTORY + 1}" and back.thumbnail(back.history[0]) == b"PNG%d" % (wf.MAX_HISTORY + 1)
+    assert "j0" not in back.thumbnails and len(back.thumbnails) == wf.MAX_HISTORY
+
+
+def _result(width: int, height: int) -> Result:
+    return Result("j", (Layer(ImagePayload(width, height, PixelFormat.BGRA8, bytes(width * height * 4)), 0, 0, "r"),), width, height)
+
+
+def test_results_of_the_document_size_become_layers_an_expand_grows_the_canvas():
+    inpaint = wf.JobSettings("inpaint", "classical")
+    assert st.result_target(inpaint, _result(8, 6), (8, 6), "resize") == st.Target(st.TargetKind.LAYERS)
+    expand = wf.JobSettings("expand", "diffusers", None, {"left": 16, "top": 0, "right": 0, "bottom": 8})
+    assert st.result_target(expand, _result(24, 14), (8, 6), "resize") == st.Target(st.TargetKind.GROW, 16, 0)
+    upscale = wf.JobSettings("upscale", "classical", None, {"scale": 2.0})
+    assert st.result_target(upscale, _result(16, 12), (8, 6), "resize") == st.Target(st.TargetKind.RESIZE)
+    assert st.result_target(upscale, _result(16, 12), (8, 6), "new_document") == st.Target(st.TargetKind.NEW_DOCUMENT)
+    # An expand whose result cannot hold the document where it says: not grown in place.
+    assert st.result_target(expand, _result(20, 6), (8, 6), "new_document").kind is st.TargetKind.NEW_DOCUMENT
 
 
 def test_errors_say_whether_the_connection_is_gone():

@@ -120,12 +120,6 @@ def test_mask_from_an_opaque_layer_is_its_grey_level():
     assert wf.mask_from_layer(pixels) == bytes([0, 255, 90])
 
 
-def test_union_of_masks_is_the_per_pixel_maximum():
-    assert wf.union_masks(bytes([0, 10, 200]), bytes([5, 0, 100])) == bytes([5, 10, 200])
-    with pytest.raises(ValueError):
-        wf.union_masks(b"\x00", b"\x00\x00")
-
-
 def test_sixteen_bit_pixels_round_trip_through_eight_bits():
     eight = bytes([0, 1, 128, 255])
     sixteen = wf.from_8bit(eight, "U16")

@@ -9,11 +9,13 @@ that a script or test may drive carry objectNames starting with
 
 from __future__ import annotations
 
+import time
 import traceback
+from contextlib import contextmanager
 
-from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Krita
-from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QImage, QPixmap
+from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
+from PyQt5.QtCore import QSize, Qt
+from PyQt5.QtGui import QIcon, QImage, QPixmap
 from PyQt5.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -32,18 +34,25 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from paintwire.protocol import PixelFormat, Preview, Progress, Queued, Started
+from paintwire.protocol import Progress, Queued, Started
 from paintwire.protocol import workflow as wf
 
 from . import document
-from .state import INPUT_SOURCES, OUTPUT_FORMAT, PanelSettings, PanelState, describe_error, history_from_json, history_to_json
+from .pixels import PreparedPreview
+from .state import (
+    INPUT_SOURCES, OUTPUT_FORMAT, RESIZE_TARGETS, DocumentHistory, PanelSettings, PanelState, Target, TargetKind, describe_error,
+    result_target,
+)
 from .widgets import ParamForm
 from .worker import Worker
 
 DOCKER_ID = "paintwire_docker"
 SETTINGS_GROUP = "paintwire"
-PREVIEW_SIDE = 256
 NO_LAYER = "(none)"
+# The Generate action: Krita lists it under Settings > Configure Krita > Keyboard
+# Shortcuts, where the artist can change its default shortcut.
+GENERATE_ACTION = "paintwire_generate"
+GENERATE_SHORTCUT = "Ctrl+Shift+G"
 
 
 def _read_setting(name: str, default: str = "") -> str:
@@ -58,7 +67,14 @@ class PaintwireDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Paintwire")
-        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), history_from_json(_read_setting("history")))
+        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")))
+        # Each open document's history, loaded from the document when first shown.
+        self._histories: list[tuple[object, DocumentHistory]] = []
+        self._history_doc = None
+        self._thumbnails: dict[int, bytes] = {}  # ticket number -> PNG, until the result is recorded
+        self.canvas_preview = document.CanvasPreview()
+        # Longest time (ms) each UI-thread handler took, for the host test to report.
+        self.ui_times: dict[str, float] = {}
         self.worker = Worker(self)
         self.worker.connected.connect(self._on_connected)
         self.worker.disconnected.connect(self._on_disconnected)
@@ -66,6 +82,7 @@ class PaintwireDocker(DockWidget):
         self.worker.job_done.connect(self._on_job_done)
         self.worker.job_failed.connect(self._on_job_failed)
         self.worker.job_cancelled.connect(self._on_job_cancelled)
+        self.worker.job_thumbnail.connect(self._on_job_thumbnail)
         self._updating = False
         self._build_ui()
         self._refresh_controls()
@@ -132,6 +149,13 @@ class PaintwireDocker(DockWidget):
             self.input_combo.addItem(label, key)
         self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(self.state.settings.input_source)))
         self.input_combo.currentIndexChanged.connect(self._input_changed)
+        self.resize_combo = QComboBox()
+        self.resize_combo.setObjectName("paintwire-resize-target")
+        self.resize_combo.setToolTip("Where a bigger picture (an upscale) goes: this document, scaled to the new size, or a new document.")
+        for key, label in RESIZE_TARGETS:
+            self.resize_combo.addItem(label, key)
+        self.resize_combo.setCurrentIndex(max(0, self.resize_combo.findData(self.state.settings.resize_target)))
+        self.resize_combo.currentIndexChanged.connect(self._resize_target_changed)
         self.mask_combo = QComboBox()
         self.mask_combo.setObjectName("paintwire-mask-layer")
         self.mask_combo.setToolTip("Use a layer as the mask instead of the selection: its painted (or white) pixels are regenerated.")
@@ -157,6 +181,8 @@ class PaintwireDocker(DockWidget):
         form = QFormLayout()
         job_layout.addLayout(form)
         form.addRow("Input", self.input_combo)
+        self.resize_label = QLabel("Result")
+        form.addRow(self.resize_label, self.resize_combo)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.mask_combo, 1)
         mask_row.addWidget(layers_refresh)
@@ -175,6 +201,7 @@ class PaintwireDocker(DockWidget):
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("paintwire-generate")
+        self.generate_button.setToolTip(f"Run the job ({GENERATE_SHORTCUT}; change it in Settings > Configure Krita > Keyboard Shortcuts).")
         self.generate_button.clicked.connect(self._generate_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("paintwire-cancel")
@@ -192,13 +219,16 @@ class PaintwireDocker(DockWidget):
         self.preview_label.setObjectName("paintwire-preview")
         self.preview_label.setAlignment(Qt.AlignCenter)
         self.preview_label.setMinimumHeight(0)
+        self.preview_label.setToolTip("The job's progress; it also shows on the canvas as a temporary layer, removed when the job ends.")
         col.addWidget(self.preview_label)
 
         hist = QGroupBox("History")
         hl = QVBoxLayout(hist)
         self.history_list = QListWidget()
         self.history_list.setObjectName("paintwire-history")
-        self.history_list.setMaximumHeight(140)
+        self.history_list.setMaximumHeight(220)
+        self.history_list.setIconSize(QSize(48, 48))
+        self.history_list.setToolTip("This document's results; saved in the .kra, so they are here again when you reopen it.")
         self.history_list.currentRowChanged.connect(lambda _: self._refresh_buttons())
         hl.addWidget(self.history_list)
         hb = QHBoxLayout()
@@ -245,6 +275,9 @@ class PaintwireDocker(DockWidget):
             uses_mask = bool(mode and mode.mask_allowed)
             self.mask_combo.setEnabled(uses_mask)
             self.sketch_combo.setEnabled(uses_mask)
+            resizes = st.settings.ui_mode == "upscale"
+            self.resize_label.setVisible(resizes)
+            self.resize_combo.setVisible(resizes)
             self.form.build(mode.params if mode else (), st.value, skip=wf.PROMPT_PARAMS)
         finally:
             self._updating = False
@@ -275,14 +308,46 @@ class PaintwireDocker(DockWidget):
 
     def _fill_history(self) -> None:
         self.history_list.clear()
-        for entry in self.state.history.entries:
+        stored = self.state.history
+        for entry in stored.history.entries:
             item = QListWidgetItem(entry.summary)
+            png = stored.thumbnail(entry)
+            if png:
+                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png, "PNG"))))
             item.setToolTip("\n".join(f"{k}: {v}" for k, v in entry.settings.params.items()))
             self.history_list.addItem(item)
 
+    def _history_of(self, doc) -> DocumentHistory:
+        """``doc``'s history: kept in memory while it is open, else read from the document."""
+        self._histories = [(d, h) for d, h in self._histories if document.is_open(d)]
+        for d, h in self._histories:
+            if d == doc:
+                return h
+        h = DocumentHistory.from_bytes(document.load_history(doc)) if doc is not None else DocumentHistory()
+        if doc is not None:
+            self._histories.append((doc, h))
+        return h
+
+    def _show_history_of(self, doc) -> None:
+        if doc is not None and self._history_doc is not None and doc == self._history_doc:
+            return
+        self._history_doc = doc
+        self.state.history = self._history_of(doc)
+        self._fill_history()
+        self._refresh_buttons()
+
     def _save(self) -> None:
         _write_setting("settings", self.state.settings.to_json())
-        _write_setting("history", history_to_json(self.state.history))
+
+    @contextmanager
+    def _timed(self, name: str):
+        """Record the longest time a UI-thread handler took (ms), for the host test."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            self.ui_times[name] = max(self.ui_times.get(name, 0.0), ms)
 
     # -- widgets -> state ----------------------------------------------------------------
 
@@ -302,6 +367,10 @@ class PaintwireDocker(DockWidget):
 
     def _input_changed(self, _: int) -> None:
         self.state.settings.input_source = self.input_combo.currentData()
+        self._save()
+
+    def _resize_target_changed(self, _: int) -> None:
+        self.state.settings.resize_target = self.resize_combo.currentData()
         self._save()
 
     def _value_changed(self, name: str, value) -> None:
@@ -339,17 +408,28 @@ class PaintwireDocker(DockWidget):
 
     # -- jobs ----------------------------------------------------------------------------
 
+    def generate(self) -> None:
+        """Generate, as the button and the Generate action (with its shortcut) do."""
+        if self.generate_button.isEnabled():
+            self._generate_clicked()
+
     def _generate_clicked(self) -> None:
+        with self._timed("generate"):
+            self._generate()
+
+    def _generate(self) -> None:
         try:
             doc = document.active_document()
             settings = self.state.job_settings()
             mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
             sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
-            snap = document.snapshot(
+            raw = document.read_snapshot(
                 doc, self.state.settings.input_source,
                 mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
             )
-            request = wf.build_request(snap, self.state.capabilities, settings, OUTPUT_FORMAT)
+            caps = self.state.capabilities
+            # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
+            request = lambda: wf.build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
         except (document.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
             self._set_status(str(exc), error=True)
             return
@@ -357,7 +437,7 @@ class PaintwireDocker(DockWidget):
             self._set_status(f"Cannot start: {exc}", error=True)
             traceback.print_exc()
             return
-        ticket = self.state.start_job(settings, doc, (snap.width, snap.height))
+        ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
         self._save()
         self.progress.setRange(0, 0)  # busy until the server reports steps
         self.preview_label.clear()
@@ -375,6 +455,10 @@ class PaintwireDocker(DockWidget):
         return self.state.ticket is not None and self.state.ticket.number == number
 
     def _on_job_event(self, number: int, event) -> None:
+        with self._timed(f"event-{type(event).__name__}"):
+            self._job_event(number, event)
+
+    def _job_event(self, number: int, event) -> None:
         if not self._current(number):
             return
         if isinstance(event, Queued):
@@ -388,38 +472,46 @@ class PaintwireDocker(DockWidget):
                 self.progress.setValue(event.step)
                 self.progress.setFormat("%v / %m")
             self._set_status(f"{event.stage or 'Working'}: {event.step}/{event.total}")
-        elif isinstance(event, Preview):
+        elif isinstance(event, PreparedPreview):
             self._show_preview(event)
 
-    def _show_preview(self, event: Preview) -> None:
-        img = event.image
-        if img.encoding.value == "png":
-            image = QImage.fromData(img.data, "PNG")
-        else:
-            fmt = {PixelFormat.RGBA8: QImage.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format_ARGB32}.get(img.format)
-            if fmt is None:
-                return
-            image = QImage(img.data, img.width, img.height, img.width * 4, fmt).copy()
-        pixmap = QPixmap.fromImage(image).scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
-        self.preview_label.setPixmap(pixmap)
+    def _show_preview(self, preview: PreparedPreview) -> None:
+        if preview.small is not None:
+            self.preview_label.setPixmap(QPixmap.fromImage(preview.small))
+        if preview.bgra is not None and self.state.ticket is not None:
+            try:
+                self.canvas_preview.show(self.state.ticket.document, preview.bgra, preview.x, preview.y, preview.width, preview.height)
+            except Exception:  # the canvas preview is a nicety; the job goes on
+                traceback.print_exc()
+
+    def _on_job_thumbnail(self, number: int, png: bytes) -> None:
+        if self._current(number):
+            self._thumbnails[number] = png
 
     def _on_job_done(self, number: int, result) -> None:
+        with self._timed("done"):
+            self._job_done(number, result)
+
+    def _job_done(self, number: int, result) -> None:
         if not self._current(number):
             return
         ticket, placement = self.state.finish_job(result)
         self._end_progress()
+        history = self._history_of(ticket.document) if document.is_open(ticket.document) else self.state.history
         try:
             if not document.is_open(ticket.document):
                 raise document.DocumentError("The document of this job was closed; the result is kept in the history.")
+            target = result_target(ticket.settings, result, ticket.document_size, self.state.settings.resize_target)
             title = f"{ticket.document.name() or 'Untitled'} ({wf.UI_MODE_BY_KEY[ticket.settings.ui_mode].label})"
-            document.write_placement(ticket.document, placement, title)
+            document.write_placement(ticket.document, placement, target, title)
             names = ", ".join(l.name for l in placement.layers)
-            where = "a new document" if placement.new_document else "new layer(s)"
-            self._set_status(f"Done: {names} added as {where}.")
+            self._set_status(f"Done: {names} added {_TARGET_WORDS[target.kind]}.")
         except Exception as exc:
             self._set_status(f"The result could not be added: {exc}", error=True)
             traceback.print_exc()
-        self.state.record(ticket, result, placement)
+        self.state.record(ticket, result, placement, history, self._thumbnails.pop(number, b""))
+        if document.is_open(ticket.document):
+            document.save_history(ticket.document, history.to_bytes())
         self._fill_history()
         self._save()
         self._refresh_buttons()
@@ -441,6 +533,11 @@ class PaintwireDocker(DockWidget):
         self._refresh_buttons()
 
     def _end_progress(self) -> None:
+        # Whatever ended the job, its preview leaves the canvas before anything else is written.
+        try:
+            self.canvas_preview.clear()
+        except Exception:
+            traceback.print_exc()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")
@@ -449,7 +546,8 @@ class PaintwireDocker(DockWidget):
 
     def _selected_entry(self):
         row = self.history_list.currentRow()
-        return self.state.history[row] if 0 <= row < len(self.state.history) else None
+        entries = self.state.history.history
+        return entries[row] if 0 <= row < len(entries) else None
 
     def _apply_history(self) -> None:
         entry = self._selected_entry()
@@ -461,8 +559,12 @@ class PaintwireDocker(DockWidget):
         doc = document.active_document()
         try:
             document.check_supported(doc)
-            placement = wf.place_result(entry.result, (doc.width(), doc.height()), wf.prompt_of(entry.settings.params))
-            document.write_placement(doc, placement, f"{doc.name()} (history)")
+            size = (doc.width(), doc.height())
+            placement = wf.place_result(entry.result, size, wf.prompt_of(entry.settings.params))
+            target = result_target(entry.settings, entry.result, size, self.state.settings.resize_target)
+            if target.kind is TargetKind.GROW:  # this canvas did not grow with it: apply as a new document
+                target = Target(TargetKind.NEW_DOCUMENT)
+            document.write_placement(doc, placement, target, f"{doc.name()} (history)")
             self._set_status("Added the result again.")
         except Exception as exc:
             self._set_status(f"Could not add the result: {exc}", error=True)
@@ -480,7 +582,38 @@ class PaintwireDocker(DockWidget):
 
     def canvasChanged(self, canvas) -> None:
         self._refresh_layers()
+        self._show_history_of(document.active_document())
+
+
+_TARGET_WORDS = {
+    TargetKind.LAYERS: "as new layer(s)",
+    TargetKind.GROW: "on the grown canvas",
+    TargetKind.RESIZE: "to the resized document",
+    TargetKind.NEW_DOCUMENT: "as a new document",
+}
+
+
+class GenerateAction(Extension):
+    """Tools > Scripts > Generate with Paintwire, with a keyboard shortcut: what
+    the docker's Generate button does, without reaching for the docker."""
+
+    def setup(self) -> None:
+        pass
+
+    def createActions(self, window) -> None:
+        action = window.createAction(GENERATE_ACTION, "Generate with Paintwire", "tools/scripts")
+        action.setShortcut(GENERATE_SHORTCUT)
+        action.setToolTip("Run the Paintwire docker's job on the active document.")
+        action.triggered.connect(_generate_in_docker)
+
+
+def _generate_in_docker() -> None:
+    docker = next((d for d in Krita.instance().dockers() if d.objectName() == DOCKER_ID), None)
+    if docker is not None:
+        docker.generate()
 
 
 def register() -> None:
-    Krita.instance().addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))
+    app = Krita.instance()
+    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))
+    app.addExtension(GenerateAction(app))

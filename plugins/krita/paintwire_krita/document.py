@@ -15,7 +15,7 @@ from krita import Krita
 from paintwire.protocol import PixelFormat
 from paintwire.protocol import workflow as wf
 
-from .state import INPUT_LAYER
+from .state import INPUT_LAYER, RawSnapshot, Target, TargetKind
 
 SUPPORTED_MODEL = "RGBA"
 
@@ -63,10 +63,15 @@ def find_layer(doc, path: str):
     return next((node for p, node in paint_layers(doc) if p == path), None)
 
 
-def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> wf.Snapshot:
+def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> RawSnapshot:
     """Read what a job needs from ``doc``: the input pixels (visible image or
     active layer), the selection and, when chosen, a layer used as the mask
-    or as the strokes of an inpaint sketch (added to the selection)."""
+    or as the strokes of an inpaint sketch (added to the selection).
+
+    Only Krita's own reads happen here, on the UI thread (they are C++ copies);
+    the bytes are turned into a Snapshot later, in the worker thread
+    (RawSnapshot.finish), so no per-pixel Python work blocks Krita.
+    """
     depth = check_supported(doc)
     w, h = doc.width(), doc.height()
     if input_source == INPUT_LAYER:
@@ -78,23 +83,20 @@ def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer
         doc.refreshProjection()
         doc.waitForDone()
         raw = doc.pixelData(0, 0, w, h)
-    pixels = wf.to_8bit(bytes(raw), depth)
     sel = doc.selection()
-    selection = bytes(sel.pixelData(0, 0, w, h)) if sel is not None else None
-    layer_mask = None
+    selection = sel.pixelData(0, 0, w, h) if sel is not None else None
+    mask = sketch = None
     if mask_layer:
         node = find_layer(doc, mask_layer)
         if node is None:
             raise DocumentError(f"The mask layer {mask_layer!r} is gone; choose another.")
-        layer_mask = wf.mask_from_layer(wf.to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
+        mask = node.pixelData(0, 0, w, h)
     if sketch_layer:
         node = find_layer(doc, sketch_layer)
         if node is None:
             raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
-        strokes = wf.alpha_of(wf.to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
-        base = layer_mask if layer_mask is not None else (selection if selection is not None else bytes(w * h))
-        layer_mask = wf.union_masks(base, strokes)
-    return wf.Snapshot(w, h, pixels, PixelFormat.BGRA8, selection, layer_mask, doc.name())
+        sketch = node.pixelData(0, 0, w, h)
+    return RawSnapshot(w, h, depth, raw, selection, mask, sketch, doc.name())
 
 
 def _to_bgra(layer: wf.PlacedLayer) -> bytes:
@@ -105,19 +107,42 @@ def _to_bgra(layer: wf.PlacedLayer) -> bytes:
     return layer.pixels
 
 
-def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result"):
-    """Add the result's layers to ``doc`` (or to a new document when the result
-    canvas has another size) and return the document written to.
+def write_placement(doc, placement: wf.Placement, target: Target, title: str = "Paintwire result"):
+    """Put the result's layers where ``target`` says and return the document written to.
+
+    - layers: new layers in ``doc``, at their place;
+    - grow: ``doc``'s canvas grows in place (its layers keep their pixels and
+      move by the offset), then the new layers go on top;
+    - resize: ``doc`` is scaled to the result's size, then the new layers go on top;
+    - new_document: a new document of the result's size.
 
     Only new nodes are created, on top of the layer stack; the artist's layers
-    are not touched. If writing fails half-way the new nodes are removed again.
+    keep their pixels. If writing fails half-way the new nodes are removed again.
+    Krita's scripting API has no undo macro: growing or resizing is one undo
+    step of its own (Image > Resize Canvas / Scale Image), the new layers another.
     """
     app = Krita.instance()
-    if placement.new_document:
-        target = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
-    else:
-        target = doc
-    depth = check_supported(target)
+    if target.kind is TargetKind.NEW_DOCUMENT:
+        doc = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
+    depth = check_supported(doc)
+    if target.kind is TargetKind.GROW:
+        doc.resizeImage(-target.offset_x, -target.offset_y, placement.width, placement.height)
+        doc.waitForDone()
+    elif target.kind is TargetKind.RESIZE:
+        doc.scaleImage(placement.width, placement.height, doc.resolution(), doc.resolution(), "Bicubic")
+        doc.waitForDone()
+    if (doc.width(), doc.height()) != (placement.width, placement.height):
+        raise DocumentError(f"The document is {doc.width()}x{doc.height()}, the result {placement.width}x{placement.height}.")
+    _add_layers(doc, placement, depth)
+    doc.refreshProjection()
+    if target.kind is TargetKind.NEW_DOCUMENT:
+        window = app.activeWindow()
+        if window is not None:
+            window.addView(doc)
+    return doc
+
+
+def _add_layers(target, placement: wf.Placement, depth: str) -> None:
     root = target.rootNode()
     created = []
     try:
@@ -141,9 +166,64 @@ def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result
         for node in reversed(created):
             node.remove()
         raise
-    target.refreshProjection()
-    if placement.new_document:
-        window = app.activeWindow()
-        if window is not None:
-            window.addView(target)
-    return target
+
+
+# -- the live preview on the canvas ---------------------------------------------------------
+
+PREVIEW_LAYER = "Paintwire preview"
+
+
+class CanvasPreview:
+    """A temporary layer on top of the document that shows the job's previews.
+
+    It is removed when the job ends, whatever the outcome (``clear``), and a
+    layer of that name left by a crashed Krita is removed when the next preview
+    starts. The pixels arrive already scaled to their region and in Krita's
+    byte order (worker thread), so showing one is a single C++ copy here.
+    """
+
+    def __init__(self) -> None:
+        self._doc = None
+        self._node = None
+
+    @property
+    def showing(self) -> bool:
+        return self._node is not None
+
+    def show(self, doc, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+        if not is_open(doc) or doc.colorDepth() != "U8":
+            return  # other depths: the docker's own preview is enough
+        if self._node is None or self._doc != doc:
+            self.clear()
+            for old in [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER]:
+                old.remove()
+            node = doc.createNode(PREVIEW_LAYER, "paintlayer")
+            children = doc.rootNode().childNodes()
+            doc.rootNode().addChildNode(node, children[-1] if children else None)
+            self._doc, self._node = doc, node
+        self._node.setPixelData(bgra, x, y, width, height)
+        doc.refreshProjection()
+
+    def clear(self) -> None:
+        node, doc = self._node, self._doc
+        self._node = self._doc = None
+        if node is not None and is_open(doc):
+            node.remove()
+            doc.refreshProjection()
+
+
+# -- history saved in the document -----------------------------------------------------------
+
+HISTORY_ANNOTATION = "paintwire/history"
+
+
+def load_history(doc) -> bytes | None:
+    """The history stored in ``doc`` (saved in its .kra), or None."""
+    if doc is None or HISTORY_ANNOTATION not in doc.annotationTypes():
+        return None
+    return bytes(doc.annotation(HISTORY_ANNOTATION))
+
+
+def save_history(doc, data: bytes) -> None:
+    if is_open(doc):
+        doc.setAnnotation(HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)

@@ -8,9 +8,11 @@ plug-in (request building, layer naming, placement, history entries).
 
 from __future__ import annotations
 
+import base64
+import enum
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 from paintwire.protocol import DEFAULT_URL, Capabilities, ModeSpec, PixelFormat, ProtocolError, Result
 from paintwire.protocol import workflow as wf
@@ -24,6 +26,45 @@ INPUT_SOURCES = ((INPUT_VISIBLE, "Visible image"), (INPUT_LAYER, "Active layer")
 # order means the plug-in writes them as they come.
 OUTPUT_FORMAT = PixelFormat.BGRA8
 CLIENT_NAME = "paintwire-krita"
+
+
+class TargetKind(str, enum.Enum):
+    """Where a result goes in Krita (the words of the protocol's result placements)."""
+
+    LAYERS = "layers"  # new layers in the same document
+    GROW = "grow"  # the canvas grows in place, by an offset at the top left
+    RESIZE = "resize"  # the document is scaled to the result's size
+    NEW_DOCUMENT = "new_document"
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    offset_x: int = 0  # GROW: where the old canvas's top-left corner lands
+    offset_y: int = 0
+
+
+# For a result of another size that does not grow the canvas (an upscale).
+RESIZE_TARGETS = ((TargetKind.RESIZE.value, "Resize this document"), (TargetKind.NEW_DOCUMENT.value, "Open as a new document"))
+# The Expand mode's parameters that say how far the canvas grows to the left and top.
+GROW_LEFT, GROW_TOP = "left", "top"
+
+
+def result_target(settings: wf.JobSettings, result: Result, document_size: tuple[int, int], resize_target: str) -> Target:
+    """Where ``result`` goes: new layers when it has the document's size; a canvas
+    grown in place when it holds the document at an offset (expand); else the
+    document resized, or a new document, as the artist chose."""
+    width, height = document_size
+    if (result.width, result.height) == (width, height):
+        return Target(TargetKind.LAYERS)
+    ox = int(getattr(result, "offset_x", 0) or settings.params.get(GROW_LEFT) or 0)
+    oy = int(getattr(result, "offset_y", 0) or settings.params.get(GROW_TOP) or 0)
+    grows = settings.ui_mode == "expand" and 0 <= ox and 0 <= oy and ox + width <= result.width and oy + height <= result.height
+    if grows:
+        return Target(TargetKind.GROW, ox, oy)
+    if resize_target == TargetKind.NEW_DOCUMENT.value:
+        return Target(TargetKind.NEW_DOCUMENT)
+    return Target(TargetKind.RESIZE)
 
 
 @dataclass
@@ -41,6 +82,7 @@ class PanelSettings:
     ui_mode: str = "inpaint"
     choice: str = ""  # Choice.key: "engine/model"
     input_source: str = INPUT_VISIBLE
+    resize_target: str = TargetKind.RESIZE.value  # RESIZE_TARGETS: where an upscale goes
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
 
@@ -71,6 +113,8 @@ class PanelSettings:
             out.ui_mode = cls.ui_mode
         if out.input_source not in dict(INPUT_SOURCES):
             out.input_source = INPUT_VISIBLE
+        if out.resize_target not in dict(RESIZE_TARGETS):
+            out.resize_target = cls.resize_target
         out.values = {k: v for k, v in out.values.items() if isinstance(v, dict)}
         out.prompts = {k: v for k, v in out.prompts.items() if k in wf.PROMPT_PARAMS and isinstance(v, str)}
         return out
@@ -91,11 +135,11 @@ class Ticket:
 class PanelState:
     """Everything the docker shows, kept consistent in one place."""
 
-    def __init__(self, settings: PanelSettings | None = None, history: wf.History | None = None) -> None:
+    def __init__(self, settings: PanelSettings | None = None) -> None:
         self.settings = settings or PanelSettings()
         self.capabilities: Capabilities | None = None
         self.server_name = ""
-        self.history = history or wf.History()
+        self.history = DocumentHistory()  # the active document's
         self.ticket: Ticket | None = None
         self._tickets = 0
 
@@ -209,9 +253,12 @@ class PanelState:
             return ticket, None
         return ticket, wf.place_result(result, ticket.document_size, wf.prompt_of(ticket.settings.params))
 
-    def record(self, ticket: Ticket, result: Result, placement: wf.Placement) -> wf.HistoryEntry:
-        entry = wf.history_entry(ticket.job_id or "", ticket.settings, result, placement)
-        self.history.add(entry)
+    def record(
+        self, ticket: Ticket, result: Result, placement: wf.Placement, history: "DocumentHistory | None" = None, thumbnail: bytes = b"",
+    ) -> wf.HistoryEntry:
+        """Add the finished job to ``history`` (that of the job's document; default: the active one's)."""
+        entry = wf.history_entry(ticket.job_id or result.job or "", ticket.settings, result, placement)
+        (history if history is not None else self.history).record(entry, thumbnail)
         return entry
 
 
@@ -223,13 +270,49 @@ def describe_error(message: str, connected: bool) -> str:
     return f"Failed: {text}"
 
 
-def history_from_json(text: str | None) -> wf.History:
-    try:
-        items = json.loads(text or "[]")
-    except ValueError:
-        return wf.History()
-    return wf.History.from_list(items if isinstance(items, list) else [])
+# A document's history as it is stored in the document (a Krita annotation, saved
+# in the .kra): the entries, newest first, and a small PNG thumbnail per job.
+HISTORY_FORMAT = 1
+MAX_THUMBNAILS = wf.MAX_HISTORY
 
 
-def history_to_json(history: wf.History) -> str:
-    return json.dumps(history.to_list())
+@dataclass
+class DocumentHistory:
+    """One document's history and the thumbnails of its results."""
+
+    history: wf.History = field(default_factory=wf.History)
+    thumbnails: dict[str, bytes] = field(default_factory=dict)  # job id -> PNG
+
+    def record(self, entry: wf.HistoryEntry, thumbnail: bytes) -> None:
+        self.history.add(entry)
+        if thumbnail:
+            self.thumbnails[entry.job_id] = thumbnail
+        kept = {e.job_id for e in self.history.entries}
+        self.thumbnails = {k: v for k, v in self.thumbnails.items() if k in kept}
+
+    def thumbnail(self, entry: wf.HistoryEntry) -> bytes:
+        return self.thumbnails.get(entry.job_id, b"")
+
+    def to_bytes(self) -> bytes:
+        obj = {
+            "format": HISTORY_FORMAT, "entries": self.history.to_list(),
+            "thumbnails": {k: base64.b64encode(v).decode("ascii") for k, v in self.thumbnails.items()},
+        }
+        return json.dumps(obj).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> "DocumentHistory":
+        """A stored history; anything unreadable gives an empty one (never an error at open)."""
+        try:
+            obj = json.loads((data or b"{}").decode("utf-8"))
+        except ValueError:
+            return cls()
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("entries"), list):
+            return cls()
+        thumbs: dict[str, bytes] = {}
+        for key, value in (obj.get("thumbnails") or {}).items():
+            try:
+                thumbs[str(key)] = base64.b64decode(value, validate=True)
+            except (ValueError, TypeError):
+                continue
+        return cls(wf.History.from_list(obj["entries"]), thumbs)

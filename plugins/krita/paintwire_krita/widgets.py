@@ -2,10 +2,11 @@
 
 int and float become spin boxes (a slider beside them when the range is
 short enough to drag), seed a wide spin box with a dice button, bool a check
-box, choice a combo box, string a line edit; every widget's tooltip is the
-ParamSpec's help. Parameters of a group other than "basic" ("advanced",
-"soft", ...) go behind a fold per group. Each widget's objectName is ``paintwire-param-<name>`` so that tests and scripts
-can find it.
+box, choice a combo box (showing human labels, keeping the values), string a
+line edit; every widget's tooltip is the ParamSpec's help. Basic parameters
+come first; those of another group ("advanced", "soft", ...) go behind a fold
+per group. Each widget's objectName is ``paintwire-param-<name>`` so that
+tests and scripts can find it.
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def object_name(param: str) -> str:
     return f"paintwire-param-{param}"
 
 
+def choice_label(spec: ParamSpec, value: str) -> str:
+    """What the artist reads for a choice: the server's label when it gives one,
+    else the value in words ("whole_picture" -> "Whole picture")."""
+    label = spec.choice_label(value) if hasattr(spec, "choice_label") else value
+    if label != value:
+        return label
+    words = value.replace("_", " ").replace("-", " ").strip()
+    return words[:1].upper() + words[1:] if words else value
+
+
 class ParamField:
     """One parameter's widget(s), with get/set in the parameter's own type."""
 
@@ -67,7 +78,8 @@ class ParamField:
             return box, box
         if s.type is ParamType.CHOICE:
             combo = QComboBox()
-            combo.addItems(list(s.choices))
+            for value in s.choices:
+                combo.addItem(choice_label(s, value), value)
             combo.currentIndexChanged.connect(self._changed)
             return combo, combo
         if s.type is ParamType.STRING:
@@ -120,7 +132,7 @@ class ParamField:
         if t is ParamType.BOOL:
             return e.isChecked()
         if t is ParamType.CHOICE:
-            return e.currentText()
+            return e.currentData()
         if t is ParamType.STRING:
             return e.text()
         if t in (ParamType.SEED, ParamType.INT):
@@ -136,7 +148,7 @@ class ParamField:
             if t is ParamType.BOOL:
                 e.setChecked(bool(value))
             elif t is ParamType.CHOICE:
-                index = e.findText(str(value))
+                index = e.findData(str(value))
                 if index >= 0:
                     e.setCurrentIndex(index)
             elif t is ParamType.STRING:

@@ -357,7 +357,7 @@ class Driver:
         if editor is None:
             raise RuntimeError(f"the form has no parameter {name!r}")
         if isinstance(editor, QComboBox):
-            editor.setCurrentIndex(editor.findText(str(value)))
+            editor.setCurrentIndex(editor.findData(str(value)))
         elif hasattr(editor, "setChecked"):
             editor.setChecked(bool(value))
         elif hasattr(editor, "setValue"):
@@ -365,15 +365,18 @@ class Driver:
         else:
             editor.setText(str(value))
 
-    def form_values(self) -> dict:
+    def form_values(self, labels: dict | None = None) -> dict:
+        """The form's values; ``labels`` (when given) gets each combo box's item texts."""
         out = {}
+        labels = {} if labels is None else labels
         for editor in self.docker.findChildren(QWidget):
             name = editor.objectName()
             if not name.startswith("paintwire-param-"):
                 continue
             key = name[len("paintwire-param-"):]
             if isinstance(editor, QComboBox):
-                out[key] = editor.currentText()
+                out[key] = editor.currentData()
+                labels[key] = [editor.itemText(i) for i in range(editor.count())]
             elif hasattr(editor, "isChecked"):
                 out[key] = editor.isChecked()
             elif hasattr(editor, "value"):

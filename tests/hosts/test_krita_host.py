@@ -142,7 +142,7 @@ def test_krita_docker_inpaints_the_selection(live_server, tmp_path, plugin_zip):
         {"name": "apply-again", "action": "apply"},
         {"name": "use-settings", "action": "rerun"},
         # Last, as it opens a new document: a result of another size than the canvas.
-        {"name": "upscale", "mode": "upscale", "model": "classical/", "params": {"scale": 2.0}},
+        {"name": "upscale", "mode": "upscale", "model": "classical/", "params": {"scale": 2.0}, "resize_target": "new_document"},
     ]
     run, steps = run_krita(tmp_path, plugin_zip, live_server.url, jobs, out_dir, depth_checks=["U16", "F32"], feather=FEATHER)
     # Krita's feathered selection: soft values between 0 and 255 around the rectangle.

@@ -15,7 +15,8 @@ from krita import Krita
 from paintwire.protocol import PixelFormat
 from paintwire.protocol import workflow as wf
 
-from .state import INPUT_LAYER, RawSnapshot, Target, TargetKind
+from .pixels import RawSnapshot
+from .state import INPUT_LAYER, Target, TargetKind
 
 SUPPORTED_MODEL = "RGBA"
 

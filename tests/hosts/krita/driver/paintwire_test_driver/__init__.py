@@ -152,8 +152,13 @@ class Driver:
 
     def after_connect(self, text: str) -> None:
         modes = self.w(QComboBox, "paintwire-mode")
-        models = self.w(QComboBox, "paintwire-model")
         self.step("connected", status=text, modes=[modes.itemData(i) for i in range(modes.count())])
+        if self.sc.get("flow") == "inplace":
+            from .inplace import InPlace
+
+            self.inplace = InPlace(self)
+            self.inplace.start()
+            return
         self.jobs = list(self.sc["jobs"])
         self.next_job()
 
@@ -313,6 +318,9 @@ class Driver:
             self.w(QWidget, "paintwire-prompt").setPlainText(job["prompt"])
         for name, value in job.get("params", {}).items():
             self.set_param(name, value)
+        if job.get("resize_target"):
+            combo = self.w(QComboBox, "paintwire-resize-target")
+            combo.setCurrentIndex(combo.findData(job["resize_target"]))
         self.w(QToolButton, "paintwire-layers-refresh").click()
         for combo_name, value in (("paintwire-mask-layer", job.get("mask_layer")), ("paintwire-sketch-layer", job.get("sketch_layer"))):
             combo = self.w(QComboBox, combo_name)

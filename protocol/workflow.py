@@ -13,6 +13,7 @@ Standard library only; Python 3.10+.
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
@@ -357,6 +358,44 @@ def place_result(result: Result, document_size: tuple[int, int], prompt: str | N
     return Placement(result.width, result.height, new_document, group, tuple(placed))
 
 
+class TargetKind(str, enum.Enum):
+    """Where a host puts a result (the words of the protocol's result placements)."""
+
+    LAYERS = "layers"  # new layers in the same document
+    GROW = "grow"  # the canvas grows in place; the old canvas's top-left corner lands at an offset
+    RESIZE = "resize"  # the document is scaled to the result's size
+    NEW_DOCUMENT = "new_document"
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: TargetKind
+    offset_x: int = 0  # GROW: where the old canvas's top-left corner lands on the result
+    offset_y: int = 0
+
+
+# The Expand mode's parameters that say how far the canvas grows to the left and top.
+GROW_LEFT, GROW_TOP = "left", "top"
+
+
+def result_target(settings: JobSettings, result: Result, document_size: tuple[int, int], resize_target: str = "new_document") -> Target:
+    """Where ``result`` goes: new layers when it has the document's size; the same
+    canvas grown in place when it holds the document at an offset (an expand);
+    else the document resized or a new document, as ``resize_target`` says
+    (a TargetKind value; hosts that cannot resize pass new_document)."""
+    width, height = document_size
+    if (result.width, result.height) == (width, height):
+        return Target(TargetKind.LAYERS)
+    ox = int(getattr(result, "offset_x", 0) or settings.params.get(GROW_LEFT) or 0)
+    oy = int(getattr(result, "offset_y", 0) or settings.params.get(GROW_TOP) or 0)
+    grows = settings.ui_mode == "expand" and 0 <= ox and 0 <= oy and ox + width <= result.width and oy + height <= result.height
+    if grows:
+        return Target(TargetKind.GROW, ox, oy)
+    if resize_target == TargetKind.RESIZE.value:
+        return Target(TargetKind.RESIZE)
+    return Target(TargetKind.NEW_DOCUMENT)
+
+
 def clip_to_canvas(layer: PlacedLayer, width: int, height: int) -> PlacedLayer | None:
     """The part of ``layer`` inside a ``width`` x ``height`` canvas, or None if none is."""
     x0, y0 = max(layer.x, 0), max(layer.y, 0)
@@ -482,5 +521,5 @@ __all__ = [
     "ADD_ON_KINDS", "Choice", "History", "HistoryEntry", "JobSettings", "PlacedLayer",
     "Placement", "Snapshot", "UI_MODES", "UiMode", "alpha_of", "available_modes", "build_request", "clip_to_canvas",
     "find_mode", "from_8bit", "history_entry", "layer_name", "mask_from_layer", "model_choices", "params_for_mode",
-    "place_result", "prompt_of", "seed_param", "to_8bit", "whole_canvas_mask",
+    "place_result", "prompt_of", "result_target", "seed_param", "Target", "TargetKind", "to_8bit", "whole_canvas_mask",
 ]

@@ -18,7 +18,7 @@ import pytest
 import paintwire.protocol.workflow  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
 from paintwire.protocol import (
     Capabilities, ClientError, EngineInfo, Error, ErrorCode, JobFailed, Layer, Limits, ModeSpec, ModelInfo, ParamSpec,
-    ParamType, PixelFormat, Progress, Queued, Result, Started, raw_image,
+    ParamType, PixelFormat, Preview, Progress, Queued, Result, Started, raw_image,
 )
 from paintwire.protocol import workflow
 
@@ -201,7 +201,9 @@ class FakeDocument:
         self.pixels = bytes(range(256)) * (width * height * 4 // 256) + bytes(width * height * 4 % 256)
         self.selection = selection
         self.written = []
+        self.targets = []
         self.sources = []
+        self.calls = []  # preview, end_preview and write, in order
 
     def size(self):
         return self.width, self.height
@@ -210,9 +212,17 @@ class FakeDocument:
         self.sources.append(source)
         return workflow.Snapshot(self.width, self.height, self.pixels, PixelFormat.RGBA8, selection=self.selection)
 
-    def write(self, placement):
+    def write(self, placement, target):
+        self.calls.append("write")
         self.written.append(placement)
+        self.targets.append(target)
         return ("image", "layer")
+
+    def preview(self, event):
+        self.calls.append(("preview", event.x, event.y, event.width, event.height))
+
+    def end_preview(self):
+        self.calls.append("end_preview")
 
 
 class FakeProgress:
@@ -290,6 +300,46 @@ def test_run_sends_selection_as_mask_and_writes_the_placed_result():
     texts = [entry[1] for entry in progress.log if entry[0] == "text"]
     assert "Paintwire: waiting for the server (2 jobs ahead)" in texts and "Paintwire: step 1 of 2 (inpainting)" in texts
     assert ("fraction", 0.5) in progress.log and progress.log[-1] == ("end",)
+
+
+def test_previews_show_while_the_job_runs_and_go_before_the_result_is_written():
+    doc = FakeDocument(selection=bytes([255] * 48))
+    preview = Preview("job-1", raw_image(2, 1, PixelFormat.RGBA8, bytes(8)), 1, 2, 4, 2)
+    jobs.run("inpaint", Args(), CONNECTION, doc, FakeProgress(), client_factory=_factory(events=[Started("job-1"), preview, preview]))
+    assert doc.calls[:3] == [("preview", 1, 2, 4, 2)] * 2 + ["end_preview"] and doc.calls[3] == "write"
+    assert doc.calls[-1] == "end_preview"  # again on the way out: harmless, and it covers failures
+    failing = FakeDocument(selection=bytes([255] * 48))
+    with pytest.raises(PluginError):
+        jobs.run("inpaint", Args(), CONNECTION, failing, FakeProgress(), client_factory=_factory(events=[preview], fail=ClientError("gone")))
+    assert failing.calls == [("preview", 1, 2, 4, 2), "end_preview"]
+
+
+def _sized_result(width, height):
+    return Result("job-1", (Layer(raw_image(width, height, PixelFormat.RGBA8, bytes(width * height * 4)), 0, 0, "r"),), width, height)
+
+
+def test_an_expand_grows_the_canvas_in_place_an_upscale_opens_a_new_image():
+    doc = FakeDocument()  # 8 x 6
+    sides = tuple(ParamSpec(side, ParamType.INT, 0, side.capitalize(), "", minimum=0, maximum=512) for side in ("left", "top", "right", "bottom"))
+    outpaint = EngineInfo("diffusers", "Diffusers", (ModeSpec("outpaint", "Expand", "", needs_image=True, needs_mask=False, params=(PROMPT,) + sides),))
+    caps = Capabilities((outpaint,), (ModelInfo("sd15", "diffusers", "sd15", "SD 1.5"),), LIMITS)
+    grow = lambda url, name, token, timeout: _SizedClient(url, name, token, timeout, caps, _sized_result(24, 6))  # noqa: E731
+    jobs.run("expand", Args(prompt="more", params_json='{"left": 16}'), CONNECTION, doc, FakeProgress(), client_factory=grow)
+    assert doc.targets == [workflow.Target(workflow.TargetKind.GROW, 16, 0)]
+    doc = FakeDocument()
+    bigger = lambda url, name, token, timeout: _SizedClient(url, name, token, timeout, CAPS_CLASSICAL, _sized_result(16, 12))  # noqa: E731
+    jobs.run("upscale", Args(params_json='{"scale": 2.0}'), CONNECTION, doc, FakeProgress(), client_factory=bigger)
+    assert doc.targets == [workflow.Target(workflow.TargetKind.NEW_DOCUMENT)]
+
+
+class _SizedClient(FakeClient):
+    def __init__(self, url, name, token, timeout, caps, result):
+        super().__init__(url, name, token, timeout, caps=caps)
+        self._result = result
+
+    def run(self, request, on_event=None, timeout=None):
+        self.request = request
+        return self._result
 
 
 def test_run_without_selection_masks_the_whole_canvas():

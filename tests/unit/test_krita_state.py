@@ -139,6 +139,7 @@ def _result(width: int, height: int) -> Result:
 
 
 def test_results_of_the_document_size_become_layers_an_expand_grows_the_canvas():
+    # workflow.result_target, as the Krita docker uses it (with the artist's choice for an upscale)
     inpaint = wf.JobSettings("inpaint", "classical")
     assert st.result_target(inpaint, _result(8, 6), (8, 6), "resize") == st.Target(st.TargetKind.LAYERS)
     expand = wf.JobSettings("expand", "diffusers", None, {"left": 16, "top": 0, "right": 0, "bottom": 8})

@@ -286,4 +286,4 @@ def test_workflow_uses_the_standard_library_only():
     tree = ast.parse(Path(wf.__file__).read_text(encoding="utf-8"), feature_version=(3, 10))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert imported <= {"__future__", "time", "dataclasses", "typing"}, imported
+    assert imported <= {"__future__", "enum", "time", "dataclasses", "typing"}, imported

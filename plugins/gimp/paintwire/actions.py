@@ -45,7 +45,7 @@ ACTIONS: tuple[Action, ...] = (
     # The strokes usually sit on a layer of their own: the visible image is the input.
     Action("sketch", "Inpaint S_ketch...", "Regenerate the selection over colour strokes painted on the image; the strokes guide it.",
            default_source="visible"),
-    Action("expand", "_Expand Canvas (outpaint)...", "Grow the picture beyond its edges; the result opens as a new image."),
+    Action("expand", "_Expand Canvas (outpaint)...", "Grow the picture beyond its edges: the canvas grows in place (one Undo takes it back)."),
     Action("upscale", "_Upscale...", "Enlarge the picture; the result opens as a new image."),
 )
 ACTION_BY_PROC = {a.proc_name: a for a in ACTIONS}

@@ -21,6 +21,7 @@ from paintwire.protocol import (
     JobFailed,
     ModeSpec,
     PixelFormat,
+    Preview,
     Progress,
     ProtocolError,
     Queued,
@@ -39,7 +40,13 @@ class Document(Protocol):
 
     def snapshot(self, source: str) -> workflow.Snapshot: ...
 
-    def write(self, placement: workflow.Placement) -> Any: ...
+    def write(self, placement: workflow.Placement, target: workflow.Target) -> Any: ...
+
+    def preview(self, event: Preview) -> None:
+        """Show a preview while the job runs (a temporary layer)."""
+
+    def end_preview(self) -> None:
+        """Remove what ``preview`` showed; called whatever the job's outcome, before anything is written."""
 
 
 class ProgressSink(Protocol):
@@ -127,11 +134,15 @@ def run(
         assert mode is not None  # choose_engine only offers engines that have it
         request = _request(document, caps, choice, ui_mode, mode, args)
         progress.text("Paintwire: sending")
-        result = _wait(client, request, connection, progress)
+        result = _wait(client, request, connection, progress, document)
+        document.end_preview()
         placement = workflow.place_result(result, document.size(), workflow.prompt_of(request.params))
-        written = document.write(placement)
+        # An expand grows this image's canvas in place; another size (upscale) opens a new image.
+        target = workflow.result_target(workflow.JobSettings(ui_mode, choice.engine, choice.model, request.params), result, document.size())
+        written = document.write(placement, target)
         return Outcome(args, written, result.job, placement)
     finally:
+        document.end_preview()
         client.close()
         progress.end()
 
@@ -161,13 +172,15 @@ def _blank(document: Document) -> workflow.Snapshot:
     return workflow.Snapshot(width, height, bytes(width * height * 4), PixelFormat.RGBA8)
 
 
-def _wait(client: Client, request, connection: Connection, progress: ProgressSink):
+def _wait(client: Client, request, connection: Connection, progress: ProgressSink, document: Document):
     def on_event(event: Any) -> None:
         text = event_text(event)
         if text:
             progress.text(text)
         if isinstance(event, Progress) and event.total > 0:
             progress.fraction(min(max(event.step / event.total, 0.0), 1.0))
+        if isinstance(event, Preview):
+            document.preview(event)
 
     try:
         return client.run(request, on_event=on_event, timeout=connection.timeout)

@@ -1,14 +1,20 @@
 """All access to Krita documents: reading pixels, the selection and layers,
 writing result layers. Nothing else in the plug-in calls the document API.
 
-Krita facts this relies on (5.1): ``pixelData`` of an 8-bit RGBA document or
-node is B, G, R, A bytes, 16-bit integer ones are the same order with
-little-endian 16-bit channels; ``Selection.pixelData`` is one byte per pixel
-with feathering kept; ``Document.pixelData`` reads the projection, which is
-current only after ``refreshProjection`` and ``waitForDone``.
+Krita facts this relies on (5.1 and 5.2): ``pixelData`` of an 8-bit RGBA
+document or node is B, G, R, A bytes, 16-bit integer ones are the same order
+with little-endian 16-bit channels; ``Selection.pixelData`` is one byte per
+pixel with feathering kept; ``Document.pixelData`` reads the projection (what
+the canvas shows), current once ``waitForDone`` returns. ``Node.setPixelData``
+does not repaint: a layer written before ``addChildNode`` shows when it is
+added, and a layer already in the document shows only after
+``Document.refreshProjection``, which recomposites the whole image (about
+0.4 s at 4096x4096), hence the preview's rate below.
 """
 
 from __future__ import annotations
+
+import time
 
 from krita import Krita
 
@@ -81,7 +87,8 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
             raise DocumentError("There is no active layer.")
         raw = node.pixelData(0, 0, w, h)
     else:
-        doc.refreshProjection()
+        # What the canvas shows, once Krita's pending updates are done. (A full
+        # refreshProjection would recomposite the whole image on the UI thread.)
         doc.waitForDone()
         raw = doc.pixelData(0, 0, w, h)
     sel = doc.selection()
@@ -134,8 +141,7 @@ def write_placement(doc, placement: wf.Placement, target: Target, title: str = "
         doc.waitForDone()
     if (doc.width(), doc.height()) != (placement.width, placement.height):
         raise DocumentError(f"The document is {doc.width()}x{doc.height()}, the result {placement.width}x{placement.height}.")
-    _add_layers(doc, placement, depth)
-    doc.refreshProjection()
+    _add_layers(doc, placement, depth)  # written before they are added: adding them repaints their area
     if target.kind is TargetKind.NEW_DOCUMENT:
         window = app.activeWindow()
         if window is not None:
@@ -174,18 +180,31 @@ def _add_layers(target, placement: wf.Placement, depth: str) -> None:
 PREVIEW_LAYER = "Paintwire preview"
 
 
+# The canvas preview may take at most this share of the UI thread's time: after
+# a repaint that took t seconds, the next waits at least t / share (the docker's
+# own preview shows every one).
+PREVIEW_UI_SHARE = 0.1
+
+
 class CanvasPreview:
     """A temporary layer on top of the document that shows the job's previews.
 
     It is removed when the job ends, whatever the outcome (``clear``), and a
     layer of that name left by a crashed Krita is removed when the next preview
     starts. The pixels arrive already scaled to their region and in Krita's
-    byte order (worker thread), so showing one is a single C++ copy here.
+    byte order (worker thread), so writing one is a single C++ copy here; the
+    repaint (a whole-image refreshProjection: Krita's scripting API has no
+    partial one) is rationed by PREVIEW_UI_SHARE.
+
+    Adding and removing the layer are steps in Krita's undo history (its
+    scripting API has no other way to add a layer), so undoing past a job's
+    result shows the removed preview layer once more.
     """
 
     def __init__(self) -> None:
         self._doc = None
         self._node = None
+        self._next_repaint = 0.0
 
     @property
     def showing(self) -> bool:
@@ -199,18 +218,24 @@ class CanvasPreview:
             for old in [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER]:
                 old.remove()
             node = doc.createNode(PREVIEW_LAYER, "paintlayer")
+            node.setPixelData(bgra, x, y, width, height)  # before adding it: adding repaints its area
             children = doc.rootNode().childNodes()
             doc.rootNode().addChildNode(node, children[-1] if children else None)
             self._doc, self._node = doc, node
+            return
         self._node.setPixelData(bgra, x, y, width, height)
-        doc.refreshProjection()
+        now = time.monotonic()
+        if now >= self._next_repaint:
+            doc.refreshProjection()
+            cost = time.monotonic() - now
+            self._next_repaint = now + cost / PREVIEW_UI_SHARE
 
     def clear(self) -> None:
         node, doc = self._node, self._doc
         self._node = self._doc = None
+        self._next_repaint = 0.0
         if node is not None and is_open(doc):
-            node.remove()
-            doc.refreshProjection()
+            node.remove()  # removing a layer repaints its area
 
 
 # -- history saved in the document -----------------------------------------------------------

@@ -9,13 +9,13 @@ plug-in (request building, layer naming, placement, history entries).
 from __future__ import annotations
 
 import base64
-import enum
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from paintwire.protocol import DEFAULT_URL, Capabilities, ModeSpec, PixelFormat, ProtocolError, Result
 from paintwire.protocol import workflow as wf
+from paintwire.protocol.workflow import Target, TargetKind, result_target  # noqa: F401  (the docker's words too)
 
 # Where the input pixels come from.
 INPUT_VISIBLE = "visible"  # the whole visible image (Krita's projection)
@@ -28,43 +28,8 @@ OUTPUT_FORMAT = PixelFormat.BGRA8
 CLIENT_NAME = "paintwire-krita"
 
 
-class TargetKind(str, enum.Enum):
-    """Where a result goes in Krita (the words of the protocol's result placements)."""
-
-    LAYERS = "layers"  # new layers in the same document
-    GROW = "grow"  # the canvas grows in place, by an offset at the top left
-    RESIZE = "resize"  # the document is scaled to the result's size
-    NEW_DOCUMENT = "new_document"
-
-
-@dataclass(frozen=True)
-class Target:
-    kind: TargetKind
-    offset_x: int = 0  # GROW: where the old canvas's top-left corner lands
-    offset_y: int = 0
-
-
-# For a result of another size that does not grow the canvas (an upscale).
+# For a result of another size that does not grow the canvas (an upscale): the artist's choice.
 RESIZE_TARGETS = ((TargetKind.RESIZE.value, "Resize this document"), (TargetKind.NEW_DOCUMENT.value, "Open as a new document"))
-# The Expand mode's parameters that say how far the canvas grows to the left and top.
-GROW_LEFT, GROW_TOP = "left", "top"
-
-
-def result_target(settings: wf.JobSettings, result: Result, document_size: tuple[int, int], resize_target: str) -> Target:
-    """Where ``result`` goes: new layers when it has the document's size; a canvas
-    grown in place when it holds the document at an offset (expand); else the
-    document resized, or a new document, as the artist chose."""
-    width, height = document_size
-    if (result.width, result.height) == (width, height):
-        return Target(TargetKind.LAYERS)
-    ox = int(getattr(result, "offset_x", 0) or settings.params.get(GROW_LEFT) or 0)
-    oy = int(getattr(result, "offset_y", 0) or settings.params.get(GROW_TOP) or 0)
-    grows = settings.ui_mode == "expand" and 0 <= ox and 0 <= oy and ox + width <= result.width and oy + height <= result.height
-    if grows:
-        return Target(TargetKind.GROW, ox, oy)
-    if resize_target == TargetKind.NEW_DOCUMENT.value:
-        return Target(TargetKind.NEW_DOCUMENT)
-    return Target(TargetKind.RESIZE)
 
 
 @dataclass

@@ -13,6 +13,7 @@ the docker's worker signals) keeps running.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -423,6 +424,9 @@ def _install() -> None:
         os._exit(3)
 
     threading.Thread(target=watchdog, name="paintwire-test-watchdog", daemon=True).start()
+    # A hang that holds the GIL stops the watchdog too; faulthandler's C thread still
+    # prints where every Python thread stands, for the log.
+    faulthandler.dump_traceback_later(max(5.0, limit - 20), exit=False)
     driver = Driver(scenario)
     notifier = Krita.instance().notifier()
     notifier.setActive(True)

@@ -424,10 +424,11 @@ class PaintwireDocker(DockWidget):
             settings = self.state.job_settings()
             mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
             sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
-            raw = document.read_snapshot(
-                doc, self.state.settings.input_source,
-                mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
-            )
+            with self._timed("generate.read"):
+                raw = document.read_snapshot(
+                    doc, self.state.settings.input_source,
+                    mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
+                )
             caps = self.state.capabilities
             # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
             request = lambda: wf.build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
@@ -481,7 +482,8 @@ class PaintwireDocker(DockWidget):
             self.preview_label.setPixmap(QPixmap.fromImage(preview.small))
         if preview.bgra is not None and self.state.ticket is not None:
             try:
-                self.canvas_preview.show(self.state.ticket.document, preview.bgra, preview.x, preview.y, preview.width, preview.height)
+                with self._timed("preview.canvas-first" if not self.canvas_preview.showing else "preview.canvas"):
+                        self.canvas_preview.show(self.state.ticket.document, preview.bgra, preview.x, preview.y, preview.width, preview.height)
             except Exception:  # the canvas preview is a nicety; the job goes on
                 traceback.print_exc()
 
@@ -504,16 +506,18 @@ class PaintwireDocker(DockWidget):
                 raise document.DocumentError("The document of this job was closed; the result is kept in the history.")
             target = result_target(ticket.settings, result, ticket.document_size, self.state.settings.resize_target)
             title = f"{ticket.document.name() or 'Untitled'} ({wf.UI_MODE_BY_KEY[ticket.settings.ui_mode].label})"
-            document.write_placement(ticket.document, placement, target, title)
+            with self._timed("done.write"):
+                document.write_placement(ticket.document, placement, target, title)
             names = ", ".join(l.name for l in placement.layers)
             self._set_status(f"Done: {names} added {_TARGET_WORDS[target.kind]}.")
         except Exception as exc:
             self._set_status(f"The result could not be added: {exc}", error=True)
             traceback.print_exc()
-        self.state.record(ticket, result, placement, history, self._thumbnails.pop(number, b""))
-        if document.is_open(ticket.document):
-            document.save_history(ticket.document, history.to_bytes())
-        self._fill_history()
+        with self._timed("done.history"):
+            self.state.record(ticket, result, placement, history, self._thumbnails.pop(number, b""))
+            if document.is_open(ticket.document):
+                document.save_history(ticket.document, history.to_bytes())
+            self._fill_history()
         self._save()
         self._refresh_buttons()
 
@@ -536,7 +540,8 @@ class PaintwireDocker(DockWidget):
     def _end_progress(self) -> None:
         # Whatever ended the job, its preview leaves the canvas before anything else is written.
         try:
-            self.canvas_preview.clear()
+            with self._timed("preview.clear"):
+                self.canvas_preview.clear()
         except Exception:
             traceback.print_exc()
         self.progress.setRange(0, 1)

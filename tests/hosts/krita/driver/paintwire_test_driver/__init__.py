@@ -138,7 +138,7 @@ class Driver:
         if self.docker is None:
             raise RuntimeError(f"no Paintwire docker; dockers: {[d.objectName() for d in app.dockers()]}")
         self.arrange_window()
-        self.step("docker", title=self.docker.windowTitle(), status=self.status())
+        self.step("docker", title=self.docker.windowTitle(), status=self.status(), krita=app.version())
 
         # A server that is not there: the docker must say so, and stay usable.
         self.w(QWidget, "paintwire-url").setText(sc["dead_url"])

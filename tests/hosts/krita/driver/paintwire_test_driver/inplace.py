@@ -240,6 +240,8 @@ class InPlace:
                 shown = bytes(doc.pixelData(cx, cy, 1, 1)) == bytes(result.pixelData(cx, cy, 1, 1))
             self.d.step("ui-thread", status=status, size=self.size(), click_ms=round(click_ms, 1), result_shown=shown,
                         times={k: round(v, 1) for k, v in self.d.docker.ui_times.items()}, layers=self.names())
+            self.d.grab_window("krita-window.png")
+            self.d.docker.grab().save(os.path.join(self.d.out, "krita-docker.png"))
             self.d.report["ok"] = True
             self.d.finish()
 

@@ -27,6 +27,8 @@ root_real="$(realpath "$ROOT")"
 inside="${profile#"$root_real"}"
 
 # The bind mounts are shared by every run: one run at a time (setup_chroot.sh takes the same lock).
+# The application gets the lock's descriptor closed (9>&- below): a helper process it leaves
+# behind (a GIMP file plug-in outliving a killed GIMP) must not keep holding the lock.
 exec 9>"$ROOT.lock"
 flock 9
 trap 'unmount_all "$ROOT"' EXIT
@@ -36,7 +38,7 @@ chroot "$ROOT" /usr/bin/env -i \
     HOME="$inside/home" XDG_CONFIG_HOME="$inside/config" XDG_DATA_HOME="$inside/data" \
     XDG_CACHE_HOME="$inside/cache" XDG_RUNTIME_DIR="$inside/runtime" \
     PATH=/usr/local/bin:/usr/bin:/bin DISPLAY="$display" LC_ALL=C.UTF-8 KDE_DEBUG=1 PYTHONDONTWRITEBYTECODE=1 "$@" \
-    timeout -k 5 "$limit" /bin/sh -c "cd '$inside/home' && exec krita --nosplash"
+    timeout -k 5 "$limit" /bin/sh -c "cd '$inside/home' && exec krita --nosplash" 9>&-
 status=$?
 set -e
 unmount_all "$ROOT"

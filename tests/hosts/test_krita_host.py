@@ -409,8 +409,10 @@ def test_krita_docker_works_in_place(start_server, tiny_model_dir, tmp_path, plu
     assert len(new) == 1, list(layers)
     x, y, grown = layers[new[0]]
     assert (x, y, grown.shape[1], grown.shape[0]) == (0, 0, WIDTH + GROW["left"], HEIGHT + GROW["top"])
+    with zipfile.ZipFile(out_dir / "before-expand.ora") as zf:
+        visible = np.asarray(Image.open(io.BytesIO(zf.read("mergedimage.png"))).convert("RGBA"))
     inner = grown[GROW["top"] :, GROW["left"] :]
-    assert np.array_equal(inner, input_image()), "the expand result does not hold the original where it was"
+    assert np.array_equal(inner, visible), "the expand result does not hold the picture it grew from where it was"
     assert (grown[: GROW["top"], :, 3] == 255).all() and (grown[:, : GROW["left"], 3] == 255).all(), "the new area is not painted"
     # Edit > Undo: the result layer first, then the canvas size (two steps: Krita's
     # scripting API has no way to group commands), and Redo brings both back.

@@ -78,3 +78,17 @@ def test_plugin_code_is_python_310():
     files = sorted((PLUGIN / "paintwire_krita").rglob("*.py")) + [REPO / "protocol" / "workflow.py", PLUGIN / "build.py"]
     for path in files:
         ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 10))
+
+
+def test_qt_comes_from_one_module_ready_for_pyqt6():
+    """Krita 6 runs on Qt 6 (PyQt6): the binding is chosen in qt.py alone, and enums are
+    spelled with their scope (Qt.AlignmentFlag.AlignCenter), which both bindings accept."""
+    import re
+
+    unscoped = re.compile(r"\b(Qt|QImage|QPainter|QIODevice|QLineEdit)\.(Align[A-Z]|Format_|CompositionMode_|WriteOnly|ReadOnly|Password|Horizontal|Vertical|KeepAspect|IgnoreAspect|Smooth|ToolTipRole|TextSelectable)")
+    for path in sorted((PLUGIN / "paintwire_krita").glob("*.py")):
+        if path.name == "qt.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "PyQt5" not in text and "PyQt6" not in text, f"{path.name} imports a Qt binding directly; use .qt"
+        assert not unscoped.findall(text), f"{path.name}: {unscoped.findall(text)}"

@@ -14,31 +14,34 @@ import traceback
 from contextlib import contextmanager
 
 from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
-from PyQt5.QtCore import QSize, Qt
-from PyQt5.QtGui import QIcon, QImage, QPixmap
-from PyQt5.QtWidgets import (
-    QComboBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPlainTextEdit,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
 
 from paintwire.protocol import Progress, Queued, Started
 from paintwire.protocol import workflow as wf
 
 from . import document
 from .pixels import PreparedPreview
+from .qt import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QIcon,
+    QImage,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPixmap,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSize,
+    QToolButton,
+    Qt,
+    QVBoxLayout,
+    QWidget,
+)
 from .state import (
     INPUT_SOURCES, OUTPUT_FORMAT, RESIZE_TARGETS, DocumentHistory, PanelSettings, PanelState, Target, TargetKind, describe_error,
     result_target,
@@ -109,7 +112,7 @@ class PaintwireDocker(DockWidget):
         self.url_edit.setToolTip("The server's websocket address, e.g. ws://127.0.0.1:7878/ws")
         self.token_edit = QLineEdit(self.state.settings.token)
         self.token_edit.setObjectName("paintwire-token")
-        self.token_edit.setEchoMode(QLineEdit.Password)
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("only for a server on another machine")
         self.connect_button = QPushButton("Connect")
         self.connect_button.setObjectName("paintwire-connect")
@@ -117,7 +120,7 @@ class PaintwireDocker(DockWidget):
         self.status_label = QLabel("Not connected.")
         self.status_label.setObjectName("paintwire-status")
         self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("URL", self.url_edit)
         form.addRow("Token", self.token_edit)
         form.addRow(self.connect_button)
@@ -218,7 +221,7 @@ class PaintwireDocker(DockWidget):
         col.addWidget(self.progress)
         self.preview_label = QLabel()
         self.preview_label.setObjectName("paintwire-preview")
-        self.preview_label.setAlignment(Qt.AlignCenter)
+        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview_label.setMinimumHeight(0)
         self.preview_label.setToolTip("The job's progress; it also shows on the canvas as a temporary layer, removed when the job ends.")
         col.addWidget(self.preview_label)
@@ -258,7 +261,7 @@ class PaintwireDocker(DockWidget):
             self.mode_combo.clear()
             for m in st.modes():
                 self.mode_combo.addItem(m.label, m.key)
-                self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ToolTipRole)
+                self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ItemDataRole.ToolTipRole)
             self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.ui_mode)))
             self.model_combo.clear()
             for c in st.choices():

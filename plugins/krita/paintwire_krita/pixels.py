@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PyQt5.QtCore import QBuffer, QByteArray, QIODevice, Qt
-from PyQt5.QtGui import QImage, QPainter
-
 from paintwire.protocol import Encoding, PixelFormat, Preview, Result
 from paintwire.protocol import workflow as wf
+
+from .qt import QBuffer, QByteArray, QImage, QIODevice, QPainter, Qt
 
 PREVIEW_SIDE = 256  # the docker's own preview, a side at most
 THUMBNAIL_SIDE = 64  # history thumbnails (stored in the document as PNG)
@@ -57,10 +56,10 @@ def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:
     """
     if len(a) != width * height or len(b) != width * height:
         raise ValueError("masks differ in size")
-    dst = QImage(a, width, height, width, QImage.Format_Grayscale8).copy()
-    src = QImage(b, width, height, width, QImage.Format_Grayscale8)
+    dst = QImage(a, width, height, width, QImage.Format.Format_Grayscale8).copy()
+    src = QImage(b, width, height, width, QImage.Format.Format_Grayscale8)
     painter = QPainter(dst)
-    painter.setCompositionMode(QPainter.CompositionMode_Lighten)
+    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Lighten)
     painter.drawImage(0, 0, src)
     painter.end()
     return _image_bytes(dst, width)
@@ -82,7 +81,7 @@ def to_qimage(payload) -> QImage | None:
     if payload.encoding is Encoding.PNG:
         image = QImage.fromData(payload.data, "PNG")
         return None if image.isNull() else image
-    fmt = {PixelFormat.RGBA8: QImage.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format_ARGB32, PixelFormat.L8: QImage.Format_Grayscale8}
+    fmt = {PixelFormat.RGBA8: QImage.Format.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format.Format_ARGB32, PixelFormat.L8: QImage.Format.Format_Grayscale8}
     if payload.format not in fmt:
         return None
     return QImage(payload.data, payload.width, payload.height, payload.width * payload.format.channels, fmt[payload.format]).copy()
@@ -107,9 +106,9 @@ def prepare_preview(event: Preview) -> PreparedPreview:
     image = to_qimage(event.image)
     if image is None:
         return PreparedPreview(event, None, 0, 0, 0, 0, None)
-    small = image.scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    small = image.scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     w, h = event.width or image.width(), event.height or image.height()
-    region = image.scaled(w, h, Qt.IgnoreAspectRatio, Qt.SmoothTransformation).convertToFormat(QImage.Format_ARGB32)
+    region = image.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation).convertToFormat(QImage.Format.Format_ARGB32)
     # Format_ARGB32 is 0xAARRGGBB words: B, G, R, A bytes on little-endian machines, as Krita's U8 layers.
     return PreparedPreview(event, _image_bytes(region, w * 4), event.x, event.y, w, h, small)
 
@@ -121,10 +120,10 @@ def thumbnail_png(result: Result, side: int = THUMBNAIL_SIDE) -> bytes:
     image = to_qimage(result.layers[0].image)
     if image is None:
         return b""
-    small = image.scaled(side, side, Qt.KeepAspectRatio, Qt.SmoothTransformation)
+    small = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     data = QByteArray()
     buffer = QBuffer(data)
-    buffer.open(QIODevice.WriteOnly)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     small.save(buffer, "PNG")
     buffer.close()
     return bytes(data)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (
+from paintwire.protocol import ParamSpec, ParamType
+from paintwire.protocol.params import MAX_SEED
+
+from .qt import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -29,9 +31,6 @@ from PyQt5.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from paintwire.protocol import ParamSpec, ParamType
-from paintwire.protocol.params import MAX_SEED
 
 INT32_MAX = 2**31 - 1
 SLIDER_STEPS = 1000  # resolution of a float slider
@@ -105,7 +104,7 @@ class ParamField:
             spin.setRange(max(lo, -INT32_MAX), min(hi, INT32_MAX))
             spin.valueChanged.connect(self._changed)
             if s.minimum is not None and s.maximum is not None and hi - lo <= MAX_SLIDER_RANGE:
-                slider = QSlider(Qt.Horizontal)
+                slider = QSlider(Qt.Orientation.Horizontal)
                 slider.setRange(lo, hi)
                 slider.valueChanged.connect(spin.setValue)
                 spin.valueChanged.connect(slider.setValue)
@@ -120,7 +119,7 @@ class ParamField:
         spin.setSingleStep(0.05 if span <= 2 else 0.5)
         spin.valueChanged.connect(self._changed)
         if s.minimum is not None and s.maximum is not None:
-            slider = QSlider(Qt.Horizontal)
+            slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, SLIDER_STEPS)
             slider.valueChanged.connect(lambda v: spin.setValue(lo + span * v / SLIDER_STEPS))
             spin.valueChanged.connect(lambda v: _set_quietly(slider, round((v - lo) / span * SLIDER_STEPS) if span else 0))

@@ -13,11 +13,10 @@ import queue
 import threading
 from typing import Callable, Union
 
-from PyQt5.QtCore import QObject, pyqtSignal
-
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
 
 from .pixels import prepare_preview, thumbnail_png
+from .qt import QObject, pyqtSignal
 from .state import CLIENT_NAME
 
 # A job is sent as a request, or as a function that builds it: called in the

@@ -124,6 +124,8 @@ class InPlace:
 
     def expand(self) -> None:
         before = {"size": self.size(), "layers": self.names(), "original": self.bounds("Original")}
+        # The visible image the expand starts from (the earlier result is part of it), for the test.
+        self.d.doc.exportImage(os.path.join(self.d.out, "before-expand.ora"), InfoObject())
 
         def done(status: str) -> None:
             doc = self.d.doc

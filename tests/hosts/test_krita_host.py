@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE / "krita"))
 
-from krita_harness import HOSTS, KritaHost, make_profile, run_scenario, save_profile_cache  # noqa: E402
+from krita_harness import HOSTS, SYSTEM, KritaHost, make_profile, run_scenario, save_profile_cache  # noqa: E402
 
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat, raw_image  # noqa: E402
 
@@ -122,7 +122,7 @@ def plugin_zip(tmp_path_factory) -> Path:
 
 
 def run_krita(
-    tmp_path: Path, plugin_zip: Path, server_url: str, jobs: list[dict], out_dir: Path, host: KritaHost,
+    tmp_path: Path, plugin_zip: Path, server_url: str, jobs: list[dict], out_dir: Path, host: KritaHost = SYSTEM,
     depth_checks: list[str] = (), feather: int = 0, strokes: tuple[int, int, int, int] | None = None,
     time_limit: float = TIME_LIMIT, **extra,
 ):
@@ -297,11 +297,11 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
          "params": {**DIFFUSERS_PARAMS, "strength": 0.75}, "timeout": 120},
         # After the inpaint, whose input is the visible image: these change what is visible.
         # Inpaint sketch: strokes outside the selection join the mask.
-        {"name": "sketch", "mode": "sketch", "model": "diffusers/", "prompt": PROMPT, "show_layer": "Strokes",
+        {"name": "sketch", "mode": "inpaint_sketch", "model": "diffusers/", "prompt": PROMPT, "show_layer": "Strokes",
          "sketch_layer": "Strokes", "params": {"steps": 2, "seed": 5, "batch_size": 1, "mask_blur": 0}, "timeout": 120},
-        {"name": "generate", "mode": "generate", "model": "diffusers/", "prompt": "a blue bird",
+        {"name": "generate", "mode": "txt2img", "model": "diffusers/", "prompt": "a blue bird",
          "params": {"steps": 2, "seed": 7, "batch_size": 1}, "timeout": 120},
-        {"name": "refine", "mode": "refine", "model": "diffusers/", "prompt": "a blue bird",
+        {"name": "refine", "mode": "img2img", "model": "diffusers/", "prompt": "a blue bird",
          "params": {"steps": 2, "seed": 8, "strength": 0.5}, "timeout": 120},
     ]
     run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, strokes=STROKES)
@@ -325,7 +325,7 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
     # Refine with a selection: a layer over the selected part, named after prompt and seed.
     refined = [l for l in steps["refine"]["layers"] if l["name"] == "a blue bird [seed 8]"]
     assert steps["refine"]["status"].startswith("Done") and len(refined) == 1, steps["refine"]
-    assert {"generate", "refine", "inpaint", "sketch", "expand", "upscale"} <= set(steps["connected"]["modes"])
+    assert {"txt2img", "img2img", "inpaint", "inpaint_sketch", "outpaint", "upscale"} <= set(steps["connected"]["modes"])
 
     image = input_image()
     request = JobRequest(
@@ -360,6 +360,50 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
 
 
+def test_krita_docker_runs_a_mode_only_the_server_knows(start_server, tmp_path, plugin_zip):
+    """A server with an engine named in its configuration (tests/fixtures/server_only_engine.py):
+    its "posterize" mode is in no plug-in file, yet the docker lists it, builds its form
+    (a choice shown by its label) and runs it into a new layer."""
+    from fixtures.server_only_engine import posterize
+
+    server = start_server(engines=["classical", "fixtures.server_only_engine:PosterizeEngine"])
+    out_dir = ARTIFACTS / "server-only"
+    jobs = [{"name": "posterize", "mode": "posterize", "model": "extras/", "params": {"levels": 3, "palette": "grey"}}]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir)
+    assert steps["connected"]["modes"] == ["inpaint", "upscale", "posterize"]  # the server's order
+    assert steps["job-start"]["form"] == {"levels": 3, "palette": "grey"}
+    assert steps["posterize"]["status"].startswith("Done: Posterize (3 levels)"), steps["posterize"]
+    layers = read_ora(out_dir / "result.ora")
+    x, y, got = layers["Posterize (3 levels)"]
+    got = on_canvas(x, y, got)
+    want = posterize(input_image(), 3, grey=True)
+    inside = selection_mask() == 255
+    assert np.array_equal(got[inside], want[inside]) and (got[~inside][..., 3] == 0).all()
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
+
+
+def test_krita_generates_with_a_real_vocabulary_single_file(start_server, tmp_path_factory, tmp_path, plugin_zip):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder, generating from the docker with a
+    prompt in the WebUI's syntax."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
+    from paintwire.hostkit.placement import layer_name
+
+    folder = tmp_path_factory.mktemp("painter-models")
+    write_tiny_single_file(folder / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
+    server = start_server(engines=["diffusers"], model_dirs=[str(folder)], device="cpu")
+    prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
+    jobs = [{"name": "single-file", "mode": "txt2img", "model": "diffusers/my-checkpoint", "prompt": prompt,
+             "params": {"steps": 2, "seed": 11, "batch_size": 1}, "timeout": 180}]
+    _, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, ARTIFACTS / "single-file")
+    step = steps["single-file"]
+    assert step["status"].startswith("Done"), step
+    name = layer_name(prompt, 11, "")
+    assert [l["bounds"] for l in step["layers"] if l["name"] == name] == [[0, 0, WIDTH, HEIGHT]], step["layers"]
+
+
 # Only the masked region is generated: a tiny model on the CPU, on a 4096x4096 canvas.
 BIG_PARAMS = {"steps": 2, "seed": 11, "batch_size": 1, "strength": 1.0, "inpaint_area": "only_masked", "padding": 16}
 GROW = {"left": 16, "top": 8}
@@ -377,7 +421,7 @@ def test_krita_docker_works_in_place(start_server, tiny_model_dir, tmp_path, plu
                         "params": {"steps": 3, "seed": 3, "batch_size": 1, "strength": 1.0}, "timeout": 120},
         "cancel_job": {"mode": "inpaint", "model": "diffusers/", "prompt": PROMPT,
                        "params": {"steps": 150, "seed": 1, "strength": 1.0}, "timeout": 120},
-        "expand_job": {"mode": "expand", "model": "diffusers/", "prompt": "a blue bird",
+        "expand_job": {"mode": "outpaint", "model": "diffusers/", "prompt": "a blue bird",
                        "params": {"steps": 2, "seed": 9, "right": 0, "bottom": 0, "mask_blur": 0, **GROW}, "timeout": 120},
         "upscale_job": {"mode": "upscale", "model": "classical/", "params": {"scale": 2.0}, "timeout": 120},
         "big_job": {"mode": "inpaint", "model": "diffusers/", "prompt": "a green leaf", "params": BIG_PARAMS, "timeout": 150},

@@ -9,17 +9,16 @@ that a script or test may drive carry objectNames starting with
 
 from __future__ import annotations
 
-import time
-import traceback
-from contextlib import contextmanager
-
 from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
-from paintwire.protocol import Progress, Queued, Started
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
+from paintwire.hostkit.sources import InputSource
+from paintwire.protocol import InputKind, PlacementKind, Preview
 
 from . import document
-from .pixels import PreparedPreview
+from .controller import Controller
+from .imaging import PreparedPreview, to_qimage
 from .qt import (
     QComboBox,
     QFormLayout,
@@ -42,15 +41,14 @@ from .qt import (
     QVBoxLayout,
     QWidget,
 )
-from .state import (
-    INPUT_SOURCES, OUTPUT_FORMAT, RESIZE_TARGETS, DocumentHistory, PanelSettings, PanelState, Target, TargetKind, describe_error,
-    result_target,
-)
+from .state import RESIZE_TARGETS, PanelSettings, PanelState
 from .widgets import ParamForm
 from .worker import Worker
 
 DOCKER_ID = "paintwire_docker"
 SETTINGS_GROUP = "paintwire"
+PREVIEW_SIDE = 256
+PROGRESS_STEPS = 1000
 NO_LAYER = "(none)"
 # The Generate action: Krita lists it under Settings > Configure Krita > Keyboard
 # Shortcuts, where the artist can change it. Its default shortcut is in
@@ -71,22 +69,21 @@ class PaintwireDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Paintwire")
+        # The history is each document's own, saved in it (controller.document_changed).
         self.state = PanelState(PanelSettings.from_json(_read_setting("settings")))
-        # Each open document's history, loaded from the document when first shown.
-        self._histories: list[tuple[object, DocumentHistory]] = []
-        self._history_doc = None
-        self._thumbnails: dict[int, bytes] = {}  # ticket number -> PNG, until the result is recorded
-        self.canvas_preview = document.CanvasPreview()
-        # Longest time (ms) each UI-thread handler took, for the host test to report.
-        self.ui_times: dict[str, float] = {}
         self.worker = Worker(self)
+        self.controller = Controller(self.state, document, self.worker, self, self._save)
         self.worker.connected.connect(self._on_connected)
+        self.worker.capabilities_changed.connect(self.controller.capabilities_changed)
+        self.worker.notice.connect(self._set_status)
         self.worker.disconnected.connect(self._on_disconnected)
-        self.worker.job_event.connect(self._on_job_event)
-        self.worker.job_done.connect(self._on_job_done)
-        self.worker.job_failed.connect(self._on_job_failed)
-        self.worker.job_cancelled.connect(self._on_job_cancelled)
-        self.worker.job_thumbnail.connect(self._on_job_thumbnail)
+        self.worker.job_event.connect(self.controller.on_event)
+        self.worker.job_done.connect(self.controller.on_done)
+        self.worker.job_failed.connect(self.controller.on_failed)
+        self.worker.job_cancelled.connect(self.controller.on_cancelled)
+        self.worker.job_thumbnail.connect(self.controller.on_thumbnail)
+        # Longest time (ms) each step took on Krita's UI thread (the host test reports them).
+        self.ui_times = self.controller.ui_times
         self._updating = False
         self._build_ui()
         self._refresh_controls()
@@ -141,21 +138,21 @@ class PaintwireDocker(DockWidget):
         self.prompt_edit.setObjectName("paintwire-prompt")
         self.prompt_edit.setPlaceholderText("Describe what to make")
         self.prompt_edit.setFixedHeight(60)
-        self.prompt_edit.textChanged.connect(lambda: self._value_changed(wf.PROMPT, self.prompt_edit.toPlainText()))
+        self.prompt_edit.textChanged.connect(lambda: self._value_changed(PROMPT, self.prompt_edit.toPlainText()))
         self.negative_edit = QPlainTextEdit()
         self.negative_edit.setObjectName("paintwire-negative-prompt")
         self.negative_edit.setPlaceholderText("What to avoid")
         self.negative_edit.setFixedHeight(40)
-        self.negative_edit.textChanged.connect(lambda: self._value_changed(wf.NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
+        self.negative_edit.textChanged.connect(lambda: self._value_changed(NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
         self.input_combo = QComboBox()
         self.input_combo.setObjectName("paintwire-input")
-        for key, label in INPUT_SOURCES:
-            self.input_combo.addItem(label, key)
+        for source in InputSource:
+            self.input_combo.addItem(source.label, source.value)
         self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(self.state.settings.input_source)))
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.resize_combo = QComboBox()
         self.resize_combo.setObjectName("paintwire-resize-target")
-        self.resize_combo.setToolTip("Where a bigger picture (an upscale) goes: this document, scaled to the new size, or a new document.")
+        self.resize_combo.setToolTip("Where a picture of a new size (an upscale) goes: this document, scaled to it, or a new document.")
         for key, label in RESIZE_TARGETS:
             self.resize_combo.addItem(label, key)
         self.resize_combo.setCurrentIndex(max(0, self.resize_combo.findData(self.state.settings.resize_target)))
@@ -172,7 +169,15 @@ class PaintwireDocker(DockWidget):
         layers_refresh.setToolTip("Reload the layer lists")
         layers_refresh.clicked.connect(self._refresh_layers)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Model", self.model_combo)
+        self.models_refresh = QToolButton()
+        self.models_refresh.setObjectName("paintwire-models-refresh")
+        self.models_refresh.setText("\u21bb")
+        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
+        self.models_refresh.clicked.connect(self._refresh_models)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.models_refresh)
+        form.addRow("Model", model_row)
         # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
         self.prompt_box = QWidget()
         prompts = QFormLayout(self.prompt_box)
@@ -239,11 +244,11 @@ class PaintwireDocker(DockWidget):
         self.apply_button = QPushButton("Apply again")
         self.apply_button.setObjectName("paintwire-history-apply")
         self.apply_button.setToolTip("Add this result's layers to the current document again.")
-        self.apply_button.clicked.connect(self._apply_history)
+        self.apply_button.clicked.connect(lambda: self.controller.apply_history(self.history_list.currentRow()))
         self.rerun_button = QPushButton("Use settings")
         self.rerun_button.setObjectName("paintwire-history-rerun")
         self.rerun_button.setToolTip("Put this result's settings and seed back into the panel, to run it again or vary it.")
-        self.rerun_button.clicked.connect(self._rerun_history)
+        self.rerun_button.clicked.connect(lambda: self.controller.rerun_history(self.history_list.currentRow()))
         hb.addWidget(self.apply_button)
         hb.addWidget(self.rerun_button)
         hl.addLayout(hb)
@@ -260,29 +265,35 @@ class PaintwireDocker(DockWidget):
             st = self.state
             self.mode_combo.clear()
             for m in st.modes():
-                self.mode_combo.addItem(m.label, m.key)
+                self.mode_combo.addItem(m.label, m.name)
                 self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ItemDataRole.ToolTipRole)
-            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.ui_mode)))
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.mode)))
             self.model_combo.clear()
             for c in st.choices():
                 self.model_combo.addItem(c.label, c.key)
+            for m in kit_modes.unusable_models(st.capabilities):
+                # Listed with the reason, never offered: a disabled entry the painter can hover.
+                self.model_combo.addItem(f"{m.label or m.name} (cannot be used)", None)
+                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ItemDataRole.ToolTipRole)
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
             self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
             mode = st.current_mode()
             names = {p.name for p in mode.params} if mode else set()
-            self.prompt_box.setVisible(bool(names & set(wf.PROMPT_PARAMS)))
-            for name, label, edit in ((wf.PROMPT, self.prompt_label, self.prompt_edit), (wf.NEGATIVE_PROMPT, self.negative_label, self.negative_edit)):
+            self.prompt_box.setVisible(bool(names & set(PROMPT_PARAMS)))
+            for name, label, edit in ((PROMPT, self.prompt_label, self.prompt_edit), (NEGATIVE_PROMPT, self.negative_label, self.negative_edit)):
                 shown = name in names
                 label.setVisible(shown)
                 edit.setVisible(shown)
                 if shown and edit.toPlainText() != (st.value(name) or ""):
                     edit.setPlainText(st.value(name) or "")
-            uses_mask = bool(mode and mode.mask_allowed)
-            self.mask_combo.setEnabled(uses_mask)
-            self.sketch_combo.setEnabled(uses_mask)
-            resizes = st.settings.ui_mode == "upscale"
+            # The layer choosers follow the inputs the server says the mode reads.
+            self.input_combo.setEnabled(bool(mode and mode.input(InputKind.IMAGE)))
+            self.mask_combo.setEnabled(bool(mode and mode.input(InputKind.MASK)))
+            self.sketch_combo.setEnabled(bool(mode and mode.input(InputKind.SKETCH)))
+            resizes = bool(mode and mode.placement is PlacementKind.RESIZE)
             self.resize_label.setVisible(resizes)
             self.resize_combo.setVisible(resizes)
-            self.form.build(mode.params if mode else (), st.value, skip=wf.PROMPT_PARAMS)
+            self.form.build(mode, st.value, skip=PROMPT_PARAMS)
         finally:
             self._updating = False
         self._refresh_buttons()
@@ -290,6 +301,7 @@ class PaintwireDocker(DockWidget):
     def _refresh_buttons(self) -> None:
         st = self.state
         self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        self.models_refresh.setEnabled(st.connected and not st.busy)
         self.cancel_button.setEnabled(st.busy)
         self.connect_button.setText("Reconnect" if st.connected else "Connect")
         has = self.history_list.currentRow() >= 0
@@ -312,46 +324,16 @@ class PaintwireDocker(DockWidget):
 
     def _fill_history(self) -> None:
         self.history_list.clear()
-        stored = self.state.history
-        for entry in stored.history.entries:
+        for entry in self.state.history.entries:
             item = QListWidgetItem(entry.summary)
-            png = stored.thumbnail(entry)
+            png = self.state.thumbnails.get(entry.job_id)
             if png:
                 item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png, "PNG"))))
             item.setToolTip("\n".join(f"{k}: {v}" for k, v in entry.settings.params.items()))
             self.history_list.addItem(item)
 
-    def _history_of(self, doc) -> DocumentHistory:
-        """``doc``'s history: kept in memory while it is open, else read from the document."""
-        self._histories = [(d, h) for d, h in self._histories if document.is_open(d)]
-        for d, h in self._histories:
-            if d == doc:
-                return h
-        h = DocumentHistory.from_bytes(document.load_history(doc)) if doc is not None else DocumentHistory()
-        if doc is not None:
-            self._histories.append((doc, h))
-        return h
-
-    def _show_history_of(self, doc) -> None:
-        if doc is not None and self._history_doc is not None and doc == self._history_doc:
-            return
-        self._history_doc = doc
-        self.state.history = self._history_of(doc)
-        self._fill_history()
-        self._refresh_buttons()
-
     def _save(self) -> None:
         _write_setting("settings", self.state.settings.to_json())
-
-    @contextmanager
-    def _timed(self, name: str):
-        """Record the longest time a UI-thread handler took (ms), for the host test."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            ms = (time.perf_counter() - start) * 1000
-            self.ui_times[name] = max(self.ui_times.get(name, 0.0), ms)
 
     # -- widgets -> state ----------------------------------------------------------------
 
@@ -394,23 +376,18 @@ class PaintwireDocker(DockWidget):
 
     def _on_connected(self, caps, server: str) -> None:
         self.connect_button.setEnabled(True)
-        self.state.set_capabilities(caps, server)
-        modes = ", ".join(m.label for m in self.state.modes()) or "none"
-        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.")
-        self._refresh_controls()
+        self.controller.connected(caps, server)
         self._refresh_layers()
+
+    def _refresh_models(self) -> None:
+        self._set_status("Looking for new models \u2026")
+        self.worker.rescan()
 
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)
-        was_busy = self.state.busy
-        if was_busy:
-            self.state.finish_job(None)
-            self._end_progress()
-        self.state.set_capabilities(None)
-        self._set_status(describe_error(reason, False) if reason else "Disconnected.", error=bool(reason))
-        self._refresh_controls()
+        self.controller.disconnected(reason)
 
-    # -- jobs ----------------------------------------------------------------------------
+    # -- jobs (controller.py does the work; these are the widgets' ends) -------------------
 
     def generate(self) -> None:
         """Generate, as the button and the Generate action (with its shortcut) do."""
@@ -418,188 +395,57 @@ class PaintwireDocker(DockWidget):
             self._generate_clicked()
 
     def _generate_clicked(self) -> None:
-        with self._timed("generate"):
+        with self.controller.timed("generate"):
             self._generate()
 
     def _generate(self) -> None:
-        try:
-            doc = document.active_document()
-            settings = self.state.job_settings()
-            mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
-            sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
-            with self._timed("generate.read"):
-                raw = document.read_snapshot(
-                    doc, self.state.settings.input_source,
-                    mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
-                )
-            caps = self.state.capabilities
-            # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
-            request = lambda: wf.build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
-        except (document.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
-            self._set_status(str(exc), error=True)
-            return
-        except Exception as exc:  # never let a surprise reach Krita's error dialog
-            self._set_status(f"Cannot start: {exc}", error=True)
-            traceback.print_exc()
-            return
-        ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
-        self._save()
-        self.progress.setRange(0, 0)  # busy until the server reports steps
-        self.preview_label.clear()
-        self._set_status("Sending the job \u2026")
-        self._refresh_buttons()
-        self.worker.submit(ticket.number, request)
+        mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
+        sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
+        if self.controller.generate(
+            mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None
+        ):
+            self.preview_label.clear()
 
     def _cancel_clicked(self) -> None:
-        if self.state.busy:
-            self.state.ticket.cancel_requested = True
-            self._set_status("Cancelling \u2026")
-            self.worker.cancel()
+        self.controller.cancel()
 
-    def _current(self, number: int) -> bool:
-        return self.state.ticket is not None and self.state.ticket.number == number
+    # -- controller.View -----------------------------------------------------------------
 
-    def _on_job_event(self, number: int, event) -> None:
-        with self._timed(f"event-{type(event).__name__}"):
-            self._job_event(number, event)
+    def show_status(self, text: str, error: bool = False) -> None:
+        self._set_status(text, error)
 
-    def _job_event(self, number: int, event) -> None:
-        if not self._current(number):
+    def show_progress(self, fraction: float | None) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)  # busy until the server reports steps
             return
-        if isinstance(event, Queued):
-            self.state.ticket.job_id = event.job
-            self._set_status("Waiting: next in the queue." if event.position == 0 else f"Waiting: {event.position} job(s) ahead.")
-        elif isinstance(event, Started):
-            self._set_status("Working \u2026")
-        elif isinstance(event, Progress):
-            if event.total > 0:
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(event.step)
-                self.progress.setFormat("%v / %m")
-            self._set_status(f"{event.stage or 'Working'}: {event.step}/{event.total}")
-        elif isinstance(event, PreparedPreview):
-            self._show_preview(event)
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(round(fraction * PROGRESS_STEPS))
+        self.progress.setFormat("%p%")
 
-    def _show_preview(self, preview: PreparedPreview) -> None:
-        if preview.small is not None:
-            self.preview_label.setPixmap(QPixmap.fromImage(preview.small))
-        if preview.bgra is not None and self.state.ticket is not None:
-            try:
-                with self._timed("preview.canvas-first" if not self.canvas_preview.showing else "preview.canvas"):
-                        self.canvas_preview.show(self.state.ticket.document, preview.bgra, preview.x, preview.y, preview.width, preview.height)
-            except Exception:  # the canvas preview is a nicety; the job goes on
-                traceback.print_exc()
-
-    def _on_job_thumbnail(self, number: int, png: bytes) -> None:
-        if self._current(number):
-            self._thumbnails[number] = png
-
-    def _on_job_done(self, number: int, result) -> None:
-        with self._timed("done"):
-            self._job_done(number, result)
-
-    def _job_done(self, number: int, result) -> None:
-        if not self._current(number):
+    def show_preview(self, event: PreparedPreview | Preview) -> None:
+        if isinstance(event, PreparedPreview):  # made small in the worker thread
+            if event.small is not None:
+                self.preview_label.setPixmap(QPixmap.fromImage(event.small))
             return
-        ticket, placement = self.state.finish_job(result)
-        self._end_progress()
-        history = self._history_of(ticket.document) if document.is_open(ticket.document) else self.state.history
-        try:
-            if not document.is_open(ticket.document):
-                raise document.DocumentError("The document of this job was closed; the result is kept in the history.")
-            target = result_target(ticket.settings, result, ticket.document_size, self.state.settings.resize_target)
-            title = f"{ticket.document.name() or 'Untitled'} ({wf.UI_MODE_BY_KEY[ticket.settings.ui_mode].label})"
-            with self._timed("done.write"):
-                document.write_placement(ticket.document, placement, target, title)
-            names = ", ".join(l.name for l in placement.layers)
-            self._set_status(f"Done: {names} added {_TARGET_WORDS[target.kind]}.")
-        except Exception as exc:
-            self._set_status(f"The result could not be added: {exc}", error=True)
-            traceback.print_exc()
-        with self._timed("done.history"):
-            self.state.record(ticket, result, placement, history, self._thumbnails.pop(number, b""))
-            if document.is_open(ticket.document):
-                document.save_history(ticket.document, history.to_bytes())
-            self._fill_history()
-        self._save()
-        self._refresh_buttons()
+        image = to_qimage(event.image)
+        if image is not None:
+            self.preview_label.setPixmap(QPixmap.fromImage(image).scaled(
+                PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
-    def _on_job_failed(self, number: int, message: str) -> None:
-        if not self._current(number):
-            return
-        self.state.finish_job(None)
-        self._end_progress()
-        self._set_status(describe_error(message, True), error=True)
-        self._refresh_buttons()
-
-    def _on_job_cancelled(self, number: int) -> None:
-        if not self._current(number):
-            return
-        self.state.finish_job(None)
-        self._end_progress()
-        self._set_status("Cancelled; the document was not changed.")
-        self._refresh_buttons()
-
-    def _end_progress(self) -> None:
-        # Whatever ended the job, its preview leaves the canvas before anything else is written.
-        try:
-            with self._timed("preview.clear"):
-                self.canvas_preview.clear()
-        except Exception:
-            traceback.print_exc()
+    def job_ended(self) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")
 
-    # -- history -------------------------------------------------------------------------
-
-    def _selected_entry(self):
-        row = self.history_list.currentRow()
-        entries = self.state.history.history
-        return entries[row] if 0 <= row < len(entries) else None
-
-    def _apply_history(self) -> None:
-        entry = self._selected_entry()
-        if entry is None:
-            return
-        if entry.result is None:
-            self._set_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
-            return
-        doc = document.active_document()
-        try:
-            document.check_supported(doc)
-            size = (doc.width(), doc.height())
-            placement = wf.place_result(entry.result, size, wf.prompt_of(entry.settings.params))
-            target = result_target(entry.settings, entry.result, size, self.state.settings.resize_target)
-            if target.kind is TargetKind.GROW:  # this canvas did not grow with it: apply as a new document
-                target = Target(TargetKind.NEW_DOCUMENT)
-            document.write_placement(doc, placement, target, f"{doc.name()} (history)")
-            self._set_status("Added the result again.")
-        except Exception as exc:
-            self._set_status(f"Could not add the result: {exc}", error=True)
-
-    def _rerun_history(self) -> None:
-        entry = self._selected_entry()
-        if entry is None:
-            return
-        self.state.apply_job_settings(entry.rerun_settings(0))
+    def refresh(self) -> None:
         self._refresh_controls()
-        self._save()
-        self._set_status("Settings restored; press Generate to run them again.")
+        self._fill_history()
 
     # -- Krita ---------------------------------------------------------------------------
 
     def canvasChanged(self, canvas) -> None:
         self._refresh_layers()
-        self._show_history_of(document.active_document())
-
-
-_TARGET_WORDS = {
-    TargetKind.LAYERS: "as new layer(s)",
-    TargetKind.GROW: "on the grown canvas",
-    TargetKind.RESIZE: "to the resized document",
-    TargetKind.NEW_DOCUMENT: "as a new document",
-}
+        self.controller.document_changed(document.active_document())
 
 
 class GenerateAction(Extension):

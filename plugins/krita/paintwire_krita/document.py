@@ -18,11 +18,12 @@ import time
 
 from krita import Krita
 
-from paintwire.protocol import PixelFormat
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit.placement import Placement, PlacedLayer
+from paintwire.hostkit.sources import InputSource
+from paintwire.protocol import PixelFormat, PlacementKind
 
-from .pixels import RawSnapshot
-from .state import INPUT_LAYER, Target, TargetKind
+from .imaging import RawSnapshot
+from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
 
 SUPPORTED_MODEL = "RGBA"
 
@@ -44,8 +45,8 @@ def check_supported(doc) -> str:
     if doc is None:
         raise DocumentError("Open or create a document first.")
     model, depth = doc.colorModel(), doc.colorDepth()
-    if model != SUPPORTED_MODEL or depth not in wf.SUPPORTED_DEPTHS:
-        raise DocumentError(f"This document is {model} {depth}. {wf.UNSUPPORTED_DEPTH_HINT}")
+    if model != SUPPORTED_MODEL or depth not in SUPPORTED_DEPTHS:
+        raise DocumentError(f"This document is {model} {depth}. {UNSUPPORTED_DEPTH_HINT}")
     return depth
 
 
@@ -81,7 +82,7 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
     """
     depth = check_supported(doc)
     w, h = doc.width(), doc.height()
-    if input_source == INPUT_LAYER:
+    if input_source == InputSource.LAYER:
         node = doc.activeNode()
         if node is None:
             raise DocumentError("There is no active layer.")
@@ -104,10 +105,10 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
         if node is None:
             raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
         sketch = node.pixelData(0, 0, w, h)
-    return RawSnapshot(w, h, depth, raw, selection, mask, sketch, doc.name())
+    return RawSnapshot(w, h, depth, raw, selection, mask, sketch)
 
 
-def _to_bgra(layer: wf.PlacedLayer) -> bytes:
+def _to_bgra(layer: PlacedLayer) -> bytes:
     # Jobs ask the server for bgra8 (state.OUTPUT_FORMAT), Krita's own byte order,
     # so results are written as they come, with no conversion here.
     if layer.pixel_format is not PixelFormat.BGRA8:
@@ -115,41 +116,55 @@ def _to_bgra(layer: wf.PlacedLayer) -> bytes:
     return layer.pixels
 
 
-def write_placement(doc, placement: wf.Placement, target: Target, title: str = "Paintwire result"):
-    """Put the result's layers where ``target`` says and return the document written to.
+def write_placement(doc, placement: Placement, title: str = "Paintwire result", resize_target: str = PlacementKind.RESIZE.value):
+    """Put the result's layers where its placement says and return the document written to.
 
     - layers: new layers in ``doc``, at their place;
     - grow: ``doc``'s canvas grows in place (its layers keep their pixels and
       move by the offset), then the new layers go on top;
-    - resize: ``doc`` is scaled to the result's size, then the new layers go on top;
-    - new_document: a new document of the result's size.
+    - resize: ``doc`` is scaled to the result's size, then the new layers go on
+      top; or a new document, when ``resize_target`` says so;
+    - new_document (and a result of another size that fits none of these): a new document.
 
     Only new nodes are created, on top of the layer stack; the artist's layers
     keep their pixels. If writing fails half-way the new nodes are removed again.
     Krita's scripting API has no undo macro: growing or resizing is one undo
-    step of its own (Image > Resize Canvas / Scale Image), the new layers another.
+    step of its own (as Image > Resize Canvas / Scale Image), the new layers another.
     """
     app = Krita.instance()
-    if target.kind is TargetKind.NEW_DOCUMENT:
+    size = (doc.width(), doc.height())
+    grow = placement.grows(size)
+    resize = placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value
+    new_document = placement.new_document and not grow and not resize
+    if new_document:
         doc = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
     depth = check_supported(doc)
-    if target.kind is TargetKind.GROW:
-        doc.resizeImage(-target.offset_x, -target.offset_y, placement.width, placement.height)
+    if placement.new_document and grow:
+        doc.resizeImage(-placement.offset_x, -placement.offset_y, placement.width, placement.height)
         doc.waitForDone()
-    elif target.kind is TargetKind.RESIZE:
+    elif placement.new_document and resize:
         doc.scaleImage(placement.width, placement.height, doc.resolution(), doc.resolution(), "Bicubic")
         doc.waitForDone()
-    if (doc.width(), doc.height()) != (placement.width, placement.height):
-        raise DocumentError(f"The document is {doc.width()}x{doc.height()}, the result {placement.width}x{placement.height}.")
     _add_layers(doc, placement, depth)  # written before they are added: adding them repaints their area
-    if target.kind is TargetKind.NEW_DOCUMENT:
+    if new_document:
         window = app.activeWindow()
         if window is not None:
             window.addView(doc)
     return doc
 
 
-def _add_layers(target, placement: wf.Placement, depth: str) -> None:
+def where_placed(placement: Placement, size: tuple[int, int], resize_target: str) -> str:
+    """Words for the status line: where write_placement put the result."""
+    if not placement.new_document:
+        return "as new layer(s)"
+    if placement.grows(size):
+        return "on the grown canvas"
+    if placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value:
+        return "to the resized document"
+    return "as a new document"
+
+
+def _add_layers(target, placement: Placement, depth: str) -> None:
     root = target.rootNode()
     created = []
     try:
@@ -161,11 +176,11 @@ def _add_layers(target, placement: wf.Placement, depth: str) -> None:
             created.append(group)
             parent, top = group, None
         for layer in placement.layers:
-            clipped = wf.clip_to_canvas(layer, placement.width, placement.height)
+            clipped = clip_to_canvas(layer, placement.width, placement.height)
             if clipped is None:
                 continue
             node = target.createNode(clipped.name, "paintlayer")
-            node.setPixelData(wf.from_8bit(_to_bgra(clipped), depth), clipped.x, clipped.y, clipped.width, clipped.height)
+            node.setPixelData(from_8bit(_to_bgra(clipped), depth), clipped.x, clipped.y, clipped.width, clipped.height)
             parent.addChildNode(node, top)
             created.append(node)
             top = node
@@ -173,6 +188,15 @@ def _add_layers(target, placement: wf.Placement, depth: str) -> None:
         for node in reversed(created):
             node.remove()
         raise
+
+
+def size(doc) -> tuple[int, int]:
+    return doc.width(), doc.height()
+
+
+def title(doc, what: str) -> str:
+    """The title of a new document made from ``doc`` ("photo.kra (Upscale)")."""
+    return f"{doc.name() or 'Untitled'} ({what})"
 
 
 # -- the live preview on the canvas ---------------------------------------------------------

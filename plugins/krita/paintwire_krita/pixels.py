@@ -1,129 +1,82 @@
-"""Pixel work that Krita's UI thread must not do: finishing a snapshot (colour
-depth, masks from layers, selection plus sketch strokes), scaling previews to
-their place on the canvas, and history thumbnails.
-
-Everything here runs in the worker thread. It uses QImage and QPainter, which
-Qt allows outside the GUI thread, and never touches Krita's API: document.py
-reads the raw bytes on the UI thread (C++ copies) and hands them over as a
-:class:`RawSnapshot`.
+"""Krita's pixels in and out: colour depths, masks read from layers, and
+result layers clipped to the canvas. Krita-only (GIMP's GEGL converts depths
+and clips by itself), kept apart from document.py so it is tested without Krita.
+Byte slicing only; what needs a per-pixel operation (the union of the
+selection and sketch strokes) is imaging.py's, with QPainter, off the UI thread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
-from paintwire.protocol import Encoding, PixelFormat, Preview, Result
-from paintwire.protocol import workflow as wf
-
-from .qt import QBuffer, QByteArray, QImage, QIODevice, QPainter, Qt
-
-PREVIEW_SIDE = 256  # the docker's own preview, a side at most
-THUMBNAIL_SIDE = 64  # history thumbnails (stored in the document as PNG)
+from paintwire.hostkit.placement import PlacedLayer
 
 
-@dataclass(frozen=True)
-class RawSnapshot:
-    """What document.read_snapshot read from Krita, not yet converted: each
-    buffer is what Krita's pixelData returned (a QByteArray or bytes)."""
-
-    width: int
-    height: int
-    depth: str
-    pixels: object
-    selection: object | None = None
-    mask_layer: object | None = None
-    sketch_layer: object | None = None
-    document_name: str = ""
-
-    def finish(self) -> wf.Snapshot:
-        """The Snapshot a request is built from (8-bit pixels, l8 masks)."""
-        w, h, depth = self.width, self.height, self.depth
-        selection = bytes(self.selection) if self.selection is not None else None
-        mask = wf.mask_from_layer(wf.to_8bit(bytes(self.mask_layer), depth)) if self.mask_layer is not None else None
-        if self.sketch_layer is not None:
-            strokes = wf.alpha_of(wf.to_8bit(bytes(self.sketch_layer), depth))
-            base = mask if mask is not None else selection
-            mask = strokes if base is None or not any(base) else union_masks(base, strokes, w, h)
-        return wf.Snapshot(w, h, wf.to_8bit(bytes(self.pixels), depth), PixelFormat.BGRA8, selection, mask, self.document_name)
+def alpha_of(pixels: bytes) -> bytes:
+    """The alpha channel of 4-channel 8-bit pixels (rgba8 or bgra8) as an l8 mask."""
+    return pixels[3::4]
 
 
-def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:
-    """Per-pixel maximum of two l8 masks (a selection plus sketch strokes).
+def mask_from_layer(pixels: bytes) -> bytes:
+    """An l8 mask from a layer's 4-channel 8-bit pixels.
 
-    QPainter's Lighten composition of two opaque greyscale images is exactly
-    max(a, b), done by Qt's raster engine in C++ rather than a Python loop
-    (which took about 1.2 s on a 4096x4096 mask).
+    A layer with transparency (strokes painted on an empty layer) masks where
+    it is painted: its alpha. A fully opaque layer (a greyscale mask painted
+    white on black) masks by its grey level; the green byte stands for grey,
+    as it sits at the same place in rgba8 and bgra8.
     """
-    if len(a) != width * height or len(b) != width * height:
-        raise ValueError("masks differ in size")
-    dst = QImage(a, width, height, width, QImage.Format.Format_Grayscale8).copy()
-    src = QImage(b, width, height, width, QImage.Format.Format_Grayscale8)
-    painter = QPainter(dst)
-    painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Lighten)
-    painter.drawImage(0, 0, src)
-    painter.end()
-    return _image_bytes(dst, width)
+    alpha = pixels[3::4]
+    if alpha.count(255) != len(alpha):
+        return alpha
+    return pixels[1::4]
 
 
-def _image_bytes(image: QImage, row_bytes: int) -> bytes:
-    """An image's pixels without the padding Qt adds to align its rows."""
-    bits = image.constBits()
-    bits.setsize(image.sizeInBytes())
-    data = bytes(bits)
-    stride = image.bytesPerLine()
-    if stride == row_bytes:
-        return data[: row_bytes * image.height()]
-    return b"".join(data[y * stride : y * stride + row_bytes] for y in range(image.height()))
+# The colour depths the plug-in brings to 8 bits.
+SUPPORTED_DEPTHS = ("U8", "U16")
+UNSUPPORTED_DEPTH_HINT = (
+    "Paintwire works on 8-bit and 16-bit integer RGBA documents. Convert this one with "
+    "Image > Convert Image Color Space (RGB/Alpha, 8 or 16 bits integer) first."
+)
 
 
-def to_qimage(payload) -> QImage | None:
-    """A QImage (of its own) from a protocol image: raw rgba8/bgra8/l8 or PNG."""
-    if payload.encoding is Encoding.PNG:
-        image = QImage.fromData(payload.data, "PNG")
-        return None if image.isNull() else image
-    fmt = {PixelFormat.RGBA8: QImage.Format.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format.Format_ARGB32, PixelFormat.L8: QImage.Format.Format_Grayscale8}
-    if payload.format not in fmt:
+def to_8bit(data: bytes, depth: str) -> bytes:
+    """Pixels of ``depth`` (little-endian channels) brought to 8 bits, keeping channel order.
+
+    16-bit integers keep their high byte (exact for values that came from 8 bits).
+    Raises ValueError for float depths, which carry linear light and need a
+    colour-managed conversion that the host does better.
+    """
+    if depth == "U8":
+        return bytes(data)
+    if depth == "U16":
+        return bytes(data[1::2])
+    raise ValueError(UNSUPPORTED_DEPTH_HINT)
+
+
+def from_8bit(data: bytes, depth: str) -> bytes:
+    """8-bit pixels widened to ``depth`` for writing into such a document (v -> v * 257 for U16)."""
+    if depth == "U8":
+        return bytes(data)
+    if depth == "U16":
+        out = bytearray(len(data) * 2)
+        out[0::2] = data
+        out[1::2] = data
+        return bytes(out)
+    raise ValueError(UNSUPPORTED_DEPTH_HINT)
+
+
+def clip_to_canvas(layer: PlacedLayer, width: int, height: int) -> PlacedLayer | None:
+    """The part of ``layer`` inside a ``width`` x ``height`` canvas, or None if none is."""
+    x0, y0 = max(layer.x, 0), max(layer.y, 0)
+    x1, y1 = min(layer.x + layer.width, width), min(layer.y + layer.height, height)
+    if x1 <= x0 or y1 <= y0:
         return None
-    return QImage(payload.data, payload.width, payload.height, payload.width * payload.format.channels, fmt[payload.format]).copy()
-
-
-@dataclass(frozen=True)
-class PreparedPreview:
-    """A preview made ready in the worker thread: ``bgra`` covers the region
-    (x, y, width, height) of the document in Krita's byte order; ``small`` is
-    the docker's copy."""
-
-    event: Preview
-    bgra: bytes | None
-    x: int
-    y: int
-    width: int
-    height: int
-    small: QImage | None
-
-
-def prepare_preview(event: Preview) -> PreparedPreview:
-    image = to_qimage(event.image)
-    if image is None:
-        return PreparedPreview(event, None, 0, 0, 0, 0, None)
-    small = image.scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    w, h = event.width or image.width(), event.height or image.height()
-    region = image.scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation).convertToFormat(QImage.Format.Format_ARGB32)
-    # Format_ARGB32 is 0xAARRGGBB words: B, G, R, A bytes on little-endian machines, as Krita's U8 layers.
-    return PreparedPreview(event, _image_bytes(region, w * 4), event.x, event.y, w, h, small)
-
-
-def thumbnail_png(result: Result, side: int = THUMBNAIL_SIDE) -> bytes:
-    """A small PNG of the result's first layer, for the history list."""
-    if not result.layers:
-        return b""
-    image = to_qimage(result.layers[0].image)
-    if image is None:
-        return b""
-    small = image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    small.save(buffer, "PNG")
-    buffer.close()
-    return bytes(data)
+    if (x0, y0, x1, y1) == (layer.x, layer.y, layer.x + layer.width, layer.y + layer.height):
+        return layer
+    bpp = layer.pixel_format.channels
+    stride = layer.width * bpp
+    rows = []
+    for row in range(y0 - layer.y, y1 - layer.y):
+        start = row * stride + (x0 - layer.x) * bpp
+        rows.append(layer.pixels[start : start + (x1 - x0) * bpp])
+    return replace(layer, x=x0, y=y0, width=x1 - x0, height=y1 - y0, pixels=b"".join(rows))

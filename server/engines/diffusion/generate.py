@@ -15,6 +15,7 @@ from paintwire.protocol.params import MAX_SEED
 from ..base import JobContext
 from .cache import LoadedModel
 from .previews import PreviewMaker
+from .prompt_encoding import encode_prompts
 from .sampling import SchedulerTap, StepHook, inference_steps, make_scheduler
 
 # VAE tiling above this many times the model's native pixel count: the VAE's
@@ -101,13 +102,12 @@ def denoise(
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     kwargs: dict[str, Any] = {
-        "prompt": sampling.prompt, "negative_prompt": sampling.negative_prompt or None,
+        # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
+        **encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip),
         "guidance_scale": sampling.cfg, "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds), "output_type": "np",
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],
     }
-    if sampling.clip_skip > 1:  # the WebUI counts the last layer as 1, diffusers as 0
-        kwargs["clip_skip"] = sampling.clip_skip - 1
     if task == "txt2img":
         kwargs.update(height=height, width=width, num_inference_steps=sampling.steps)
     else:

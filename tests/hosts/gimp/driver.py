@@ -83,6 +83,17 @@ def run_procedure(name, image, drawables, args, run_mode="noninteractive"):
     return proc.run(config)
 
 
+def new_image(width, height):
+    """An RGB image with one layer, "Background", painted with pattern()."""
+    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(background, None, 0)
+    buf = background.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height))
+    buf.flush()
+    return image, background
+
+
 def plugin_module(name):
     """A module of the installed plug-in (PW_PLUGIN_DIR), imported the way paintwire.py
     sets up its path: the bundled packages first, the plug-in's folder last."""
@@ -106,12 +117,7 @@ def document_probe(case, case_dir):
     from paintwire.protocol import workflow
 
     width, height = case["width"], case["height"]
-    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
-    background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(background, None, 0)
-    buf = background.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height))
-    buf.flush()
+    image, background = new_image(width, height)
     doc = gimp_document.GimpDocument(image, [background], False)
     out = {}
     x, y, w, h = case["preview_region"]
@@ -143,12 +149,7 @@ def run_case(case):
         result = run_procedure("plug-in-paintwire-connection", None, [], case["connection"], case.get("connection_mode", "noninteractive"))
         out["connection_status"] = status_name(result.index(0))
     width, height = case["width"], case["height"]
-    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
-    background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
-    image.insert_layer(background, None, 0)
-    buf = background.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height))
-    buf.flush()
+    image, background = new_image(width, height)
     drawable = background
     patch_spec = case.get("patch")
     if patch_spec:

@@ -109,6 +109,16 @@ class Driver:
     def start(self) -> None:
         app = Krita.instance()
         app.setBatchmode(True)
+        self.docker = next((d for d in app.dockers() if d.objectName() == "paintwire_docker"), None)
+        if self.docker is None:
+            raise RuntimeError(f"no Paintwire docker; dockers: {[d.objectName() for d in app.dockers()]}")
+        # Lay the window out before there is a document: Krita 5.1 can deadlock when a canvas
+        # resize (and its zoom change) meets the progress report of a new image's first update.
+        self.arrange_window()
+        QTimer.singleShot(500, self.guard(self.start_document))
+
+    def start_document(self) -> None:
+        app = Krita.instance()
         sc = self.sc
         width, height = sc["width"], sc["height"]
         doc = app.createDocument(width, height, "paintwire-host-test", "RGBA", "U8", "", 300.0)
@@ -131,13 +141,9 @@ class Driver:
             root.addChildNode(strokes, empty)
         doc.setActiveNode(original)
         self.make_selection(doc, "selection.l8")
+        doc.waitForDone()
         self.doc = doc
         self.step("document", layers=self.layers())
-
-        self.docker = next((d for d in app.dockers() if d.objectName() == "paintwire_docker"), None)
-        if self.docker is None:
-            raise RuntimeError(f"no Paintwire docker; dockers: {[d.objectName() for d in app.dockers()]}")
-        self.arrange_window()
         self.step("docker", title=self.docker.windowTitle(), status=self.status(), krita=app.version())
 
         # A server that is not there: the docker must say so, and stay usable.

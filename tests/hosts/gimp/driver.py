@@ -83,7 +83,7 @@ def run_procedure(name, image, drawables, args, run_mode="noninteractive"):
     return proc.run(config)
 
 
-def new_image(width, height):
+def make_image(width, height):
     """An RGB image with one layer, "Background", painted with pattern()."""
     image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
     background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
@@ -113,11 +113,11 @@ def document_probe(case, case_dir):
     """The plug-in's GimpDocument in real GIMP, without a server: a preview layer shown
     over its region and removed, then a result written on a canvas grown in place."""
     gimp_document = plugin_module("gimp_document")  # sets up the path for the vendored protocol too
-    from paintwire.protocol import Preview, PixelFormat, raw_image
-    from paintwire.protocol import workflow
+    from paintwire.hostkit.placement import PlacedLayer, Placement
+    from paintwire.protocol import PixelFormat, PlacementKind, Preview, raw_image
 
     width, height = case["width"], case["height"]
-    image, background = new_image(width, height)
+    image, background = make_image(width, height)
     doc = gimp_document.GimpDocument(image, [background], False)
     out = {}
     x, y, w, h = case["preview_region"]
@@ -129,9 +129,9 @@ def document_probe(case, case_dir):
     out["after"] = describe(image, case_dir, "after")
     gx, gy = case["grow"]
     grown_w, grown_h = width + gx, height + gy
-    layer = workflow.PlacedLayer("Grown", 0, 0, grown_w, grown_h, bytes([0, 0, 255, 255]) * (grown_w * grown_h), PixelFormat.RGBA8, None)
-    placement = workflow.Placement(grown_w, grown_h, False, None, (layer,))
-    new_image, top = doc.write(placement, workflow.Target(workflow.TargetKind.GROW, gx, gy))
+    layer = PlacedLayer("Grown", 0, 0, grown_w, grown_h, bytes([0, 0, 255, 255]) * (grown_w * grown_h), PixelFormat.RGBA8, None)
+    placement = Placement(grown_w, grown_h, True, None, (layer,), PlacementKind.GROW, gx, gy)
+    new_image, top = doc.write(placement)
     out["new_image"] = new_image is not None
     out["grown"] = describe(image, case_dir, "grown")
     out["background_unchanged"] = read(background, "R'G'B'A u8", width, height) == pattern(width, height)
@@ -149,7 +149,7 @@ def run_case(case):
         result = run_procedure("plug-in-paintwire-connection", None, [], case["connection"], case.get("connection_mode", "noninteractive"))
         out["connection_status"] = status_name(result.index(0))
     width, height = case["width"], case["height"]
-    image, background = new_image(width, height)
+    image, background = make_image(width, height)
     drawable = background
     patch_spec = case.get("patch")
     if patch_spec:

@@ -251,3 +251,17 @@ def test_use_settings_puts_the_seed_back(rig):
     state.set_mode("upscale")
     controller.rerun_history(0)
     assert state.settings.mode == "inpaint" and view.statuses[-1][0].startswith("Settings restored")
+
+
+def test_the_document_module_provides_all_the_controller_asks_of_documents():
+    """document.py (which needs Krita) is the controller's Documents: every method the
+    protocol names is a function or class of that module."""
+    import ast
+
+    plugin = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "paintwire_krita"
+    defined = {n.name for n in ast.parse((plugin / "document.py").read_text(encoding="utf-8")).body
+               if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    protocol = next(n for n in ast.parse((plugin / "controller.py").read_text(encoding="utf-8")).body
+                    if isinstance(n, ast.ClassDef) and n.name == "Documents")
+    wanted = {n.name for n in protocol.body if isinstance(n, ast.FunctionDef)} | {"DocumentError"}
+    assert wanted <= defined, sorted(wanted - defined)

@@ -262,6 +262,20 @@ class CanvasPreview:
             node.remove()  # removing a layer repaints its area
 
 
+# The docker's canvas preview (one job at a time runs from a docker).
+_canvas_preview = CanvasPreview()
+
+
+def show_preview(doc, preview) -> None:
+    """Show a preview prepared in the worker thread (imaging.PreparedPreview) on ``doc``'s canvas."""
+    if getattr(preview, "bgra", None) is not None:
+        _canvas_preview.show(doc, preview.bgra, preview.x, preview.y, preview.width, preview.height)
+
+
+def end_preview() -> None:
+    _canvas_preview.clear()
+
+
 # -- history saved in the document -----------------------------------------------------------
 
 HISTORY_ANNOTATION = "paintwire/history"

@@ -15,6 +15,7 @@ from .messages import (
     Cancel,
     Cancelled,
     Capabilities,
+    DeviceInfo,
     EngineInfo,
     Error,
     Hello,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_URL", "PROTOCOL_VERSION", "Cancel", "Cancelled", "Capabilities", "CheckedJob", "Client", "ClientConnection",
+    "DeviceInfo",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

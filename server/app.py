@@ -35,7 +35,7 @@ class PaintwireServer:
         self.config = config
         self.engines = engines if engines is not None else build_engines(config)
         self.capabilities = Capabilities(
-            engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config)) for e in self.engines),
+            engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), e.device()) for e in self.engines),
             models=tuple(m for e in self.engines for m in e.models()),
             limits=Limits(
                 max_message_bytes=config.max_message_bytes,

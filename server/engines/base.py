@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import ModelInfo, ModeSpec
+from paintwire.protocol import DeviceInfo, ModelInfo, ModeSpec
 
 from ..masks import Box
 
@@ -130,6 +130,10 @@ class Engine(abc.ABC):
     def models(self) -> tuple[ModelInfo, ...]:
         """The models this engine can use now (scanned when the server starts)."""
         return ()
+
+    def device(self) -> DeviceInfo | None:
+        """The accelerator this engine computes on; None when it uses none."""
+        return None
 
     @abc.abstractmethod
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:

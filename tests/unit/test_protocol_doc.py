@@ -25,6 +25,7 @@ from paintwire.protocol import (
     Cancel,
     Cancelled,
     Capabilities,
+    DeviceInfo,
     EngineInfo,
     Error,
     ErrorCode,
@@ -154,7 +155,8 @@ IMAGE = ImagePayload(2, 1, PixelFormat.RGBA8, bytes(8))
 MASK = ImagePayload(2, 1, PixelFormat.L8, b"\x00\xff")
 PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimum=1, maximum=150, choices=("x",), group="advanced")
 MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", needs_image=True, needs_mask=True, params=(PARAM,), accepts_mask=True)
-ENGINE = EngineInfo("classical", "Classical", (MODE,))
+DEVICE = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "fp16", 12 << 30, 10 << 30)
+ENGINE = EngineInfo("classical", "Classical", (MODE,), DEVICE)
 MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
@@ -181,6 +183,7 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "JobRequest": (JOB, "submit", ("job",)),
     "Capabilities": (CAPS, "welcome", ("capabilities",)),
     "EngineInfo": (ENGINE, "welcome", ("capabilities", "engines", 0)),
+    "DeviceInfo": (DEVICE, "welcome", ("capabilities", "engines", 0, "device")),
     "ModeSpec": (MODE, "welcome", ("capabilities", "engines", 0, "modes", 0)),
     "ParamSpec": (PARAM, "welcome", ("capabilities", "engines", 0, "modes", 0, "params", 0)),
     "ModelInfo": (MODEL, "welcome", ("capabilities", "models", 0)),

@@ -323,7 +323,8 @@ class PaintwireDocker(DockWidget):
         self.connect_button.setEnabled(True)
         self.state.set_capabilities(caps, server)
         modes = ", ".join(m.label for m in self.state.modes()) or "none"
-        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.")
+        devices = "; ".join(e.device.summary() for e in caps.engines if e.device)
+        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}." + (f" Device: {devices}." if devices else ""))
         self._refresh_controls()
         self._refresh_layers()
 

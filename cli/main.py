@@ -119,6 +119,9 @@ def _serve(args: argparse.Namespace) -> int:
         host = f"[{config.host}]" if ":" in config.host else config.host
         print(f"Paintwire serving on ws://{host}:{port}/ws", flush=True)
         print(f"  engines: {engines}", flush=True)
+        for info in server.capabilities.engines:
+            if info.device is not None:
+                print(f"  {info.name} runs on {info.device.summary()}", flush=True)
         print(f"  models: {len(server.capabilities.models)}; health: http://{host}:{port}/health", flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)

@@ -289,7 +289,7 @@ def test_model_offload_and_attention_slicing_run_every_mode_with_shared_componen
     """The real accelerate hooks, with the CPU standing in for the card: the pipelines
     made with from_pipe share the offloaded components and give the same pictures."""
     small = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
-    small.placement = lambda entry, pipe: Placement("model", attention_slicing=True)
+    small.placement = lambda entry, pipe: Placement("model", attention_slicing=True, channels_last=True)
     try:
         for mode in ("txt2img", "img2img"):
             plain = engine.run(make_job(engine, mode), JobContext()).layers[0].pixels
@@ -299,5 +299,23 @@ def test_model_offload_and_attention_slicing_run_every_mode_with_shared_componen
         assert loaded.pipeline("img2img").unet is loaded.base.unet  # one copy of the weights
         assert loaded.pipeline("img2img")._all_hooks  # the derived pipeline moves its last component off the card
         assert type(next(iter(loaded.base.unet.attn_processors.values()))).__name__ == "SlicedAttnProcessor"
+        assert loaded.base.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     finally:
         small.close()
+
+
+def test_torch_compile_is_opt_in_and_its_time_is_reported_once(models, engine, monkeypatch, caplog):
+    """The real torch.compile path (dynamo capture) with the eager backend: inductor's
+    code generation takes minutes on a CPU and says nothing about a GPU."""
+    monkeypatch.setattr(memory, "COMPILE_BACKEND", "eager")
+    assert getattr(engine.cache.get(engine.registry.get("sd15")).base.unet, "_compiled_call_impl", None) is None  # off by default
+    compiled = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu", torch_compile=True))
+    try:
+        with caplog.at_level("WARNING"):
+            first = compiled.run(make_job(compiled), JobContext()).layers[0].pixels
+            compiled.run(make_job(compiled), JobContext())
+        reports = [r.getMessage() for r in caplog.records if r.getMessage().startswith("torch.compile:")]
+        assert len(reports) == 1 and reports[0].startswith("torch.compile: sd15 compiled in about ")
+        assert np.array_equal(first, engine.run(make_job(engine), JobContext()).layers[0].pixels)
+    finally:
+        compiled.close()

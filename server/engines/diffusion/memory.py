@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 ACTIVATION_RESERVE = {"sd": int(1.5 * GiB), "sdxl": int(2.5 * GiB)}
 
 TILING_FACTOR = 4
+# torch.compile's backend: inductor generates fused kernels (what pays on a GPU).
+COMPILE_BACKEND = "inductor"
 # Peak bytes per output pixel of a whole VAE decode, per byte of dtype: the last
 # up block holds a few 128-channel full-size tensors (about 2.4 KB a pixel in
 # fp16, so 2.5 GB at 1024x1024 and 10 GB at 2048x2048).
@@ -109,4 +111,4 @@ def place(pipe: Any, placement: Placement, device: torch.device) -> None:
     if placement.compile:
         # In place (the module keeps its class), so from_pipe, LoRA and offload
         # see the same UNet; the first call at each shape compiles.
-        pipe.unet.compile()
+        pipe.unet.compile(backend=COMPILE_BACKEND)

@@ -4,7 +4,10 @@ region costs, because the server works on the mask's bounds plus padding
 
 Measured in the same run, with the classical engine (telea and fill) and,
 when it is installed, the diffusers engine with a tiny SD1.5-shaped inpainting
-model (tests/fixtures/tiny_models.py, built here) at inpaint_area=only_masked:
+model (tests/fixtures/tiny_models.py, built here), sent as the plug-ins send it:
+built by the plug-ins' own request builder (paintwire.hostkit) from
+the selection and the mode's defaults only, so the server's default inpaint
+area (region first) decides what it costs:
   region      the same 256x256 hole on a canvas just big enough for it and its padding
   big canvas  the hole on a 4096x4096 canvas
 both in process (the engine call on decoded arrays) and through the real
@@ -28,7 +31,9 @@ from typing import Any
 import numpy as np
 
 from _common import machine, median_of, ms, ratio, start_server_process, table, timed
-from paintwire.protocol import Client, Error, JobRequest, raw_image
+from paintwire.protocol import Client, Error, JobRequest, PixelFormat, raw_image
+from paintwire.hostkit.request import JobSettings, build_request
+from paintwire.hostkit.snapshot import Snapshot
 from paintwire.server.engines.base import EngineJob, JobContext
 from paintwire.server.engines.classical import ClassicalEngine
 
@@ -67,6 +72,7 @@ def main() -> None:
     parser.add_argument("--hole", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-diffusers", action="store_true", help="classical engine only")
+    parser.add_argument("--whole-side", type=int, default=1024, help="canvas side for the whole_picture comparison row")
     args = parser.parse_args()
     print(f"machine: {machine()}")
 
@@ -130,21 +136,32 @@ def main() -> None:
 
             if diffusers_model:
                 times = {}
+                # The panel's own choices only (prompt, steps, seed): everything else is the mode's default.
+                settings = JobSettings("inpaint", "diffusers", diffusers_model[1], {"prompt": "a stone wall", "steps": 4, "seed": 1})
                 for name, (image, mask) in cases.items():
                     side = image.shape[0]
-                    request = JobRequest("diffusers", "inpaint", raw_image(side, side, "rgba8", image.tobytes()), raw_image(side, side, "l8", mask.tobytes()),
-                                         model=diffusers_model[1], params={"prompt": "a stone wall", "steps": 4, "strength": 1.0, "exact_steps": True,
-                                                                          "seed": 1, "inpaint_area": "only_masked", "padding": PADDING})
+                    snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
+                    request = build_request(snapshot, client.capabilities, settings)
+                    assert "inpaint_area" not in request.params  # the server's default decides
                     times[name] = serve(request, name == "big canvas", 300)
                 r_served = times["region"][0]
                 for name, (served, beyond, layer) in times.items():
                     side = cases[name][0].shape[0]
-                    rows.append(("diffusers tiny SD1.5 inpaint, 4 steps", f"{name} {side}x{side}", "-", "-", ms(served), ratio(served, r_served),
-                                 ratio(beyond, r_served), f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
+                    rows.append(("diffusers tiny SD1.5 inpaint, 4 steps, plug-in defaults", f"{name} {side}x{side}", "-", "-", ms(served),
+                                 ratio(served, r_served), ratio(beyond, r_served), f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
+                # What whole_picture (the former default) costs, on a canvas 16 times smaller than the big one.
+                side = min(args.canvas, args.whole_side)
+                image, mask = canvas(side, args.hole)
+                snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
+                whole = build_request(snapshot, client.capabilities, JobSettings("inpaint", "diffusers", diffusers_model[1],
+                                                                                      {**settings.params, "inpaint_area": "whole_picture"}))
+                served, _, layer = serve(whole, False, 600)
+                rows.append(("diffusers tiny SD1.5 inpaint, 4 steps, whole_picture", f"canvas {side}x{side}", "-", "-", ms(served),
+                             ratio(served, r_served), "-", f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
             rows.append(("-", f"transfer + decode only, {args.canvas}x{args.canvas}", "-", "-", ms(statistics.median(transfers)), "-", "-", "(refused job, median)"))
     finally:
         server.stop()
-    table(f"Big canvas: a {args.hole}x{args.hole} inpaint, only-masked (padding {PADDING}) (median of {args.repeat})",
+    table(f"Big canvas: a {args.hole}x{args.hole} inpaint, region first (padding {PADDING}) (median of {args.repeat})",
           ["method", "canvas", "engine in process", "vs region", "through the server", "vs region", "vs region, less the transfer", "result layer"], rows)
 
 

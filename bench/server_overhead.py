@@ -29,8 +29,8 @@ import numpy as np
 from _common import machine, median_of, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, JobRequest, Preview, Progress, Queued, Started, encode, raw_image
 from paintwire.server.imaging import array_to_payload
-from paintwire.server.masks import Box
-from paintwire.server.scheduler import _shrink
+from paintwire.server.layers import Box
+from paintwire.server.runner import _shrink
 
 
 def served(client: Client, request: JobRequest, repeat: int, warmup: bool = True) -> dict[str, float]:
@@ -171,7 +171,7 @@ def classical_case(args: argparse.Namespace) -> list[tuple]:
     def direct() -> None:
         marks.clear()
         start = time.perf_counter()
-        engine.run(EngineJob("d", "inpaint", params, image, mask), JobContext(on_progress=lambda s, t, st: marks.append(time.perf_counter() - start)))
+        engine.run(EngineJob("d", "inpaint", params, image, mask), JobContext(on_progress=lambda update: marks.append(time.perf_counter() - start)))
 
     t_direct = median_of(direct, args.repeat)
     step_time = statistics.median(np.diff(marks)) if len(marks) > 1 else t_direct / FILL_PASSES

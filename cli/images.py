@@ -1,17 +1,19 @@
-"""Image files in and out for the CLI (Pillow at the edge, the server's compositing for output)."""
+"""Image files in and out for the CLI, with Pillow only.
+
+The CLI is a client: it imports paintwire.protocol and Pillow, never the
+server's image code, so a client-only install needs neither OpenCV nor torch.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from paintwire.protocol import ImagePayload, PixelFormat, Result
-from paintwire.server.engines.base import OutputLayer
-from paintwire.server.imaging import payload_to_array
-from paintwire.server.region import flatten
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Result
 
 
 def _open(path: Path) -> Image.Image:
@@ -35,19 +37,31 @@ def load_mask(path: Path) -> ImagePayload:
     return ImagePayload(mask.width, mask.height, PixelFormat.L8, mask.tobytes())
 
 
+def payload_image(payload: ImagePayload) -> Image.Image:
+    """A result layer's payload as an RGBA Pillow image."""
+    if payload.encoding is Encoding.PNG:
+        return Image.open(io.BytesIO(payload.data)).convert("RGBA")
+    size = (payload.width, payload.height)
+    if payload.format is PixelFormat.L8:
+        return Image.frombytes("L", size, payload.data).convert("RGBA")
+    raw_mode = "BGRA" if payload.format is PixelFormat.BGRA8 else "RGBA"
+    return Image.frombytes("RGBA", size, payload.data, "raw", raw_mode)
+
+
 def save_result(result: Result, source: np.ndarray | None, output: Path, layers_dir: Path | None) -> None:
     same_canvas = source is not None and source.shape[:2] == (result.height, result.width)
-    canvas = source if same_canvas else np.zeros((result.height, result.width, 4), np.uint8)
+    canvas = Image.fromarray(source, "RGBA") if same_canvas else Image.new("RGBA", (result.width, result.height))
     meta = []
     for i, layer in enumerate(result.layers):
-        pixels = payload_to_array(layer.image)
-        canvas = flatten(canvas, OutputLayer(pixels, layer.x, layer.y, layer.name))
+        pixels = payload_image(layer.image)
+        # "Normal" blending, as a painting program shows the new layer over the canvas.
+        canvas.alpha_composite(pixels, dest=(layer.x, layer.y))
         if layers_dir is not None:
             layers_dir.mkdir(parents=True, exist_ok=True)
             name = f"layer-{i}.png"
-            Image.fromarray(pixels, "RGBA").save(layers_dir / name)
+            pixels.save(layers_dir / name)
             meta.append({"file": name, "x": layer.x, "y": layer.y, "name": layer.name, "seed": layer.seed, "settings": dict(layer.settings)})
     if layers_dir is not None:
         (layers_dir / "layers.json").write_text(json.dumps({"width": result.width, "height": result.height, "layers": meta}, indent=2), encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas, "RGBA").save(output)
+    canvas.save(output)

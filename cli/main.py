@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -43,12 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     def client_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", default=DEFAULT_URL, help=f"server websocket URL (default {DEFAULT_URL}; also PAINTWIRE_URL)")
+        # No default here: an absent --url falls back to PAINTWIRE_URL, then DEFAULT_URL (in _client).
+        p.add_argument("--url", help=f"server websocket URL (default: PAINTWIRE_URL, else {DEFAULT_URL})")
         p.add_argument("--token", help="the server's token, if it has one (also PAINTWIRE_TOKEN)")
 
     info = sub.add_parser("info", help="show the server's engines, modes, parameters, models and limits")
     client_options(info)
     info.add_argument("--json", action="store_true", help="print the capabilities as JSON")
+    info.add_argument("--refresh", action="store_true", help="have the server look at its model folders again first (a model was just added)")
     info.set_defaults(handler=_info)
 
     def job_options(p: argparse.ArgumentParser, engine: str | None) -> None:
@@ -96,14 +98,22 @@ def _serve(args: argparse.Namespace) -> int:
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from paintwire.server.logtext import configure as configure_logging
+
+    from paintwire.server import logs
+
+    configure_logging(logging.WARNING)  # until the configuration says where the log goes
     try:
         overrides = overrides_from_args(args)
         if isinstance(overrides.get("engines"), str):
             overrides["engines"] = overrides["engines"].split(",")
         config = load_config(args.config, overrides=overrides)
+        log_where = logs.configure(args.verbose, config.log_file)
     except ConfigError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"paintwire: cannot write the log file {config.log_file}: {exc.strerror}.", file=sys.stderr)
         return EXIT_USAGE
 
     async def serve() -> None:
@@ -115,14 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        engines = ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines)
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        print(f"Paintwire serving on ws://{host}:{port}/ws", flush=True)
-        print(f"  engines: {engines}", flush=True)
-        for info in server.capabilities.engines:
-            if info.device is not None:
-                print(f"  {info.name} runs on {info.device.summary()}", flush=True)
-        print(f"  models: {len(server.capabilities.models)}; health: http://{host}:{port}/health", flush=True)
+        for line in logs.summary(server, config.host, port, log_where):
+            print(line, flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)
         stop = asyncio.Event()
@@ -146,13 +150,20 @@ def _serve(args: argparse.Namespace) -> int:
 # -- client commands --------------------------------------------------------------------
 
 
+def server_url(given: str | None, environ: Mapping[str, str]) -> str:
+    """The server to talk to: --url, else PAINTWIRE_URL, else the default."""
+    from paintwire.protocol import DEFAULT_URL
+
+    return given or environ.get("PAINTWIRE_URL") or DEFAULT_URL
+
+
 def _client(args: argparse.Namespace):
     import os
 
     from paintwire.protocol import Client
 
-    url = os.environ.get("PAINTWIRE_URL", args.url) if args.url == build_parser().get_default("url") else args.url
-    return Client(url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
+    args.url = server_url(args.url, os.environ)
+    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -160,7 +171,7 @@ def _info(args: argparse.Namespace) -> int:
 
     try:
         with _client(args) as client:
-            caps = client.capabilities
+            caps = client.rescan() if args.refresh else client.capabilities
             server = client.protocol.server_name
     except (ClientError, JobFailed) as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
@@ -176,15 +187,16 @@ def _info(args: argparse.Namespace) -> int:
         if engine.device is not None:
             print(f"  device: {engine.device.summary()}")
         for mode in engine.modes:
-            needs = [n for n, flag in (("image", mode.needs_image), ("mask", mode.needs_mask)) if flag]
-            print(f"  mode {mode.name} ({', '.join(needs) or 'no input'}): {mode.help}")
+            inputs = [str(getattr(i.kind, "value", i.kind)) + ("" if i.required else "?") for i in mode.inputs]
+            placement = getattr(mode.placement, "value", mode.placement)
+            print(f"  mode {mode.name} \u201c{mode.label}\u201d (reads: {', '.join(inputs) or 'nothing'}; result: {placement}): {mode.help}")
             for p in mode.params:
                 rng = f" [{p.minimum:g}..{p.maximum:g}]" if p.minimum is not None and p.maximum is not None else ""
                 choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
                 print(f"    {p.name} ({p.type.value}{rng}{choices}, default {p.default!r}): {p.help}")
         models = [m for m in caps.models if m.engine == engine.name]
         for m in models:
-            print(f"  model {m.name} ({m.kind})")
+            print(f"  model {m.name} ({m.kind})" + (f": cannot be used: {m.problem}" if m.problem else ""))
     return EXIT_OK
 
 

@@ -21,9 +21,10 @@ class ProgressBar:
             self._show(f"queued, {event.position} job(s) ahead" if event.position else "queued, next")
         elif kind == "started":
             self._show("started")
-        elif kind == "progress" and event.total > 0:
-            filled = round(self.WIDTH * event.step / event.total)
-            self._show(f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {event.step}/{event.total} {event.stage}")
+        elif kind == "progress":
+            # The bar is the whole job (all phases); the text names the phase and its step.
+            filled = round(self.WIDTH * event.overall)
+            self._show(f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {round(100 * event.overall):3d}% {event.describe()}")
 
     def _show(self, text: str) -> None:
         if not self.enabled or text == self._last:

@@ -15,6 +15,7 @@ from .messages import (
     Cancel,
     Cancelled,
     Capabilities,
+    CapabilitiesUpdate,
     DeviceInfo,
     EngineInfo,
     Error,
@@ -26,21 +27,23 @@ from .messages import (
     Preview,
     Progress,
     Queued,
+    Rescan,
     Result,
     Started,
     Submit,
     Welcome,
 )
-from .params import ModeSpec, ParamSpec, ParamType, validate_params
+from .params import InputSpec, ModeSpec, ParamSpec, ParamType, validate_params
 from .validation import CheckedJob, check_job
+from .vocabulary import CHECKPOINT_KINDS, InputKind, ModelKind, ParamGroup, Phase, PlacementKind
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_URL", "PROTOCOL_VERSION", "Cancel", "Cancelled", "Capabilities", "CheckedJob", "Client", "ClientConnection",
-    "DeviceInfo",
+    "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
+    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
-    "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "PixelFormat",
-    "Preview", "Progress", "ProtocolError", "Queued", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",
+    "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
+    "Preview", "Progress", "ProtocolError", "Queued", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",
     "decode_client_message", "decode_server_message", "encode", "raw_image", "validate_params", "__version__",
 ]

@@ -7,7 +7,6 @@ thread while ``run`` is waiting for events.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -16,9 +15,10 @@ from websockets.exceptions import ConnectionClosed, InvalidURI, InvalidHandshake
 from websockets.sync.client import ClientConnection as WebSocket
 from websockets.sync.client import connect
 
+from .addresses import is_loopback_host
 from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
-from .messages import Cancelled, Capabilities, Error, JobRequest, Queued, Result
+from .messages import Cancelled, Capabilities, CapabilitiesUpdate, Error, JobRequest, Queued, Result
 
 DEFAULT_URL = "ws://127.0.0.1:7878/ws"
 # Results can be larger than anything a client sends (an upscale makes 4-16x
@@ -48,12 +48,7 @@ def _is_loopback(url: str) -> bool:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class ClientError(Exception):
@@ -82,10 +77,13 @@ class Client:
     ...     result = client.run(request, on_event=print)
     """
 
-    def __init__(self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0, updates: bool = False
+    ) -> None:
         self.url = url
         self.name = name
         self.token = token
+        self.updates = updates  # ask the server to send new capabilities when its models change
         self.timeout = timeout
         self.protocol = ClientConnection()
         self._ws: WebSocket | None = None
@@ -101,7 +99,7 @@ class Client:
             self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None, **direct)
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
             raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
-        self._send(self.protocol.hello(self.name, self.token))
+        self._send(self.protocol.hello(self.name, self.token, self.updates))
         message = self._receive(self.timeout)
         if isinstance(message, Error):
             self.close()
@@ -151,6 +149,37 @@ class Client:
     def cancel(self, job_id: str) -> None:
         """Ask the server to cancel a job; safe to call from another thread."""
         self._send(self.protocol.cancel(job_id))
+
+    def rescan(self, timeout: float | None = None) -> Capabilities:
+        """Ask the server to look at its model folders again; returns the capabilities
+        it answers with. Call it while no job of this client is running: events of a
+        running job that arrive meanwhile are not delivered."""
+        self._send(self.protocol.rescan())
+        deadline = self.timeout if timeout is None else timeout
+        for message in self.events(deadline):
+            if isinstance(message, CapabilitiesUpdate):
+                return message.capabilities
+            if isinstance(message, Error) and message.job is None and message.ref is None:
+                raise JobFailed(message)  # e.g. a server that does not know rescan (unknown_type)
+        raise AssertionError("unreachable")
+
+    def poll(self) -> list[Any]:
+        """The messages that have already arrived, without waiting: for a client that
+        is idle between jobs and wants the server's pushed ``capabilities``."""
+        out: list[Any] = []
+        while True:
+            if self._ws is None:
+                raise ClientError("Not connected.")
+            try:
+                data = self._ws.recv(timeout=0)
+            except TimeoutError:
+                return out
+            except ConnectionClosed as exc:
+                raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
+            try:
+                out.append(self.protocol.receive(data if isinstance(data, bytes) else data.encode()))
+            except ProtocolError as exc:
+                raise ClientError(f"The server broke the protocol: {exc}") from exc
 
     def events(self, timeout: float | None = None) -> Iterator[Any]:
         """Every message from the server, as it comes."""

@@ -19,7 +19,9 @@ def _unpack(data: bytes) -> dict:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Messages must be binary websocket frames holding msgpack, not text.")
     try:
-        obj = msgpack.unpackb(data, raw=False, strict_map_key=True)
+        # Non-str keys are read (not refused here) so that a submit with one in its
+        # params is answered with its ref; the readers then refuse or ignore them.
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(ErrorCode.BAD_FRAME, f"The frame is not valid msgpack ({type(exc).__name__}).") from None
     if not isinstance(obj, dict):

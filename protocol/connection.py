@@ -20,12 +20,14 @@ from .messages import (
     Cancel,
     Cancelled,
     Capabilities,
+    CapabilitiesUpdate,
     Error,
     Hello,
     JobRequest,
     Preview,
     Progress,
     Queued,
+    Rescan,
     Result,
     Started,
     Submit,
@@ -94,10 +96,11 @@ class ClientConnection:
 
     # -- outgoing -----------------------------------------------------------------------
 
-    def hello(self, client: str, token: str | None = None) -> bytes:
+    def hello(self, client: str, token: str | None = None, updates: bool = False) -> bytes:
+        """``updates``: ask for a ``capabilities`` message whenever they change."""
         self._expect(ConnectionState.START, "hello")
         self.state = ConnectionState.HELLO_SENT
-        return encode(Hello(client=client, token=token))
+        return encode(Hello(client=client, token=token, updates=updates))
 
     def submit(self, job: JobRequest) -> tuple[int, bytes]:
         """Returns the ref that the job's first event will echo, and the frame to send.
@@ -123,6 +126,11 @@ class ClientConnection:
     def cancel(self, job_id: str) -> bytes:
         self._expect(ConnectionState.READY, "cancel")
         return encode(Cancel(job=job_id))
+
+    def rescan(self) -> bytes:
+        """Ask the server to rescan its model folders; ``capabilities`` follows."""
+        self._expect(ConnectionState.READY, "rescan")
+        return encode(Rescan())
 
     def _expect(self, state: ConnectionState, action: str) -> None:
         if self.state is not state:
@@ -161,6 +169,9 @@ class ClientConnection:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Unexpected {message.TYPE} while the connection is {self.state.value}.", "type")
         if isinstance(message, Welcome):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "A second welcome.", "type")
+        if isinstance(message, CapabilitiesUpdate):
+            self.capabilities = message.capabilities
+            return
         if isinstance(message, Error) and message.job is None:
             if message.ref is not None:
                 self._pending.discard(message.ref)  # a submit was rejected; no job exists
@@ -189,7 +200,7 @@ class ServerConnection:
         self.max_pixels = max_pixels
         self._jobs: dict[str, JobStatus] = {}
 
-    def receive(self, data: bytes) -> Hello | Submit | Cancel:
+    def receive(self, data: bytes) -> Hello | Submit | Cancel | Rescan:
         """Read one frame from the client. Raises ProtocolError for anything the
         server must reject; the connection stays usable unless it is a bad hello."""
         if self.state is ConnectionState.CLOSED:

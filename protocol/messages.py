@@ -1,9 +1,9 @@
 """The messages of protocol version 1, as dataclasses.
 
 Each message knows its wire form (a msgpack map with a ``type`` key) and how
-to read itself back with validation. Client messages: hello, submit, cancel.
-Server messages: welcome, queued, started, progress, preview, result, error,
-cancelled. docs/protocol.md describes the same set and a test keeps the two in
+to read itself back with validation. Client messages: hello, submit, cancel,
+rescan. Server messages: welcome, capabilities, queued, started, progress,
+preview, result, error, cancelled. docs/protocol.md describes the same set and a test keeps the two in
 step.
 """
 
@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
+from .vocabulary import Phase
 
 PROTOCOL_VERSION = 1
 MAX_NAME = 200  # client names, model names, job ids: short identifiers, not documents
@@ -56,9 +57,15 @@ class Hello:
     client: str  # "name/version" of the client, for logs and the server's session list
     protocol: int = PROTOCOL_VERSION
     token: str | None = None  # required when the server was started with a token
+    # True: send me a ``capabilities`` message whenever they change (models added or
+    # removed). Off by default, so that a client that does not know the message never gets it.
+    updates: bool = False
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "protocol": self.protocol, "client": self.client, "token": self.token}
+        out = {"type": self.TYPE, "protocol": self.protocol, "client": self.client, "token": self.token}
+        if self.updates:  # left out when off: the same bytes as before the field existed
+            out["updates"] = True
+        return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Hello":
@@ -66,6 +73,7 @@ class Hello:
             client=_name(obj, "client", ""),
             protocol=_get(obj, "protocol", int, ""),
             token=_get(obj, "token", str, "", required=False),
+            updates=_get(obj, "updates", bool, "", required=False, default=False),
         )
 
 
@@ -169,6 +177,21 @@ class Cancel:
         return cls(job=_name(obj, "job", "", limit=MAX_JOB_ID))
 
 
+@dataclass(frozen=True)
+class Rescan:
+    """Ask the server to look at its model folders again now; it answers with a
+    ``capabilities`` message (changed or not)."""
+
+    TYPE: ClassVar[str] = "rescan"
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "Rescan":
+        return cls()
+
+
 # --- server to client ----------------------------------------------------------------------
 
 
@@ -176,15 +199,25 @@ class Cancel:
 class ModelInfo:
     name: str
     engine: str
-    kind: str  # e.g. "builtin", "sd15", "sdxl", "sd15-inpaint", "upscaler", "lora"
+    kind: str  # a ModelKind value, or a newer kind this side does not know
     label: str = ""
+    # Why this model cannot be used (a missing tokenizer, an unsupported layout);
+    # empty when it can. Clients show the reason instead of offering the model.
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
 
     def to_wire(self) -> dict:
-        return {"name": self.name, "engine": self.engine, "kind": self.kind, "label": self.label or self.name}
+        out = {"name": self.name, "engine": self.engine, "kind": self.kind, "label": self.label or self.name}
+        if self.problem:
+            out["problem"] = self.problem
+        return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ModelInfo":
-        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""))
+        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""), obj.get("problem") or "")
 
 
 @dataclass(frozen=True)
@@ -216,19 +249,29 @@ class EngineInfo:
     name: str
     label: str
     modes: tuple[ModeSpec, ...]
+    # Empty when the engine can work; otherwise a sentence for the user saying what
+    # to add (e.g. no model installed): its modes can then only fail.
+    notice: str = ""
     device: DeviceInfo | None = None  # None: the engine uses no accelerator (the classical engine)
 
     def mode(self, name: str) -> ModeSpec | None:
         return next((m for m in self.modes if m.name == name), None)
 
+    @property
+    def usable(self) -> bool:
+        return not self.notice
+
     def to_wire(self) -> dict:
-        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes],
+        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice,
                 "device": self.device.to_wire() if self.device else None}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
-        device = DeviceInfo.from_wire(obj["device"]) if obj.get("device") else None
-        return cls(obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())), device)
+        return cls(
+            obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())),
+            obj["notice"] if isinstance(obj.get("notice"), str) else "",
+            DeviceInfo.from_wire(obj["device"]) if isinstance(obj.get("device"), dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -304,6 +347,26 @@ class Welcome:
 
 
 @dataclass(frozen=True)
+class CapabilitiesUpdate:
+    """The server's capabilities changed (models found or gone), or a ``rescan`` was
+    asked for. Sent only to clients that said ``updates`` in hello, and to any
+    client that sent ``rescan``."""
+
+    TYPE: ClassVar[str] = "capabilities"
+    capabilities: Capabilities
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "capabilities": self.capabilities.to_wire()}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "CapabilitiesUpdate":
+        try:
+            return cls(Capabilities.from_wire(_get(obj, "capabilities", dict, "")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Malformed capabilities: {exc}.", "capabilities") from None
+
+
+@dataclass(frozen=True)
 class Queued:
     """The job was accepted (first event of every job) or moved up in the queue.
     ``position`` counts the jobs that will run before it: 0 means next."""
@@ -334,25 +397,61 @@ class Started:
         return cls(_get(obj, "job", str, ""))
 
 
+# What each phase counts in "k of n", for the text clients show.
+_PHASE_UNITS = {Phase.DENOISING: "step", Phase.ENCODING: "tile", Phase.DECODING: "tile", Phase.UPSCALING: "tile",
+                Phase.LOADING_MODEL: "part"}
+
+
 @dataclass(frozen=True)
 class Progress:
-    """``step`` of ``total`` is done: 0 when a stage starts, ``total`` when it ends.
-    ``total`` may change between stages (e.g. denoising, then decoding)."""
+    """``step`` of ``total`` of the current phase is done: 0 when a phase starts,
+    ``total`` when it ends; ``total`` changes between phases. ``fraction`` is the
+    whole job's estimated share done (0 to 1, never going back), across phases."""
 
     TYPE: ClassVar[str] = "progress"
     job: str
     step: int
     total: int
-    stage: str = ""  # a word for people: "inpainting", "decoding"
+    stage: str = ""  # a word for people: "denoising", "inpainting", "decoding"
+    phase: str = ""  # a Phase value; "" from servers that do not send one
+    fraction: float | None = None  # None from servers that do not send one
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "job": self.job, "step": self.step, "total": self.total, "stage": self.stage}
+        out: dict[str, Any] = {"type": self.TYPE, "job": self.job, "step": self.step, "total": self.total, "stage": self.stage}
+        if self.phase:
+            out["phase"] = self.phase
+        if self.fraction is not None:
+            out["fraction"] = float(self.fraction)
+        return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Progress":
+        fraction = _get(obj, "fraction", (float, int), "", False)
         return cls(
-            _get(obj, "job", str, ""), _get(obj, "step", int, ""), _get(obj, "total", int, ""), _get(obj, "stage", str, "", False, "")
+            _get(obj, "job", str, ""), _get(obj, "step", int, ""), _get(obj, "total", int, ""), _get(obj, "stage", str, "", False, ""),
+            _get(obj, "phase", str, "", False, ""), None if fraction is None else min(1.0, max(0.0, float(fraction))),
         )
+
+    @property
+    def overall(self) -> float:
+        """The whole job's share done: ``fraction``, or ``step / total`` from older servers."""
+        if self.fraction is not None:
+            return self.fraction
+        return min(1.0, max(0.0, self.step / self.total)) if self.total > 0 else 0.0
+
+    def describe(self) -> str:
+        """One line for people: "Denoising: step 3 of 20", "Loading model", "Decoding: tile 2 of 9"."""
+        try:
+            phase: Phase | None = Phase(self.phase)
+        except ValueError:
+            phase = None
+        if phase is None or phase is Phase.WORKING:
+            name, unit = (self.stage.capitalize() if self.stage else "Working"), "step"
+        else:
+            name, unit = phase.label, _PHASE_UNITS.get(phase)
+        if unit and (self.total > 1 or (phase is Phase.DENOISING and self.total > 0)):
+            return f"{name}: {unit} {self.step} of {self.total}"
+        return name
 
 
 @dataclass(frozen=True)
@@ -419,16 +518,23 @@ class Layer:
 @dataclass(frozen=True)
 class Result:
     """The job's output: layers placed on a canvas of ``width`` x ``height``
-    (the input's size, or the new size after an upscale or expand)."""
+    (the input's size, or the new size after an upscale or expand).
+    ``offset_x``, ``offset_y``: where the input's top-left corner lies on that
+    canvas (non-zero when an expand grew it to the left or top)."""
 
     TYPE: ClassVar[str] = "result"
     job: str
     layers: tuple[Layer, ...]
     width: int
     height: int
+    offset_x: int = 0
+    offset_y: int = 0
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height}
+        return {
+            "type": self.TYPE, "job": self.job, "layers": [l.to_wire() for l in self.layers], "width": self.width, "height": self.height,
+            "offset_x": self.offset_x, "offset_y": self.offset_y,
+        }
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Result":
@@ -438,6 +544,8 @@ class Result:
             tuple(Layer.from_wire(l, f"layers.{i}") for i, l in enumerate(layers)),
             _get(obj, "width", int, ""),
             _get(obj, "height", int, ""),
+            _get(obj, "offset_x", int, "", False, 0),
+            _get(obj, "offset_y", int, "", False, 0),
         )
 
 
@@ -488,11 +596,13 @@ class Cancelled:
         return cls(_get(obj, "job", str, ""))
 
 
-ClientMessage = Hello | Submit | Cancel
-ServerMessage = Welcome | Queued | Started | Progress | Preview | Result | Error | Cancelled
+ClientMessage = Hello | Submit | Cancel | Rescan
+ServerMessage = Welcome | CapabilitiesUpdate | Queued | Started | Progress | Preview | Result | Error | Cancelled
 JobEvent = Queued | Started | Progress | Preview | Result | Error | Cancelled
 
-CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel)}
-SERVER_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Welcome, Queued, Started, Progress, Preview, Result, Error, Cancelled)}
+CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel, Rescan)}
+SERVER_MESSAGES: dict[str, type] = {
+    m.TYPE: m for m in (Welcome, CapabilitiesUpdate, Queued, Started, Progress, Preview, Result, Error, Cancelled)
+}
 # Events after which a job is over and its id is forgotten.
 FINAL_EVENTS = (Result, Error, Cancelled)

@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 from .errors import ErrorCode, ProtocolError
+from .vocabulary import InputKind, ModelKind, ParamGroup, PlacementKind, known
 
 Scalar = Union[int, float, bool, str, None]
 
 
 class ParamType(str, enum.Enum):
+    """A parameter's type. A client that meets a type it does not know leaves
+    that parameter out of its form and its requests (the server's default
+    applies) rather than failing: see ``ModeSpec.from_wire``."""
+
     INT = "int"
     FLOAT = "float"
     BOOL = "bool"
@@ -37,6 +42,8 @@ class ParamSpec:
     """One parameter an engine mode accepts.
 
     ``group`` lets a UI put rarely touched parameters behind an "advanced" fold.
+    ``choice_labels`` are the words a UI shows for ``choices`` (same order);
+    without them a UI shows the values themselves.
     """
 
     name: str
@@ -47,7 +54,17 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
-    group: str = "basic"
+    group: str = ParamGroup.BASIC.value
+    choice_labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.choice_labels and len(self.choice_labels) != len(self.choices):
+            raise ValueError(f"{self.name}: choice_labels must match choices one for one")
+
+    def choice_label(self, value: str) -> str:
+        """The label a UI shows for the choice ``value``."""
+        labels = dict(zip(self.choices, self.choice_labels))
+        return labels.get(value, value)
 
     def to_wire(self) -> dict:
         out: dict[str, Any] = {
@@ -64,10 +81,13 @@ class ParamSpec:
             out["max"] = self.maximum
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.choice_labels:
+            out["choice_labels"] = list(self.choice_labels)
         return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ParamSpec":
+        choices, labels = tuple(obj.get("choices", ())), tuple(obj.get("choice_labels", ()))
         return cls(
             name=obj["name"],
             type=ParamType(obj["type"]),
@@ -76,8 +96,9 @@ class ParamSpec:
             help=obj.get("help", ""),
             minimum=obj.get("min"),
             maximum=obj.get("max"),
-            choices=tuple(obj.get("choices", ())),
-            group=obj.get("group", "basic"),
+            choices=choices,
+            group=obj.get("group", ParamGroup.BASIC.value),
+            choice_labels=labels if len(labels) == len(choices) else (),  # labels that do not fit are shown as values
         )
 
     def check(self, value: Any, field_path: str) -> Scalar:
@@ -129,20 +150,71 @@ def _invalid(message: str, field_path: str) -> ProtocolError:
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """One thing a mode reads from the artist's document (see InputKind)."""
+
+    kind: InputKind | str  # a str only for a kind this side does not know
+    required: bool = True
+    label: str = ""
+    help: str = ""
+
+    def to_wire(self) -> dict:
+        return {"kind": getattr(self.kind, "value", self.kind), "required": self.required, "label": self.label, "help": self.help}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "InputSpec":
+        return cls(known(InputKind, obj["kind"]), bool(obj.get("required", True)), obj.get("label", ""), obj.get("help", ""))
+
+
+@dataclass(frozen=True)
 class ModeSpec:
-    """A mode of an engine: what inputs it needs and the parameters it takes."""
+    """A mode of an engine: what it is called, what it reads, where its result goes
+    and the parameters it takes.
+
+    ``inputs`` is the full description; ``needs_image``, ``needs_mask`` and
+    ``accepts_mask`` are its short form (kept on the wire for older clients).
+    Give either: a mode built with ``inputs`` has the short form derived from
+    them, and one built with the short form gets the matching ``inputs``.
+    ``model_kinds`` are the kinds of models (ModelInfo.kind) a job of this mode
+    can name; empty means the engine runs it without a model choice. ``order``
+    places the mode in a client's list (lower first).
+    """
 
     name: str
     label: str
     help: str
-    needs_image: bool
-    needs_mask: bool
+    needs_image: bool = False
+    needs_mask: bool = False
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
     accepts_mask: bool | None = None  # defaults to needs_mask
+    inputs: tuple[InputSpec, ...] = ()
+    placement: PlacementKind | str = PlacementKind.LAYERS
+    model_kinds: tuple[ModelKind | str, ...] = ()
+    order: int = 100
+
+    def __post_init__(self) -> None:
+        if self.inputs:
+            kinds = {i.kind: i for i in self.inputs}
+            image, mask = kinds.get(InputKind.IMAGE), kinds.get(InputKind.MASK)
+            object.__setattr__(self, "needs_image", bool(image and image.required))
+            object.__setattr__(self, "needs_mask", bool(mask and mask.required))
+            object.__setattr__(self, "accepts_mask", mask is not None)
+            return
+        object.__setattr__(self, "accepts_mask", self.mask_allowed)
+        inputs = []
+        if self.needs_image or self.mask_allowed:
+            # A mode that accepts a mask also takes the image the mask applies to.
+            inputs.append(InputSpec(InputKind.IMAGE, self.needs_image))
+        if self.mask_allowed:
+            inputs.append(InputSpec(InputKind.MASK, self.needs_mask))
+        object.__setattr__(self, "inputs", tuple(inputs))
 
     @property
     def mask_allowed(self) -> bool:
         return self.needs_mask if self.accepts_mask is None else self.accepts_mask
+
+    def input(self, kind: InputKind) -> InputSpec | None:
+        return next((i for i in self.inputs if i.kind == kind), None)
 
     def to_wire(self) -> dict:
         return {
@@ -152,20 +224,39 @@ class ModeSpec:
             "needs_image": self.needs_image,
             "needs_mask": self.needs_mask,
             "accepts_mask": self.mask_allowed,
+            "inputs": [i.to_wire() for i in self.inputs],
+            "placement": getattr(self.placement, "value", self.placement),
+            "model_kinds": [getattr(k, "value", k) for k in self.model_kinds],
+            "order": int(self.order),
             "params": [p.to_wire() for p in self.params],
         }
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ModeSpec":
-        return cls(
+        """Read a mode leniently (the version rule): parameters of a type this
+        side does not know are left out, input, placement and model kinds it
+        does not know are kept as strings."""
+        params = tuple(ParamSpec.from_wire(p) for p in obj.get("params", ()) if p["type"] in _TYPE_VALUES)
+        common = dict(
             name=obj["name"],
             label=obj.get("label", obj["name"]),
             help=obj.get("help", ""),
+            params=params,
+            placement=known(PlacementKind, obj.get("placement", PlacementKind.LAYERS.value)),
+            model_kinds=tuple(known(ModelKind, k) for k in obj.get("model_kinds", ())),
+            order=int(obj.get("order", 100)),
+        )
+        if "inputs" in obj:
+            return cls(inputs=tuple(InputSpec.from_wire(i) for i in obj["inputs"]), **common)
+        return cls(
             needs_image=bool(obj.get("needs_image", True)),
             needs_mask=bool(obj.get("needs_mask", False)),
-            params=tuple(ParamSpec.from_wire(p) for p in obj.get("params", ())),
             accepts_mask=obj.get("accepts_mask"),
+            **common,
         )
+
+
+_TYPE_VALUES = frozenset(t.value for t in ParamType)
 
 
 def validate_params(specs: Sequence[ParamSpec], given: Mapping[str, Any], field_path: str = "job.params") -> dict[str, Scalar]:

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import hmac
-import ipaddress
 import logging
 import secrets
 
 from aiohttp import web
 
-from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
 from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, __version__
+from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
 
+from .access import AccessPolicy, request_token, token_matches
 from .config import ServerConfig
+from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
+from .memory import configure_allocator, release_memory
+from .model_watch import ModelWatch
+from .runner import JobRunner
 from .scheduler import Scheduler
-from .session import Session
+from .session import Session, SessionLimits
 
 log = logging.getLogger(__name__)
+
+# Shutdown: how long the last frames, each close and the running job may take.
+SHUTDOWN_GRACE_SECONDS = 0.5
 
 
 class PaintwireServer:
@@ -34,21 +41,37 @@ class PaintwireServer:
             self.generated_token = False
         self.config = config
         self.engines = engines if engines is not None else build_engines(config)
-        self.capabilities = Capabilities(
-            engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), e.device()) for e in self.engines),
-            models=tuple(m for e in self.engines for m in e.models()),
-            limits=Limits(
-                max_message_bytes=config.max_message_bytes,
-                max_pixels=config.max_pixels,
-                max_side=ABSOLUTE_MAX_SIDE,
-                max_queued_per_client=config.max_queued_per_client,
-            ),
+        self.capabilities = build_capabilities(self.engines, config)
+        self.access = AccessPolicy(config.token, config.is_loopback, tuple(config.allowed_origins))
+        self.guard = ConnectionGuard(config.max_connections, config.max_connections_per_address, config.hello_timeout)
+        self.session_limits = SessionLimits(
+            max_pixels=config.max_pixels,
+            max_unsent_bytes=config.max_unsent_bytes,
+            send_timeout=config.send_timeout,
+            hello_timeout=config.hello_timeout,
         )
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
+        self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
+
+    def publish_capabilities(self) -> None:
+        """Rebuild the capabilities after a rescan; every session checks new jobs
+        against them, and those that asked are told when they changed."""
+        new = build_capabilities(self.engines, self.config)
+        if new == self.capabilities:
+            return
+        self.capabilities = new
+        log.info("models changed: %d now", len(new.models))
+        for session in list(self.sessions):
+            session.update_capabilities(new)
+
+    async def rescan(self) -> Capabilities:
+        """Look at the model folders now (a client asked); returns the capabilities after."""
+        await self.model_watch.rescan()
+        return self.capabilities
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=1 << 20)
+        app = web.Application(client_max_size=1 << 20, middlewares=[self.guard.middleware])
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/health", self.health)
         app.router.add_get("/info", self.info)
@@ -57,66 +80,65 @@ class PaintwireServer:
         return app
 
     async def _startup(self, app: web.Application) -> None:
-        self.scheduler = Scheduler(self.engines, self.config)
+        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second)
+        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total)
         self.scheduler.start()
+        self.model_watch.start()
 
     async def _shutdown(self, app: web.Application) -> None:
-        # Stop the scheduler first so that every open job's owner is told
-        # (shutting_down) before its connection closes.
+        # Tell every open job's owner first (shutting_down), cancelling the running
+        # job, then close every connection; the engine gets what time is left.
+        await self.model_watch.stop()
         if self.scheduler is not None:
-            await self.scheduler.stop()
-        for session in list(self.sessions):
-            await session.shutdown()
-
-    # -- access -------------------------------------------------------------------------
-
-    def _request_token(self, request: web.Request) -> str | None:
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Bearer "):
-            return auth[len("Bearer "):].strip()
-        return request.query.get("token")
-
-    def _token_ok(self, request: web.Request) -> bool:
-        given = self._request_token(request)
-        # Compare bytes: compare_digest raises TypeError on non-ASCII str, and header
-        # values may carry undecodable bytes as surrogates.
-        return bool(self.config.token and given and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.config.token.encode()))
-
-    def _check_origin(self, request: web.Request) -> None:
-        # Browsers send Origin; a web page must not drive a local server unless allowed.
-        origin = request.headers.get("Origin")
-        if origin is not None and origin not in self.config.allowed_origins:
-            raise web.HTTPForbidden(text=f"Origin {origin} is not allowed; add it to allowed_origins in the configuration.\n")
-        if self.config.is_loopback and not self.config.token and not _loopback_host(request.url.host or ""):
-            # DNS rebinding: a page whose name was made to resolve to 127.0.0.1 is
-            # same-origin with this server, and browsers send no Origin on its GETs.
-            raise web.HTTPForbidden(text="This server answers only to localhost and loopback addresses (or set a token).\n")
+            self.scheduler.stop()
+        await asyncio.gather(*(s.shutdown(SHUTDOWN_GRACE_SECONDS) for s in list(self.sessions)))
+        self.guard.close_all()
+        if self.scheduler is not None:
+            await self.scheduler.wait_stopped(SHUTDOWN_GRACE_SECONDS)
 
     # -- routes -------------------------------------------------------------------------
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        self._check_origin(request)
-        if self.config.token and self._request_token(request) is not None and not self._token_ok(request):
+        self.access.check_origin(request)
+        given = request_token(request.headers, request.query)
+        if self.config.token and given is not None and not token_matches(given, self.config.token):
             raise web.HTTPUnauthorized(text="Wrong token.\n")
+        pre_authorized = token_matches(given, self.config.token)  # a valid token came with the handshake
         # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
         ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
-        await ws.prepare(request)
+        self.guard.frames_follow(request.transport)
+        try:
+            await ws.prepare(request)
+        except web.HTTPException:
+            self.guard.frames_follow(request.transport, False)
+            raise
         assert self.scheduler is not None
-        session = Session(ws, self, request.remote or "?", pre_authorized=self._token_ok(request))
+        session = Session(
+            ws,
+            request.remote or "?",
+            scheduler=self.scheduler,
+            capabilities=self.capabilities,
+            authorize=lambda token: pre_authorized or self.access.authorized(token),
+            limits=self.session_limits,
+            transport=request.transport,
+            rescan=self.rescan,
+        )
         self.sessions.add(session)
         try:
             await session.serve()
         finally:
             self.sessions.discard(session)
+            del session
+            release_memory()
         return ws
 
     async def health(self, request: web.Request) -> web.Response:
-        self._check_origin(request)
+        self.access.check_origin(request)
         return web.json_response({"status": "ok", "server": f"paintwire/{__version__}", "protocol": PROTOCOL_VERSION})
 
     async def info(self, request: web.Request) -> web.Response:
-        self._check_origin(request)
-        if self.config.token and not self._token_ok(request):
+        self.access.check_origin(request)
+        if not self.access.authorized(request_token(request.headers, request.query)):
             raise web.HTTPUnauthorized(text="This server needs a token: send 'Authorization: Bearer <token>'.\n")
         assert self.scheduler is not None
         return web.json_response(
@@ -130,19 +152,22 @@ class PaintwireServer:
         )
 
 
-def _loopback_host(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
+    return Capabilities(
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), e.notice(), e.device()) for e in engines),
+        models=tuple(m for e in engines for m in e.models()),
+        limits=Limits(
+            max_message_bytes=config.max_message_bytes,
+            max_pixels=config.max_pixels,
+            max_side=ABSOLUTE_MAX_SIDE,
+            max_queued_per_client=config.max_queued_per_client,
+        ),
+    )
 
 
 # Parameters whose range the configuration caps, whatever an engine advertises:
 # they decide how long a job holds the device and how much memory it asks for.
-CAPPED_PARAMS = {"steps": "max_steps", "batch_size": "max_batch", "batch": "max_batch"}
+CAPPED_PARAMS = {"steps": "max_steps", "batch_size": "max_batch"}
 
 
 def _capped_modes(modes: tuple[ModeSpec, ...], config: ServerConfig) -> tuple[ModeSpec, ...]:
@@ -163,10 +188,11 @@ def _capped_modes(modes: tuple[ModeSpec, ...], config: ServerConfig) -> tuple[Mo
 
 async def start_server(config: ServerConfig, engines: list[Engine] | None = None) -> tuple[web.AppRunner, PaintwireServer, int]:
     """Start serving; returns the runner (for cleanup), the server and the bound port."""
+    configure_allocator()
     server = PaintwireServer(config, engines)
-    runner = web.AppRunner(server.make_app(), access_log=None)
+    runner = web.AppRunner(server.make_app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = server.guard.site(runner, config.host, config.port)
     await site.start()
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
     port = sockets[0].getsockname()[1] if sockets else config.port

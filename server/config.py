@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import ipaddress
 import dataclasses
 import os
 import tomllib
@@ -17,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from paintwire.protocol.addresses import is_loopback_host
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 7878
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # PAINTWIRE_* variables that are not server settings: the file's own location,
@@ -60,6 +60,16 @@ class ServerConfig:
     max_steps: int = 150
     max_batch: int = 8
     previews_per_second: float = 4.0
+    # Sending: over this many unsent bytes a client's next job waits until it
+    # reads (one result may exceed it; see docs/security.md for the bound), and
+    # a client whose socket takes no byte for send_timeout seconds is dropped.
+    max_unsent_bytes: int = 64 << 20
+    send_timeout: float = 60.0
+    # Connections: the websocket upgrade and the hello must both come within
+    # hello_timeout seconds; more connections than these limits are refused.
+    hello_timeout: float = 10.0
+    max_connections: int = 256
+    max_connections_per_address: int = 32
     # Browser pages may not connect unless their Origin is listed here.
     allowed_origins: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=lambda: ["classical", "diffusers"])
@@ -71,6 +81,11 @@ class ServerConfig:
     attention_slicing: str = "auto"  # auto, on or off
     channels_last: bool = False  # UNet in channels_last memory format
     torch_compile: bool = False  # torch.compile the UNet; the first job at each size compiles
+    # How often the model folders are checked for added, removed or changed models
+    # (names, sizes and times only); 0 turns the check off (clients can still ask for a rescan).
+    model_rescan_seconds: float = 5.0
+    # Where the log goes: empty for the terminal (stderr), or a file to append to.
+    log_file: str | None = None
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -83,6 +98,12 @@ class ServerConfig:
             raise ConfigError("max_steps and max_batch must be at least 1.")
         if self.previews_per_second < 0:
             raise ConfigError("previews_per_second must be 0 (off) or more.")
+        if self.max_unsent_bytes < 0 or self.send_timeout <= 0 or self.hello_timeout <= 0:
+            raise ConfigError("max_unsent_bytes must be 0 or more, send_timeout and hello_timeout more than 0.")
+        if self.max_connections < 1 or self.max_connections_per_address < 1:
+            raise ConfigError("max_connections and max_connections_per_address must be at least 1.")
+        if self.model_rescan_seconds < 0:
+            raise ConfigError("model_rescan_seconds must be 0 (off) or more.")
         if self.memory_budget_gb < 0:
             raise ConfigError("memory_budget_gb must be 0 (decide from the device) or more.")
         for name, allowed in (("precision", PRECISIONS), ("offload", OFFLOADS), ("attention_slicing", SWITCHES)):
@@ -91,12 +112,7 @@ class ServerConfig:
 
     @property
     def is_loopback(self) -> bool:
-        if self.host in LOOPBACK:
-            return True
-        try:  # an address, not a name: "127.evil.example" must not count as loopback
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
@@ -172,6 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="most sampling steps a job may ask for (default 150)")
     parser.add_argument("--max-batch", type=int, help="most images one job may ask for (default 8)")
     parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
+    parser.add_argument("--log-file", dest="log_file", help="append the log to this file instead of the terminal")
     parser.add_argument("--precision", choices=PRECISIONS, help="dtype models run in (default auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
     parser.add_argument("--offload", choices=OFFLOADS, help="keep weights in RAM and move them to the GPU as needed (default auto: on small cards)")
     parser.add_argument("--memory-budget-gb", dest="memory_budget_gb", type=float, help="device memory Paintwire may use, in GiB (default: what is free at start)")

@@ -38,24 +38,33 @@ def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
         img = (img >> 8).astype(np.uint8)
     if payload.format is PixelFormat.L8:
         return img
+    # One RGBA array and no second copy: a decoded 8192x8192 picture is 256 MiB.
     if img.ndim == 2:
-        return np.dstack([img, img, img, np.full_like(img, 255)])
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGBA)
     if img.shape[2] == 3:
-        return np.dstack([img[..., ::-1], np.full(img.shape[:2], 255, np.uint8)])
-    return img[..., [2, 1, 0, 3]]
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGBA)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA, dst=img)
 
 
 def array_to_payload(array: np.ndarray, fmt: PixelFormat = PixelFormat.RGBA8) -> ImagePayload:
-    """Encode an RGBA array (or an (H, W) mask for l8) as a raw payload."""
+    """Wrap an RGBA array (or an (H, W) mask for l8) as a raw payload.
+
+    The payload's data is a read-only view of the pixels, not a copy: a result
+    of 8192x8192 is 256 MiB, and msgpack reads a view as well as bytes. The
+    caller must not change the array afterwards."""
     if fmt is PixelFormat.L8:
         if array.ndim != 2:
             raise ValueError("l8 needs an (H, W) array")
-        return ImagePayload(array.shape[1], array.shape[0], fmt, np.ascontiguousarray(array, np.uint8).tobytes())
+        return ImagePayload(array.shape[1], array.shape[0], fmt, _view(array))
     if array.ndim != 3 or array.shape[2] != 4:
         raise ValueError("rgba8/bgra8 need an (H, W, 4) array")
     if fmt is PixelFormat.BGRA8:
         array = array[..., [2, 1, 0, 3]]
-    return ImagePayload(array.shape[1], array.shape[0], fmt, np.ascontiguousarray(array, np.uint8).tobytes())
+    return ImagePayload(array.shape[1], array.shape[0], fmt, _view(array))
+
+
+def _view(array: np.ndarray) -> bytes:
+    return memoryview(np.ascontiguousarray(array, np.uint8)).cast("B").toreadonly()  # type: ignore[return-value]
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import enum
 import secrets
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from paintwire.protocol import CheckedJob
+from paintwire.protocol import CheckedJob, JobPhase
+from paintwire.protocol.messages import Cancelled, Error, JobEvent, Result
+
+# The message that ends a job: exactly one per job reaches its owner.
+FinalEvent = Result | Error | Cancelled
 
 
 class JobOwner(Protocol):
     """Where a job's events go: the session of the connection that submitted it."""
 
-    def emit(self, message: Any) -> None: ...
+    def emit(self, message: JobEvent) -> None: ...
 
-
-class JobState(enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
+    def ready_for_work(self) -> bool:
+        """False while the owner has more unsent bytes than it may have: its next
+        job waits, so a client that does not read cannot pile up results."""
+        ...
 
 
 @dataclass(eq=False)  # identity equality: jobs are dict keys and queue items
@@ -29,7 +31,8 @@ class Job:
     ref: int
     checked: CheckedJob
     id: str = field(default_factory=lambda: secrets.token_hex(8))
-    state: JobState = JobState.QUEUED
+    # The protocol's job phases, seen from the server: queued, running, done.
+    state: JobPhase = JobPhase.QUEUED
     cancel_event: threading.Event = field(default_factory=threading.Event)
     position: int = -1  # last queue position told to the owner
 

@@ -5,29 +5,12 @@ Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import cv2
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Box:
-    """A pixel rectangle: x, y of the top-left corner, width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
-
-    @property
-    def area(self) -> int:
-        return self.width * self.height
+from .layers import Box
 
 
 def invert(mask: np.ndarray) -> np.ndarray:
@@ -56,6 +39,46 @@ def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | Non
     margin = int(np.ceil(4 * radius)) + 2 if radius > 0 else 0
     work = pad(hard, margin, mask.shape[1], mask.shape[0])
     return blur(crop(mask, work), radius), work
+
+
+# How far a Gaussian feather of sigma r visibly reaches (OpenCV's 8-bit kernel
+# leaves values under 1/255 beyond about 2.5 r): the width of an inward feather.
+FEATHER_REACH = 2.5
+
+
+def feather_within(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | None:
+    """Feather a mask inwards only: 0 at the selection's edge rising smoothly to the
+    mask's own value ``FEATHER_REACH * radius`` pixels inside, never above the mask
+    and zero wherever the mask is zero. So blending stays inside the selection
+    (every unselected pixel is kept exactly) and still shows no seam. A selection
+    edge on the canvas border is not faded. Returns the feathered crop and where
+    it sits, or None for an empty mask (the cost is the selection's, like
+    ``blur_around``)."""
+    hard = bounds(mask)
+    if hard is None:
+        return None
+    if radius <= 0:
+        return crop(mask, hard), hard
+    work = pad(hard, 1, mask.shape[1], mask.shape[0])  # a ring of zeros, except on the canvas border
+    inside = crop(mask, work)
+    depth = cv2.distanceTransform((inside > 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # Depth is counted to the pixel's centre; an edge pixel's centre is half a pixel in.
+    ramp = np.clip((depth - 0.5) / (FEATHER_REACH * radius), 0, 1)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible kink where it reaches 1
+    soft = np.minimum(inside, np.maximum(np.round(ramp * 255), 1).astype(np.uint8))  # every selected pixel counts
+    return soft, work
+
+
+def feather(mask: np.ndarray, radius: float, outward: bool = False) -> np.ndarray:
+    """The whole-canvas feathered mask: inwards (the default) or, with ``outward``,
+    the WebUI's Gaussian blur that spreads into the kept area too."""
+    if outward:
+        return blur(mask, radius)
+    out = np.zeros_like(mask)
+    made = feather_within(mask, radius)
+    if made is not None:
+        paste(out, made[0], made[1])
+    return out
 
 
 def bounds(mask: np.ndarray) -> Box | None:

@@ -8,7 +8,7 @@ structure: no asyncio, no locks; the scheduler owns it on the event loop.
 from __future__ import annotations
 
 from collections import deque
-from typing import Generic, Hashable, Iterator, TypeVar
+from typing import Callable, Generic, Hashable, Iterator, TypeVar
 
 from paintwire.protocol import ErrorCode, ProtocolError
 
@@ -56,11 +56,13 @@ class FairQueue(Generic[T]):
     def _rank(self, owner: Owner, last_served: dict[Owner, int]) -> tuple[int, int]:
         return (last_served.get(owner, -1), self._arrival[owner])
 
-    def pop(self) -> T | None:
-        """The next item, taking owners in turn; None when empty."""
-        if not self._lanes:
+    def pop(self, ready: Callable[[Owner], bool] | None = None) -> T | None:
+        """The next item, taking owners in turn; None when empty. With ``ready``,
+        owners for which it returns False are passed over (they keep their turn)."""
+        owners = [o for o in self._lanes if ready is None or ready(o)]
+        if not owners:
             return None
-        owner = min(self._lanes, key=lambda o: self._rank(o, self._last_served))
+        owner = min(owners, key=lambda o: self._rank(o, self._last_served))
         lane = self._lanes[owner]
         item = lane.popleft()
         del self._owner_of[item]

@@ -1,7 +1,9 @@
 """The region an inpaint works on, and turning its output into a result layer.
 
-Every engine inpaints through this: the mask is inverted and feathered, the
-work area is the mask's bounds plus padding (or the whole picture), and the
+Every engine inpaints through this: the mask is inverted and feathered (inside
+the selection by default; outwards too on request, as the WebUI does), the
+work area is the mask's bounds plus padding, grown to at least ``min_side`` on
+each axis where the canvas allows (or the whole picture), and the
 generated pixels come back as a layer covering only the mask's bounds, whose
 alpha is the feathered mask. Placed over the original, that layer leaves every
 unmasked pixel bit-exact.
@@ -17,8 +19,7 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from . import masks
-from .engines.base import OutputLayer
-from .masks import Box
+from .layers import Box, OutputLayer
 
 
 @dataclass
@@ -29,24 +30,49 @@ class InpaintRegion:
     mask: np.ndarray  # (h, w) feathered mask at ``area``
 
 
-def prepare_region(image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False) -> InpaintRegion:
-    """Raises ProtocolError(BAD_MASK) when the mask selects nothing."""
+def prepare_region(
+    image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False,
+    blur_outward: bool = False, min_side: int = 0,
+) -> InpaintRegion:
+    """Raises ProtocolError(BAD_MASK) when the mask selects nothing. The feather
+    stays inside the mask unless ``blur_outward`` (the WebUI's mask blur).
+    ``min_side``: the least context a model needs to make sense of a small
+    selection (see context_side)."""
     if invert:
         mask = masks.invert(mask)
-    blurred = masks.blur_around(mask, blur)
+    blurred = masks.blur_around(mask, blur) if blur_outward else masks.feather_within(mask, blur)
     inner = masks.bounds(blurred[0]) if blurred is not None else None
     if blurred is None or inner is None:
         raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")
     soft_crop, work = blurred
     changed = Box(work.x + inner.x, work.y + inner.y, inner.width, inner.height)
     height, width = mask.shape
-    area = Box(0, 0, width, height) if whole_picture else masks.pad(changed, padding, width, height)
+    area = Box(0, 0, width, height) if whole_picture else _at_least(masks.pad(changed, padding, width, height), min_side, width, height)
     # The feathered mask over the work area: zero wherever the blur cannot reach.
     soft = np.zeros((area.height, area.width), np.uint8)
     x0, y0 = max(work.x, area.x), max(work.y, area.y)
     x1, y1 = min(work.x + work.width, area.x + area.width), min(work.y + work.height, area.y + area.height)
     soft[y0 - area.y : y1 - area.y, x0 - area.x : x1 - area.x] = soft_crop[y0 - work.y : y1 - work.y, x0 - work.x : x1 - work.x]
     return InpaintRegion(area, changed, masks.crop(image, area), soft)
+
+
+def context_side(native: int) -> int:
+    """The least side of the area a model at ``native`` resolution works on, selection
+    plus context: half its native side. A 40x40 selection is then seen with the
+    surroundings it needs to fit in (and generated at no more than about twice its
+    size), while a selection that is already bigger keeps just its padding."""
+    return native // 2
+
+
+def _at_least(box: Box, side: int, width: int, height: int) -> Box:
+    """``box`` grown evenly to ``side`` on each axis, kept on the canvas (never beyond it)."""
+    def axis(start: int, length: int, limit: int) -> tuple[int, int]:
+        want = min(max(length, side), limit)
+        start = min(max(0, start - (want - length) // 2), limit - want)
+        return start, want
+    x, w = axis(box.x, box.width, width)
+    y, h = axis(box.y, box.height, height)
+    return Box(x, y, w, h)
 
 
 def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, seed: int | None = None, settings: dict[str, Any] | None = None) -> OutputLayer:

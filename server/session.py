@@ -1,49 +1,120 @@
 """One session per websocket connection: hello and auth, submits, cancels, and
-the ordered stream of events back to this client only."""
+the ordered stream of events back to this client only.
+
+A session gets what it needs and nothing more: a scheduler to hand jobs to,
+the capabilities to check them against (replaced when the models change), an
+authorize function for the hello's token, and a rescan function for a
+client's ``rescan``. It never sees the server.
+
+Sending is bounded. Frames wait in an outbox whose byte count the scheduler
+reads (``ready_for_work``): over ``max_unsent_bytes`` this client's next job
+waits until it reads. A client whose socket takes nothing for
+``send_timeout`` seconds is dropped, so a peer that never reads cannot hold
+results in memory for ever.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Protocol
 
 from aiohttp import WSMsgType, web
 
 from paintwire.protocol import (
     Cancel,
+    CheckedJob,
     ConnectionState,
     Error,
     ErrorCode,
     Hello,
     ProtocolError,
+    Rescan,
     ServerConnection,
     Submit,
     Welcome,
     __version__,
     check_job,
 )
+from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
 
-if TYPE_CHECKING:
-    from .app import PaintwireServer
+from .jobs import JobOwner
+from .logtext import quoted
 
 log = logging.getLogger(__name__)
 
+# Websocket close codes (RFC 6455 section 7.4.1).
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+# How often the writer looks at a blocked send's progress.
+SEND_POLL_SECONDS = 0.25
+
+
+class JobScheduler(Protocol):
+    """What a session asks of the scheduler."""
+
+    def submit(self, owner: JobOwner, ref: int, checked: CheckedJob) -> object: ...
+
+    def cancel(self, owner: JobOwner, job_id: str) -> None: ...
+
+    def drop_owner(self, owner: JobOwner) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_pixels: int
+    max_unsent_bytes: int  # over this, the client's next job waits until it reads
+    send_timeout: float  # a client that reads nothing for this long is dropped
+    hello_timeout: float  # a connection without a hello after this long is closed
+
 
 class Session:
-    def __init__(self, ws: web.WebSocketResponse, server: "PaintwireServer", peer: str, pre_authorized: bool) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        peer: str,
+        *,
+        scheduler: JobScheduler,
+        capabilities: Capabilities,
+        authorize: Callable[[str | None], bool],
+        limits: SessionLimits,
+        transport: asyncio.BaseTransport | None = None,
+        rescan: Callable[[], Awaitable[Capabilities]] | None = None,
+    ) -> None:
         self.ws = ws
-        self.server = server
         self.peer = peer
-        self.pre_authorized = pre_authorized  # a valid token came with the handshake
-        self.conn = ServerConnection(max_pixels=server.config.max_pixels)
+        self.scheduler = scheduler
+        self.capabilities = capabilities
+        self.authorize = authorize
+        self.limits = limits
+        self.transport = transport
+        self.rescan = rescan
+        self.wants_updates = False  # hello asked for a capabilities message whenever they change
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.conn = ServerConnection(max_pixels=limits.max_pixels)
         self.closed = False
-        self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.client_name: str | None = None
+        self._outbox: deque[bytes] = deque()
+        self._unsent = 0  # bytes in the outbox, the frame being sent included
+        self._more = asyncio.Event()  # the outbox got a frame, or the session is ending
+        self._ending = False  # send what is queued, then stop
         self._writer: asyncio.Task[None] | None = None
+        self._closing_task: asyncio.Future[None] | None = None
 
     # -- outgoing -----------------------------------------------------------------------
 
-    def emit(self, message: Any) -> None:
+    @property
+    def unsent_bytes(self) -> int:
+        return self._unsent
+
+    def ready_for_work(self) -> bool:
+        return not self.closed and self._unsent <= self.limits.max_unsent_bytes
+
+    def emit(self, message: ServerMessage) -> None:
         """Queue a message for this client; frames leave in the order emitted."""
         if self.closed:
             return
@@ -52,30 +123,87 @@ class Session:
         except RuntimeError:
             log.exception("refusing to send an out-of-order event")
             return
-        self._outbox.put_nowait(frame)
+        self._queue(frame)
+
+    def update_capabilities(self, capabilities: Capabilities) -> None:
+        """The server's capabilities changed: check new jobs against these, and tell
+        the client if it asked to be told."""
+        self.capabilities = capabilities
+        if self.wants_updates and self.conn.state is ConnectionState.READY:
+            self.emit(CapabilitiesUpdate(capabilities))
+
+    async def _rescan_for_client(self) -> None:
+        assert self.rescan is not None
+        self.capabilities = await self.rescan()
+        self.emit(CapabilitiesUpdate(self.capabilities))  # the answer, changed or not (dropped if the client left)
+
+    def _queue(self, frame: bytes) -> None:
+        self._outbox.append(frame)
+        self._unsent += len(frame)
+        self._more.set()
 
     async def _write(self) -> None:
         while True:
-            frame = await self._outbox.get()
-            if frame is None:
+            if not self._outbox:
+                if self._ending:
+                    return
+                self._more.clear()
+                await self._more.wait()
+                continue
+            frame = self._outbox[0]
+            if not await self._send(frame):
                 return
-            try:
-                await self.ws.send_bytes(frame)
-            except (ConnectionError, RuntimeError):
-                return  # the reader notices the closed socket and cleans up
+            self._outbox.popleft()
+            was_over = self._unsent > self.limits.max_unsent_bytes
+            self._unsent -= len(frame)
+            del frame
+            if was_over and self.ready_for_work():
+                self.scheduler.wake()
 
-    # -- incoming -----------------------------------------------------------------------
+    async def _send(self, frame: bytes) -> bool:
+        """Send one frame; False when the connection is gone or was dropped because
+        the client read nothing for ``send_timeout`` seconds."""
+        send = asyncio.ensure_future(self.ws.send_bytes(frame))
+        loop = asyncio.get_running_loop()
+        last_progress, last_size = loop.time(), -1
+        try:
+            while True:
+                done, _ = await asyncio.wait({send}, timeout=SEND_POLL_SECONDS)
+                if done:
+                    send.result()
+                    return True
+                size = self.transport.get_write_buffer_size() if isinstance(self.transport, asyncio.WriteTransport) else 0
+                if last_size < 0 or size < last_size:
+                    last_progress = loop.time()  # the client took some bytes
+                last_size = size
+                if loop.time() - last_progress > self.limits.send_timeout:
+                    log.warning(
+                        "client %s from %s read nothing for %.0f s with %d bytes waiting; dropping it",
+                        quoted(self.client_name), self.peer, self.limits.send_timeout, self._unsent,
+                    )
+                    self.abort()
+                    return False
+        except (ConnectionError, RuntimeError):
+            return False  # the reader notices the closed socket and cleans up
+        finally:
+            if not send.done():
+                send.cancel()
 
-    async def shutdown(self) -> None:
-        """Send what is queued for this client, then close (server stopping)."""
-        self._outbox.put_nowait(None)
-        if self._writer is not None:
-            await asyncio.wait_for(asyncio.shield(self._writer), timeout=5)
+    def abort(self) -> None:
+        """Cut the connection at once (no closing handshake): for peers that read nothing."""
         self.closed = True
-        await self.ws.close(code=1001, message=b"server shutting down")
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def shutdown(self, timeout: float) -> None:
+        """The server is stopping: send what is queued, then close (within ``timeout`` seconds each)."""
+        await self.close_after_flush(CLOSE_GOING_AWAY, b"server shutting down", timeout)
 
     async def serve(self) -> None:
         writer = self._writer = asyncio.create_task(self._write())
+        hello_timer = asyncio.get_running_loop().call_later(self.limits.hello_timeout, self._hello_expired)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.BINARY:
@@ -84,14 +212,47 @@ class Session:
                 elif msg.type == WSMsgType.TEXT:
                     self.emit(Error(ErrorCode.BAD_FRAME, "Send binary frames holding msgpack; text frames are not part of the protocol."))
                 elif msg.type == WSMsgType.ERROR:
-                    exc = self.ws.exception()
-                    log.info("connection %s: %s", self.peer, exc)
+                    log.info("connection %s: %s", self.peer, quoted(self.ws.exception()))
                     break
         finally:
+            hello_timer.cancel()
             self.closed = True
-            self.server.scheduler.drop_owner(self)
-            self._outbox.put_nowait(None)
+            self.scheduler.drop_owner(self)
+            self._ending = True
+            self._more.set()
             await writer
+            self._release()
+
+    def _release(self) -> None:
+        # Free what this connection held now, not when a garbage collection finds
+        # the session: unsent frames can be hundreds of megabytes.
+        self._outbox.clear()
+        self._unsent = 0
+        self._writer = None
+
+    def _hello_expired(self) -> None:
+        if self.conn.state is ConnectionState.START and not self.closed:
+            log.info("connection %s sent no hello within %.0f s; closing it", self.peer, self.limits.hello_timeout)
+            self._queue(self.conn.reject(Error(ErrorCode.HELLO_REQUIRED, f"No hello within {self.limits.hello_timeout:g} seconds of connecting; send hello first.")))
+            self._closing_task = asyncio.ensure_future(self.close_after_flush(CLOSE_POLICY, b"no hello", timeout=1.0))
+
+    async def close_after_flush(self, code: int, reason: bytes, timeout: float) -> None:
+        """Send what is queued (for at most ``timeout`` seconds), then close with ``code``."""
+        self._ending = True
+        self._more.set()
+        if self._writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._writer), timeout)
+            except asyncio.TimeoutError:
+                self.abort()
+                return
+        self.closed = True
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason), timeout)
+        except asyncio.TimeoutError:
+            self.abort()
+
+    # -- incoming -----------------------------------------------------------------------
 
     def _handle(self, data: bytes) -> bool:
         """Handle one frame; False means close the connection."""
@@ -104,23 +265,30 @@ class Session:
             return self._hello(message)
         if isinstance(message, Submit):
             try:
-                checked = check_job(message.job, self.server.capabilities)
-                self.server.scheduler.submit(self, message.ref, checked)
+                checked = check_job(message.job, self.capabilities)
+                self.scheduler.submit(self, message.ref, checked)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc, ref=message.ref))
+        elif isinstance(message, Rescan):
+            if self.rescan is None:
+                self.emit(Error(ErrorCode.UNKNOWN_TYPE, "This server cannot rescan its models.", "type"))
+            else:
+                task = asyncio.create_task(self._rescan_for_client())
+                self._tasks.add(task)  # keep a reference until done, or the loop may drop it
+                task.add_done_callback(self._tasks.discard)
         elif isinstance(message, Cancel):
             try:
-                self.server.scheduler.cancel(self, message.job)
+                self.scheduler.cancel(self, message.job)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc))
         return True
 
     def _hello(self, hello: Hello) -> bool:
-        token = self.server.config.token
-        if token and not self.pre_authorized and not (hello.token and hmac.compare_digest(hello.token.encode(), token.encode())):
-            self._outbox.put_nowait(self.conn.reject(Error(ErrorCode.UNAUTHORIZED, "This server needs a token: pass the one it printed at start (--token).", "token")))
+        if not self.authorize(hello.token):
+            self._queue(self.conn.reject(Error(ErrorCode.UNAUTHORIZED, "This server needs a token: pass the one it printed at start (--token).", "token")))
             return False
-        welcome = Welcome(server=f"paintwire/{__version__}", capabilities=self.server.capabilities)
-        self._outbox.put_nowait(self.conn.accept(welcome))
-        log.info("client %s connected from %s", hello.client, self.peer)
+        self.client_name = hello.client
+        self.wants_updates = hello.updates
+        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities)))
+        log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+TESTS = str(Path(__file__).resolve().parent)
 READY = re.compile(r"Paintwire serving on ws://(\S+):(\d+)/ws")
 START_TIMEOUT = 120.0  # importing torch for the diffusers engine is slow on a cold disk
 
@@ -74,6 +75,8 @@ def start_server_process(*, launcher: list[str] | None = None, **config: Any) ->
             if value is not None:
                 f.write(f"{key} = {_toml_value(value)}\n")
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    # tests/ importable, so a configuration can name test engines ("fixtures.server_only_engine:PosterizeEngine").
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, env.get("PYTHONPATH", "")) if p)
     env.pop("PAINTWIRE_CONFIG", None)
     proc = subprocess.Popen(
         [*(launcher or [sys.executable, "-m", "paintwire.cli.main"]), "serve", "--config", path, "-v"],

@@ -11,21 +11,17 @@ the zip into GIMP's plug-ins folder (Edit > Preferences > Folders > Plug-ins).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import stat
 import sys
-import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "paintwire"
 sys.path.insert(0, str(HERE.parent))
-from bundle import write_vendor  # noqa: E402
+from bundle import write_vendor, write_zip  # noqa: E402
 
 NAME = "paintwire"  # GIMP requires the folder and the entry file to share this name
-# Fixed timestamps keep the zip identical for identical sources (1980 is zip's epoch).
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def build(out: Path) -> tuple[Path, Path]:
@@ -41,22 +37,8 @@ def build(out: Path) -> tuple[Path, Path]:
     entry.chmod(entry.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     write_vendor(folder / "vendor")
     archive = out.with_suffix(".zip") if out.suffix != ".zip" else out
-    _zip(folder, archive)
+    write_zip(folder.parent, archive, executables=frozenset({f"{NAME}/{NAME}.py"}))
     return folder, archive
-
-
-def _zip(folder: Path, archive: Path) -> None:
-    tmp = archive.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file() or "__pycache__" in path.parts:
-                continue
-            info = zipfile.ZipInfo(str(path.relative_to(folder.parent)).replace(os.sep, "/"), ZIP_DATE)
-            mode = 0o755 if path.name == f"{NAME}.py" else 0o644
-            info.external_attr = (stat.S_IFREG | mode) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, path.read_bytes())
-    os.replace(tmp, archive)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,18 +13,15 @@ import argparse
 import shutil
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # plugins/ for bundle.py
 
-from bundle import write_vendor  # noqa: E402
+from bundle import write_vendor, write_zip  # noqa: E402
 
 NAME = "paintwire_krita"
 DEFAULT_OUTPUT = HERE.parent.parent / "dist" / "paintwire-krita.zip"
-# Entries get this fixed time so that two builds of the same tree are byte-identical.
-ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 
 def stage(target: Path) -> Path:
@@ -37,24 +34,9 @@ def stage(target: Path) -> Path:
 
 
 def build(output: Path) -> Path:
-    output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        root = stage(Path(tmp))
-        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(root.rglob("*")):
-                name = path.relative_to(root).as_posix()
-                if path.is_dir():
-                    # Krita's importer finds the package by its directory entry
-                    # ("paintwire_krita/"), so folders get entries of their own.
-                    info = zipfile.ZipInfo(name + "/", ZIP_TIME)
-                    info.external_attr = (0o40755 << 16) | 0x10
-                    zf.writestr(info, b"")
-                    continue
-                info = zipfile.ZipInfo(name, ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, path.read_bytes())
-    return output
+        # Krita's importer finds the package by its directory entry ("paintwire_krita/").
+        return write_zip(stage(Path(tmp)), output, folder_entries=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,8 +3,10 @@
 An engine advertises modes (with their ParamSpecs) and models, and runs one
 validated job at a time in the worker thread. It reports progress through the
 JobContext, which is also where it learns that the job was cancelled: every
-``ctx.progress`` call (and ``ctx.check_cancelled``) raises JobCancelledError
-once the owner cancels, so a job stops within one step.
+``ctx.phase``/``ctx.progress`` call (and ``ctx.check_cancelled``) raises
+JobCancelledError once the owner cancels. Engines call it between pieces of
+work that each take well under a second (steps, tiles, blocks of a network),
+so a cancel lands within about a second.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import DeviceInfo, ModelInfo, ModeSpec
+from paintwire.protocol import DeviceInfo, ModelInfo, ModeSpec, Phase
 
-from ..masks import Box
+from ..layers import Box, OutputLayer
 
 
 class JobCancelledError(Exception):
@@ -44,26 +46,30 @@ class EngineJob:
 
 
 @dataclass
-class OutputLayer:
-    """A result layer: RGBA pixels placed at (x, y) on the output canvas."""
-
-    pixels: np.ndarray  # (h, w, 4) uint8, straight alpha
-    x: int
-    y: int
-    name: str
-    seed: int | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class EngineOutput:
     layers: list[OutputLayer]
     width: int  # the output canvas: the input's size unless the mode resizes
     height: int
+    offset: tuple[int, int] = (0, 0)  # where the input's top-left corner lies on the output canvas
 
 
-ProgressSink = Callable[[int, int, str], None]
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """One progress report: ``step`` of ``total`` of ``phase`` done, and the whole
+    job's estimated ``fraction`` (0 to 1, never going back)."""
+
+    step: int
+    total: int
+    stage: str  # a word for people
+    phase: Phase
+    fraction: float
+
+
+ProgressSink = Callable[[ProgressUpdate], None]
 PreviewSink = Callable[[np.ndarray, Box], None]
+
+# Stage words that engines used before phases existed, and the phase each one is.
+_STAGE_PHASES = {p.value: p for p in Phase} | {p.value.replace("_", " "): p for p in Phase} | {"refining": Phase.DENOISING}
 
 
 PREVIEW_MAX_SIDE = 256  # big enough to judge composition, small enough to send several a second
@@ -88,20 +94,62 @@ class JobContext:
         self._on_preview = on_preview if previews_per_second > 0 else None
         self._preview_interval = 1.0 / previews_per_second if previews_per_second > 0 else float("inf")
         self._last_preview = float("-inf")
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event.is_set()
+        self._plan: list[tuple[Phase, float]] = []
+        self._totals: dict[Phase, int] = {}
+        self._last: dict[Phase, tuple[int, int]] = {}
+        self._fraction = 0.0
+        self.current_phase: Phase | None = None
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
             raise JobCancelledError()
 
-    def progress(self, step: int, total: int, stage: str = "") -> None:
-        """Report that ``step`` of ``total`` is done; raises if the job was cancelled."""
+    # -- progress ---------------------------------------------------------------------
+
+    def plan(self, weights: dict[Phase, float], totals: dict[Phase, int] | None = None) -> None:
+        """Say which phases this job will go through and roughly what each costs
+        (any unit, the same for all); the overall fraction is weighted by them.
+        Phases left out do not move the fraction. ``totals``: how many steps a
+        phase will count, where known before it starts (the denoising steps).
+        Call it once, early."""
+        self._plan = [(p, max(0.0, float(w))) for p, w in weights.items()]
+        self._totals = dict(totals or {})
+
+    def resume(self, phase: Phase) -> None:
+        """Report ``phase`` as under way again, where it last stood (or at 0 of its
+        planned total): for work that restarts a phase without a step of its own."""
+        step, total = self._last.get(phase, (0, self._totals.get(phase, 1)))
+        self.phase(phase, step, total)
+
+    def phase(self, phase: Phase, step: int = 0, total: int = 1, stage: str = "") -> None:
+        """Report ``step`` of ``total`` of ``phase`` done; raises if the job was cancelled."""
         self.check_cancelled()
+        self.current_phase = phase
+        self._last[phase] = (step, total)
+        fraction = max(self._fraction, self._estimate(phase, step, total))
+        self._fraction = fraction
         if self._on_progress is not None:
-            self._on_progress(step, total, stage)
+            self._on_progress(ProgressUpdate(step, total, stage or phase.value.replace("_", " "), phase, fraction))
+
+    def progress(self, step: int, total: int, stage: str = "") -> None:
+        """Report that ``step`` of ``total`` is done, with a stage word (engines
+        without phases of their own: the phase is WORKING unless the word names one)."""
+        self.phase(_STAGE_PHASES.get(stage, Phase.WORKING), step, total, stage)
+
+    @property
+    def fraction(self) -> float:
+        return self._fraction
+
+    def _estimate(self, phase: Phase, step: int, total: int) -> float:
+        if not self._plan:  # one phase, or an engine that does not plan: the phase's own share
+            return min(max(step / total, 0.0), 1.0) if total > 0 and phase is not Phase.PREPARING else self._fraction
+        whole = sum(w for _, w in self._plan) or 1.0
+        done = 0.0
+        for p, w in self._plan:
+            if p is phase:
+                return min(1.0, (done + w * min(max(step / total, 0.0), 1.0) if total > 0 else done) / whole)
+            done += w
+        return self._fraction  # a phase outside the plan: hold the fraction
 
     def preview_due(self) -> bool:
         """Whether a preview sent now would be within the rate (and previews are wanted)."""
@@ -128,9 +176,26 @@ class Engine(abc.ABC):
         """The modes this engine offers, with their parameters."""
 
     def models(self) -> tuple[ModelInfo, ...]:
-        """The models this engine can use now (scanned when the server starts)."""
+        """The models this engine can use now, and those it found but cannot use
+        (with ``problem`` set)."""
         return ()
 
+    def notice(self) -> str:
+        """Empty when the engine can run its modes; otherwise a sentence telling the
+        user what to add (clients then offer a sentence instead of modes that can only fail)."""
+        return ""
+
+    def model_folders(self) -> list:
+        """Folders whose changes mean ``rescan`` should run (none for engines without models)."""
+        return []
+
+    def rescan(self) -> None:
+        """Look at the model folders again. Runs off the event loop, possibly while a job runs."""
+
+    def device_label(self) -> str:
+        """What the engine computes on, for the start-up summary; "" when not a device of its own."""
+        device = self.device()
+        return device.summary() if device else ""
     def device(self) -> DeviceInfo | None:
         """The accelerator this engine computes on; None when it uses none."""
         return None

@@ -11,18 +11,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, ParamSpec, ParamType, ProtocolError
+from paintwire.protocol import ErrorCode, ModelInfo, ModelKind, ModeSpec, ParamSpec, ParamType, PlacementKind, ProtocolError
 
 from .. import masks
+from ..layers import OutputLayer
 from ..region import prepare_region, region_layer
-from .base import Engine, EngineJob, EngineOutput, JobContext, OutputLayer
-from .common import MASK_PARAMS, UPSCALE_PARAMS
+from ..resample import lanczos_resize
+from .base import Engine, EngineJob, EngineOutput, JobContext
+from .common import IMAGE_INPUT, MASK_PARAMS, SELECTION_MASK, UPSCALE_PARAMS, ModeOrder
 
 METHOD = ParamSpec(
     "method", ParamType.CHOICE, "telea", "Method",
     "telea: fast marching, good for scratches and small objects; ns: Navier-Stokes, smoother along edges; "
     "fill: smooth colour from around the hole, good for large areas and as a start for a model.",
-    choices=("telea", "ns", "fill"),
+    choices=("telea", "ns", "fill"), choice_labels=("Telea (fast marching)", "Navier-Stokes", "Fill from around"),
 )
 RADIUS = ParamSpec(
     "radius", ParamType.INT, 5, "Radius",
@@ -31,13 +33,14 @@ RADIUS = ParamSpec(
 FILL_PASSES = 8
 _CV_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
+BUILTIN = (ModelKind.BUILTIN,)
 INPAINT = ModeSpec(
-    "inpaint", "Inpaint", "Remove what the mask covers and fill it from its surroundings.",
-    needs_image=True, needs_mask=True, params=(METHOD, RADIUS) + MASK_PARAMS,
+    "inpaint", "Inpaint", "Remove what is selected and fill it from its surroundings.",
+    inputs=(IMAGE_INPUT, SELECTION_MASK), params=(METHOD, RADIUS) + MASK_PARAMS, model_kinds=BUILTIN, order=ModeOrder.INPAINT,
 )
 UPSCALE = ModeSpec(
-    "upscale", "Upscale", "Enlarge the image with a Lanczos filter.",
-    needs_image=True, needs_mask=False, params=UPSCALE_PARAMS,
+    "upscale", "Upscale", "Enlarge the picture with a Lanczos filter.",
+    inputs=(IMAGE_INPUT,), placement=PlacementKind.RESIZE, params=UPSCALE_PARAMS, model_kinds=BUILTIN, order=ModeOrder.UPSCALE,
 )
 
 
@@ -49,7 +52,7 @@ class ClassicalEngine(Engine):
         return (INPAINT, UPSCALE)
 
     def models(self) -> tuple[ModelInfo, ...]:
-        return (ModelInfo("opencv", self.name, "builtin", "OpenCV (built in)"),)
+        return (ModelInfo("opencv", self.name, ModelKind.BUILTIN.value, "OpenCV (built in)"),)
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         assert job.image is not None
@@ -61,7 +64,9 @@ class ClassicalEngine(Engine):
 
     def _inpaint(self, job: EngineJob, ctx: JobContext) -> OutputLayer:
         p = job.params
-        region = prepare_region(job.image, job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"])
+        region = prepare_region(
+            job.image, job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"], invert=p["invert_mask"], padding=p["padding"]
+        )
         rgb = np.ascontiguousarray(region.image[..., :3])
         # What the engine fills is the hard core of the mask; the feathered rim
         # is blended from it by the layer's alpha.
@@ -72,7 +77,7 @@ class ClassicalEngine(Engine):
             ctx.progress(0, 1, "inpainting")
             out = bounded_inpaint(rgb, hole, float(p["radius"]), _CV_METHODS[p["method"]])
             ctx.progress(1, 1, "inpainting")
-        return region_layer(region, out, f"Inpaint ({p['method']})", settings={"engine": self.name, "mode": "inpaint", **p})
+        return region_layer(region, out, f"Inpaint ({p['method']})", settings=dict(p))
 
     def _upscale(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
@@ -86,9 +91,8 @@ class ClassicalEngine(Engine):
                 "job.params.scale",
             )
         ctx.progress(0, 1, "upscaling")
-        pixels = lanczos_resize(job.image, out_w, out_h)
-        ctx.progress(1, 1, "upscaling")
-        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings={"engine": self.name, "mode": "upscale", **p})
+        pixels = lanczos_resize(job.image, out_w, out_h, on_tile=lambda i, n: ctx.progress(i, n, "upscaling"))
+        layer = OutputLayer(pixels, 0, 0, f"Upscale {out_w}x{out_h}", settings=dict(p))
         return EngineOutput([layer], out_w, out_h)
 
 
@@ -116,14 +120,3 @@ def bounded_inpaint(rgb: np.ndarray, hole: np.ndarray, radius: float, method: in
     filled = cv2.inpaint(small_rgb, small_hole, max(1.0, radius / factor), method)
     up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.where(hole[..., None] > 0, up, rgb)
-
-
-def lanczos_resize(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize RGBA with Lanczos on premultiplied colour, so transparent pixels
-    do not bleed dark fringes into the edges of opaque ones."""
-    alpha = rgba[..., 3:4].astype(np.float32) / 255
-    premul = np.concatenate([rgba[..., :3].astype(np.float32) * alpha, alpha * 255], axis=2)
-    resized = cv2.resize(premul, (width, height), interpolation=cv2.INTER_LANCZOS4)
-    a = np.clip(resized[..., 3:4], 0, 255)
-    colour = resized[..., :3] / np.maximum(a / 255, 1e-6)
-    return np.clip(np.concatenate([colour, a], axis=2) + 0.5, 0, 255).astype(np.uint8)

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
-from paintwire.protocol import ParamSpec, ParamType
+import enum
+from typing import Mapping, Sequence
+
+from paintwire.protocol import InputKind, InputSpec, ParamSpec, ParamType
+
+
+class ModeOrder(enum.IntEnum):
+    """Where the server's modes sit in a client's list: modes of the same name in
+    several engines share one place, and a new mode picks a number between these."""
+
+    GENERATE = 10
+    REFINE = 20
+    INPAINT = 30
+    SKETCH = 40
+    EXPAND = 50
+    UPSCALE = 60
+
+
+# The inputs most modes read, described once.
+IMAGE_INPUT = InputSpec(InputKind.IMAGE, label="Picture", help="The visible image, or the active layer.")
+SELECTION_MASK = InputSpec(
+    InputKind.MASK, label="Selection", help="The selection (feathering kept) is the mask; with nothing selected, the whole canvas.",
+)
+
+
+def labels_for(values: Sequence[str], labels: Mapping[str, str]) -> tuple[str, ...]:
+    """Choice labels for ``values`` from a table; a value missing from it shows as itself."""
+    return tuple(labels.get(v, v) for v in values)
+
 
 MASK_BLUR = ParamSpec(
     "mask_blur", ParamType.INT, 4, "Mask blur",
-    "Feathers the mask edge by this many pixels, so new and old pixels blend without a seam.",
+    "Feathers the mask edge by this many pixels, so new and old pixels blend without a seam. "
+    "The feather stays inside the selection: every pixel outside it is kept exactly.",
     minimum=0, maximum=64,
+)
+MASK_BLUR_OUTWARD = ParamSpec(
+    "mask_blur_outward", ParamType.BOOL, False, "Blur outward (WebUI)",
+    "Blur the mask edge both ways, as the WebUI does: the blend then reaches about 2.5 x mask blur "
+    "pixels beyond the selection, changing pixels outside it.",
+    group="advanced",
 )
 INVERT_MASK = ParamSpec(
     "invert_mask", ParamType.BOOL, False, "Inpaint not masked",
-    "Regenerate everything except the selection instead of the selection itself.",
+    "Regenerate everything except the selection instead of the selection itself.", group="advanced",
 )
 PADDING = ParamSpec(
     "padding", ParamType.INT, 32, "Only-masked padding",
@@ -35,5 +70,5 @@ TARGET_HEIGHT = ParamSpec(
     "Output height in pixels; 0 means the input's height times the scale.", minimum=0, maximum=16384, group="advanced",
 )
 
-MASK_PARAMS = (MASK_BLUR, INVERT_MASK, PADDING)
+MASK_PARAMS = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING)
 UPSCALE_PARAMS = (SCALE, TARGET_WIDTH, TARGET_HEIGHT)

@@ -1,5 +1,6 @@
 """Which engines a server runs: the classical one always, the others when their
-dependencies import (the diffusers engine needs torch)."""
+dependencies import (the diffusers engine needs torch), and engines of other
+packages named ``module:Class`` (external.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from ..config import ServerConfig
 from .base import Engine
 from .classical import ClassicalEngine
+from .external import is_external, load_engine
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,10 @@ def build_engines(config: ServerConfig) -> list[Engine]:
                 log.warning("diffusers engine not loaded (%s); install paintwire[diffusers] for it", exc)
                 continue
             engines.append(DiffusersEngine(config))
+        elif is_external(name):
+            engine = load_engine(name, config)
+            if engine is not None:
+                engines.append(engine)
         else:
-            log.warning("unknown engine %r in the configuration; known: classical, diffusers", name)
+            log.warning("unknown engine %r in the configuration; known: classical, diffusers, or module:Class", name)
     return engines

@@ -293,8 +293,9 @@ def _diffusers_like_capabilities() -> dict:
     )
     sides = tuple(ParamSpec(s, ParamType.INT, 0, s, "", minimum=0, maximum=4096) for s in ("left", "right", "top", "bottom"))
     modes = tuple(
-        ModeSpec(name, name, f"{name} help", needs_image=name != "txt2img", needs_mask=name == "inpaint", params=params + extra)
-        for name, extra in (("txt2img", ()), ("img2img", ()), ("inpaint", ()), ("outpaint", sides), ("upscale", ()))
+        ModeSpec(name, name, f"{name} help", needs_image=name != "txt2img", needs_mask=name == "inpaint", params=params + extra,
+                 model_kinds=("sd15",), order=order)
+        for order, (name, extra) in enumerate((("txt2img", ()), ("img2img", ()), ("inpaint", ()), ("outpaint", sides), ("upscale", ())))
     )
     caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
                         Limits(1 << 30, 1 << 24, 8192, 4))
@@ -307,7 +308,7 @@ def dialog_run(live_server, plugin_bundle):
         server_caps = client.capabilities.to_wire()
     spec = {
         "capabilities": [server_caps, _diffusers_like_capabilities()],
-        "stored": {"inpaint": {"method": "ns"}, "generate": {"scheduler": "ddim"}},
+        "stored": {"inpaint": {"method": "ns"}, "txt2img": {"scheduler": "ddim"}},
     }
     report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
@@ -323,16 +324,16 @@ def test_param_forms_show_and_read_back_every_parameter(dialog_run):
 def test_job_dialogs_return_arguments_to_remember(dialog_run):
     dialogs = dialog_run["dialogs"]
     # 0: the live classical server; 1: the diffusers-like engine.
-    assert set(dialogs) == {"0/inpaint", "0/upscale"} | {f"1/{m}" for m in ("generate", "refine", "inpaint", "expand", "upscale")}
+    assert set(dialogs) == {"0/inpaint", "0/upscale"} | {f"1/{m}" for m in ("txt2img", "img2img", "inpaint", "outpaint", "upscale")}
     inpaint = dialogs["0/inpaint"]
-    assert (inpaint["engine"], inpaint["model"], inpaint["source"]) == ("classical", "opencv", "drawable")
+    assert (inpaint["engine"], inpaint["model"], inpaint["source"], inpaint["mode"]) == ("classical", "opencv", "layer", "inpaint")
     stored = json.loads(inpaint["params-json"])
     assert stored["method"] == "ns" and stored["mask_blur"] == 4  # the remembered value, and the defaults shown
-    generate = dialogs["1/generate"]
+    generate = dialogs["1/txt2img"]
     assert (generate["engine"], generate["model"]) == ("diffusers", "tiny")
     assert json.loads(generate["params-json"])["scheduler"] == "ddim"
     assert generate["steps"] == 20 and generate["seed"] == -1 and generate["prompt"] == ""
-    assert json.loads(dialogs["1/expand"]["params-json"])["left"] == 0
+    assert json.loads(dialogs["1/outpaint"]["params-json"])["left"] == 0
 
 
 # --- generation modes: the diffusers engine with a tiny model built by the tests -------------
@@ -477,3 +478,85 @@ def test_interactive_dialog_runs_and_its_choices_are_remembered(interactive_run)
         assert case["background_unchanged"] and background["name"] == "Background"
         assert (new["x"], new["y"], new["width"], new["height"]) == (want.x, want.y, want.image.width, want.image.height)
         _same_pixels(_png(out / name / new["png"]), want_px)
+
+
+# --- a mode only the server knows: reachable from Filters > Paintwire > Paintwire... -----------
+
+
+@pytest.fixture(scope="module")
+def server_only_run(plugin_bundle):
+    """A server with an engine named in its configuration (tests/fixtures/server_only_engine.py):
+    its "posterize" mode is in no plug-in file. GIMP runs it through the generic procedure, once
+    by script (mode argument) and once interactively (its dialog, answered by autorespond.py)."""
+    from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
+
+    server = start_server_process(engines=["classical", "fixtures.server_only_engine:PosterizeEngine"])
+    try:
+        args = {"mode": "posterize", "params-json": json.dumps({"levels": 3})}
+        cases = [
+            {"name": "posterize_script", "procedure": "plug-in-paintwire", "selection": {"rect": [10, 8, 30, 20]}, "args": args,
+             "connection": {"url": server.url, "token": "", "timeout": 60.0}},
+            {"name": "posterize_dialog", "procedure": "plug-in-paintwire", "selection": {"rect": [10, 8, 30, 20]},
+             "run_mode": "interactive", "args": args},
+        ]
+        cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
+        report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "server_only", display=True,
+                                         env={"PW_AUTORESPOND": "1"})
+        yield report["cases"], out, log
+    finally:
+        server.stop()
+
+
+def test_a_server_only_mode_runs_from_gimp_without_plugin_changes(server_only_run):
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixtures.server_only_engine import posterize
+
+    cases, out, log = server_only_run
+    mask = np.zeros((HEIGHT, WIDTH), bool)
+    mask[8:28, 10:40] = True
+    want = posterize(pattern(), 3, grey=False)
+    for name in ("posterize_script", "posterize_dialog"):
+        case = cases[name]
+        assert case["status"] == "SUCCESS", case.get("message", "") + log
+        new, background = case["image"]["layers"]
+        assert case["background_unchanged"] and background["name"] == "Background"
+        assert new["name"] == "Posterize (3 levels)" and (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
+        got = _png(out / name / new["png"])
+        assert np.array_equal(got[mask], want[mask]) and (got[~mask][..., 3] == 0).all()
+    dialog_log = (out / "dialogs.log").read_text(encoding="utf-8")
+    # The generic dialog, built from the server's description: its mode list, the mode's label and its parameters.
+    (line,) = [l for l in dialog_log.splitlines() if l.startswith("dialog 'Paintwire':")]
+    assert all(word in line for word in ("Mode", "Model", "Input", "Levels", "Palette", "Fewer colour levels"))
+
+
+# --- one real-vocabulary checkpoint file alone in a model folder ---------------------------
+
+
+@pytest.mark.slow
+def test_a_real_vocabulary_single_file_generates(plugin_bundle, tmp_path_factory):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder; Generate with a WebUI-syntax prompt."""
+    try:
+        sys.path.insert(0, str(REPO / "tests"))
+        from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
+    except ImportError as exc:
+        pytest.skip(f"the diffusers extra is not installed ({exc})")
+    from paintwire.hostkit.placement import layer_name
+    from server_process import start_server_process
+
+    models = tmp_path_factory.mktemp("gimp-single-file")
+    write_tiny_single_file(models / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
+    server = start_server_process(engines=["diffusers"], model_dirs=[str(models)], device="cpu")
+    prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
+    try:
+        cases = [{"name": "single_file", "procedure": "plug-in-paintwire-generate", "selection": None, "width": WIDTH, "height": HEIGHT,
+                  "args": {"model": "my-checkpoint", "steps": 2, "prompt": prompt, "seed": 11},
+                  "connection": {"url": server.url, "token": "", "timeout": 180.0}}]
+        report, log, _ = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "single-file")
+    finally:
+        server.stop()
+    case = report["cases"]["single_file"]
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    new, background = case["image"]["layers"]
+    assert new["name"] == layer_name(prompt, 11, "") and background["name"] == "Background"
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)

@@ -260,13 +260,13 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
          "params": {**DIFFUSERS_PARAMS, "strength": 0.75}, "timeout": 120},
         # After the inpaint, whose input is the visible image: these change what is visible.
         # Inpaint sketch: strokes outside the selection join the mask.
-        {"name": "sketch", "mode": "sketch", "model": "diffusers/", "prompt": PROMPT, "show_layer": "Strokes",
+        {"name": "sketch", "mode": "inpaint_sketch", "model": "diffusers/", "prompt": PROMPT, "show_layer": "Strokes",
          "sketch_layer": "Strokes", "params": {"steps": 2, "seed": 5, "batch_size": 1, "mask_blur": 0}, "timeout": 120},
-        {"name": "generate", "mode": "generate", "model": "diffusers/", "prompt": "a blue bird",
+        {"name": "generate", "mode": "txt2img", "model": "diffusers/", "prompt": "a blue bird",
          "params": {"steps": 2, "seed": 7, "batch_size": 1}, "timeout": 120},
-        {"name": "refine", "mode": "refine", "model": "diffusers/", "prompt": "a blue bird",
+        {"name": "refine", "mode": "img2img", "model": "diffusers/", "prompt": "a blue bird",
          "params": {"steps": 2, "seed": 8, "strength": 0.5}, "timeout": 120},
-        {"name": "expand", "mode": "expand", "model": "diffusers/", "prompt": "a blue bird",
+        {"name": "expand", "mode": "outpaint", "model": "diffusers/", "prompt": "a blue bird",
          "params": {"steps": 2, "seed": 9, "left": 16, "bottom": 8}, "timeout": 120},
     ]
     run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, strokes=STROKES)
@@ -293,7 +293,7 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
     # Expand makes a bigger picture: it opens as a new document, this one is left alone.
     assert steps["expand"]["status"].startswith("Done") and "a new document" in steps["expand"]["status"], steps["expand"]
     assert steps["expand"]["layers_unchanged"] is True
-    assert {"generate", "refine", "inpaint", "sketch", "expand", "upscale"} <= set(steps["connected"]["modes"])
+    assert {"txt2img", "img2img", "inpaint", "inpaint_sketch", "outpaint", "upscale"} <= set(steps["connected"]["modes"])
 
     image = input_image()
     request = JobRequest(
@@ -326,3 +326,47 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
 
     elapsed = time.monotonic() - started
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
+
+
+def test_krita_docker_runs_a_mode_only_the_server_knows(start_server, tmp_path, plugin_zip):
+    """A server with an engine named in its configuration (tests/fixtures/server_only_engine.py):
+    its "posterize" mode is in no plug-in file, yet the docker lists it, builds its form
+    (a choice shown by its label) and runs it into a new layer."""
+    from fixtures.server_only_engine import posterize
+
+    server = start_server(engines=["classical", "fixtures.server_only_engine:PosterizeEngine"])
+    out_dir = ARTIFACTS / "server-only"
+    jobs = [{"name": "posterize", "mode": "posterize", "model": "extras/", "params": {"levels": 3, "palette": "grey"}}]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir)
+    assert steps["connected"]["modes"] == ["inpaint", "upscale", "posterize"]  # the server's order
+    assert steps["job-start"]["form"] == {"levels": 3, "palette": "grey"}
+    assert steps["posterize"]["status"].startswith("Done: Posterize (3 levels)"), steps["posterize"]
+    layers = read_ora(out_dir / "result.ora")
+    x, y, got = layers["Posterize (3 levels)"]
+    got = on_canvas(x, y, got)
+    want = posterize(input_image(), 3, grey=True)
+    inside = selection_mask() == 255
+    assert np.array_equal(got[inside], want[inside]) and (got[~inside][..., 3] == 0).all()
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
+
+
+def test_krita_generates_with_a_real_vocabulary_single_file(start_server, tmp_path_factory, tmp_path, plugin_zip):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder, generating from the docker with a
+    prompt in the WebUI's syntax."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
+    from paintwire.hostkit.placement import layer_name
+
+    folder = tmp_path_factory.mktemp("painter-models")
+    write_tiny_single_file(folder / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
+    server = start_server(engines=["diffusers"], model_dirs=[str(folder)], device="cpu")
+    prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
+    jobs = [{"name": "single-file", "mode": "txt2img", "model": "diffusers/my-checkpoint", "prompt": prompt,
+             "params": {"steps": 2, "seed": 11, "batch_size": 1}, "timeout": 180}]
+    _, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, ARTIFACTS / "single-file")
+    step = steps["single-file"]
+    assert step["status"].startswith("Done"), step
+    name = layer_name(prompt, 11, "")
+    assert [l["bounds"] for l in step["layers"] if l["name"] == name] == [[0, 0, WIDTH, HEIGHT]], step["layers"]

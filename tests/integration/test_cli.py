@@ -27,7 +27,7 @@ def test_inpaint_writes_the_composited_image_and_layers(live_server, tmp_path):
     assert np.array_equal(out[outside], img[outside]) and not np.array_equal(out, img)
     meta = json.loads((tmp_path / "layers" / "layers.json").read_text())
     assert meta["layers"][0]["x"] == 30 and meta["layers"][0]["settings"]["method"] == "ns"
-    assert "1/1" in run.stderr  # the progress lines
+    assert "Preparing" in run.stderr and "100% Inpainting" in run.stderr  # the progress lines: phase and share done
 
 
 def test_upscale(live_server, tmp_path):
@@ -61,3 +61,19 @@ def test_serve_refuses_a_bad_configuration(tmp_path):
     (tmp_path / "c.toml").write_text("colour = 'blue'\n", encoding="utf-8")
     run = paintwire("serve", "--config", str(tmp_path / "c.toml"))
     assert run.returncode == 2 and "Unknown setting 'colour'" in run.stderr
+
+
+def test_paintwire_url_from_the_environment_is_honoured(live_server, tmp_path):
+    """Without --url the client commands use PAINTWIRE_URL; --url still wins over it."""
+    import os
+
+    env = dict(os.environ, PAINTWIRE_URL=live_server.url)
+    run = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "info"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    assert f"at {live_server.url}" in run.stdout and "mode inpaint" in run.stdout
+    env["PAINTWIRE_URL"] = "ws://127.0.0.1:9/ws"  # nothing listens there
+    down = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "info"], capture_output=True, text=True, timeout=120, env=env)
+    assert down.returncode == 3 and "127.0.0.1:9" in down.stderr
+    wins = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "info", "--url", live_server.url],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert wins.returncode == 0, wins.stderr

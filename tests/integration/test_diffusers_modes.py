@@ -13,7 +13,7 @@ from helpers import layer_pixels, mask_payload, rgba_payload
 from fixtures.tiny_models import EMBEDDING, LORA, SD15, SD15_INPAINT, SDXL, SDXL_SINGLE, SINGLE, VAE
 from paintwire.protocol import Client, ErrorCode, JobCancelled, JobFailed, JobRequest
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
+from paintwire.server.layers import OutputLayer
 from paintwire.server.region import flatten
 
 W = H = 64
@@ -46,10 +46,10 @@ def flat(image, result, i=0):
 MASK = box_mask(W, H, 16, 20, 28, 24)
 
 
-def assert_inpainted(image, mask, result, blur=4):
+def assert_inpainted(image, mask, result, blur=4, outward=False):
     """The result differs inside the mask and equals the input, bit for bit, outside it."""
     out = flat(image, result)
-    soft = masks.blur(mask, blur)
+    soft = masks.feather(mask, blur, outward)
     assert np.array_equal(out[soft == 0], image[soft == 0])
     assert (out[mask > 0] != image[mask > 0]).any(axis=-1).mean() > 0.5
     return out
@@ -90,8 +90,8 @@ def test_txt2img_size_seed_progress_and_previews(client):
     (layer,) = result.layers
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (0, 0, W, 48)
     assert layer.seed == 7 and layer.settings["seed"] == 7
-    steps = [(e.step, e.total) for e in events if e.TYPE == "progress" and e.total == 3]
-    assert steps == [(1, 3), (2, 3), (3, 3)]
+    steps = [(e.step, e.total) for e in events if e.TYPE == "progress" and e.phase == "denoising"]
+    assert steps == [(0, 3), (1, 3), (2, 3), (3, 3)]  # "step 0 of 3" as the first step begins
     previews = [e for e in events if e.TYPE == "preview"]
     assert previews and (previews[0].width, previews[0].height) == (W, 48)
 
@@ -240,7 +240,7 @@ def test_inpaint_changes_the_mask_only_and_places_the_layer(client):
     image = picture()
     result = run(client, "inpaint", image, MASK, strength=0.9)
     (layer,) = result.layers
-    soft = masks.blur(MASK, 4)
+    soft = masks.feather(MASK, 4)  # the default: feathered inside the mask only
     box = masks.bounds(soft)
     assert (result.width, result.height) == (W, H)
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (box.x, box.y, box.width, box.height)
@@ -261,9 +261,13 @@ def test_invert_mask_regenerates_the_outside(client):
 def test_mask_blur_sets_the_feather(client):
     image = picture()
     result = run(client, "inpaint", image, MASK, strength=0.9, mask_blur=8)
-    soft = masks.blur(MASK, 8)
+    soft = masks.feather(MASK, 8)
     assert np.array_equal(pixels(result)[..., 3], masks.crop(soft, masks.bounds(soft)))
     assert_inpainted(image, MASK, result, blur=8)
+    webui = run(client, "inpaint", image, MASK, strength=0.9, mask_blur=8, mask_blur_outward=True)
+    soft = masks.blur(MASK, 8)
+    assert np.array_equal(pixels(webui)[..., 3], masks.crop(soft, masks.bounds(soft)))
+    assert_inpainted(image, MASK, webui, blur=8, outward=True)
 
 
 @pytest.mark.parametrize("content", ["fill", "latent_noise", "latent_nothing"])
@@ -286,7 +290,7 @@ def test_inpaint_colour_correction(client):
 def test_only_masked_works_at_native_resolution_and_pastes_back(client):
     image = picture(128, 96)
     mask = box_mask(128, 96, 70, 50, 20, 16)
-    whole = run(client, "inpaint", image, mask, strength=0.9)
+    whole = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="whole_picture")
     only = run(client, "inpaint", image, mask, strength=0.9, inpaint_area="only_masked", padding=8)
     assert (only.layers[0].x, only.layers[0].y) == (whole.layers[0].x, whole.layers[0].y)
     assert_inpainted(image, mask, only)

@@ -39,7 +39,8 @@ from paintwire.protocol import (
 )
 from paintwire.server.app import PaintwireServer, start_server
 from paintwire.server.config import ServerConfig
-from paintwire.server.engines.base import Engine, EngineJob, EngineOutput, JobContext, OutputLayer
+from paintwire.server.engines.base import Engine, EngineJob, EngineOutput, JobContext
+from paintwire.server.layers import OutputLayer
 from paintwire.server.engines.classical import ClassicalEngine
 
 WAIT = 30.0  # seconds any single event may take before the test gives up

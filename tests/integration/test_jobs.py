@@ -12,7 +12,7 @@ from helpers import inpaint_request, layer_pixels, mask_payload, rect_mask, rgba
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat
 from paintwire.protocol.images import Encoding
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
+from paintwire.server.layers import OutputLayer
 from paintwire.server.imaging import encode_png
 from paintwire.server.region import flatten
 
@@ -34,18 +34,31 @@ def test_inpaint_replaces_the_masked_area_and_keeps_the_rest_bit_exact(client, m
     assert events[-1].TYPE == "result" and any(e.TYPE == "progress" for e in events)
     assert (result.width, result.height) == (160, 120)
     (layer,) = result.layers
-    soft = masks.blur(mask, 3)
+    soft = masks.feather(mask, 3)
     box = masks.bounds(soft)
+    assert box == masks.bounds(mask)  # the feather stays inside the selection
     # The layer covers exactly the feathered mask's bounds, with the feathered mask as alpha.
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (box.x, box.y, box.width, box.height)
     pixels = layer_pixels(layer)
     assert np.array_equal(pixels[..., 3], masks.crop(soft, box))
     out = flatten(img, OutputLayer(pixels, layer.x, layer.y, layer.name))
-    assert np.array_equal(out[soft == 0], img[soft == 0])
+    assert np.array_equal(out[mask == 0], img[mask == 0])  # the README's promise, with default settings
     # The red stroke inside the hard mask is gone.
     core = out[45:55, 45:55, :3].astype(int)
     assert (np.abs(core - [255, 0, 0]).sum(axis=2) > 100).all()
     assert layer.settings["method"] == method and layer.settings["mask_blur"] == 3
+
+
+def test_outward_mask_blur_blends_beyond_the_selection_as_the_webui_does(client):
+    img = scene()
+    mask = rect_mask(160, 120, 40, 30, 40, 40)
+    (layer,) = client.run(inpaint_request(img, mask, mask_blur=3, mask_blur_outward=True)).layers
+    soft = masks.blur(mask, 3)
+    box = masks.bounds(soft)
+    assert (layer.x, layer.y, layer.image.width, layer.image.height) == (box.x, box.y, box.width, box.height)
+    assert np.array_equal(layer_pixels(layer)[..., 3], masks.crop(soft, box))
+    out = flatten(img, OutputLayer(layer_pixels(layer), layer.x, layer.y, layer.name))
+    assert not np.array_equal(out[mask == 0], img[mask == 0])  # pixels outside the selection changed
 
 
 def test_bgra_in_and_out_gives_the_same_pixels_as_rgba(client):

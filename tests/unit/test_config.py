@@ -51,3 +51,13 @@ def test_client_variables_in_the_environment_are_not_server_settings():
     assert load_config(env={"PAINTWIRE_COLOUR": "blue"}).port == 7878
     with pytest.raises(ConfigError, match="bad value"):
         load_config(env={"PAINTWIRE_PORT": "seventy"})
+
+
+def test_capabilities_say_when_an_engine_has_no_usable_model(tmp_path):
+    pytest.importorskip("diffusers")
+    server = PaintwireServer(ServerConfig(engines=["classical", "diffusers"], model_dirs=[tmp_path], device="cpu"))
+    engines = {e.name: e for e in server.capabilities.engines}
+    assert engines["classical"].usable and engines["classical"].notice == ""
+    assert not engines["diffusers"].usable and "No Stable Diffusion model is installed" in engines["diffusers"].notice
+    assert str(tmp_path) in engines["diffusers"].notice
+    assert server.capabilities.to_wire()["engines"][1]["notice"] == engines["diffusers"].notice

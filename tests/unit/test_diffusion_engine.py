@@ -18,7 +18,7 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
-from paintwire.protocol import ErrorCode, ProtocolError, validate_params  # noqa: E402
+from paintwire.protocol import ErrorCode, Phase, ProtocolError, validate_params  # noqa: E402
 from paintwire.server.config import ServerConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobCancelledError, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
@@ -101,26 +101,54 @@ def test_loading_never_touches_the_network(models, monkeypatch):
 
 
 def test_a_single_file_without_a_local_tokenizer_fails_clearly(tmp_path):
-    """A checkpoint with a real-size vocabulary and no diffusers folder to borrow a tokenizer from."""
+    """A checkpoint with a vocabulary size that no shipped tokenizer has, and no
+    diffusers folder to borrow one from."""
     from safetensors.torch import load_file, save_file
 
     src = tmp_path / "src.safetensors"
     tiny_models.write_tiny_single_file(src)
     tensors = load_file(str(src))
     key = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
-    tensors[key] = torch.zeros(49408, tensors[key].shape[1])
+    tensors[key] = torch.zeros(32000, tensors[key].shape[1])
     (tmp_path / "m").mkdir()
-    save_file(tensors, str(tmp_path / "m" / "big-vocab.safetensors"))
+    save_file(tensors, str(tmp_path / "m" / "odd-vocab.safetensors"))
     eng = DiffusersEngine(ServerConfig(model_dirs=[tmp_path / "m"]))
     try:
         with pytest.raises(ProtocolError) as info:
-            eng.run(job(eng, "txt2img", model="big-vocab"), JobContext())
+            eng.run(job(eng, "txt2img", model="odd-vocab"), JobContext())
     finally:
         eng.close()
-    assert info.value.code is ErrorCode.ENGINE_FAILED and "tokenizer" in info.value.message
+    assert info.value.code is ErrorCode.ENGINE_FAILED and "no CLIP tokenizer with 32000 tokens" in info.value.message
 
 
-def test_cancel_stops_within_a_step_without_decoding(engine):
+REAL_VOCAB_FILES = {
+    "sd15": (tiny_models.write_tiny_single_file, {"vocab_size": 49408}),
+    "sd2": (tiny_models.write_tiny_sd2_single_file, {}),
+    "sdxl": (tiny_models.write_tiny_sdxl_single_file, {"vocab_size": 49408}),
+}
+
+
+@pytest.mark.parametrize("kind", list(REAL_VOCAB_FILES))
+def test_a_real_vocabulary_single_file_alone_in_an_empty_folder_generates(tmp_path, kind):
+    """The real 49408-token CLIP vocabulary, with nothing else on disk: the
+    shipped tokenizer is used, with each encoder's published pad token."""
+    write, options = REAL_VOCAB_FILES[kind]
+    folder = tmp_path / "models"
+    write(folder / "painter-model.safetensors", **options)
+    eng = DiffusersEngine(ServerConfig(model_dirs=[folder]))
+    try:
+        assert [(m.name, m.kind) for m in eng.models()] == [("painter-model", kind)]
+        out = eng.run(job(eng, "txt2img", model="painter-model", prompt="a photo of a cat", negative_prompt="blurry"), JobContext())
+        assert out.layers[0].pixels.shape == (64, 64, 4) and out.layers[0].pixels[..., :3].std() > 0
+        base = eng.cache.get(eng.registry.get("painter-model")).base
+    finally:
+        eng.close()
+    tokenizers = [base.tokenizer] + ([base.tokenizer_2] if kind == "sdxl" else [])
+    assert all(len(t) == 49408 and t("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407] for t in tokenizers)
+    assert [t.pad_token for t in tokenizers] == {"sd15": ["<|endoftext|>"], "sd2": ["!"], "sdxl": ["<|endoftext|>", "!"]}[kind]
+
+
+def test_cancel_during_the_first_step_stops_it_without_decoding(engine):
     loaded = engine.cache.get(engine.registry.get("sd15"))
     decodes = []
     original = loaded.base.vae.decode
@@ -128,15 +156,15 @@ def test_cancel_stops_within_a_step_without_decoding(engine):
     cancel = threading.Event()
     steps = []
 
-    def on_progress(step, total, stage):
-        if stage == "denoising":
-            steps.append(step)
-            cancel.set()  # the owner cancels during the first step
+    def on_progress(update):
+        if update.phase is Phase.DENOISING:
+            steps.append(update.step)
+            cancel.set()  # the owner cancels as the first step begins
 
     try:
         with pytest.raises(JobCancelledError):
             engine.run(job(engine, "txt2img", steps=20), JobContext(cancel, on_progress))
-        assert steps == [1] and decodes == []
+        assert steps == [0] and decodes == []  # stopped inside the first step
         engine.run(job(engine, "txt2img"), JobContext())
         assert decodes == [1]
     finally:
@@ -225,10 +253,8 @@ def test_big_images_decode_with_a_tiled_vae(engine):
 
 def test_a_single_file_borrows_a_tokenizer_from_the_hf_cache(tmp_path, monkeypatch):
     """Only the tokenizer files are taken from a cached CLIP repository, never its weights."""
-    from paintwire.server.engines.diffusion.configs import write_byte_tokenizer
-
     snap = tmp_path / "hub" / "models--openai--clip-vit-large-patch14" / "snapshots" / "abc"
-    write_byte_tokenizer(snap)
+    tiny_models.write_tokenizer(snap)
     (snap / "model.safetensors").write_bytes(b"weights")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     registry = ModelRegistry()
@@ -236,5 +262,5 @@ def test_a_single_file_borrows_a_tokenizer_from_the_hf_cache(tmp_path, monkeypat
     assert found == snap
     from paintwire.server.engines.diffusion.configs import _write_tokenizer
 
-    _write_tokenizer(tmp_path / "tok", 49408, lambda n: snap)  # as for a real-size vocabulary
-    assert (tmp_path / "tok" / "vocab.json").is_file() and not (tmp_path / "tok" / "model.safetensors").exists()
+    _write_tokenizer(tmp_path / "tok", 32000, "<|endoftext|>", lambda n: snap)  # a size with no shipped tokenizer
+    assert (tmp_path / "tok" / "tokenizer.json").is_file() and not (tmp_path / "tok" / "model.safetensors").exists()

@@ -90,7 +90,36 @@ def test_diffusers_folders_and_the_hf_cache(tmp_path, monkeypatch):
     (snap.parents[1] / "refs").mkdir()
     (snap.parents[1] / "refs" / "main").write_text("abc")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    found = {e.name: e.kind for e in ModelRegistry.scan([models]).entries.values()}
+    registry = ModelRegistry.scan([models])
+    found = {e.name: e.kind for e in registry.entries.values()}
     assert found == {"xl": "sdxl", "sd2-inp": "sd2-inpaint", "org/sd15": "sd15"}
+    # Found but not loadable: listed apart, with the reason; another family is not this engine's at all.
+    assert list(registry.unusable) == ["pickled"]
+    assert "no .safetensors weights" in registry.unusable["pickled"].reason
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nowhere"))
     assert "org/sd15" not in ModelRegistry.scan([models]).entries
+
+
+def test_models_that_cannot_load_are_listed_with_the_reason(tmp_path):
+    models = tmp_path / "models"
+    ok = _diffusers_folder(models / "ok", "StableDiffusionPipeline", {"in_channels": 4})
+    (ok / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+                                                     "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"]}))
+    (ok / "tokenizer").mkdir()
+    (ok / "tokenizer" / "vocab.json").write_text("{}")
+    (ok / "tokenizer" / "merges.txt").write_text("#version: 0.2")
+    no_tok = _diffusers_folder(models / "no-tokenizer", "StableDiffusionPipeline", {"in_channels": 4})
+    (no_tok / "model_index.json").write_text((ok / "model_index.json").read_text())
+    pickles = _diffusers_folder(models / "pickles", "StableDiffusionPipeline", {"in_channels": 4}, weights=False)
+    (pickles / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04")
+    write_safetensors(models / "controlnet.safetensors", {"controlnet_cond_embedding.conv_in.weight": (16, 3, 3, 3)})
+    (models / "truncated.safetensors").write_bytes(b"\x01")
+    registry = ModelRegistry.scan([models], include_hf_cache=False)
+    assert list(registry.entries) == ["ok"]
+    reasons = {name: u.reason for name, u in registry.unusable.items()}
+    assert set(reasons) == {"no-tokenizer", "pickles", "controlnet", "truncated"}
+    assert "tokenizer is missing" in reasons["no-tokenizer"]
+    assert "pickles (.bin)" in reasons["pickles"] and "convert" in reasons["pickles"]
+    assert "not a kind of model this server knows" in reasons["controlnet"]
+    assert "not a readable .safetensors file" in reasons["truncated"]
+    assert registry.unusable["no-tokenizer"].kind == "sd15"

@@ -20,7 +20,7 @@ from paintwire.server.engines.diffusion.resize import fit, generation_size  # no
 from paintwire.server.engines.diffusion.sampling import inference_steps  # noqa: E402
 from paintwire.server.engines.diffusion.soft_inpaint import SoftSettings, latent_blend, modified_mask  # noqa: E402
 from paintwire.server.engines.base import JobContext  # noqa: E402
-from paintwire.server.masks import Box  # noqa: E402
+from paintwire.server.layers import Box  # noqa: E402
 
 
 def registry(*entries: tuple[str, str]) -> ModelRegistry:

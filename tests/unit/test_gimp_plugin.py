@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
-import paintwire.protocol.workflow  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
+import paintwire.hostkit.modes  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
+from paintwire.hostkit import form as kit_form
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.modes import Choice
+from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
     Capabilities, ClientError, EngineInfo, Error, ErrorCode, JobFailed, Layer, Limits, ModeSpec, ModelInfo, ParamSpec,
-    ParamType, PixelFormat, Progress, Queued, Result, Started, raw_image,
+    ParamType, PixelFormat, PlacementKind, Progress, Queued, Result, Started, raw_image,
 )
-from paintwire.protocol import workflow
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = REPO / "plugins" / "gimp" / "paintwire"
@@ -57,10 +60,12 @@ CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale", "Prompt weight."
 SAMPLER = ParamSpec("sampler", ParamType.CHOICE, "euler", "Sampler", "Sampler.", choices=("euler", "ddim"), group="advanced")
 SIZE = (ParamSpec("width", ParamType.INT, 0, "Width", "", minimum=0, maximum=4096), ParamSpec("height", ParamType.INT, 0, "Height", "", minimum=0, maximum=4096))
 DIFF_PARAMS = (PROMPT, NEGATIVE, STEPS, SEED, CFG, SAMPLER)
+SD = ("sd15",)
 DIFFUSERS = EngineInfo("diffusers", "Diffusers", (
-    ModeSpec("txt2img", "Text to image", "", needs_image=False, needs_mask=False, params=DIFF_PARAMS + SIZE),
-    ModeSpec("img2img", "Image to image", "", needs_image=True, needs_mask=False, params=DIFF_PARAMS + (STRENGTH,), accepts_mask=True),
-    ModeSpec("inpaint", "Inpaint", "", needs_image=True, needs_mask=True, params=DIFF_PARAMS + (STRENGTH,)),
+    ModeSpec("txt2img", "Generate", "", needs_image=False, needs_mask=False, params=DIFF_PARAMS + SIZE, model_kinds=SD, order=10),
+    ModeSpec("img2img", "Refine", "", needs_image=True, needs_mask=False, params=DIFF_PARAMS + (STRENGTH,), accepts_mask=True,
+             model_kinds=SD, order=20),
+    ModeSpec("inpaint", "Inpaint", "", needs_image=True, needs_mask=True, params=DIFF_PARAMS + (STRENGTH,), model_kinds=SD, order=30),
 ))
 CLASSICAL = EngineInfo("classical", "Classical (no model)", (INPAINT, UPSCALE))
 LIMITS = Limits(1 << 30, 1 << 24, 8192, 4)
@@ -76,16 +81,17 @@ CAPS_BOTH = Capabilities(
 # --- actions -----------------------------------------------------------------------------
 
 
-def test_every_workflow_mode_has_a_procedure():
-    assert [a.ui_mode for a in actions.ACTIONS] == [m.key for m in workflow.UI_MODES]
-    names = [a.proc_name for a in actions.ACTIONS] + [actions.CONNECTION_PROC]
-    assert len(set(names)) == len(names) and all(n.startswith("plug-in-paintwire-") for n in names)
+def test_procedures_are_the_generic_one_the_shortcuts_and_connection():
+    names = [actions.GENERIC_PROC] + [sc.proc_name for sc in actions.SHORTCUTS] + [actions.CONNECTION_PROC]
+    assert len(set(names)) == len(names) and all(n.startswith("plug-in-paintwire") for n in names)
     assert {a.name for a in actions.ARGS} >= {"prompt", "negative-prompt", "model", "strength", "steps", "seed", "params-json"}
+    # A shortcut is a name and a label; what the mode is comes from the server.
+    assert {sc.mode for sc in actions.SHORTCUTS} <= {m.name for m in DIFFUSERS.modes} | {"inpaint_sketch", "outpaint", "upscale"}
 
 
 def test_args_round_trip_through_pdb_names():
     args = Args(prompt="a fox", negative_prompt="blur", engine="diffusers", model="sd15", strength=0.4, steps=12, seed=7,
-                params_json='{"cfg_scale": 5}', source="visible")
+                params_json='{"cfg_scale": 5}', source="visible", mode="txt2img")
     values = args.to_values()
     assert values["negative-prompt"] == "blur" and values["params-json"] == '{"cfg_scale": 5}'
     assert Args.from_values(values) == args
@@ -93,21 +99,21 @@ def test_args_round_trip_through_pdb_names():
 
 
 def test_choose_engine_defaults_to_first_model_that_can_do_the_mode():
-    assert actions.choose_engine(CAPS_BOTH, "inpaint") == workflow.Choice("diffusers", "sd15", "SD 1.5")
+    assert actions.choose_engine(CAPS_BOTH, "inpaint") == Choice("diffusers", "sd15", "SD 1.5")
     assert actions.choose_engine(CAPS_BOTH, "inpaint", engine="classical").model == "opencv"
     assert actions.choose_engine(CAPS_BOTH, "inpaint", model="opencv").engine == "classical"
     assert actions.choose_engine(CAPS_CLASSICAL, "upscale").engine == "classical"
 
 
 def test_choose_engine_errors_say_what_the_server_offers():
-    with pytest.raises(PluginError, match="cannot do Generate.*classical"):
-        actions.choose_engine(CAPS_CLASSICAL, "generate")
+    with pytest.raises(PluginError, match="cannot do 'txt2img'.*offers these modes: inpaint, upscale"):
+        actions.choose_engine(CAPS_CLASSICAL, "txt2img")
     with pytest.raises(PluginError, match="Model 'nope'.*sd15, opencv"):
         actions.choose_engine(CAPS_BOTH, "inpaint", model="nope")
     with pytest.raises(PluginError, match="Engine 'classical' cannot do Generate.*diffusers"):
-        actions.choose_engine(CAPS_BOTH, "generate", engine="classical")
+        actions.choose_engine(CAPS_BOTH, "txt2img", engine="classical")
     with pytest.raises(PluginError, match="'detail'"):  # a LoRA is not a model to run
-        actions.choose_engine(CAPS_BOTH, "generate", model="detail")
+        actions.choose_engine(CAPS_BOTH, "txt2img", model="detail")
 
 
 def test_generic_arguments_go_only_to_modes_that_take_them():
@@ -138,16 +144,16 @@ def test_params_json_is_checked_with_the_protocols_specs():
 def test_dialog_values_become_arguments_that_reproduce_them():
     mode = DIFFUSERS.mode("inpaint")
     params = {"prompt": "moss", "negative_prompt": "text", "strength": 0.5, "steps": 30, "seed": 3, "cfg_scale": 4.5, "sampler": "ddim"}
-    choice = workflow.Choice("diffusers", "sd15", "SD 1.5")
+    choice = Choice("diffusers", "sd15", "SD 1.5")
     args = actions.args_from_params(Args(), mode, params, choice, "visible")
-    assert (args.engine, args.model, args.source, args.prompt, args.steps) == ("diffusers", "sd15", "visible", "moss", 30)
+    assert (args.engine, args.model, args.source, args.prompt, args.steps, args.mode) == ("diffusers", "sd15", "visible", "moss", 30, "inpaint")
     assert json.loads(args.params_json) == {"cfg_scale": 4.5, "sampler": "ddim"}
     assert actions.job_params(mode, args) == params
 
 
 def test_a_seed_too_big_for_a_gimp_int_travels_in_params_json():
     mode = DIFFUSERS.mode("inpaint")
-    args = actions.args_from_params(Args(), mode, {"seed": 2**32 - 1}, workflow.Choice("diffusers", "sd15", ""), "drawable")
+    args = actions.args_from_params(Args(), mode, {"seed": 2**32 - 1}, Choice("diffusers", "sd15", ""), "layer")
     assert args.seed == -1 and json.loads(args.params_json) == {"seed": 2**32 - 1}
     assert actions.job_params(mode, args)["seed"] == 2**32 - 1
 
@@ -171,16 +177,16 @@ def test_connection_settings_file_and_environment(tmp_path):
 
 
 def test_form_fields_follow_the_param_specs():
-    fields = form.fields(DIFFUSERS.mode("img2img"), {"prompt": "x", "steps": 500, "sampler": "ddim"})
+    fields = kit_form.fields(DIFFUSERS.mode("img2img"), {"prompt": "x", "steps": 500, "sampler": "ddim"})
     by_name = {f.name: f for f in fields}
     assert [f.name for f in fields[:2]] == ["prompt", "negative_prompt"] and fields[0].kind == "prompt"
     assert fields[-1].advanced and not by_name["steps"].advanced
     assert by_name["steps"].value == 20  # out of range: back to the default
-    assert by_name["sampler"].kind == "choice" and by_name["sampler"].value == "ddim" and by_name["sampler"].choices == ("euler", "ddim")
+    assert by_name["sampler"].kind == "choice" and by_name["sampler"].value == "ddim" and by_name["sampler"].choices == (("euler", "euler"), ("ddim", "ddim"))
     assert (by_name["strength"].kind, by_name["strength"].step, by_name["strength"].digits) == ("float", 0.01, 2)
     assert (by_name["seed"].kind, by_name["seed"].minimum, by_name["seed"].maximum) == ("seed", -1, 2**32 - 1)
-    kinds = {f.name: f.kind for f in form.fields(INPAINT, {})}
-    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "invert_mask": "bool", "padding": "int"}
+    kinds = {f.name: f.kind for f in kit_form.fields(INPAINT, {})}
+    assert kinds == {"method": "choice", "radius": "int", "mask_blur": "int", "mask_blur_outward": "bool", "invert_mask": "bool", "padding": "int"}
 
 
 def test_form_starts_from_the_last_arguments_leniently():
@@ -188,8 +194,8 @@ def test_form_starts_from_the_last_arguments_leniently():
     assert form.stored_values(DIFFUSERS.mode("img2img"), args) == {
         "prompt": "p", "negative_prompt": "", "seed": -1, "strength": 0.3, "sampler": "ddim"}
     assert form.stored_values(INPAINT, Args(params_json="{broken")) == {}
-    seed = form.field_for(SEED, -1)
-    assert form.coerce(seed, 41.9999) == 42 and form.coerce(form.field_for(CFG, 7.0), 7.25) == 7.25
+    seed = kit_form.field_for(SEED, -1)
+    assert kit_form.coerce(seed, 41.9999) == 42 and kit_form.coerce(kit_form.field_for(CFG, 7.0), 7.25) == 7.25
 
 
 # --- a whole run with a stand-in document and client --------------------------------------
@@ -208,7 +214,7 @@ class FakeDocument:
 
     def snapshot(self, source):
         self.sources.append(source)
-        return workflow.Snapshot(self.width, self.height, self.pixels, PixelFormat.RGBA8, selection=self.selection)
+        return Snapshot(self.width, self.height, self.pixels, PixelFormat.RGBA8, selection=self.selection)
 
     def write(self, placement):
         self.written.append(placement)
@@ -288,7 +294,7 @@ def test_run_sends_selection_as_mask_and_writes_the_placed_result():
     assert [(l.name, l.x, l.y) for l in placement.layers] == [("Inpaint (telea)", 3, 2)]
     assert outcome.written == ("image", "layer") and outcome.job_id == "job-1"
     texts = [entry[1] for entry in progress.log if entry[0] == "text"]
-    assert "Paintwire: waiting for the server (2 jobs ahead)" in texts and "Paintwire: step 1 of 2 (inpainting)" in texts
+    assert "Paintwire: Waiting: 2 job(s) ahead." in texts and "Paintwire: Inpainting: step 1 of 2" in texts
     assert ("fraction", 0.5) in progress.log and progress.log[-1] == ("end",)
 
 
@@ -312,8 +318,8 @@ def test_run_without_selection_masks_the_whole_canvas():
 def test_failures_become_one_sentence_and_write_nothing(kw, message):
     doc, progress = FakeDocument(selection=bytes(48)), FakeProgress()
     if message is None:  # Generate on a server without a diffusers model
-        with pytest.raises(PluginError, match="cannot do Generate"):
-            jobs.run("generate", Args(prompt="x"), CONNECTION, doc, progress, client_factory=_factory(**kw))
+        with pytest.raises(PluginError, match="cannot do 'txt2img'"):
+            jobs.run("txt2img", Args(prompt="x"), CONNECTION, doc, progress, client_factory=_factory(**kw))
     else:
         with pytest.raises(PluginError) as info:
             jobs.run("inpaint", Args(), CONNECTION, doc, progress, client_factory=_factory(**kw))
@@ -325,8 +331,8 @@ def test_bad_address_and_source_fail_before_connecting():
     count = len(FakeClient.instances)
     with pytest.raises(PluginError, match="ws://"):
         jobs.run("inpaint", Args(), settings.Connection("localhost:7878"), FakeDocument(), FakeProgress(), client_factory=_factory())
-    with pytest.raises(PluginError, match="source must be one of drawable, visible"):
-        jobs.run("inpaint", Args(source="layer"), CONNECTION, FakeDocument(), FakeProgress(), client_factory=_factory())
+    with pytest.raises(PluginError, match="source must be one of visible, layer"):
+        jobs.run("inpaint", Args(source="canvas"), CONNECTION, FakeDocument(), FakeProgress(), client_factory=_factory())
     assert len(FakeClient.instances) == count
 
 
@@ -341,7 +347,8 @@ def test_dialog_sees_the_servers_choices_and_can_cancel():
     with pytest.raises(jobs.Cancelled):
         jobs.run("inpaint", Args(model="removed-model"), CONNECTION, doc, FakeProgress(), dialog=cancel, client_factory=_factory(caps=CAPS_BOTH))
     (request,) = seen
-    assert [c.key for c in request.choices] == ["diffusers/sd15", "classical/opencv"]
+    assert [c.key for c in request.choices("inpaint")] == ["diffusers/sd15", "classical/opencv"]
+    assert [m.name for m in request.modes] == ["txt2img", "img2img", "inpaint", "upscale"] and request.mode_fixed
     assert request.initial.key == "diffusers/sd15"  # the remembered model is gone: the first one
     assert doc.written == [] and FakeClient.instances[-1].closed
 
@@ -366,7 +373,7 @@ def test_generate_sends_the_canvas_size_and_no_pixels():
             return Result("j", (Layer(image, 0, 0, "txt2img", seed=11), Layer(image, 0, 0, "txt2img", seed=12)), 8, 6)
 
     doc = FakeDocument()
-    jobs.run("generate", Args(prompt="a fox", seed=11), CONNECTION, doc, FakeProgress(),
+    jobs.run("txt2img", Args(prompt="a fox", seed=11), CONNECTION, doc, FakeProgress(),
              client_factory=lambda url, name, token, timeout: GenerateClient(url, name, token, timeout, caps=caps))
     request = FakeClient.instances[-1].request
     assert request.image is None and request.mask is None and doc.sources == []
@@ -409,7 +416,7 @@ def test_build_makes_an_installable_folder_and_zip(tmp_path):
     for name in ("actions.py", "dialogs.py", "form.py", "gimp_document.py", "jobs.py", "procedures.py", "settings.py"):
         assert (folder / name).is_file(), name
     vendor = folder / "vendor"
-    assert (vendor / "paintwire" / "protocol" / "workflow.py").is_file()
+    assert (vendor / "paintwire" / "protocol" / "client.py").is_file() and (vendor / "paintwire" / "hostkit" / "request.py").is_file()
     assert not (vendor / "paintwire" / "__init__.py").exists()  # a namespace package, like the source tree
     assert not list(vendor.rglob("*.so")) and not list(vendor.rglob("*.pyd"))
     with zipfile.ZipFile(out.with_suffix(".zip")) as zf:
@@ -420,7 +427,7 @@ def test_build_makes_an_installable_folder_and_zip(tmp_path):
     # The bundle imports on its own, from its own folder, in a Python without paintwire installed.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
-        "import paintwire.protocol.workflow as w, websockets, msgpack; "
+        "import paintwire.hostkit.request as w, websockets, msgpack; "
         "from paintwire.protocol import Client; "
         "print(w.__file__); print(websockets.__file__); print(msgpack.__file__); print(websockets.__version__)"
     )
@@ -429,3 +436,54 @@ def test_build_makes_an_installable_folder_and_zip(tmp_path):
     lines = result.stdout.split()
     assert all(line.startswith(str(vendor)) for line in lines[:3]), lines
     assert lines[3] == importlib.import_module("websockets").__version__
+
+
+def test_the_generic_procedure_runs_any_mode_and_its_dialog_may_switch_modes():
+    def pick_upscale(request):
+        assert not request.mode_fixed and request.mode == "txt2img"  # no mode given: the server's first
+        return Args(engine="classical", model="opencv", mode="upscale", params_json='{"scale": 2.0}')
+
+    doc = FakeDocument()
+
+    class UpscaleClient(FakeClient):
+        def run(self, request, on_event=None, timeout=None):
+            self.request = request
+            image = raw_image(16, 12, PixelFormat.RGBA8, bytes(16 * 12 * 4))
+            return Result("j", (Layer(image, 0, 0, "Upscale 16x12"),), 16, 12)
+
+    outcome = jobs.run("", Args(), CONNECTION, doc, FakeProgress(), dialog=pick_upscale, mode_fixed=False,
+                       client_factory=lambda url, name, token, timeout: UpscaleClient(url, name, token, timeout, caps=CAPS_BOTH))
+    assert FakeClient.instances[-1].request.mode == "upscale" and outcome.args.mode == "upscale"
+    (placement,) = doc.written
+    assert placement.kind is PlacementKind.RESIZE and placement.new_document  # the server's word for where it goes
+
+
+def test_a_named_entry_keeps_its_mode_whatever_the_arguments_say():
+    jobs.run("inpaint", Args(mode="upscale"), CONNECTION, FakeDocument(), FakeProgress(), client_factory=_factory())
+    assert FakeClient.instances[-1].request.mode == "inpaint"
+
+
+def test_the_dialog_refreshes_the_models_and_unusable_ones_are_not_offered():
+    broken = ModelInfo("half", "diffusers", "sd15", "Half", problem="its tokenizer is missing (a tokenizer/ folder with vocab.json and merges.txt).")
+    before = Capabilities((DIFFUSERS,), (ModelInfo("sd15", "diffusers", "sd15"), broken), LIMITS)
+    after = Capabilities((DIFFUSERS,), before.models + (ModelInfo("new", "diffusers", "sd15"),), LIMITS)
+
+    class RescanClient(FakeClient):
+        def rescan(self):
+            self.rescanned = True
+            return after
+
+    seen = {}
+
+    def dialog(request):
+        seen["before"] = [c.model for c in request.choices("inpaint")]
+        seen["unusable"] = [m.name for m in kit_modes.unusable_models(request.capabilities)]
+        caps = request.refresh()  # the dialog's Refresh button
+        seen["after"] = [c.model for c in request.choices("inpaint", caps)]
+        return Args(engine="diffusers", model="new", params_json="{}", source="visible")
+
+    jobs.run("inpaint", Args(engine="diffusers", model="sd15"), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
+             client_factory=lambda url, name, token, timeout: RescanClient(url, name, token, timeout, caps=before))
+    assert seen == {"before": ["sd15"], "unusable": ["half"], "after": ["sd15", "new"]}
+    client = FakeClient.instances[-1]
+    assert client.rescanned and client.request.model == "new"  # a model found by the refresh runs

@@ -32,7 +32,7 @@ def test_zip_has_what_kritas_importer_expects(plugin_zip):
     assert "paintwire_krita/" in names  # Krita's importer looks for the package's directory entry
     tops = {n.split("/")[0] for n in names}
     assert tops == {"paintwire_krita.desktop", "paintwire_krita"}
-    for vendored in ("paintwire/protocol/client.py", "paintwire/protocol/workflow.py", "msgpack/fallback.py", "websockets/sync/client.py"):
+    for vendored in ("paintwire/protocol/client.py", "paintwire/hostkit/request.py", "msgpack/fallback.py", "websockets/sync/client.py"):
         assert f"paintwire_krita/vendor/{vendored}" in names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]
     desktop = zipfile.ZipFile(plugin_zip).read("paintwire_krita.desktop").decode()
@@ -63,7 +63,7 @@ def test_plugin_imports_its_vendored_packages_without_krita(plugin_zip, tmp_path
     # -I -S: no site-packages, so msgpack and websockets can only come from the bundle.
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import paintwire_krita as p; "
-        "import websockets, msgpack, paintwire.protocol.workflow as wf; "
+        "import websockets, msgpack, paintwire.hostkit.request as wf; "
         "print(p.VENDOR_PROBLEM, p.INSIDE_KRITA, websockets.__file__, msgpack.__file__, wf.__file__, sep='\\n')"
     )
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tmp_path)], capture_output=True, text=True, check=True).stdout.split("\n")
@@ -73,6 +73,6 @@ def test_plugin_imports_its_vendored_packages_without_krita(plugin_zip, tmp_path
 
 
 def test_plugin_code_is_python_310():
-    files = sorted((PLUGIN / "paintwire_krita").rglob("*.py")) + [REPO / "protocol" / "workflow.py", PLUGIN / "build.py"]
+    files = sorted((PLUGIN / "paintwire_krita").rglob("*.py")) + sorted((REPO / "hostkit").glob("*.py")) + [PLUGIN / "build.py"]
     for path in files:
         ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 10))

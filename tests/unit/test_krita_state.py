@@ -13,28 +13,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"
 
 from paintwire_krita import state as st  # noqa: E402  (imports without Krita: no docker is registered)
 
+from paintwire.hostkit.history import History, HistoryEntry  # noqa: E402
+from paintwire.hostkit.request import JobSettings  # noqa: E402
+from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import DEFAULT_URL, ImagePayload, Layer, PixelFormat, Result  # noqa: E402
-from paintwire.protocol import workflow as wf  # noqa: E402
 
-from test_workflow import BOTH, CLASSICAL, caps  # noqa: E402
+from test_hostkit import BOTH, CLASSICAL, caps  # noqa: E402
 
 
 def test_settings_round_trip_through_json():
-    s = st.PanelSettings(url="ws://host:1/ws", token="t", ui_mode="refine", choice="diffusers/m", values={"refine": {"seed": 3}}, prompts={"prompt": "a fox"})
+    s = st.PanelSettings(url="ws://host:1/ws", token="t", mode="img2img", choice="diffusers/m", values={"img2img": {"seed": 3}}, prompts={"prompt": "a fox"})
     assert st.PanelSettings.from_json(s.to_json()) == s
 
 
-@pytest.mark.parametrize("text", [None, "", "not json", "[1, 2]", '{"url": 5, "ui_mode": "nonsense", "input_source": "x"}'])
+@pytest.mark.parametrize("text", [None, "", "not json", "[1, 2]", '{"url": 5, "mode": 7, "input_source": "x"}'])
 def test_unreadable_settings_fall_back_to_defaults(text):
     s = st.PanelSettings.from_json(text)
-    assert s.url == DEFAULT_URL and s.ui_mode == "inpaint" and s.input_source == st.INPUT_VISIBLE
+    assert s.url == DEFAULT_URL and s.mode == "" and s.input_source == InputSource.VISIBLE
 
 
 def test_connecting_picks_an_offered_mode_and_model():
-    state = st.PanelState(st.PanelSettings(ui_mode="generate"))
+    state = st.PanelState(st.PanelSettings(mode="txt2img"))
     assert not state.connected and state.modes() == [] and state.current_mode() is None
     state.set_capabilities(caps(CLASSICAL), "paintwire/0.1.0")
-    assert state.connected and state.settings.ui_mode == "inpaint"  # no engine generates here
+    assert state.connected and state.settings.mode == "inpaint"  # no engine generates here
     assert state.current_choice().key == "classical/"
     assert state.current_mode().name == "inpaint"
 
@@ -48,28 +50,28 @@ def test_switching_mode_keeps_the_engine_when_it_can():
     state.set_choice("diffusers/tiny-sd15")  # not offered for upscale: ignored
     assert state.current_choice().key == "classical/opencv"
     state.settings.choice = "diffusers/tiny-sd15"
-    state.set_mode("refine")
+    state.set_mode("img2img")
     assert state.current_choice().key == "diffusers/tiny-sd15"
     with pytest.raises(ValueError):
-        state.set_mode("paint-by-numbers")
+        state.set_mode("paint-by-numbers")  # not a mode this server offers
 
 
 def test_values_are_kept_per_mode_and_the_prompt_across_modes():
     state = st.PanelState()
     state.set_capabilities(BOTH)
-    state.set_mode("refine")
+    state.set_mode("img2img")
     state.set_choice("diffusers/tiny-sd15")
     assert state.value("strength") == 0.75  # the server's default
     state.set_value("prompt", "a fox")
     state.set_value("strength", 0.3)
-    state.set_mode("generate")
+    state.set_mode("txt2img")
     js = state.job_settings()
-    assert (js.ui_mode, js.engine, js.model) == ("generate", "diffusers", "tiny-sd15")
+    assert (js.mode, js.engine, js.model) == ("txt2img", "diffusers", "tiny-sd15")
     assert js.params == {"prompt": "a fox"}  # strength is not a generate parameter
     state.set_mode("inpaint")
     state.set_choice("diffusers/tiny-sd15")
     assert state.value("strength") == 0.75  # refine's strength stays with refine
-    state.set_mode("refine")
+    state.set_mode("img2img")
     assert state.job_settings().params == {"prompt": "a fox", "strength": 0.3}
     state.set_value("strength", "lots")  # a stale value of the wrong type shows the default
     assert state.value("strength") == 0.75
@@ -114,25 +116,16 @@ def test_a_failed_job_gives_no_placement():
 def test_history_settings_come_back_into_the_panel():
     state = st.PanelState()
     state.set_capabilities(BOTH)
-    js = wf.JobSettings("refine", "diffusers", "tiny-sd15", {"prompt": "a cat", "seed": 9})
+    js = JobSettings("img2img", "diffusers", "tiny-sd15", {"prompt": "a cat", "seed": 9})
     state.apply_job_settings(js)
-    assert state.settings.ui_mode == "refine" and state.current_choice().key == "diffusers/tiny-sd15"
+    assert state.settings.mode == "img2img" and state.current_choice().key == "diffusers/tiny-sd15"
     assert state.job_settings().params == {"prompt": "a cat", "seed": 9}
 
 
 def test_history_json_survives_garbage():
-    assert len(st.history_from_json("nonsense")) == 0
-    assert len(st.history_from_json('{"a": 1}')) == 0
-    history = wf.History()
-    history.add(wf.HistoryEntry("j", wf.JobSettings("inpaint", "classical"), (None,), ("Inpaint",), 8, 6))
-    assert json.loads(st.history_to_json(history))[0]["job_id"] == "j"
-    assert st.history_from_json(st.history_to_json(history))[0].layer_names == ("Inpaint",)
-
-
-def test_errors_say_whether_the_connection_is_gone():
-    assert st.describe_error("Cannot connect to ws://x:1/ws:\n refused", False) == "Not connected: Cannot connect to ws://x:1/ws: refused"
-    assert st.describe_error("The mask is empty", True) == "Failed: The mask is empty"
-
-
-def test_results_are_asked_for_in_kritas_byte_order():
-    assert st.OUTPUT_FORMAT is PixelFormat.BGRA8
+    assert len(History.from_json("nonsense")) == 0
+    assert len(History.from_json('{"a": 1}')) == 0
+    history = History()
+    history.add(HistoryEntry("j", JobSettings("inpaint", "classical"), (None,), ("Inpaint",), 8, 6))
+    assert json.loads(history.to_json())[0]["job_id"] == "j"
+    assert History.from_json(history.to_json())[0].layer_names == ("Inpaint",)

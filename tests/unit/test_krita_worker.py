@@ -26,7 +26,8 @@ sys.path.insert(0, sys.argv[1])
 import paintwire_krita  # puts the vendored packages on sys.path
 from PyQt5.QtCore import QCoreApplication, QTimer
 from paintwire.protocol import PixelFormat
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit.request import JobSettings, build_request
+from paintwire.hostkit.snapshot import Snapshot
 from paintwire_krita.worker import Worker
 
 url, dead_url, stop_file = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -36,7 +37,7 @@ seen = []
 W, H = 32, 24
 pixels = bytes([90, 60, 30, 255]) * (W * H)
 selection = bytes(255 if 8 <= x < 16 and 6 <= y < 12 else 0 for y in range(H) for x in range(W))
-settings = wf.JobSettings("inpaint", "classical", "opencv", {"method": "telea", "mask_blur": 2})
+settings = JobSettings("inpaint", "classical", "opencv", {"method": "telea", "mask_blur": 2})
 caps = []
 
 def on_disconnected(reason):
@@ -49,13 +50,13 @@ def on_disconnected(reason):
 def on_connected(capabilities, server):
     seen.append(["connected", server, [e.name for e in capabilities.engines]])
     caps.append(capabilities)
-    snap = wf.Snapshot(W, H, pixels, PixelFormat.BGRA8, selection=selection)
-    worker.submit(1, wf.build_request(snap, capabilities, settings, PixelFormat.BGRA8))
+    snap = Snapshot(W, H, pixels, PixelFormat.BGRA8, selection=selection)
+    worker.submit(1, build_request(snap, capabilities, settings, PixelFormat.BGRA8))
 
 def on_done(number, result):
     seen.append(["done", number, [(l.name, l.x, l.y, l.image.format.value) for l in result.layers]])
-    empty = wf.Snapshot(W, H, pixels, PixelFormat.BGRA8, mask_layer=bytes(W * H))  # the server rejects it
-    worker.submit(2, wf.build_request(empty, caps[0], settings, PixelFormat.BGRA8))
+    empty = Snapshot(W, H, pixels, PixelFormat.BGRA8, mask_layer=bytes(W * H))  # the server rejects it
+    worker.submit(2, build_request(empty, caps[0], settings, PixelFormat.BGRA8))
 
 def on_failed(number, message):
     seen.append(["failed", number, message])

@@ -7,11 +7,11 @@ import pytest
 
 from paintwire.protocol import ImagePayload, PixelFormat
 from paintwire.server import masks
-from paintwire.server.engines.base import OutputLayer
-from paintwire.server.engines.classical import lanczos_resize
+from paintwire.server.layers import OutputLayer
+from paintwire.server.resample import lanczos_resize
 from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array
 from paintwire.protocol.images import Encoding
-from paintwire.server.masks import Box
+from paintwire.server.layers import Box
 from paintwire.server.region import flatten, prepare_region, region_layer
 
 
@@ -88,8 +88,7 @@ def test_region_layer_keeps_unmasked_pixels_exact():
     generated = np.zeros((region.area.height, region.area.width, 3), np.uint8)
     layer = region_layer(region, generated, "test")
     out = flatten(img, layer)
-    soft = masks.blur(mask, 2)
-    assert np.array_equal(out[soft == 0], img[soft == 0])
+    assert np.array_equal(out[mask == 0], img[mask == 0])
     assert out[40, 45, :3].tolist() == [0, 0, 0]  # the middle of the mask is all generated
 
 
@@ -143,10 +142,34 @@ def test_prepare_region_matches_the_whole_canvas_mask_maths():
     mask = np.zeros((200, 300), np.uint8)
     mask[50:60, 100:180] = 255
     for whole in (False, True):
-        region = prepare_region(img, mask, blur=6, invert=False, padding=40, whole_picture=whole)
-        full = masks.blur(mask, 6)
-        assert region.changed == masks.bounds(full)
-        assert np.array_equal(region.mask, masks.crop(full, region.area))
+        for outward in (False, True):
+            region = prepare_region(img, mask, blur=6, invert=False, padding=40, whole_picture=whole, blur_outward=outward)
+            full = masks.feather(mask, 6, outward)
+            assert region.changed == masks.bounds(full)
+            assert np.array_equal(region.mask, masks.crop(full, region.area))
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 9.5])
+@pytest.mark.parametrize("where", ["middle", "corner", "thin"])
+def test_feather_within_stays_inside_and_ramps_smoothly(radius, where):
+    mask = np.zeros((120, 160), np.uint8)
+    if where == "thin":
+        mask[50:53, 20:140] = 255  # a 3-pixel stroke: still selected, never emptied
+    else:
+        x, y = (60, 40) if where == "middle" else (0, 0)
+        mask[y : y + 40, x : x + 50] = 255
+    soft = masks.feather(mask, radius)
+    assert (soft[mask == 0] == 0).all()  # nothing outside the selection
+    assert (soft <= mask).all() and (soft[mask > 0] > 0).all()
+    if radius and where != "thin":
+        reach = int(np.ceil(masks.FEATHER_REACH * radius))
+        assert soft.max() == 255 or 2 * reach > 40  # full strength where the selection is deep enough
+        box = masks.bounds(mask)
+        # Rises from the edge inwards; on the canvas border there is no edge to fade.
+        row = soft[box.y + box.height // 2, box.x + box.width - 1 - reach : box.x + box.width]
+        assert (np.diff(row.astype(int)) <= 0).all() and row[-1] < (64 if radius >= 4 else 128)
+        if where == "corner":
+            assert soft[5, 0] == 255
 
 
 def test_large_opencv_inpaints_run_at_a_bounded_scale():

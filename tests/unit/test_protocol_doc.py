@@ -25,24 +25,30 @@ from paintwire.protocol import (
     Cancel,
     Cancelled,
     Capabilities,
+    CapabilitiesUpdate,
     DeviceInfo,
     EngineInfo,
     Error,
     ErrorCode,
     Hello,
     ImagePayload,
+    InputKind,
+    InputSpec,
     JobRequest,
     Layer,
     Limits,
     ModelInfo,
+    ModelKind,
     ModeSpec,
     ParamSpec,
     ParamType,
     PixelFormat,
+    PlacementKind,
     Preview,
     Progress,
     ProtocolError,
     Queued,
+    Rescan,
     Result,
     Started,
     Submit,
@@ -153,26 +159,31 @@ def _field_table(body: str, where: str) -> dict[str, tuple[str, str]]:
 
 IMAGE = ImagePayload(2, 1, PixelFormat.RGBA8, bytes(8))
 MASK = ImagePayload(2, 1, PixelFormat.L8, b"\x00\xff")
-PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimum=1, maximum=150, choices=("x",), group="advanced")
-MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", needs_image=True, needs_mask=True, params=(PARAM,), accepts_mask=True)
+PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimum=1, maximum=150, choices=("x",), group="advanced",
+                  choice_labels=("Ex",))
+INPUT = InputSpec(InputKind.MASK, True, "Selection", "The selection is the mask.")
+MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", params=(PARAM,), inputs=(InputSpec(InputKind.IMAGE), INPUT),
+                placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30)
 DEVICE = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "fp16", 12 << 30, 10 << 30)
-ENGINE = EngineInfo("classical", "Classical", (MODE,), DEVICE)
-MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV")
+ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE)
+MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
 JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8)
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {
-    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret"),
+    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True),
     "submit": Submit(7, JOB),
     "cancel": Cancel("abc"),
+    "rescan": Rescan(),
     "welcome": Welcome("paintwire/0.1.0", CAPS),
+    "capabilities": CapabilitiesUpdate(CAPS),
     "queued": Queued("abc", 7, 3),
     "started": Started("abc"),
-    "progress": Progress("abc", 2, 10, "inpainting"),
+    "progress": Progress("abc", 2, 10, "denoising", "denoising", 0.5),
     "preview": Preview("abc", IMAGE, 1, 2, 3, 4),
-    "result": Result("abc", (LAYER,), 5, 6),
+    "result": Result("abc", (LAYER,), 5, 6, 1, 2),
     "error": Error(ErrorCode.BAD_IMAGE, "Bad.", "job.image", "abc", 7),
     "cancelled": Cancelled("abc"),
 }
@@ -185,6 +196,7 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "EngineInfo": (ENGINE, "welcome", ("capabilities", "engines", 0)),
     "DeviceInfo": (DEVICE, "welcome", ("capabilities", "engines", 0, "device")),
     "ModeSpec": (MODE, "welcome", ("capabilities", "engines", 0, "modes", 0)),
+    "InputSpec": (INPUT, "welcome", ("capabilities", "engines", 0, "modes", 0, "inputs", 1)),
     "ParamSpec": (PARAM, "welcome", ("capabilities", "engines", 0, "modes", 0, "params", 0)),
     "ModelInfo": (MODEL, "welcome", ("capabilities", "models", 0)),
     "Limits": (LIMITS, "welcome", ("capabilities", "limits")),
@@ -372,6 +384,22 @@ def test_param_types_are_documented(doc: str) -> None:
     spec = _section_named(doc, 3, r"Object `ParamSpec`")
     for t in ParamType:
         assert f"`{t.value}`" in spec, f"the ParamSpec type row should list `{t.value}`"
+
+
+def test_every_kind_of_the_vocabulary_is_documented(doc: str) -> None:
+    mode = _section_named(doc, 3, r"Input and placement kinds")
+    inputs = {_name(row[0]) for row in _rows(mode.split("Input kinds")[1].split("Placement kinds")[0])}
+    placements = {_name(row[0]) for row in _rows(mode.split("Placement kinds")[1])}
+    assert inputs == {k.value for k in InputKind}
+    assert placements == {k.value for k in PlacementKind}
+    models = _section_named(doc, 3, r"Object `ModelInfo`")
+    assert set(re.findall(r"`([a-z0-9-]+)`", models.split("Model kinds:")[1])) == {k.value for k in ModelKind}
+
+
+def test_the_version_rule_is_stated(doc: str) -> None:
+    rule = _section_named(doc, 2, r"version rule")
+    for thing in ("map key", "`type`", "`kind`", "`placement`", "`group`", "`code`"):
+        assert thing in rule, f"the version rule should say what a client does with an unknown {thing}"
 
 
 def test_protocol_version_is_stated(doc: str) -> None:

@@ -1,12 +1,18 @@
 """The plug-in's procedures as plain data, and the rules that turn their
 arguments into a job. No GIMP import: this is the part unit tests cover.
 
-Each procedure is one of paintwire.protocol.workflow's UI modes. Its PDB
-arguments are a generic set, the same for every procedure, so a batch script
-can call any of them the same way: the common server parameters have their own
-arguments (prompt, negative prompt, model, strength, steps, seed) and
-``params-json`` carries everything else the server advertises (a JSON object
-of protocol parameter names, e.g. ``{"method": "ns", "mask_blur": 8}``).
+GIMP registers procedures when it scans plug-ins, often with no server
+running, so the menu cannot list the server's modes. Two kinds of entries
+answer that: Filters > Paintwire > Paintwire... (GENERIC_PROC) runs any mode
+the connected server offers, chosen in its dialog or by its ``mode``
+argument, so a new server mode needs no plug-in release; and a few named
+entries (SHORTCUTS) open that same dialog on a well-known mode, as menu
+conveniences with labels of their own. Every procedure takes the same
+generic arguments, so a batch script calls them all alike: the common server
+parameters have their own arguments (prompt, negative prompt, model,
+strength, steps, seed) and ``params-json`` carries everything else the server
+advertises (a JSON object of protocol parameter names, e.g.
+``{"method": "ns", "mask_blur": 8}``).
 """
 
 from __future__ import annotations
@@ -15,43 +21,50 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.modes import Choice
+from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, SEED
+from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import Capabilities, ModeSpec, ProtocolError
-from paintwire.protocol import workflow
 
 PREFIX = "plug-in-paintwire-"
 MENU = "<Image>/Filters/Paintwire"
+GENERIC_PROC = "plug-in-paintwire"
 
 
 @dataclass(frozen=True)
-class Action:
-    ui_mode: str  # a key of workflow.UI_MODES
+class Shortcut:
+    """A named menu entry that opens the Paintwire dialog on one server mode.
+
+    Only a name, a menu label and a blurb live here: what the mode reads,
+    its parameters and where its result goes come from the server when the
+    entry runs. A server without the mode says so, naming what it offers.
+    """
+
+    mode: str  # the server's mode name
+    suffix: str  # the procedure's name after PREFIX
     menu_label: str
     blurb: str
-    default_source: str = "drawable"  # the "source" argument's default
+    default_source: str = InputSource.LAYER.value
 
     @property
     def proc_name(self) -> str:
-        return PREFIX + self.ui_mode
-
-    @property
-    def server_mode(self) -> str:
-        return workflow.UI_MODE_BY_KEY[self.ui_mode].server_mode
+        return PREFIX + self.suffix
 
 
-ACTIONS: tuple[Action, ...] = (
-    Action("generate", "_Generate...", "Generate a new layer from the prompt, the size of the canvas."),
-    Action("refine", "_Refine (img2img)...", "Rework the input guided by the prompt; the result is a new layer."),
-    Action("inpaint", "_Inpaint Selection...", "Regenerate what is selected (feathering kept); the rest stays as it is."),
+SHORTCUTS: tuple[Shortcut, ...] = (
+    Shortcut("txt2img", "generate", "_Generate...", "Generate a new layer from the prompt, the size of the canvas."),
+    Shortcut("img2img", "refine", "_Refine...", "Rework the input guided by the prompt; the result is a new layer."),
+    Shortcut("inpaint", "inpaint", "_Inpaint Selection...", "Regenerate what is selected (feathering kept); the rest stays as it is."),
     # The strokes usually sit on a layer of their own: the visible image is the input.
-    Action("sketch", "Inpaint S_ketch...", "Regenerate the selection over colour strokes painted on the image; the strokes guide it.",
-           default_source="visible"),
-    Action("expand", "_Expand Canvas (outpaint)...", "Grow the picture beyond its edges; the result opens as a new image."),
-    Action("upscale", "_Upscale...", "Enlarge the picture; the result opens as a new image."),
+    Shortcut("inpaint_sketch", "sketch", "Inpaint S_ketch...",
+             "Regenerate the selection over colour strokes painted on the image; the strokes guide it.",
+             default_source=InputSource.VISIBLE.value),
+    Shortcut("outpaint", "expand", "_Expand Canvas...", "Grow the picture beyond its edges."),
+    Shortcut("upscale", "upscale", "_Upscale...", "Enlarge the picture."),
 )
-ACTION_BY_PROC = {a.proc_name: a for a in ACTIONS}
+SHORTCUT_BY_PROC = {s.proc_name: s for s in SHORTCUTS}
 CONNECTION_PROC = PREFIX + "connection"
-
-SOURCES = ("drawable", "visible")  # the active layer, or everything visible merged
 
 
 class PluginError(Exception):
@@ -87,17 +100,19 @@ ARGS: tuple[ArgDef, ...] = (
     ArgDef("steps", "int", "Steps", "Sampling steps; 0 uses the server's default.", STEPS_DEFAULT, 0, 1000),
     ArgDef("seed", "int", "Seed", "Random seed; -1 lets the server pick one (it is in the layer name).", -1, -1, MAX_INT_SEED),
     ArgDef("params-json", "string", "Other parameters (JSON)", "A JSON object of further server parameters by name.", "{}"),
-    ArgDef("source", "string", "Input", "drawable: the active layer; visible: everything visible.", "drawable"),
+    ArgDef("source", "string", "Input", "layer: the active layer; visible: everything visible.", InputSource.LAYER.value),
 )
+# Only the generic procedure takes a mode; a named entry's mode is its own.
+MODE_ARG = ArgDef("mode", "string", "Mode", "The server's mode name (see 'paintwire info'); empty: the first it offers.", "")
 ARG_BY_NAME = {a.name: a for a in ARGS}
 
 # Generic argument -> protocol parameter of the same meaning.
 GENERIC_PARAMS = {
-    "prompt": workflow.PROMPT,
-    "negative-prompt": workflow.NEGATIVE_PROMPT,
+    "prompt": PROMPT,
+    "negative-prompt": NEGATIVE_PROMPT,
     "strength": "strength",
     "steps": "steps",
-    "seed": workflow.SEED,
+    "seed": SEED,
 }
 
 
@@ -113,7 +128,8 @@ class Args:
     steps: int = STEPS_DEFAULT
     seed: int = -1
     params_json: str = "{}"
-    source: str = "drawable"
+    source: str = InputSource.LAYER.value
+    mode: str = ""
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> "Args":
@@ -141,35 +157,12 @@ class Args:
         return value
 
 
-def choose_engine(caps: Capabilities, ui_mode: str, engine: str = "", model: str = "") -> workflow.Choice:
-    """The engine (and model) that will run ``ui_mode``.
-
-    An explicit model picks its engine; an explicit engine narrows the choice;
-    otherwise the first model the server offers for the mode. Raises
-    PluginError naming what the server does offer.
-    """
-    label = workflow.UI_MODE_BY_KEY[ui_mode].label
-    choices = workflow.model_choices(caps, ui_mode)
-    if not choices:
-        engines = ", ".join(e.name for e in caps.engines) or "none"
-        raise PluginError(f"This Paintwire server cannot do {label}: none of its engines ({engines}) offers it. "
-                          "A diffusers model may need to be installed on the server.")
-    if engine:
-        narrowed = [c for c in choices if c.engine == engine]
-        if not narrowed:
-            offered = ", ".join(sorted({c.engine for c in choices}))
-            raise PluginError(f"Engine {engine!r} cannot do {label} on this server; these can: {offered}.")
-        choices = narrowed
-    if model:
-        for choice in choices:
-            if choice.model == model:
-                return choice
-        # An engine without a model list takes any name the server knows.
-        if engine and choices[0].model is None:
-            return workflow.Choice(choices[0].engine, model, model)
-        offered = ", ".join(c.model or c.engine for c in choices)
-        raise PluginError(f"Model {model!r} cannot do {label} on this server; choose one of: {offered}.")
-    return choices[0]
+def choose_engine(caps: Capabilities, mode: str, engine: str = "", model: str = "") -> Choice:
+    """The engine (and model) that will run ``mode`` (see hostkit.modes.choose)."""
+    try:
+        return kit_modes.choose(caps, mode, engine, model)
+    except kit_modes.ChoiceError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def job_params(mode: ModeSpec, args: Args) -> dict[str, Any]:
@@ -206,7 +199,7 @@ def job_params(mode: ModeSpec, args: Args) -> dict[str, Any]:
     return values
 
 
-def args_from_params(base: Args, mode: ModeSpec, params: Mapping[str, Any], choice: workflow.Choice, source: str) -> Args:
+def args_from_params(base: Args, mode: ModeSpec, params: Mapping[str, Any], choice: Choice, source: str) -> Args:
     """Arguments that reproduce ``params`` (from a dialog): the inverse of job_params,
     so the procedure's saved config remembers every value the artist set."""
     specs = {s.name for s in mode.params}
@@ -223,13 +216,14 @@ def args_from_params(base: Args, mode: ModeSpec, params: Mapping[str, Any], choi
     if "seed" in generic and not (-1 <= int(generic["seed"]) <= MAX_INT_SEED):
         rest["seed"] = generic.pop("seed")
     values = {**base.to_values(), **{k.replace("_", "-"): v for k, v in generic.items()}}
-    values.update(engine=choice.engine, model=choice.model or "", source=source, **{"params-json": json.dumps(rest, sort_keys=True)})
+    values.update(engine=choice.engine, model=choice.model or "", source=source, mode=mode.name, **{"params-json": json.dumps(rest, sort_keys=True)})
     if "strength" in generic:
         values["strength"] = float(generic["strength"])
     return Args.from_values(values)
 
 
-def check_source(source: str) -> str:
-    if source not in SOURCES:
-        raise PluginError(f"source must be one of {', '.join(SOURCES)}, got {source!r}.")
-    return source
+def check_source(source: str) -> InputSource:
+    try:
+        return InputSource.parse(source)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None

@@ -1,11 +1,12 @@
-"""GimpUi dialogs: the job dialog built from the server's ParamSpecs, and the
-connection dialog. Only imported for interactive runs.
+"""GimpUi dialogs: the job dialog built from the server's mode descriptions,
+and the connection dialog. Only imported for interactive runs.
 
-The job dialog shows the model list of the connected server, the input choice
-and one widget per parameter the chosen engine's mode advertises (form.py
-decides which), rarely touched ones under "Advanced". Choosing a model of
-another engine rebuilds the form, keeping the values of parameters of the
-same name.
+The job dialog shows the modes the connected server offers (a chooser in
+"Paintwire...", fixed in the named entries), its model list, the input
+choice and one widget per parameter the chosen engine's mode advertises
+(paintwire.hostkit.form decides which), rarely touched ones folded. Choosing
+another mode or a model of another engine rebuilds the form, keeping the
+values of parameters of the same name.
 """
 
 from __future__ import annotations
@@ -19,61 +20,64 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, Gtk  # noqa: E402
 
+from paintwire.hostkit import form as kit_form  # noqa: E402
+from paintwire.hostkit import modes as kit_modes  # noqa: E402
+from paintwire.hostkit.request import PROMPT, reads_document  # noqa: E402
+from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import ModeSpec  # noqa: E402
-from paintwire.protocol import workflow  # noqa: E402
 
 import form  # noqa: E402
-from actions import Action, Args, args_from_params  # noqa: E402
+from actions import Args, args_from_params  # noqa: E402
 from jobs import DialogRequest  # noqa: E402
 
 PLUG_IN_BINARY = "paintwire"
-SOURCES = (("drawable", "Active layer"), ("visible", "Visible image"))
 
 
 class ParamForm:
     """Widgets for one mode's parameters; ``values()`` reads them back by name."""
 
     def __init__(self, mode: ModeSpec, values: dict[str, Any], labels: Gtk.SizeGroup | None = None) -> None:
-        self.fields = form.fields(mode, values)
+        self.fields = kit_form.fields(mode, values)
         self._readers: dict[str, Callable[[], Any]] = {}
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
-        basic = self._grid()
-        advanced = self._grid()
-        rows = {id(basic): 0, id(advanced): 0}
+        grids: dict[str, Gtk.Grid] = {}
+        rows: dict[str, int] = {}
         for field in self.fields:
-            if field.kind == "prompt":
+            if field.kind == kit_form.FieldKind.PROMPT:
                 self.widget.pack_start(self._prompt(field), False, False, 0)
                 continue
-            grid = advanced if field.advanced else basic
+            if field.group not in grids:
+                grids[field.group], rows[field.group] = self._grid(), 0
+                if field.advanced:  # one fold per group, in the order the fields come
+                    expander = Gtk.Expander(label=field.group_title)
+                    expander.add(grids[field.group])
+                    self.widget.pack_start(expander, False, False, 0)
+                else:
+                    self.widget.pack_start(grids[field.group], False, False, 0)
+            grid = grids[field.group]
             label = Gtk.Label(label=field.label, xalign=0.0)
             label.set_tooltip_text(field.help)
             if labels is not None and not field.advanced:
-                labels.add_widget(label)  # one label column with the dialog's Model and Input rows
+                labels.add_widget(label)  # one label column with the dialog's Mode, Model and Input rows
             widget = self._widget(field)
             widget.set_tooltip_text(field.help)
             widget.set_hexpand(True)
-            grid.attach(label, 0, rows[id(grid)], 1, 1)
-            grid.attach(widget, 1, rows[id(grid)], 1, 1)
-            rows[id(grid)] += 1
-        if rows[id(basic)]:
-            self.widget.pack_start(basic, False, False, 0)
-        if rows[id(advanced)]:
-            expander = Gtk.Expander(label="Advanced")
-            expander.add(advanced)
-            self.widget.pack_start(expander, False, False, 0)
+            grid.attach(label, 0, rows[field.group], 1, 1)
+            grid.attach(widget, 1, rows[field.group], 1, 1)
+            rows[field.group] += 1
 
     @staticmethod
     def _grid() -> Gtk.Grid:
         grid = Gtk.Grid(column_spacing=12, row_spacing=6)
         return grid
 
-    def _prompt(self, field: form.Field) -> Gtk.Widget:
+    def _prompt(self, field: kit_form.Field) -> Gtk.Widget:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=2)
         box.pack_start(Gtk.Label(label=field.label, xalign=0.0), False, False, 0)
         view = Gtk.TextView(wrap_mode=Gtk.WrapMode.WORD_CHAR, accepts_tab=False)
         view.get_buffer().set_text(str(field.value or ""))
         view.set_tooltip_text(field.help)
-        scroll = Gtk.ScrolledWindow(min_content_height=60 if field.name == workflow.PROMPT else 36)
+        scroll = Gtk.ScrolledWindow(min_content_height=60 if field.name == PROMPT else 36)
         scroll.set_shadow_type(Gtk.ShadowType.IN)
         scroll.add(view)
         box.pack_start(scroll, True, True, 0)
@@ -85,12 +89,12 @@ class ParamForm:
         self._readers[field.name] = read
         return box
 
-    def _widget(self, field: form.Field) -> Gtk.Widget:
+    def _widget(self, field: kit_form.Field) -> Gtk.Widget:
         if field.kind in ("int", "seed", "float"):
             adj = Gtk.Adjustment(value=float(field.value), lower=field.minimum, upper=field.maximum,
                                  step_increment=field.step, page_increment=field.step * 10)
             spin = Gtk.SpinButton(adjustment=adj, digits=field.digits, numeric=True)
-            self._readers[field.name] = lambda: form.coerce(field, spin.get_value())
+            self._readers[field.name] = lambda: kit_form.coerce(field, spin.get_value())
             if field.kind != "seed":
                 return spin
             box = Gtk.Box(spacing=4)
@@ -106,8 +110,8 @@ class ParamForm:
             return check
         if field.kind == "choice":
             combo = Gtk.ComboBoxText()
-            for choice in field.choices:
-                combo.append(choice, choice)
+            for value, text in field.choices:
+                combo.append(value, text)
             combo.set_active_id(str(field.value))
             self._readers[field.name] = lambda: combo.get_active_id() or field.value
             return combo
@@ -117,15 +121,16 @@ class ParamForm:
 
     def values(self) -> dict[str, Any]:
         by_name = {f.name: f for f in self.fields}
-        return {name: form.coerce(by_name[name], read()) for name, read in self._readers.items()}
+        return {name: kit_form.coerce(by_name[name], read()) for name, read in self._readers.items()}
 
 
-def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[DialogRequest], "Args | None"]:
+def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args | None"]:
     """The dialog callback jobs.run calls once the server's capabilities are known."""
 
     def show(request: DialogRequest) -> Args | None:
         GimpUi.init(PLUG_IN_BINARY)
-        dialog = GimpUi.Dialog(title=f"Paintwire: {workflow.UI_MODE_BY_KEY[action.ui_mode].label}", role=PLUG_IN_BINARY)
+        label = kit_modes.mode_label(request.capabilities, request.mode)
+        dialog = GimpUi.Dialog(title="Paintwire" if not request.mode_fixed else f"Paintwire: {label}", role=PLUG_IN_BINARY)
         dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
         dialog.add_button("_OK", Gtk.ResponseType.OK)
         dialog.set_default_response(Gtk.ResponseType.OK)
@@ -135,49 +140,95 @@ def job_dialog(procedure, action: Action, has_drawable: bool) -> Callable[[Dialo
 
         top = Gtk.Grid(column_spacing=12, row_spacing=6)
         labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)
+        modes = Gtk.ComboBoxText()
+        for spec in request.modes:
+            modes.append(spec.name, spec.label)
+        modes.set_active_id(request.mode)
+        modes.set_sensitive(not request.mode_fixed)
         models = Gtk.ComboBoxText()
-        for choice in request.choices:
-            models.append(choice.key, choice.label)
-        models.set_active_id(request.initial.key)
         sources = Gtk.ComboBoxText()
-        for key, label in SOURCES:
-            sources.append(key, label)
-        sources.set_active_id(request.args.source if has_drawable else "visible")
+        for source in InputSource:
+            sources.append(source.value, source.label)
+        start_source = InputSource.parse(request.args.source) if has_drawable else InputSource.VISIBLE
+        sources.set_active_id(start_source.value)
         sources.set_sensitive(has_drawable)
-        for row, (text, widget) in enumerate((("Model", models), ("Input", sources))):
-            label = Gtk.Label(label=text, xalign=0.0)
-            labels.add_widget(label)
+        refresh = Gtk.Button(label="Refresh")
+        refresh.set_tooltip_text("Have the server look at its model folders again (a model was just added)")
+        refresh.set_sensitive(request.refresh is not None)
+        model_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        model_row.pack_start(models, True, True, 0)
+        model_row.pack_start(refresh, False, False, 0)
+        unusable = Gtk.Label(xalign=0.0, wrap=True)  # models found but not loadable, with their reasons
+        unusable.get_style_context().add_class("dim-label")
+        for row, (text, widget) in enumerate((("Mode", modes), ("Model", model_row), ("Input", sources))):
+            row_label = Gtk.Label(label=text, xalign=0.0)
+            labels.add_widget(row_label)
             widget.set_hexpand(True)
-            top.attach(label, 0, row, 1, 1)
+            top.attach(row_label, 0, row, 1, 1)
             top.attach(widget, 1, row, 1, 1)
         content.pack_start(top, False, False, 0)
+        content.pack_start(unusable, False, False, 0)
 
         holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         content.pack_start(holder, True, True, 0)
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"choices": [], "updating": False, "caps": request.capabilities}
 
-        def chosen() -> workflow.Choice:
+        def mode_name() -> str:
+            return modes.get_active_id() or request.mode
+
+        def chosen() -> kit_modes.Choice:
             key = models.get_active_id()
-            return next((c for c in request.choices if c.key == key), request.initial)
+            return next((c for c in state["choices"] if c.key == key), state["choices"][0])
+
+        def fill_models(*_: Any) -> None:
+            previous = models.get_active_id() or request.initial.key
+            state["choices"] = request.choices(mode_name(), state["caps"])
+            state["updating"] = True
+            models.remove_all()
+            for choice in state["choices"]:
+                models.append(choice.key, choice.label)
+            models.set_active_id(kit_modes.keep_choice(state["choices"], previous))
+            state["updating"] = False
+            rebuild()
 
         def rebuild(*_: Any) -> None:
+            if state["updating"]:
+                return
             choice = chosen()
-            mode = workflow.find_mode(request.capabilities, choice.engine, action.ui_mode)
+            mode = kit_modes.find_mode(state["caps"], choice.engine, mode_name())
             assert mode is not None
             values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
             for child in holder.get_children():
                 holder.remove(child)
             state["form"], state["mode"] = ParamForm(mode, values, labels), mode
-            sources.set_sensitive(has_drawable and (mode.needs_image or mode.mask_allowed))  # Generate reads no pixels
+            sources.set_sensitive(has_drawable and reads_document(mode))  # Generate reads no pixels
             holder.pack_start(state["form"].widget, True, True, 0)
             mode_help = Gtk.Label(label=mode.help, xalign=0.0, wrap=True)
             mode_help.get_style_context().add_class("dim-label")
             holder.pack_start(mode_help, False, False, 0)
             holder.show_all()
 
+        def show_unusable() -> None:
+            lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in kit_modes.unusable_models(state["caps"])]
+            unusable.set_text("\n".join(lines))
+            unusable.set_visible(bool(lines))
+
+        def refresh_models(*_: Any) -> None:
+            try:
+                state["caps"] = request.refresh()
+            except Exception as exc:  # shown in the dialog, which stays usable
+                unusable.set_text(str(exc))
+                unusable.set_visible(True)
+                return
+            fill_models()
+            show_unusable()
+
+        modes.connect("changed", fill_models)
         models.connect("changed", rebuild)
-        rebuild()
+        refresh.connect("clicked", refresh_models)
+        fill_models()
         dialog.show_all()
+        show_unusable()
         try:
             if dialog.run() != Gtk.ResponseType.OK:
                 return None

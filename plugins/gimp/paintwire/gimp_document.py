@@ -14,8 +14,10 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
+from paintwire.hostkit.placement import Placement  # noqa: E402
+from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
+from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import PixelFormat  # noqa: E402
-from paintwire.protocol import workflow  # noqa: E402
 
 from actions import PluginError  # noqa: E402
 
@@ -52,13 +54,13 @@ class GimpDocument:
 
     # -- reading --------------------------------------------------------------------------
 
-    def snapshot(self, source: str) -> workflow.Snapshot:
+    def snapshot(self, source: InputSource) -> Snapshot:
         width, height = self.size()
-        if source == "drawable" and len(self.drawables) == 1:
+        if source is InputSource.LAYER and len(self.drawables) == 1:
             pixels = self._drawable_pixels(self.drawables[0], width, height)
         else:
             pixels = self._visible_pixels(width, height)
-        return workflow.Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection(), document_name=self._name())
+        return Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection())
 
     def selection(self) -> bytes | None:
         """The selection as one byte per canvas pixel, or None when nothing is selected."""
@@ -80,15 +82,9 @@ class GimpDocument:
         finally:
             layer.delete()
 
-    def _name(self) -> str:
-        try:
-            return self.image.get_name() or ""
-        except Exception:  # an image without a file has no name on some versions
-            return ""
-
     # -- writing --------------------------------------------------------------------------
 
-    def write(self, placement: workflow.Placement):
+    def write(self, placement: Placement):
         """Insert the result. Returns (new image or None, the top inserted layer).
 
         In the artist's image everything happens in one undo group, so one Undo
@@ -106,7 +102,7 @@ class GimpDocument:
         Gimp.displays_flush()
         return None, top
 
-    def _write_new_image(self, placement: workflow.Placement):
+    def _write_new_image(self, placement: Placement):
         base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB
         image = Gimp.Image.new(placement.width, placement.height, base)
         image.undo_disable()  # a new image starts with an empty undo history
@@ -119,7 +115,7 @@ class GimpDocument:
             Gimp.displays_flush()
         return image, top
 
-    def _insert_layers(self, image, placement: workflow.Placement, parent_position: int):
+    def _insert_layers(self, image, placement: Placement, parent_position: int):
         layer_type = _LAYER_TYPES[image.get_base_type()]
         for placed in placement.layers:  # checked before anything is inserted
             if placed.pixel_format is not PixelFormat.RGBA8:

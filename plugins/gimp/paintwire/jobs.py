@@ -2,44 +2,41 @@
 
 The GIMP side hands in a document (reads the snapshot, writes the placement),
 a progress sink and, for interactive runs, a dialog; this module does the rest
-in the same order every time: connect, pick the engine, ask the artist, read
-the document, build the request, wait for the result, write it. Every failure
-becomes a PluginError with a sentence for the artist; nothing is written to
-the document unless a complete result arrived.
+in the same order every time: connect, pick the mode and engine, ask the
+artist, read the document, build the request, wait for the result, write it.
+Every failure becomes a PluginError with a sentence for the artist; nothing is
+written to the document unless a complete result arrived.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
-from paintwire.protocol import (
-    Capabilities,
-    Client,
-    ClientError,
-    JobCancelled,
-    JobFailed,
-    ModeSpec,
-    PixelFormat,
-    Progress,
-    ProtocolError,
-    Queued,
-    Started,
-)
-from paintwire.protocol import workflow
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.modes import Choice
+from paintwire.hostkit.placement import Placement, place_result
+from paintwire.hostkit.request import JobSettings, build_request, prompt_of, reads_document
+from paintwire.hostkit.snapshot import Snapshot
+from paintwire.hostkit.sources import InputSource
+from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
+from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, ProtocolError
+from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
-from settings import CONNECT_TIMEOUT, Connection, check_url
+from settings import Connection, check_url
 
 CLIENT_NAME = "paintwire-gimp/0.1.0"
+# GIMP gathers the picture and the selection; a sketch is painted on the picture itself.
+SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
 
 
 class Document(Protocol):
     def size(self) -> tuple[int, int]: ...
 
-    def snapshot(self, source: str) -> workflow.Snapshot: ...
+    def snapshot(self, source: InputSource) -> Snapshot: ...
 
-    def write(self, placement: workflow.Placement) -> Any: ...
+    def write(self, placement: Placement) -> Any: ...
 
 
 class ProgressSink(Protocol):
@@ -54,16 +51,23 @@ class ProgressSink(Protocol):
 
 @dataclass(frozen=True)
 class DialogRequest:
-    """What an interactive dialog needs to show its form."""
+    """What an interactive dialog needs to show its form. ``modes`` are those the
+    server offers; the artist may switch among them unless ``mode_fixed``."""
 
-    ui_mode: str
+    mode: str
+    modes: list[ModeSpec]
+    mode_fixed: bool
     capabilities: Capabilities
-    choices: list[workflow.Choice]
-    initial: workflow.Choice
+    initial: Choice
     args: Args
+    # Asks the server to look at its model folders again; returns the new capabilities.
+    refresh: Callable[[], Capabilities] | None = None
+
+    def choices(self, mode: str, caps: Capabilities | None = None) -> list[Choice]:
+        return kit_modes.model_choices(caps or self.capabilities, mode)
 
 
-# A dialog returns the arguments to run with, or None when the artist cancelled.
+# A dialog returns the arguments to run with (their ``mode`` set), or None when the artist cancelled.
 Dialog = Callable[[DialogRequest], "Args | None"]
 
 
@@ -72,34 +76,26 @@ class Outcome:
     args: Args  # the arguments that ran (to save as the procedure's last values)
     written: Any  # what Document.write returned
     job_id: str
-    placement: workflow.Placement
+    placement: Placement
 
 
 class Cancelled(Exception):
     """The artist closed the dialog: not an error."""
 
 
-def event_text(event: Any) -> str | None:
-    if isinstance(event, Queued):
-        return "Paintwire: waiting for the server" + (f" ({event.position} jobs ahead)" if event.position else "")
-    if isinstance(event, Started):
-        return "Paintwire: working"
-    if isinstance(event, Progress):
-        stage = f" ({event.stage})" if event.stage else ""
-        return f"Paintwire: step {event.step} of {event.total}{stage}"
-    return None
-
-
 def run(
-    ui_mode: str,
+    mode: str,
     args: Args,
     connection: Connection,
     document: Document,
     progress: ProgressSink,
     dialog: Dialog | None = None,
     client_factory: Callable[..., Client] = Client,
+    mode_fixed: bool = True,
 ) -> Outcome:
-    """Run ``ui_mode`` on ``document``. Raises PluginError or Cancelled."""
+    """Run ``mode`` (a server mode name; empty: the first the server offers) on
+    ``document``. With ``mode_fixed`` false the dialog may switch modes.
+    Raises PluginError or Cancelled."""
     problem = check_url(connection.url)
     if problem:
         raise PluginError(problem)
@@ -108,29 +104,43 @@ def run(
     try:
         progress.start("Paintwire: connecting")
         caps = _connect(client, connection)
+        offered = kit_modes.offered_modes(caps, SUPPORTED_INPUTS)
+        if not mode:
+            if not offered:
+                raise PluginError("This Paintwire server offers no modes.")
+            mode = offered[0].name
         try:
-            choice = choose_engine(caps, ui_mode, args.engine, args.model)
+            choice = choose_engine(caps, mode, args.engine, args.model)
         except PluginError:
             if dialog is None:
                 raise
-            # The last-used model is gone from the server: the dialog starts from its first one.
-            choice = choose_engine(caps, ui_mode)
+            # The last-used model (or mode) is gone from the server: the dialog starts from the first one.
+            if not mode_fixed and all(m.name != mode for m in offered):
+                mode = offered[0].name if offered else mode
+            choice = choose_engine(caps, mode)
         if dialog is not None:
-            choices = workflow.model_choices(caps, ui_mode)
-            new_args = dialog(DialogRequest(ui_mode, caps, choices, choice, args))
+            latest = [caps]
+
+            def refresh() -> Capabilities:
+                latest[0] = _rescan(client)
+                return latest[0]
+
+            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh))
             if new_args is None:
                 raise Cancelled()
             args = new_args
+            caps = latest[0]  # a refresh in the dialog may have brought new models
+            mode = args.mode if (args.mode and not mode_fixed) else mode
             check_source(args.source)
-            choice = choose_engine(caps, ui_mode, args.engine, args.model)
-        mode = workflow.find_mode(caps, choice.engine, ui_mode)
-        assert mode is not None  # choose_engine only offers engines that have it
-        request = _request(document, caps, choice, ui_mode, mode, args)
+            choice = choose_engine(caps, mode, args.engine, args.model)
+        spec = kit_modes.find_mode(caps, choice.engine, mode)
+        assert spec is not None  # choose_engine only offers engines that have it
+        request = _request(document, caps, choice, spec, args)
         progress.text("Paintwire: sending")
         result = _wait(client, request, connection, progress)
-        placement = workflow.place_result(result, document.size(), workflow.prompt_of(request.params))
+        placement = place_result(result, document.size(), prompt_of(request.params), spec.placement)
         written = document.write(placement)
-        return Outcome(args, written, result.job, placement)
+        return Outcome(replace(args, mode=mode), written, result.job, placement)
     finally:
         client.close()
         progress.end()
@@ -145,29 +155,34 @@ def _connect(client: Client, connection: Connection) -> Capabilities:
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
 
 
-def _request(document: Document, caps: Capabilities, choice: workflow.Choice, ui_mode: str, mode: ModeSpec, args: Args):
-    params = job_params(mode, args)
-    snapshot = document.snapshot(args.source) if (mode.needs_image or mode.mask_allowed) else _blank(document)
-    settings = workflow.JobSettings(ui_mode, choice.engine, choice.model, params)
+def _rescan(client: Client) -> Capabilities:
     try:
-        return workflow.build_request(snapshot, caps, settings)
+        return client.rescan()
+    except (ClientError, JobFailed) as exc:
+        raise PluginError(f"The Paintwire server could not refresh its models: {exc}") from None
+
+
+def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args):
+    params = job_params(mode, args)
+    if reads_document(mode):
+        snapshot = document.snapshot(check_source(args.source))
+    else:
+        snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
+    settings = JobSettings(mode.name, choice.engine, choice.model, params)
+    try:
+        return build_request(snapshot, caps, settings)
     except ProtocolError as exc:
         raise PluginError(exc.message) from None
 
 
-def _blank(document: Document) -> workflow.Snapshot:
-    # Generate sends no pixels; the snapshot only carries the canvas size.
-    width, height = document.size()
-    return workflow.Snapshot(width, height, bytes(width * height * 4), PixelFormat.RGBA8)
-
-
 def _wait(client: Client, request, connection: Connection, progress: ProgressSink):
-    def on_event(event: Any) -> None:
+    def on_event(event: JobEvent) -> None:
         text = event_text(event)
         if text:
-            progress.text(text)
-        if isinstance(event, Progress) and event.total > 0:
-            progress.fraction(min(max(event.step / event.total, 0.0), 1.0))
+            progress.text(f"Paintwire: {text}")
+        fraction = progress_fraction(event)
+        if fraction is not None:
+            progress.fraction(fraction)
 
     try:
         return client.run(request, on_event=on_event, timeout=connection.timeout)

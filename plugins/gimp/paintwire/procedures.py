@@ -2,8 +2,11 @@
 and the run function that joins GIMP's side (document, progress, dialog) to
 jobs.run.
 
-Every generation procedure takes the same arguments (actions.ARGS), so a batch
-script calls them all alike:
+"Paintwire..." (plug-in-paintwire) runs any mode the server offers: its
+dialog has a mode chooser, and scripts name the mode in its ``mode`` argument
+(``paintwire info`` lists them). The named entries open the same dialog on
+one mode. Every generation procedure takes the same arguments (actions.ARGS),
+so a batch script calls them all alike:
 
     proc = Gimp.get_pdb().lookup_procedure("plug-in-paintwire-inpaint")
     config = proc.create_config()
@@ -26,42 +29,48 @@ from gi.repository import GLib, GObject, Gimp  # noqa: E402
 import actions  # noqa: E402
 import jobs  # noqa: E402
 import settings  # noqa: E402
-from actions import ACTION_BY_PROC, ACTIONS, ARGS, CONNECTION_PROC, MENU, Args, PluginError  # noqa: E402
+from actions import ARGS, CONNECTION_PROC, GENERIC_PROC, MENU, MODE_ARG, SHORTCUT_BY_PROC, SHORTCUTS, Args, PluginError  # noqa: E402
 from gimp_document import GimpDocument, GimpProgress  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
 AUTHOR = "Paintwire contributors"
 
 
+GENERIC_BLURB = "Run any mode the Paintwire server offers, chosen in the dialog (or by the mode argument)."
+
+
 def names() -> list[str]:
-    return [a.proc_name for a in ACTIONS] + [CONNECTION_PROC]
+    return [GENERIC_PROC] + [s.proc_name for s in SHORTCUTS] + [CONNECTION_PROC]
 
 
 def create(plugin, name: str):
     if name == CONNECTION_PROC:
         return _create_connection(plugin)
-    action = ACTION_BY_PROC[name]
+    shortcut = SHORTCUT_BY_PROC.get(name)
     procedure = Gimp.ImageProcedure.new(plugin, name, Gimp.PDBProcType.PLUGIN, run_action, None)
     procedure.set_image_types("RGB*, GRAY*")
     procedure.set_sensitivity_mask(
         Gimp.ProcedureSensitivityMask.DRAWABLE | Gimp.ProcedureSensitivityMask.DRAWABLES | Gimp.ProcedureSensitivityMask.NO_DRAWABLES
     )
-    procedure.set_menu_label(action.menu_label)
+    procedure.set_menu_label(shortcut.menu_label if shortcut else "_Paintwire...")
     procedure.add_menu_path(MENU)
-    procedure.set_documentation(action.blurb, _help(action), name)
+    blurb = shortcut.blurb if shortcut else GENERIC_BLURB
+    procedure.set_documentation(blurb, _help(blurb), name)
     procedure.set_attribution(AUTHOR, AUTHOR, "2026")
     for arg in ARGS:
-        _add_argument(procedure, arg, action.default_source if arg.name == "source" else arg.default)
+        _add_argument(procedure, arg, shortcut.default_source if (shortcut and arg.name == "source") else arg.default)
+    if shortcut is None:
+        _add_argument(procedure, MODE_ARG, MODE_ARG.default)
     procedure.add_image_return_value("new-image", "New image", "The image a resized result opened in (upscale, expand), or none.", True, RW)
     procedure.add_layer_return_value("layer", "Layer", "The inserted result layer (or the group holding several).", True, RW)
     return procedure
 
 
-def _help(action: actions.Action) -> str:
+def _help(blurb: str) -> str:
     return (
-        f"{action.blurb} Runs on a Paintwire server (Filters > Paintwire > Connection sets its address). "
+        f"{blurb} Runs on a Paintwire server (Filters > Paintwire > Connection sets its address). "
         "The selection is the mask (the whole canvas when nothing is selected); the input is the active layer "
-        "(source=drawable) or everything visible (source=visible). Results become new layers at their place, "
+        "(source=layer) or everything visible (source=visible). Results become new layers at their place, "
         "named after the prompt and seed, in one undo step. Server parameters without their own argument go in "
         "params-json as a JSON object."
     )
@@ -83,19 +92,21 @@ def _error(procedure, message: str):
 
 
 def run_action(procedure, run_mode, image, drawables, config, run_data):
-    action = ACTION_BY_PROC[procedure.get_name()]
+    shortcut = SHORTCUT_BY_PROC.get(procedure.get_name())
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    arg_names = [arg.name for arg in ARGS] + ([] if shortcut else [MODE_ARG.name])
     try:
-        args = Args.from_values({arg.name: config.get_property(arg.name) for arg in ARGS})
+        args = Args.from_values({name: config.get_property(name) for name in arg_names})
         document = GimpDocument(image, drawables, interactive)
         document.check()
         dialog = None
         if interactive:
             import dialogs  # GTK only when there is a screen to show it on
 
-            dialog = dialogs.job_dialog(procedure, action, bool(drawables))
+            dialog = dialogs.job_dialog(procedure, bool(drawables))
         connection = settings.load(Gimp.directory())
-        outcome = jobs.run(action.ui_mode, args, connection, document, GimpProgress(), dialog=dialog)
+        mode = shortcut.mode if shortcut else args.mode
+        outcome = jobs.run(mode, args, connection, document, GimpProgress(), dialog=dialog, mode_fixed=shortcut is not None)
     except jobs.Cancelled:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except PluginError as exc:
@@ -104,7 +115,8 @@ def run_action(procedure, run_mode, image, drawables, config, run_data):
         traceback.print_exc()
         return _error(procedure, f"Paintwire plug-in error: {type(exc).__name__}: {exc}")
     for name, value in outcome.args.to_values().items():
-        config.set_property(name, value)  # what the dialog chose becomes the procedure's last values
+        if name in arg_names:
+            config.set_property(name, value)  # what the dialog chose becomes the procedure's last values
     new_image, layer = outcome.written
     values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
     _set_return(values, 1, Gimp.Image, new_image)

@@ -15,14 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
+from paintwire.hostkit.status import EVENT_TIMEOUT
 from paintwire.protocol import DEFAULT_URL
 
 FILE_NAME = "paintwire.json"
-# Per event, not per job: a diffusers job on a slow machine can spend minutes
-# loading a model before its first progress event. A connection that stays
-# silent longer than this is treated as lost, so GIMP never waits for ever.
-DEFAULT_TIMEOUT = 600.0
-CONNECT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = EVENT_TIMEOUT  # the artist may change it in the Connection procedure
 
 
 @dataclass(frozen=True)

@@ -32,17 +32,22 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from paintwire.protocol import PixelFormat, Preview, Progress, Queued, Started
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.history import History
+from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
+from paintwire.hostkit.sources import InputSource
+from paintwire.protocol import InputKind, PixelFormat, Preview
 
 from . import document
-from .state import INPUT_SOURCES, OUTPUT_FORMAT, PanelSettings, PanelState, describe_error, history_from_json, history_to_json
+from .controller import Controller
+from .state import PanelSettings, PanelState
 from .widgets import ParamForm
 from .worker import Worker
 
 DOCKER_ID = "paintwire_docker"
 SETTINGS_GROUP = "paintwire"
 PREVIEW_SIDE = 256
+PROGRESS_STEPS = 1000
 NO_LAYER = "(none)"
 
 
@@ -58,14 +63,17 @@ class PaintwireDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Paintwire")
-        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), history_from_json(_read_setting("history")))
+        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), History.from_json(_read_setting("history")))
         self.worker = Worker(self)
+        self.controller = Controller(self.state, document, self.worker, self, self._save)
         self.worker.connected.connect(self._on_connected)
+        self.worker.capabilities_changed.connect(self.controller.capabilities_changed)
+        self.worker.notice.connect(self._set_status)
         self.worker.disconnected.connect(self._on_disconnected)
-        self.worker.job_event.connect(self._on_job_event)
-        self.worker.job_done.connect(self._on_job_done)
-        self.worker.job_failed.connect(self._on_job_failed)
-        self.worker.job_cancelled.connect(self._on_job_cancelled)
+        self.worker.job_event.connect(self.controller.on_event)
+        self.worker.job_done.connect(self.controller.on_done)
+        self.worker.job_failed.connect(self.controller.on_failed)
+        self.worker.job_cancelled.connect(self.controller.on_cancelled)
         self._updating = False
         self._build_ui()
         self._refresh_controls()
@@ -120,16 +128,16 @@ class PaintwireDocker(DockWidget):
         self.prompt_edit.setObjectName("paintwire-prompt")
         self.prompt_edit.setPlaceholderText("Describe what to make")
         self.prompt_edit.setFixedHeight(60)
-        self.prompt_edit.textChanged.connect(lambda: self._value_changed(wf.PROMPT, self.prompt_edit.toPlainText()))
+        self.prompt_edit.textChanged.connect(lambda: self._value_changed(PROMPT, self.prompt_edit.toPlainText()))
         self.negative_edit = QPlainTextEdit()
         self.negative_edit.setObjectName("paintwire-negative-prompt")
         self.negative_edit.setPlaceholderText("What to avoid")
         self.negative_edit.setFixedHeight(40)
-        self.negative_edit.textChanged.connect(lambda: self._value_changed(wf.NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
+        self.negative_edit.textChanged.connect(lambda: self._value_changed(NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
         self.input_combo = QComboBox()
         self.input_combo.setObjectName("paintwire-input")
-        for key, label in INPUT_SOURCES:
-            self.input_combo.addItem(label, key)
+        for source in InputSource:
+            self.input_combo.addItem(source.label, source.value)
         self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(self.state.settings.input_source)))
         self.input_combo.currentIndexChanged.connect(self._input_changed)
         self.mask_combo = QComboBox()
@@ -144,7 +152,15 @@ class PaintwireDocker(DockWidget):
         layers_refresh.setToolTip("Reload the layer lists")
         layers_refresh.clicked.connect(self._refresh_layers)
         form.addRow("Mode", self.mode_combo)
-        form.addRow("Model", self.model_combo)
+        self.models_refresh = QToolButton()
+        self.models_refresh.setObjectName("paintwire-models-refresh")
+        self.models_refresh.setText("\u21bb")
+        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
+        self.models_refresh.clicked.connect(self._refresh_models)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.models_refresh)
+        form.addRow("Model", model_row)
         # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
         self.prompt_box = QWidget()
         prompts = QFormLayout(self.prompt_box)
@@ -205,11 +221,11 @@ class PaintwireDocker(DockWidget):
         self.apply_button = QPushButton("Apply again")
         self.apply_button.setObjectName("paintwire-history-apply")
         self.apply_button.setToolTip("Add this result's layers to the current document again.")
-        self.apply_button.clicked.connect(self._apply_history)
+        self.apply_button.clicked.connect(lambda: self.controller.apply_history(self.history_list.currentRow()))
         self.rerun_button = QPushButton("Use settings")
         self.rerun_button.setObjectName("paintwire-history-rerun")
         self.rerun_button.setToolTip("Put this result's settings and seed back into the panel, to run it again or vary it.")
-        self.rerun_button.clicked.connect(self._rerun_history)
+        self.rerun_button.clicked.connect(lambda: self.controller.rerun_history(self.history_list.currentRow()))
         hb.addWidget(self.apply_button)
         hb.addWidget(self.rerun_button)
         hl.addLayout(hb)
@@ -226,26 +242,32 @@ class PaintwireDocker(DockWidget):
             st = self.state
             self.mode_combo.clear()
             for m in st.modes():
-                self.mode_combo.addItem(m.label, m.key)
+                self.mode_combo.addItem(m.label, m.name)
                 self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ToolTipRole)
-            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.ui_mode)))
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.mode)))
             self.model_combo.clear()
             for c in st.choices():
                 self.model_combo.addItem(c.label, c.key)
+            for m in kit_modes.unusable_models(st.capabilities):
+                # Listed with the reason, never offered: a disabled entry the painter can hover.
+                self.model_combo.addItem(f"{m.label or m.name} (cannot be used)", None)
+                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ToolTipRole)
+                self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
             self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
             mode = st.current_mode()
             names = {p.name for p in mode.params} if mode else set()
-            self.prompt_box.setVisible(bool(names & set(wf.PROMPT_PARAMS)))
-            for name, label, edit in ((wf.PROMPT, self.prompt_label, self.prompt_edit), (wf.NEGATIVE_PROMPT, self.negative_label, self.negative_edit)):
+            self.prompt_box.setVisible(bool(names & set(PROMPT_PARAMS)))
+            for name, label, edit in ((PROMPT, self.prompt_label, self.prompt_edit), (NEGATIVE_PROMPT, self.negative_label, self.negative_edit)):
                 shown = name in names
                 label.setVisible(shown)
                 edit.setVisible(shown)
                 if shown and edit.toPlainText() != (st.value(name) or ""):
                     edit.setPlainText(st.value(name) or "")
-            uses_mask = bool(mode and mode.mask_allowed)
-            self.mask_combo.setEnabled(uses_mask)
-            self.sketch_combo.setEnabled(uses_mask)
-            self.form.build(mode.params if mode else (), st.value, skip=wf.PROMPT_PARAMS)
+            # The layer choosers follow the inputs the server says the mode reads.
+            self.input_combo.setEnabled(bool(mode and mode.input(InputKind.IMAGE)))
+            self.mask_combo.setEnabled(bool(mode and mode.input(InputKind.MASK)))
+            self.sketch_combo.setEnabled(bool(mode and mode.input(InputKind.SKETCH)))
+            self.form.build(mode, st.value, skip=PROMPT_PARAMS)
         finally:
             self._updating = False
         self._refresh_buttons()
@@ -253,6 +275,7 @@ class PaintwireDocker(DockWidget):
     def _refresh_buttons(self) -> None:
         st = self.state
         self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        self.models_refresh.setEnabled(st.connected and not st.busy)
         self.cancel_button.setEnabled(st.busy)
         self.connect_button.setText("Reconnect" if st.connected else "Connect")
         has = self.history_list.currentRow() >= 0
@@ -282,7 +305,7 @@ class PaintwireDocker(DockWidget):
 
     def _save(self) -> None:
         _write_setting("settings", self.state.settings.to_json())
-        _write_setting("history", history_to_json(self.state.history))
+        _write_setting("history", self.state.history.to_json())
 
     # -- widgets -> state ----------------------------------------------------------------
 
@@ -321,78 +344,44 @@ class PaintwireDocker(DockWidget):
 
     def _on_connected(self, caps, server: str) -> None:
         self.connect_button.setEnabled(True)
-        self.state.set_capabilities(caps, server)
-        modes = ", ".join(m.label for m in self.state.modes()) or "none"
-        devices = "; ".join(e.device.summary() for e in caps.engines if e.device)
-        self._set_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}." + (f" Device: {devices}." if devices else ""))
-        self._refresh_controls()
+        self.controller.connected(caps, server)
         self._refresh_layers()
+
+    def _refresh_models(self) -> None:
+        self._set_status("Looking for new models \u2026")
+        self.worker.rescan()
 
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)
-        was_busy = self.state.busy
-        if was_busy:
-            self.state.finish_job(None)
-            self._end_progress()
-        self.state.set_capabilities(None)
-        self._set_status(describe_error(reason, False) if reason else "Disconnected.", error=bool(reason))
-        self._refresh_controls()
+        self.controller.disconnected(reason)
 
-    # -- jobs ----------------------------------------------------------------------------
+    # -- jobs (controller.py does the work; these are the widgets' ends) -------------------
 
     def _generate_clicked(self) -> None:
-        try:
-            doc = document.active_document()
-            settings = self.state.job_settings()
-            mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
-            sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
-            snap = document.snapshot(
-                doc, self.state.settings.input_source,
-                mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None,
-            )
-            request = wf.build_request(snap, self.state.capabilities, settings, OUTPUT_FORMAT)
-        except (document.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
-            self._set_status(str(exc), error=True)
-            return
-        except Exception as exc:  # never let a surprise reach Krita's error dialog
-            self._set_status(f"Cannot start: {exc}", error=True)
-            traceback.print_exc()
-            return
-        ticket = self.state.start_job(settings, doc, (snap.width, snap.height))
-        self._save()
-        self.progress.setRange(0, 0)  # busy until the server reports steps
-        self.preview_label.clear()
-        self._set_status("Sending the job \u2026")
-        self._refresh_buttons()
-        self.worker.submit(ticket.number, request)
+        mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
+        sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
+        if self.controller.generate(
+            mask_layer if mask_layer != NO_LAYER else None, sketch_layer if sketch_layer != NO_LAYER else None
+        ):
+            self.preview_label.clear()
 
     def _cancel_clicked(self) -> None:
-        if self.state.busy:
-            self.state.ticket.cancel_requested = True
-            self._set_status("Cancelling \u2026")
-            self.worker.cancel()
+        self.controller.cancel()
 
-    def _current(self, number: int) -> bool:
-        return self.state.ticket is not None and self.state.ticket.number == number
+    # -- controller.View -----------------------------------------------------------------
 
-    def _on_job_event(self, number: int, event) -> None:
-        if not self._current(number):
+    def show_status(self, text: str, error: bool = False) -> None:
+        self._set_status(text, error)
+
+    def show_progress(self, fraction: float | None) -> None:
+        if fraction is None:
+            self.progress.setRange(0, 0)  # busy until the server reports steps
             return
-        if isinstance(event, Queued):
-            self.state.ticket.job_id = event.job
-            self._set_status("Waiting: next in the queue." if event.position == 0 else f"Waiting: {event.position} job(s) ahead.")
-        elif isinstance(event, Started):
-            self._set_status("Working \u2026")
-        elif isinstance(event, Progress):
-            if event.total > 0:
-                self.progress.setRange(0, event.total)
-                self.progress.setValue(event.step)
-                self.progress.setFormat("%v / %m")
-            self._set_status(f"{event.stage or 'Working'}: {event.step}/{event.total}")
-        elif isinstance(event, Preview):
-            self._show_preview(event)
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(round(fraction * PROGRESS_STEPS))
+        self.progress.setFormat("%p%")
 
-    def _show_preview(self, event: Preview) -> None:
+    def show_preview(self, event: Preview) -> None:
         img = event.image
         if img.encoding.value == "png":
             image = QImage.fromData(img.data, "PNG")
@@ -404,78 +393,14 @@ class PaintwireDocker(DockWidget):
         pixmap = QPixmap.fromImage(image).scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
         self.preview_label.setPixmap(pixmap)
 
-    def _on_job_done(self, number: int, result) -> None:
-        if not self._current(number):
-            return
-        ticket, placement = self.state.finish_job(result)
-        self._end_progress()
-        try:
-            if not document.is_open(ticket.document):
-                raise document.DocumentError("The document of this job was closed; the result is kept in the history.")
-            title = f"{ticket.document.name() or 'Untitled'} ({wf.UI_MODE_BY_KEY[ticket.settings.ui_mode].label})"
-            document.write_placement(ticket.document, placement, title)
-            names = ", ".join(l.name for l in placement.layers)
-            where = "a new document" if placement.new_document else "new layer(s)"
-            self._set_status(f"Done: {names} added as {where}.")
-        except Exception as exc:
-            self._set_status(f"The result could not be added: {exc}", error=True)
-            traceback.print_exc()
-        self.state.record(ticket, result, placement)
-        self._fill_history()
-        self._save()
-        self._refresh_buttons()
-
-    def _on_job_failed(self, number: int, message: str) -> None:
-        if not self._current(number):
-            return
-        self.state.finish_job(None)
-        self._end_progress()
-        self._set_status(describe_error(message, True), error=True)
-        self._refresh_buttons()
-
-    def _on_job_cancelled(self, number: int) -> None:
-        if not self._current(number):
-            return
-        self.state.finish_job(None)
-        self._end_progress()
-        self._set_status("Cancelled; the document was not changed.")
-        self._refresh_buttons()
-
-    def _end_progress(self) -> None:
+    def job_ended(self) -> None:
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")
 
-    # -- history -------------------------------------------------------------------------
-
-    def _selected_entry(self):
-        row = self.history_list.currentRow()
-        return self.state.history[row] if 0 <= row < len(self.state.history) else None
-
-    def _apply_history(self) -> None:
-        entry = self._selected_entry()
-        if entry is None:
-            return
-        if entry.result is None:
-            self._set_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
-            return
-        doc = document.active_document()
-        try:
-            document.check_supported(doc)
-            placement = wf.place_result(entry.result, (doc.width(), doc.height()), wf.prompt_of(entry.settings.params))
-            document.write_placement(doc, placement, f"{doc.name()} (history)")
-            self._set_status("Added the result again.")
-        except Exception as exc:
-            self._set_status(f"Could not add the result: {exc}", error=True)
-
-    def _rerun_history(self) -> None:
-        entry = self._selected_entry()
-        if entry is None:
-            return
-        self.state.apply_job_settings(entry.rerun_settings(0))
+    def refresh(self) -> None:
         self._refresh_controls()
-        self._save()
-        self._set_status("Settings restored; press Generate to run them again.")
+        self._fill_history()
 
     # -- Krita ---------------------------------------------------------------------------
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from krita import Krita
 
+from paintwire.hostkit.placement import Placement, PlacedLayer
+from paintwire.hostkit.snapshot import Snapshot
+from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat
-from paintwire.protocol import workflow as wf
 
-from .state import INPUT_LAYER
+from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, alpha_of, clip_to_canvas, from_8bit, mask_from_layer, to_8bit, union_masks
 
 SUPPORTED_MODEL = "RGBA"
 
@@ -37,8 +39,8 @@ def check_supported(doc) -> str:
     if doc is None:
         raise DocumentError("Open or create a document first.")
     model, depth = doc.colorModel(), doc.colorDepth()
-    if model != SUPPORTED_MODEL or depth not in wf.SUPPORTED_DEPTHS:
-        raise DocumentError(f"This document is {model} {depth}. {wf.UNSUPPORTED_DEPTH_HINT}")
+    if model != SUPPORTED_MODEL or depth not in SUPPORTED_DEPTHS:
+        raise DocumentError(f"This document is {model} {depth}. {UNSUPPORTED_DEPTH_HINT}")
     return depth
 
 
@@ -63,13 +65,13 @@ def find_layer(doc, path: str):
     return next((node for p, node in paint_layers(doc) if p == path), None)
 
 
-def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> wf.Snapshot:
+def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Snapshot:
     """Read what a job needs from ``doc``: the input pixels (visible image or
     active layer), the selection and, when chosen, a layer used as the mask
     or as the strokes of an inpaint sketch (added to the selection)."""
     depth = check_supported(doc)
     w, h = doc.width(), doc.height()
-    if input_source == INPUT_LAYER:
+    if input_source == InputSource.LAYER:
         node = doc.activeNode()
         if node is None:
             raise DocumentError("There is no active layer.")
@@ -78,7 +80,7 @@ def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer
         doc.refreshProjection()
         doc.waitForDone()
         raw = doc.pixelData(0, 0, w, h)
-    pixels = wf.to_8bit(bytes(raw), depth)
+    pixels = to_8bit(bytes(raw), depth)
     sel = doc.selection()
     selection = bytes(sel.pixelData(0, 0, w, h)) if sel is not None else None
     layer_mask = None
@@ -86,18 +88,18 @@ def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer
         node = find_layer(doc, mask_layer)
         if node is None:
             raise DocumentError(f"The mask layer {mask_layer!r} is gone; choose another.")
-        layer_mask = wf.mask_from_layer(wf.to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
+        layer_mask = mask_from_layer(to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
     if sketch_layer:
         node = find_layer(doc, sketch_layer)
         if node is None:
             raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
-        strokes = wf.alpha_of(wf.to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
+        strokes = alpha_of(to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
         base = layer_mask if layer_mask is not None else (selection if selection is not None else bytes(w * h))
-        layer_mask = wf.union_masks(base, strokes)
-    return wf.Snapshot(w, h, pixels, PixelFormat.BGRA8, selection, layer_mask, doc.name())
+        layer_mask = union_masks(base, strokes)
+    return Snapshot(w, h, pixels, PixelFormat.BGRA8, selection, layer_mask)
 
 
-def _to_bgra(layer: wf.PlacedLayer) -> bytes:
+def _to_bgra(layer: PlacedLayer) -> bytes:
     # Jobs ask the server for bgra8 (state.OUTPUT_FORMAT), Krita's own byte order,
     # so results are written as they come, with no conversion here.
     if layer.pixel_format is not PixelFormat.BGRA8:
@@ -105,7 +107,7 @@ def _to_bgra(layer: wf.PlacedLayer) -> bytes:
     return layer.pixels
 
 
-def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result"):
+def write_placement(doc, placement: Placement, title: str = "Paintwire result"):
     """Add the result's layers to ``doc`` (or to a new document when the result
     canvas has another size) and return the document written to.
 
@@ -129,11 +131,11 @@ def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result
             created.append(group)
             parent, top = group, None
         for layer in placement.layers:
-            clipped = wf.clip_to_canvas(layer, placement.width, placement.height)
+            clipped = clip_to_canvas(layer, placement.width, placement.height)
             if clipped is None:
                 continue
             node = target.createNode(clipped.name, "paintlayer")
-            node.setPixelData(wf.from_8bit(_to_bgra(clipped), depth), clipped.x, clipped.y, clipped.width, clipped.height)
+            node.setPixelData(from_8bit(_to_bgra(clipped), depth), clipped.x, clipped.y, clipped.width, clipped.height)
             parent.addChildNode(node, top)
             created.append(node)
             top = node
@@ -147,3 +149,12 @@ def write_placement(doc, placement: wf.Placement, title: str = "Paintwire result
         if window is not None:
             window.addView(target)
     return target
+
+
+def size(doc) -> tuple[int, int]:
+    return doc.width(), doc.height()
+
+
+def title(doc, what: str) -> str:
+    """The title of a new document made from ``doc`` ("photo.kra (Upscale)")."""
+    return f"{doc.name() or 'Untitled'} ({what})"

@@ -1,9 +1,11 @@
 """The docker's state, apart from Qt and Krita: settings, capabilities, the job
 in flight and the history. Tested without Krita (tests/unit/test_krita_state.py).
 
-The docker shows this state and changes it; document.py reads and writes the
-document; paintwire.protocol.workflow holds the rules shared with the GIMP
-plug-in (request building, layer naming, placement, history entries).
+The docker shows this state; controller.py changes it as jobs run;
+document.py reads and writes the document; paintwire.hostkit holds the rules
+shared with the GIMP plug-in (modes and models on offer, request building,
+layer naming, placement, history entries). The modes are the server's: this
+module names none.
 """
 
 from __future__ import annotations
@@ -12,17 +14,14 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from paintwire.protocol import DEFAULT_URL, Capabilities, ModeSpec, PixelFormat, ProtocolError, Result
-from paintwire.protocol import workflow as wf
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.form import value_of
+from paintwire.hostkit.history import History, HistoryEntry, history_entry
+from paintwire.hostkit.placement import Placement, place_result
+from paintwire.hostkit.request import PROMPT_PARAMS, JobSettings, params_for_mode, prompt_of
+from paintwire.hostkit.sources import InputSource
+from paintwire.protocol import DEFAULT_URL, Capabilities, InputKind, ModeSpec, Result
 
-# Where the input pixels come from.
-INPUT_VISIBLE = "visible"  # the whole visible image (Krita's projection)
-INPUT_LAYER = "layer"  # the active layer only
-INPUT_SOURCES = ((INPUT_VISIBLE, "Visible image"), (INPUT_LAYER, "Active layer"))
-
-# Krita hands out 8-bit RGBA as B, G, R, A: asking for results in the same
-# order means the plug-in writes them as they come.
-OUTPUT_FORMAT = PixelFormat.BGRA8
 CLIENT_NAME = "paintwire-krita"
 
 
@@ -30,7 +29,7 @@ CLIENT_NAME = "paintwire-krita"
 class PanelSettings:
     """What the artist set in the docker; stored in kritarc between sessions.
 
-    ``values`` holds parameter values per mode (the same name can mean a
+    ``mode`` is the server's mode name; ``values`` holds parameter values per mode (the same name can mean a
     different thing in another mode: an upscale's refine strength is not an
     img2img strength); ``prompts`` holds the prompt and negative prompt,
     which stay when the mode changes.
@@ -38,15 +37,15 @@ class PanelSettings:
 
     url: str = DEFAULT_URL
     token: str = ""
-    ui_mode: str = "inpaint"
+    mode: str = ""  # empty: the first mode the server offers
     choice: str = ""  # Choice.key: "engine/model"
-    input_source: str = INPUT_VISIBLE
+    input_source: str = InputSource.VISIBLE.value
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
 
-    def mode_values(self, ui_mode: str | None = None) -> dict[str, Any]:
-        """The values of ``ui_mode`` (default: the current mode), prompts included."""
-        out = dict(self.values.get(ui_mode or self.ui_mode, {}))
+    def mode_values(self, mode: str | None = None) -> dict[str, Any]:
+        """The values of ``mode`` (default: the current mode), prompts included."""
+        out = dict(self.values.get(mode or self.mode, {}))
         out.update(self.prompts)
         return out
 
@@ -67,12 +66,10 @@ class PanelSettings:
             value = obj.get(f.name)
             if value is not None and isinstance(value, type(getattr(out, f.name))):
                 setattr(out, f.name, value)
-        if out.ui_mode not in wf.UI_MODE_BY_KEY:
-            out.ui_mode = cls.ui_mode
-        if out.input_source not in dict(INPUT_SOURCES):
-            out.input_source = INPUT_VISIBLE
+        if out.input_source not in {s.value for s in InputSource}:
+            out.input_source = InputSource.VISIBLE.value
         out.values = {k: v for k, v in out.values.items() if isinstance(v, dict)}
-        out.prompts = {k: v for k, v in out.prompts.items() if k in wf.PROMPT_PARAMS and isinstance(v, str)}
+        out.prompts = {k: v for k, v in out.prompts.items() if k in PROMPT_PARAMS and isinstance(v, str)}
         return out
 
 
@@ -81,21 +78,26 @@ class Ticket:
     """A job sent from the docker: enough to put its result in the right place."""
 
     number: int
-    settings: wf.JobSettings
+    settings: JobSettings
+    mode: ModeSpec  # the engine's description of the mode, as it was when the job started
     document: Any  # the Krita Document it came from (opaque here)
     document_size: tuple[int, int]
     job_id: str | None = None
     cancel_requested: bool = False
 
 
+# Krita gathers the picture, the selection (or a layer as mask) and a sketch layer.
+SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
+
+
 class PanelState:
     """Everything the docker shows, kept consistent in one place."""
 
-    def __init__(self, settings: PanelSettings | None = None, history: wf.History | None = None) -> None:
+    def __init__(self, settings: PanelSettings | None = None, history: History | None = None) -> None:
         self.settings = settings or PanelSettings()
         self.capabilities: Capabilities | None = None
         self.server_name = ""
-        self.history = history or wf.History()
+        self.history = history or History()
         self.ticket: Ticket | None = None
         self._tickets = 0
 
@@ -110,23 +112,26 @@ class PanelState:
         self.server_name = server_name
         if caps is None:
             return
-        modes = [m.key for m in wf.available_modes(caps)]
-        if modes and self.settings.ui_mode not in modes:
-            self.settings.ui_mode = modes[0]
+        names = [m.name for m in self.modes()]
+        if names and self.settings.mode not in names:
+            self.settings.mode = names[0]
         self._fix_choice()
 
     # -- mode, model, parameters --------------------------------------------------------
 
-    def modes(self) -> list[wf.UiMode]:
-        return wf.available_modes(self.capabilities) if self.capabilities else []
+    def modes(self) -> list[ModeSpec]:
+        return kit_modes.offered_modes(self.capabilities, SUPPORTED_INPUTS)
 
-    def choices(self) -> list[wf.Choice]:
-        return wf.model_choices(self.capabilities, self.settings.ui_mode) if self.capabilities else []
+    def mode_label(self, name: str) -> str:
+        return kit_modes.mode_label(self.capabilities, name)
 
-    def set_mode(self, ui_mode: str) -> None:
-        if ui_mode not in wf.UI_MODE_BY_KEY:
-            raise ValueError(f"unknown mode {ui_mode!r}")
-        self.settings.ui_mode = ui_mode
+    def choices(self) -> list[kit_modes.Choice]:
+        return kit_modes.model_choices(self.capabilities, self.settings.mode)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in [m.name for m in self.modes()]:
+            raise ValueError(f"the server offers no mode {mode!r}")
+        self.settings.mode = mode
         self._fix_choice()
 
     def set_choice(self, key: str) -> None:
@@ -134,53 +139,44 @@ class PanelState:
             self.settings.choice = key
 
     def _fix_choice(self) -> None:
-        keys = [c.key for c in self.choices()]
-        if keys and self.settings.choice not in keys:
-            # Prefer a model of the engine chosen before (diffusers stays diffusers).
-            engine = self.settings.choice.split("/", 1)[0]
-            self.settings.choice = next((k for k in keys if k.startswith(engine + "/")), keys[0])
+        self.settings.choice = kit_modes.keep_choice(self.choices(), self.settings.choice)
 
-    def current_choice(self) -> wf.Choice | None:
+    def current_choice(self) -> kit_modes.Choice | None:
         return next((c for c in self.choices() if c.key == self.settings.choice), None)
 
     def current_mode(self) -> ModeSpec | None:
         choice = self.current_choice()
-        if choice is None or self.capabilities is None:
+        if choice is None:
             return None
-        return wf.find_mode(self.capabilities, choice.engine, self.settings.ui_mode)
+        return kit_modes.find_mode(self.capabilities, choice.engine, self.settings.mode)
 
     def value(self, name: str) -> Any:
         """The value the form shows for ``name``: the artist's, else the mode's default."""
         mode = self.current_mode()
         spec = next((p for p in mode.params if p.name == name), None) if mode else None
         values = self.settings.mode_values()
-        if name in values:
-            if spec is None:
-                return values[name]
-            try:
-                return spec.check(values[name], name)
-            except ProtocolError:
-                pass
-        return spec.default if spec is not None else None
+        if spec is None:
+            return values.get(name)
+        return value_of(spec, values)
 
     def set_value(self, name: str, value: Any) -> None:
-        if name in wf.PROMPT_PARAMS:
+        if name in PROMPT_PARAMS:
             self.settings.prompts[name] = value
         else:
-            self.settings.values.setdefault(self.settings.ui_mode, {})[name] = value
+            self.settings.values.setdefault(self.settings.mode, {})[name] = value
 
-    def job_settings(self) -> wf.JobSettings:
+    def job_settings(self) -> JobSettings:
         """The settings a Generate now would send; raises ValueError when not ready."""
         choice = self.current_choice()
         mode = self.current_mode()
         if choice is None or mode is None:
             raise ValueError("Connect to a server that offers this mode first.")
-        return wf.JobSettings(self.settings.ui_mode, choice.engine, choice.model, wf.params_for_mode(mode, self.settings.mode_values()))
+        return JobSettings(self.settings.mode, choice.engine, choice.model, params_for_mode(mode, self.settings.mode_values()))
 
-    def apply_job_settings(self, js: wf.JobSettings) -> None:
+    def apply_job_settings(self, js: JobSettings) -> None:
         """Put earlier settings (from the history) back into the panel."""
-        self.settings.ui_mode = js.ui_mode
-        self.settings.choice = wf.Choice(js.engine, js.model, "").key
+        self.settings.mode = js.mode
+        self.settings.choice = kit_modes.Choice(js.engine, js.model, "").key
         for name, value in js.params.items():
             self.set_value(name, value)
         self._fix_choice()
@@ -191,14 +187,17 @@ class PanelState:
     def busy(self) -> bool:
         return self.ticket is not None
 
-    def start_job(self, settings: wf.JobSettings, document: Any, document_size: tuple[int, int]) -> Ticket:
+    def start_job(self, settings: JobSettings, document: Any, document_size: tuple[int, int]) -> Ticket:
         if self.ticket is not None:
             raise ValueError("A job is already running; cancel it or wait for it.")
+        mode = kit_modes.find_mode(self.capabilities, settings.engine, settings.mode)
+        if mode is None:
+            raise ValueError("Connect to a server that offers this mode first.")
         self._tickets += 1
-        self.ticket = Ticket(self._tickets, settings, document, document_size)
+        self.ticket = Ticket(self._tickets, settings, mode, document, document_size)
         return self.ticket
 
-    def finish_job(self, result: Result | None) -> tuple[Ticket, wf.Placement | None]:
+    def finish_job(self, result: Result | None) -> tuple[Ticket, Placement | None]:
         """End the job in flight. With a result, returns where its layers go
         (and records it in the history once the docker has written it)."""
         ticket = self.ticket
@@ -207,29 +206,9 @@ class PanelState:
         self.ticket = None
         if result is None:
             return ticket, None
-        return ticket, wf.place_result(result, ticket.document_size, wf.prompt_of(ticket.settings.params))
+        return ticket, place_result(result, ticket.document_size, prompt_of(ticket.settings.params), ticket.mode.placement)
 
-    def record(self, ticket: Ticket, result: Result, placement: wf.Placement) -> wf.HistoryEntry:
-        entry = wf.history_entry(ticket.job_id or "", ticket.settings, result, placement)
+    def record(self, ticket: Ticket, result: Result, placement: Placement) -> HistoryEntry:
+        entry = history_entry(ticket.job_id or "", ticket.settings, result, placement, ticket.mode.label)
         self.history.add(entry)
         return entry
-
-
-def describe_error(message: str, connected: bool) -> str:
-    """The status line for a failure: what happened and, for a lost connection, what to do."""
-    text = " ".join(message.split())
-    if not connected:
-        return f"Not connected: {text}"
-    return f"Failed: {text}"
-
-
-def history_from_json(text: str | None) -> wf.History:
-    try:
-        items = json.loads(text or "[]")
-    except ValueError:
-        return wf.History()
-    return wf.History.from_list(items if isinstance(items, list) else [])
-
-
-def history_to_json(history: wf.History) -> str:
-    return json.dumps(history.to_list())

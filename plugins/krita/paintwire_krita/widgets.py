@@ -1,11 +1,14 @@
-"""A settings form built from the server's ParamSpecs.
+"""A settings form built from the server's ParamSpecs, through the form model
+shared with GIMP (paintwire.hostkit.form: kinds, ranges, steps, choice
+labels, folds, order).
 
-int and float become spin boxes (a slider beside them when the range is
-short enough to drag), seed a wide spin box with a dice button, bool a check
-box, choice a combo box, string a line edit; every widget's tooltip is the
-ParamSpec's help. Parameters of a group other than "basic" ("advanced",
-"soft", ...) go behind a fold per group. Each widget's objectName is ``paintwire-param-<name>`` so that tests and scripts
-can find it.
+int and float become spin boxes (a slider beside them when the form model
+says the range is short enough to drag), seed a wide spin box with a dice
+button, bool a check box, choice a combo box showing the choices' labels,
+string a line edit; every widget's tooltip is the ParamSpec's help.
+Parameters of a group other than "basic" ("advanced", "soft", ...) go behind
+a fold per group. Each widget's objectName is ``paintwire-param-<name>`` so
+that tests and scripts can find it.
 """
 
 from __future__ import annotations
@@ -29,14 +32,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from paintwire.protocol import ParamSpec, ParamType
-from paintwire.protocol.params import MAX_SEED
+from paintwire.hostkit.form import Field, FieldKind, fields
+from paintwire.protocol import ModeSpec
 
-INT32_MAX = 2**31 - 1
 SLIDER_STEPS = 1000  # resolution of a float slider
-MAX_SLIDER_RANGE = 200  # an int range wider than this gets no slider: it would jump too far per pixel
-# Titles of the folds for ParamSpec groups other than "basic"; unknown groups get their name.
-GROUP_TITLES = {"advanced": "Advanced", "soft": "Soft inpainting settings"}
 
 
 def object_name(param: str) -> str:
@@ -46,53 +45,53 @@ def object_name(param: str) -> str:
 class ParamField:
     """One parameter's widget(s), with get/set in the parameter's own type."""
 
-    def __init__(self, spec: ParamSpec, on_change: Callable[[str, Any], None]) -> None:
-        self.spec = spec
+    def __init__(self, field: Field, on_change: Callable[[str, Any], None]) -> None:
+        self.field = field
         self._on_change = on_change
         self._quiet = False
         self.widget, self.editor = self._build()
-        self.editor.setObjectName(object_name(spec.name))
+        self.editor.setObjectName(object_name(field.name))
         for w in (self.widget, self.editor):
-            w.setToolTip(spec.help)
+            w.setToolTip(field.help)
 
     def _changed(self, *_: Any) -> None:
         if not self._quiet:
-            self._on_change(self.spec.name, self.value())
+            self._on_change(self.field.name, self.value())
 
     def _build(self) -> tuple[QWidget, QWidget]:
-        s = self.spec
-        if s.type is ParamType.BOOL:
+        f = self.field
+        if f.kind == FieldKind.BOOL:
             box = QCheckBox()
             box.toggled.connect(self._changed)
             return box, box
-        if s.type is ParamType.CHOICE:
+        if f.kind == FieldKind.CHOICE:
             combo = QComboBox()
-            combo.addItems(list(s.choices))
+            for value, label in f.choices:
+                combo.addItem(label, value)
             combo.currentIndexChanged.connect(self._changed)
             return combo, combo
-        if s.type is ParamType.STRING:
+        if f.kind in (FieldKind.STRING, FieldKind.PROMPT):
             edit = QLineEdit()
             edit.textChanged.connect(self._changed)
             return edit, edit
-        if s.type is ParamType.SEED:
+        if f.kind == FieldKind.SEED:
             # QSpinBox stops at 2**31 - 1; seeds go to 2**32 - 1.
             spin = QDoubleSpinBox()
             spin.setDecimals(0)
-            spin.setRange(-1, MAX_SEED)
+            spin.setRange(f.minimum, f.maximum)
             spin.setSpecialValueText("random")
             spin.valueChanged.connect(self._changed)
             dice = QToolButton()
             dice.setText("New")
             dice.setToolTip("Pick a new seed now, so the result can be made again.")
-            dice.clicked.connect(lambda: spin.setValue(random.randint(0, MAX_SEED)))
+            dice.clicked.connect(lambda: spin.setValue(random.randint(0, int(f.maximum))))
             return _row(spin, dice), spin
-        if s.type is ParamType.INT:
+        if f.kind == FieldKind.INT:
             spin = QSpinBox()
-            lo = int(s.minimum) if s.minimum is not None else -INT32_MAX
-            hi = int(s.maximum) if s.maximum is not None else INT32_MAX
-            spin.setRange(max(lo, -INT32_MAX), min(hi, INT32_MAX))
+            lo, hi = int(f.minimum), int(f.maximum)
+            spin.setRange(lo, hi)
             spin.valueChanged.connect(self._changed)
-            if s.minimum is not None and s.maximum is not None and hi - lo <= MAX_SLIDER_RANGE:
+            if f.slider:
                 slider = QSlider(Qt.Horizontal)
                 slider.setRange(lo, hi)
                 slider.valueChanged.connect(spin.setValue)
@@ -100,14 +99,13 @@ class ParamField:
                 return _row(slider, spin), spin
             return spin, spin
         spin = QDoubleSpinBox()
-        lo = float(s.minimum) if s.minimum is not None else -1e9
-        hi = float(s.maximum) if s.maximum is not None else 1e9
+        lo, hi = f.minimum, f.maximum
         spin.setRange(lo, hi)
-        span = hi - lo
-        spin.setDecimals(2 if span > 1.5 else 3)
-        spin.setSingleStep(0.05 if span <= 2 else 0.5)
+        spin.setDecimals(max(f.digits, 2))
+        spin.setSingleStep(f.step)
         spin.valueChanged.connect(self._changed)
-        if s.minimum is not None and s.maximum is not None:
+        if f.slider:
+            span = hi - lo
             slider = QSlider(Qt.Horizontal)
             slider.setRange(0, SLIDER_STEPS)
             slider.valueChanged.connect(lambda v: spin.setValue(lo + span * v / SLIDER_STEPS))
@@ -116,14 +114,14 @@ class ParamField:
         return spin, spin
 
     def value(self) -> Any:
-        e, t = self.editor, self.spec.type
-        if t is ParamType.BOOL:
+        e, k = self.editor, self.field.kind
+        if k == FieldKind.BOOL:
             return e.isChecked()
-        if t is ParamType.CHOICE:
-            return e.currentText()
-        if t is ParamType.STRING:
+        if k == FieldKind.CHOICE:
+            return e.currentData()
+        if k in (FieldKind.STRING, FieldKind.PROMPT):
             return e.text()
-        if t in (ParamType.SEED, ParamType.INT):
+        if k in (FieldKind.SEED, FieldKind.INT):
             return int(e.value())
         return float(e.value())
 
@@ -132,14 +130,14 @@ class ParamField:
             return
         self._quiet = True
         try:
-            e, t = self.editor, self.spec.type
-            if t is ParamType.BOOL:
+            e, k = self.editor, self.field.kind
+            if k == FieldKind.BOOL:
                 e.setChecked(bool(value))
-            elif t is ParamType.CHOICE:
-                index = e.findText(str(value))
+            elif k == FieldKind.CHOICE:
+                index = e.findData(str(value))
                 if index >= 0:
                     e.setCurrentIndex(index)
-            elif t is ParamType.STRING:
+            elif k in (FieldKind.STRING, FieldKind.PROMPT):
                 e.setText(str(value))
             else:
                 e.setValue(value)
@@ -173,7 +171,7 @@ class ParamForm(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._body: QWidget | None = None
 
-    def build(self, specs: Sequence[ParamSpec], values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
+    def build(self, mode: ModeSpec | None, values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
         if self._body is not None:
             self._layout.removeWidget(self._body)
             # Out of the widget tree at once (deleteLater waits for the event loop),
@@ -186,23 +184,24 @@ class ParamForm(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         forms = {"basic": QFormLayout()}
         outer.addLayout(forms["basic"])
-        for spec in specs:
-            if spec.name in skip:
+        current = {name: values(name) for name in (p.name for p in mode.params)} if mode else {}
+        for field in fields(mode, current) if mode else ():
+            if field.name in skip:
                 continue
-            if spec.group not in forms:
-                forms[spec.group] = self._fold(outer, spec.group)
-            field = ParamField(spec, self._on_change)
-            field.set_value(values(spec.name))
-            self.fields[spec.name] = field
-            forms[spec.group].addRow(spec.label, field.widget)
+            if field.group not in forms:
+                forms[field.group] = self._fold(outer, field)
+            widget = ParamField(field, self._on_change)
+            widget.set_value(field.value)
+            self.fields[field.name] = widget
+            forms[field.group].addRow(field.label, widget.widget)
         self._body = body
         self._layout.addWidget(body)
 
     @staticmethod
-    def _fold(outer: QVBoxLayout, group: str) -> QFormLayout:
+    def _fold(outer: QVBoxLayout, field: Field) -> QFormLayout:
         """A folded box for a group of rarely touched parameters."""
-        fold = QGroupBox(GROUP_TITLES.get(group, group.replace("_", " ").capitalize()))
-        fold.setObjectName(f"paintwire-group-{group}")
+        fold = QGroupBox(field.group_title)
+        fold.setObjectName(f"paintwire-group-{field.group}")
         fold.setCheckable(True)
         fold.setChecked(False)
         inner = QWidget()

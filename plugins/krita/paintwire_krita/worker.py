@@ -14,14 +14,11 @@ import threading
 
 from PyQt5.QtCore import QObject, pyqtSignal
 
+from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Queued, __version__
 
 from .state import CLIENT_NAME
-
-CONNECT_TIMEOUT = 10.0  # seconds for the websocket handshake and the welcome
-# A job waits in the server's queue for as long as it must; this bounds only
-# the silence between two events of a running connection before it counts as lost.
-EVENT_TIMEOUT = 600.0
+RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
@@ -31,6 +28,8 @@ class Worker(QObject):
     """One connection to one server, with at most one job in flight."""
 
     connected = pyqtSignal(object, str)  # Capabilities, server name
+    capabilities_changed = pyqtSignal(object)  # Capabilities: models added or gone, or after a refresh
+    notice = pyqtSignal(str)  # a sentence for the status line that ends no job
     disconnected = pyqtSignal(str)  # why; empty when the docker asked for it
     job_event = pyqtSignal(int, object)  # ticket number, Queued/Started/Progress/Preview
     job_done = pyqtSignal(int, object)  # ticket number, Result
@@ -73,6 +72,10 @@ class Worker(QObject):
             self._job_id, self._cancel_wanted = None, False
         self._jobs.put((number, request))
 
+    def rescan(self) -> None:
+        """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
+        self._jobs.put(RESCAN)
+
     def cancel(self) -> None:
         """Cancel the job in flight, now or as soon as the server names it."""
         with self._lock:
@@ -92,7 +95,7 @@ class Worker(QObject):
     # -- worker thread --------------------------------------------------------------------
 
     def _run(self, url: str, token: str | None, jobs: queue.Queue) -> None:
-        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT)
+        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT, updates=True)
         try:
             caps = client.connect()
         except (ClientError, JobFailed) as exc:
@@ -112,15 +115,34 @@ class Worker(QObject):
         reason = ""
         try:
             while True:
+                if client.capabilities is not caps:  # pushed by the server, read during a job or a poll
+                    caps = client.capabilities
+                    self.capabilities_changed.emit(caps)
                 try:
                     item = jobs.get(timeout=IDLE_CHECK)
                 except queue.Empty:
                     if not client.is_open:
                         reason = f"The server at {url} closed the connection."
                         break
+                    try:
+                        client.poll()  # reads pushed capabilities between jobs
+                    except ClientError as exc:
+                        reason = str(exc)
+                        break
                     continue
                 if item is None:
                     break
+                if item is RESCAN:
+                    try:
+                        caps = client.rescan(timeout=EVENT_TIMEOUT)
+                    except JobFailed as exc:  # a server without rescan: keep what we have
+                        self.notice.emit(f"The server cannot refresh its models: {exc.error.message}")
+                        continue
+                    except ClientError as exc:
+                        reason = str(exc)
+                        break
+                    self.capabilities_changed.emit(caps)
+                    continue
                 number, request = item
                 try:
                     result = client.run(request, on_event=lambda ev, n=number: self._on_event(n, ev), timeout=EVENT_TIMEOUT)

@@ -71,6 +71,10 @@ class ModelCache:
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
+    def holds(self, entry: ModelEntry, vae: ModelEntry | None = None) -> bool:
+        """Whether ``get`` would return at once (the model is warm)."""
+        return (entry.name, vae.name if vae else "") in self._models
+
     def get(self, entry: ModelEntry, vae: ModelEntry | None = None) -> LoadedModel:
         key = (entry.name, vae.name if vae else "")
         with self._lock:
@@ -92,6 +96,12 @@ class ModelCache:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    def forget(self, gone: Callable[[str], bool]) -> None:
+        """Drop the loaded models whose name ``gone`` says no longer stands for the same file."""
+        with self._lock:
+            for key in [k for k in self._models if gone(k[0])]:
+                del self._models[key]
 
     @property
     def loaded(self) -> list[str]:

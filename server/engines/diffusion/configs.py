@@ -8,9 +8,10 @@ fine-tunes with unusual shapes and the tests' tiny four-level checkpoint load
 through the same code as a stock SD1.5 file. What shapes cannot tell (head
 counts, activation) follows each family's published configuration.
 
-A single file carries no tokenizer: a byte-level vocabulary is generated for
-tiny test vocabularies; a real CLIP vocabulary is copied from any diffusers
-folder the registry found (or the Hugging Face cache).
+A single file carries no tokenizer: the real CLIP vocabulary (49408 tokens)
+and the tests' byte-level one are made from shipped data (clip_vocab.py); any
+other size is copied from a diffusers folder the registry found (or the
+Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from .clip_vocab import BYTE_VOCAB_SIZE, PAD_CLIP_L, PAD_OPEN_CLIP, write_tokenizer
 from .models import SD2, SDXL, Shapes
 
 UNET = "model.diffusion_model."
@@ -30,7 +32,6 @@ CLIP_L_XL = "conditioner.embedders.0.transformer.text_model."
 OPEN_CLIP = "cond_stage_model.model."
 OPEN_CLIP_XL = "conditioner.embedders.1.model."
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json")
-BYTE_VOCAB_SIZE = 514  # 2 x 256 byte characters + start and end tokens
 
 
 class MissingTokenizer(Exception):
@@ -42,7 +43,22 @@ def _count(shapes: Shapes, pattern: str) -> int:
     return len({m.group(1) for k in shapes if (m := rx.match(k))})
 
 
-def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
+# Prediction types (scheduler_config.json's prediction_type). SD2's 768 px models
+# predict v, its 512 px base predicts noise; the tensors do not tell, so the
+# default for SD2 is the common 768 px kind and a file beside the checkpoint
+# says otherwise (sidecar.py).
+EPSILON, V_PREDICTION = "epsilon", "v_prediction"
+
+
+def default_prediction(family: str) -> str:
+    return V_PREDICTION if family == SD2 else EPSILON
+
+
+def _is_sd2_768(family: str, prediction: str | None) -> bool:
+    return family == SD2 and (prediction or default_prediction(family)) == V_PREDICTION
+
+
+def unet_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
     conv_in = shapes[UNET + "input_blocks.0.0.weight"]
     levels = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.op\.weight") + 1
     resnets = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.in_layers\.0\.weight")
@@ -63,12 +79,14 @@ def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
         "block_out_channels": channels, "layers_per_block": layers, "cross_attention_dim": context,
         "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn],
         "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
-        "transformer_layers_per_block": depth, "use_linear_projection": len(proj_in) == 2,
-        "sample_size": {SDXL: 128, SD2: 96}.get(family, 64) if real else 8,
+        "transformer_layers_per_block": depth if len(set(depth)) > 1 else depth[0], "use_linear_projection": len(proj_in) == 2,
+        "sample_size": (128 if family == SDXL else 96 if _is_sd2_768(family, prediction) else 64) if real else 8,
         "norm_num_groups": 32,
     }
     # SD1 configs count heads (8 everywhere); SD2 and SDXL use 64-wide heads.
     config["attention_head_dim"] = 8 if family not in (SD2, SDXL) else [max(1, c // 64) for c in channels]
+    if _is_sd2_768(family, prediction):
+        config["upcast_attention"] = True  # as SD2.1-768 publishes it: its attention overflows in fp16
     if family == SDXL:
         label = shapes[UNET + "label_emb.0.0.weight"]
         pooled = shapes.get(OPEN_CLIP_XL + "text_projection", (0, 1280))[1]
@@ -77,7 +95,7 @@ def unet_config(shapes: Shapes, family: str) -> dict[str, Any]:
     return config
 
 
-def vae_config(shapes: Shapes, family: str) -> dict[str, Any]:
+def vae_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
     levels = _count(shapes, re.escape(VAE) + r"encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
     layers = _count(shapes, re.escape(VAE) + r"encoder\.down\.0\.block\.(\d+)\.conv1\.weight")
     channels = [shapes[f"{VAE}encoder.down.{i}.block.{layers - 1}.conv2.weight"][0] for i in range(levels)]
@@ -86,7 +104,7 @@ def vae_config(shapes: Shapes, family: str) -> dict[str, Any]:
         "latent_channels": shapes[VAE + "quant_conv.weight"][0] // 2,
         "block_out_channels": channels, "layers_per_block": layers, "norm_num_groups": 32,
         "down_block_types": ["DownEncoderBlock2D"] * levels, "up_block_types": ["UpDecoderBlock2D"] * levels,
-        "sample_size": 1024 if family == SDXL else 512,
+        "sample_size": 1024 if family == SDXL else 768 if _is_sd2_768(family, prediction) else 512,
         "scaling_factor": 0.13025 if family == SDXL else 0.18215,
         "force_upcast": family == SDXL,  # the SDXL VAE overflows in fp16
     }
@@ -119,17 +137,18 @@ def clip_config(shapes: Shapes, prefix: str, open_clip: bool = False, projection
     return config
 
 
-def scheduler_config(family: str) -> dict[str, Any]:
+def scheduler_config(family: str, prediction: str | None = None) -> dict[str, Any]:
     return {
         "_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
-        # SD2's 768 px models predict v; the 512 px base predicts epsilon (not visible in the tensors).
-        "prediction_type": "v_prediction" if family == SD2 else "epsilon", "timestep_spacing": "leading",
+        "prediction_type": prediction or default_prediction(family), "timestep_spacing": "leading",
     }
 
 
-def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: str, find_tokenizer: Callable[[int, str], Path | None]) -> Path:
-    """Write model_index.json and every component's config (no weights) to ``folder``."""
+def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: str,
+                   find_tokenizer: Callable[[int, str], Path | None], prediction: str | None = None) -> Path:
+    """Write model_index.json and every component's config (no weights) to ``folder``.
+    ``prediction`` is the declared prediction type (None: the family's default)."""
     folder.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {
         "_class_name": pipeline_class, "_diffusers_version": "0.42.1",
@@ -147,51 +166,33 @@ def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: st
         te1 = clip_config(shapes, OPEN_CLIP, open_clip=True) if family == SD2 else clip_config(shapes, CLIP_L)
         index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
         encoders = {"text_encoder": te1}
-    _write(folder / "unet" / "config.json", unet_config(shapes, family))
-    _write(folder / "vae" / "config.json", vae_config(shapes, family))
-    _write(folder / "scheduler" / "scheduler_config.json", scheduler_config(family))
+    _write(folder / "unet" / "config.json", unet_config(shapes, family, prediction))
+    _write(folder / "vae" / "config.json", vae_config(shapes, family, prediction))
+    _write(folder / "scheduler" / "scheduler_config.json", scheduler_config(family, prediction))
     for sub, config in encoders.items():
         _write(folder / sub / "config.json", config)
         tok_sub = sub.replace("text_encoder", "tokenizer")
-        _write_tokenizer(folder / tok_sub, config["vocab_size"], lambda n, s=tok_sub: find_tokenizer(n, s))
+        open_clip = config["hidden_act"] == "gelu"  # the OpenCLIP encoders (SD2, SDXL's second) pad with "!"
+        _write_tokenizer(folder / tok_sub, config["vocab_size"], PAD_OPEN_CLIP if open_clip else PAD_CLIP_L,
+                         lambda n, s=tok_sub: find_tokenizer(n, s))
     _write(folder / "model_index.json", index)  # last: its presence marks a complete skeleton
     return folder
 
 
-def _write_tokenizer(dest: Path, vocab_size: int, find: Callable[[int], Path | None]) -> None:
-    if vocab_size == BYTE_VOCAB_SIZE:
-        write_byte_tokenizer(dest)
+def _write_tokenizer(dest: Path, vocab_size: int, pad: str, find: Callable[[int], Path | None]) -> None:
+    if write_tokenizer(dest, vocab_size, pad):
         return
     source = find(vocab_size)
     if source is None:
         raise MissingTokenizer(
-            f"no CLIP tokenizer with {vocab_size} tokens was found; a single-file checkpoint carries none. "
-            "Put any diffusers folder of the same family (e.g. stable-diffusion-v1-5) in a model folder."
+            f"no CLIP tokenizer with {vocab_size} tokens was found; a single-file checkpoint carries none "
+            "(Paintwire ships the standard 49408-token one). Put a diffusers folder whose text encoder has "
+            f"{vocab_size} tokens in a model folder: its tokenizer is used."
         )
     dest.mkdir(parents=True, exist_ok=True)
     for name in TOKENIZER_FILES:  # only these: a cached CLIP repository also holds its weights
         if (source / name).is_file():
             shutil.copy2(source / name, dest / name)
-
-
-def write_byte_tokenizer(dest: Path) -> None:
-    """A byte-level CLIP vocabulary (every byte character, with and without
-    ``</w>``, plus start and end): any text tokenises with it."""
-    from transformers import CLIPTokenizer
-
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    chars = [chr(c) for c in cs]
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    dest.mkdir(parents=True, exist_ok=True)
-    _write(dest / "vocab.json", {t: i for i, t in enumerate(tokens)})
-    (dest / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    CLIPTokenizer(str(dest / "vocab.json"), str(dest / "merges.txt"), model_max_length=77).save_pretrained(dest)
 
 
 def _write(path: Path, obj: Any) -> None:

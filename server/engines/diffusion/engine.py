@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
-from paintwire.protocol import DeviceInfo, ErrorCode, ModelInfo, ModeSpec, ProtocolError
+from paintwire.protocol import DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
-from ..base import Engine, EngineJob, EngineOutput, JobContext
+from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .generate import Sampling
+from .load_progress import install as install_quiet_bars
+from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import Placement, choose_attention_slicing, choose_offload, component_sizes, place
-from .models import VAE, ModelEntry, ModelRegistry
+from .models import VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
 from .params import MODES
+from .phases import DECODE_WEIGHT, ENCODE_WEIGHT, LOAD_WEIGHT, UPSCALE_WEIGHT, watching
+from .sampling import inference_steps
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +38,11 @@ class DiffusersEngine(Engine):
         self.choice = choose_device(config.device, config.memory_budget_gb, config.precision)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self._load, self.choice.memory_budget)
-        self.device_info = self.choice.info()  # as at start, for the capabilities
-        log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device_info.summary())
+        install_quiet_bars()
+        log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
 
     def device(self) -> DeviceInfo:
-        return self.device_info
+        return self.choice.info()  # free memory as of now: capabilities are made at start and on each rescan
 
     def _load(self, entry: ModelEntry, vae: ModelEntry | None) -> Any:
         """Load on the CPU, then place on the device as its size and the memory allow."""
@@ -59,7 +64,28 @@ class DiffusersEngine(Engine):
         return MODES
 
     def models(self) -> tuple[ModelInfo, ...]:
-        return tuple(ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values())
+        usable = [ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values()]
+        unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
+        return tuple(usable + unusable)
+
+    def model_folders(self) -> list[Path]:
+        cache = hf_cache_dir()
+        return [Path(d).expanduser() for d in self.config.model_dirs] + ([cache] if cache else [])
+
+    def rescan(self) -> None:
+        registry = ModelRegistry.scan(list(self.config.model_dirs))
+        # Loaded models whose file went or changed are dropped; the rest stay warm.
+        self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
+        self.registry = self.loader.registry = registry
+
+    def notice(self) -> str:
+        if self.registry.default_checkpoint() is not None:
+            return ""
+        folders = ", ".join(str(d) for d in self.config.model_dirs) or "none configured"
+        return (
+            "No Stable Diffusion model is installed on the server: put a checkpoint (.safetensors) or a diffusers "
+            f"folder into a model folder (now: {folders}; add one with --model-dir) and restart the server."
+        )
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         with self.memory_guard(job):
@@ -71,24 +97,31 @@ class DiffusersEngine(Engine):
         negative, neg_loras = parse_prompt(p["negative_prompt"], self.registry, "job.params.negative_prompt")
         sampling = Sampling.from_params(p, prompt, negative)
         if job.mode == "upscale" and not p["refine"]:  # Lanczos or an upscaler model alone: no checkpoint needed
+            ctx.plan({Phase.UPSCALING: 1.0})
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model)
         vae = self._vae(p["vae"])
-        ctx.progress(0, 1, "loading model")
+        cold = not self.cache.holds(entry, vae)
+        steps = planned_steps(job.mode, p)
+        ctx.plan(plan_weights(job.mode, steps, cold), {Phase.DENOISING: steps})
+        if cold:
+            ctx.phase(Phase.LOADING_MODEL, 0, 1)
         try:
-            loaded = self.cache.get(entry, vae)
-        except ProtocolError:
+            with reporting(lambda done, total: ctx.phase(Phase.LOADING_MODEL, done, total)):
+                loaded = self.cache.get(entry, vae)
+        except (ProtocolError, JobCancelledError):
             raise
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise
-            log.exception("loading %s failed", entry.name)
+            log.warning("model %s could not be loaded: %s: %s", entry.name, type(exc).__name__, exc)
+            log.debug("loading %s failed", entry.name, exc_info=True)
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
         if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
             loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device)
-        with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)):
-            return getattr(runner, _METHODS[job.mode])()
+        with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
+            return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
     @contextmanager
     def memory_guard(self, job: EngineJob) -> Iterator[None]:
@@ -107,6 +140,9 @@ class DiffusersEngine(Engine):
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
         entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
+        unusable = self.registry.unusable.get(name) if name is not None else None
+        if unusable is not None:
+            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, unusable.reason, "job.model")
         if entry is None or not entry.is_checkpoint:
             if name is None:
                 message = "No Stable Diffusion model was found in the model folders; add one (see docs/models.md)."
@@ -156,5 +192,21 @@ def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: ServerCon
     return advice + "."
 
 
-_METHODS = {"txt2img": "txt2img", "img2img": "img2img", "inpaint": "inpaint", "inpaint_sketch": "inpaint",
-            "outpaint": "outpaint", "upscale": "upscale"}
+def planned_steps(mode: str, p: dict) -> int:
+    """The denoising steps a job will run (all tiles of a refine count as one run here)."""
+    if mode == "txt2img":
+        return p["steps"]
+    n = inference_steps(p["steps"], p["strength"], p["exact_steps"])
+    return n if p["strength"] >= 1.0 else max(1, int(n * p["strength"]))
+
+
+def plan_weights(mode: str, steps: int, cold: bool) -> dict[Phase, float]:
+    """The phases of a job in the order they come, weighted in UNet steps (see phases.py)."""
+    weights: dict[Phase, float] = {Phase.LOADING_MODEL: LOAD_WEIGHT} if cold else {}
+    if mode == "upscale":
+        weights[Phase.UPSCALING] = UPSCALE_WEIGHT
+    elif mode != "txt2img":
+        weights[Phase.ENCODING] = ENCODE_WEIGHT
+    weights[Phase.DENOISING] = float(steps)
+    weights[Phase.DECODING] = DECODE_WEIGHT
+    return weights

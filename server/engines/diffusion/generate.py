@@ -21,6 +21,7 @@ from .cache import LoadedModel
 from .device import DTYPE_NAMES, memory_info
 from .memory import vae_tiling_needed
 from .previews import PreviewMaker
+from .prompt_encoding import encode_prompts
 from .sampling import SchedulerTap, StepHook, inference_steps, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -158,13 +159,12 @@ def denoise(
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     kwargs: dict[str, Any] = {
-        "prompt": sampling.prompt, "negative_prompt": sampling.negative_prompt or None,
+        # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
+        **encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip),
         "guidance_scale": sampling.cfg, "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],
     }
-    if sampling.clip_skip > 1:  # the WebUI counts the last layer as 1, diffusers as 0
-        kwargs["clip_skip"] = sampling.clip_skip - 1
     if task == "txt2img":
         kwargs.update(height=height, width=width, num_inference_steps=sampling.steps)
     else:

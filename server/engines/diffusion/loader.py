@@ -16,6 +16,7 @@ import torch
 
 from .configs import write_skeleton
 from .models import SDXL, ModelEntry, ModelRegistry, read_header
+from .sidecar import declared_prediction, sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,12 @@ class Loader:
 
     def skeleton(self, entry: ModelEntry, pipeline_class_name: str) -> Path:
         """A generated config folder for a single-file checkpoint (cached per file)."""
-        key = hashlib.sha1(f"{entry.path}:{entry.path.stat().st_mtime_ns}:{pipeline_class_name}".encode()).hexdigest()[:16]
-        folder = Path(self._skeletons.name) / key
+        side = sidecar_path(entry.path)
+        stamp = f"{entry.path}:{entry.path.stat().st_mtime_ns}:{side.stat().st_mtime_ns if side else ''}:{pipeline_class_name}"
+        folder = Path(self._skeletons.name) / hashlib.sha1(stamp.encode()).hexdigest()[:16]
         if not (folder / "model_index.json").is_file():
-            write_skeleton(folder, read_header(entry.path), entry.family, pipeline_class_name, self.registry.find_tokenizer)
+            write_skeleton(folder, read_header(entry.path), entry.family, pipeline_class_name, self.registry.find_tokenizer,
+                           declared_prediction(entry.path))
         return folder
 
     def load_vae(self, vae: ModelEntry, model: ModelEntry) -> Any:

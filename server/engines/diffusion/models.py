@@ -18,10 +18,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Families and the kinds the registry reports (ModelInfo.kind).
-SD15, SD2, SDXL = "sd15", "sd2", "sdxl"
-CHECKPOINT_KINDS = {SD15, SD2, SDXL, f"{SD15}-inpaint", f"{SD2}-inpaint", f"{SDXL}-inpaint"}
-LORA, EMBEDDING, VAE, UPSCALER = "lora", "embedding", "vae", "upscaler"
+from paintwire.protocol import CHECKPOINT_KINDS as _CHECKPOINTS
+from paintwire.protocol import ModelKind
+
+# Families and the kinds the registry reports (ModelInfo.kind): the protocol's ModelKind values.
+SD15, SD2, SDXL = ModelKind.SD15.value, ModelKind.SD2.value, ModelKind.SDXL.value
+CHECKPOINT_KINDS = {k.value for k in _CHECKPOINTS}
+LORA, EMBEDDING, VAE, UPSCALER = ModelKind.LORA.value, ModelKind.EMBEDDING.value, ModelKind.VAE.value, ModelKind.UPSCALER.value
 
 # A safetensors header is JSON of a few hundred KB at most for real models;
 # a bigger one is a broken or hostile file, not a model.
@@ -49,6 +52,43 @@ class ModelEntry:
     @property
     def is_checkpoint(self) -> bool:
         return self.kind in CHECKPOINT_KINDS
+
+
+@dataclass(frozen=True)
+class Unusable:
+    """Something in a model folder that looks like a model but cannot be loaded, and why:
+    listed for clients with its reason instead of failing only when used."""
+
+    name: str
+    kind: str  # what it looks like, or "unknown"
+    path: Path
+    reason: str
+
+
+# Folders of a diffusers pipeline that must hold weights, and those that must hold a tokenizer.
+_WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+_TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
+
+
+def folder_problem(folder: Path) -> str:
+    """Why a diffusers pipeline folder cannot be loaded, or "" when nothing is missing.
+    Reads only file names and model_index.json, never weights."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"model_index.json cannot be read ({exc})"
+    parts = [n for n, spec in index.items() if not n.startswith("_") and isinstance(spec, list) and spec and spec[0] is not None]
+    for name in dict.fromkeys(["unet", *parts]):  # every pipeline served here has a UNet
+        part = folder / name
+        if name in _WEIGHT_COMPONENTS:
+            if not any(part.glob("*.safetensors")):
+                if any(part.glob("*.bin")) or any(part.glob("*.ckpt")):
+                    return f"its {name} has weights only as pickles (.bin); this server loads .safetensors only: convert them"
+                return f"its {name} folder has no .safetensors weights"
+        elif name.startswith("tokenizer"):
+            if not any(all((part / f).is_file() for f in files) for files in _TOKENIZER_FILES):
+                return f"its {name} is missing (a {name}/ folder with vocab.json and merges.txt)"
+    return ""
 
 
 def read_header(path: Path) -> Shapes:
@@ -105,8 +145,6 @@ def classify_folder(folder: Path) -> str | None:
     except (OSError, ValueError):
         return None
     cls = str(index.get("_class_name", ""))
-    if not any((folder / "unet").glob("*.safetensors")):
-        return None  # weights only as pickles (.bin), or a config skeleton: never loaded
     if not cls.startswith("StableDiffusion"):
         return None  # other pipeline families are not served by this engine
     if "XL" in cls or unet.get("addition_embed_type") == "text_time":
@@ -132,6 +170,7 @@ def hf_cache_dir() -> Path | None:
 @dataclass
 class ModelRegistry:
     entries: dict[str, ModelEntry] = field(default_factory=dict)
+    unusable: dict[str, Unusable] = field(default_factory=dict)
 
     @classmethod
     def scan(cls, folders: list[Path], include_hf_cache: bool = True) -> "ModelRegistry":
@@ -153,11 +192,26 @@ class ModelRegistry:
             name, n = f"{base}-{n}", n + 1
         self.entries[name] = ModelEntry(name, kind, path, single_file)
 
+    def _add_folder(self, name: str, folder: Path) -> None:
+        kind = classify_folder(folder)
+        if not kind:
+            return  # another pipeline family (or a config skeleton): not this engine's
+        problem = folder_problem(folder)
+        if problem:
+            self._unusable(name, kind, folder, f"{name} cannot be loaded: {problem}.")
+        else:
+            self._add(name, kind, folder, False)
+
+    def _unusable(self, name: str, kind: str, path: Path, reason: str) -> None:
+        base, n = name, 2
+        while name in self.entries or name in self.unusable:
+            name, n = f"{base}-{n}", n + 1
+        self.unusable[name] = Unusable(name, kind, path, reason)
+        log.warning("%s", reason)
+
     def _scan_folder(self, root: Path, folder: Path, depth: int) -> None:
         if (folder / "model_index.json").is_file():
-            kind = classify_folder(folder)
-            if kind:
-                self._add(folder.name, kind, folder, False)
+            self._add_folder(folder.name, folder)
             return  # a pipeline's subfolders are its components, not models
         if depth > MAX_SCAN_DEPTH:
             return
@@ -174,19 +228,20 @@ class ModelRegistry:
                 try:
                     kind = classify_file(read_header(child), child.relative_to(root))
                 except (OSError, ValueError) as exc:
-                    log.warning("cannot read %s: %s", child, exc)
+                    self._unusable(child.stem, "unknown", child, f"{child.name} is not a readable .safetensors file ({exc}).")
                     continue
                 if kind:
                     self._add(child.stem, kind, child, True)
+                else:
+                    self._unusable(child.stem, "unknown", child, f"{child.name} is not a kind of model this server knows "
+                                   "(a checkpoint, LoRA, embedding, VAE or upscaler).")
             # .ckpt, .pt, .bin: pickles, never loaded
 
     def _scan_hf_cache(self, cache: Path) -> None:
         for repo in sorted(cache.glob("models--*")):
             snapshot = _hf_snapshot(repo)
             if snapshot is not None and (snapshot / "model_index.json").is_file():
-                kind = classify_folder(snapshot)
-                if kind:
-                    self._add(repo.name[len("models--"):].replace("--", "/"), kind, snapshot, False)
+                self._add_folder(repo.name[len("models--"):].replace("--", "/"), snapshot)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -215,11 +270,21 @@ class ModelRegistry:
         if cache is not None:
             candidates += [snap for repo in sorted(cache.glob("models--*")) if (snap := _hf_snapshot(repo)) is not None]
         for tok in candidates:
-            try:
-                if len(json.loads((tok / "vocab.json").read_text(encoding="utf-8"))) == vocab_size:
-                    return tok
-            except (OSError, ValueError):
-                continue
+            if _vocab_size(tok) == vocab_size:
+                return tok
+        return None
+
+
+def _vocab_size(tok: Path) -> int | None:
+    """Entries in a tokenizer folder's vocabulary: vocab.json (older saves) or tokenizer.json
+    (transformers 5 writes only this one), added tokens included."""
+    try:
+        if (tok / "vocab.json").is_file():
+            return len(json.loads((tok / "vocab.json").read_text(encoding="utf-8")))
+        data = json.loads((tok / "tokenizer.json").read_text(encoding="utf-8"))
+        vocab = set(data["model"]["vocab"].values()) | {t["id"] for t in data.get("added_tokens", [])}
+        return len(vocab)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -12,22 +12,20 @@ import torch
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from ... import masks
-from ...masks import Box
-from ...region import InpaintRegion, flatten, prepare_region, region_layer
-from ..base import EngineJob, EngineOutput, JobContext, OutputLayer
-from ..classical import lanczos_resize
+from ...layers import Box, OutputLayer
+from ...region import InpaintRegion, context_side, flatten, prepare_region, region_layer
+from ...resample import lanczos_resize
+from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
 from .generate import Sampling, denoise, encode, generators, to_pil
 from .models import UPSCALER, ModelRegistry
+from .phases import cancel_points
 from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .upscalers import load_upscaler, run_upscaler
-
-ENGINE = "diffusers"
-
 
 @dataclass
 class ModeRunner:
@@ -44,7 +42,8 @@ class ModeRunner:
 
     def settings(self, seed: int, **extra: Any) -> dict[str, Any]:
         model = self.loaded.entry.name if self.loaded else None
-        return {"engine": ENGINE, "mode": self.job.mode, "model": model, **self.p, "seed": seed, **extra}
+        # The runner adds the engine's name and the mode to every layer's settings.
+        return {"model": model, **self.p, "seed": seed, **extra}
 
     def previews(self, box: Box) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)
@@ -117,8 +116,9 @@ class ModeRunner:
 
     def inpaint(self) -> EngineOutput:
         image, p = self.job.image, self.p
-        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
+                                invert=p["invert_mask"], padding=p["padding"],
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
@@ -187,6 +187,9 @@ class ModeRunner:
         keep = rgb * (mask < 128)[..., None]
         return start, encode(pipe, keep.astype(np.uint8))
 
+    # The sketch's strokes are already in the image and the mask: inpainting does the rest.
+    inpaint_sketch = inpaint
+
     # -- outpaint -----------------------------------------------------------------------
 
     def outpaint(self) -> EngineOutput:
@@ -208,12 +211,12 @@ class ModeRunner:
         # The feather reaches into the original only; the new area stays fully generated.
         soft = masks.feather_outside(new_area, p["mask_blur"])
         region = prepare_region(canvas, soft, blur=0, invert=False, padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture")
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
         layers = []
         for layer in self.inpaint_region(region, "Expand"):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.
             layers.append(OutputLayer(flatten(base, layer), 0, 0, layer.name, layer.seed, layer.settings))
-        return EngineOutput(layers, width, height)
+        return EngineOutput(layers, width, height, (left, top))
 
     # -- upscale ------------------------------------------------------------------------
 
@@ -223,14 +226,15 @@ class ModeRunner:
         width, height = p["width"] or max(1, round(w * p["scale"])), p["height"] or max(1, round(h * p["scale"]))
         self.check_size(width, height, "job.params.scale")
         if p["upscaler"] == "lanczos":
-            up = lanczos_resize(image, width, height)
+            up = lanczos_resize(image, width, height, on_tile=lambda i, n: self.ctx.progress(i, n, "upscaling"))
         else:
             entry = self.registry.get(p["upscaler"])
             if entry is None or entry.kind != UPSCALER:
                 known = ", ".join(["lanczos"] + [e.name for e in self.registry.of_kind(UPSCALER)])
                 raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown upscaler {p['upscaler']!r}; the server has: {known}.", "job.params.upscaler")
             model = load_upscaler(entry, self.device)
-            rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
+            with cancel_points(model.model, self.ctx):
+                rgb = run_upscaler(model, np.ascontiguousarray(image[..., :3]), lambda i, n: self.ctx.progress(i, n, "upscaling"))
             alpha = lanczos_resize(np.dstack([image[..., 3]] * 4), width, height)[..., 0]
             up = np.dstack([resize_rgb(rgb, width, height), alpha])
         seed = self.sampling.seed

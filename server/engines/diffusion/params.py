@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 
-from paintwire.protocol import ModeSpec, ParamSpec, ParamType
+from paintwire.protocol import CHECKPOINT_KINDS, InputKind, InputSpec, ModeSpec, ParamSpec, ParamType, PlacementKind
 
-from ..common import INVERT_MASK, MASK_BLUR, PADDING, SCALE, SEED, TARGET_HEIGHT, TARGET_WIDTH
+from ..common import IMAGE_INPUT, INVERT_MASK, MASK_BLUR, MASK_BLUR_OUTWARD, PADDING, SCALE, SEED, SELECTION_MASK, TARGET_HEIGHT, TARGET_WIDTH, labels_for
+from ..common import ModeOrder
 
 SCHEDULERS = ("dpmpp_2m_karras", "dpmpp_2m", "euler_a", "euler", "ddim", "unipc")
+# What the WebUI and most guides call them; a name missing here is shown as it is.
+SCHEDULER_LABELS = {
+    "dpmpp_2m_karras": "DPM++ 2M Karras", "dpmpp_2m": "DPM++ 2M", "euler_a": "Euler a", "euler": "Euler",
+    "ddim": "DDIM", "unipc": "UniPC",
+}
 
 PROMPT = ParamSpec(
     "prompt", ParamType.STRING, "", "Prompt",
-    "What to draw. <lora:name:weight> anywhere in it applies that LoRA at that weight; an embedding's name uses it.",
+    "What to draw, in the WebUI's syntax: (word:1.3) or (word) weights up, [word] down, BREAK starts a new chunk, "
+    "any length. <lora:name:weight> anywhere in it applies that LoRA at that weight; an embedding's name uses it.",
 )
-NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from.")
+NEGATIVE_PROMPT = ParamSpec("negative_prompt", ParamType.STRING, "", "Negative prompt", "What to steer away from (same syntax as the prompt).")
 STEPS = ParamSpec("steps", ParamType.INT, 20, "Steps", "Denoising steps (img2img and inpaint run steps x strength unless exact steps is on).", minimum=1, maximum=150)
 CFG = ParamSpec("cfg_scale", ParamType.FLOAT, 7.0, "CFG scale", "How strongly the prompt steers the result.", minimum=1.0, maximum=30.0)
-SCHEDULER = ParamSpec("scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler", "The noise scheduler.", choices=SCHEDULERS)
+SCHEDULER = ParamSpec("scheduler", ParamType.CHOICE, "dpmpp_2m_karras", "Sampler", "The noise scheduler.", choices=SCHEDULERS,
+                      choice_labels=labels_for(SCHEDULERS, SCHEDULER_LABELS), group="advanced")
 BATCH = ParamSpec("batch_size", ParamType.INT, 1, "Batch size", "Images made at once; image i uses seed + i.", minimum=1, maximum=8)
 CLIP_SKIP = ParamSpec(
     "clip_skip", ParamType.INT, 1, "Clip skip",
@@ -38,6 +46,7 @@ RESIZE_MODE = ParamSpec(
     "the overflow; resize_and_fill fits the input inside and extends its edge colours; latent resizes in latent space "
     "(needs strength above about 0.55).",
     choices=("just_resize", "crop_and_resize", "resize_and_fill", "latent"),
+    choice_labels=("Just resize", "Crop and resize", "Resize and fill", "Latent upscale"), group="advanced",
 )
 OUTPUT_SCALE = ParamSpec(
     "scale", ParamType.FLOAT, 1.0, "Scale", "Output size as a multiple of the input's (width and height override it).",
@@ -47,17 +56,22 @@ COLOUR_CORRECTION = ParamSpec(
     "colour_correction", ParamType.BOOL, False, "Colour correction",
     "Match the result's colour histogram to the original, so repeated edits do not drift.",
 )
+# Region first: a selection on a big canvas costs what the selection costs (issue: a 200x200
+# selection on a 1024 canvas took 6x longer and 9 GB at whole_picture).
 INPAINT_AREA = ParamSpec(
-    "inpaint_area", ParamType.CHOICE, "whole_picture", "Inpaint area",
-    "whole_picture works on the full image; only_masked crops the mask plus padding, generates it at the model's "
-    "native resolution and pastes it back (more detail for small areas, less memory for big canvases).",
-    choices=("whole_picture", "only_masked"),
+    "inpaint_area", ParamType.CHOICE, "only_masked", "Inpaint area",
+    "only_masked (the default) works on the selection plus context: its bounds plus the padding, at least half the "
+    "model's native size on each side, generated at the model's native resolution and pasted back, so a selection "
+    "costs the same on any canvas. whole_picture works on the full image at its own size: slower and heavier on "
+    "big canvases, for changes that must see everything.",
+    choices=("only_masked", "whole_picture"), choice_labels=("Only masked (region first)", "Whole picture"),
 )
 MASKED_CONTENT = ParamSpec(
     "masked_content", ParamType.CHOICE, "original", "Masked content",
     "How the masked area starts: original; fill (colours from around it); latent_noise; latent_nothing. "
     "All but original need a high denoising strength.",
     choices=("original", "fill", "latent_noise", "latent_nothing"),
+    choice_labels=("Original", "Fill from around", "Latent noise", "Latent nothing"),
 )
 SOFT_INPAINT = ParamSpec(
     "soft_inpaint", ParamType.BOOL, False, "Soft inpainting",
@@ -97,22 +111,34 @@ OUTPAINT_MASKED_CONTENT = dataclasses.replace(MASKED_CONTENT, default="fill")
 
 SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SEED, BATCH, CLIP_SKIP, VAE)
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
-INPAINT = (MASK_BLUR, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
+INPAINT = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
-TXT2IMG = ModeSpec("txt2img", "Text to image", "Make an image from the prompt.", needs_image=False, needs_mask=False,
-                   params=SAMPLING + (GEN_WIDTH, GEN_HEIGHT))
-IMG2IMG = ModeSpec("img2img", "Image to image", "Redraw the image (or the selection's bounding box) following the prompt; sketch first for control.",
-                   needs_image=True, needs_mask=False, accepts_mask=True,
-                   params=SAMPLING + IMAGE + (RESIZE_MODE, OUTPUT_SCALE, TARGET_WIDTH, TARGET_HEIGHT))
-INPAINT_MODE = ModeSpec("inpaint", "Inpaint", "Regenerate the masked area; everything else stays exactly as it was.",
-                        needs_image=True, needs_mask=True, params=SAMPLING + IMAGE + INPAINT)
-INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch", "Inpaint over painted strokes, which show through at the mask transparency.",
-                          needs_image=True, needs_mask=True, params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,))
+SKETCH_INPUT = InputSpec(
+    InputKind.SKETCH, required=False, label="Sketch layer",
+    help="A layer of rough colour strokes: they are part of the picture, and where they are painted joins the mask.",
+)
+
+TXT2IMG = ModeSpec("txt2img", "Generate", "A new picture from the prompt, the size of the canvas.",
+                   params=SAMPLING + (GEN_WIDTH, GEN_HEIGHT), model_kinds=CHECKPOINT_KINDS, order=ModeOrder.GENERATE)
+IMG2IMG = ModeSpec("img2img", "Refine", "Rework the picture (or the selected part) following the prompt; sketch first for control.",
+                   inputs=(IMAGE_INPUT, dataclasses.replace(SELECTION_MASK, required=False)),
+                   params=SAMPLING + IMAGE + (RESIZE_MODE, OUTPUT_SCALE, TARGET_WIDTH, TARGET_HEIGHT),
+                   model_kinds=CHECKPOINT_KINDS, order=ModeOrder.REFINE)
+INPAINT_MODE = ModeSpec("inpaint", "Inpaint", "Regenerate what is selected; everything else stays exactly as it was.",
+                        inputs=(IMAGE_INPUT, SELECTION_MASK), params=SAMPLING + IMAGE + INPAINT,
+                        model_kinds=CHECKPOINT_KINDS, order=ModeOrder.INPAINT)
+INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch",
+                          "Paint rough colour strokes, select around them (or choose their layer as the sketch layer), and regenerate; "
+                          "the strokes show through at the mask transparency.",
+                          inputs=(IMAGE_INPUT, SELECTION_MASK, SKETCH_INPUT), params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,),
+                          model_kinds=CHECKPOINT_KINDS, order=ModeOrder.SKETCH)
 OUTPAINT = ModeSpec("outpaint", "Expand", "Grow the canvas on any side and paint the new area to match.",
-                    needs_image=True, needs_mask=False,
-                    params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES)
+                    inputs=(IMAGE_INPUT,), placement=PlacementKind.GROW,
+                    params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES,
+                    model_kinds=CHECKPOINT_KINDS, order=ModeOrder.EXPAND)
 UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler model, then optionally refine detail with img2img.",
-                   needs_image=True, needs_mask=False,
-                   params=SAMPLING + (SCALE, TARGET_WIDTH, TARGET_HEIGHT, UPSCALER, REFINE, REFINE_STRENGTH, EXACT_STEPS, TILE_SIZE, TILE_OVERLAP))
+                   inputs=(IMAGE_INPUT,), placement=PlacementKind.RESIZE,
+                   params=SAMPLING + (SCALE, TARGET_WIDTH, TARGET_HEIGHT, UPSCALER, REFINE, REFINE_STRENGTH, EXACT_STEPS, TILE_SIZE, TILE_OVERLAP),
+                   model_kinds=CHECKPOINT_KINDS, order=ModeOrder.UPSCALE)
 
 MODES = (TXT2IMG, IMG2IMG, INPAINT_MODE, INPAINT_SKETCH, OUTPAINT, UPSCALE)

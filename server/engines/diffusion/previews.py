@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from ...masks import Box
+from ...layers import Box
 from ..base import PREVIEW_MAX_SIDE, JobContext
 from .models import SDXL
 

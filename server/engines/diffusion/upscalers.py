@@ -22,14 +22,6 @@ TILE = 512  # upscaler input tile: bounded memory for any image size
 TILE_PAD = 16  # context around each tile, cropped away after upscaling
 
 
-def spandrel_available() -> bool:
-    try:
-        import spandrel  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def load_upscaler(entry: ModelEntry, device: torch.device) -> Any:
     try:
         import spandrel

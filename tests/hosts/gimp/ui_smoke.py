@@ -20,12 +20,13 @@ try:
     gi.require_version("Gdk", "3.0")
     from gi.repository import Gdk, GimpUi, Gtk
 
+    from paintwire.hostkit import form as kit_form
+    from paintwire.hostkit import modes as kit_modes
     from paintwire.protocol import Capabilities
-    from paintwire.protocol import workflow
 
     import actions
     import dialogs
-    import form
+    import jobs
 
     spec = json.load(open(os.path.join(JOB, "spec.json"), encoding="utf-8"))
 
@@ -42,7 +43,7 @@ try:
                 window.add(param_form.widget)
                 window.show_all()
                 settle()
-                want = {f.name: f.value for f in form.fields(mode, {})}
+                want = {f.name: f.value for f in kit_form.fields(mode, {})}
                 report["forms"][f"{engine.name}/{mode.name}"] = {"got": param_form.values(), "want": want}
                 window.destroy()
 
@@ -57,14 +58,14 @@ try:
             return Gtk.ResponseType.OK
 
         GimpUi.Dialog.run = answer
-        for action in actions.ACTIONS:
-            choices = workflow.model_choices(caps, action.ui_mode)
-            if not choices:
-                continue
-            args = actions.Args(params_json=json.dumps(spec.get("stored", {}).get(action.ui_mode, {})))
-            request = __import__("jobs").DialogRequest(action.ui_mode, caps, choices, choices[0], args)
-            result = dialogs.job_dialog(None, action, True)(request)
-            report["dialogs"][f"{index}/{action.ui_mode}"] = result.to_values() if result else None
+        # One dialog per mode the server offers, as "Paintwire..." shows it with that mode chosen.
+        offered = kit_modes.offered_modes(caps, jobs.SUPPORTED_INPUTS)
+        for mode in offered:
+            choices = kit_modes.model_choices(caps, mode.name)
+            args = actions.Args(params_json=json.dumps(spec.get("stored", {}).get(mode.name, {})))
+            request = jobs.DialogRequest(mode.name, offered, False, caps, choices[0], args)
+            result = dialogs.job_dialog(None, True)(request)
+            report["dialogs"][f"{index}/{mode.name}"] = result.to_values() if result else None
 except Exception:
     report["error"] = traceback.format_exc()
 with open(os.path.join(JOB, "report.json"), "w", encoding="utf-8") as fh:

@@ -356,8 +356,8 @@ class Driver:
         editor = self.docker.findChild(QWidget, f"paintwire-param-{name}")
         if editor is None:
             raise RuntimeError(f"the form has no parameter {name!r}")
-        if isinstance(editor, QComboBox):
-            editor.setCurrentIndex(editor.findText(str(value)))
+        if isinstance(editor, QComboBox):  # a choice: the value is the item's data, its label the text
+            editor.setCurrentIndex(editor.findData(str(value)))
         elif hasattr(editor, "setChecked"):
             editor.setChecked(bool(value))
         elif hasattr(editor, "setValue"):
@@ -373,7 +373,7 @@ class Driver:
                 continue
             key = name[len("paintwire-param-"):]
             if isinstance(editor, QComboBox):
-                out[key] = editor.currentText()
+                out[key] = editor.currentData()
             elif hasattr(editor, "isChecked"):
                 out[key] = editor.isChecked()
             elif hasattr(editor, "value"):

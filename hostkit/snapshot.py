@@ -1,0 +1,61 @@
+"""What a plug-in read from its document, in 8-bit form, and the mask rules.
+
+The same rules hold in every host: what counts as the mask when nothing is
+selected, how a layer becomes a mask, how 16-bit documents come to 8 bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paintwire.protocol import ImagePayload, PixelFormat
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """``pixels`` is the whole canvas (or the chosen layer, canvas-sized) in
+    ``pixel_format``; ``selection`` is one byte per canvas pixel (0 = not
+    selected, 255 = selected, feathering in between) or None when nothing is
+    selected; ``mask_layer`` is a canvas-sized l8 mask read from a layer the
+    artist chose, which replaces the selection.
+    """
+
+    width: int
+    height: int
+    pixels: bytes
+    pixel_format: PixelFormat
+    selection: bytes | None = None
+    mask_layer: bytes | None = None
+
+    def __post_init__(self) -> None:
+        ImagePayload(self.width, self.height, self.pixel_format, self.pixels).validate("snapshot.pixels")
+        for name in ("selection", "mask_layer"):
+            data = getattr(self, name)
+            if data is not None and len(data) != self.width * self.height:
+                raise ValueError(f"snapshot.{name} must be {self.width * self.height} bytes (one per pixel), got {len(data)}")
+
+    @classmethod
+    def blank(cls, width: int, height: int) -> "Snapshot":
+        """A canvas-sized snapshot without pixels worth reading, for modes that take no image."""
+        return cls(width, height, bytes(width * height * 4), PixelFormat.RGBA8)
+
+    def image(self) -> ImagePayload:
+        return ImagePayload(self.width, self.height, self.pixel_format, self.pixels)
+
+    def mask(self) -> bytes:
+        """The mask a job uses: the chosen mask layer, else the selection, else the whole canvas."""
+        if self.mask_layer is not None:
+            return self.mask_layer
+        if self.has_selection:
+            assert self.selection is not None
+            return self.selection
+        return whole_canvas_mask(self.width, self.height)
+
+    @property
+    def has_selection(self) -> bool:
+        return self.selection is not None and any(self.selection)
+
+
+def whole_canvas_mask(width: int, height: int) -> bytes:
+    """The mask used when nothing is selected: everything."""
+    return b"\xff" * (width * height)

@@ -1,0 +1,226 @@
+"""The docker's job orchestration, without Qt: Generate, the job's events, its
+result written into the right document, Cancel, and the history's "apply
+again" and "use settings".
+
+Like GIMP's ``jobs.run``, it talks to three small protocols instead of to
+Krita and Qt: ``Documents`` (document.py: read a snapshot, write a
+placement), ``Transport`` (worker.py: submit, cancel) and ``View`` (the
+docker's widgets: status line, progress, preview, lists). Tests drive it with
+stand-ins for all three (tests/unit/test_krita_controller.py).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Protocol
+
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.placement import Placement, place_result
+from paintwire.hostkit.request import build_request, prompt_of
+from paintwire.hostkit.snapshot import Snapshot
+from paintwire.hostkit.status import describe_error, event_text, progress_fraction
+from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Result
+from paintwire.protocol.messages import JobEvent
+
+from .state import PanelState
+
+# Krita hands out 8-bit RGBA as B, G, R, A: asking for results in the same
+# order means the plug-in writes them as they come.
+OUTPUT_FORMAT = PixelFormat.BGRA8
+
+
+class Documents(Protocol):
+    """What the controller needs from Krita's documents (document.py provides it)."""
+
+    DocumentError: type[Exception]
+
+    def active_document(self) -> Any: ...
+
+    def is_open(self, doc: Any) -> bool: ...
+
+    def size(self, doc: Any) -> tuple[int, int]: ...
+
+    def title(self, doc: Any, what: str) -> str: ...
+
+    def check_supported(self, doc: Any) -> str: ...
+
+    def snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Snapshot: ...
+
+    def write_placement(self, doc: Any, placement: Placement, title: str = ...) -> Any: ...
+
+
+class Transport(Protocol):
+    """The connection (worker.py's Worker): it reports back through the controller's on_* methods."""
+
+    def submit(self, number: int, request: JobRequest) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+class View(Protocol):
+    """What the docker shows."""
+
+    def show_status(self, text: str, error: bool = False) -> None: ...
+
+    def show_progress(self, fraction: float | None) -> None: ...  # None: busy, no figure yet
+
+    def show_preview(self, event: Preview) -> None: ...
+
+    def job_ended(self) -> None: ...  # progress and preview back to rest
+
+    def refresh(self) -> None: ...  # state changed: controls, buttons, history list
+
+
+class Controller:
+    """One docker's jobs. Every method runs on Krita's UI thread; none waits on the network."""
+
+    def __init__(self, state: PanelState, documents: Documents, transport: Transport, view: View, save: Callable[[], None]) -> None:
+        self.state = state
+        self.documents = documents
+        self.transport = transport
+        self.view = view
+        self.save = save
+
+    # -- connection ----------------------------------------------------------------------
+
+    def connected(self, caps: Capabilities, server: str) -> None:
+        self.state.set_capabilities(caps, server)
+        modes = ", ".join(m.label for m in self.state.modes()) or "none"
+        # What the server lacks (no model installed), instead of modes that can only fail.
+        lacking = "".join(f" {notice}" for notice in kit_modes.engine_notices(caps))
+        devices = "; ".join(e.device.summary() for e in caps.engines if e.device)  # "RTX 3060, fp16, 10.8 of 12.0 GiB free"
+        device = f" Device: {devices}." if devices else ""
+        self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.{device}{lacking}")
+        self.view.refresh()
+
+    def capabilities_changed(self, caps: Capabilities) -> None:
+        """The server's models changed (pushed, or after Refresh): new lists, no reconnect."""
+        before = {m.name for m in self.state.capabilities.models} if self.state.capabilities else set()
+        self.state.set_capabilities(caps, self.state.server_name)
+        self.view.refresh()
+        if not self.state.busy:
+            added = len({m.name for m in caps.models} - before)
+            self.view.show_status(f"Models: {len(caps.models)}" + (f", {added} new." if added else ", nothing new."))
+
+    def disconnected(self, reason: str) -> None:
+        if self.state.busy:
+            self.state.finish_job(None)
+            self.view.job_ended()
+        self.state.set_capabilities(None)
+        self.view.show_status(describe_error(reason, False) if reason else "Disconnected.", error=bool(reason))
+        self.view.refresh()
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def generate(self, mask_layer: str | None = None, sketch_layer: str | None = None) -> bool:
+        """Read the active document and send the job. False (with the reason on the
+        status line) when it cannot start."""
+        try:
+            doc = self.documents.active_document()
+            settings = self.state.job_settings()
+            snap = self.documents.snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
+            assert self.state.capabilities is not None  # job_settings needs a server
+            request = build_request(snap, self.state.capabilities, settings, OUTPUT_FORMAT)
+            ticket = self.state.start_job(settings, doc, (snap.width, snap.height))
+        except (self.documents.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
+            self.view.show_status(str(exc), error=True)
+            return False
+        except Exception as exc:  # never let a surprise reach Krita's error dialog
+            self.view.show_status(f"Cannot start: {exc}", error=True)
+            traceback.print_exc()
+            return False
+        self.save()
+        self.view.show_progress(None)
+        self.view.show_status("Sending the job \u2026")
+        self.view.refresh()
+        self.transport.submit(ticket.number, request)
+        return True
+
+    def cancel(self) -> None:
+        if self.state.ticket is not None:
+            self.state.ticket.cancel_requested = True
+            self.view.show_status("Cancelling \u2026")
+            self.transport.cancel()
+
+    def _current(self, number: int) -> bool:
+        return self.state.ticket is not None and self.state.ticket.number == number
+
+    def on_event(self, number: int, event: JobEvent) -> None:
+        if not self._current(number):
+            return
+        assert self.state.ticket is not None
+        if isinstance(event, Queued):
+            self.state.ticket.job_id = event.job
+        if isinstance(event, Preview):
+            self.view.show_preview(event)
+            return
+        text = event_text(event)
+        if text:
+            self.view.show_status(text)
+        if isinstance(event, Progress):
+            self.view.show_progress(progress_fraction(event))
+
+    def on_done(self, number: int, result: Result) -> None:
+        if not self._current(number):
+            return
+        ticket, placement = self.state.finish_job(result)
+        assert placement is not None
+        self.view.job_ended()
+        try:
+            if not self.documents.is_open(ticket.document):
+                raise self.documents.DocumentError("The document of this job was closed; the result is kept in the history.")
+            self.documents.write_placement(ticket.document, placement, self.documents.title(ticket.document, ticket.mode.label))
+            names = ", ".join(l.name for l in placement.layers)
+            where = "a new document" if placement.new_document else "new layer(s)"
+            self.view.show_status(f"Done: {names} added as {where}.")
+        except Exception as exc:
+            self.view.show_status(f"The result could not be added: {exc}", error=True)
+            if not isinstance(exc, self.documents.DocumentError):
+                traceback.print_exc()
+        self.state.record(ticket, result, placement)
+        self.save()
+        self.view.refresh()
+
+    def on_failed(self, number: int, message: str) -> None:
+        if not self._current(number):
+            return
+        self.state.finish_job(None)
+        self.view.job_ended()
+        self.view.show_status(describe_error(message, True), error=True)
+        self.view.refresh()
+
+    def on_cancelled(self, number: int) -> None:
+        if not self._current(number):
+            return
+        self.state.finish_job(None)
+        self.view.job_ended()
+        self.view.show_status("Cancelled; the document was not changed.")
+        self.view.refresh()
+
+    # -- history -------------------------------------------------------------------------
+
+    def apply_history(self, row: int) -> None:
+        """Add result ``row`` of the history to the active document again."""
+        if not 0 <= row < len(self.state.history):
+            return
+        entry = self.state.history[row]
+        if entry.result is None:
+            self.view.show_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
+            return
+        try:
+            doc = self.documents.active_document()
+            self.documents.check_supported(doc)
+            placement = place_result(entry.result, self.documents.size(doc), prompt_of(entry.settings.params))
+            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"))
+            self.view.show_status("Added the result again.")
+        except Exception as exc:
+            self.view.show_status(f"Could not add the result: {exc}", error=True)
+
+    def rerun_history(self, row: int) -> None:
+        """Put the settings (and seed) of history ``row`` back into the panel."""
+        if not 0 <= row < len(self.state.history):
+            return
+        self.state.apply_job_settings(self.state.history[row].rerun_settings(0))
+        self.save()
+        self.view.refresh()
+        self.view.show_status("Settings restored; press Generate to run them again.")

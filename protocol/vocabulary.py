@@ -1,0 +1,105 @@
+"""The protocol's words for kinds of things: one enum each, used by the server
+that describes its modes and by every client that renders them.
+
+Every enum here is open-ended on the wire (see docs/protocol.md, "Evolving the
+protocol"): a newer server may send a value an older client does not know.
+Readers keep such a value as its plain string instead of failing, and
+:func:`known` tells the two apart; what a client then does with it is stated
+per enum below.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeVar, Union
+
+
+class ModelKind(str, enum.Enum):
+    """What a model file is, as ``ModelInfo.kind`` reports it and ``ModeSpec.model_kinds`` asks for it.
+
+    A kind a client does not know is simply a kind no mode of that client's
+    understanding asks for; modes name the kinds they take, so clients never
+    guess which models can run a mode.
+    """
+
+    BUILTIN = "builtin"  # an engine's own code, no file (the classical engine's OpenCV)
+    SD15 = "sd15"
+    SD15_INPAINT = "sd15-inpaint"
+    SD2 = "sd2"
+    SD2_INPAINT = "sd2-inpaint"
+    SDXL = "sdxl"
+    SDXL_INPAINT = "sdxl-inpaint"
+    LORA = "lora"
+    EMBEDDING = "embedding"
+    VAE = "vae"
+    UPSCALER = "upscaler"
+
+
+# The kinds a diffusion job can be run with as "the model".
+CHECKPOINT_KINDS: tuple[ModelKind, ...] = (
+    ModelKind.SD15, ModelKind.SD15_INPAINT, ModelKind.SD2, ModelKind.SD2_INPAINT, ModelKind.SDXL, ModelKind.SDXL_INPAINT,
+)
+
+
+class InputKind(str, enum.Enum):
+    """What a mode reads from the artist's document (``InputSpec.kind``).
+
+    A client that meets a kind it does not know leaves an optional input of
+    that kind out, and does not offer a mode that requires one.
+    """
+
+    IMAGE = "image"  # the canvas (visible image) or one layer, sent as job.image
+    MASK = "mask"  # the selection (or a layer used as one), sent as job.mask
+    SKETCH = "sketch"  # a layer of rough strokes: visible in job.image, its painted pixels added to job.mask
+
+
+class PlacementKind(str, enum.Enum):
+    """Where a mode's result goes (``ModeSpec.placement``).
+
+    A client that meets a kind it does not know treats it as ``new_document``
+    when the result canvas differs in size from the input, else as ``layers``.
+    """
+
+    LAYERS = "layers"  # new layers placed at their (x, y) in the same document
+    GROW = "grow"  # the canvas grows; the input's top-left corner lands at the result's (offset_x, offset_y)
+    RESIZE = "resize"  # the whole picture at a new size: resize the document (or open a new one)
+    NEW_DOCUMENT = "new_document"  # a new document of the result's size
+
+
+class ParamGroup(str, enum.Enum):
+    """Where a form shows a parameter (``ParamSpec.group``); other group names
+    may appear and are shown folded, like ``advanced``, under their own title."""
+
+    BASIC = "basic"
+    ADVANCED = "advanced"
+
+
+class Phase(str, enum.Enum):
+    """What a running job is doing (``Progress.phase``), in the order a job goes through them.
+    A client that meets a phase it does not know shows the progress event's ``stage`` word.
+    ``working`` is any engine work without a phase of its own (a classical fill)."""
+
+    PREPARING = "preparing"  # reading the request's pixels, preparing the region
+    LOADING_MODEL = "loading_model"
+    ENCODING = "encoding"  # the VAE turns pixels into latents (tile by tile when big)
+    DENOISING = "denoising"
+    DECODING = "decoding"  # the VAE turns latents back into pixels
+    UPSCALING = "upscaling"
+    WORKING = "working"
+    FINISHING = "finishing"  # packing the result layers to send
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def known(enum_type: type[E], value: object) -> "Union[E, str]":
+    """``value`` as a member of ``enum_type`` when it is one, else the plain string
+    (a newer peer's word, kept so that it can be shown and passed on)."""
+    try:
+        return enum_type(value)
+    except ValueError:
+        return str(value)

@@ -1,0 +1,129 @@
+"""The job runner: turns a scheduled job into engine calls, in the worker thread.
+
+The scheduler decides which job runs when; the runner does the running:
+payloads to arrays, the engine's ``run``, result layers to payloads, and
+every failure to the job's final message. It reports its own phases
+(preparing: reading the request's pixels, the first update of every job;
+finishing: packing the result layers) around the engine's, and checks for a
+cancel between them, so no step it takes outlasts a cancel by long.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import cv2
+import numpy as np
+
+from paintwire.protocol import Cancelled, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol.messages import JobEvent
+
+from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
+from .imaging import array_to_payload, payload_to_array
+from .jobs import FinalEvent, Job
+from .layers import Box
+
+log = logging.getLogger(__name__)
+
+# Sends a progress or preview event to the job's owner from the worker thread.
+EventSink = Callable[[JobEvent], None]
+
+
+class JobRunner:
+    def __init__(self, engines: Mapping[str, Engine], max_output_pixels: int, previews_per_second: float) -> None:
+        self.engines = dict(engines)
+        self.max_output_pixels = max_output_pixels
+        self.previews_per_second = previews_per_second
+
+    def run(self, job: Job, send: EventSink) -> FinalEvent:
+        """Run ``job`` to its final message. Never raises."""
+        request = job.checked.request
+        ctx = JobContext(job.cancel_event, _progress_sink(job, send), _preview_sink(job, send), self.previews_per_second)
+        try:
+            engine_job = self._decode(job, ctx)
+            output = self.engines[request.engine].run(engine_job, ctx)
+            del engine_job  # the decoded input: free it before the result is encoded
+            return self._encode(job, output, ctx)
+        except JobCancelledError:
+            return Cancelled(job.id)
+        except ProtocolError as exc:
+            return Error(exc.code, exc.message, exc.field, job=job.id)
+        except MemoryError:
+            return Error(ErrorCode.OUT_OF_MEMORY, "The server ran out of memory for this job; try a smaller image or batch.", job=job.id)
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
+                return Error(ErrorCode.OUT_OF_MEMORY, "The GPU ran out of memory for this job; try a smaller image, batch or inpaint area.", job=job.id)
+            log.exception("job %s failed", job.id)
+            return Error(ErrorCode.ENGINE_FAILED, f"The {request.engine} engine failed: {type(exc).__name__}: {exc}", job=job.id)
+
+    def _decode(self, job: Job, ctx: JobContext) -> EngineJob:
+        request = job.checked.request
+        ctx.phase(Phase.PREPARING, 0, 1, "reading the image")  # the first update, before the (maybe big) pixels are read
+        image = _decode(request.image, "job.image", ctx)
+        mask = _decode(request.mask, "job.mask", ctx)
+        return EngineJob(
+            id=job.id,
+            mode=request.mode,
+            params=dict(job.checked.params),
+            image=image,
+            mask=mask,
+            model=request.model,
+            max_output_pixels=self.max_output_pixels,
+        )
+
+    def _encode(self, job: Job, output: EngineOutput, ctx: JobContext) -> Result:
+        request = job.checked.request
+        ctx.phase(Phase.FINISHING, 0, len(output.layers))
+        layers = []
+        for i, layer in enumerate(output.layers):
+            settings = _wire_settings({"engine": request.engine, "mode": request.mode, **layer.settings})
+            layers.append(Layer(array_to_payload(layer.pixels, request.output_format), layer.x, layer.y, layer.name, layer.seed, settings))
+            layer.pixels = np.empty((0, 0, 4), np.uint8)  # drop the engine's copy as soon as it is encoded
+            ctx.phase(Phase.FINISHING, i + 1, len(output.layers))
+        return Result(job.id, tuple(layers), output.width, output.height, *output.offset)
+
+
+def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.ndarray | None:
+    if payload is None:
+        return None
+    array = payload_to_array(payload, field)
+    ctx.check_cancelled()
+    return array
+
+
+def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None]:
+    def sink(u: ProgressUpdate) -> None:
+        send(Progress(job.id, u.step, u.total, u.stage, u.phase.value, round(u.fraction, 4)))
+
+    return sink
+
+
+def _preview_sink(job: Job, send: EventSink) -> Callable[[np.ndarray, Box], None]:
+    def sink(rgba: np.ndarray, box: Box) -> None:
+        image = array_to_payload(_shrink(rgba), PixelFormat.RGBA8)
+        send(Preview(job.id, image, box.x, box.y, box.width, box.height))
+
+    return sink
+
+
+def _shrink(rgba: np.ndarray) -> np.ndarray:
+    """A guard for engines that offer big previews; PreviewMaker already sends small ones."""
+    h, w = rgba.shape[:2]
+    scale = PREVIEW_MAX_SIDE / max(h, w)
+    if scale >= 1:
+        return np.ascontiguousarray(rgba)
+    return cv2.resize(rgba, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _wire_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as msgpack can carry them: scalars, strings and lists only."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            out[str(key)] = value
+        elif isinstance(value, (list, tuple)):
+            out[str(key)] = [v if isinstance(v, (bool, int, float, str)) else str(v) for v in value]
+        else:
+            out[str(key)] = str(value)
+    return out

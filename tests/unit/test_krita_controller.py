@@ -1,0 +1,228 @@
+"""The Krita docker's orchestration without Krita and without Qt
+(plugins/krita/paintwire_krita/controller.py), driven as the docker drives it:
+the worker's signals become on_* calls, the docker's widgets are a View."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"))
+
+from paintwire_krita import state as st  # noqa: E402
+from paintwire_krita.controller import OUTPUT_FORMAT, Controller  # noqa: E402
+
+from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
+from paintwire.protocol import (  # noqa: E402
+    Capabilities, EngineInfo, ImagePayload, Layer, Limits, ModelInfo, PixelFormat, PlacementKind, Preview, Progress, Queued, Result,
+    Started,
+)
+from paintwire.server.engines.classical import ClassicalEngine  # noqa: E402
+
+from fixtures.server_only_engine import POSTERIZE  # noqa: E402
+
+W, H = 8, 6
+CLASSICAL = ClassicalEngine()
+CAPS = Capabilities(
+    (EngineInfo(CLASSICAL.name, CLASSICAL.label, CLASSICAL.modes()), EngineInfo("extras", "Extras", (POSTERIZE,))),
+    CLASSICAL.models(), Limits(1 << 26, 1 << 24, 4096, 4),
+)
+
+
+class DocumentError(Exception):
+    pass
+
+
+class FakeDoc:
+    def __init__(self, name="photo.kra"):
+        self.name = name
+        self.layers = []
+
+
+class Documents:
+    """Stands in for document.py: the same functions, on FakeDoc."""
+
+    DocumentError = DocumentError
+
+    def __init__(self):
+        self.active = FakeDoc()
+        self.open = [self.active]
+        self.selection = None
+        self.reads = []
+
+    def active_document(self):
+        if self.active is None:
+            raise DocumentError("Open or create a document first.")
+        return self.active
+
+    def is_open(self, doc):
+        return doc in self.open
+
+    def size(self, doc):
+        return W, H
+
+    def title(self, doc, what):
+        return f"{doc.name} ({what})"
+
+    def check_supported(self, doc):
+        return "U8"
+
+    def snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None):
+        self.reads.append((input_source, mask_layer, sketch_layer))
+        return Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8, selection=self.selection)
+
+    def write_placement(self, doc, placement, title="Paintwire result"):
+        doc.layers.append((placement, title))
+        return doc
+
+
+class Transport:
+    def __init__(self):
+        self.sent, self.cancels = [], 0
+
+    def submit(self, number, request):
+        self.sent.append((number, request))
+
+    def cancel(self):
+        self.cancels += 1
+
+
+class View:
+    def __init__(self):
+        self.statuses, self.progress, self.previews, self.ended, self.refreshes = [], [], [], 0, 0
+
+    def show_status(self, text, error=False):
+        self.statuses.append((text, error))
+
+    def show_progress(self, fraction):
+        self.progress.append(fraction)
+
+    def show_preview(self, event):
+        self.previews.append(event)
+
+    def job_ended(self):
+        self.ended += 1
+
+    def refresh(self):
+        self.refreshes += 1
+
+
+@pytest.fixture
+def rig():
+    state = st.PanelState(st.PanelSettings(mode="inpaint"))
+    docs, transport, view = Documents(), Transport(), View()
+    saves = []
+    controller = Controller(state, docs, transport, view, lambda: saves.append(1))
+    controller.connected(CAPS, "paintwire/test")
+    return controller, state, docs, transport, view, saves
+
+
+def result_for(job="j1", size=(W, H), seed=None):
+    image = ImagePayload(2, 2, PixelFormat.BGRA8, bytes(16))
+    return Result(job, (Layer(image, 3, 1, "Inpaint (telea)", seed),), *size)
+
+
+def test_connecting_lists_the_servers_modes_including_one_no_plugin_names(rig):
+    controller, state, docs, transport, view, saves = rig
+    assert [m.name for m in state.modes()] == ["inpaint", "upscale", "posterize"]
+    assert "Modes: Inpaint, Upscale, Posterize." in view.statuses[-1][0]
+
+
+def test_a_job_runs_from_generate_to_layers_in_its_own_document(rig):
+    controller, state, docs, transport, view, saves = rig
+    docs.selection = bytes([255] * (W * H))
+    assert controller.generate(mask_layer=None, sketch_layer="Strokes")
+    ((number, request),) = transport.sent
+    assert (request.engine, request.mode, request.output_format) == ("classical", "inpaint", OUTPUT_FORMAT)
+    assert request.mask is not None and docs.reads == [("visible", None, "Strokes")] and saves
+    assert view.progress == [None] and state.busy
+    doc = docs.active
+    docs.active = FakeDoc("other.kra")  # the artist switches documents while the job runs
+    docs.open.append(docs.active)
+    controller.on_event(number, Queued("j1", 1, 2))
+    controller.on_event(number, Started("j1"))
+    controller.on_event(number, Progress("j1", 1, 4, "inpainting"))
+    controller.on_event(number, Preview("j1", ImagePayload(1, 1, PixelFormat.RGBA8, bytes(4))))
+    assert state.ticket.job_id == "j1" and view.progress[-1] == 0.25 and len(view.previews) == 1
+    assert [t for t, _ in view.statuses[-3:]] == ["Waiting: 2 job(s) ahead.", "Working \u2026", "Inpainting: step 1 of 4"]
+    controller.on_done(number, result_for())
+    ((placement, title),) = doc.layers  # written where the job came from
+    assert docs.active.layers == [] and title == "photo.kra (Inpaint)"
+    assert placement.kind is PlacementKind.LAYERS and not placement.new_document
+    assert not state.busy and view.ended == 1 and view.statuses[-1][0].startswith("Done: Inpaint (telea)")
+    assert state.history[0].job_id == "j1" and state.history[0].summary.startswith("Inpaint")
+
+
+def test_events_of_an_older_job_are_ignored(rig):
+    controller, state, docs, transport, view, saves = rig
+    controller.generate()
+    ((number, _),) = transport.sent
+    controller.on_done(number + 1, result_for())
+    assert state.busy and docs.active.layers == []
+
+
+def test_cancel_failure_and_a_lost_server_end_the_job_without_writing(rig):
+    controller, state, docs, transport, view, saves = rig
+    controller.generate()
+    controller.cancel()
+    assert transport.cancels == 1 and view.statuses[-1][0] == "Cancelling \u2026"
+    controller.on_cancelled(transport.sent[-1][0])
+    assert not state.busy and view.statuses[-1][0] == "Cancelled; the document was not changed."
+    controller.generate()
+    controller.on_failed(transport.sent[-1][0], "radius must be at most 64")
+    assert view.statuses[-1] == ("Failed: radius must be at most 64", True)
+    controller.generate()
+    controller.disconnected("The server at ws://x closed the connection.")
+    assert not state.busy and not state.connected and view.statuses[-1] == ("Not connected: The server at ws://x closed the connection.", True)
+    assert docs.active.layers == []
+
+
+def test_what_the_artist_can_fix_is_said_as_it_is(rig):
+    controller, state, docs, transport, view, saves = rig
+    docs.active = None
+    assert not controller.generate()
+    assert view.statuses[-1] == ("Open or create a document first.", True) and transport.sent == []
+
+
+def test_a_result_for_a_closed_document_is_kept_in_the_history(rig):
+    controller, state, docs, transport, view, saves = rig
+    controller.generate()
+    docs.open.clear()
+    controller.on_done(transport.sent[-1][0], result_for())
+    assert view.statuses[-1] == ("The result could not be added: The document of this job was closed; the result is kept in the history.", True)
+    assert len(state.history) == 1
+    docs.open.append(docs.active)
+    controller.apply_history(0)
+    assert view.statuses[-1][0] == "Added the result again." and docs.active.layers[0][1] == "photo.kra (history)"
+
+
+def test_the_server_only_mode_runs_through_the_controller(rig):
+    controller, state, docs, transport, view, saves = rig
+    state.set_mode("posterize")
+    state.set_value("levels", 3)
+    assert controller.generate()
+    (_, request), = transport.sent
+    assert (request.engine, request.mode, dict(request.params), request.model) == ("extras", "posterize", {"levels": 3}, None)
+
+
+def test_use_settings_puts_the_seed_back(rig):
+    controller, state, docs, transport, view, saves = rig
+    controller.generate()
+    controller.on_done(transport.sent[-1][0], result_for(seed=5))
+    state.set_mode("upscale")
+    controller.rerun_history(0)
+    assert state.settings.mode == "inpaint" and view.statuses[-1][0].startswith("Settings restored")
+
+
+def test_the_status_line_names_the_servers_device(rig):
+    import dataclasses
+
+    from paintwire.protocol import DeviceInfo
+
+    controller, state, docs, transport, view, saves = rig
+    gpu = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "bf16", 12 << 30, 10 << 30)
+    caps = dataclasses.replace(CAPS, engines=(dataclasses.replace(CAPS.engines[0], device=gpu),) + CAPS.engines[1:])
+    controller.connected(caps, "paintwire/0.1.0")
+    assert view.statuses[-1][0].endswith("Device: NVIDIA GeForce RTX 3060, bf16, 10.0 of 12.0 GiB free.")

@@ -406,6 +406,6 @@ def test_the_device_is_reported_by_the_server_and_paintwire_info(client, diffuse
     device = client.capabilities.engine("diffusers").device
     assert (device.name, device.kind, device.dtype) == ("CPU", "cpu", "fp32") and device.total_memory >= device.free_memory > 0
     assert client.capabilities.engine("classical").device is None
-    assert f"diffusers runs on {device.summary()}" in diffusers_server.log()
+    assert "  device: CPU, fp32, " in diffusers_server.log()  # the start-up summary (free memory as it was then)
     info = subprocess.run([sys.executable, "-m", "paintwire", "info", "--url", diffusers_server.url], capture_output=True, text=True, timeout=120)
     assert info.returncode == 0 and "  device: CPU, fp32, " in info.stdout and " GiB free" in info.stdout

@@ -125,7 +125,7 @@ def test_loading_a_model_does_not_stall_other_clients(start_server, model_dir, t
         thread.join(180)
     loads = [(e.step, e.total) for e in events if isinstance(e, Progress) and e.phase == Phase.LOADING_MODEL.value]
     assert loads[-1][0] == loads[-1][1] > 1  # "loading model" with its parts counted
-    assert phases(events)[-2:] == [Phase.DENOISING.value, Phase.DECODING.value]
+    assert phases(events)[-3:] == [Phase.DENOISING.value, Phase.DECODING.value, Phase.FINISHING.value]
 
 
 def test_an_expected_load_failure_is_one_log_line(start_server, model_dir):

@@ -338,6 +338,7 @@ def test_outpaint_grows_the_canvas_and_keeps_the_original(client):
     image = picture(48, 48)
     result = run(client, "outpaint", image, strength=0.9, left=16, top=8, right=0, bottom=8)
     assert (result.width, result.height) == (64, 64)
+    assert (result.offset_x, result.offset_y) == (16, 8)  # where the old canvas lies on the grown one
     (layer,) = result.layers
     assert (layer.x, layer.y, layer.image.width, layer.image.height) == (0, 0, 64, 64)
     out = pixels(result)

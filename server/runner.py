@@ -11,12 +11,15 @@ cancel between them, so no step it takes outlasts a cancel by long.
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
 
-from paintwire.protocol import Cancelled, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol import Cancelled, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
 from paintwire.protocol.messages import JobEvent
 
 from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
@@ -84,12 +87,45 @@ class JobRunner:
         return Result(job.id, tuple(layers), output.width, output.height, *output.offset)
 
 
+# PNG decoding is one OpenCV call that cannot be interrupted (seconds for 8192x8192),
+# so it runs here while the job's thread watches for a cancel. A cancelled job ends
+# at once; its decode finishes in the background and is dropped.
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paintwire-decode")
+CANCEL_POLL_SECONDS = 0.05
+_decoding_lock = threading.Lock()
+_decoding = 0  # decodes submitted and not yet finished
+
+
+def decodes_in_progress() -> int:
+    """PNG decodes still running, those of cancelled jobs included."""
+    return _decoding
+
+
+def _count_decodes(step: int) -> None:
+    global _decoding
+    with _decoding_lock:
+        _decoding += step
+
+
+def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
+    try:
+        return payload_to_array(payload, field)
+    finally:
+        _count_decodes(-1)
+
+
 def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.ndarray | None:
     if payload is None:
         return None
-    array = payload_to_array(payload, field)
-    ctx.check_cancelled()
-    return array
+    if payload.encoding is Encoding.RAW:
+        return payload_to_array(payload, field)  # a view of the bytes, or one quick copy
+    _count_decodes(+1)
+    future = _DECODER.submit(_decode_png, payload, field)
+    while True:
+        try:
+            return future.result(timeout=CANCEL_POLL_SECONDS)
+        except FutureTimeout:
+            ctx.check_cancelled()
 
 
 def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None]:

@@ -311,3 +311,26 @@ async def test_memory_comes_back_soon_after_a_client_with_megabytes_unsent_leave
     # Freed at once, not at some later garbage collection or never (glibc kept freed
     # multi-megabyte buffers in its heaps): back near the baseline within moments.
     await until(lambda: rss_mib(pid) < base + 40, f"RSS to come back near {base:.0f} MiB from {held:.0f} MiB")
+
+
+async def test_a_cancel_during_a_big_png_decode_does_not_wait_for_the_decode():
+    from paintwire.protocol import ImagePayload, PixelFormat
+    from paintwire.protocol.images import Encoding
+    from paintwire.server import runner
+
+    side = 8192
+    png = encode_png(np.zeros((side, side, 4), np.uint8))  # small on the wire, 256 MiB decoded
+    async with serving() as (server, url):
+        async with peer(url) as p:
+            image = ImagePayload(side, side, PixelFormat.RGBA8, png, Encoding.PNG)
+            job = await p.job_id(await p.submit(JobRequest("classical", "upscale", image, params={"scale": 1.0})))
+            while not any(isinstance(m, Progress) and m.stage == "reading the image" for m in p.events):
+                await p.next()
+            await p.ws.send(p.conn.cancel(job))
+            final = await p.final(job)
+            # The job ended while its decode still ran: the cancel did not wait for it.
+            decoding = runner.decodes_in_progress()
+            assert isinstance(final, Cancelled) and decoding == 1
+            assert not any(isinstance(m, Progress) and m.stage == "upscaling" for m in p.events)
+            assert isinstance(await p.run(classical_job()), Result)  # the worker went on
+        await until(lambda: runner.decodes_in_progress() == 0, "the abandoned decode to end")

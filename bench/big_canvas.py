@@ -122,7 +122,7 @@ def main() -> None:
                 times = {}
                 for name, (image, mask) in cases.items():
                     side = image.shape[0]
-                    full = {"method": method, "radius": params.get("radius", 5), "mask_blur": 4, "invert_mask": False, "padding": PADDING}
+                    full = {"method": method, "radius": params.get("radius", 5), "mask_blur": 4, "mask_blur_outward": False, "invert_mask": False, "padding": PADDING}
                     direct = median_of(lambda: engine.run(EngineJob("b", "inpaint", full, image, mask), JobContext()), args.repeat)
                     request = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image.tobytes()), raw_image(side, side, "l8", mask.tobytes()),
                                          params={**params, "padding": PADDING})

@@ -164,7 +164,7 @@ def classical_case(args: argparse.Namespace) -> list[tuple]:
     image[..., 3] = 255
     mask = np.zeros((side, side), np.uint8)
     mask[side // 4: 3 * side // 4, side // 4: 3 * side // 4] = 255
-    params = {"method": "fill", "radius": 5, "mask_blur": 4, "invert_mask": False, "padding": 32}
+    params = {"method": "fill", "radius": 5, "mask_blur": 4, "mask_blur_outward": False, "invert_mask": False, "padding": 32}
     engine = ClassicalEngine()
     marks: list[float] = []
 

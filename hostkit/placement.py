@@ -56,6 +56,15 @@ class Placement:
     offset_x: int = 0
     offset_y: int = 0
 
+    def grows(self, document_size: tuple[int, int]) -> bool:
+        """Whether the result grows the document's canvas in place: a grow
+        placement whose canvas holds the document at the offset."""
+        width, height = document_size
+        return (
+            self.kind is PlacementKind.GROW and 0 <= self.offset_x and 0 <= self.offset_y
+            and self.offset_x + width <= self.width and self.offset_y + height <= self.height
+        )
+
 
 def resolve_kind(kind: PlacementKind | str, resized: bool) -> PlacementKind:
     """A mode's placement as this client knows it (the version rule for unknown kinds)."""

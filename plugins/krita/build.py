@@ -1,8 +1,8 @@
 """Build the Krita plug-in zip: ``python plugins/krita/build.py -o dist/paintwire-krita.zip``.
 
 The zip is what Krita's Tools > Scripts > Import Python Plugin from File
-expects: ``paintwire_krita.desktop`` and the ``paintwire_krita/`` package at
-its top level. The package carries ``vendor/`` (paintwire.protocol, msgpack,
+expects: ``paintwire_krita.desktop``, ``paintwire_krita.action`` (the
+Generate shortcut) and the ``paintwire_krita/`` package at its top level. The package carries ``vendor/`` (paintwire.protocol, msgpack,
 websockets, pure Python, from plugins/bundle.py), so nothing is installed
 into Krita's Python.
 """
@@ -27,6 +27,8 @@ DEFAULT_OUTPUT = HERE.parent.parent / "dist" / "paintwire-krita.zip"
 def stage(target: Path) -> Path:
     """Lay out the plug-in as Krita installs it (desktop file + package) under ``target``."""
     shutil.copy2(HERE / f"{NAME}.desktop", target / f"{NAME}.desktop")
+    # The Generate action's default shortcut (Krita's importer installs it into actions/).
+    shutil.copy2(HERE / f"{NAME}.action", target / f"{NAME}.action")
     package = target / NAME
     shutil.copytree(HERE / NAME, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "vendor"))
     write_vendor(package / "vendor")

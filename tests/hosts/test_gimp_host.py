@@ -20,8 +20,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -89,6 +92,8 @@ CASES = [
     {"name": "upscale", "procedure": "plug-in-paintwire-upscale", "selection": None, "args": {"params-json": json.dumps({"scale": 2.0})}},
     {"name": "bad_param", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [4, 4, 8, 8]},
      "args": {"params-json": json.dumps({"no_such_param": 1})}},
+    # The plug-in's document adapter on its own: a preview layer, then a canvas grown in place.
+    {"name": "document_probe", "kind": "document_probe", "preview_region": [10, 6, 16, 8], "grow": [8, 4]},
     # Last: points the plug-in at a port where nothing listens.
     {"name": "server_down", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [4, 4, 8, 8]}, "args": {}},
 ]
@@ -265,6 +270,20 @@ def test_bad_parameter_is_a_gimp_error(gimp_run):
     assert case["background_unchanged"]
 
 
+def test_preview_layer_shows_over_its_region_and_goes_and_expand_grows_in_place(gimp_run):
+    case, case_dir, server, log = _case(gimp_run, "document_probe")
+    preview, background = case["during"]["layers"]  # the second preview replaced the first
+    assert preview["name"] == "Paintwire preview" and background["name"] == "Background"
+    assert (preview["x"], preview["y"], preview["width"], preview["height"]) == (10, 6, 16, 8)
+    assert (_png(case_dir / preview["png"])[2:-2, 2:-2] == [255, 0, 0, 255]).all(), "the preview's pixels, scaled to its region"
+    assert [l["name"] for l in case["after"]["layers"]] == ["Background"]
+    grown = case["grown"]
+    assert case["new_image"] is False and (grown["width"], grown["height"]) == (WIDTH + 8, HEIGHT + 4)
+    result, background = grown["layers"]
+    assert (result["name"], result["x"], result["y"], result["width"], result["height"]) == ("Grown", 0, 0, WIDTH + 8, HEIGHT + 4)
+    assert (background["x"], background["y"]) == (8, 4) and case["background_unchanged"]
+
+
 def test_unreachable_server_is_a_gimp_error(gimp_run):
     case, case_dir, server, log = _case(gimp_run, "server_down")
     assert case["connection_status"] == "SUCCESS"
@@ -340,9 +359,9 @@ def test_job_dialogs_return_arguments_to_remember(dialog_run):
 
 
 @pytest.fixture(scope="module")
-def diffusers_run(plugin_bundle, tmp_path_factory):
-    """Generate, Refine and Expand through GIMP against a server with a tiny SD1.5 model.
-    Skips where the diffusers engine is not installed or does not load."""
+def diffusers_server(plugin_bundle, tmp_path_factory):
+    """A server with a tiny SD1.5 model. Skips where the diffusers engine is not
+    installed or does not load."""
     try:
         sys.path.insert(0, str(REPO / "tests"))
         from fixtures.tiny_models import build_tiny_sd15
@@ -354,17 +373,21 @@ def diffusers_run(plugin_bundle, tmp_path_factory):
 
     server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
     try:
-        yield from _diffusers_cases(server, plugin_bundle, tmp_path_factory)
+        with Client(server.url) as client:
+            caps = client.capabilities
+        engine = caps.engine("diffusers")
+        if engine is None or not any(m.engine == "diffusers" for m in caps.models):
+            pytest.skip("the server's diffusers engine did not load (see the server log)")
+        yield server, caps
     finally:
         server.stop()
 
 
-def _diffusers_cases(server, plugin_bundle, tmp_path_factory):
-    with Client(server.url) as client:
-        caps = client.capabilities
+@pytest.fixture(scope="module")
+def diffusers_run(diffusers_server, plugin_bundle):
+    """Generate, Refine, Inpaint Sketch and Expand through GIMP with the tiny model."""
+    server, caps = diffusers_server
     engine = caps.engine("diffusers")
-    if engine is None or not any(m.engine == "diffusers" for m in caps.models):
-        pytest.skip("the server's diffusers engine did not load (see the server log)")
     model = next(m.name for m in caps.models if m.engine == "diffusers")
     common = {"model": model, "steps": 2}
     cases = [
@@ -384,7 +407,7 @@ def _diffusers_cases(server, plugin_bundle, tmp_path_factory):
     cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
     report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
-    yield report["cases"], log
+    return report["cases"], log
 
 
 def _diffusers_case(diffusers_run, name):
@@ -428,10 +451,15 @@ def test_inpaint_sketch_uses_the_visible_strokes(diffusers_run):
 
 
 @pytest.mark.slow
-def test_expand_opens_the_grown_picture_as_a_new_image(diffusers_run):
+def test_expand_grows_the_canvas_in_place(diffusers_run):
     case = _diffusers_case(diffusers_run, "expand")
-    assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
-    assert (case["new_image"]["width"], case["new_image"]["height"]) == (WIDTH + 16, HEIGHT)
+    assert case["new_image"] is None and (case["image"]["width"], case["image"]["height"]) == (WIDTH + 16, HEIGHT)
+    new, background = case["image"]["layers"]  # no preview layer left behind either
+    assert new["name"] == "more fox [seed 9]" and (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH + 16, HEIGHT)
+    assert background["name"] == "Background" and (background["x"], background["y"]) == (0, 0)
+    # The grown picture holds the original where it was; the new strip on the right is painted.
+    grown = _png(case["dir"] / new["png"])
+    assert np.array_equal(grown[:, :WIDTH], pattern()) and (grown[:, WIDTH:, 3] == 255).all()
 
 
 # --- interactive runs: the real dialogs inside real GIMP, answered by autorespond.py ----------
@@ -478,6 +506,86 @@ def test_interactive_dialog_runs_and_its_choices_are_remembered(interactive_run)
         assert case["background_unchanged"] and background["name"] == "Background"
         assert (new["x"], new["y"], new["width"], new["height"]) == (want.x, want.y, want.image.width, want.image.height)
         _same_pixels(_png(out / name / new["png"]), want_px)
+
+
+# --- GIMP ends the plug-in (its progress bar's cancel does): the server cancels the job ------
+
+
+def _plugin_processes(job: Path) -> list[int]:
+    """The pids of this job's Paintwire plug-in processes (GIMP runs paintwire.py from the job's profile)."""
+    script = f"/{job.relative_to(ROOT)}/home/.config/GIMP/3.0/plug-ins/paintwire/paintwire.py".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if script in (entry / "cmdline").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _queue(server) -> dict:
+    with urllib.request.urlopen(f"{server.http}/info", timeout=10) as response:
+        return json.loads(response.read())["queue"]
+
+
+def _idle(queue: dict) -> bool:
+    return queue["running"] is False and queue["queued"] == 0
+
+
+def _wait_for(what: str, check, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plugin_bundle):
+    """A long inpaint (150 steps of the tiny model on a 1024x768 picture, minutes on a CPU)
+    starts from GIMP; once the server runs it, the plug-in's process is killed, as GIMP
+    does when the artist presses the progress bar's cancel. The websocket drops and the
+    server stops the job: nothing runs or waits in its queue soon after, and GIMP's
+    image has no new layer."""
+    server, caps = diffusers_server
+    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    case = {"name": "killed", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [100, 100, 600, 400]},
+            "width": 1024, "height": 768, "connection": {"url": server.url, "token": "", "timeout": 600.0},
+            "args": {"model": model, "prompt": "a long job", "steps": 150, "seed": 1, "strength": 1.0}}
+    out = ARTIFACTS / "killed"
+    shutil.rmtree(out, ignore_errors=True)
+    job = ROOT / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
+    job.mkdir(parents=True)
+    try:
+        (job / "spec.json").write_text(json.dumps({"cases": [case]}), encoding="utf-8")
+        shutil.copy(HERE / "driver.py", job / "driver.py")
+        gimp = subprocess.Popen(["bash", str(HERE / "run_gimp.sh"), str(plugin_bundle), str(job)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            assert _idle(_queue(server))
+            _wait_for("the job to run on the server", lambda: _queue(server)["running"] or gimp.poll() is not None, 240)
+            assert gimp.poll() is None, f"GIMP ended before the job ran:\n{gimp.communicate()[0]}"
+            pids = _plugin_processes(job)
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            # 150 steps take minutes: a queue that is empty and idle within a minute had the job cancelled.
+            _wait_for("the server to drop the job", lambda: _idle(_queue(server)), 60)
+            log = gimp.communicate(timeout=120)[0]
+        finally:
+            if gimp.poll() is None:
+                gimp.kill()
+                gimp.wait()
+        shutil.copytree(job, out, ignore=shutil.ignore_patterns("home"))
+        (out / "gimp.log").write_text(log, encoding="utf-8")
+        report = json.loads((job / "report.json").read_text(encoding="utf-8"))
+        assert report["error"] is None, report["error"] + log
+        result = report["cases"]["killed"]
+        assert result["status"] != "SUCCESS", result
+        assert [l["name"] for l in result["image"]["layers"]] == ["Background"] and result["background_unchanged"]
+    finally:
+        if not _mounts_under(job):
+            shutil.rmtree(job, ignore_errors=True)
 
 
 # --- a mode only the server knows: reachable from Filters > Paintwire > Paintwire... -----------

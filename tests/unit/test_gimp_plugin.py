@@ -22,7 +22,7 @@ from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
     Capabilities, ClientError, EngineInfo, Error, ErrorCode, JobFailed, Layer, Limits, ModeSpec, ModelInfo, ParamSpec,
-    ParamType, PixelFormat, PlacementKind, Progress, Queued, Result, Started, raw_image,
+    ParamType, PixelFormat, PlacementKind, Preview, Progress, Queued, Result, Started, raw_image,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -208,6 +208,7 @@ class FakeDocument:
         self.selection = selection
         self.written = []
         self.sources = []
+        self.calls = []  # preview, end_preview and write, in order
 
     def size(self):
         return self.width, self.height
@@ -217,8 +218,15 @@ class FakeDocument:
         return Snapshot(self.width, self.height, self.pixels, PixelFormat.RGBA8, selection=self.selection)
 
     def write(self, placement):
+        self.calls.append("write")
         self.written.append(placement)
         return ("image", "layer")
+
+    def preview(self, event):
+        self.calls.append(("preview", event.x, event.y, event.width, event.height))
+
+    def end_preview(self):
+        self.calls.append("end_preview")
 
 
 class FakeProgress:
@@ -296,6 +304,18 @@ def test_run_sends_selection_as_mask_and_writes_the_placed_result():
     texts = [entry[1] for entry in progress.log if entry[0] == "text"]
     assert "Paintwire: Waiting: 2 job(s) ahead." in texts and "Paintwire: Inpainting: step 1 of 2" in texts
     assert ("fraction", 0.5) in progress.log and progress.log[-1] == ("end",)
+
+
+def test_previews_show_while_the_job_runs_and_go_before_the_result_is_written():
+    doc = FakeDocument(selection=bytes([255] * 48))
+    preview = Preview("job-1", raw_image(2, 1, PixelFormat.RGBA8, bytes(8)), 1, 2, 4, 2)
+    jobs.run("inpaint", Args(), CONNECTION, doc, FakeProgress(), client_factory=_factory(events=[Started("job-1"), preview, preview]))
+    assert doc.calls[:3] == [("preview", 1, 2, 4, 2)] * 2 + ["end_preview"] and doc.calls[3] == "write"
+    assert doc.calls[-1] == "end_preview"  # again on the way out: harmless, and it covers failures
+    failing = FakeDocument(selection=bytes([255] * 48))
+    with pytest.raises(PluginError):
+        jobs.run("inpaint", Args(), CONNECTION, failing, FakeProgress(), client_factory=_factory(events=[preview], fail=ClientError("gone")))
+    assert failing.calls == [("preview", 1, 2, 4, 2), "end_preview"]
 
 
 def test_run_without_selection_masks_the_whole_canvas():

@@ -228,6 +228,16 @@ def test_a_result_of_another_size_goes_to_a_new_document():
     assert placement.new_document and (placement.width, placement.height) == (16, 12)
 
 
+def test_a_grown_canvas_holds_the_document_at_its_offset():
+    grown = Result("j4", (layer(0, 0, W + 16, H + 8),), W + 16, H + 8, offset_x=16, offset_y=8)
+    placement = place_result(grown, (W, H), None, PlacementKind.GROW)
+    assert placement.grows((W, H)) and (placement.offset_x, placement.offset_y) == (16, 8)
+    assert not place_result(grown, (W, H), None, PlacementKind.RESIZE).grows((W, H))
+    # An offset that puts the document outside the result's canvas is no grow in place.
+    outside = Result("j5", (layer(0, 0, W + 4, H),), W + 4, H, offset_x=16, offset_y=0)
+    assert not place_result(outside, (W, H), None, PlacementKind.GROW).grows((W, H))
+
+
 # --- history ----------------------------------------------------------------------------
 
 

@@ -51,6 +51,8 @@ class Documents:
         self.open = [self.active]
         self.selection = None
         self.reads = []
+        self.canvas = []  # what the canvas preview did: ("show", doc, preview) and "end"
+        self.stored = {}  # doc name -> the history bytes saved in it
 
     def active_document(self):
         if self.active is None:
@@ -69,13 +71,38 @@ class Documents:
     def check_supported(self, doc):
         return "U8"
 
-    def snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None):
+    def read_snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None):
         self.reads.append((input_source, mask_layer, sketch_layer))
-        return Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8, selection=self.selection)
+        return RawRead(Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8, selection=self.selection))
 
-    def write_placement(self, doc, placement, title="Paintwire result"):
+    def write_placement(self, doc, placement, title="Paintwire result", resize_target="resize"):
         doc.layers.append((placement, title))
         return doc
+
+    def where_placed(self, placement, size, resize_target):
+        return "as a new document" if placement.new_document else "as new layer(s)"
+
+    def show_preview(self, doc, preview):
+        self.canvas.append(("show", doc, preview))
+
+    def end_preview(self):
+        self.canvas.append("end")
+
+    def load_history(self, doc):
+        return self.stored.get(doc.name)
+
+    def save_history(self, doc, data):
+        self.stored[doc.name] = data
+
+
+class RawRead:
+    """What document.read_snapshot returns: the sizes now, the Snapshot from finish() (in the worker thread)."""
+
+    def __init__(self, snapshot):
+        self.snapshot, self.width, self.height = snapshot, snapshot.width, snapshot.height
+
+    def finish(self):
+        return self.snapshot
 
 
 class Transport:
@@ -83,7 +110,8 @@ class Transport:
         self.sent, self.cancels = [], 0
 
     def submit(self, number, request):
-        self.sent.append((number, request))
+        # The worker builds a request handed over as a function in its own thread.
+        self.sent.append((number, request() if callable(request) else request))
 
     def cancel(self):
         self.cancels += 1
@@ -153,6 +181,14 @@ def test_a_job_runs_from_generate_to_layers_in_its_own_document(rig):
     assert placement.kind is PlacementKind.LAYERS and not placement.new_document
     assert not state.busy and view.ended == 1 and view.statuses[-1][0].startswith("Done: Inpaint (telea)")
     assert state.history[0].job_id == "j1" and state.history[0].summary.startswith("Inpaint")
+    # The preview showed on the canvas of the job's document, and left it before the result was written.
+    assert [c if c == "end" else (c[0], c[1]) for c in docs.canvas] == [("show", doc), "end"]
+    # The history went into that document (it is saved in its .kra) and follows the active document.
+    assert st.history_from_bytes(docs.stored["photo.kra"])[0][0].job_id == "j1" and "other.kra" not in docs.stored
+    controller.document_changed(docs.active)
+    assert len(state.history) == 0
+    controller.document_changed(doc)
+    assert state.history[0].job_id == "j1"
 
 
 def test_events_of_an_older_job_are_ignored(rig):
@@ -170,6 +206,7 @@ def test_cancel_failure_and_a_lost_server_end_the_job_without_writing(rig):
     assert transport.cancels == 1 and view.statuses[-1][0] == "Cancelling \u2026"
     controller.on_cancelled(transport.sent[-1][0])
     assert not state.busy and view.statuses[-1][0] == "Cancelled; the document was not changed."
+    assert docs.canvas[-1] == "end"  # a cancelled job's preview leaves the canvas too
     controller.generate()
     controller.on_failed(transport.sent[-1][0], "radius must be at most 64")
     assert view.statuses[-1] == ("Failed: radius must be at most 64", True)
@@ -226,3 +263,17 @@ def test_the_status_line_names_the_servers_device(rig):
     caps = dataclasses.replace(CAPS, engines=(dataclasses.replace(CAPS.engines[0], device=gpu),) + CAPS.engines[1:])
     controller.connected(caps, "paintwire/0.1.0")
     assert view.statuses[-1][0].endswith("Device: NVIDIA GeForce RTX 3060, bf16, 10.0 of 12.0 GiB free.")
+
+
+def test_the_document_module_provides_all_the_controller_asks_of_documents():
+    """document.py (which needs Krita) is the controller's Documents: every method the
+    protocol names is a function or class of that module."""
+    import ast
+
+    plugin = Path(__file__).resolve().parents[2] / "plugins" / "krita" / "paintwire_krita"
+    defined = {n.name for n in ast.parse((plugin / "document.py").read_text(encoding="utf-8")).body
+               if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    protocol = next(n for n in ast.parse((plugin / "controller.py").read_text(encoding="utf-8")).body
+                    if isinstance(n, ast.ClassDef) and n.name == "Documents")
+    wanted = {n.name for n in protocol.body if isinstance(n, ast.FunctionDef)} | {"DocumentError"}
+    assert wanted <= defined, sorted(wanted - defined)

@@ -31,7 +31,7 @@ def test_zip_has_what_kritas_importer_expects(plugin_zip):
     assert "paintwire_krita/__init__.py" in names
     assert "paintwire_krita/" in names  # Krita's importer looks for the package's directory entry
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"paintwire_krita.desktop", "paintwire_krita"}
+    assert tops == {"paintwire_krita.desktop", "paintwire_krita.action", "paintwire_krita"}
     for vendored in ("paintwire/protocol/client.py", "paintwire/hostkit/request.py", "msgpack/fallback.py", "websockets/sync/client.py"):
         assert f"paintwire_krita/vendor/{vendored}" in names
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc"))]
@@ -47,6 +47,8 @@ def test_kritas_own_importer_finds_the_plugin(plugin_zip, tmp_path):
     out = subprocess.run([sys.executable, str(importer), str(plugin_zip), str(tmp_path)], capture_output=True, text=True, check=True).stdout
     assert "Imported plugin: Paintwire" in out
     assert (tmp_path / "pykrita" / "paintwire_krita.desktop").is_file()
+    # The Generate action's default shortcut goes where Krita reads action files.
+    assert "Ctrl+Shift+Return" in (tmp_path / "actions" / "paintwire_krita.action").read_text(encoding="utf-8")
     assert (tmp_path / "pykrita" / "paintwire_krita" / "vendor" / "websockets" / "sync" / "client.py").is_file()
 
 
@@ -76,3 +78,17 @@ def test_plugin_code_is_python_310():
     files = sorted((PLUGIN / "paintwire_krita").rglob("*.py")) + sorted((REPO / "hostkit").glob("*.py")) + [PLUGIN / "build.py"]
     for path in files:
         ast.parse(path.read_text(encoding="utf-8"), str(path), feature_version=(3, 10))
+
+
+def test_qt_comes_from_one_module_ready_for_pyqt6():
+    """Krita 6 runs on Qt 6 (PyQt6): the binding is chosen in qt.py alone, and enums are
+    spelled with their scope (Qt.AlignmentFlag.AlignCenter), which both bindings accept."""
+    import re
+
+    unscoped = re.compile(r"\b(Qt|QImage|QPainter|QIODevice|QLineEdit)\.(Align[A-Z]|Format_|CompositionMode_|WriteOnly|ReadOnly|Password|Horizontal|Vertical|KeepAspect|IgnoreAspect|Smooth|ToolTipRole|TextSelectable)")
+    for path in sorted((PLUGIN / "paintwire_krita").glob("*.py")):
+        if path.name == "qt.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "PyQt5" not in text and "PyQt6" not in text, f"{path.name} imports a Qt binding directly; use .qt"
+        assert not unscoped.findall(text), f"{path.name}: {unscoped.findall(text)}"

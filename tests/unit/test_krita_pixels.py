@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"))
 
-from paintwire_krita.pixels import clip_to_canvas, from_8bit, mask_from_layer, to_8bit, union_masks  # noqa: E402
+from paintwire_krita.pixels import clip_to_canvas, from_8bit, mask_from_layer, to_8bit  # noqa: E402
 
 from paintwire.hostkit.placement import place_result  # noqa: E402
 from paintwire.protocol import Result  # noqa: E402
@@ -26,12 +26,6 @@ def test_mask_from_layer_uses_alpha_when_the_layer_has_transparency():
 def test_mask_from_an_opaque_layer_is_its_grey_level():
     pixels = bytes([0, 0, 0, 255, 255, 255, 255, 255, 90, 90, 90, 255])
     assert mask_from_layer(pixels) == bytes([0, 255, 90])
-
-
-def test_union_of_masks_is_the_per_pixel_maximum():
-    assert union_masks(bytes([0, 10, 200]), bytes([5, 0, 100])) == bytes([5, 10, 200])
-    with pytest.raises(ValueError):
-        union_masks(b"\x00", b"\x00\x00")
 
 
 def test_sixteen_bit_pixels_round_trip_through_eight_bits():

@@ -13,16 +13,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"
 
 from paintwire_krita import state as st  # noqa: E402  (imports without Krita: no docker is registered)
 
-from paintwire.hostkit.history import History, HistoryEntry  # noqa: E402
+from paintwire.hostkit.history import MAX_HISTORY, History, HistoryEntry  # noqa: E402
+from paintwire.hostkit.placement import place_result  # noqa: E402
 from paintwire.hostkit.request import JobSettings  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import DEFAULT_URL, ImagePayload, Layer, PixelFormat, Result  # noqa: E402
 
 from test_hostkit import BOTH, CLASSICAL, caps  # noqa: E402
 
+MODE = CLASSICAL.mode("inpaint")
+
 
 def test_settings_round_trip_through_json():
-    s = st.PanelSettings(url="ws://host:1/ws", token="t", mode="img2img", choice="diffusers/m", values={"img2img": {"seed": 3}}, prompts={"prompt": "a fox"})
+    s = st.PanelSettings(url="ws://host:1/ws", token="t", mode="img2img", choice="diffusers/m", resize_target="new_document",
+                         values={"img2img": {"seed": 3}}, prompts={"prompt": "a fox"})
     assert st.PanelSettings.from_json(s.to_json()) == s
 
 
@@ -101,8 +105,9 @@ def test_a_job_in_flight_blocks_a_second_and_ends_in_a_placement():
     done, placement = state.finish_job(result)
     assert done is ticket and not state.busy
     assert placement.layers[0].name == "a fox [seed 77]" and (placement.layers[0].x, placement.layers[0].y) == (3, 1)
-    state.record(ticket, result, placement)
+    state.record(ticket, result, placement, thumbnail=b"PNG")
     assert state.history[0].job_id == "j1" and state.history[0].seeds == (77,)
+    assert state.thumbnails["j1"] == b"PNG"
 
 
 def test_a_failed_job_gives_no_placement():
@@ -129,3 +134,22 @@ def test_history_json_survives_garbage():
     history.add(HistoryEntry("j", JobSettings("inpaint", "classical"), (None,), ("Inpaint",), 8, 6))
     assert json.loads(history.to_json())[0]["job_id"] == "j"
     assert History.from_json(history.to_json())[0].layer_names == ("Inpaint",)
+
+
+def test_document_history_round_trips_with_thumbnails_and_survives_garbage():
+    for data in (None, b"", b"nonsense", b"[1]", b'{"entries": 5}', b"\xff\xfe"):
+        assert len(st.history_from_bytes(data)[0]) == 0
+    state = st.PanelState()
+    for i in range(MAX_HISTORY + 2):  # the oldest entries and their thumbnails go
+        result = Result(f"j{i}", (Layer(ImagePayload(1, 1, PixelFormat.BGRA8, bytes(4)), 0, 0, "r", i),), 8, 6)
+        ticket = st.Ticket(i, JobSettings("inpaint", "classical"), MODE, "doc", (8, 6), job_id=f"j{i}")
+        state.record(ticket, result, place_result(result, (8, 6)), b"PNG%d" % i)
+    history, thumbnails = st.history_from_bytes(st.history_to_bytes(state.history, state.thumbnails))
+    assert [e.job_id for e in history.entries] == [e.job_id for e in state.history.entries]
+    assert history[0].job_id == f"j{MAX_HISTORY + 1}" and thumbnails[history[0].job_id] == b"PNG%d" % (MAX_HISTORY + 1)
+    assert "j0" not in thumbnails and len(thumbnails) == MAX_HISTORY
+
+
+def test_unreadable_resize_targets_fall_back_to_resizing_the_document():
+    assert st.PanelSettings.from_json('{"resize_target": "sideways"}').resize_target == "resize"
+    assert st.PanelSettings.from_json('{"resize_target": "new_document"}').resize_target == "new_document"

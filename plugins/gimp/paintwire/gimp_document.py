@@ -17,12 +17,13 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 from paintwire.hostkit.placement import Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
-from paintwire.protocol import PixelFormat  # noqa: E402
+from paintwire.protocol import Encoding, PixelFormat, Preview  # noqa: E402
 
 from actions import PluginError  # noqa: E402
 
 RGBA = "R'G'B'A u8"
 MASK = "Y u8"
+PREVIEW_LAYER = "Paintwire preview"
 
 _LAYER_TYPES = {
     Gimp.ImageBaseType.RGB: Gimp.ImageType.RGBA_IMAGE,
@@ -44,6 +45,7 @@ class GimpDocument:
         self.image = image
         self.drawables = list(drawables or [])
         self.interactive = interactive
+        self._preview = None  # the temporary preview layer while a job runs
 
     def check(self) -> None:
         if self.image.get_base_type() not in _LAYER_TYPES:
@@ -88,19 +90,69 @@ class GimpDocument:
         """Insert the result. Returns (new image or None, the top inserted layer).
 
         In the artist's image everything happens in one undo group, so one Undo
-        removes the whole result; original layers are never touched. A result
-        of another size (upscale, expand) opens as a new image instead.
+        removes the whole result (and, for an expand, the canvas growth);
+        original layers keep their pixels. A grown canvas (expand) grows this
+        image in place, the layers keeping their place on the old canvas; a
+        result of another size (an upscale) opens as a new image.
         """
-        if placement.new_document:
+        grow = placement.grows(self.size())
+        if placement.new_document and not grow:
             return self._write_new_image(placement)
         image = self.image
         image.undo_group_start()
         try:
+            if grow:
+                image.resize(placement.width, placement.height, placement.offset_x, placement.offset_y)
             top = self._insert_layers(image, placement, parent_position=-1)
         finally:
             image.undo_group_end()
         Gimp.displays_flush()
         return None, top
+
+    # -- the preview while a job runs -----------------------------------------------------
+
+    def preview(self, event: Preview) -> None:
+        """Show the job's latest preview as a temporary top layer over its region.
+
+        The layer is added, changed and removed with the undo history frozen,
+        so it leaves no step behind; end_preview removes it whatever the outcome.
+        """
+        img = event.image
+        if img.encoding is not Encoding.RAW or img.format is not PixelFormat.RGBA8:
+            return  # the server sends raw rgba8 previews; anything else is skipped, not an error
+        image = self.image
+        width, height = event.width or img.width, event.height or img.height
+        layer_type = _LAYER_TYPES[image.get_base_type()]
+        image.undo_freeze()
+        try:
+            self._remove_preview()
+            layer = Gimp.Layer.new(image, PREVIEW_LAYER, img.width, img.height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+            image.insert_layer(layer, None, 0)
+            self._preview = layer
+            buffer = layer.get_buffer()
+            buffer.set(Gegl.Rectangle.new(0, 0, img.width, img.height), RGBA, img.data)
+            buffer.flush()
+            if (width, height) != (img.width, img.height):
+                layer.scale(width, height, False)
+            layer.set_offsets(event.x, event.y)
+        finally:
+            image.undo_thaw()
+        Gimp.displays_flush()
+
+    def end_preview(self) -> None:
+        if self._preview is None:
+            return
+        self.image.undo_freeze()
+        try:
+            self._remove_preview()
+        finally:
+            self.image.undo_thaw()
+        Gimp.displays_flush()
+
+    def _remove_preview(self) -> None:
+        layer, self._preview = self._preview, None
+        if layer is not None and layer.is_valid():
+            self.image.remove_layer(layer)
 
     def _write_new_image(self, placement: Placement):
         base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB

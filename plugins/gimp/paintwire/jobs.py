@@ -20,7 +20,7 @@ from paintwire.hostkit.request import JobSettings, build_request, prompt_of, rea
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
-from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, ProtocolError
+from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
@@ -37,6 +37,12 @@ class Document(Protocol):
     def snapshot(self, source: InputSource) -> Snapshot: ...
 
     def write(self, placement: Placement) -> Any: ...
+
+    def preview(self, event: Preview) -> None:
+        """Show a preview while the job runs (a temporary layer)."""
+
+    def end_preview(self) -> None:
+        """Remove what ``preview`` showed; called whatever the job's outcome, before anything is written."""
 
 
 class ProgressSink(Protocol):
@@ -137,11 +143,13 @@ def run(
         assert spec is not None  # choose_engine only offers engines that have it
         request = _request(document, caps, choice, spec, args)
         progress.text("Paintwire: sending")
-        result = _wait(client, request, connection, progress)
+        result = _wait(client, request, connection, progress, document)
+        document.end_preview()
         placement = place_result(result, document.size(), prompt_of(request.params), spec.placement)
         written = document.write(placement)
         return Outcome(replace(args, mode=mode), written, result.job, placement)
     finally:
+        document.end_preview()
         client.close()
         progress.end()
 
@@ -175,7 +183,7 @@ def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeS
         raise PluginError(exc.message) from None
 
 
-def _wait(client: Client, request, connection: Connection, progress: ProgressSink):
+def _wait(client: Client, request, connection: Connection, progress: ProgressSink, document: Document):
     def on_event(event: JobEvent) -> None:
         text = event_text(event)
         if text:
@@ -183,6 +191,8 @@ def _wait(client: Client, request, connection: Connection, progress: ProgressSin
         fraction = progress_fraction(event)
         if fraction is not None:
             progress.fraction(fraction)
+        if isinstance(event, Preview):
+            document.preview(event)
 
     try:
         return client.run(request, on_event=on_event, timeout=connection.timeout)

@@ -11,18 +11,19 @@ stand-ins for all three (tests/unit/test_krita_controller.py).
 
 from __future__ import annotations
 
+import time
 import traceback
-from typing import Any, Callable, Protocol
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import build_request, prompt_of
-from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Result
 from paintwire.protocol.messages import JobEvent
 
-from .state import PanelState
+from .state import PanelState, history_from_bytes, history_to_bytes
 
 # Krita hands out 8-bit RGBA as B, G, R, A: asking for results in the same
 # order means the plug-in writes them as they come.
@@ -44,15 +45,28 @@ class Documents(Protocol):
 
     def check_supported(self, doc: Any) -> str: ...
 
-    def snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Snapshot: ...
+    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Any:
+        """Krita's raw reads (UI thread); the returned object's ``finish()`` makes the Snapshot (worker thread)."""
 
-    def write_placement(self, doc: Any, placement: Placement, title: str = ...) -> Any: ...
+    def write_placement(self, doc: Any, placement: Placement, title: str = ..., resize_target: str = ...) -> Any: ...
+
+    def where_placed(self, placement: Placement, size: tuple[int, int], resize_target: str) -> str: ...
+
+    def show_preview(self, doc: Any, preview: Any) -> None:
+        """Show a preview (worker-prepared) on the canvas: a temporary layer."""
+
+    def end_preview(self) -> None:
+        """Remove the canvas preview, whatever ended the job."""
+
+    def load_history(self, doc: Any) -> bytes | None: ...
+
+    def save_history(self, doc: Any, data: bytes) -> None: ...
 
 
 class Transport(Protocol):
     """The connection (worker.py's Worker): it reports back through the controller's on_* methods."""
 
-    def submit(self, number: int, request: JobRequest) -> None: ...
+    def submit(self, number: int, request: JobRequest | Callable[[], JobRequest]) -> None: ...
 
     def cancel(self) -> None: ...
 
@@ -80,6 +94,20 @@ class Controller:
         self.transport = transport
         self.view = view
         self.save = save
+        # Each open document's history and thumbnails, read from the document when first shown.
+        self._histories: list[tuple[Any, Any, dict]] = []
+        self._thumbnails: dict[int, bytes] = {}  # ticket number -> PNG, until the result is recorded
+        # Longest time (ms) each step took on the UI thread, for the host test to report.
+        self.ui_times: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            self.ui_times[name] = max(self.ui_times.get(name, 0.0), ms)
 
     # -- connection ----------------------------------------------------------------------
 
@@ -105,7 +133,7 @@ class Controller:
     def disconnected(self, reason: str) -> None:
         if self.state.busy:
             self.state.finish_job(None)
-            self.view.job_ended()
+            self._end_job()
         self.state.set_capabilities(None)
         self.view.show_status(describe_error(reason, False) if reason else "Disconnected.", error=bool(reason))
         self.view.refresh()
@@ -118,10 +146,13 @@ class Controller:
         try:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
-            snap = self.documents.snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
-            assert self.state.capabilities is not None  # job_settings needs a server
-            request = build_request(snap, self.state.capabilities, settings, OUTPUT_FORMAT)
-            ticket = self.state.start_job(settings, doc, (snap.width, snap.height))
+            with self.timed("generate.read"):
+                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
+            caps = self.state.capabilities
+            assert caps is not None  # job_settings needs a server
+            # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
+            request = lambda: build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
+            ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
         except (self.documents.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
             self.view.show_status(str(exc), error=True)
             return False
@@ -151,8 +182,13 @@ class Controller:
         assert self.state.ticket is not None
         if isinstance(event, Queued):
             self.state.ticket.job_id = event.job
-        if isinstance(event, Preview):
+        if isinstance(getattr(event, "event", event), Preview):  # a Preview, or one the worker prepared
             self.view.show_preview(event)
+            try:
+                with self.timed("preview.canvas"):
+                    self.documents.show_preview(self.state.ticket.document, event)
+            except Exception:  # the canvas preview is a nicety; the job goes on
+                traceback.print_exc()
             return
         text = event_text(event)
         if text:
@@ -165,27 +201,85 @@ class Controller:
             return
         ticket, placement = self.state.finish_job(result)
         assert placement is not None
-        self.view.job_ended()
+        self._end_job()
+        resize_target = self.state.settings.resize_target
         try:
             if not self.documents.is_open(ticket.document):
                 raise self.documents.DocumentError("The document of this job was closed; the result is kept in the history.")
-            self.documents.write_placement(ticket.document, placement, self.documents.title(ticket.document, ticket.mode.label))
+            with self.timed("done.write"):
+                self.documents.write_placement(ticket.document, placement, self.documents.title(ticket.document, ticket.mode.label), resize_target)
             names = ", ".join(l.name for l in placement.layers)
-            where = "a new document" if placement.new_document else "new layer(s)"
-            self.view.show_status(f"Done: {names} added as {where}.")
+            self.view.show_status(f"Done: {names} added {self.documents.where_placed(placement, ticket.document_size, resize_target)}.")
         except Exception as exc:
             self.view.show_status(f"The result could not be added: {exc}", error=True)
             if not isinstance(exc, self.documents.DocumentError):
                 traceback.print_exc()
-        self.state.record(ticket, result, placement)
+        with self.timed("done.history"):
+            self._record(ticket, result, placement, self._thumbnails.pop(number, b""))
         self.save()
+        self.view.refresh()
+
+    def on_thumbnail(self, number: int, png: bytes) -> None:
+        if self._current(number):
+            self._thumbnails[number] = png
+
+    def _end_job(self) -> None:
+        """Whatever ended the job: its preview leaves the canvas before anything else is written."""
+        try:
+            with self.timed("preview.clear"):
+                self.documents.end_preview()
+        except Exception:
+            traceback.print_exc()
+        self.view.job_ended()
+
+    def _record(self, ticket: Any, result: Result, placement: Placement, thumbnail: bytes) -> None:
+        """Add the job to its document's history, and store that history in the document."""
+        doc = ticket.document
+        if not self.documents.is_open(doc):
+            self.state.record(ticket, result, placement, thumbnail)
+            return
+        active = self.state.history, self.state.thumbnails
+        self.state.show_history(*self._history_of(doc))
+        self.state.record(ticket, result, placement, thumbnail)
+        self._remember(doc, self.state.history, self.state.thumbnails)
+        self.documents.save_history(doc, history_to_bytes(self.state.history, self.state.thumbnails))
+        if self._shown is not None and not (self._shown == doc):
+            self.state.show_history(*active)
+
+    # -- each document's history -------------------------------------------------------
+
+    _shown: Any = None
+
+    def _history_of(self, doc: Any) -> tuple[Any, dict]:
+        self._histories = [entry for entry in self._histories if self.documents.is_open(entry[0])]
+        for d, history, thumbnails in self._histories:
+            if d == doc:
+                return history, thumbnails
+        history, thumbnails = history_from_bytes(self.documents.load_history(doc))
+        self._histories.append((doc, history, thumbnails))
+        return history, thumbnails
+
+    def _remember(self, doc: Any, history: Any, thumbnails: dict) -> None:
+        self._histories = [entry for entry in self._histories if not entry[0] == doc] + [(doc, history, thumbnails)]
+
+    def document_changed(self, doc: Any) -> None:
+        """The active document changed: show its history (from the .kra when it was saved with one)."""
+        if doc is not None and self._shown is not None and doc == self._shown:
+            return
+        self._shown = doc
+        if doc is None:
+            from paintwire.hostkit.history import History
+
+            self.state.show_history(History(), {})
+        else:
+            self.state.show_history(*self._history_of(doc))
         self.view.refresh()
 
     def on_failed(self, number: int, message: str) -> None:
         if not self._current(number):
             return
         self.state.finish_job(None)
-        self.view.job_ended()
+        self._end_job()
         self.view.show_status(describe_error(message, True), error=True)
         self.view.refresh()
 
@@ -193,7 +287,7 @@ class Controller:
         if not self._current(number):
             return
         self.state.finish_job(None)
-        self.view.job_ended()
+        self._end_job()
         self.view.show_status("Cancelled; the document was not changed.")
         self.view.refresh()
 
@@ -210,8 +304,9 @@ class Controller:
         try:
             doc = self.documents.active_document()
             self.documents.check_supported(doc)
+            # As new layers when the sizes match, else as a new document (this canvas did not grow with it).
             placement = place_result(entry.result, self.documents.size(doc), prompt_of(entry.settings.params))
-            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"))
+            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
             self.view.show_status("Added the result again.")
         except Exception as exc:
             self.view.show_status(f"Could not add the result: {exc}", error=True)

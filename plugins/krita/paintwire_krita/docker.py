@@ -9,38 +9,39 @@ that a script or test may drive carry objectNames starting with
 
 from __future__ import annotations
 
-import traceback
+from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
-from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Krita
-from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QImage, QPixmap
-from PyQt5.QtWidgets import (
+from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
+from paintwire.hostkit.sources import InputSource
+from paintwire.protocol import InputKind, PlacementKind, Preview
+
+from . import document
+from .controller import Controller
+from .imaging import PreparedPreview, to_qimage
+from .qt import (
     QComboBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QIcon,
+    QImage,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QPixmap,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSize,
     QToolButton,
+    Qt,
     QVBoxLayout,
     QWidget,
 )
-
-from paintwire.hostkit import modes as kit_modes
-from paintwire.hostkit.history import History
-from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
-from paintwire.hostkit.sources import InputSource
-from paintwire.protocol import InputKind, PixelFormat, Preview
-
-from . import document
-from .controller import Controller
-from .state import PanelSettings, PanelState
+from .state import RESIZE_TARGETS, PanelSettings, PanelState
 from .widgets import ParamForm
 from .worker import Worker
 
@@ -49,6 +50,11 @@ SETTINGS_GROUP = "paintwire"
 PREVIEW_SIDE = 256
 PROGRESS_STEPS = 1000
 NO_LAYER = "(none)"
+# The Generate action: Krita lists it under Settings > Configure Krita > Keyboard
+# Shortcuts, where the artist can change it. Its default shortcut is in
+# paintwire_krita.action (free in Krita 5.1 and 5.2: Ctrl+Shift+G is Quick Clipping Group).
+GENERATE_ACTION = "paintwire_generate"
+GENERATE_SHORTCUT = "Ctrl+Shift+Return"
 
 
 def _read_setting(name: str, default: str = "") -> str:
@@ -63,7 +69,8 @@ class PaintwireDocker(DockWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("Paintwire")
-        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")), History.from_json(_read_setting("history")))
+        # The history is each document's own, saved in it (controller.document_changed).
+        self.state = PanelState(PanelSettings.from_json(_read_setting("settings")))
         self.worker = Worker(self)
         self.controller = Controller(self.state, document, self.worker, self, self._save)
         self.worker.connected.connect(self._on_connected)
@@ -74,6 +81,9 @@ class PaintwireDocker(DockWidget):
         self.worker.job_done.connect(self.controller.on_done)
         self.worker.job_failed.connect(self.controller.on_failed)
         self.worker.job_cancelled.connect(self.controller.on_cancelled)
+        self.worker.job_thumbnail.connect(self.controller.on_thumbnail)
+        # Longest time (ms) each step took on Krita's UI thread (the host test reports them).
+        self.ui_times = self.controller.ui_times
         self._updating = False
         self._build_ui()
         self._refresh_controls()
@@ -99,7 +109,7 @@ class PaintwireDocker(DockWidget):
         self.url_edit.setToolTip("The server's websocket address, e.g. ws://127.0.0.1:7878/ws")
         self.token_edit = QLineEdit(self.state.settings.token)
         self.token_edit.setObjectName("paintwire-token")
-        self.token_edit.setEchoMode(QLineEdit.Password)
+        self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("only for a server on another machine")
         self.connect_button = QPushButton("Connect")
         self.connect_button.setObjectName("paintwire-connect")
@@ -107,7 +117,7 @@ class PaintwireDocker(DockWidget):
         self.status_label = QLabel("Not connected.")
         self.status_label.setObjectName("paintwire-status")
         self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("URL", self.url_edit)
         form.addRow("Token", self.token_edit)
         form.addRow(self.connect_button)
@@ -140,6 +150,13 @@ class PaintwireDocker(DockWidget):
             self.input_combo.addItem(source.label, source.value)
         self.input_combo.setCurrentIndex(max(0, self.input_combo.findData(self.state.settings.input_source)))
         self.input_combo.currentIndexChanged.connect(self._input_changed)
+        self.resize_combo = QComboBox()
+        self.resize_combo.setObjectName("paintwire-resize-target")
+        self.resize_combo.setToolTip("Where a picture of a new size (an upscale) goes: this document, scaled to it, or a new document.")
+        for key, label in RESIZE_TARGETS:
+            self.resize_combo.addItem(label, key)
+        self.resize_combo.setCurrentIndex(max(0, self.resize_combo.findData(self.state.settings.resize_target)))
+        self.resize_combo.currentIndexChanged.connect(self._resize_target_changed)
         self.mask_combo = QComboBox()
         self.mask_combo.setObjectName("paintwire-mask-layer")
         self.mask_combo.setToolTip("Use a layer as the mask instead of the selection: its painted (or white) pixels are regenerated.")
@@ -173,6 +190,8 @@ class PaintwireDocker(DockWidget):
         form = QFormLayout()
         job_layout.addLayout(form)
         form.addRow("Input", self.input_combo)
+        self.resize_label = QLabel("Result")
+        form.addRow(self.resize_label, self.resize_combo)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.mask_combo, 1)
         mask_row.addWidget(layers_refresh)
@@ -191,6 +210,7 @@ class PaintwireDocker(DockWidget):
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("paintwire-generate")
+        self.generate_button.setToolTip(f"Run the job ({GENERATE_SHORTCUT}; change it in Settings > Configure Krita > Keyboard Shortcuts).")
         self.generate_button.clicked.connect(self._generate_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("paintwire-cancel")
@@ -206,15 +226,18 @@ class PaintwireDocker(DockWidget):
         col.addWidget(self.progress)
         self.preview_label = QLabel()
         self.preview_label.setObjectName("paintwire-preview")
-        self.preview_label.setAlignment(Qt.AlignCenter)
+        self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview_label.setMinimumHeight(0)
+        self.preview_label.setToolTip("The job's progress; it also shows on the canvas as a temporary layer, removed when the job ends.")
         col.addWidget(self.preview_label)
 
         hist = QGroupBox("History")
         hl = QVBoxLayout(hist)
         self.history_list = QListWidget()
         self.history_list.setObjectName("paintwire-history")
-        self.history_list.setMaximumHeight(140)
+        self.history_list.setMaximumHeight(220)
+        self.history_list.setIconSize(QSize(48, 48))
+        self.history_list.setToolTip("This document's results; saved in the .kra, so they are here again when you reopen it.")
         self.history_list.currentRowChanged.connect(lambda _: self._refresh_buttons())
         hl.addWidget(self.history_list)
         hb = QHBoxLayout()
@@ -243,7 +266,7 @@ class PaintwireDocker(DockWidget):
             self.mode_combo.clear()
             for m in st.modes():
                 self.mode_combo.addItem(m.label, m.name)
-                self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ToolTipRole)
+                self.mode_combo.setItemData(self.mode_combo.count() - 1, m.help, Qt.ItemDataRole.ToolTipRole)
             self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(st.settings.mode)))
             self.model_combo.clear()
             for c in st.choices():
@@ -251,7 +274,7 @@ class PaintwireDocker(DockWidget):
             for m in kit_modes.unusable_models(st.capabilities):
                 # Listed with the reason, never offered: a disabled entry the painter can hover.
                 self.model_combo.addItem(f"{m.label or m.name} (cannot be used)", None)
-                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ToolTipRole)
+                self.model_combo.setItemData(self.model_combo.count() - 1, m.problem, Qt.ItemDataRole.ToolTipRole)
                 self.model_combo.model().item(self.model_combo.count() - 1).setEnabled(False)
             self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(st.settings.choice)))
             mode = st.current_mode()
@@ -267,6 +290,9 @@ class PaintwireDocker(DockWidget):
             self.input_combo.setEnabled(bool(mode and mode.input(InputKind.IMAGE)))
             self.mask_combo.setEnabled(bool(mode and mode.input(InputKind.MASK)))
             self.sketch_combo.setEnabled(bool(mode and mode.input(InputKind.SKETCH)))
+            resizes = bool(mode and mode.placement is PlacementKind.RESIZE)
+            self.resize_label.setVisible(resizes)
+            self.resize_combo.setVisible(resizes)
             self.form.build(mode, st.value, skip=PROMPT_PARAMS)
         finally:
             self._updating = False
@@ -300,12 +326,14 @@ class PaintwireDocker(DockWidget):
         self.history_list.clear()
         for entry in self.state.history.entries:
             item = QListWidgetItem(entry.summary)
+            png = self.state.thumbnails.get(entry.job_id)
+            if png:
+                item.setIcon(QIcon(QPixmap.fromImage(QImage.fromData(png, "PNG"))))
             item.setToolTip("\n".join(f"{k}: {v}" for k, v in entry.settings.params.items()))
             self.history_list.addItem(item)
 
     def _save(self) -> None:
         _write_setting("settings", self.state.settings.to_json())
-        _write_setting("history", self.state.history.to_json())
 
     # -- widgets -> state ----------------------------------------------------------------
 
@@ -325,6 +353,10 @@ class PaintwireDocker(DockWidget):
 
     def _input_changed(self, _: int) -> None:
         self.state.settings.input_source = self.input_combo.currentData()
+        self._save()
+
+    def _resize_target_changed(self, _: int) -> None:
+        self.state.settings.resize_target = self.resize_combo.currentData()
         self._save()
 
     def _value_changed(self, name: str, value) -> None:
@@ -357,7 +389,16 @@ class PaintwireDocker(DockWidget):
 
     # -- jobs (controller.py does the work; these are the widgets' ends) -------------------
 
+    def generate(self) -> None:
+        """Generate, as the button and the Generate action (with its shortcut) do."""
+        if self.generate_button.isEnabled():
+            self._generate_clicked()
+
     def _generate_clicked(self) -> None:
+        with self.controller.timed("generate"):
+            self._generate()
+
+    def _generate(self) -> None:
         mask_layer = self.mask_combo.currentText() if self.mask_combo.isEnabled() else NO_LAYER
         sketch_layer = self.sketch_combo.currentText() if self.sketch_combo.isEnabled() else NO_LAYER
         if self.controller.generate(
@@ -381,17 +422,15 @@ class PaintwireDocker(DockWidget):
         self.progress.setValue(round(fraction * PROGRESS_STEPS))
         self.progress.setFormat("%p%")
 
-    def show_preview(self, event: Preview) -> None:
-        img = event.image
-        if img.encoding.value == "png":
-            image = QImage.fromData(img.data, "PNG")
-        else:
-            fmt = {PixelFormat.RGBA8: QImage.Format_RGBA8888, PixelFormat.BGRA8: QImage.Format_ARGB32}.get(img.format)
-            if fmt is None:
-                return
-            image = QImage(img.data, img.width, img.height, img.width * 4, fmt).copy()
-        pixmap = QPixmap.fromImage(image).scaled(PREVIEW_SIDE, PREVIEW_SIDE, Qt.KeepAspectRatio, Qt.SmoothTransformation)
-        self.preview_label.setPixmap(pixmap)
+    def show_preview(self, event: PreparedPreview | Preview) -> None:
+        if isinstance(event, PreparedPreview):  # made small in the worker thread
+            if event.small is not None:
+                self.preview_label.setPixmap(QPixmap.fromImage(event.small))
+            return
+        image = to_qimage(event.image)
+        if image is not None:
+            self.preview_label.setPixmap(QPixmap.fromImage(image).scaled(
+                PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
 
     def job_ended(self) -> None:
         self.progress.setRange(0, 1)
@@ -406,7 +445,28 @@ class PaintwireDocker(DockWidget):
 
     def canvasChanged(self, canvas) -> None:
         self._refresh_layers()
+        self.controller.document_changed(document.active_document())
+
+
+class GenerateAction(Extension):
+    """Tools > Scripts > Generate with Paintwire, with a keyboard shortcut: what
+    the docker's Generate button does, without reaching for the docker."""
+
+    def setup(self) -> None:
+        pass
+
+    def createActions(self, window) -> None:
+        action = window.createAction(GENERATE_ACTION, "Generate with Paintwire", "tools/scripts")
+        action.triggered.connect(_generate_in_docker)
+
+
+def _generate_in_docker() -> None:
+    docker = next((d for d in Krita.instance().dockers() if d.objectName() == DOCKER_ID), None)
+    if docker is not None:
+        docker.generate()
 
 
 def register() -> None:
-    Krita.instance().addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))
+    app = Krita.instance()
+    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))
+    app.addExtension(GenerateAction(app))

@@ -1,23 +1,29 @@
 """All access to Krita documents: reading pixels, the selection and layers,
 writing result layers. Nothing else in the plug-in calls the document API.
 
-Krita facts this relies on (5.1): ``pixelData`` of an 8-bit RGBA document or
-node is B, G, R, A bytes, 16-bit integer ones are the same order with
-little-endian 16-bit channels; ``Selection.pixelData`` is one byte per pixel
-with feathering kept; ``Document.pixelData`` reads the projection, which is
-current only after ``refreshProjection`` and ``waitForDone``.
+Krita facts this relies on (5.1 and 5.2): ``pixelData`` of an 8-bit RGBA
+document or node is B, G, R, A bytes, 16-bit integer ones are the same order
+with little-endian 16-bit channels; ``Selection.pixelData`` is one byte per
+pixel with feathering kept; ``Document.pixelData`` reads the projection (what
+the canvas shows), current once ``waitForDone`` returns. ``Node.setPixelData``
+does not repaint: a layer written before ``addChildNode`` shows when it is
+added, and a layer already in the document shows only after
+``Document.refreshProjection``, which recomposites the whole image (about
+0.4 s at 4096x4096), hence the preview's rate below.
 """
 
 from __future__ import annotations
 
+import time
+
 from krita import Krita
 
 from paintwire.hostkit.placement import Placement, PlacedLayer
-from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
-from paintwire.protocol import PixelFormat
+from paintwire.protocol import PixelFormat, PlacementKind
 
-from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, alpha_of, clip_to_canvas, from_8bit, mask_from_layer, to_8bit, union_masks
+from .imaging import RawSnapshot
+from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
 
 SUPPORTED_MODEL = "RGBA"
 
@@ -65,10 +71,15 @@ def find_layer(doc, path: str):
     return next((node for p, node in paint_layers(doc) if p == path), None)
 
 
-def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Snapshot:
+def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> RawSnapshot:
     """Read what a job needs from ``doc``: the input pixels (visible image or
     active layer), the selection and, when chosen, a layer used as the mask
-    or as the strokes of an inpaint sketch (added to the selection)."""
+    or as the strokes of an inpaint sketch (added to the selection).
+
+    Only Krita's own reads happen here, on the UI thread (they are C++ copies);
+    the bytes are turned into a Snapshot later, in the worker thread
+    (RawSnapshot.finish), so no per-pixel Python work blocks Krita.
+    """
     depth = check_supported(doc)
     w, h = doc.width(), doc.height()
     if input_source == InputSource.LAYER:
@@ -77,26 +88,24 @@ def snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer
             raise DocumentError("There is no active layer.")
         raw = node.pixelData(0, 0, w, h)
     else:
-        doc.refreshProjection()
+        # What the canvas shows, once Krita's pending updates are done. (A full
+        # refreshProjection would recomposite the whole image on the UI thread.)
         doc.waitForDone()
         raw = doc.pixelData(0, 0, w, h)
-    pixels = to_8bit(bytes(raw), depth)
     sel = doc.selection()
-    selection = bytes(sel.pixelData(0, 0, w, h)) if sel is not None else None
-    layer_mask = None
+    selection = sel.pixelData(0, 0, w, h) if sel is not None else None
+    mask = sketch = None
     if mask_layer:
         node = find_layer(doc, mask_layer)
         if node is None:
             raise DocumentError(f"The mask layer {mask_layer!r} is gone; choose another.")
-        layer_mask = mask_from_layer(to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
+        mask = node.pixelData(0, 0, w, h)
     if sketch_layer:
         node = find_layer(doc, sketch_layer)
         if node is None:
             raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
-        strokes = alpha_of(to_8bit(bytes(node.pixelData(0, 0, w, h)), depth))
-        base = layer_mask if layer_mask is not None else (selection if selection is not None else bytes(w * h))
-        layer_mask = union_masks(base, strokes)
-    return Snapshot(w, h, pixels, PixelFormat.BGRA8, selection, layer_mask)
+        sketch = node.pixelData(0, 0, w, h)
+    return RawSnapshot(w, h, depth, raw, selection, mask, sketch)
 
 
 def _to_bgra(layer: PlacedLayer) -> bytes:
@@ -107,19 +116,55 @@ def _to_bgra(layer: PlacedLayer) -> bytes:
     return layer.pixels
 
 
-def write_placement(doc, placement: Placement, title: str = "Paintwire result"):
-    """Add the result's layers to ``doc`` (or to a new document when the result
-    canvas has another size) and return the document written to.
+def write_placement(doc, placement: Placement, title: str = "Paintwire result", resize_target: str = PlacementKind.RESIZE.value):
+    """Put the result's layers where its placement says and return the document written to.
+
+    - layers: new layers in ``doc``, at their place;
+    - grow: ``doc``'s canvas grows in place (its layers keep their pixels and
+      move by the offset), then the new layers go on top;
+    - resize: ``doc`` is scaled to the result's size, then the new layers go on
+      top; or a new document, when ``resize_target`` says so;
+    - new_document (and a result of another size that fits none of these): a new document.
 
     Only new nodes are created, on top of the layer stack; the artist's layers
-    are not touched. If writing fails half-way the new nodes are removed again.
+    keep their pixels. If writing fails half-way the new nodes are removed again.
+    Krita's scripting API has no undo macro: growing or resizing is one undo
+    step of its own (as Image > Resize Canvas / Scale Image), the new layers another.
     """
     app = Krita.instance()
-    if placement.new_document:
-        target = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
-    else:
-        target = doc
-    depth = check_supported(target)
+    size = (doc.width(), doc.height())
+    grow = placement.grows(size)
+    resize = placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value
+    new_document = placement.new_document and not grow and not resize
+    if new_document:
+        doc = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
+    depth = check_supported(doc)
+    if placement.new_document and grow:
+        doc.resizeImage(-placement.offset_x, -placement.offset_y, placement.width, placement.height)
+        doc.waitForDone()
+    elif placement.new_document and resize:
+        doc.scaleImage(placement.width, placement.height, doc.resolution(), doc.resolution(), "Bicubic")
+        doc.waitForDone()
+    _add_layers(doc, placement, depth)  # written before they are added: adding them repaints their area
+    if new_document:
+        window = app.activeWindow()
+        if window is not None:
+            window.addView(doc)
+    return doc
+
+
+def where_placed(placement: Placement, size: tuple[int, int], resize_target: str) -> str:
+    """Words for the status line: where write_placement put the result."""
+    if not placement.new_document:
+        return "as new layer(s)"
+    if placement.grows(size):
+        return "on the grown canvas"
+    if placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value:
+        return "to the resized document"
+    return "as a new document"
+
+
+def _add_layers(target, placement: Placement, depth: str) -> None:
     root = target.rootNode()
     created = []
     try:
@@ -143,12 +188,6 @@ def write_placement(doc, placement: Placement, title: str = "Paintwire result"):
         for node in reversed(created):
             node.remove()
         raise
-    target.refreshProjection()
-    if placement.new_document:
-        window = app.activeWindow()
-        if window is not None:
-            window.addView(target)
-    return target
 
 
 def size(doc) -> tuple[int, int]:
@@ -158,3 +197,97 @@ def size(doc) -> tuple[int, int]:
 def title(doc, what: str) -> str:
     """The title of a new document made from ``doc`` ("photo.kra (Upscale)")."""
     return f"{doc.name() or 'Untitled'} ({what})"
+
+
+# -- the live preview on the canvas ---------------------------------------------------------
+
+PREVIEW_LAYER = "Paintwire preview"
+
+
+# The canvas preview may take at most this share of the UI thread's time: after
+# a repaint that took t seconds, the next waits at least t / share (the docker's
+# own preview shows every one).
+PREVIEW_UI_SHARE = 0.1
+
+
+class CanvasPreview:
+    """A temporary layer on top of the document that shows the job's previews.
+
+    It is removed when the job ends, whatever the outcome (``clear``), and a
+    layer of that name left by a crashed Krita is removed when the next preview
+    starts. The pixels arrive already scaled to their region and in Krita's
+    byte order (worker thread), so writing one is a single C++ copy here; the
+    repaint (a whole-image refreshProjection: Krita's scripting API has no
+    partial one) is rationed by PREVIEW_UI_SHARE.
+
+    Adding and removing the layer are steps in Krita's undo history (its
+    scripting API has no other way to add a layer), so undoing past a job's
+    result shows the removed preview layer once more.
+    """
+
+    def __init__(self) -> None:
+        self._doc = None
+        self._node = None
+        self._next_repaint = 0.0
+
+    @property
+    def showing(self) -> bool:
+        return self._node is not None
+
+    def show(self, doc, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+        if not is_open(doc) or doc.colorDepth() != "U8":
+            return  # other depths: the docker's own preview is enough
+        if self._node is None or self._doc != doc:
+            self.clear()
+            for old in [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER]:
+                old.remove()
+            node = doc.createNode(PREVIEW_LAYER, "paintlayer")
+            node.setPixelData(bgra, x, y, width, height)  # before adding it: adding repaints its area
+            children = doc.rootNode().childNodes()
+            doc.rootNode().addChildNode(node, children[-1] if children else None)
+            self._doc, self._node = doc, node
+            return
+        self._node.setPixelData(bgra, x, y, width, height)
+        now = time.monotonic()
+        if now >= self._next_repaint:
+            doc.refreshProjection()
+            cost = time.monotonic() - now
+            self._next_repaint = now + cost / PREVIEW_UI_SHARE
+
+    def clear(self) -> None:
+        node, doc = self._node, self._doc
+        self._node = self._doc = None
+        self._next_repaint = 0.0
+        if node is not None and is_open(doc):
+            node.remove()  # removing a layer repaints its area
+
+
+# The docker's canvas preview (one job at a time runs from a docker).
+_canvas_preview = CanvasPreview()
+
+
+def show_preview(doc, preview) -> None:
+    """Show a preview prepared in the worker thread (imaging.PreparedPreview) on ``doc``'s canvas."""
+    if getattr(preview, "bgra", None) is not None:
+        _canvas_preview.show(doc, preview.bgra, preview.x, preview.y, preview.width, preview.height)
+
+
+def end_preview() -> None:
+    _canvas_preview.clear()
+
+
+# -- history saved in the document -----------------------------------------------------------
+
+HISTORY_ANNOTATION = "paintwire/history"
+
+
+def load_history(doc) -> bytes | None:
+    """The history stored in ``doc`` (saved in its .kra), or None."""
+    if doc is None or HISTORY_ANNOTATION not in doc.annotationTypes():
+        return None
+    return bytes(doc.annotation(HISTORY_ANNOTATION))
+
+
+def save_history(doc, data: bytes) -> None:
+    if is_open(doc):
+        doc.setAnnotation(HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)

@@ -1,6 +1,8 @@
 """Krita's pixels in and out: colour depths, masks read from layers, and
 result layers clipped to the canvas. Krita-only (GIMP's GEGL converts depths
 and clips by itself), kept apart from document.py so it is tested without Krita.
+Byte slicing only; what needs a per-pixel operation (the union of the
+selection and sketch strokes) is imaging.py's, with QPainter, off the UI thread.
 """
 
 from __future__ import annotations
@@ -8,17 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from paintwire.hostkit.placement import PlacedLayer
-
-
-def union_masks(a: bytes, b: bytes) -> bytes:
-    """Per-pixel maximum of two l8 masks of the same size (a selection plus sketch strokes)."""
-    if len(a) != len(b):
-        raise ValueError("masks differ in size")
-    if not any(a):
-        return bytes(b)
-    if not any(b):
-        return bytes(a)
-    return bytes(map(max, a, b))
 
 
 def alpha_of(pixels: bytes) -> bytes:

@@ -10,9 +10,10 @@ module names none.
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Mapping
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.form import value_of
@@ -20,9 +21,11 @@ from paintwire.hostkit.history import History, HistoryEntry, history_entry
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import PROMPT_PARAMS, JobSettings, params_for_mode, prompt_of
 from paintwire.hostkit.sources import InputSource
-from paintwire.protocol import DEFAULT_URL, Capabilities, InputKind, ModeSpec, Result
+from paintwire.protocol import DEFAULT_URL, Capabilities, InputKind, ModeSpec, PlacementKind, Result
 
 CLIENT_NAME = "paintwire-krita"
+# Where a result of a resized picture (an upscale) goes: the artist's choice.
+RESIZE_TARGETS = ((PlacementKind.RESIZE.value, "Resize this document"), (PlacementKind.NEW_DOCUMENT.value, "Open as a new document"))
 
 
 @dataclass
@@ -40,6 +43,7 @@ class PanelSettings:
     mode: str = ""  # empty: the first mode the server offers
     choice: str = ""  # Choice.key: "engine/model"
     input_source: str = InputSource.VISIBLE.value
+    resize_target: str = PlacementKind.RESIZE.value  # one of RESIZE_TARGETS
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, str] = field(default_factory=dict)
 
@@ -68,6 +72,8 @@ class PanelSettings:
                 setattr(out, f.name, value)
         if out.input_source not in {s.value for s in InputSource}:
             out.input_source = InputSource.VISIBLE.value
+        if out.resize_target not in dict(RESIZE_TARGETS):
+            out.resize_target = cls.resize_target
         out.values = {k: v for k, v in out.values.items() if isinstance(v, dict)}
         out.prompts = {k: v for k, v in out.prompts.items() if k in PROMPT_PARAMS and isinstance(v, str)}
         return out
@@ -97,7 +103,8 @@ class PanelState:
         self.settings = settings or PanelSettings()
         self.capabilities: Capabilities | None = None
         self.server_name = ""
-        self.history = history or History()
+        self.history = history or History()  # the active document's
+        self.thumbnails: dict[str, bytes] = {}  # its results' thumbnails (PNG) by job id
         self.ticket: Ticket | None = None
         self._tickets = 0
 
@@ -208,7 +215,45 @@ class PanelState:
             return ticket, None
         return ticket, place_result(result, ticket.document_size, prompt_of(ticket.settings.params), ticket.mode.placement)
 
-    def record(self, ticket: Ticket, result: Result, placement: Placement) -> HistoryEntry:
-        entry = history_entry(ticket.job_id or "", ticket.settings, result, placement, ticket.mode.label)
+    def record(self, ticket: Ticket, result: Result, placement: Placement, thumbnail: bytes = b"") -> HistoryEntry:
+        entry = history_entry(ticket.job_id or result.job or "", ticket.settings, result, placement, ticket.mode.label)
         self.history.add(entry)
+        if thumbnail:
+            self.thumbnails[entry.job_id] = thumbnail
+        kept = {e.job_id for e in self.history.entries}
+        self.thumbnails = {k: v for k, v in self.thumbnails.items() if k in kept}
         return entry
+
+    def show_history(self, history: History, thumbnails: dict[str, bytes]) -> None:
+        """Switch to another document's history (the active document changed)."""
+        self.history, self.thumbnails = history, thumbnails
+
+
+# A document's history as it is stored in the document (a Krita annotation, saved
+# in the .kra): the entries, newest first, and a small PNG thumbnail per job.
+HISTORY_FORMAT = 1
+
+
+def history_to_bytes(history: History, thumbnails: Mapping[str, bytes]) -> bytes:
+    obj = {
+        "format": HISTORY_FORMAT, "entries": history.to_list(),
+        "thumbnails": {k: base64.b64encode(v).decode("ascii") for k, v in thumbnails.items()},
+    }
+    return json.dumps(obj).encode("utf-8")
+
+
+def history_from_bytes(data: bytes | None) -> tuple[History, dict[str, bytes]]:
+    """A stored history; anything unreadable gives an empty one (never an error at open)."""
+    try:
+        obj = json.loads((data or b"{}").decode("utf-8"))
+    except ValueError:
+        return History(), {}
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("entries"), list):
+        return History(), {}
+    thumbs: dict[str, bytes] = {}
+    for key, value in (obj.get("thumbnails") or {}).items():
+        try:
+            thumbs[str(key)] = base64.b64decode(value, validate=True)
+        except (ValueError, TypeError):
+            continue
+    return History.from_list(obj["entries"]), thumbs

@@ -16,8 +16,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import (
+from .qt import (
+    Qt,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -92,7 +92,7 @@ class ParamField:
             spin.setRange(lo, hi)
             spin.valueChanged.connect(self._changed)
             if f.slider:
-                slider = QSlider(Qt.Horizontal)
+                slider = QSlider(Qt.Orientation.Horizontal)
                 slider.setRange(lo, hi)
                 slider.valueChanged.connect(spin.setValue)
                 spin.valueChanged.connect(slider.setValue)
@@ -106,7 +106,7 @@ class ParamField:
         spin.valueChanged.connect(self._changed)
         if f.slider:
             span = hi - lo
-            slider = QSlider(Qt.Horizontal)
+            slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, SLIDER_STEPS)
             slider.valueChanged.connect(lambda v: spin.setValue(lo + span * v / SLIDER_STEPS))
             spin.valueChanged.connect(lambda v: _set_quietly(slider, round((v - lo) / span * SLIDER_STEPS) if span else 0))

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import queue
 import threading
-
-from PyQt5.QtCore import QObject, pyqtSignal
+from typing import Callable, Union
 
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
-from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Queued, __version__
+from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
 
+from .imaging import prepare_preview, thumbnail_png
+from .qt import QObject, pyqtSignal
 from .state import CLIENT_NAME
+
+# A job is sent as a request, or as a function that builds it: called in the
+# worker thread, so that converting the document's pixels never blocks Krita.
+# It may raise ValueError or ProtocolError with a sentence for the artist.
+JobSource = Union[JobRequest, Callable[[], JobRequest]]
 RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
@@ -35,6 +41,7 @@ class Worker(QObject):
     job_done = pyqtSignal(int, object)  # ticket number, Result
     job_failed = pyqtSignal(int, str)  # ticket number, message for the status line
     job_cancelled = pyqtSignal(int)
+    job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -67,7 +74,7 @@ class Worker(QObject):
                     pass
             self._thread = None
 
-    def submit(self, number: int, request: JobRequest) -> None:
+    def submit(self, number: int, request: JobSource) -> None:
         with self._lock:
             self._job_id, self._cancel_wanted = None, False
         self._jobs.put((number, request))
@@ -145,6 +152,14 @@ class Worker(QObject):
                     continue
                 number, request = item
                 try:
+                    request = request() if callable(request) else request
+                except (ValueError, ProtocolError) as exc:  # what the artist can fix: said as it is
+                    self.job_failed.emit(number, getattr(exc, "message", None) or str(exc))
+                    continue
+                except Exception as exc:
+                    self.job_failed.emit(number, f"Cannot start: {type(exc).__name__}: {exc}")
+                    continue
+                try:
                     result = client.run(request, on_event=lambda ev, n=number: self._on_event(n, ev), timeout=EVENT_TIMEOUT)
                 except JobCancelled:
                     self.job_cancelled.emit(number)
@@ -159,6 +174,10 @@ class Worker(QObject):
                     self.job_failed.emit(number, reason)
                     break
                 else:
+                    try:
+                        self.job_thumbnail.emit(number, thumbnail_png(result))
+                    except Exception:  # a thumbnail is a nicety: the result still counts
+                        pass
                     self.job_done.emit(number, result)
         finally:
             if self._client is client:
@@ -178,6 +197,8 @@ class Worker(QObject):
                 cancel = self._cancel_wanted and first
             if cancel:
                 self._send_cancel(event.job)
+        if isinstance(event, Preview):
+            event = prepare_preview(event)  # scaled and converted here, not on Krita's UI thread
         self.job_event.emit(number, event)
 
 

@@ -83,20 +83,73 @@ def run_procedure(name, image, drawables, args, run_mode="noninteractive"):
     return proc.run(config)
 
 
-def run_case(case):
-    case_dir = os.path.join(JOB, case["name"])
-    os.makedirs(case_dir, exist_ok=True)
-    out = {}
-    if "connection" in case:
-        result = run_procedure("plug-in-paintwire-connection", None, [], case["connection"], case.get("connection_mode", "noninteractive"))
-        out["connection_status"] = status_name(result.index(0))
-    width, height = case["width"], case["height"]
+def make_image(width, height):
+    """An RGB image with one layer, "Background", painted with pattern()."""
     image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
     background = Gimp.Layer.new(image, "Background", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(background, None, 0)
     buf = background.get_buffer()
     buf.set(Gegl.Rectangle.new(0, 0, width, height), "R'G'B'A u8", pattern(width, height))
     buf.flush()
+    return image, background
+
+
+def plugin_module(name):
+    """A module of the installed plug-in (PW_PLUGIN_DIR), imported the way paintwire.py
+    sets up its path: the bundled packages first, the plug-in's folder last."""
+    import importlib
+    import sys
+
+    here = os.environ["PW_PLUGIN_DIR"]
+    if os.path.join(here, "vendor") not in sys.path:
+        sys.path.insert(0, os.path.join(here, "vendor"))
+        import paintwire.protocol  # noqa: F401  (before the folder, whose paintwire.py would shadow it)
+
+        sys.path.append(here)
+    return importlib.import_module(name)
+
+
+def document_probe(case, case_dir):
+    """The plug-in's GimpDocument in real GIMP, without a server: a preview layer shown
+    over its region and removed, then a result written on a canvas grown in place."""
+    gimp_document = plugin_module("gimp_document")  # sets up the path for the vendored protocol too
+    from paintwire.hostkit.placement import PlacedLayer, Placement
+    from paintwire.protocol import PixelFormat, PlacementKind, Preview, raw_image
+
+    width, height = case["width"], case["height"]
+    image, background = make_image(width, height)
+    doc = gimp_document.GimpDocument(image, [background], False)
+    out = {}
+    x, y, w, h = case["preview_region"]
+    red = raw_image(4, 2, PixelFormat.RGBA8, bytes([255, 0, 0, 255]) * 8)
+    doc.preview(Preview("probe", red, x, y, w, h))
+    doc.preview(Preview("probe", red, x, y, w, h))  # a second preview replaces the first
+    out["during"] = describe(image, case_dir, "during")
+    doc.end_preview()
+    out["after"] = describe(image, case_dir, "after")
+    gx, gy = case["grow"]
+    grown_w, grown_h = width + gx, height + gy
+    layer = PlacedLayer("Grown", 0, 0, grown_w, grown_h, bytes([0, 0, 255, 255]) * (grown_w * grown_h), PixelFormat.RGBA8, None)
+    placement = Placement(grown_w, grown_h, True, None, (layer,), PlacementKind.GROW, gx, gy)
+    new_image, top = doc.write(placement)
+    out["new_image"] = new_image is not None
+    out["grown"] = describe(image, case_dir, "grown")
+    out["background_unchanged"] = read(background, "R'G'B'A u8", width, height) == pattern(width, height)
+    image.delete()
+    return out
+
+
+def run_case(case):
+    case_dir = os.path.join(JOB, case["name"])
+    os.makedirs(case_dir, exist_ok=True)
+    if case.get("kind") == "document_probe":
+        return document_probe(case, case_dir)
+    out = {}
+    if "connection" in case:
+        result = run_procedure("plug-in-paintwire-connection", None, [], case["connection"], case.get("connection_mode", "noninteractive"))
+        out["connection_status"] = status_name(result.index(0))
+    width, height = case["width"], case["height"]
+    image, background = make_image(width, height)
     drawable = background
     patch_spec = case.get("patch")
     if patch_spec:

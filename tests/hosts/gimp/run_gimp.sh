@@ -36,6 +36,8 @@ root_real="$(realpath "$ROOT")"
 inside="${job#"$root_real"}"
 
 # The bind mounts are shared by every run: one run at a time (setup_chroot.sh takes the same lock).
+# The application gets the lock's descriptor closed (9>&- below): a helper process it leaves
+# behind (a GIMP file plug-in outliving a killed GIMP) must not keep holding the lock.
 exec 9>"$ROOT.lock"
 flock 9
 trap 'unmount_all "$ROOT"' EXIT
@@ -63,7 +65,7 @@ fi
 chroot "$ROOT" /usr/bin/env -i \
     HOME="$inside/home" LANG=C.UTF-8 LC_ALL=C.UTF-8 PATH=/usr/bin:/bin \
     PW_JOB_DIR="$inside" PW_PLUGIN_DIR="$inside/home/.config/GIMP/3.0/plug-ins/paintwire" "$@" \
-    timeout -k 5 "$GIMP_TIMEOUT" "${command[@]}"
+    timeout -k 5 "$GIMP_TIMEOUT" "${command[@]}" 9>&-
 status=$?
 set -e
 unmount_all "$ROOT"

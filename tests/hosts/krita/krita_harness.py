@@ -8,6 +8,10 @@ and a scenario driver (see HOST-TESTING.md for the facts this relies on).
 - The first start builds a resource database (about 12 s); a profile from an
   earlier successful run is copied in (without plug-ins and kritarc) so later
   starts take a few seconds.
+- Two Kritas: the system's (Debian 12: 5.1) and, where it is prepared, the one
+  of a Debian trixie chroot (5.2, what most users run; setup_chroot.sh). The
+  chroot's Krita runs through run_chroot.sh, on the host's Xvfb, with its
+  profile and every file it reads or writes inside the chroot.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,17 +38,63 @@ SCREEN = "1600x1000x24"
 PER_RUN = ("config/kritarc", "config/kritadisplayrc", "data/krita/pykrita")
 
 
+# Not a PAINTWIRE_* name: the server reads every PAINTWIRE_* variable as one of its settings.
+CHROOT = Path(os.environ.get("KRITA_HOST_CHROOT", "/var/cache/paintwire/krita-trixie"))
+
+
+@dataclass(frozen=True)
+class KritaHost:
+    """One Krita to test on: the system's, or the one in a chroot (``root``)."""
+
+    name: str
+    root: Path | None = None
+
+    def missing(self) -> str | None:
+        """Why this Krita cannot run here, or None."""
+        if shutil.which("Xvfb") is None:
+            return "Xvfb is not installed (run tests/hosts/krita/setup.sh, or .ci/run, to install Krita and Xvfb)"
+        if self.root is None:
+            if shutil.which("krita") is None:
+                return "krita is not installed (run tests/hosts/krita/setup.sh, or .ci/run, to install Krita and Xvfb)"
+            return None
+        if not sys.platform.startswith("linux") or os.geteuid() != 0:
+            return "Krita 5.2 runs from a Debian trixie chroot: Linux and root only"
+        if not (self.root / ".paintwire-ready").is_file():
+            return f"Krita 5.2 chroot not prepared at {self.root}: run `bash tests/hosts/krita/setup_chroot.sh` (as root; a few minutes, once)"
+        for tool in ("chroot", "mount", "flock"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed"
+        return None
+
+    def work_dir(self, fallback: Path) -> Path:
+        """A fresh folder this Krita can read and write: ``fallback``, or one inside the chroot."""
+        if self.root is None:
+            fallback.mkdir(parents=True, exist_ok=True)
+            return fallback
+        path = self.root / "tmp" / f"paintwire-krita-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        return path
+
+    def inside(self, path: Path | str) -> str:
+        """``path`` as this Krita sees it."""
+        if self.root is None:
+            return str(path)
+        return "/" + str(Path(path).resolve().relative_to(self.root.resolve()))
+
+
+SYSTEM = KritaHost("system")
+TRIXIE = KritaHost("trixie", CHROOT)
+HOSTS = (SYSTEM, TRIXIE)
+
+
 def missing_tools() -> str | None:
-    """Why Krita cannot run here, or None."""
-    for tool in ("krita", "Xvfb"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (run tests/hosts/krita/setup.sh, or .ci/run, to install Krita and Xvfb)"
-    return None
+    """Why the system's Krita cannot run here, or None."""
+    return SYSTEM.missing()
 
 
-def profile_cache() -> Path:
+def profile_cache(host: KritaHost = SYSTEM) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "paintwire" / "krita-profile"
+    return base / "paintwire" / ("krita-profile" if host.root is None else f"krita-profile-{host.name}")
 
 
 @dataclass
@@ -71,12 +123,12 @@ class Profile:
         return env
 
 
-def make_profile(root: Path, plugin_zip: Path) -> Profile:
+def make_profile(root: Path, plugin_zip: Path, host: KritaHost = SYSTEM) -> Profile:
     """A fresh profile under ``root`` with the plug-in zip installed as Krita's
     importer installs it (its contents unpacked into pykrita/), the test
     driver beside it, and both enabled."""
     profile = Profile(root)
-    cache = profile_cache()
+    cache = profile_cache(host)
     if cache.is_dir():
         try:
             shutil.copytree(cache, root, dirs_exist_ok=True, symlinks=True)
@@ -92,7 +144,7 @@ def make_profile(root: Path, plugin_zip: Path) -> Profile:
         (root / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "runtime", 0o700)
     pykrita = root / "data" / "krita" / "pykrita"
-    install_zip(plugin_zip, root / "data" / "krita")
+    install_zip(plugin_zip, root / "data" / "krita", host)
     shutil.copy2(DRIVER / f"{DRIVER_NAME}.desktop", pykrita)
     shutil.copytree(DRIVER / DRIVER_NAME, pykrita / DRIVER_NAME, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "config" / "kritarc").write_text(
@@ -102,13 +154,17 @@ def make_profile(root: Path, plugin_zip: Path) -> Profile:
     return profile
 
 
-def install_zip(plugin_zip: Path, resources: Path) -> None:
+def install_zip(plugin_zip: Path, resources: Path, host: KritaHost = SYSTEM) -> None:
     """Install the zip as Tools > Scripts > Import Python Plugin from File does:
-    with Krita's own importer code where it is installed, else by unpacking."""
-    if KRITA_IMPORTER.exists():
-        out = subprocess.run(
-            ["python3", str(KRITA_IMPORTER), str(plugin_zip), str(resources)], capture_output=True, text=True, timeout=60,
-        )
+    with that Krita's own importer code where it is installed, else by unpacking."""
+    importer = KRITA_IMPORTER if host.root is None else host.root / KRITA_IMPORTER.relative_to("/")
+    if importer.exists():
+        command = ["python3", str(KRITA_IMPORTER), str(plugin_zip), str(resources)]
+        if host.root is not None:  # the chroot's own Python and importer, on a copy of the zip inside it
+            inner = resources / plugin_zip.name
+            shutil.copy2(plugin_zip, inner)
+            command = ["chroot", str(host.root), "python3", str(KRITA_IMPORTER), host.inside(inner), host.inside(resources)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if out.returncode != 0 or "Imported plugin: " not in out.stdout:
             raise RuntimeError(f"Krita's plug-in importer refused {plugin_zip}:\n{out.stdout}{out.stderr}")
         return
@@ -116,15 +172,15 @@ def install_zip(plugin_zip: Path, resources: Path) -> None:
         zf.extractall(resources / "pykrita")
 
 
-def save_profile_cache(profile: Profile) -> None:
+def save_profile_cache(profile: Profile, host: KritaHost = SYSTEM) -> None:
     """Keep this run's resource database for the next run's fast start. Safe
     when several test runs share the cache: the first one to finish keeps it."""
-    cache = profile_cache()
+    cache = profile_cache(host)
     if cache.exists():
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
-    shutil.copytree(profile.root, tmp, symlinks=True, ignore=shutil.ignore_patterns("runtime", "pykrita", "kritarc", "kritadisplayrc"))
+    shutil.copytree(profile.root, tmp, symlinks=True, ignore=shutil.ignore_patterns("runtime", "pykrita", "kritarc", "kritadisplayrc", "*.zip"))
     try:
         tmp.rename(cache)
     except OSError:  # another run saved it first
@@ -154,10 +210,11 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
     return proc, f":{number}"
 
 
-def run_scenario(profile: Profile, scenario: dict, out_dir: Path, timeout: float) -> KritaRun:
-    """Start Krita on a private X server with the driver's scenario; wait for it to quit."""
+def run_scenario(profile: Profile, scenario: dict, out_dir: Path, timeout: float, host: KritaHost = SYSTEM) -> KritaRun:
+    """Start Krita on a private X server with the driver's scenario; wait for it to quit.
+    Paths in ``scenario`` are as ``host``'s Krita sees them; ``out_dir`` must be one it can write."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    scenario = dict(scenario, out_dir=str(out_dir), timeout=timeout - 5)
+    scenario = dict(scenario, out_dir=host.inside(out_dir), timeout=timeout - 5)
     scenario_path = out_dir / "scenario.json"
     scenario_path.write_text(json.dumps(scenario), encoding="utf-8")
     xvfb, display = start_xvfb()
@@ -165,12 +222,17 @@ def run_scenario(profile: Profile, scenario: dict, out_dir: Path, timeout: float
     t0 = time.monotonic()
     try:
         with open(log_path, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen(
-                ["krita", "--nosplash"], env=profile.env(display, {"PAINTWIRE_KRITA_SCENARIO": str(scenario_path)}),
-                stdout=log, stderr=subprocess.STDOUT, cwd=profile.home,
-            )
+            extra = {"PAINTWIRE_KRITA_SCENARIO": host.inside(scenario_path)}
+            if host.root is None:
+                command, env = ["krita", "--nosplash"], profile.env(display, extra)
+            else:
+                command = ["bash", str(HERE / "run_chroot.sh"), str(profile.root), display, str(int(timeout))]
+                command += [f"{k}={v}" for k, v in extra.items()]
+                env = dict(os.environ, KRITA_HOST_CHROOT=str(host.root))
+            proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=profile.home)
             try:
-                code = proc.wait(timeout)
+                # The chroot's wrapper stops Krita itself at ``timeout`` and then unmounts: give it the time.
+                code = proc.wait(timeout if host.root is None else timeout + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()

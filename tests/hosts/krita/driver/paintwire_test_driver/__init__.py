@@ -13,6 +13,7 @@ the docker's worker signals) keeps running.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -108,6 +109,16 @@ class Driver:
     def start(self) -> None:
         app = Krita.instance()
         app.setBatchmode(True)
+        self.docker = next((d for d in app.dockers() if d.objectName() == "paintwire_docker"), None)
+        if self.docker is None:
+            raise RuntimeError(f"no Paintwire docker; dockers: {[d.objectName() for d in app.dockers()]}")
+        # Lay the window out before there is a document: Krita 5.1 can deadlock when a canvas
+        # resize (and its zoom change) meets the progress report of a new image's first update.
+        self.arrange_window()
+        QTimer.singleShot(500, self.guard(self.start_document))
+
+    def start_document(self) -> None:
+        app = Krita.instance()
         sc = self.sc
         width, height = sc["width"], sc["height"]
         doc = app.createDocument(width, height, "paintwire-host-test", "RGBA", "U8", "", 300.0)
@@ -130,14 +141,10 @@ class Driver:
             root.addChildNode(strokes, empty)
         doc.setActiveNode(original)
         self.make_selection(doc, "selection.l8")
+        doc.waitForDone()
         self.doc = doc
         self.step("document", layers=self.layers())
-
-        self.docker = next((d for d in app.dockers() if d.objectName() == "paintwire_docker"), None)
-        if self.docker is None:
-            raise RuntimeError(f"no Paintwire docker; dockers: {[d.objectName() for d in app.dockers()]}")
-        self.arrange_window()
-        self.step("docker", title=self.docker.windowTitle(), status=self.status())
+        self.step("docker", title=self.docker.windowTitle(), status=self.status(), krita=app.version())
 
         # A server that is not there: the docker must say so, and stay usable.
         self.w(QWidget, "paintwire-url").setText(sc["dead_url"])
@@ -152,8 +159,13 @@ class Driver:
 
     def after_connect(self, text: str) -> None:
         modes = self.w(QComboBox, "paintwire-mode")
-        models = self.w(QComboBox, "paintwire-model")
         self.step("connected", status=text, modes=[modes.itemData(i) for i in range(modes.count())])
+        if self.sc.get("flow") == "inplace":
+            from .inplace import InPlace
+
+            self.inplace = InPlace(self)
+            self.inplace.start()
+            return
         self.jobs = list(self.sc["jobs"])
         self.next_job()
 
@@ -313,6 +325,9 @@ class Driver:
             self.w(QWidget, "paintwire-prompt").setPlainText(job["prompt"])
         for name, value in job.get("params", {}).items():
             self.set_param(name, value)
+        if job.get("resize_target"):
+            combo = self.w(QComboBox, "paintwire-resize-target")
+            combo.setCurrentIndex(combo.findData(job["resize_target"]))
         self.w(QToolButton, "paintwire-layers-refresh").click()
         for combo_name, value in (("paintwire-mask-layer", job.get("mask_layer")), ("paintwire-sketch-layer", job.get("sketch_layer"))):
             combo = self.w(QComboBox, combo_name)
@@ -356,7 +371,7 @@ class Driver:
         editor = self.docker.findChild(QWidget, f"paintwire-param-{name}")
         if editor is None:
             raise RuntimeError(f"the form has no parameter {name!r}")
-        if isinstance(editor, QComboBox):  # a choice: the value is the item's data, its label the text
+        if isinstance(editor, QComboBox):
             editor.setCurrentIndex(editor.findData(str(value)))
         elif hasattr(editor, "setChecked"):
             editor.setChecked(bool(value))
@@ -365,8 +380,10 @@ class Driver:
         else:
             editor.setText(str(value))
 
-    def form_values(self) -> dict:
+    def form_values(self, labels: dict | None = None) -> dict:
+        """The form's values; ``labels`` (when given) gets each combo box's item texts."""
         out = {}
+        labels = {} if labels is None else labels
         for editor in self.docker.findChildren(QWidget):
             name = editor.objectName()
             if not name.startswith("paintwire-param-"):
@@ -374,6 +391,7 @@ class Driver:
             key = name[len("paintwire-param-"):]
             if isinstance(editor, QComboBox):
                 out[key] = editor.currentData()
+                labels[key] = [editor.itemText(i) for i in range(editor.count())]
             elif hasattr(editor, "isChecked"):
                 out[key] = editor.isChecked()
             elif hasattr(editor, "value"):
@@ -412,6 +430,9 @@ def _install() -> None:
         os._exit(3)
 
     threading.Thread(target=watchdog, name="paintwire-test-watchdog", daemon=True).start()
+    # A hang that holds the GIL stops the watchdog too; faulthandler's C thread still
+    # prints where every Python thread stands, for the log.
+    faulthandler.dump_traceback_later(max(5.0, limit - 20), exit=False)
     driver = Driver(scenario)
     notifier = Krita.instance().notifier()
     notifier.setActive(True)

@@ -119,6 +119,9 @@ def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         try:
             runner, server, port = await start_server(config)
+        except ConfigError as exc:  # e.g. a device that is not in this machine
+            print(f"paintwire: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
@@ -128,9 +131,15 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"  token (clients must send it): {config.token}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:
+            pass  # Windows: Ctrl-C cancels this task instead (asyncio.run's own handler)
+        try:
+            await stop.wait()
+        except asyncio.CancelledError:
+            pass
         print("Paintwire stopping.", flush=True)
         await runner.cleanup()
 
@@ -175,6 +184,8 @@ def _info(args: argparse.Namespace) -> int:
     print(f"limits: {lim.max_pixels} pixels per image, {lim.max_message_bytes} bytes per message, {lim.max_queued_per_client} queued jobs per client")
     for engine in caps.engines:
         print(f"\nengine {engine.name}: {engine.label}")
+        if engine.device is not None:
+            print(f"  device: {engine.device.summary()}")
         for mode in engine.modes:
             inputs = [str(getattr(i.kind, "value", i.kind)) + ("" if i.required else "?") for i in mode.inputs]
             placement = getattr(mode.placement, "value", mode.placement)

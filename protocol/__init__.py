@@ -16,6 +16,7 @@ from .messages import (
     Cancelled,
     Capabilities,
     CapabilitiesUpdate,
+    DeviceInfo,
     EngineInfo,
     Error,
     Hello,
@@ -40,7 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
-    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection",
+    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

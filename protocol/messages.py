@@ -221,6 +221,30 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class DeviceInfo:
+    """Where an engine computes: the device, the dtype its models run in, and its
+    memory in bytes (free as measured when the capabilities were made; 0: unknown)."""
+
+    name: str  # "NVIDIA GeForce RTX 3060", "AMD Radeon RX 7900 XTX (ROCm)", "Apple GPU (MPS)", "CPU"
+    kind: str  # cuda, rocm, mps or cpu
+    dtype: str  # fp16, bf16 or fp32
+    total_memory: int = 0
+    free_memory: int = 0
+
+    def summary(self) -> str:
+        """One line for a status bar: "NVIDIA GeForce RTX 3060, fp16, 10.8 of 12.0 GiB free"."""
+        memory = f", {self.free_memory / 2**30:.1f} of {self.total_memory / 2**30:.1f} GiB free" if self.total_memory else ""
+        return f"{self.name}, {self.dtype}{memory}"
+
+    def to_wire(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "dtype": self.dtype, "total_memory": self.total_memory, "free_memory": self.free_memory}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceInfo":
+        return cls(str(obj["name"]), str(obj["kind"]), str(obj["dtype"]), int(obj.get("total_memory", 0)), int(obj.get("free_memory", 0)))
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     name: str
     label: str
@@ -228,6 +252,7 @@ class EngineInfo:
     # Empty when the engine can work; otherwise a sentence for the user saying what
     # to add (e.g. no model installed): its modes can then only fail.
     notice: str = ""
+    device: DeviceInfo | None = None  # None: the engine uses no accelerator (the classical engine)
 
     def mode(self, name: str) -> ModeSpec | None:
         return next((m for m in self.modes if m.name == name), None)
@@ -237,13 +262,15 @@ class EngineInfo:
         return not self.notice
 
     def to_wire(self) -> dict:
-        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice}
+        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice,
+                "device": self.device.to_wire() if self.device else None}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
         return cls(
             obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())),
             obj["notice"] if isinstance(obj.get("notice"), str) else "",
+            DeviceInfo.from_wire(obj["device"]) if isinstance(obj.get("device"), dict) else None,
         )
 
 

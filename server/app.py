@@ -154,7 +154,7 @@ class PaintwireServer:
 
 def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice()) for e in engines),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device()) for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

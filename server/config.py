@@ -29,6 +29,12 @@ DEFAULT_PORT = 7878
 NOT_SERVER_SETTINGS = frozenset({"PAINTWIRE_CONFIG", "PAINTWIRE_URL"})
 
 
+# The GPU settings' vocabularies (the diffusers engine reads them from here).
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+OFFLOADS = ("auto", "none", "model", "sequential")
+SWITCHES = ("auto", "on", "off")
+
+
 class ConfigError(Exception):
     """A setting is wrong; the message says which and how to fix it."""
 
@@ -67,7 +73,14 @@ class ServerConfig:
     # Browser pages may not connect unless their Origin is listed here.
     allowed_origins: list[str] = field(default_factory=list)
     engines: list[str] = field(default_factory=lambda: ["classical", "diffusers"])
-    memory_budget_gb: float = 0.0  # 0: let the model cache decide from the device's memory
+    # Device memory Paintwire may use, in GiB; 0: what is free on the device at start.
+    # The warm model cache and the small-card measures (offload, VAE tiling) follow it.
+    memory_budget_gb: float = 0.0
+    precision: str = "auto"  # auto, fp16, bf16 or fp32 (see PRECISIONS)
+    offload: str = "auto"  # auto, none, model or sequential (see OFFLOADS)
+    attention_slicing: str = "auto"  # auto, on or off
+    channels_last: bool = False  # UNet in channels_last memory format
+    torch_compile: bool = False  # torch.compile the UNet; the first job at each size compiles
     # How often the model folders are checked for added, removed or changed models
     # (names, sizes and times only); 0 turns the check off (clients can still ask for a rescan).
     model_rescan_seconds: float = 5.0
@@ -91,6 +104,11 @@ class ServerConfig:
             raise ConfigError("max_connections and max_connections_per_address must be at least 1.")
         if self.model_rescan_seconds < 0:
             raise ConfigError("model_rescan_seconds must be 0 (off) or more.")
+        if self.memory_budget_gb < 0:
+            raise ConfigError("memory_budget_gb must be 0 (decide from the device) or more.")
+        for name, allowed in (("precision", PRECISIONS), ("offload", OFFLOADS), ("attention_slicing", SWITCHES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}.")
 
     @property
     def is_loopback(self) -> bool:
@@ -107,6 +125,14 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
         if kind == "list[Path]":
             items = value.split(os.pathsep) if isinstance(value, str) else list(value)
             return [Path(v).expanduser() for v in items if str(v)]
@@ -163,6 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, help="most images one job may ask for (default 8)")
     parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
     parser.add_argument("--log-file", dest="log_file", help="append the log to this file instead of the terminal")
+    parser.add_argument("--precision", choices=PRECISIONS, help="dtype models run in (default auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
+    parser.add_argument("--offload", choices=OFFLOADS, help="keep weights in RAM and move them to the GPU as needed (default auto: on small cards)")
+    parser.add_argument("--memory-budget-gb", dest="memory_budget_gb", type=float, help="device memory Paintwire may use, in GiB (default: what is free at start)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -63,8 +63,9 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server_process(**config: Any) -> ServerProcess:
-    """Start ``paintwire serve`` with ``config`` (ServerConfig fields) written to a TOML file."""
+def start_server_process(*, launcher: list[str] | None = None, **config: Any) -> ServerProcess:
+    """Start ``paintwire serve`` with ``config`` (ServerConfig fields) written to a TOML file;
+    ``launcher`` replaces ``python -m paintwire.cli.main`` in the command."""
     config.setdefault("host", "127.0.0.1")
     config.setdefault("port", 0)
     config.setdefault("engines", ["classical"])
@@ -78,7 +79,7 @@ def start_server_process(**config: Any) -> ServerProcess:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS, env.get("PYTHONPATH", "")) if p)
     env.pop("PAINTWIRE_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "paintwire.cli.main", "serve", "--config", path, "-v"],
+        [*(launcher or [sys.executable, "-m", "paintwire.cli.main"]), "serve", "--config", path, "-v"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     server = ServerProcess(proc, config["host"], 0, config.get("token"))

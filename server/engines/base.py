@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import ModelInfo, ModeSpec, Phase
+from paintwire.protocol import DeviceInfo, ModelInfo, ModeSpec, Phase
 
 from ..layers import Box, OutputLayer
 
@@ -194,7 +194,11 @@ class Engine(abc.ABC):
 
     def device_label(self) -> str:
         """What the engine computes on, for the start-up summary; "" when not a device of its own."""
-        return ""
+        device = self.device()
+        return device.summary() if device else ""
+    def device(self) -> DeviceInfo | None:
+        """The accelerator this engine computes on; None when it uses none."""
+        return None
 
     @abc.abstractmethod
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:

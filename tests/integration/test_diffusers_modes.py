@@ -383,3 +383,15 @@ def test_cancel_stops_within_a_step(diffusers_server):
         # The server is free again at once.
         result = run(c, "txt2img", width=W, height=H)
         assert result.layers
+
+
+def test_the_device_is_reported_by_the_server_and_paintwire_info(client, diffusers_server):
+    import subprocess
+    import sys
+
+    device = client.capabilities.engine("diffusers").device
+    assert (device.name, device.kind, device.dtype) == ("CPU", "cpu", "fp32") and device.total_memory >= device.free_memory > 0
+    assert client.capabilities.engine("classical").device is None
+    assert "  device: CPU, fp32, " in diffusers_server.log()  # the start-up summary (free memory as it was then)
+    info = subprocess.run([sys.executable, "-m", "paintwire", "info", "--url", diffusers_server.url], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "  device: CPU, fp32, " in info.stdout and " GiB free" in info.stdout

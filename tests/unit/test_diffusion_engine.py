@@ -246,16 +246,6 @@ def test_big_images_decode_with_a_tiled_vae(engine):
     assert calls == ["off", "on"]
 
 
-def test_device_choice_on_a_machine_without_a_gpu():
-    from paintwire.server.engines.diffusion.device import choose_device
-
-    cpu = choose_device("cpu", budget_gb=1.5)
-    assert cpu.device.type == "cpu" and cpu.dtype == torch.float32 and cpu.memory_budget == int(1.5 * 2**30)
-    if not torch.cuda.is_available():
-        assert choose_device("auto").device.type in ("cpu", "mps")
-    assert choose_device("cpu").memory_budget > 0
-
-
 def test_a_single_file_borrows_a_tokenizer_from_the_hf_cache(tmp_path, monkeypatch):
     """Only the tokenizer files are taken from a cached CLIP repository, never its weights."""
     snap = tmp_path / "hub" / "models--openai--clip-vit-large-patch14" / "snapshots" / "abc"

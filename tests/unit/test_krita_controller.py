@@ -253,6 +253,18 @@ def test_use_settings_puts_the_seed_back(rig):
     assert state.settings.mode == "inpaint" and view.statuses[-1][0].startswith("Settings restored")
 
 
+def test_the_status_line_names_the_servers_device(rig):
+    import dataclasses
+
+    from paintwire.protocol import DeviceInfo
+
+    controller, state, docs, transport, view, saves = rig
+    gpu = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "bf16", 12 << 30, 10 << 30)
+    caps = dataclasses.replace(CAPS, engines=(dataclasses.replace(CAPS.engines[0], device=gpu),) + CAPS.engines[1:])
+    controller.connected(caps, "paintwire/0.1.0")
+    assert view.statuses[-1][0].endswith("Device: NVIDIA GeForce RTX 3060, bf16, 10.0 of 12.0 GiB free.")
+
+
 def test_the_document_module_provides_all_the_controller_asks_of_documents():
     """document.py (which needs Krita) is the controller's Documents: every method the
     protocol names is a function or class of that module."""

@@ -26,6 +26,7 @@ from paintwire.protocol import (
     Cancelled,
     Capabilities,
     CapabilitiesUpdate,
+    DeviceInfo,
     EngineInfo,
     Error,
     ErrorCode,
@@ -163,7 +164,8 @@ PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimu
 INPUT = InputSpec(InputKind.MASK, True, "Selection", "The selection is the mask.")
 MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", params=(PARAM,), inputs=(InputSpec(InputKind.IMAGE), INPUT),
                 placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30)
-ENGINE = EngineInfo("classical", "Classical", (MODE,))
+DEVICE = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "fp16", 12 << 30, 10 << 30)
+ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE)
 MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
@@ -192,6 +194,7 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "JobRequest": (JOB, "submit", ("job",)),
     "Capabilities": (CAPS, "welcome", ("capabilities",)),
     "EngineInfo": (ENGINE, "welcome", ("capabilities", "engines", 0)),
+    "DeviceInfo": (DEVICE, "welcome", ("capabilities", "engines", 0, "device")),
     "ModeSpec": (MODE, "welcome", ("capabilities", "engines", 0, "modes", 0)),
     "InputSpec": (INPUT, "welcome", ("capabilities", "engines", 0, "modes", 0, "inputs", 1)),
     "ParamSpec": (PARAM, "welcome", ("capabilities", "engines", 0, "modes", 0, "params", 0)),

@@ -116,7 +116,9 @@ class Controller:
         modes = ", ".join(m.label for m in self.state.modes()) or "none"
         # What the server lacks (no model installed), instead of modes that can only fail.
         lacking = "".join(f" {notice}" for notice in kit_modes.engine_notices(caps))
-        self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.{lacking}")
+        devices = "; ".join(e.device.summary() for e in caps.engines if e.device)  # "RTX 3060, fp16, 10.8 of 12.0 GiB free"
+        device = f" Device: {devices}." if devices else ""
+        self.view.show_status(f"Connected to {server or 'server'} at {self.state.settings.url}. Modes: {modes}.{device}{lacking}")
         self.view.refresh()
 
     def capabilities_changed(self, caps: Capabilities) -> None:

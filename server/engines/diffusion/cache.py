@@ -28,6 +28,8 @@ class LoadedModel:
     base: Any  # the pipeline the model was loaded as
     size: int  # bytes of weights
     pipes: dict[str, Any] = field(default_factory=dict)
+    vae_fp32: bool = False  # its VAE overflowed in half precision once: decode in fp32 from now on
+    compile_pending: bool | None = None  # its UNet is compiled and its first run not yet timed (None: not run yet)
     # The model's own scheduler settings. Each job swaps in a scheduler of its own, built from
     # these (never from the previous job's, whose sampler options would carry over).
     scheduler_config: Any = field(init=False)
@@ -43,6 +45,10 @@ class LoadedModel:
             cls = pipeline_class(self.entry.family, task)
             pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base)
             pipe.set_progress_bar_config(disable=True)
+            if pipe is not self.base and getattr(self.base, "_all_hooks", None):
+                # Model offload: the new pipeline shares the modules and their hooks, and
+                # needs its own list of them to move the last component off the device.
+                pipe.enable_model_cpu_offload(device=self.base._offload_device)
             self.pipes[task] = pipe
         return self.pipes[task]
 
@@ -106,6 +112,15 @@ class ModelCache:
     @property
     def loaded(self) -> list[str]:
         return [k[0] for k in self._models]
+
+    def trim(self) -> None:
+        """Unload every model but the one used last (after running out of memory)."""
+        with self._lock:
+            while len(self._models) > 1:
+                key = next(iter(self._models))
+                log.info("model cache: unloading %s to free memory", key[0])
+                del self._models[key]
+        gc.collect()
 
     def clear(self) -> None:
         with self._lock:

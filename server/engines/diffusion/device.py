@@ -1,10 +1,34 @@
-"""Where models run and in what precision, and how much memory the model cache may use."""
+"""Where models run and in what precision: the device, its dtype, its memory, and its failures.
+
+One place for the facts about the accelerator: which device (CUDA, ROCm builds
+of torch that present themselves as CUDA, Apple MPS, the CPU), which dtype runs
+fast and safely on it, how much memory it has and has free, how to recognise
+an out-of-memory error from any backend, and how to give memory back after one.
+"""
 
 from __future__ import annotations
 
+import gc
+import logging
 from dataclasses import dataclass
 
 import torch
+
+from paintwire.protocol import DeviceInfo
+
+from ...config import ConfigError
+
+log = logging.getLogger(__name__)
+
+GiB = 2**30
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+# NVIDIA cards from Ampere (compute capability 8.0) on run bf16 on the same
+# tensor cores, at the same speed, as fp16; bf16 has fp32's range, so the SDXL
+# VAE does not overflow and needs no fp32 upcast. Older cards emulate bf16 slowly.
+BF16_FAST_CAPABILITY = (8, 0)
 
 
 @dataclass(frozen=True)
@@ -12,29 +36,132 @@ class DeviceChoice:
     device: torch.device
     dtype: torch.dtype
     memory_budget: int  # bytes of model weights the cache may keep loaded
+    name: str = "CPU"  # what a painter would call it: "NVIDIA GeForce RTX 3060", "Apple M2 (MPS)"
+    kind: str = "cpu"  # cuda, rocm, mps or cpu
+    usable: int = 0  # bytes of device memory Paintwire may use in all (budget, or free at start)
+
+    @property
+    def dtype_name(self) -> str:
+        return DTYPE_NAMES[self.dtype]
+
+    def info(self) -> DeviceInfo:
+        """The device as the capabilities report it (free memory measured now)."""
+        total, free = memory_info(self.device)
+        return DeviceInfo(self.name, self.kind, self.dtype_name, total, free)
 
 
-def choose_device(setting: str = "auto", budget_gb: float = 0.0) -> DeviceChoice:
+def resolve_device(setting: str = "auto") -> torch.device:
     """``setting`` is auto, cuda, cuda:N, mps or cpu (ServerConfig.device)."""
     if setting == "auto":
         if torch.cuda.is_available():
             setting = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        elif _mps_available():
             setting = "mps"
         else:
             setting = "cpu"
-    device = torch.device(setting)
-    # fp16 halves memory and is fast on CUDA; the pipelines upcast the SDXL VAE
-    # themselves where fp16 overflows. On MPS fp16 still produces black images
-    # with some attention paths, and CPUs have no fast fp16 matmul: fp32 there.
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    if budget_gb > 0:
-        budget = int(budget_gb * 2**30)
-    elif device.type == "cuda":
-        # Leave a quarter for activations (a 1024 px SDXL step needs several GB).
-        budget = int(torch.cuda.get_device_properties(device).total_memory * 0.75)
-    else:
-        import psutil
+    try:
+        device = torch.device(setting)
+    except RuntimeError:
+        raise ConfigError(f"device {setting!r} is not a device; use auto, cuda, cuda:N, mps or cpu.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {setting!r}: this torch has no CUDA/ROCm device ({torch.__version__}); see the README for the GPU build of torch, or use device = \"cpu\".")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {setting!r}: there are only {torch.cuda.device_count()} CUDA devices (cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
+    if device.type == "mps" and not _mps_available():
+        raise ConfigError("device 'mps': Apple's Metal backend is not available in this torch or on this Mac.")
+    if device.type not in ("cuda", "mps", "cpu"):
+        raise ConfigError(f"device {setting!r}: only cuda, mps and cpu are supported.")
+    return device
 
-        budget = int(psutil.virtual_memory().total * 0.5)
-    return DeviceChoice(device, dtype, budget)
+
+def device_kind(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "rocm" if torch.version.hip else "cuda"  # ROCm builds present AMD cards as CUDA
+    return device.type
+
+
+def choose_dtype(kind: str, precision: str = "auto", bf16_fast: bool = False, bf16_supported: bool = True) -> torch.dtype:
+    """The dtype models run in. ``precision`` is auto, fp16, bf16 or fp32 (ServerConfig.precision).
+
+    auto: bf16 on NVIDIA cards where it is as fast as fp16 (``bf16_fast``),
+    else fp16 on CUDA and ROCm, fp16 on Apple MPS (NaN-guarded: a decode that
+    overflows is redone in fp32), fp32 on the CPU (no fast half-precision matmul).
+    """
+    if precision != "auto":
+        if precision == "bf16" and not bf16_supported:
+            log.warning("precision bf16 is not supported on this device; using fp16")
+            return torch.float16
+        return DTYPES[precision]
+    if kind == "cuda":
+        return torch.bfloat16 if bf16_fast else torch.float16
+    if kind in ("rocm", "mps"):
+        return torch.float16
+    return torch.float32
+
+
+def choose_device(setting: str = "auto", budget_gb: float = 0.0, precision: str = "auto") -> DeviceChoice:
+    device = resolve_device(setting)
+    kind = device_kind(device)
+    bf16_fast = bf16_supported = kind != "mps"
+    if device.type == "cuda":
+        bf16_supported = torch.cuda.is_bf16_supported()
+        bf16_fast = kind == "cuda" and torch.cuda.get_device_capability(device) >= BF16_FAST_CAPABILITY
+    dtype = choose_dtype(kind, precision, bf16_fast, bf16_supported)
+    total, free = memory_info(device)
+    # What Paintwire may use: the budget when set, else what was free at start
+    # (a desktop, Krita itself and other programs hold the rest).
+    usable = int(budget_gb * GiB) if budget_gb > 0 else free
+    # The warm cache keeps weights within three quarters of that; the rest is
+    # for activations (a 1024 px SDXL step needs a few GB).
+    budget = int(usable * 0.75) if device.type != "cpu" or budget_gb > 0 else int(total * 0.5)
+    return DeviceChoice(device, dtype, budget, device_name(device), kind, usable)
+
+
+def device_name(device: torch.device) -> str:
+    kind = device_kind(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{name} (ROCm)" if kind == "rocm" else name
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return "CPU"
+
+
+def memory_info(device: torch.device) -> tuple[int, int]:
+    """(total, free) bytes of the memory models on ``device`` use; RAM for the CPU."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        return int(total), int(free)
+    import psutil
+
+    ram = psutil.virtual_memory()
+    if device.type == "mps":
+        # Unified memory: Metal's recommended working set is the GPU's share of it.
+        total = int(torch.mps.recommended_max_memory())
+        return total, max(0, total - int(torch.mps.driver_allocated_memory()))
+    return int(ram.total), int(ram.available)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is any backend's out-of-memory: CUDA and ROCm raise
+    torch.OutOfMemoryError; MPS and the CPU allocator raise RuntimeError with a message."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "MPS backend out of memory" in text or "DefaultCPUAllocator: can't allocate memory" in text or "out of memory" in text.lower()[:200]
+    )
+
+
+def free_memory(device: torch.device) -> None:
+    """Give back what torch's allocator holds but does not use (after a job failed for memory)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
-from paintwire.protocol import ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
 from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
-from .device import choose_device
+from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .generate import Sampling
 from .load_progress import install as install_quiet_bars
 from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
+from .memory import Placement, choose_attention_slicing, choose_offload, component_sizes, place
 from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
 from .params import MODES, with_upscalers
@@ -32,11 +35,30 @@ class DiffusersEngine(Engine):
     def __init__(self, config: ServerConfig, registry: ModelRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or ModelRegistry.scan(list(config.model_dirs))
-        self.choice = choose_device(config.device, config.memory_budget_gb)
+        self.choice = choose_device(config.device, config.memory_budget_gb, config.precision)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
-        self.cache = ModelCache(self.loader.load, self.choice.memory_budget)
+        self.cache = ModelCache(self._load, self.choice.memory_budget)
         install_quiet_bars()
-        log.info("diffusers engine: %d models on %s (%s)", len(self.registry.entries), self.choice.device, self.choice.dtype)
+        log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
+
+    def device(self) -> DeviceInfo:
+        return self.choice.info()  # free memory as of now: capabilities are made at start and on each rescan
+
+    def _load(self, entry: ModelEntry, vae: ModelEntry | None) -> Any:
+        """Load on the CPU, then place on the device as its size and the memory allow."""
+        pipe = self.loader.load(entry, vae)
+        placement = self.placement(entry, pipe)
+        place(pipe, placement, self.choice.device)
+        if placement.measures:
+            log.info("%s on %s with %s", entry.name, self.choice.name, ", ".join(placement.measures))
+        return pipe
+
+    def placement(self, entry: ModelEntry, pipe: Any) -> Placement:
+        c, device = self.config, self.choice.device
+        offload = choose_offload(c.offload, component_sizes(pipe, self.choice.dtype), self.choice.usable, entry.family, device)
+        # Compiling does not combine with weights streamed layer by layer.
+        compile_unet = c.torch_compile and offload != "sequential"
+        return Placement(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet)
 
     def modes(self) -> tuple[ModeSpec, ...]:
         return with_upscalers(MODES, [e.name for e in self.registry.of_kind(UPSCALER)])
@@ -45,9 +67,6 @@ class DiffusersEngine(Engine):
         usable = [ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values()]
         unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
         return tuple(usable + unusable)
-
-    def device_label(self) -> str:
-        return f"{self.choice.device} ({str(self.choice.dtype).removeprefix('torch.')})"
 
     def model_folders(self) -> list[Path]:
         cache = hf_cache_dir()
@@ -69,6 +88,10 @@ class DiffusersEngine(Engine):
         )
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
+        with self.memory_guard(job):
+            return self._run(job, ctx)
+
+    def _run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         p = job.params
         prompt, loras = parse_prompt(p["prompt"], self.registry)
         negative, neg_loras = parse_prompt(p["negative_prompt"], self.registry, "job.params.negative_prompt")
@@ -89,12 +112,31 @@ class DiffusersEngine(Engine):
         except (ProtocolError, JobCancelledError):
             raise
         except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
             log.warning("model %s could not be loaded: %s: %s", entry.name, type(exc).__name__, exc)
             log.debug("loading %s failed", entry.name, exc_info=True)
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
+        if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
+            loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device)
         with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
             return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
+
+    @contextmanager
+    def memory_guard(self, job: EngineJob) -> Iterator[None]:
+        """Out of memory in any step: free what torch holds and the other warm
+        models, and fail this job with a sentence saying what to lower; the next
+        job starts clean."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.cache.trim()
+            free_memory(self.choice.device)
+            log.warning("job %s: out of memory on %s (%s)", job.id, self.choice.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.config)) from None
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
         entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
@@ -123,6 +165,31 @@ class DiffusersEngine(Engine):
     def close(self) -> None:
         self.cache.clear()
         self.loader.close()
+
+
+def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: ServerConfig) -> str:
+    """What ran out and what to lower, in the job's own terms."""
+    p = job.params
+    if job.image is not None:
+        size = f"a {job.image.shape[1]}x{job.image.shape[0]} image"
+    elif p.get("width") and p.get("height"):
+        size = f"{p['width']}x{p['height']}"
+    else:
+        size = "this size"
+    lower = [f"the size ({size})"]
+    if p.get("batch_size", 1) > 1:
+        lower.append(f"the batch size ({p['batch_size']})")
+    if p.get("inpaint_area") == "whole_picture":
+        lower.append("the inpaint area (choose 'only masked')")
+    if p.get("refine") and p.get("tile_size"):
+        lower.append(f"the refine tile size ({p['tile_size']})")
+    where = "The GPU" if choice.device.type in ("cuda", "mps") else "The server"
+    advice = f"{where} ({choice.name}) ran out of memory for this job; lower {', '.join(lower[:-1]) + ' or ' + lower[-1] if len(lower) > 1 else lower[0]}"
+    if choice.device.type == "cuda" and config.offload in ("auto", "none"):
+        advice += ", or set offload = \"model\" in the server's configuration (\"sequential\" for 4 GB cards)"
+    elif choice.device.type == "cuda" and config.offload == "model":
+        advice += ", or set offload = \"sequential\" in the server's configuration"
+    return advice + "."
 
 
 def planned_steps(mode: str, p: dict) -> int:

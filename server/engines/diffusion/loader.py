@@ -57,8 +57,7 @@ class Loader:
             pipe = cls.from_single_file(str(entry.path), config=str(config), **kwargs)
         else:
             pipe = cls.from_pretrained(entry.path, use_safetensors=True, **kwargs)
-        pipe.to(self.device)
-        pipe.set_progress_bar_config(disable=True)
+        pipe.set_progress_bar_config(disable=True)  # on the CPU: the engine places it (memory.place)
         _alias_text_model(pipe)
         return pipe
 

@@ -270,13 +270,16 @@ def test_bad_parameter_is_a_gimp_error(gimp_run):
     assert case["background_unchanged"]
 
 
-def test_preview_layer_shows_over_its_region_and_goes_and_expand_grows_in_place(gimp_run):
+def test_preview_shows_in_its_own_image_and_goes_and_expand_grows_in_place(gimp_run):
     case, case_dir, server, log = _case(gimp_run, "document_probe")
-    preview, background = case["during"]["layers"]  # the second preview replaced the first
-    assert preview["name"] == "Paintwire preview" and background["name"] == "Background"
-    assert (preview["x"], preview["y"], preview["width"], preview["height"]) == (10, 6, 16, 8)
-    assert (_png(case_dir / preview["png"])[2:-2, 2:-2] == [255, 0, 0, 255]).all(), "the preview's pixels, scaled to its region"
-    assert [l["name"] for l in case["after"]["layers"]] == ["Background"]
+    # The artist's image never holds the preview: GIMP kills the plug-in on cancel, and
+    # nothing could take a layer away again then.
+    assert [l["name"] for l in case["during"]["layers"]] == ["Background"]
+    (shown,) = case["preview_images"]  # the second preview reused the first's image
+    (preview,) = shown["layers"]
+    assert preview["name"] == "Paintwire preview" and (preview["width"], preview["height"]) == (4, 2)
+    assert (_png(case_dir / preview["png"]) == [255, 0, 0, 255]).all(), "the preview's pixels"
+    assert [l["name"] for l in case["after"]["layers"]] == ["Background"] and case["images_after"] == 0
     grown = case["grown"]
     assert case["new_image"] is False and (grown["width"], grown["height"]) == (WIDTH + 8, HEIGHT + 4)
     result, background = grown["layers"]
@@ -463,9 +466,16 @@ def test_expand_grows_the_canvas_in_place(diffusers_run):
     new, background = case["image"]["layers"]  # no preview layer left behind either
     assert new["name"] == "more fox [seed 9]" and (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH + 16, HEIGHT)
     assert background["name"] == "Background" and (background["x"], background["y"]) == (0, 0)
-    # The grown picture holds the original where it was; the new strip on the right is painted.
-    grown = _png(case["dir"] / new["png"])
-    assert np.array_equal(grown[:, :WIDTH], pattern()) and (grown[:, WIDTH:, 3] == 255).all()
+    # The grown picture holds the original where it was, bit for bit beyond the seam's
+    # feather (mask_blur 4 reaches into the original to hide the seam); the new strip is painted.
+    from paintwire.server import masks
+
+    grown = _png(ARTIFACTS / "diffusers" / "expand" / new["png"])
+    new_area = np.zeros((HEIGHT, WIDTH + 16), np.uint8)
+    new_area[:, WIDTH:] = 255
+    far = masks.blur(new_area, 4)[:, :WIDTH] == 0
+    assert far[:, :WIDTH // 2].all() and np.array_equal(grown[:, :WIDTH][far], pattern()[far])
+    assert (grown[:, WIDTH:, 3] == 255).all()
 
 
 UPSCALER_MODEL = "2x-tiny-esrgan"  # fixtures.upscaler_models.ESRGAN_2X, written into the model folder

@@ -45,7 +45,7 @@ class GimpDocument:
         self.image = image
         self.drawables = list(drawables or [])
         self.interactive = interactive
-        self._preview = None  # the temporary preview layer while a job runs
+        self._preview: _PreviewImage | None = None  # the temporary preview image while a job runs
 
     def check(self) -> None:
         if self.image.get_base_type() not in _LAYER_TYPES:
@@ -112,47 +112,27 @@ class GimpDocument:
     # -- the preview while a job runs -----------------------------------------------------
 
     def preview(self, event: Preview) -> None:
-        """Show the job's latest preview as a temporary top layer over its region.
+        """Show the job's latest preview in a temporary image of its own (in a window
+        when GIMP is interactive), never in the artist's image.
 
-        The layer is added, changed and removed with the undo history frozen,
-        so it leaves no step behind; end_preview removes it whatever the outcome.
+        GIMP ends the plug-in's process when the artist cancels from the progress bar,
+        so nothing the plug-in adds to the artist's image could be taken away again:
+        a preview layer there would be left behind. A separate image costs the
+        document nothing; end_preview deletes it whatever the outcome.
         """
         img = event.image
         if img.encoding is not Encoding.RAW or img.format is not PixelFormat.RGBA8:
             return  # the server sends raw rgba8 previews; anything else is skipped, not an error
-        image = self.image
-        width, height = event.width or img.width, event.height or img.height
-        layer_type = _LAYER_TYPES[image.get_base_type()]
-        image.undo_freeze()
-        try:
-            self._remove_preview()
-            layer = Gimp.Layer.new(image, PREVIEW_LAYER, img.width, img.height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
-            image.insert_layer(layer, None, 0)
-            self._preview = layer
-            buffer = layer.get_buffer()
-            buffer.set(Gegl.Rectangle.new(0, 0, img.width, img.height), RGBA, img.data)
-            buffer.flush()
-            if (width, height) != (img.width, img.height):
-                layer.scale(width, height, False)
-            layer.set_offsets(event.x, event.y)
-        finally:
-            image.undo_thaw()
-        Gimp.displays_flush()
+        if self._preview is not None and not self._preview.fits(img.width, img.height):
+            self.end_preview()
+        if self._preview is None:
+            self._preview = _PreviewImage.open(img.width, img.height, self.interactive)
+        self._preview.show(img.data, img.width, img.height)
 
     def end_preview(self) -> None:
-        if self._preview is None:
-            return
-        self.image.undo_freeze()
-        try:
-            self._remove_preview()
-        finally:
-            self.image.undo_thaw()
-        Gimp.displays_flush()
-
-    def _remove_preview(self) -> None:
-        layer, self._preview = self._preview, None
-        if layer is not None and layer.is_valid():
-            self.image.remove_layer(layer)
+        preview, self._preview = self._preview, None
+        if preview is not None:
+            preview.close()
 
     def _write_new_image(self, placement: Placement):
         base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB
@@ -211,3 +191,36 @@ class GimpProgress:
 
     def end(self) -> None:
         Gimp.progress_end()
+
+
+class _PreviewImage:
+    """A temporary image holding one preview layer, with a display when interactive."""
+
+    def __init__(self, image, layer, display) -> None:
+        self.image, self.layer, self.display = image, layer, display
+
+    @classmethod
+    def open(cls, width: int, height: int, interactive: bool) -> "_PreviewImage":
+        image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+        image.undo_disable()  # a scratch image: no history to keep
+        layer = Gimp.Layer.new(image, PREVIEW_LAYER, width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, None, 0)
+        display = Gimp.Display.new(image) if interactive else None
+        return cls(image, layer, display)
+
+    def fits(self, width: int, height: int) -> bool:
+        return (self.image.get_width(), self.image.get_height()) == (width, height)
+
+    def show(self, data: bytes, width: int, height: int) -> None:
+        buffer = self.layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, width, height), RGBA, data)
+        buffer.flush()
+        self.layer.update(0, 0, width, height)
+        Gimp.displays_flush()
+
+    def close(self) -> None:
+        if self.display is not None and self.display.is_valid():
+            self.display.delete()  # deleting the last display of an image deletes the image too
+        elif self.image.is_valid():
+            self.image.delete()
+        Gimp.displays_flush()

@@ -110,8 +110,8 @@ def plugin_module(name):
 
 
 def document_probe(case, case_dir):
-    """The plug-in's GimpDocument in real GIMP, without a server: a preview layer shown
-    over its region and removed, then a result written on a canvas grown in place."""
+    """The plug-in's GimpDocument in real GIMP, without a server: a preview shown in an
+    image of its own and removed, then a result written on a canvas grown in place."""
     gimp_document = plugin_module("gimp_document")  # sets up the path for the vendored protocol too
     from paintwire.hostkit.placement import PlacedLayer, Placement
     from paintwire.protocol import PixelFormat, PlacementKind, Preview, raw_image
@@ -122,11 +122,14 @@ def document_probe(case, case_dir):
     out = {}
     x, y, w, h = case["preview_region"]
     red = raw_image(4, 2, PixelFormat.RGBA8, bytes([255, 0, 0, 255]) * 8)
+    before = {i.get_id() for i in Gimp.get_images()}
     doc.preview(Preview("probe", red, x, y, w, h))
     doc.preview(Preview("probe", red, x, y, w, h))  # a second preview replaces the first
     out["during"] = describe(image, case_dir, "during")
+    out["preview_images"] = [describe(i, case_dir, f"preview{n}") for n, i in enumerate(Gimp.get_images()) if i.get_id() not in before]
     doc.end_preview()
     out["after"] = describe(image, case_dir, "after")
+    out["images_after"] = len([i for i in Gimp.get_images() if i.get_id() not in before])
     gx, gy = case["grow"]
     grown_w, grown_h = width + gx, height + gy
     layer = PlacedLayer("Grown", 0, 0, grown_w, grown_h, bytes([0, 0, 255, 255]) * (grown_w * grown_h), PixelFormat.RGBA8, None)

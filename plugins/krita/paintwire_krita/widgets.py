@@ -211,7 +211,3 @@ class ParamForm(QWidget):
         inner.setVisible(False)
         outer.addWidget(fold)
         return form
-
-    def set_values(self, values: Callable[[str], Any]) -> None:
-        for name, field in self.fields.items():
-            field.set_value(values(name))

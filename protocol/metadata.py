@@ -58,6 +58,29 @@ class Recalled:
 
 # --- writing ---------------------------------------------------------------------------------
 
+# Keys of a result layer's settings that are the settings' own fields, not the mode's parameters.
+_NOT_PARAMS = ("engine", "mode", "model")
+
+
+def layer_settings(engine: str, mode: str, model: str | None, layer: Any) -> dict[str, Any]:
+    """The settings that made a result ``Layer`` of a job (engine, mode, model as the
+    job asked): what the server's history records and what saved PNGs carry. The
+    model's hash is added by whoever can read the model file (the server)."""
+    params = {k: v for k, v in dict(layer.settings).items() if k not in _NOT_PARAMS}
+    if layer.seed is not None:
+        params["seed"] = layer.seed
+    settings: dict[str, Any] = {
+        "engine": engine, "mode": mode, "model": layer.settings.get("model") or model or "",
+        "width": layer.image.width, "height": layer.image.height, "params": params,
+    }
+    if params.get("vae"):
+        settings["vae"] = params["vae"]
+    loras = loras_in_prompt(str(params.get("prompt") or ""))
+    if loras:
+        settings["loras"] = loras
+    return settings
+
+
 
 def quote(value: Any) -> str:
     """The WebUI's quoting: a value holding a comma, a colon or a newline becomes a JSON string."""
@@ -286,13 +309,15 @@ def fit_to_mode(settings: Mapping[str, Any], mode: ModeSpec) -> Fitted:
             notes.append(f"{name} = {value!r}: {mode.label} has no such setting; left out.")
             continue
         try:
-            params[name] = _fit(spec, value)
+            params[name] = fit_value(spec, value)
         except ValueError as exc:
             notes.append(f"{spec.label or name} = {value!r}: {exc}; left out.")
     return Fitted(params, tuple(notes))
 
 
-def _fit(spec: Any, value: Any) -> Any:
+def fit_value(spec: Any, value: Any) -> Any:
+    """``value`` typed as ``spec`` (a ParamSpec) says, a choice's label accepted for its
+    value; raises ValueError with the reason when it does not fit."""
     kind = spec.type
     if kind is ParamType.CHOICE:
         text = str(value)

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from paintwire.protocol import JobRequest, Layer, Result
-from paintwire.protocol.metadata import Labels, loras_in_prompt, png_text
+from paintwire.protocol.metadata import Labels, layer_settings, png_text
 from paintwire.protocol.pngtext import add_text
 
 from ..imaging import encode_png, payload_to_array
@@ -34,8 +34,6 @@ THUMB_SIDE = 256
 # Bounds on what waits to be recorded: results are raw pixels, up to 256 MiB each.
 MAX_PENDING = 32
 MAX_PENDING_BYTES = 512 << 20
-# Keys of a layer's settings that are the record's own fields, not the mode's parameters.
-_NOT_PARAMS = ("engine", "mode", "model")
 
 ModelFile = Callable[[str, str], "Path | None"]  # (engine, model name) -> its file or folder
 LabelsFor = Callable[[str, str], Labels]  # (engine, mode) -> its choice labels
@@ -131,24 +129,12 @@ class HistoryRecorder:
             self.recorded += 1
 
     def settings_of(self, request: JobRequest, layer: Layer) -> dict[str, Any]:
-        """The full settings that made ``layer``: the record's, and its PNG's."""
-        params = {k: v for k, v in layer.settings.items() if k not in _NOT_PARAMS}
-        if layer.seed is not None:
-            params["seed"] = layer.seed
-        model = layer.settings.get("model") or request.model or ""
-        settings: dict[str, Any] = {
-            "engine": request.engine, "mode": request.mode, "model": model,
-            "width": layer.image.width, "height": layer.image.height, "params": params,
-        }
-        if model:
-            settings["model_hash"] = self._hash(request.engine, model, hashes.MODEL)
-        if params.get("vae"):
-            settings["vae"] = params["vae"]
-        loras = loras_in_prompt(str(params.get("prompt") or ""))
-        for lora in loras:
+        """The full settings that made ``layer``, with the hashes of its model and LoRAs."""
+        settings = layer_settings(request.engine, request.mode, request.model, layer)
+        if settings["model"]:
+            settings["model_hash"] = self._hash(request.engine, settings["model"], hashes.MODEL)
+        for lora in settings.get("loras", ()):
             lora["hash"] = self._hash(request.engine, lora["name"], hashes.LORA)
-        if loras:
-            settings["loras"] = loras
         return settings
 
     def _hash(self, engine: str, name: str, kind: str) -> str | None:

@@ -134,7 +134,8 @@ class HistoryStore:
         (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
         self.db_path = self.folder / "history.sqlite3"
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        # A maintenance run in another process holds the write lock while it scans: wait for it.
+        self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=60.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps the database whole on a crash; the last record may be lost
         self._db.executescript(SCHEMA)
@@ -280,23 +281,28 @@ class HistoryStore:
 
     def maintain(self) -> MaintenanceReport:
         """Delete files without a record and records without their image, then compact
-        the database (VACUUM). Safe while the server runs; the lock keeps recording
-        out until it is done."""
+        the database (VACUUM). Safe while a server records into the same folder: the
+        scan runs inside a write transaction, which a server's ``add`` (files written
+        inside its own) waits for."""
         report = MaintenanceReport()
         with self._lock:
             report.bytes_before = _size(self.db_path)
-            ids = {r[0] for r in self._db.execute("SELECT id FROM results")}
-            for path in self._files():
-                stem = path.stem
-                if not stem.isdigit() or int(stem) not in ids:
-                    path.unlink()
-                    report.files_without_record.append(str(path.relative_to(self.folder)))
-            for record_id in sorted(ids):
-                if not self.image_path(record_id).exists():
-                    report.records_without_file.append(record_id)
-            for record_id in report.records_without_file:
-                self._db.execute("DELETE FROM results WHERE id = ?", (record_id,))
-                self._unlink(record_id)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = {r[0] for r in self._db.execute("SELECT id FROM results")}
+                for path in self._files():
+                    stem = path.stem
+                    if path.suffix == ".part" or not stem.isdigit() or int(stem) not in ids:
+                        path.unlink()
+                        report.files_without_record.append(path.relative_to(self.folder).as_posix())
+                report.records_without_file = [i for i in sorted(ids) if not self.image_path(i).exists()]
+                for record_id in report.records_without_file:
+                    self._db.execute("DELETE FROM results WHERE id = ?", (record_id,))
+                    self._unlink(record_id)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             report.bytes_after = _size(self.db_path)

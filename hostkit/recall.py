@@ -21,7 +21,6 @@ from paintwire.protocol.metadata import Recalled, fit_to_mode, recall
 from paintwire.protocol.pngtext import PngTextError, read_text
 
 from .modes import ChoiceError, choose
-from .placement import layer_name
 from .request import PROMPT, SEED, JobSettings
 
 # Images from another program do not say which engine made them.
@@ -112,6 +111,7 @@ def recalled_result(recalled: Recall, width: int, height: int, pixels: bytes, pi
     with the same code as its own results (named after the prompt and seed)."""
     params = dict(recalled.settings.get("params") or {})
     seed = params.get(SEED) if isinstance(params.get(SEED), int) else None
-    name = layer_name(str(params.get(PROMPT) or ""), seed, f"History {recalled.id}")
+    # The layer's base name; placement adds the seed, as it does for every result.
+    name = " ".join(str(params.get(PROMPT) or "").split()) or f"History {recalled.id}"
     layer = Layer(ImagePayload(width, height, pixel_format, pixels), 0, 0, name, seed, {})
     return Result(f"history-{recalled.id}", (layer,), width, height)

@@ -82,5 +82,5 @@ def test_the_recalled_image_is_fetched_with_the_token_and_placed_as_a_layer() ->
     finally:
         server.shutdown()
     result = recalled_result(recall, 2, 1, bytes(8), PixelFormat.BGRA8)
-    placement = place_result(result, (2, 1), "a fox")
+    placement = place_result(result, (2, 1))
     assert not placement.new_document and placement.layers[0].name == "a fox [seed 42]" and placement.layers[0].pixel_format is PixelFormat.BGRA8

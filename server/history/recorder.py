@@ -11,6 +11,7 @@ record with a log line instead of growing.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class HistoryRecorder:
         self._queue.join()
 
     def _work(self) -> None:
+        _lower_priority()
         while True:
             finished = self._queue.get()
             try:
@@ -146,6 +148,15 @@ class HistoryRecorder:
         except OSError as exc:
             log.warning("history: cannot hash %s: %s", path, exc)
             return None
+
+
+def _lower_priority() -> None:
+    """Let the engine's threads have the CPU first: recording can wait, a job should not.
+    On Linux a thread has a nice value of its own; elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def _input_pixels(request: JobRequest) -> np.ndarray | None:

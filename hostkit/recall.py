@@ -38,8 +38,9 @@ class Recollection:
     summary: str  # one line for the artist: "Inpaint · tiny-sd15 · “a red fox” · seed 42"
 
 
-def recollect(saved: Mapping[str, Any], caps: Capabilities | None) -> Recollection:
-    """JobSettings for ``saved`` (settings as protocol.metadata describes them)."""
+def recollect(saved: Mapping[str, Any], caps: Capabilities | None, parent: int | None = None) -> Recollection:
+    """JobSettings for ``saved`` (settings as protocol.metadata describes them);
+    ``parent``: the history id they came from, which the next job names."""
     mode_name = str(saved.get("mode") or "txt2img")
     params = dict(saved.get("params") or {})
     prompt = str(params.get(PROMPT) or "").strip()
@@ -65,7 +66,8 @@ def recollect(saved: Mapping[str, Any], caps: Capabilities | None) -> Recollecti
     assert mode is not None  # choose() found it
     fitted = fit_to_mode(saved, mode)
     notes.extend(fitted.notes)
-    return Recollection(JobSettings(mode.name, choice.engine, model if model is not None else choice.model, fitted.params), tuple(notes), summary)
+    settings = JobSettings(mode.name, choice.engine, model if model is not None else choice.model, fitted.params, parent)
+    return Recollection(settings, tuple(notes), summary)
 
 
 def settings_in_image(data: bytes) -> Recalled | None:

@@ -26,13 +26,19 @@ class JobSettings:
     engine: str
     model: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # the server's history id these settings were recalled from
 
     def to_dict(self) -> dict:
-        return {"mode": self.mode, "engine": self.engine, "model": self.model, "params": dict(self.params)}
+        out = {"mode": self.mode, "engine": self.engine, "model": self.model, "params": dict(self.params)}
+        if self.parent is not None:
+            out["parent"] = self.parent
+        return out
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> "JobSettings":
-        return cls(str(obj["mode"]), str(obj["engine"]), obj.get("model"), dict(obj.get("params") or {}))
+        parent = obj.get("parent")
+        return cls(str(obj["mode"]), str(obj["engine"]), obj.get("model"), dict(obj.get("params") or {}),
+                   parent if isinstance(parent, int) and not isinstance(parent, bool) else None)
 
 
 def params_for_mode(mode: ModeSpec, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,7 +100,8 @@ def build_request(
         if mask_input.required or snapshot.has_selection or snapshot.mask_layer is not None:
             mask = ImagePayload(snapshot.width, snapshot.height, PixelFormat.L8, snapshot.mask())
     return JobRequest(
-        engine=engine.name, mode=mode.name, image=image, mask=mask, model=settings.model, params=params, output_format=output_format
+        engine=engine.name, mode=mode.name, image=image, mask=mask, model=settings.model, params=params, output_format=output_format,
+        parent=settings.parent,
     )
 
 

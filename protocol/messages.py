@@ -99,9 +99,11 @@ class JobRequest:
     model: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     output_format: PixelFormat = PixelFormat.RGBA8
+    # The history id of the result this job starts from (its settings were recalled), for the history's record.
+    parent: int | None = None
 
     def to_wire(self) -> dict:
-        return {
+        out = {
             "engine": self.engine,
             "mode": self.mode,
             "model": self.model,
@@ -110,6 +112,9 @@ class JobRequest:
             "params": dict(self.params),
             "output_format": self.output_format.value,
         }
+        if self.parent is not None:  # left out when absent: the same bytes as before the field existed
+            out["parent"] = self.parent
+        return out
 
     @classmethod
     def from_wire(cls, obj: Any, max_pixels: int | None = None) -> "JobRequest":
@@ -139,6 +144,9 @@ class JobRequest:
         out_name = _get(obj, "output_format", str, where, required=False, default=PixelFormat.RGBA8.value)
         if out_name not in (PixelFormat.RGBA8.value, PixelFormat.BGRA8.value):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "output_format must be rgba8 or bgra8.", "job.output_format")
+        parent = _get(obj, "parent", int, where, required=False)
+        if parent is not None and not 0 < parent < 2**63:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "parent must be a history id, a positive integer.", "job.parent")
         return cls(
             engine=_name(obj, "engine", where),
             mode=_name(obj, "mode", where),
@@ -147,6 +155,7 @@ class JobRequest:
             mask=mask,
             params=params,
             output_format=PixelFormat(out_name),
+            parent=parent,
         )
 
 

@@ -73,7 +73,8 @@ class PaintwireServer:
         """The scheduler's hook: hand the result to the history (never waits)."""
         if self.recorder is not None:
             name = getattr(job.owner, "client_name", None) or ""
-            self.recorder.offer(Finished(name, time.time(), job.checked.request, result))
+            request = job.checked.request
+            self.recorder.offer(Finished(name, time.time(), request, result, request.parent))
 
     def publish_capabilities(self) -> None:
         """Rebuild the capabilities after a rescan; every session checks new jobs

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -184,9 +185,12 @@ def test_recall_reaches_the_chosen_client(start_server, tmp_path: Path) -> None:
         message = next(m for m in taker.events(timeout=10) if isinstance(m, Recall))
         assert message.id == record["id"] and message.image == f"/api/history/{record['id']}/image"
         assert message.settings["params"]["mask_blur"] == 9 and message.settings["mode"] == "inpaint"
-        # The client can still run jobs afterwards: the recall belongs to no job.
-        result = taker.run(inpaint_request(scene(32, 32), rect_mask(32, 32, 4, 4, 8, 8)))
-        assert result.layers
+        # The client can still run jobs afterwards: the recall belongs to no job. One that starts
+        # from the recalled result names it, and the history links the two.
+        request = inpaint_request(scene(32, 32), rect_mask(32, 32, 4, 4, 8, 8))
+        assert taker.run(dataclasses.replace(request, parent=record["id"])).layers
+    child = wait_for_items(server, 2)[0]
+    assert child["parent"] == record["id"] and child["client"] == "krita-like/1.0"
 
 
 def test_a_burst_of_results_is_all_recorded(start_server, tmp_path: Path) -> None:

@@ -306,6 +306,9 @@ def test_a_pushed_recall_is_offered_then_applied_on_request(rig):
     assert state.settings.mode == "upscale" and state.value("scale") == 3.0 and saves
     text, error = view.statuses[-1]
     assert not error and "history result 5" in text and "prompt" in text  # the parameter Upscale lacks is named
+    assert controller.generate()
+    number, request = transport.sent[-1]
+    assert request.mode == "upscale" and request.params["scale"] == 3.0 and request.parent == 5  # the history links the two
 
 
 def test_use_settings_from_an_image(rig):

@@ -170,7 +170,7 @@ ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE)
 MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
-JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8)
+JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8, parent=12)
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {

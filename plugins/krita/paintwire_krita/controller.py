@@ -333,7 +333,7 @@ class Controller:
         self.view.offer_recall(recall, recollect(recall.settings, self.state.capabilities).summary)
 
     def apply_recall(self, recall: Recall) -> bool:
-        return self._apply_saved(recall.settings, f"history result {recall.id}")
+        return self._apply_saved(recall.settings, f"history result {recall.id}", parent=recall.id)
 
     def use_image_settings(self, data: bytes) -> bool:
         """"Use settings from image...": the settings saved in a PNG into the panel."""
@@ -347,8 +347,8 @@ class Controller:
             return False
         return self._apply_saved(found.settings, f"the image ({self._SOURCES.get(found.source, found.source)} metadata)")
 
-    def _apply_saved(self, saved: Any, where: str) -> bool:
-        got = recollect(saved, self.state.capabilities)
+    def _apply_saved(self, saved: Any, where: str, parent: int | None = None) -> bool:
+        got = recollect(saved, self.state.capabilities, parent)
         if got.settings is None:
             self.view.show_status(" ".join(got.notes), error=True)
             return False

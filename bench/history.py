@@ -88,7 +88,7 @@ def client_delay(side: int, jobs: int, tmp: Path, block: int = 4) -> None:
         for turn in range(max(1, jobs // block)):
             for i in (0, 1) if turn % 2 == 0 else (1, 0):
                 # One at a time: the recorder is idle at the submit. Does recording delay the result itself?
-                time.sleep(0.5)
+                time.sleep(1.0)
                 start = time.perf_counter()
                 clients[i].run(request, timeout=120)
                 times.setdefault(("one at a time", labels[i]), []).append(time.perf_counter() - start)
@@ -142,12 +142,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=32, help="back-to-back jobs per server in the delay test")
     parser.add_argument("--side", type=int, default=1024, help="the delay test's result side")
     parser.add_argument("--records", type=int, default=10_000, help="records in the listing test")
+    parser.add_argument("--parts", default="recording,delay,listing", help="which measurements to run (comma-separated)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     print(f"Machine: {machine()}")
-    recording([int(s) for s in args.sizes.split(",")], args.repeat)
+    if "recording" in parts:
+        recording([int(s) for s in args.sizes.split(",")], args.repeat)
     with tempfile.TemporaryDirectory(prefix="paintwire-bench-history-") as tmp:
-        client_delay(args.side, args.jobs, Path(tmp))
-        listing(args.records, args.repeat, Path(tmp))
+        if "delay" in parts:
+            client_delay(args.side, args.jobs, Path(tmp))
+        if "listing" in parts:
+            listing(args.records, args.repeat, Path(tmp))
 
 
 if __name__ == "__main__":

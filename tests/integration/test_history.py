@@ -200,3 +200,24 @@ def test_a_burst_of_results_is_all_recorded(start_server, tmp_path: Path) -> Non
         for _ in range(6):
             assert client.run(inpaint_request(scene(64, 64), rect_mask(64, 64, 8, 8, 16, 16))).layers
     assert len(wait_for_items(server, 6)) == 6
+
+
+def test_results_keep_flowing_while_the_history_cannot_write(start_server, tmp_path: Path) -> None:
+    import sqlite3
+
+    server = start_server(history=True, history_dir=str(tmp_path))
+    run_inpaint(server)
+    assert len(wait_for_items(server, 1)) == 1
+    # Another process holds the database's write lock (as 'history maintain' does): the
+    # recorder waits, and every client still gets every result at once.
+    blocker = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with Client(server.url, name="while-blocked") as client:
+            for _ in range(4):  # the recorder stays blocked all along: the lock is held until after the last result
+                assert client.run(inpaint_request(scene(64, 64), rect_mask(64, 64, 8, 8, 16, 16)), timeout=20).layers
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    items = wait_for_items(server, 5)
+    assert len(items) == 5 and {i["client"] for i in items[:4]} == {"while-blocked"}  # recorded once the lock was free

@@ -117,3 +117,12 @@ def recalled_result(recalled: Recall, width: int, height: int, pixels: bytes, pi
     name = " ".join(str(params.get(PROMPT) or "").split()) or f"History {recalled.id}"
     layer = Layer(ImagePayload(width, height, pixel_format, pixels), 0, 0, name, seed, {})
     return Result(f"history-{recalled.id}", (layer,), width, height)
+
+
+def into_document(result: Result, document_size: tuple[int, int]) -> Result:
+    """A recalled image placed in the artist's document: a layer at its top-left corner
+    when it fits inside, else (larger than the document) a document of its own."""
+    width, height = document_size
+    if result.width <= width and result.height <= height:
+        return Result(result.job, result.layers, width, height)
+    return result

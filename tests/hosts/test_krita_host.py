@@ -27,6 +27,7 @@ import io
 import shutil
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -262,6 +263,38 @@ def test_krita_docker_inpaints_the_selection(live_server, tmp_path, plugin_zip, 
 
     elapsed = time.monotonic() - started
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
+
+
+def test_krita_takes_a_recall_from_the_servers_history(start_server, tmp_path, plugin_zip, krita_host):
+    """The server's history sends a result to this Krita (as its page's "send to Krita" does):
+    the docker offers, without blocking, to apply the settings or open the image as a layer."""
+    server = start_server(history=True, history_dir=str(tmp_path / "history"))
+    out_dir = artifacts(krita_host, "recall")
+    jobs = [
+        {"name": "inpaint", "mode": "inpaint", "model": "classical/", "params": PARAMS},
+        # The panel shows another mode and value when the recall comes.
+        {"name": "recall-apply", "action": "recall", "first": {"mode": "upscale", "model": "classical/", "params": {"scale": 3.0}}},
+        {"name": "recall-layer", "action": "recall"},
+    ]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host)
+    assert steps["inpaint"]["status"].startswith("Done"), steps["inpaint"]
+    apply = steps["recall-apply"]
+    record = apply["record"]
+    assert apply["offer"]["modal"] is False and f"Result {record['id']}" in apply["offer"]["text"]
+    assert apply["status"].startswith(f"Settings from history result {record['id']}"), apply
+    assert apply["mode"] == "inpaint" and {k: apply["form"][k] for k in PARAMS} == PARAMS
+    assert apply["layers_unchanged"] is True  # settings only: the document is left alone
+
+    opened = steps["recall-layer"]
+    assert opened["status"].startswith("Opened the recalled image"), opened
+    name = f"History {record['id']}"
+    new = [layer for layer in opened["layers"] if layer["name"] == name]
+    assert [layer["bounds"] for layer in new] == [[0, 0, record["width"], record["height"]]], opened["layers"]
+    # From outside: the layer holds the history's image, pixel for pixel.
+    with urllib.request.urlopen(server.http + record["image"]) as response:
+        stored = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGBA"))
+    x, y, pixels = read_ora(out_dir / "result.ora")[name]
+    assert (x, y) == (0, 0) and np.array_equal(pixels[: stored.shape[0], : stored.shape[1]], stored)
 
 
 @pytest.fixture(scope="module")

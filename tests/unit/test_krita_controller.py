@@ -326,7 +326,10 @@ def test_the_recalled_image_opens_as_a_layer(rig):
     from paintwire.protocol import Recall
 
     controller, state, docs, transport, view, saves = rig
-    recall = Recall(9, {"params": {"prompt": "a fox", "seed": 4}}, "/api/history/9/image", W, H)
-    controller.open_recalled(recalled_result(recall, W, H, bytes(W * H * 4), PixelFormat.BGRA8))
+    recall = Recall(9, {"params": {"prompt": "a fox", "seed": 4}}, "/api/history/9/image", 4, 3)
+    controller.open_recalled(recalled_result(recall, 4, 3, bytes(4 * 3 * 4), PixelFormat.BGRA8))
     placement, title = docs.active.layers[-1]
-    assert placement.layers[0].name == "a fox [seed 4]" and not placement.new_document
+    assert placement.layers[0].name == "a fox [seed 4]" and not placement.new_document  # smaller: a layer of this document
+    assert (placement.layers[0].x, placement.layers[0].y, placement.width, placement.height) == (0, 0, W, H)
+    controller.open_recalled(recalled_result(recall, W * 2, H, bytes(W * 2 * H * 4), PixelFormat.BGRA8))
+    assert docs.active.layers[-1][0].new_document  # larger than the document: one of its own

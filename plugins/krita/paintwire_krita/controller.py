@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.recall import recollect, settings_in_image
+from paintwire.hostkit.recall import into_document, recollect, settings_in_image
 from paintwire.hostkit.request import build_request, prompt_of
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Recall, Result
@@ -364,8 +364,8 @@ class Controller:
         try:
             doc = self.documents.active_document()
             self.documents.check_supported(doc)
-            # A layer when the sizes match, else a new document, as "apply again" does.
-            placement = place_result(result, self.documents.size(doc))
+            size = self.documents.size(doc)
+            placement = place_result(into_document(result, size), size)
             self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
             self.view.show_status("Opened the recalled image.")
         except Exception as exc:

@@ -174,6 +174,11 @@ class Driver:
             QTimer.singleShot(300, self.guard(self.screenshot_and_export))
             return
         job = self.jobs.pop(0)
+        if job.get("action") == "recall":
+            from .recall import recall
+
+            recall(self, job)
+            return
         if job.get("action"):
             self.history_action(job)
             return

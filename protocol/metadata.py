@@ -43,7 +43,9 @@ _WEBUI_TO_PARAM = {key: name for name, key in _WEBUI_PARAMS + _WEBUI_AFTER_MODEL
 # One "Key: value" pair of the last line (the WebUI's own pattern, infotext_utils.re_param_code).
 _PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
+# The WebUI's way to name a LoRA in the prompt, <lora:name:weight>: the one pattern for it
+# (the diffusers engine reads prompts with it too).
+LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
 
 Labels = Mapping[str, Mapping[str, str]]  # parameter name -> value -> the label people (and the WebUI) know
 
@@ -251,7 +253,7 @@ def _lora_hash_pairs(text: str) -> list[tuple[str, str]]:
 
 def loras_in_prompt(prompt: str) -> list[dict[str, Any]]:
     """The LoRAs a prompt names with the WebUI's ``<lora:name:weight>`` tags."""
-    return [{"name": m.group(1), "weight": float(m.group(2) or 1.0)} for m in _LORA_TAG.finditer(prompt)]
+    return [{"name": m.group(1), "weight": float(m.group(2) or 1.0)} for m in LORA_TAG.finditer(prompt)]
 
 
 # SwarmUI's parameter ids (lower case, no spaces) for Paintwire's names.

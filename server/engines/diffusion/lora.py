@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol.metadata import LORA_TAG
 
 from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
-
-LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -52,7 +53,9 @@ class Finished:
 
     @property
     def size(self) -> int:
-        return sum(len(layer.image.data) for layer in self.result.layers)
+        """Bytes this keeps alive until recorded: the result's pixels and the request's."""
+        inputs = [p for p in (self.request.image, self.request.mask) if p is not None]
+        return sum(len(layer.image.data) for layer in self.result.layers) + sum(len(p.data) for p in inputs)
 
 
 class HistoryRecorder:
@@ -89,13 +92,14 @@ class HistoryRecorder:
         return False
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Record what is queued (for at most ``timeout`` seconds), then stop."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def join(self) -> None:
-        """Wait until everything queued so far is recorded (tests and benchmarks)."""
-        self._queue.join()
+        """Record what is queued (for at most ``timeout`` seconds), then stop; what is
+        left then (a database locked all along) is dropped with the process."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
         _lower_priority()
@@ -111,15 +115,17 @@ class HistoryRecorder:
                 if finished is not None:
                     with self._count_lock:
                         self._pending_bytes -= finished.size
-                self._queue.task_done()
 
     def _record(self, finished: Finished) -> None:
         request, result = finished.request, finished.result
         labels = self.labels(request.engine, request.mode)
-        base = _input_pixels(request)
+        base: np.ndarray | None = None
         for layer in result.layers:
             settings = self.settings_of(request, layer)
-            rgba = _composited(payload_to_array(layer.image, "layer"), base, layer)
+            rgba = payload_to_array(layer.image, "layer")
+            if rgba[..., 3].min() < 255:
+                base = _input_pixels(request) if base is None else base  # decoded only when a layer needs it
+                rgba = _composited(rgba, base, layer)
             png = add_text(encode_png(rgba), png_text(settings, labels))
             params = settings["params"]
             self.store.add(NewRecord(
@@ -170,8 +176,7 @@ def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer) -> np.n
     """The layer as it looks in the document: over the input below it where it is
     not opaque (an inpainted region is shown with its surroundings, not cut out)."""
     h, w = rgba.shape[:2]
-    if base is None or rgba[..., 3].min() == 255 or layer.x < 0 or layer.y < 0 \
-            or layer.y + h > base.shape[0] or layer.x + w > base.shape[1]:
+    if base is None or layer.x < 0 or layer.y < 0 or layer.y + h > base.shape[0] or layer.x + w > base.shape[1]:
         return rgba
     under = base[layer.y:layer.y + h, layer.x:layer.x + w].astype(np.float32)
     a = rgba[..., 3:4].astype(np.float32) / 255.0

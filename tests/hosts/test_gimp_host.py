@@ -331,6 +331,9 @@ def dialog_run(live_server, plugin_bundle):
     spec = {
         "capabilities": [server_caps, _diffusers_like_capabilities()],
         "stored": {"inpaint": {"method": "ns"}, "txt2img": {"scheduler": "ddim"}},
+        # Settings sent from the server's history while "Paintwire..." is open on the first mode.
+        "recall": {"capabilities": 1, "settings": {"engine": "diffusers", "mode": "img2img", "model": "tiny", "params": {
+            "prompt": "a fox", "strength": 0.4, "seed": 42, "scheduler": "ddim", "clip_skip": 2}}},
     }
     report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
@@ -356,6 +359,15 @@ def test_job_dialogs_return_arguments_to_remember(dialog_run):
     assert json.loads(generate["params-json"])["scheduler"] == "ddim"
     assert generate["steps"] == 20 and generate["seed"] == -1 and generate["prompt"] == ""
     assert json.loads(dialogs["1/outpaint"]["params-json"])["left"] == 0
+
+
+def test_an_open_dialog_takes_a_recall_from_the_servers_history(dialog_run):
+    recalled = dialog_run["recall"]
+    assert recalled is not None, dialog_run.get("error")
+    assert (recalled["mode"], recalled["engine"], recalled["model"]) == ("img2img", "diffusers", "tiny")
+    assert recalled["prompt"] == "a fox" and recalled["seed"] == 42 and recalled["strength"] == 0.4
+    params = json.loads(recalled["params-json"])
+    assert params["scheduler"] == "ddim" and "clip_skip" not in params  # what the mode lacks is left out
 
 
 # --- generation modes: the diffusers engine with a tiny model built by the tests -------------

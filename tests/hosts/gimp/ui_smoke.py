@@ -66,6 +66,29 @@ try:
             request = jobs.DialogRequest(mode.name, offered, False, caps, choices[0], args)
             result = dialogs.job_dialog(None, True)(request)
             report["dialogs"][f"{index}/{mode.name}"] = result.to_values() if result else None
+
+        # A recall from the server's history reaches the open "Paintwire..." dialog: its
+        # settings (another mode among them) fill the form before OK is pressed.
+        if spec.get("recall") and index == spec["recall"]["capabilities"]:
+            import time
+
+            from paintwire.protocol import Recall
+
+            sent = [Recall(7, spec["recall"]["settings"], "/api/history/7/image")]
+
+            def answer_later(dialog):
+                deadline = time.monotonic() + 2.0  # the dialog looks for recalls twice a second
+                while time.monotonic() < deadline:
+                    settle()
+                    time.sleep(0.02)
+                return Gtk.ResponseType.OK
+
+            GimpUi.Dialog.run = answer_later
+            first = offered[0]
+            request = jobs.DialogRequest(first.name, offered, False, caps, kit_modes.model_choices(caps, first.name)[0], actions.Args(),
+                                         recalls=lambda: [sent.pop()] if sent else [])
+            result = dialogs.job_dialog(None, True)(request)
+            report["recall"] = result.to_values() if result else None
 except Exception:
     report["error"] = traceback.format_exc()
 with open(os.path.join(JOB, "report.json"), "w", encoding="utf-8") as fh:

@@ -221,3 +221,20 @@ def test_results_keep_flowing_while_the_history_cannot_write(start_server, tmp_p
         blocker.close()
     items = wait_for_items(server, 5)
     assert len(items) == 5 and {i["client"] for i in items[:4]} == {"while-blocked"}  # recorded once the lock was free
+
+
+def test_the_cli_recalls_a_history_result_by_its_id(start_server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    server = start_server(history=True, history_dir=str(tmp_path), token="tok")
+    run_inpaint(server, token="tok", method="ns", mask_blur=7)
+    record = wait_for_items(server, 1, token="tok")[0]
+    cli = [sys.executable, "-m", "paintwire.cli.main", "recall", "--url", server.url, "--token", "tok"]
+    run = subprocess.run([*cli, "--id", str(record["id"])], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("paintwire run inpaint --engine classical ") and "-p method=ns" in run.stdout and "-p mask_blur=7" in run.stdout
+    missing = subprocess.run([*cli, "--id", "999"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "No result 999" in missing.stderr
+    neither = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert neither.returncode == 2 and "--id" in neither.stderr

@@ -20,7 +20,7 @@ from paintwire.protocol import Capabilities, ImagePayload, Layer, PixelFormat, R
 from paintwire.protocol.metadata import Recalled, fit_to_mode, recall
 from paintwire.protocol.pngtext import PngTextError, read_text
 
-from .modes import ChoiceError, choose
+from .modes import ChoiceError, choose, mode_label
 from .request import PROMPT, SEED, JobSettings
 
 # Images from another program do not say which engine made them.
@@ -46,7 +46,7 @@ def recollect(saved: Mapping[str, Any], caps: Capabilities | None, parent: int |
     prompt = str(params.get(PROMPT) or "").strip()
     seed = params.get(SEED)
     summary = " \u00b7 ".join(
-        p for p in (mode_name, str(saved.get("model") or ""), f"\u201c{prompt[:40]}\u201d" if prompt else "",
+        p for p in (mode_label(caps, mode_name), str(saved.get("model") or ""), f"\u201c{prompt[:40]}\u201d" if prompt else "",
                     f"seed {seed}" if seed is not None else "") if p
     )
     if caps is None:

@@ -301,7 +301,7 @@ def test_a_pushed_recall_is_offered_then_applied_on_request(rig):
     controller, state, docs, transport, view, saves = rig
     recall = Recall(5, {"engine": "classical", "mode": "upscale", "params": {"scale": 3.0, "prompt": "x"}}, "/api/history/5/image", 4, 4)
     controller.recall_received(recall)
-    assert view.offers == [(recall, "upscale \u00b7 \u201cx\u201d")] and state.settings.mode == "inpaint"  # offered, not applied
+    assert view.offers == [(recall, "Upscale \u00b7 \u201cx\u201d")] and state.settings.mode == "inpaint"  # offered, not applied
     assert controller.apply_recall(recall)
     assert state.settings.mode == "upscale" and state.value("scale") == 3.0 and saves
     text, error = view.statuses[-1]

@@ -374,6 +374,7 @@ def _maintain(args: argparse.Namespace) -> int:
     if not (folder / "history.sqlite3").exists():
         print(f"paintwire: no history in {folder} (see history_dir in docs/configuration.md).", file=sys.stderr)
         return EXIT_USAGE
+    print(f"tidying the history in {folder} (files, records, then compacting the database) ...", flush=True)
     store = HistoryStore(folder)
     try:
         report = store.maintain()

@@ -73,8 +73,7 @@ class PaintwireServer:
         """The scheduler's hook: hand the result to the history (never waits)."""
         if self.recorder is not None:
             name = getattr(job.owner, "client_name", None) or ""
-            request = job.checked.request
-            self.recorder.offer(Finished(name, time.time(), request, result, request.parent))
+            self.recorder.offer(Finished(name, time.time(), job.checked.request, result))
 
     def publish_capabilities(self) -> None:
         """Rebuild the capabilities after a rescan; every session checks new jobs

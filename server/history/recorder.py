@@ -47,9 +47,8 @@ class Finished:
 
     client: str
     created: float
-    request: JobRequest
+    request: JobRequest  # its ``parent``: the history result the job started from
     result: Result
-    parent: int | None = None
 
     @property
     def size(self) -> int:
@@ -132,7 +131,7 @@ class HistoryRecorder:
                 created=finished.created, client=finished.client, engine=request.engine, mode=request.mode,
                 model=settings.get("model") or "", prompt=str(params.get("prompt") or ""), seed=layer.seed,
                 width=rgba.shape[1], height=rgba.shape[0], settings=settings, png=png, thumb=thumbnail(rgba),
-                parent=finished.parent,
+                parent=request.parent,
             ))
             self.recorded += 1
 

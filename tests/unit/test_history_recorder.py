@@ -26,7 +26,7 @@ def finished(side: int = 8, alpha: int = 255, seed: int = 3) -> Finished:
     layer_px[..., 0], layer_px[..., 3] = 255, alpha  # red, at ``alpha``
     layer = Layer(array_to_payload(layer_px), side // 2, side // 2, "Inpaint", seed, {"method": "ns", "prompt": "x <lora:ink:0.5>"})
     request = JobRequest("classical", "inpaint", array_to_payload(base), params={"method": "ns"})
-    return Finished("client/1", 1_700_000_000.0, request, Result("job", (layer,), side * 2, side * 2), parent=None)
+    return Finished("client/1", 1_700_000_000.0, request, Result("job", (layer,), side * 2, side * 2))
 
 
 def wait_for(store: HistoryStore, count: int) -> None:

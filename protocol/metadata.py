@@ -61,7 +61,7 @@ class Recalled:
 # --- writing ---------------------------------------------------------------------------------
 
 # Keys of a result layer's settings that are the settings' own fields, not the mode's parameters.
-_NOT_PARAMS = ("engine", "mode", "model")
+_NOT_PARAMS = ("engine", "mode", "model", "model_hash")
 
 
 def layer_settings(engine: str, mode: str, model: str | None, layer: Any) -> dict[str, Any]:
@@ -75,6 +75,8 @@ def layer_settings(engine: str, mode: str, model: str | None, layer: Any) -> dic
         "engine": engine, "mode": mode, "model": layer.settings.get("model") or model or "",
         "width": layer.image.width, "height": layer.image.height, "params": params,
     }
+    if layer.settings.get("model_hash"):
+        settings["model_hash"] = layer.settings["model_hash"]  # the server's, when it knew it
     if params.get("vae"):
         settings["vae"] = params["vae"]
     loras = loras_in_prompt(str(params.get("prompt") or ""))

@@ -20,7 +20,7 @@ from .config import ConfigError, ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
-from .history import Finished, HistoryRecorder, HistoryStore, history_folder
+from .history import Finished, HistoryRecorder, HistoryStore, hashes, history_folder
 from .history.routes import HistoryApi
 from .jobs import Job
 from .memory import configure_allocator, release_memory
@@ -64,6 +64,15 @@ class PaintwireServer:
     def _model_file(self, engine: str, name: str):  # type: ignore[no-untyped-def]
         found = next((e for e in self.engines if e.name == engine), None)
         return found.model_file(name) if found else None
+
+    def _known_hash(self, engine: str, model: str) -> str | None:
+        """The model's hash when the history has computed it before (the history hashes each
+        model file once, after its first result; without a history, none)."""
+        path = self._model_file(engine, model) if self.history is not None else None
+        try:
+            return hashes.known_hash(path, hashes.MODEL, self.history) if path is not None and self.history is not None else None
+        except OSError:
+            return None
 
     def _labels(self, engine: str, mode: str) -> dict[str, dict[str, str]]:
         info = self.capabilities.engine(engine)
@@ -113,7 +122,7 @@ class PaintwireServer:
 
     async def _startup(self, app: web.Application) -> None:
         self._open_history()
-        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second)
+        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second, self._known_hash)
         self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self._record)
         self.scheduler.start()
         self.model_watch.start()

@@ -27,6 +27,8 @@ _UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytor
 class HashCache(Protocol):
     def cached_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None: ...
 
+    def remembered_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None: ...
+
     def remember_hash(self, path: str, size: int, mtime_ns: int, kind: str, value: str) -> None: ...
 
 
@@ -46,6 +48,17 @@ def weights_file(path: Path) -> Path | None:
     if path.is_file():
         return path
     return next((path / f for f in _UNET_FILES if (path / f).is_file()), None)
+
+
+def known_hash(path: Path, kind: str, cache: HashCache) -> str | None:
+    """The short hash of the model at ``path`` if this process has seen it, without reading
+    the file or waiting for the database (a stat and a lookup): for a job's result, which
+    must not wait for a hash."""
+    target = weights_file(path)
+    if target is None:
+        return None
+    stat = target.stat()
+    return cache.remembered_hash(str(target.resolve()), stat.st_size, stat.st_mtime_ns, kind)
 
 
 def short_hash(path: Path, kind: str, cache: HashCache) -> str | None:

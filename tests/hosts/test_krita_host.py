@@ -43,6 +43,8 @@ sys.path.insert(0, str(HERE / "krita"))
 from krita_harness import HOSTS, SYSTEM, KritaHost, make_profile, run_scenario, save_profile_cache  # noqa: E402
 
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat, raw_image  # noqa: E402
+from paintwire.protocol.metadata import png_text  # noqa: E402
+from paintwire.protocol.pngtext import add_text  # noqa: E402
 
 ARTIFACTS = HERE / "artifacts" / "krita"
 WIDTH, HEIGHT = 160, 120
@@ -125,9 +127,10 @@ def plugin_zip(tmp_path_factory) -> Path:
 def run_krita(
     tmp_path: Path, plugin_zip: Path, server_url: str, jobs: list[dict], out_dir: Path, host: KritaHost = SYSTEM,
     depth_checks: list[str] = (), feather: int = 0, strokes: tuple[int, int, int, int] | None = None,
-    time_limit: float = TIME_LIMIT, **extra,
+    time_limit: float = TIME_LIMIT, files: dict[str, bytes] | None = None, **extra,
 ):
-    """Run the driver's scenario in a fresh Krita; returns the run and its steps by name."""
+    """Run the driver's scenario in a fresh Krita; returns the run and its steps by name.
+    ``files`` are written beside the input; the scenario names them by key."""
     image = input_image()
     bgra = image[..., [2, 1, 0, 3]].tobytes()  # what Krita's setPixelData takes for RGBA/U8
     if out_dir.exists():
@@ -135,6 +138,8 @@ def run_krita(
     work = host.work_dir(tmp_path / "work")
     try:
         (work / "input.bgra").write_bytes(bgra)
+        for name, data in (files or {}).items():
+            (work / name).write_bytes(data)
         profile = make_profile(work / "profile", plugin_zip, host)
         scenario = {
             "server_url": server_url,
@@ -148,6 +153,7 @@ def run_krita(
             "depth_job": {"mode": "inpaint", "model": "classical/", "params": PARAMS},
             "feather": feather,
             "strokes": list(strokes) if strokes else None,
+            "files": {name: host.inside(work / name) for name in files or {}},
             **extra,
         }
         run_out = out_dir if host.root is None else work / "out"
@@ -275,8 +281,15 @@ def test_krita_takes_a_recall_from_the_servers_history(start_server, tmp_path, p
         # The panel shows another mode and value when the recall comes.
         {"name": "recall-apply", "action": "recall", "first": {"mode": "upscale", "model": "classical/", "params": {"scale": 3.0}}},
         {"name": "recall-layer", "action": "recall"},
+        # "Use settings from image...": a PNG with Paintwire's settings in it.
+        {"name": "image-settings", "action": "image-settings", "file": "saved.png",
+         "first": {"mode": "upscale", "model": "classical/", "params": {"scale": 3.0}}},
     ]
-    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host)
+    saved = {"engine": "classical", "mode": "inpaint", "params": {"method": "ns", "mask_blur": 9, "padding": 20, "prompt": "x"}}
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    files = {"saved.png": add_text(png.getvalue(), png_text(saved))}
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, files=files)
     assert steps["inpaint"]["status"].startswith("Done"), steps["inpaint"]
     apply = steps["recall-apply"]
     record = apply["record"]
@@ -295,6 +308,12 @@ def test_krita_takes_a_recall_from_the_servers_history(start_server, tmp_path, p
         stored = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGBA"))
     x, y, pixels = read_ora(out_dir / "result.ora")[name]
     assert (x, y) == (0, 0) and np.array_equal(pixels[: stored.shape[0], : stored.shape[1]], stored)
+
+    from_image = steps["image-settings"]
+    assert from_image["status"].startswith("Settings from the image (Paintwire's metadata)"), from_image
+    assert "prompt" in from_image["status"]  # the one setting the classical Inpaint lacks, named
+    assert from_image["mode"] == "inpaint" and from_image["layers_unchanged"] is True
+    assert {k: from_image["form"][k] for k in ("method", "mask_blur", "padding")} == {"method": "ns", "mask_blur": 9, "padding": 20}
 
 
 @pytest.fixture(scope="module")

@@ -174,10 +174,10 @@ class Driver:
             QTimer.singleShot(300, self.guard(self.screenshot_and_export))
             return
         job = self.jobs.pop(0)
-        if job.get("action") == "recall":
-            from .recall import recall
+        if job.get("action") in ("recall", "image-settings"):
+            from .recall import image_settings, recall
 
-            recall(self, job)
+            (recall if job["action"] == "recall" else image_settings)(self, job)
             return
         if job.get("action"):
             self.history_action(job)

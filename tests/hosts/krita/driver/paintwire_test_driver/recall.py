@@ -70,3 +70,31 @@ def recall(driver, job: dict) -> None:
             driver.crash()
 
     QTimer.singleShot(100, find_offer)
+
+
+def image_settings(driver, job: dict) -> None:
+    """"Use settings from image...": the file dialog answers with the scenario's PNG (a
+    headless run cannot click through Qt's file dialog); the rest is the docker's own."""
+    import sys
+
+    docker_module = sys.modules["paintwire_krita.docker"]
+    path = driver.sc["files"][job["file"]]
+
+    class Answer:
+        @staticmethod
+        def getOpenFileName(*args, **kwargs):  # noqa: N802 (Qt's name)
+            return path, ""
+
+    real = docker_module.QFileDialog
+    docker_module.QFileDialog = Answer
+    try:
+        if job.get("first"):
+            driver.configure(job["first"])
+        before = driver.layers()
+        driver.w(QPushButton, "paintwire-image-settings").click()
+        QApplication.processEvents()
+    finally:
+        docker_module.QFileDialog = real
+    driver.step(job["name"], status=driver.status(), layers_unchanged=driver.layers() == before,
+                mode=driver.w(QComboBox, "paintwire-mode").currentData(), form=driver.form_values())
+    QTimer.singleShot(0, driver.guard(driver.next_job))

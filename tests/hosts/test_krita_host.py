@@ -8,7 +8,9 @@ The scenario driver (tests/hosts/krita/driver) works the docker's widgets the
 way an artist does. Classical engine: a server that is not there, a job the
 server rejects (an empty layer as the mask), an inpaint of a feathered
 selection, the history's "Apply again" and "Use settings", an upscale (a new
-document), the same inpaint on a 16-bit document and a refusal on a float one.
+document), the same inpaint on a 16-bit document and a refusal on a float one;
+a result sent from the server's history (applied, then opened as a layer) and
+"Use settings from image...".
 Diffusers engine with a tiny model, when installed: a job cancelled while it
 runs, an inpaint with a prompt, a seed and a batch of two (a group of two
 layers, live preview), generate and refine. In place (driver/inplace.py): human labels, the Generate action, the preview layer

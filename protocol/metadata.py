@@ -327,7 +327,8 @@ def fit_value(spec: Any, value: Any) -> Any:
         text = str(value)
         if text in spec.choices:
             return text
-        by_label = {str(l).lower(): c for c, l in zip(spec.choices, spec.choice_labels)}
+        # A label ("DPM++ 2M"), or the value in other letter case ("DDIM"), names the value too.
+        by_label = {**{str(c).lower(): c for c in spec.choices}, **{str(l).lower(): c for c, l in zip(spec.choices, spec.choice_labels)}}
         if text.lower() in by_label:
             return by_label[text.lower()]
         raise ValueError(f"not one of {', '.join(spec.choices)}")

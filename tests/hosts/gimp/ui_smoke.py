@@ -89,6 +89,43 @@ try:
                                          recalls=lambda: [sent.pop()] if sent else [])
             result = dialogs.job_dialog(None, True)(request)
             report["recall"] = result.to_values() if result else None
+
+            # "Settings from image...": the button, with GTK's file chooser answering the saved PNG.
+            import base64
+
+            with open(os.path.join(JOB, "saved.png"), "wb") as fh:
+                fh.write(base64.b64decode(spec["recall"]["png"]))
+            class Chooser:
+                def __init__(self, **kwargs):
+                    pass
+
+                add_buttons = add_filter = destroy = lambda self, *a: None
+
+                def run(self):
+                    return Gtk.ResponseType.OK
+
+                def get_filename(self):
+                    return os.path.join(JOB, "saved.png")
+
+            dialogs.Gtk.FileChooserDialog = Chooser
+
+            def press_from_image(dialog):
+                def buttons(widget):
+                    if isinstance(widget, Gtk.Button) and (widget.get_label() or "").startswith("Settings from image"):
+                        yield widget
+                    if isinstance(widget, Gtk.Container):
+                        for child in widget.get_children():
+                            yield from buttons(child)
+
+                settle()
+                next(buttons(dialog)).clicked()
+                settle()
+                return Gtk.ResponseType.OK
+
+            GimpUi.Dialog.run = press_from_image
+            request = jobs.DialogRequest(first.name, offered, False, caps, kit_modes.model_choices(caps, first.name)[0], actions.Args())
+            result = dialogs.job_dialog(None, True)(request)
+            report["from_image"] = result.to_values() if result else None
 except Exception:
     report["error"] = traceback.format_exc()
 with open(os.path.join(JOB, "report.json"), "w", encoding="utf-8") as fh:

@@ -12,7 +12,7 @@ Three formats are read, one per key of a PNG text chunk:
 Settings are one plain map, the same the server's history records::
 
     {"engine", "mode", "model", "model_hash", "vae", "loras": [{"name", "weight", "hash"}],
-     "width", "height", "params": {the mode's parameters, seed resolved}}
+     "embeddings": [{"name", "hash"}], "width", "height", "params": {the mode's parameters, seed resolved}}
 
 What a format does not carry is simply absent. Recalled settings go back into a
 form through :func:`fit_to_mode`, which keeps only what the mode takes.
@@ -46,6 +46,13 @@ _SIZE = re.compile(r"^(\d+)x(\d+)$")
 # The WebUI's way to name a LoRA in the prompt, <lora:name:weight>: the one pattern for it
 # (the diffusers engine reads prompts with it too).
 LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
+# An embedding is used by writing its name as a word of a prompt.
+_WORD = re.compile(r"[\w.-]+")
+
+
+def prompt_words(*texts: str) -> set[str]:
+    """The words of prompts, as embedding names are matched against them."""
+    return {w for t in texts for w in _WORD.findall(t)}
 
 Labels = Mapping[str, Mapping[str, str]]  # parameter name -> value -> the label people (and the WebUI) know
 
@@ -127,6 +134,9 @@ def format_infotext(settings: Mapping[str, Any], labels: Labels | None = None) -
     hashes = [f"{str(l['name']).replace(':', '').replace(',', '')}: {l['hash']}" for l in settings.get("loras") or () if l.get("hash")]
     if hashes:
         pairs.append(("Lora hashes", ", ".join(hashes)))
+    ti = [f"{str(e['name']).replace(':', '').replace(',', '')}: {e['hash']}" for e in settings.get("embeddings") or () if e.get("hash")]
+    if ti:
+        pairs.append(("TI hashes", ", ".join(ti)))
     line = ", ".join(f"{k}: {quote(_number(v))}" for k, v in pairs if v is not None)
     prompt = str(params.get("prompt") or "")
     negative = str(params.get("negative_prompt") or "")
@@ -234,17 +244,19 @@ def parse_infotext(text: str) -> dict[str, Any]:
         elif key == "VAE":
             settings["vae"] = value
     loras = loras_in_prompt(params["prompt"])
-    hashes = dict(_lora_hash_pairs(pairs.get("Lora hashes", "")))
+    hashes = dict(_hash_pairs(pairs.get("Lora hashes", "")))
     for lora in loras:
         if lora["name"] in hashes:
             lora["hash"] = hashes[lora["name"]]
     if loras:
         settings["loras"] = loras
+    if pairs.get("TI hashes"):
+        settings["embeddings"] = [{"name": n, "hash": h} for n, h in _hash_pairs(pairs["TI hashes"])]
     settings["mode"] = "img2img" if "Denoising strength" in pairs else "txt2img"
     return settings
 
 
-def _lora_hash_pairs(text: str) -> list[tuple[str, str]]:
+def _hash_pairs(text: str) -> list[tuple[str, str]]:
     out = []
     for item in text.split(","):
         name, sep, value = item.partition(":")

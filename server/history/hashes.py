@@ -4,6 +4,7 @@
 - ``Lora hashes``: the first 12 hex digits of the sha256 of a .safetensors file's
   tensor data (after its JSON header: the "addnet" hash, unchanged when only
   the header's metadata is edited); other files hash whole.
+- ``TI hashes`` (embeddings): the first 12 hex digits of the whole file's sha256.
 
 A checkpoint's sha256 reads gigabytes, so each is computed once per file, in
 the history's worker thread (never on the event loop), and kept in the history
@@ -19,8 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 CHUNK = 1 << 20
-MODEL, LORA = "autov2", "addnet"
-_LENGTHS = {MODEL: 10, LORA: 12}
+MODEL, LORA, EMBEDDING = "autov2", "addnet", "sha256"
+_LENGTHS = {MODEL: 10, LORA: 12, EMBEDDING: 12}
 _UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors")
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from paintwire.protocol import JobRequest, Layer, Result
-from paintwire.protocol.metadata import Labels, layer_settings, png_text
+from paintwire.protocol.metadata import Labels, layer_settings, png_text, prompt_words
 from paintwire.protocol.pngtext import add_text
 
 from ..imaging import encode_png, payload_to_array
@@ -59,10 +59,11 @@ class Finished:
 
 class HistoryRecorder:
     def __init__(self, store: HistoryStore, model_file: ModelFile, labels: LabelsFor, max_pending: int = MAX_PENDING,
-                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+                 max_pending_bytes: int = MAX_PENDING_BYTES, embedding_names: Callable[[str], set[str]] = lambda engine: set()) -> None:
         self.store = store
         self.model_file = model_file
         self.labels = labels
+        self.embedding_names = embedding_names  # engine -> the names of its embeddings (used by naming them in a prompt)
         self.max_pending_bytes = max_pending_bytes
         self._queue: queue.Queue[Finished | None] = queue.Queue(max_pending)
         self._pending_bytes = 0
@@ -142,6 +143,11 @@ class HistoryRecorder:
             settings["model_hash"] = self._hash(request.engine, settings["model"], hashes.MODEL)
         for lora in settings.get("loras", ()):
             lora["hash"] = self._hash(request.engine, lora["name"], hashes.LORA)
+        params = settings["params"]
+        used = sorted(prompt_words(str(params.get("prompt") or ""), str(params.get("negative_prompt") or ""))
+                      & self.embedding_names(request.engine))
+        if used:
+            settings["embeddings"] = [{"name": n, "hash": self._hash(request.engine, n, hashes.EMBEDDING)} for n in used]
         return settings
 
     def _hash(self, engine: str, name: str, kind: str) -> str | None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from paintwire.protocol import Capabilities, Result
+from paintwire.protocol import Capabilities, ModelKind, Result
 from paintwire.protocol.metadata import labels_of
 
 from ..config import ConfigError, ServerConfig
@@ -38,7 +38,7 @@ class History:
             self.store = HistoryStore(folder, self.config.history_max_count, int(self.config.history_max_gb * 2**30))
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"Cannot open the history in {folder}: {exc}. Set history_dir to a writable folder, or history = false.") from None
-        self.recorder = HistoryRecorder(self.store, self.model_file, self.labels)
+        self.recorder = HistoryRecorder(self.store, self.model_file, self.labels, embedding_names=self.embedding_names)
 
     def close(self) -> None:
         """Record what is queued (a few seconds at most), then close the store. Blocking."""
@@ -71,6 +71,9 @@ class History:
     def model_file(self, engine: str, name: str) -> Path | None:
         found = self.engines.get(engine)
         return found.model_file(name) if found else None
+
+    def embedding_names(self, engine: str) -> set[str]:
+        return {m.name for m in self.capabilities().models if m.engine == engine and m.kind == ModelKind.EMBEDDING.value}
 
     def labels(self, engine: str, mode: str) -> dict[str, dict[str, str]]:
         info = self.capabilities().engine(engine)

@@ -50,6 +50,7 @@ def history_items(server, count: int) -> list[dict]:
 
 
 PROMPT = "a red fox, snow: night <lora:tinylora:0.7>"
+NEGATIVE = "blurry, dark, tinyemb"  # an embedding, used by naming it
 
 
 def unet_hash(models: Path) -> str:
@@ -62,13 +63,13 @@ def test_run_recall_run_gives_the_same_settings(history_server, tmp_path: Path) 
     server, models, _ = history_server
     first = tmp_path / "first.png"
     run = paintwire("run", "txt2img", "--engine", "diffusers", "--model", tiny_models.SD15, "-p", f"prompt={PROMPT}",
-                    "-p", "negative_prompt=blurry, dark", "-p", "steps=2", "-p", "seed=123", "-p", "width=64", "-p", "height=64",
+                    "-p", f"negative_prompt={NEGATIVE}", "-p", "steps=2", "-p", "seed=123", "-p", "width=64", "-p", "height=64",
                     "-p", "scheduler=euler_a", "-q", "-o", str(first), "--url", server.url)
     assert run.returncode == 0, run.stderr
     chunks = read_text(first.read_bytes())
     assert set(chunks) >= {"parameters", "paintwire"}
     webui = chunks["parameters"]
-    assert webui.startswith(PROMPT + "\nNegative prompt: blurry, dark\nSteps: 2, Sampler: Euler a, ")
+    assert webui.startswith(f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 2, Sampler: Euler a, ")
     assert "Seed: 123, Size: 64x64" in webui and f"Model: {tiny_models.SD15}" in webui
 
     recalled = paintwire("recall", str(first), "--url", server.url)
@@ -97,8 +98,11 @@ def test_run_recall_run_gives_the_same_settings(history_server, tmp_path: Path) 
     data = lora_file.read_bytes()
     header = int.from_bytes(data[:8], "little")
     assert one["settings"]["loras"] == [{"name": "tinylora", "weight": 0.7, "hash": hashlib.sha256(data[8 + header:]).hexdigest()[:12]}]
+    embedding = hashlib.sha256((models / "embeddings" / f"{tiny_models.EMBEDDING}.safetensors").read_bytes()).hexdigest()[:12]
+    assert one["settings"]["embeddings"] == [{"name": "tinyemb", "hash": embedding}]
     stored = read_text(urllib.request.urlopen(f"{server.http}{one['image']}").read())["parameters"]
     assert f"Model hash: {one['settings']['model_hash']}" in stored and 'Lora hashes: "tinylora: ' in stored
+    assert f'TI hashes: "tinyemb: {embedding}"' in stored
 
 
 def test_recall_reads_the_webuis_text_and_fits_it_to_the_server(history_server, tmp_path: Path) -> None:

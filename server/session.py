@@ -38,7 +38,10 @@ from paintwire.protocol import (
     __version__,
     check_job,
 )
+from paintwire.protocol import shm
+from paintwire.protocol.addresses import is_loopback_host
 from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
+from paintwire.protocol.transfer import TransferTerms
 
 from .jobs import JobOwner
 from .logtext import quoted
@@ -289,6 +292,20 @@ class Session:
             return False
         self.client_name = hello.client
         self.wants_updates = hello.updates
-        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities)))
+        terms = self._transfer_terms(hello)
+        if terms.shm:
+            self.conn.segment_reader = shm.read_segment
+            self.conn.max_segment_bytes = self.capabilities.limits.max_message_bytes
+        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities, transfer=terms)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True
+
+    def _transfer_terms(self, hello: Hello) -> TransferTerms:
+        """Shared memory only for a loopback peer whose probe segment this server can read."""
+        offer = hello.transfer
+        if offer.probe is None or offer.token is None:
+            return TransferTerms()
+        if not is_loopback_host(self.peer):
+            return TransferTerms(note="Shared memory is for clients on the server's own machine.")
+        note = shm.check_probe(offer.probe, offer.token)
+        return TransferTerms(shm=not note, note=note)

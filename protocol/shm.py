@@ -1,0 +1,135 @@
+"""Shared-memory segments for clients on the server's own machine (Linux).
+
+A segment is a file in /dev/shm, which is what POSIX ``shm_open`` makes on
+Linux. Files are used directly rather than ``multiprocessing.shared_memory``:
+before Python 3.13 that module registers every segment with a resource-tracker
+process started from ``sys.executable``, which inside Krita is Krita itself,
+and it maps the segment, so a peer that shrinks it turns a read into SIGBUS.
+Reading with ``preadv`` instead can only come up short, which is checked.
+
+The writer (a client) makes a segment with a random name under ``PREFIX``,
+readable by its own user only; the reader (the server) takes a segment only
+if its name has the prefix and no path characters, it is a regular file owned
+by the server's own user and it holds the declared bytes, then removes it: a
+segment is read once. Elsewhere (Windows, macOS) ``available()`` is False and
+pixels go in the websocket frame.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import sys
+
+from .errors import ErrorCode, ProtocolError
+
+SHM_DIR = "/dev/shm"
+PREFIX = "paintwire-"
+_NAME = re.compile(r"paintwire-[A-Za-z0-9_-]{8,64}")
+PROBE_BYTES = 16
+
+
+def available() -> bool:
+    """Whether this machine has /dev/shm segments (Linux)."""
+    return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def new_name() -> str:
+    return PREFIX + secrets.token_urlsafe(18)
+
+
+def write_segment(parts: list, name: str | None = None) -> tuple[str, list[int]]:
+    """A new segment holding ``parts`` one after another; returns its name and their offsets."""
+    name = name or new_name()
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    offsets, at = [], 0
+    try:
+        for part in parts:
+            view = memoryview(part).cast("B")
+            offsets.append(at)
+            done = 0
+            while done < len(view):
+                done += os.write(fd, view[done:])
+            at += len(view)
+    except BaseException:
+        remove(name)
+        raise
+    finally:
+        os.close(fd)
+    return name, offsets
+
+
+def remove(name: str) -> None:
+    """Remove a segment this side made (gone already is fine)."""
+    if _NAME.fullmatch(name):
+        try:
+            os.unlink(os.path.join(SHM_DIR, name))
+        except OSError:
+            pass
+
+
+def read_segment(name: str, offset: int, size: int, field: str = "shm") -> bytearray:
+    """``size`` bytes at ``offset`` of segment ``name``, then remove the segment.
+    Raises ProtocolError(BAD_SEGMENT) with a sentence for every way a peer can lie."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment names are {PREFIX!r} and 8 to 64 letters, digits, '_' or '-'; got {name!r:.80}.", f"{field}.name")
+    path = os.path.join(SHM_DIR, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"No segment {name!r} on the server's machine; a client elsewhere must send pixels in the frame.", f"{field}.name") from None
+    except OSError as exc:
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} cannot be opened ({exc.strerror}).", f"{field}.name") from None
+    own = False  # only the server user's own segments are removed
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} is not a plain shared-memory file.", f"{field}.name")
+        if info.st_uid != os.geteuid():
+            raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} belongs to another user; the server reads only its own user's segments.", f"{field}.name")
+        own = True
+        if offset + size > info.st_size:
+            raise ProtocolError(
+                ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",
+            )
+        out = bytearray(size)
+        view, done = memoryview(out), 0
+        while done < size:
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got <= 0:  # shrunk while being read
+                raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} shrank while it was read; keep it until the server answers.", f"{field}.name")
+            done += got
+        return out
+    finally:
+        os.close(fd)
+        if own:
+            remove(name)
+
+
+def probe(token_bytes: int = PROBE_BYTES) -> tuple[str, str] | None:
+    """A probe segment holding a random token (for hello), or None without shared memory."""
+    if not available():
+        return None
+    token = secrets.token_hex(token_bytes)
+    try:
+        name, _ = write_segment([bytes.fromhex(token)])
+    except OSError:
+        return None
+    return name, token
+
+
+def check_probe(name: str, token: str) -> str:
+    """Read a client's probe; "" when it holds the token, else why shared memory is off."""
+    if not available():
+        return "This server's machine has no shared memory (/dev/shm)."
+    try:
+        expected = bytes.fromhex(token)
+    except ValueError:
+        return "The probe token is not hex text."
+    try:
+        got = read_segment(name, 0, len(expected), "transfer.shm")
+    except ProtocolError as exc:
+        return exc.message
+    return "" if bytes(got) == expected else "The probe segment does not hold the token; the client is not on this machine."

@@ -10,8 +10,8 @@ Reading with ``preadv`` instead can only come up short, which is checked.
 The writer (a client) makes a segment with a random name under ``PREFIX``,
 readable by its own user only; the reader (the server) takes a segment only
 if its name has the prefix and no path characters, it is a regular file owned
-by the server's own user and it holds the declared bytes, then removes it: a
-segment is read once. Elsewhere (Windows, macOS) ``available()`` is False and
+by the server's own user and it holds the declared bytes, and removes it once
+the message naming it is read: a segment is read once. Elsewhere (Windows, macOS) ``available()`` is False and
 pixels go in the websocket frame.
 """
 
@@ -70,9 +70,10 @@ def remove(name: str) -> None:
             pass
 
 
-def read_segment(name: str, offset: int, size: int, field: str = "shm") -> bytearray:
-    """``size`` bytes at ``offset`` of segment ``name``, then remove the segment.
-    Raises ProtocolError(BAD_SEGMENT) with a sentence for every way a peer can lie."""
+def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: list[str] | None = None) -> bytearray:
+    """``size`` bytes at ``offset`` of segment ``name``. Raises ProtocolError(BAD_SEGMENT)
+    with a sentence for every way a peer can lie. A segment of the reader's own user
+    is added to ``owned`` (to remove once the message is read), even if it was too small."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment names are {PREFIX!r} and 8 to 64 letters, digits, '_' or '-'; got {name!r:.80}.", f"{field}.name")
     path = os.path.join(SHM_DIR, name)
@@ -82,14 +83,14 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm") -> bytea
         raise ProtocolError(ErrorCode.BAD_SEGMENT, f"No segment {name!r} on the server's machine; a client elsewhere must send pixels in the frame.", f"{field}.name") from None
     except OSError as exc:
         raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} cannot be opened ({exc.strerror}).", f"{field}.name") from None
-    own = False  # only the server user's own segments are removed
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} is not a plain shared-memory file.", f"{field}.name")
         if info.st_uid != os.geteuid():
             raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} belongs to another user; the server reads only its own user's segments.", f"{field}.name")
-        own = True
+        if owned is not None and name not in owned:
+            owned.append(name)
         if offset + size > info.st_size:
             raise ProtocolError(
                 ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",
@@ -104,8 +105,22 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm") -> bytea
         return out
     finally:
         os.close(fd)
-        if own:
+
+
+class SegmentReads:
+    """A server connection's segment reader (a transfer.SegmentReader): reads images
+    from segments and, once the message that named them is read, removes them."""
+
+    def __init__(self) -> None:
+        self._owned: list[str] = []
+
+    def __call__(self, name: str, offset: int, size: int, field: str) -> bytearray:
+        return read_segment(name, offset, size, field, self._owned)
+
+    def release(self) -> None:
+        for name in self._owned:
             remove(name)
+        self._owned.clear()
 
 
 def probe(token_bytes: int = PROBE_BYTES) -> tuple[str, str] | None:
@@ -128,8 +143,11 @@ def check_probe(name: str, token: str) -> str:
         expected = bytes.fromhex(token)
     except ValueError:
         return "The probe token is not hex text."
+    reads = SegmentReads()
     try:
-        got = read_segment(name, 0, len(expected), "transfer.shm")
+        got = reads(name, 0, len(expected), "transfer.shm")
     except ProtocolError as exc:
         return exc.message
+    finally:
+        reads.release()
     return "" if bytes(got) == expected else "The probe segment does not hold the token; the client is not on this machine."

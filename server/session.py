@@ -294,7 +294,7 @@ class Session:
         self.wants_updates = hello.updates
         terms = self._transfer_terms(hello)
         if terms.shm:
-            self.conn.segment_reader = shm.read_segment
+            self.conn.segment_reader = shm.SegmentReads()
             self.conn.max_segment_bytes = self.capabilities.limits.max_message_bytes
         self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities, transfer=terms)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)

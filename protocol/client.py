@@ -94,7 +94,8 @@ class Client:
         self.protocol = ClientConnection()
         self._ws: WebSocket | None = None
         self._lock = threading.Lock()  # serialises sends from the worker and the UI thread
-        self._segments: dict[int, list[str]] = {}  # submit ref -> segments it wrote, removed once answered
+        self._arena = shm.Arena()  # this connection's segment, reused job after job
+        self._arena_ref: int | None = None  # the submit whose pixels are in it until its answer comes
 
     # -- connection ---------------------------------------------------------------------
 
@@ -141,10 +142,8 @@ class Client:
         return self.protocol.transfer.shm
 
     def close(self) -> None:
-        for names in self._segments.values():
-            for name in names:
-                shm.remove(name)
-        self._segments.clear()
+        self._arena.close()
+        self._arena_ref = None
         if self._ws is not None:
             self._ws.close()
             self._ws = None
@@ -161,30 +160,19 @@ class Client:
 
     def submit(self, job: JobRequest) -> int:
         """Send a job; returns its ref. Its events come from ``events()``."""
-        written: list[str] = []
-
-        def writer(parts: list) -> tuple[str, list[int]]:
-            name, offsets = shm.write_segment(parts)
-            written.append(name)
-            return name, offsets
-
+        # The segment holds one job's pixels until the server has read them (it answers
+        # only after): a submit while it is taken sends its pixels in the frame.
+        shared = self.protocol.transfer.shm and self._arena_ref is None
         try:
-            ref, frame = self.protocol.submit(job, writer if self.protocol.transfer.shm else None)
-        except (ProtocolError, OSError) as exc:  # over the server's message size, or no room in /dev/shm: never sent
-            for name in written:
-                shm.remove(name)
-            if isinstance(exc, OSError):
-                self._no_shared_memory()
-                return self.submit(job)
+            ref, frame = self.protocol.submit(job, self._arena.write if shared else None)
+        except OSError:  # no room in /dev/shm: the frame it is, from now on
+            self._no_shared_memory()
+            return self.submit(job)
+        except ProtocolError as exc:  # over the server's message size: never sent
             raise JobFailed(Error.from_exception(exc)) from None
-        if written:
-            self._segments[ref] = written
-        try:
-            self._send(frame)
-        except ClientError:
-            for name in self._segments.pop(ref, ()):
-                shm.remove(name)
-            raise
+        if shared:
+            self._arena_ref = ref
+        self._send(frame)
         return ref
 
     def _no_shared_memory(self) -> None:
@@ -192,11 +180,9 @@ class Client:
         self.protocol.transfer = dataclasses.replace(self.protocol.transfer, shm=False)
 
     def _answered(self, message: Any) -> None:
-        """A submit's answer came: its segments were read (or never will be)."""
-        ref = getattr(message, "ref", None)
-        if isinstance(message, (Queued, Error)) and ref in self._segments:
-            for name in self._segments.pop(ref):
-                shm.remove(name)
+        """A submit's answer came: the server has read its segment (or never will)."""
+        if isinstance(message, (Queued, Error)) and message.ref is not None and message.ref == self._arena_ref:
+            self._arena_ref = None
         if isinstance(message, Error) and message.code is ErrorCode.BAD_SEGMENT:
             self._no_shared_memory()
 

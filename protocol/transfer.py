@@ -35,8 +35,7 @@ MIN_BLOB = 4096  # smaller pixels stay inline: a blob's bookkeeping is not worth
 _MAX_DEPTH = 8  # how deep in a message images are looked for
 
 # Reads ``size`` bytes at ``offset`` of segment ``name`` (the last argument names the field
-# for errors); raises ProtocolError(BAD_SEGMENT). If it has a ``release()``, that is called
-# once the message is read (the server then removes the segments: protocol/shm.py).
+# for errors); raises ProtocolError(BAD_SEGMENT).
 SegmentReader = Callable[[str, int, int, str], Any]
 # Puts the given byte strings in one new segment; returns its name and each one's offset.
 SegmentWriter = Callable[[list[Any]], tuple[str, list[int]]]
@@ -178,15 +177,6 @@ def attach(message: dict, blobs: list[memoryview], max_pixels: int | None = None
     """Put each image's pixels in its ``data``: its blob, or what ``reader`` reads from its
     segment. ``max_segment_bytes`` bounds what one message may read from segments (the
     server's max_message_bytes: shared memory carries no more than a frame could)."""
-    try:
-        _attach(message, blobs, max_pixels, reader, max_segment_bytes)
-    finally:
-        release = getattr(reader, "release", None)
-        if release is not None:
-            release()
-
-
-def _attach(message: dict, blobs: list[memoryview], max_pixels: int | None, reader: SegmentReader | None, max_segment_bytes: int | None) -> None:
     used: set[int] = set()
     segments = read = 0
     for image, path in _images(message, ""):

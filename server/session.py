@@ -225,6 +225,9 @@ class Session:
             self._more.set()
             await writer
             self._release()
+            release_segments = getattr(self.conn.segment_reader, "release", None)
+            if release_segments is not None:
+                release_segments()  # the client's segments: nothing is left in /dev/shm after a crash
 
     def _release(self) -> None:
         # Free what this connection held now, not when a garbage collection finds

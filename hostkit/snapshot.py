@@ -69,7 +69,8 @@ class Snapshot:
 
     @property
     def has_selection(self) -> bool:
-        return self.selection is not None and any(self.selection)
+        # count() runs in C; any() over 16 million bytes took a third of a second.
+        return self.selection is not None and self.selection.count(0) < len(self.selection)
 
 
 def whole_canvas_mask(width: int, height: int) -> bytes:

@@ -55,6 +55,68 @@ def painting(side: int) -> tuple[np.ndarray, np.ndarray]:
     return rgba, mask
 
 
+def breakdown(image_bytes: bytes, mask_bytes: bytes, side: int, repeat: int) -> list[tuple]:
+    """Where the time goes, each piece alone in this process: the copies and
+    transforms a frame goes through on its way from the client's bytes to the
+    server's arrays."""
+    import os
+    import socket
+    import threading
+
+    from aiohttp._websocket.helpers import websocket_mask  # aiohttp's (C) unmasking, as its reader runs it
+    from websockets.speedups import apply_mask  # the websockets client's (C) masking
+
+    from paintwire.protocol import decode_client_message
+    from paintwire.server.imaging import payload_to_array
+
+    job = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes))
+    inline, blobs = encode(Submit(1, job)), encode(Submit(1, job), blobs=True)
+    key = os.urandom(4)
+    total = len(image_bytes) + len(mask_bytes)
+    scratch = bytearray(total)
+
+    def floor() -> None:
+        scratch[:len(image_bytes)] = image_bytes
+        scratch[len(image_bytes):] = mask_bytes
+
+    def kernel() -> None:
+        a, b = socket.socketpair()
+        got = bytearray(len(blobs))
+
+        def read() -> None:
+            view, done = memoryview(got), 0
+            while done < len(got):
+                done += b.recv_into(view[done:])
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        a.sendall(blobs)
+        reader.join()
+        a.close()
+        b.close()
+
+    arena = shm.Arena()
+    name, _ = arena.write([image_bytes, mask_bytes])
+    pieces = [
+        ("memcpy into a buffer that exists (the floor)", floor),
+        ("client: websocket masking of the frame (websockets, C)", lambda: apply_mask(blobs, key)),
+        ("server: websocket unmasking (aiohttp, C), into a new buffer", lambda: websocket_mask(key, bytearray(blobs))),
+        ("kernel: the frame through a local socket (send + receive)", kernel),
+        ("client: msgpack frame, pixels inside (before)", lambda: encode(Submit(1, job))),
+        ("server: msgpack frame decoded, pixels to arrays (before)", lambda: [payload_to_array(i) for i in (decode_client_message(inline).job.image, decode_client_message(inline).job.mask)]),
+        ("client: blob frame (header + pixels joined)", lambda: encode(Submit(1, job), blobs=True)),
+        ("server: blob frame decoded, pixels to arrays", lambda: [payload_to_array(i) for i in (decode_client_message(blobs).job.image, decode_client_message(blobs).job.mask)]),
+        ("client: pixels into its shared segment (reused)", lambda: arena.write([image_bytes, mask_bytes])),
+        ("server: pixels read from the segment into new memory", lambda: [shm.read_segment(name, 0, len(image_bytes)), shm.read_segment(name, len(image_bytes), len(mask_bytes))]),
+    ]
+    try:
+        times = [(label, median_of(fn, repeat * 3)) for label, fn in pieces]
+    finally:
+        arena.close()
+    base = times[0][1]
+    return [(f"{side}x{side}", label, f"{total / 1e6:.0f} MB", ms(t), ratio(t, base)) for label, t in times]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -184,6 +246,8 @@ def main() -> None:
                 (name, "50x faster than PNG (PIL default) + base64", ratio(t_webui, t_blobs), ratio(t_webui, t_real_blobs)),
             ]
         table("Wire goals (same run): decoder alone, and paintwire serve", ["canvas", "goal", "decoder", "paintwire serve"], goal_rows)
+        pieces = [row for side in sizes for row in breakdown(*(lambda a: (a[0].tobytes(), a[1].tobytes()))(painting(side)), side, args.repeat or 3)]
+        table("Where the time goes: each piece alone, in one process (median)", ["canvas", "piece", "bytes", "time", "vs memcpy"], pieces)
         for ws in (pw_ws, webui_ws, bytes_ws, *(w for w, _ in reals.values())):
             ws.close()
         for arena in arenas.values():

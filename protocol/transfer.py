@@ -94,14 +94,15 @@ OLD_SERVER = TransferTerms(blobs=False)  # a welcome without ``transfer``: inlin
 
 
 def _images(obj: Any, path: str, depth: int = 0) -> Iterator[tuple[dict, str]]:
-    """Every map in ``obj`` that has a ``width`` (an image), with its dotted path."""
+    """Every image map in ``obj`` (one with width, height and format), with its dotted path.
+    A job's ``params`` are never images, whatever keys they have."""
     if depth > _MAX_DEPTH:
         return
     if isinstance(obj, dict):
-        if "width" in obj and "height" in obj:
+        if "width" in obj and "height" in obj and "format" in obj:
             yield obj, path
         for key, value in obj.items():
-            if isinstance(value, (dict, list)):
+            if isinstance(value, (dict, list)) and key not in ("params", "settings"):
                 yield from _images(value, f"{path}.{key}" if path else str(key), depth + 1)
     elif isinstance(obj, list):
         for i, value in enumerate(obj):

@@ -186,3 +186,10 @@ def test_transfer_maps_are_read_leniently() -> None:
     assert TransferOffer.from_wire({"blobs": True, "shm": {"name": "a", "token": "x" * 500}}).probe is None  # an over-long token
     assert TransferTerms.from_wire(None) == OLD_SERVER
     assert Hello.from_wire({"type": "hello", "client": "c", "protocol": 1}).transfer == TransferOffer(blobs=False)
+
+
+def test_parameters_are_never_taken_for_images() -> None:
+    """A job's params may have width and height (txt2img); they are never looked at as pixels."""
+    job = JobRequest("diffusers", "txt2img", params={"width": 64, "height": 64, "format": "rgba8", "blob": 0, "data": b"x" * 5000})
+    data = encode(Submit(2, job), blobs=True)
+    assert decode_client_message(data).job.params["data"] == b"x" * 5000

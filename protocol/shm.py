@@ -46,21 +46,26 @@ def write_segment(parts: list, name: str | None = None) -> tuple[str, list[int]]
     """A new segment holding ``parts`` one after another; returns its name and their offsets."""
     name = name or new_name()
     fd = os.open(os.path.join(SHM_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    offsets, at = [], 0
     try:
-        for part in parts:
-            view = memoryview(part).cast("B")
-            offsets.append(at)
-            done = 0
-            while done < len(view):
-                done += os.write(fd, view[done:])
-            at += len(view)
+        return name, _write_parts(fd, parts)
     except BaseException:
         remove(name)
         raise
     finally:
         os.close(fd)
-    return name, offsets
+
+
+def _write_parts(fd: int, parts: list) -> list[int]:
+    """Write ``parts`` one after another from the start of ``fd``; returns their offsets."""
+    offsets, at = [], 0
+    for part in parts:
+        view = memoryview(part).cast("B")
+        offsets.append(at)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], at + done)
+        at += len(view)
+    return offsets
 
 
 class Arena:
@@ -76,18 +81,10 @@ class Arena:
             self.name, offsets = write_segment(parts)
             return self.name, offsets
         fd = os.open(os.path.join(SHM_DIR, self.name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        offsets, at = [], 0
         try:
-            for part in parts:
-                view = memoryview(part).cast("B")
-                offsets.append(at)
-                done = 0
-                while done < len(view):
-                    done += os.pwrite(fd, view[done:], at + done)
-                at += len(view)
+            return self.name, _write_parts(fd, parts)
         finally:
             os.close(fd)
-        return self.name, offsets
 
     def close(self) -> None:
         if self.name is not None:

@@ -116,12 +116,14 @@ def pack(wire: dict, writer: SegmentWriter | None = None) -> bytes:
     ``wire`` is changed in place (it is the fresh map of ``to_wire``)."""
     found = [(image, image["data"]) for image, _ in _images(wire, "")
              if isinstance(image.get("data"), (bytes, bytearray, memoryview)) and len(image["data"]) >= MIN_BLOB]
-    if writer is not None and found:
-        name, offsets = writer([data for _, data in found])
-        for (image, _), offset in zip(found, offsets):
+    # Segments carry raw pixels only (their size comes from the shape); a PNG goes as a blob.
+    shared = [(image, data) for image, data in found if image.get("encoding", Encoding.RAW.value) in (None, Encoding.RAW.value)]
+    if writer is not None and shared:
+        name, offsets = writer([data for _, data in shared])
+        for (image, _), offset in zip(shared, offsets):
             del image["data"]
             image["shm"] = {"name": name, "offset": offset}
-        found = []
+        found = [(image, data) for image, data in found if "shm" not in image]
     blobs = []
     for i, (image, data) in enumerate(found):
         del image["data"]

@@ -12,12 +12,14 @@ from paintwire.protocol import (
     ClientConnection, ConnectionState, ErrorCode, Hello, JobRequest, ProtocolError, ServerConnection, Submit, Welcome, decode_client_message,
     decode_server_message, encode, raw_image,
 )
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat
 from paintwire.protocol.messages import Capabilities, Layer, Limits, Result
 from paintwire.protocol.transfer import MAGIC, MAX_BLOBS, OLD_SERVER, TransferOffer, TransferTerms, is_blob_frame, pack, unpack
 
 W, H = 64, 64  # the mask too is big enough (MIN_BLOB) to travel as a blob
 PIXELS = bytes(range(256)) * (W * H * 4 // 256)
 MASK = bytes([0, 255]) * (W * H // 2)
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + W.to_bytes(4, "big") + H.to_bytes(4, "big") + bytes(5000)  # a PNG header; never decoded here
 JOB = JobRequest("classical", "inpaint", raw_image(W, H, "rgba8", PIXELS), raw_image(W, H, "l8", MASK), params={"radius": 3})
 
 
@@ -193,3 +195,19 @@ def test_parameters_are_never_taken_for_images() -> None:
     job = JobRequest("diffusers", "txt2img", params={"width": 64, "height": 64, "format": "rgba8", "blob": 0, "data": b"x" * 5000})
     data = encode(Submit(2, job), blobs=True)
     assert decode_client_message(data).job.params["data"] == b"x" * 5000
+
+
+def test_png_images_travel_as_blobs_even_with_shared_memory() -> None:
+    """A segment carries raw pixels only (its size comes from the image's shape)."""
+    png = ImagePayload(W, H, PixelFormat.RGBA8, PNG_BYTES, Encoding.PNG)
+    job = JobRequest("classical", "inpaint", png, raw_image(W, H, "l8", MASK))
+    written: list = []
+
+    def writer(parts: list) -> tuple[str, list[int]]:
+        written.extend(bytes(p) for p in parts)
+        return "paintwire-abcdefgh1234", [0]
+
+    data = pack(Submit(5, job).to_wire(), writer)
+    assert written == [MASK]  # the mask went to the segment, the PNG stayed in the frame
+    message = unpack(data, reader=lambda name, offset, size, field: written[0][offset:offset + size])
+    assert bytes(message["job"]["image"]["data"]) == PNG_BYTES and message["job"]["image"]["encoding"] == "png"

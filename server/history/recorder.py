@@ -125,7 +125,7 @@ class HistoryRecorder:
             rgba = payload_to_array(layer.image, "layer")
             if rgba[..., 3].min() < 255:
                 base = _input_pixels(request) if base is None else base  # decoded only when a layer needs it
-                rgba = _composited(rgba, base, layer)
+                rgba = _composited(rgba, base, layer, request)
             png = add_text(encode_png(rgba), png_text(settings, labels))
             params = settings["params"]
             self.store.add(NewRecord(
@@ -177,13 +177,16 @@ def _input_pixels(request: JobRequest) -> np.ndarray | None:
         return None
 
 
-def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer) -> np.ndarray:
+def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer, request: JobRequest) -> np.ndarray:
     """The layer as it looks in the document: over the input below it where it is
-    not opaque (an inpainted region is shown with its surroundings, not cut out)."""
+    not opaque (an inpainted region is shown with its surroundings, not cut out).
+    Layers sit on the canvas; a cropped input covers only its part of it."""
     h, w = rgba.shape[:2]
-    if base is None or layer.x < 0 or layer.y < 0 or layer.y + h > base.shape[0] or layer.x + w > base.shape[1]:
+    x = layer.x - (request.crop.x if request.crop is not None else 0)
+    y = layer.y - (request.crop.y if request.crop is not None else 0)
+    if base is None or x < 0 or y < 0 or y + h > base.shape[0] or x + w > base.shape[1]:
         return rgba
-    under = base[layer.y:layer.y + h, layer.x:layer.x + w].astype(np.float32)
+    under = base[y:y + h, x:x + w].astype(np.float32)
     a = rgba[..., 3:4].astype(np.float32) / 255.0
     out = under.copy()
     out[..., :3] = rgba[..., :3] * a + under[..., :3] * (1 - a)

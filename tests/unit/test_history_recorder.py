@@ -87,3 +87,23 @@ def test_pending_bytes_are_bounded_too(tmp_path: Path) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
     recorder.stop()
+
+
+def test_a_layer_of_a_cropped_job_is_composited_over_the_right_pixels(tmp_path: Path) -> None:
+    import dataclasses
+
+    from paintwire.protocol.crops import Crop
+
+    store = HistoryStore(tmp_path)
+    recorder = HistoryRecorder(store, lambda e, n: None, lambda e, m: {})
+    job = finished(alpha=0)  # a fully transparent layer: the stored picture is what lies under it
+    base = np.zeros((16, 16, 4), np.uint8)
+    base[..., 3] = 255
+    base[:4, :4, 1] = 255  # green where the layer lands: canvas (16, 16) is the crop's (0, 0)
+    request = dataclasses.replace(job.request, image=array_to_payload(base), crop=Crop(16, 16, 64, 64))
+    layer = dataclasses.replace(job.result.layers[0], x=16, y=16)
+    assert recorder.offer(Finished("c", 1.0, request, Result("job", (layer,), 64, 64)))
+    wait_for(store, 1)
+    pixels = np.asarray(Image.open(store.image_path(store.list()[0][0].id)).convert("RGBA"))
+    assert (pixels[:4, :4, 1] == 255).all() and (pixels[4:, 4:, 1] == 0).all()
+    recorder.stop()

@@ -17,7 +17,7 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 from paintwire.hostkit.placement import Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
-from paintwire.protocol import Encoding, PixelFormat, Preview  # noqa: E402
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview  # noqa: E402
 
 from actions import PluginError  # noqa: E402
 
@@ -63,6 +63,31 @@ class GimpDocument:
         else:
             pixels = self._visible_pixels(width, height)
         return Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection())
+
+    def layer_names(self) -> list[str]:
+        """Every layer's name, top first, groups' children after their group (GIMP keeps names unique)."""
+        return [layer.get_name() for layer in self._layers()]
+
+    def layer_image(self, name: str) -> ImagePayload:
+        """A layer's pixels at the job's geometry (the canvas): a control layer, read as it
+        is, visible or not, with transparent borders where it does not reach."""
+        layer = next((item for item in self._layers() if item.get_name() == name), None)
+        if layer is None:
+            raise PluginError(f"The image has no layer {name!r} to use as a control layer.")
+        width, height = self.size()
+        return ImagePayload(width, height, PixelFormat.RGBA8, self._drawable_pixels(layer, width, height))
+
+    def _layers(self) -> list:
+        out = []
+
+        def walk(items) -> None:
+            for item in items:
+                out.append(item)
+                if item.is_group():
+                    walk(item.get_children())
+
+        walk(self.image.get_layers())
+        return out
 
     def selection(self) -> bytes | None:
         """The selection as one byte per canvas pixel, or None when nothing is selected."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
+from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.placement import Placement, place_result
@@ -20,15 +21,18 @@ from paintwire.hostkit.request import JobSettings, build_request, prompt_of, rea
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
-from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError
+from paintwire.protocol import (
+    Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
+)
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
 from settings import Connection, check_url
 
 CLIENT_NAME = "paintwire-gimp/0.1.0"
-# GIMP gathers the picture and the selection; a sketch is painted on the picture itself.
-SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
+# GIMP gathers the picture and the selection (a sketch is painted on the picture itself),
+# and layers of the image as control layers.
+SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH, InputKind.CONTROL)
 
 
 class Document(Protocol):
@@ -37,6 +41,11 @@ class Document(Protocol):
     def snapshot(self, source: InputSource) -> Snapshot: ...
 
     def write(self, placement: Placement) -> Any: ...
+
+    def layer_names(self) -> list[str]: ...
+
+    def layer_image(self, name: str) -> ImagePayload:
+        """A layer's pixels at the canvas's size (a control layer)."""
 
     def preview(self, event: Preview) -> None:
         """Show a preview while the job runs (a temporary layer)."""
@@ -68,6 +77,7 @@ class DialogRequest:
     args: Args
     # Asks the server to look at its model folders again; returns the new capabilities.
     refresh: Callable[[], Capabilities] | None = None
+    layers: tuple[str, ...] = ()  # the image's layer names, for the control-layer pickers
 
     def choices(self, mode: str, caps: Capabilities | None = None) -> list[Choice]:
         return kit_modes.model_choices(caps or self.capabilities, mode)
@@ -131,7 +141,8 @@ def run(
                 latest[0] = _rescan(client)
                 return latest[0]
 
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh))
+            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh,
+                                            layers=tuple(document.layer_names())))
             if new_args is None:
                 raise Cancelled()
             args = new_args
@@ -177,8 +188,15 @@ def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeS
     else:
         snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
     settings = JobSettings(mode.name, choice.engine, choice.model, params)
+    kinds = kit_controls.control_kinds(caps, choice.engine)
+    controls = [c for c in args.controls() if c.enabled]
     try:
-        return build_request(snapshot, caps, settings)
+        # Controls the artist or a script asked for: a mode without a control input is an error here, not a silent no-op.
+        kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
+        request = build_request(snapshot, caps, settings)
+        return kit_controls.with_controls(request, kinds, controls, lambda c: document.layer_image(c.layer), document.size())
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
     except ProtocolError as exc:
         raise PluginError(exc.message) from None
 

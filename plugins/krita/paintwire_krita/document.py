@@ -22,7 +22,7 @@ from paintwire.hostkit.placement import Placement, PlacedLayer
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat, PlacementKind
 
-from .imaging import RawSnapshot
+from .imaging import RawLayers, RawSnapshot
 from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
 
 SUPPORTED_MODEL = "RGBA"
@@ -106,6 +106,32 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
             raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
         sketch = node.pixelData(0, 0, w, h)
     return RawSnapshot(w, h, depth, raw, selection, mask, sketch)
+
+
+def layer_paths(doc) -> list[str]:
+    """The paint layers' paths ("Group/Layer"), top first: what a control layer names."""
+    return [path for path, _ in paint_layers(doc)]
+
+
+def current_layer_path(doc) -> str | None:
+    """The path of the active layer when it is a paint layer, else None."""
+    node = doc.activeNode() if doc is not None else None
+    return next((path for path, n in paint_layers(doc) if node is not None and n == node), None)
+
+
+def read_layers(doc, paths) -> RawLayers:
+    """The pixels of the layers at ``paths`` (control layers), canvas-sized: Krita's
+    own reads on the UI thread, converted later in the worker thread. A layer is
+    read as it is, visible or not (control layers are usually hidden)."""
+    depth = check_supported(doc)
+    w, h = doc.width(), doc.height()
+    pixels = {}
+    for path in dict.fromkeys(paths):
+        node = find_layer(doc, path)
+        if node is None:
+            raise DocumentError(f"The control layer {path!r} is gone; choose another layer or remove the control.")
+        pixels[path] = node.pixelData(0, 0, w, h)
+    return RawLayers(w, h, depth, pixels)
 
 
 def _to_bgra(layer: PlacedLayer) -> bytes:
@@ -291,3 +317,20 @@ def load_history(doc) -> bytes | None:
 def save_history(doc, data: bytes) -> None:
     if is_open(doc):
         doc.setAnnotation(HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)
+
+
+# -- control layers saved in the document ----------------------------------------------------
+
+CONTROLS_ANNOTATION = "paintwire/controls"
+
+
+def load_controls(doc) -> bytes | None:
+    """The control-layer list stored in ``doc`` (saved in its .kra), or None."""
+    if doc is None or CONTROLS_ANNOTATION not in doc.annotationTypes():
+        return None
+    return bytes(doc.annotation(CONTROLS_ANNOTATION))
+
+
+def save_controls(doc, data: bytes) -> None:
+    if is_open(doc):
+        doc.setAnnotation(CONTROLS_ANNOTATION, "Paintwire control layers: layer, kind, strength, steps", data)

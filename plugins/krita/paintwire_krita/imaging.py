@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paintwire.hostkit.snapshot import Snapshot
-from paintwire.protocol import Encoding, PixelFormat, Preview, Result
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview, Result
 
 from .pixels import alpha_of, mask_from_layer, to_8bit
 from .qt import QBuffer, QByteArray, QImage, QIODevice, QPainter, Qt
@@ -46,6 +46,21 @@ class RawSnapshot:
             base = mask if mask is not None else selection
             mask = strokes if base is None or not any(base) else union_masks(base, strokes, w, h)
         return Snapshot(w, h, to_8bit(bytes(self.pixels), depth), PixelFormat.BGRA8, selection, mask)
+
+
+@dataclass(frozen=True)
+class RawLayers:
+    """Control layers as document.read_layers read them (Krita's bytes, not yet
+    converted), by layer path; all of the same region and depth."""
+
+    width: int
+    height: int
+    depth: str
+    pixels: dict
+
+    def payload(self, path: str) -> ImagePayload:
+        """One layer as a bgra8 image (worker thread: the depth conversion is byte work)."""
+        return ImagePayload(self.width, self.height, PixelFormat.BGRA8, to_8bit(bytes(self.pixels[path]), self.depth))
 
 
 def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgpack
 
+from .controls import Preprocess
 from .errors import ErrorCode, ProtocolError
 from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Submit
 
@@ -48,11 +49,11 @@ def _read(obj: dict, table: dict[str, type], side: str, **kwargs: Any) -> Any:
 def decode_client_message(data: bytes, max_pixels: int | None = None) -> Any:
     """Read a frame a client sent. Raises ProtocolError for anything invalid.
 
-    When the frame is a submit whose job is invalid, the error carries the
-    submit's ``ref`` so the rejection can name it.
+    When the frame is a submit (or a preprocess) that is invalid, the error
+    carries its ``ref`` so the rejection can name it.
     """
     obj = _unpack(data)
-    if obj["type"] == Submit.TYPE:
+    if obj["type"] in (Submit.TYPE, Preprocess.TYPE):
         try:
             return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
         except ProtocolError as exc:

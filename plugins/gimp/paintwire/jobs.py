@@ -191,8 +191,8 @@ def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeS
     kinds = kit_controls.control_kinds(caps, choice.engine)
     controls = [c for c in args.controls() if c.enabled]
     try:
-        # Controls the artist or a script asked for: a mode without a control input is an error here, not a silent no-op.
-        kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
+        if controls:  # asked for by the artist or a script: a mode without a control input is an error, not a silent no-op
+            kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
         request = build_request(snapshot, caps, settings)
         return kit_controls.with_controls(request, kinds, controls, lambda c: document.layer_image(c.layer), document.size())
     except ValueError as exc:

@@ -139,6 +139,13 @@ class Driver:
             strokes.setPixelData(bytes([40, 200, 250, 255]) * (sw * sh), sx, sy, sw, sh)
             strokes.setVisible(False)
             root.addChildNode(strokes, empty)
+        for extra in sc.get("extra_layers") or ():
+            # Layers for control layers: painted rectangles, hidden as an artist keeps them.
+            node = doc.createNode(extra["name"], "paintlayer")
+            for x, y, w, h in extra["rects"]:
+                node.setPixelData(bytes(extra["bgra"]) * (w * h), x, y, w, h)
+            node.setVisible(extra.get("visible", False))
+            root.addChildNode(node, root.childNodes()[-1])
         doc.setActiveNode(original)
         self.make_selection(doc, "selection.l8")
         doc.waitForDone()
@@ -174,6 +181,12 @@ class Driver:
             QTimer.singleShot(300, self.guard(self.screenshot_and_export))
             return
         job = self.jobs.pop(0)
+        if job.get("action") == "controls":
+            self.add_controls(job)
+            return
+        if job.get("action") == "control_preview":
+            self.control_preview(job)
+            return
         if job.get("action"):
             self.history_action(job)
             return
@@ -333,6 +346,57 @@ class Driver:
             combo = self.w(QComboBox, combo_name)
             combo.setCurrentIndex(max(0, combo.findText(value)) if value else 0)
         return key
+
+    def add_controls(self, job: dict) -> None:
+        """Pick each layer in Krita, press "Add current layer", then set the row's kind,
+        strength and steps in its widgets, as an artist does."""
+        self.configure(job)
+        before = self.layers()
+        for index, want in enumerate(job["controls"]):
+            self.doc.setActiveNode(self.doc.nodeByName(want["layer"]))
+            QApplication.processEvents()
+            self.w(QPushButton, "paintwire-control-add").click()
+            QApplication.processEvents()
+            kind = self.w(QComboBox, f"paintwire-control-kind-{index}")
+            kinds = [kind.itemData(i) for i in range(kind.count())]
+            if want["kind"] not in kinds:
+                raise RuntimeError(f"the server offers no control kind {want['kind']!r}: {kinds}")
+            kind.setCurrentIndex(kind.findData(want["kind"]))  # rebuilds the rows
+            QApplication.processEvents()
+            for what in ("strength", "start", "end"):
+                if what in want:
+                    self.w(QWidget, f"paintwire-control-{what}-{index}").setValue(want[what])
+        QApplication.processEvents()
+        kinds = self.w(QComboBox, "paintwire-control-kind-0")
+        self.step(job["name"], status=self.status(), controls=[c.to_dict() for c in self.docker.state.controls],
+                  kinds=[kinds.itemData(i) for i in range(kinds.count())], layers_unchanged=self.layers() == before,
+                  annotations=list(self.doc.annotationTypes()))
+        QTimer.singleShot(0, self.guard(self.next_job))
+
+    def control_preview(self, job: dict) -> None:
+        """Press a control's Preview and wait for the image the server preprocessed."""
+        before = self.layers()
+        self.w(QPushButton, f"paintwire-control-preview-{job.get('index', 0)}").click()
+        caption = self.w(QLabel, "paintwire-control-preview-caption")
+        deadline = time.monotonic() + job.get("timeout", 60)
+
+        def poll() -> None:
+            try:
+                failed = self.status().startswith(("Failed", "Not connected"))
+                if caption.text() or failed or time.monotonic() > deadline:
+                    pixmap = self.w(QLabel, "paintwire-control-preview-image").pixmap()
+                    shown = pixmap is not None and not pixmap.isNull()
+                    self.step(job["name"], status=self.status(), caption=caption.text(), shown=shown,
+                              size=[pixmap.width(), pixmap.height()] if shown else None, layers_unchanged=self.layers() == before,
+                              documents=len(Krita.instance().documents()),
+                              screenshots=[self.grab_docker(f"docker-after-{job['name']}.png")])
+                    self.next_job()
+                else:
+                    QTimer.singleShot(POLL_MS, poll)
+            except Exception:
+                self.crash()
+
+        QTimer.singleShot(POLL_MS, poll)
 
     def history_action(self, job: dict) -> None:
         """Select the newest history entry and press one of its buttons."""

@@ -301,7 +301,8 @@ def test_unreachable_server_is_a_gimp_error(gimp_run):
 def _diffusers_like_capabilities() -> dict:
     """A diffusers-shaped engine (prompt, strength, steps, seed, choices, advanced group), so the
     dialogs are exercised with every parameter type even where no model is installed."""
-    from paintwire.protocol import Capabilities, EngineInfo, Limits, ModeSpec, ModelInfo, ParamSpec, ParamType
+    from paintwire.protocol import Capabilities, EngineInfo, InputKind, InputSpec, Limits, ModeSpec, ModelInfo, ParamSpec, ParamType
+    from paintwire.protocol.controls import ControlKindSpec
 
     params = (
         ParamSpec("prompt", ParamType.STRING, "", "Prompt", "What to paint."),
@@ -314,12 +315,19 @@ def _diffusers_like_capabilities() -> dict:
         ParamSpec("vae", ParamType.STRING, "", "VAE", "", group="advanced"),
     )
     sides = tuple(ParamSpec(s, ParamType.INT, 0, s, "", minimum=0, maximum=4096) for s in ("left", "right", "top", "bottom"))
+    def inputs(name: str) -> tuple:
+        # Every mode but upscale takes control layers, as the diffusers engine's do.
+        return (((InputSpec(InputKind.IMAGE),) if name != "txt2img" else ()) + ((InputSpec(InputKind.MASK),) if name == "inpaint" else ())
+                + ((InputSpec(InputKind.CONTROL, required=False),) if name != "upscale" else ()))
+
     modes = tuple(
-        ModeSpec(name, name, f"{name} help", needs_image=name != "txt2img", needs_mask=name == "inpaint", params=params + extra,
-                 model_kinds=("sd15",), order=order)
+        ModeSpec(name, name, f"{name} help", inputs=inputs(name), params=params + extra, model_kinds=("sd15",), order=order)
         for order, (name, extra) in enumerate((("txt2img", ()), ("img2img", ()), ("inpaint", ()), ("outpaint", sides), ("upscale", ())))
     )
-    caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
+    threshold = ParamSpec("threshold", ParamType.INT, 128, "Ink threshold", "", minimum=1, maximum=255)
+    kinds = (ControlKindSpec("scribble", "Scribble", "Rough strokes.", ("scribble", "none"), (threshold,)),
+             ControlKindSpec("depth", "Depth", "A depth map.", ("none",), problem="No depth ControlNet: add one to a model folder."))
+    caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes, controls=kinds),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
                         Limits(1 << 30, 1 << 24, 8192, 4))
     return caps.to_wire()
 
@@ -331,6 +339,10 @@ def dialog_run(live_server, plugin_bundle):
     spec = {
         "capabilities": [server_caps, _diffusers_like_capabilities()],
         "stored": {"inpaint": {"method": "ns"}, "txt2img": {"scheduler": "ddim"}},
+        # The image's layers for the control-layer pickers, and a control remembered from a last run.
+        "layers": ["Lines", "Background"],
+        "stored_controls": {"txt2img": [{"layer": "Lines", "kind": "scribble", "strength": 0.7, "end": 0.6, "params": {"threshold": 90}}],
+                            "upscale": [{"layer": "Lines", "kind": "scribble"}]},
     }
     report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
@@ -356,6 +368,17 @@ def test_job_dialogs_return_arguments_to_remember(dialog_run):
     assert json.loads(generate["params-json"])["scheduler"] == "ddim"
     assert generate["steps"] == 20 and generate["seed"] == -1 and generate["prompt"] == ""
     assert json.loads(dialogs["1/outpaint"]["params-json"])["left"] == 0
+
+
+def test_job_dialogs_pick_control_layers_from_the_servers_kinds(dialog_run):
+    dialogs = dialog_run["dialogs"]
+    # The remembered control layer came back through its row: layer, kind, weights, the kind's parameter.
+    (control,) = json.loads(dialogs["1/txt2img"]["controls-json"])
+    assert (control["layer"], control["kind"], control["strength"], control["start"], control["end"]) == ("Lines", "scribble", 0.7, 0.0, 0.6)
+    assert control["preprocessor"] == "scribble" and control["params"] == {"threshold": 90} and control["enabled"] is True
+    # A mode without a control input sends none; a server without control kinds shows none.
+    assert json.loads(dialogs["1/upscale"]["controls-json"]) == []
+    assert json.loads(dialogs["0/inpaint"]["controls-json"]) == []
 
 
 # --- generation modes: the diffusers engine with a tiny model built by the tests -------------

@@ -398,6 +398,9 @@ def diffusers_server(plugin_bundle, tmp_path_factory):
     from fixtures.upscaler_models import ESRGAN_2X, build_one
 
     build_one(models / "upscalers", ESRGAN_2X)
+    from fixtures.control_models import write_tiny_controlnet_for
+
+    write_tiny_controlnet_for(models / "tiny-sd15", models / "controlnet")
     from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
 
     server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
@@ -431,12 +434,15 @@ def diffusers_run(diffusers_server, plugin_bundle):
          "patch": {"rect": PATCH, "colour": PATCH_COLOUR}, "args": dict(common, prompt="a red fox", seed=3, strength=0.8)},
         {"name": "expand", "procedure": "plug-in-paintwire-expand", "selection": None,
          "args": dict(common, prompt="more fox", seed=9, **{"params-json": json.dumps({"right": 16})})},
+        # A hidden layer of dark strokes guides a Generate (controls-json names it).
+        {"name": "control", "procedure": "plug-in-paintwire-generate", "selection": None, "control_layer": CONTROL_LAYER,
+         "args": dict(common, prompt="a house", seed=11, **{"controls-json": json.dumps([{"layer": "Lines", "kind": _control_kind(caps)}])})},
         # An upscaler model file (a tiny ESRGAN), no refine: no checkpoint needed.
         {"name": "upscale_model", "procedure": "plug-in-paintwire-upscale", "selection": None,
          "args": {"engine": "diffusers", "params-json": json.dumps({"upscaler": UPSCALER_MODEL, "refine": False, "scale": 2.0})}},
     ]
     available = {m.name for m in engine.modes}
-    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
+    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "control": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
     report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
     return report["cases"], log
@@ -499,6 +505,40 @@ def test_expand_grows_the_canvas_in_place(diffusers_run):
     far = masks.blur(new_area, 4)[:, :WIDTH] == 0
     assert far[:, :WIDTH // 2].all() and np.array_equal(grown[:, :WIDTH][far], pattern()[far])
     assert (grown[:, WIDTH:, 3] == 255).all()
+
+
+CONTROL_LAYER = {"name": "Lines", "rects": [[8, 8, 48, 2], [8, 8, 2, 32], [54, 8, 2, 32], [8, 38, 48, 2]], "colour": [30, 30, 30, 255]}
+
+
+def _control_kind(caps) -> str:
+    """The control kind the tiny ControlNet runs: scribble where the server offers it."""
+    usable = [k.name for k in caps.engine("diffusers").controls if k.usable and k.name != "reference"]
+    return "scribble" if "scribble" in usable else (usable[0] if usable else "scribble")
+
+
+@pytest.mark.slow
+def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffusers_server):
+    case = _diffusers_case(diffusers_run, "control")
+    server, caps = diffusers_server
+    new, lines, background = case["image"]["layers"]
+    assert new["name"] == "a house [seed 11]" and lines["name"] == "Lines" and background["name"] == "Background"
+    assert case["control_layer_unchanged"], "the control layer was modified"
+    kind = caps.engine("diffusers").control(_control_kind(caps))
+    control_rgba = (ARTIFACTS / "diffusers" / "control" / "control.rgba").read_bytes()
+    # What the server makes of the same job, with the same layer as control, and without it.
+    from paintwire.protocol import ControlInput
+
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")
+    params = {"prompt": "a house", "seed": 11, "steps": 2, "width": WIDTH, "height": HEIGHT}
+    control = ControlInput(kind.name, raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, control_rgba), preprocessor=kind.default_preprocessor)
+    with Client(server.url) as client:
+        (want,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params, controls=(control,))).layers
+        (free,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params)).layers
+    got = _png(ARTIFACTS / "diffusers" / "control" / new["png"]).astype(int)
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
+    free_px = np.frombuffer(free.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
+    assert np.abs(got - want_px).max() <= 2, "the result is not the server's for this control layer"
+    assert np.abs(got - free_px)[..., :3].mean() > 2, "the control layer did not change the result"
 
 
 UPSCALER_MODEL = "2x-tiny-esrgan"  # fixtures.upscaler_models.ESRGAN_2X, written into the model folder

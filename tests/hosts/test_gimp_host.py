@@ -520,8 +520,10 @@ def _control_kind(caps) -> str:
 def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffusers_server):
     case = _diffusers_case(diffusers_run, "control")
     server, caps = diffusers_server
-    new, lines, background = case["image"]["layers"]
-    assert new["name"] == "a house [seed 11]" and lines["name"] == "Lines" and background["name"] == "Background"
+    layers = {l["name"]: l for l in case["image"]["layers"]}
+    assert sorted(layers) == ["Background", "Lines", "a house [seed 11]"], list(layers)
+    new = layers["a house [seed 11]"]
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
     assert case["control_layer_unchanged"], "the control layer was modified"
     kind = caps.engine("diffusers").control(_control_kind(caps))
     control_rgba = (ARTIFACTS / "diffusers" / "control" / "control.rgba").read_bytes()

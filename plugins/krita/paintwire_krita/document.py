@@ -302,35 +302,36 @@ def end_preview() -> None:
     _canvas_preview.clear()
 
 
-# -- history saved in the document -----------------------------------------------------------
+# -- the docker's data saved in the document (Krita annotations, written into the .kra) --------
 
 HISTORY_ANNOTATION = "paintwire/history"
-
-
-def load_history(doc) -> bytes | None:
-    """The history stored in ``doc`` (saved in its .kra), or None."""
-    if doc is None or HISTORY_ANNOTATION not in doc.annotationTypes():
-        return None
-    return bytes(doc.annotation(HISTORY_ANNOTATION))
-
-
-def save_history(doc, data: bytes) -> None:
-    if is_open(doc):
-        doc.setAnnotation(HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)
-
-
-# -- control layers saved in the document ----------------------------------------------------
-
 CONTROLS_ANNOTATION = "paintwire/controls"
 
 
-def load_controls(doc) -> bytes | None:
-    """The control-layer list stored in ``doc`` (saved in its .kra), or None."""
-    if doc is None or CONTROLS_ANNOTATION not in doc.annotationTypes():
+def _load_annotation(doc, name: str) -> bytes | None:
+    if doc is None or name not in doc.annotationTypes():
         return None
-    return bytes(doc.annotation(CONTROLS_ANNOTATION))
+    return bytes(doc.annotation(name))
+
+
+def _save_annotation(doc, name: str, description: str, data: bytes) -> None:
+    if is_open(doc):
+        doc.setAnnotation(name, description, data)
+
+
+def load_history(doc) -> bytes | None:
+    """The history stored in ``doc``, or None."""
+    return _load_annotation(doc, HISTORY_ANNOTATION)
+
+
+def save_history(doc, data: bytes) -> None:
+    _save_annotation(doc, HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)
+
+
+def load_controls(doc) -> bytes | None:
+    """The control-layer list stored in ``doc``, or None."""
+    return _load_annotation(doc, CONTROLS_ANNOTATION)
 
 
 def save_controls(doc, data: bytes) -> None:
-    if is_open(doc):
-        doc.setAnnotation(CONTROLS_ANNOTATION, "Paintwire control layers: layer, kind, strength, steps", data)
+    _save_annotation(doc, CONTROLS_ANNOTATION, "Paintwire control layers: layer, kind, strength, steps", data)

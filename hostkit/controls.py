@@ -217,32 +217,50 @@ def control_input(control: ControlLayer, spec: ControlKindSpec, image: ImagePayl
     )
 
 
-def job_geometry(request: JobRequest, canvas: tuple[int, int]) -> tuple[int, int]:
-    """The size a control image must have for ``request``: that of its image, or the
-    canvas for a job that reads no pixels (Generate)."""
-    if request.image is not None:
-        return request.image.width, request.image.height
-    return canvas
+Region = tuple[int, int, int, int]  # x, y, width, height on the canvas
+
+
+def job_region(request: JobRequest, canvas: tuple[int, int]) -> Region:
+    """The canvas rectangle a control image must cover for ``request``: that of its
+    image (a crop of the canvas when the request has one), or the whole canvas for
+    a job that reads no pixels (Generate)."""
+    if request.image is None:
+        return (0, 0, canvas[0], canvas[1])
+    crop = getattr(request, "crop", None)  # a window of the canvas (protocol/crops.py), or None: all of it
+    x, y = (crop.x, crop.y) if crop is not None else (0, 0)
+    return (x, y, request.image.width, request.image.height)
+
+
+def crop_image(image: ImagePayload, region: Region) -> ImagePayload:
+    """The ``region`` of a canvas-sized raw image (row slices: no per-pixel work)."""
+    x, y, width, height = region
+    if (x, y, width, height) == (0, 0, image.width, image.height):
+        return image
+    bpp = image.format.channels
+    stride, row = image.width * bpp, width * bpp
+    data = b"".join(image.data[(y + r) * stride + x * bpp : (y + r) * stride + x * bpp + row] for r in range(height))
+    return ImagePayload(width, height, image.format, data)
 
 
 def with_controls(
     request: JobRequest, kinds: Sequence[ControlKindSpec], controls: Sequence[ControlLayer],
-    read: Callable[[ControlLayer], ImagePayload], canvas: tuple[int, int],
+    read: Callable[[ControlLayer, Region], ImagePayload], canvas: tuple[int, int],
 ) -> JobRequest:
     """``request`` with ``controls`` attached, each image read by ``read`` (the host's
-    pixels of that layer) and checked against the job's geometry."""
+    pixels of that layer in the job's region of the canvas) and checked against it."""
     if not controls:
         return request
-    width, height = job_geometry(request, canvas)
+    region = job_region(request, canvas)
     inputs = []
     for control in controls:
         spec = kind_spec(kinds, control.kind)
         if spec is None:
             raise ProtocolError(ErrorCode.INVALID_PARAM, control_problem(control, kinds), "job.controls")
-        image = read(control)
-        if (image.width, image.height) != (width, height):
+        image = read(control, region)
+        if (image.width, image.height) != region[2:]:
             raise ProtocolError(
-                ErrorCode.BAD_IMAGE, f"The control layer {control.layer!r} was read at {image.width}x{image.height}; the job is {width}x{height}.",
+                ErrorCode.BAD_IMAGE,
+                f"The control layer {control.layer!r} was read at {image.width}x{image.height}; the job is {region[2]}x{region[3]}.",
                 "job.controls",
             )
         inputs.append(control_input(control, spec, image))

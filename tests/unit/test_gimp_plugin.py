@@ -231,11 +231,10 @@ class FakeDocument:
     def layer_names(self):
         return ["Background", "Lines"]
 
-    def layer_image(self, name):
-        if name not in self.layer_names():
-            raise PluginError(f"The image has no layer {name!r} to use as a control layer.")
-        self.calls.append(("layer_image", name))
-        return raw_image(self.width, self.height, PixelFormat.RGBA8, bytes([7]) * (self.width * self.height * 4))
+    def layer_image(self, control, region):
+        self.calls.append(("layer_image", control.layer, region))
+        x, y, w, h = region
+        return raw_image(w, h, PixelFormat.RGBA8, bytes([7]) * (w * h * 4))
 
 
 class FakeProgress:
@@ -539,7 +538,7 @@ def test_controls_json_sends_the_named_layers_at_the_canvas_size():
     (control,) = FakeClient.instances[-1].request.controls
     assert (control.kind, control.strength, control.start, control.end, control.preprocessor) == ("lineart", 0.7, 0.0, 0.5, "lineart")
     assert (control.image.width, control.image.height, control.image.format) == (doc.width, doc.height, PixelFormat.RGBA8)
-    assert ("layer_image", "Lines") in doc.calls
+    assert ("layer_image", "Lines", (0, 0, doc.width, doc.height)) in doc.calls
 
 
 @pytest.mark.parametrize("mode, controls, words", [

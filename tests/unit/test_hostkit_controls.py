@@ -106,7 +106,8 @@ def test_controls_travel_at_the_jobs_geometry_and_pass_the_servers_checks():
     snapshot = Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8)
     reads = []
 
-    def read(control):
+    def read(control, region):
+        assert region == (0, 0, W, H)
         reads.append(control.layer)
         return pixels(len(reads))
 
@@ -126,8 +127,16 @@ def test_controls_travel_at_the_jobs_geometry_and_pass_the_servers_checks():
 def test_a_job_without_pixels_takes_canvas_sized_controls_and_a_wrong_size_is_caught():
     request = build_request(Snapshot.blank(W, H), CAPS, JobSettings("txt2img", "guided"))
     assert request.image is None
-    job = kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c: pixels(9), (W, H))
+    job = kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c, r: pixels(9), (W, H))
     assert (job.controls[0].image.width, job.controls[0].image.height) == (W, H)
     small = ImagePayload(2, 2, PixelFormat.BGRA8, bytes(16))
     with pytest.raises(ProtocolError, match="read at 2x2; the job is 6x4"):
-        kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c: small, (W, H))
+        kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c, r: small, (W, H))
+
+
+def test_a_control_image_is_cut_to_the_jobs_region():
+    canvas = ImagePayload(4, 3, PixelFormat.L8, bytes(range(12)))
+    assert kc.crop_image(canvas, (1, 1, 2, 2)).data == bytes([5, 6, 9, 10])
+    assert kc.crop_image(canvas, (0, 0, 4, 3)) is canvas
+    rgba = ImagePayload(2, 2, PixelFormat.RGBA8, bytes(range(16)))
+    assert kc.crop_image(rgba, (1, 0, 1, 2)).data == bytes([4, 5, 6, 7, 12, 13, 14, 15])

@@ -121,7 +121,8 @@ class RawLayers:
     def __init__(self, pixels):
         self.pixels = pixels
 
-    def payload(self, path):
+    def payload(self, path, region=None):
+        assert region in (None, (0, 0, W, H))
         return ImagePayload(W, H, PixelFormat.BGRA8, self.pixels[path])
 
 

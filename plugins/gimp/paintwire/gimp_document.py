@@ -68,14 +68,15 @@ class GimpDocument:
         """Every layer's name, top first, groups' children after their group (GIMP keeps names unique)."""
         return [layer.get_name() for layer in self._layers()]
 
-    def layer_image(self, name: str) -> ImagePayload:
-        """A layer's pixels at the job's geometry (the canvas): a control layer, read as it
-        is, visible or not, with transparent borders where it does not reach."""
-        layer = next((item for item in self._layers() if item.get_name() == name), None)
+    def layer_image(self, control, region: tuple[int, int, int, int]) -> ImagePayload:
+        """A control layer's pixels in the job's ``region`` of the canvas, read as it is,
+        visible or not, transparent where the layer does not reach."""
+        layer = next((item for item in self._layers() if item.get_name() == control.layer), None)
         if layer is None:
-            raise PluginError(f"The image has no layer {name!r} to use as a control layer.")
-        width, height = self.size()
-        return ImagePayload(width, height, PixelFormat.RGBA8, self._drawable_pixels(layer, width, height))
+            raise PluginError(f"The image has no layer {control.layer!r} to use as a control layer.")
+        x, y, width, height = region
+        _, off_x, off_y = layer.get_offsets()
+        return ImagePayload(width, height, PixelFormat.RGBA8, _read(layer, x - off_x, y - off_y, width, height, RGBA))
 
     def _layers(self) -> list:
         out = []

@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 
 from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import JobSettings, build_request, prompt_of, reads_document
@@ -44,8 +45,8 @@ class Document(Protocol):
 
     def layer_names(self) -> list[str]: ...
 
-    def layer_image(self, name: str) -> ImagePayload:
-        """A layer's pixels at the canvas's size (a control layer)."""
+    def layer_image(self, control: ControlLayer, region: tuple[int, int, int, int]) -> ImagePayload:
+        """A control layer's pixels in ``region`` of the canvas."""
 
     def preview(self, event: Preview) -> None:
         """Show a preview while the job runs (a temporary layer)."""
@@ -194,7 +195,7 @@ def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeS
         if controls:  # asked for by the artist or a script: a mode without a control input is an error, not a silent no-op
             kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
         request = build_request(snapshot, caps, settings)
-        return kit_controls.with_controls(request, kinds, controls, lambda c: document.layer_image(c.layer), document.size())
+        return kit_controls.with_controls(request, kinds, controls, document.layer_image, document.size())
     except ValueError as exc:
         raise PluginError(str(exc)) from None
     except ProtocolError as exc:

@@ -175,7 +175,7 @@ class Controller:
             def request() -> JobRequest:
                 # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
                 job = build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)
-                return kit_controls.with_controls(job, kinds, controls, lambda c: layers.payload(c.layer), (raw.width, raw.height))
+                return kit_controls.with_controls(job, kinds, controls, lambda c, region: layers.payload(c.layer, region), (raw.width, raw.height))
             ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
         except (self.documents.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
             self.view.show_status(str(exc), error=True)

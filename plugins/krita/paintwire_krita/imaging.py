@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paintwire.hostkit.controls import crop_image
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview, Result
 
@@ -58,9 +59,10 @@ class RawLayers:
     depth: str
     pixels: dict
 
-    def payload(self, path: str) -> ImagePayload:
-        """One layer as a bgra8 image (worker thread: the depth conversion is byte work)."""
-        return ImagePayload(self.width, self.height, PixelFormat.BGRA8, to_8bit(bytes(self.pixels[path]), self.depth))
+    def payload(self, path: str, region: tuple[int, int, int, int] | None = None) -> ImagePayload:
+        """One layer as a bgra8 image, the job's ``region`` of it (worker thread: byte work)."""
+        image = ImagePayload(self.width, self.height, PixelFormat.BGRA8, to_8bit(bytes(self.pixels[path]), self.depth))
+        return crop_image(image, region) if region is not None else image
 
 
 def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:

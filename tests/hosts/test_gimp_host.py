@@ -398,9 +398,9 @@ def diffusers_server(plugin_bundle, tmp_path_factory):
     from fixtures.upscaler_models import ESRGAN_2X, build_one
 
     build_one(models / "upscalers", ESRGAN_2X)
-    from fixtures.control_models import write_tiny_controlnet_for
+    from fixtures.control_models import write_tiny_controlnet
 
-    write_tiny_controlnet_for(models / "tiny-sd15", models / "controlnet")
+    write_tiny_controlnet(models / "controlnet" / "tiny_scribble.safetensors", models / "tiny-sd15")
     from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
 
     server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")

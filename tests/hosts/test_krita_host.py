@@ -520,11 +520,16 @@ def lines_layer() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def control_model_dir(tiny_model_dir) -> Path:
-    from fixtures.control_models import write_tiny_controlnet_for
+def control_model_dir(tmp_path_factory) -> Path:
+    """A tiny SD1.5 checkpoint and a tiny scribble ControlNet made for it (random weights)."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.control_models import write_tiny_controlnet
+    from fixtures.tiny_models import build_tiny_sd15
 
-    write_tiny_controlnet_for(tiny_model_dir / "tiny-sd15", tiny_model_dir / "controlnet")
-    return tiny_model_dir
+    folder = tmp_path_factory.mktemp("control-models")
+    build_tiny_sd15(folder / "tiny-sd15")
+    write_tiny_controlnet(folder / "controlnet" / "tiny_scribble.safetensors", folder / "tiny-sd15")
+    return folder
 
 
 def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_model_dir, tmp_path, plugin_zip, krita_host):

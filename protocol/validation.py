@@ -66,14 +66,16 @@ def check_job(request: JobRequest, caps: Capabilities) -> CheckedJob:
     return CheckedJob(request, mode, params, controls)
 
 
-def check_control(control: ControlInput, engine: EngineInfo, caps: Capabilities, where: str, request: JobRequest | None = None) -> CheckedControl:
+def check_control(control: ControlInput, engine: EngineInfo, caps: Capabilities, where: str, request: JobRequest | None = None,
+                  needs_model: bool = True) -> CheckedControl:
     """Check one control layer against what ``engine`` publishes (and, in a job, against
-    the job's image); ``where`` is its dotted path ("job.controls.0")."""
+    the job's image); ``where`` is its dotted path ("job.controls.0"). A preprocessor
+    preview (``needs_model`` false) works for a kind whose model is missing."""
     spec = engine.control(control.kind)
     if spec is None:
         known = ", ".join(c.name for c in engine.controls) or "none"
         raise ProtocolError(ErrorCode.INVALID_PARAM, f"Engine {engine.name!r} has no control kind {control.kind!r}; it takes: {known}.", f"{where}.kind")
-    if spec.problem:
+    if spec.problem and needs_model and control.model is None:  # a named model is checked below
         raise ProtocolError(ErrorCode.UNKNOWN_MODEL, spec.problem, f"{where}.kind")
     if control.model is not None:
         names = [m.name for m in caps.models if m.engine == engine.name]

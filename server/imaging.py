@@ -46,6 +46,13 @@ def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA, dst=img)
 
 
+def as_rgba(array: np.ndarray) -> np.ndarray:
+    """An (H, W) grey array as opaque RGBA; RGBA arrays unchanged."""
+    if array.ndim == 3:
+        return array
+    return np.dstack([array, array, array, np.full(array.shape, 255, np.uint8)])
+
+
 def array_to_payload(array: np.ndarray, fmt: PixelFormat = PixelFormat.RGBA8) -> ImagePayload:
     """Wrap an RGBA array (or an (H, W) mask for l8) as a raw payload.
 

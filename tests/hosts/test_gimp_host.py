@@ -420,7 +420,7 @@ def diffusers_run(diffusers_server, plugin_bundle):
     """Generate, Refine, Inpaint Sketch and Expand through GIMP with the tiny model."""
     server, caps = diffusers_server
     engine = caps.engine("diffusers")
-    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")  # the checkpoint, not the ControlNet
     common = {"model": model, "steps": 2}
     cases = [
         {"name": "generate", "procedure": "plug-in-paintwire-generate", "selection": None,
@@ -657,7 +657,7 @@ def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plug
     server stops the job: nothing runs or waits in its queue soon after, and GIMP's
     image has no new layer."""
     server, caps = diffusers_server
-    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")  # the checkpoint, not the ControlNet
     case = {"name": "killed", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [100, 100, 600, 400]},
             "width": 1024, "height": 768, "connection": {"url": server.url, "token": "", "timeout": 600.0},
             "args": {"model": model, "prompt": "a long job", "steps": 150, "seed": 1, "strength": 1.0}}

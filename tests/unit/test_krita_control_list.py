@@ -6,12 +6,7 @@ Python has no PyQt5."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-
-import pytest
-
-from test_krita_worker import SYSTEM_PYTHON, plugin_dir  # noqa: F401  (the fixture: the unpacked plug-in zip)
+from test_krita_worker import plugin_dir, run_in_krita_python  # noqa: F401  (the fixture: the unpacked plug-in zip)
 
 DRIVER = r"""
 import json, sys
@@ -94,14 +89,8 @@ print(json.dumps(out))
 
 
 def test_the_control_list_reports_every_edit_and_survives_its_own_rebuild(plugin_dir, tmp_path):  # noqa: F811
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtWidgets"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"{SYSTEM_PYTHON} has no PyQt5 (Krita's Python on Debian: apt install python3-pyqt5)")
-    (tmp_path / "driver.py").write_text(DRIVER, encoding="utf-8")
     env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    run = subprocess.run([SYSTEM_PYTHON, str(tmp_path / "driver.py"), str(plugin_dir)], capture_output=True, text=True, timeout=120, env=env)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_in_krita_python(DRIVER, plugin_dir, tmp_path, needs="PyQt5.QtWidgets", env=env)
     assert out["layers0"] == ["Lines", "Sketch"] and out["layers1"] == ["Lines", "Sketch", "Gone (gone)"]
     assert out["kinds"] == ["Scribble", "Depth"] and out["threshold"] == 90 and out["tips"] is True
     assert out["problem"] == "Add a depth ControlNet to models/controlnet." and out["enabled1"] is False

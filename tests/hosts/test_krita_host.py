@@ -532,7 +532,7 @@ def control_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_model_dir, tmp_path, plugin_zip, krita_host):
+def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_model_dir, tmp_path, plugin_zip, krita_host, capsys):
     """The current layer becomes a control layer in one click; its kind comes from the
     server; Preview shows the preprocessed layer in the docker; Generate sends it, and
     the result is the server's for that control (not the unguided one)."""
@@ -551,9 +551,12 @@ def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_mo
          "controls": [{"layer": "Lines", "kind": kind.name, "strength": 1.0}]},
         {"name": "control-preview", "action": "control_preview", "index": 0, "timeout": 120},
         {"name": "guided", "mode": "txt2img", "model": "diffusers/", "prompt": "a house", "params": GUIDED_PARAMS, "timeout": 180},
+        # Last, in a document of its own: Krita's UI thread on 4096x4096, the same inpaint without and with a control layer.
+        {"name": "big-control", "action": "big_control", "side": 4096, "selection": [1000, 1200, 300, 200], "kind": kind.name,
+         "mode": "inpaint", "model": "diffusers/", "prompt": "a green leaf", "params": BIG_PARAMS, "timeout": 150},
     ]
     extra = [{"name": "Lines", "rects": LINE_RECTS, "bgra": LINE_BGRA}]
-    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra)
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra, time_limit=IN_PLACE_TIME_LIMIT)
 
     added = steps["add-controls"]
     assert [(c["layer"], c["kind"], c["strength"], c["enabled"]) for c in added["controls"]] == [("Lines", kind.name, 1.0, True)], added
@@ -584,3 +587,14 @@ def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_mo
     assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
     lx, ly, lines = layers["Lines"]
     assert np.array_equal(on_canvas(lx, ly, lines), lines_layer()), "the control layer was modified"
+
+    # Krita's UI thread on 4096x4096 without and with a control layer: recorded and printed, not asserted.
+    big = steps["big-control"]
+    assert big["size"] == [4096, 4096] and big["controls"] == 1, big
+    assert all(t["status"].startswith("Done") for t in big["times"].values()), big
+    assert (big["times"]["plain"]["controls"], big["times"]["control"]["controls"]) == (0, 1), big  # each document has its own list
+    line = (f"Krita {krita_host.name}: UI thread on 4096x4096, longest per handler (ms), "
+            f"without a control layer: {big['times']['plain']}; with one: {big['times']['control']}")
+    (out_dir / "ui-thread.txt").write_text(line + "\n", encoding="utf-8")
+    with capsys.disabled():
+        print("\n" + line)

@@ -26,6 +26,7 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import QApplication, QComboBox, QDockWidget, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QWidget
 
 SCENARIO = os.environ.get("PAINTWIRE_KRITA_SCENARIO")
+LINE_BGRA = [30, 30, 30, 255]  # dark strokes of a control layer on a big document
 POLL_MS = 100
 
 
@@ -186,6 +187,9 @@ class Driver:
             return
         if job.get("action") == "control_preview":
             self.control_preview(job)
+            return
+        if job.get("action") == "big_control":
+            self.big_control(job)
             return
         if job.get("action"):
             self.history_action(job)
@@ -372,6 +376,57 @@ class Driver:
                   kinds=[kinds.itemData(i) for i in range(kinds.count())], layers_unchanged=self.layers() == before,
                   annotations=list(self.doc.annotationTypes()))
         QTimer.singleShot(0, self.guard(self.next_job))
+
+    def big_control(self, job: dict) -> None:
+        """Krita's UI thread for a job on a big document, without and then with a control
+        layer (read on the UI thread like the picture): the same inpaint twice."""
+        app, side = Krita.instance(), job["side"]
+        doc = app.createDocument(side, side, "paintwire-big-control", "RGBA", "U8", "", 300.0)
+        app.activeWindow().addView(doc)
+        doc.setBatchmode(True)
+        root = doc.rootNode()
+        original = doc.createNode("Original", "paintlayer")
+        original.setPixelData(bytes((x * 7) % 256 for x in range(side * 4)) * side, 0, 0, side, side)
+        root.addChildNode(original, None)
+        lines = doc.createNode("Lines", "paintlayer")
+        lines.setPixelData(bytes(LINE_BGRA) * (400 * 6), job["selection"][0], job["selection"][1] + 50, 400, 6)
+        lines.setVisible(False)
+        root.addChildNode(lines, original)
+        doc.setActiveNode(original)
+        sel = Selection()
+        sel.select(*job["selection"], 255)
+        doc.setSelection(sel)
+        doc.refreshProjection()
+        doc.waitForDone()
+        first, self.doc = self.doc, doc
+        times = {}
+
+        def run(name: str, then) -> None:
+            self.docker.ui_times.clear()
+            self.configure(job)
+            controls = len([c for c in self.docker.state.controls if c.enabled])
+            self.w(QPushButton, "paintwire-generate").click()
+
+            def done(status: str) -> None:
+                times[name] = {"status": status, "controls": controls, **{k: round(v, 1) for k, v in self.docker.ui_times.items()}}
+                then()
+
+            self.wait_status(("Done", "Failed", "Not connected", "The result"), job.get("timeout", 150), self.guard(done))
+
+        def with_control() -> None:
+            doc.setActiveNode(lines)
+            self.w(QPushButton, "paintwire-control-add").click()
+            kind = self.w(QComboBox, "paintwire-control-kind-0")
+            kind.setCurrentIndex(kind.findData(job["kind"]))
+            QApplication.processEvents()
+            run("control", finished)
+
+        def finished() -> None:
+            self.step(job["name"], size=[doc.width(), doc.height()], times=times, controls=len(self.docker.state.controls))
+            self.doc = first  # the scenario's document is the one exported
+            self.next_job()
+
+        run("plain", with_control)
 
     def control_preview(self, job: dict) -> None:
         """Press a control's Preview and wait for the image the server preprocessed."""

@@ -101,3 +101,33 @@ def test_an_unknown_preprocessor_is_refused():
 ])
 def test_the_kind_of_a_controlnet_comes_from_its_name(name, kind):
     assert kind_from_name(name) == kind
+
+
+# -- the CLI's --control and --reference ------------------------------------------------------
+
+
+def test_control_specs_are_read_from_the_right():
+    from pathlib import Path
+
+    from paintwire.cli.controls import ControlSpec, parse_control, parse_reference
+
+    assert parse_control("canny=edges.png") == ControlSpec("canny", Path("edges.png"))
+    assert parse_control("depth=C:/maps/d.png:0.5") == ControlSpec("depth", Path("C:/maps/d.png"), 0.5)
+    assert parse_control("scribble/none=a:b.png:1.2:0.1:0.6") == ControlSpec("scribble", Path("a:b.png"), 1.2, 0.1, 0.6, "none")
+    assert parse_reference("ref.jpg:0.7") == ControlSpec("reference", Path("ref.jpg"), 0.7)
+    for bad in ("canny", "=x.png", "canny=x.png:0.5:0.1"):
+        with pytest.raises(ValueError):
+            parse_control(bad)
+
+
+def test_control_images_take_the_input_size(tmp_path):
+    from PIL import Image
+
+    from paintwire.cli.controls import ControlSpec, control_input
+
+    Image.new("RGBA", (40, 20), (255, 0, 0, 255)).save(tmp_path / "wide.png")
+    stretched = control_input(ControlSpec("depth", tmp_path / "wide.png"), (64, 64))
+    assert (stretched.image.width, stretched.image.height) == (64, 64)
+    ref = control_input(ControlSpec("reference", tmp_path / "wide.png", 0.5), (64, 64))
+    rgba = np.frombuffer(ref.image.data, np.uint8).reshape(64, 64, 4)
+    assert rgba[32, 32, 3] == 255 and rgba[2, 32, 3] == 0 and ref.strength == 0.5  # fitted, its shape kept, transparent around

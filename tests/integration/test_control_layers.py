@@ -190,3 +190,33 @@ def test_preprocess_previews_what_the_model_reads(client):
     with pytest.raises(JobFailed) as info:
         client.preprocess("diffusers", control("canny", layer, preprocessor="scribble"))
     assert (info.value.error.code, info.value.error.field) == (ErrorCode.INVALID_PARAM, "control.preprocessor")
+
+
+# -- the command line -------------------------------------------------------------------------------
+
+
+def test_the_cli_runs_control_and_reference_layers(server, tmp_path):
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.fromarray(picture(W, H), "RGBA").save(tmp_path / "in.png")
+    Image.fromarray(lines_layer(32, 32), "RGBA").save(tmp_path / "lines.png")  # resized to the input's size by the CLI
+    Image.fromarray(picture(40, 24), "RGBA").save(tmp_path / "ref.png")
+
+    def paintwire(*extra: str) -> np.ndarray:
+        out = tmp_path / f"out{len(extra)}.png"
+        done = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "run", "img2img", "--engine", "diffusers", "--model", SD15,
+                               "--image", str(tmp_path / "in.png"), "-p", "steps=2", "-p", "seed=3", "-q", "--url", server.url,
+                               "-o", str(out), *extra], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return np.asarray(Image.open(out)).astype(int)
+
+    plain = paintwire()
+    guided = paintwire("--control", f"scribble={tmp_path / 'lines.png'}:1.5:0:1", "--reference", f"{tmp_path / 'ref.png'}:0.8")
+    assert differs(guided, plain)
+    bad = subprocess.run([sys.executable, "-m", "paintwire.cli.main", "run", "img2img", "--engine", "diffusers", "--image",
+                          str(tmp_path / "in.png"), "--control", "pose=" + str(tmp_path / "lines.png"), "--url", server.url,
+                          "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "controlnet/" in bad.stderr  # no pose model: the sentence says what to add where

@@ -144,13 +144,13 @@ class Guidance:
         if self.nets:
             layers = [n.layer for n in self.nets]
             one = len(layers) == 1 and not self.union
-            images: Any = self.images[0] if one else ([[im] for im in self.images] if self.union else self.images)
+            images: Any = self.images[0] if one else self.images  # a union pipeline nests them per net itself
             out["image" if task == "txt2img" and not self.union else "control_image"] = images
             out["controlnet_conditioning_scale"] = layers[0].strength if one else [l.strength for l in layers]
             out["control_guidance_start"] = layers[0].start if one else [l.start for l in layers]
             out["control_guidance_end"] = layers[0].end if one else [l.end for l in layers]
             if self.union:
-                out["control_mode"] = [[UNION_MODES[l.kind]] for l in layers]
+                out["control_mode"] = [UNION_MODES[l.kind] for l in layers]
         if self.controls.references:
             out["ip_adapter_image"] = [r.image for r in self.controls.references]
         return out

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from paintwire.protocol import ControlKind, ErrorCode, ProtocolError
+from paintwire.protocol import ControlKind, ErrorCode, Phase, ProtocolError
 
 from ...base import EngineJob, JobContext
 from ..cache import LoadedModel
@@ -28,8 +28,10 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
     sdxl = family == SDXL
     controls = ControlSet(family)
     encoders: set[str] = set()
+    n = len(job.controls)
     for i, layer in enumerate(job.controls):
-        ctx.check_cancelled()
+        # A real ControlNet takes seconds to read from disk the first time: say so (warm ones pass at once).
+        ctx.phase(Phase.LOADING_MODEL, i, n, "loading control models")
         field = f"job.controls.{i}"
         if layer.kind == ControlKind.REFERENCE.value:
             adapter, encoder = pick_adapter(registry, layer.model, context, sdxl, family, folders, f"{field}.model")
@@ -44,5 +46,6 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
             # nn.Module.to, not diffusers' override, which warns on every dtype change.
             model = torch.nn.Module.to(loader.controlnet(addon.entry, unet), device, loaded.base.unet.dtype)
             controls.nets.append(NetLayer(layer, addon, model))
+    ctx.phase(Phase.LOADING_MODEL, n, n, "loading control models")
     controls.__post_init__()  # the union rule, now that the nets are known
     return controls

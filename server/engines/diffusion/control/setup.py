@@ -40,12 +40,12 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
                 raise ProtocolError(ErrorCode.INVALID_PARAM, "Reference layers whose IP-Adapters need different image encoders "
                                     "cannot be combined in one job; use adapters made for the same encoder.", field)
             model = torch.nn.Module.to(loader.image_encoder(encoder.entry), device, loaded.base.unet.dtype)
-            controls.references.append(ReferenceLayer(layer, loader.ip_adapter(adapter.entry), model, reference_image(layer.image)))
+            controls.references.append(ReferenceLayer(layer, loader.ip_adapter(adapter.entry), model, reference_image(layer.image, f"{field}.image")))
         else:
             addon = pick_controlnet(registry, layer.kind, layer.model, context, sdxl, family, folders, f"{field}.model")
             # nn.Module.to, not diffusers' override, which warns on every dtype change.
             model = torch.nn.Module.to(loader.controlnet(addon.entry, unet), device, loaded.base.unet.dtype)
             controls.nets.append(NetLayer(layer, addon, model))
     ctx.phase(Phase.LOADING_MODEL, n, n, "loading control models")
-    controls.__post_init__()  # the union rule, now that the nets are known
+    controls.check()
     return controls

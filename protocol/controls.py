@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 from .errors import ErrorCode, ProtocolError
-from .fields import read, read_name
+from .fields import read, read_name, read_ref
 from .images import ImagePayload
 from .params import ParamSpec
 from .vocabulary import Preprocessor
@@ -137,10 +137,7 @@ class Preprocess:
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any], max_pixels: int | None = None) -> "Preprocess":
-        ref = read(obj, "ref", int, "")
-        if not 0 <= ref < 2**53:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "ref must be a non-negative integer below 2**53.", "ref")
-        return cls(ref=ref, engine=read_name(obj, "engine", ""), control=ControlInput.from_wire(obj.get("control"), "control", max_pixels))
+        return cls(ref=read_ref(obj), engine=read_name(obj, "engine", ""), control=ControlInput.from_wire(obj.get("control"), "control", max_pixels))
 
 
 @dataclass(frozen=True)

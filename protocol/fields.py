@@ -35,3 +35,11 @@ def read_name(obj: Mapping[str, Any], key: str, where: str, required: bool = Tru
     if value is not None and not (0 < len(value) <= limit):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} must be 1 to {limit} characters long.", f"{where}{key}")
     return value
+
+
+def read_ref(obj: Mapping[str, Any]) -> int:
+    """A request's ``ref``: a non-negative integer below 2**53 (it survives a JavaScript number)."""
+    ref = read(obj, "ref", int, "")
+    if not 0 <= ref < 2**53:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "ref must be a non-negative integer below 2**53.", "ref")
+    return ref

@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Mapping
 
 from .controls import ControlInput, ControlKindSpec, Preprocess, Preprocessed, read_controls
 from .errors import ErrorCode, ProtocolError
-from .fields import MAX_NAME, read as _get, read_name as _name
+from .fields import MAX_NAME, read_ref
+from .fields import read as _get
+from .fields import read_name as _name
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
 from .vocabulary import Phase
@@ -141,10 +143,7 @@ class Submit:
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any], max_pixels: int | None = None) -> "Submit":
-        ref = _get(obj, "ref", int, "")
-        if not 0 <= ref < 2**53:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "ref must be a non-negative integer below 2**53.", "ref")
-        return cls(ref=ref, job=JobRequest.from_wire(obj.get("job"), max_pixels))
+        return cls(ref=read_ref(obj), job=JobRequest.from_wire(obj.get("job"), max_pixels))
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,11 @@ def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
 
 
 def as_rgba(array: np.ndarray) -> np.ndarray:
-    """An (H, W) grey array as opaque RGBA; RGBA arrays unchanged."""
-    if array.ndim == 3:
+    """An (H, W) grey or (H, W, 3) RGB array as opaque RGBA; RGBA arrays unchanged."""
+    if array.ndim == 3 and array.shape[2] == 4:
         return array
-    return np.dstack([array, array, array, np.full(array.shape, 255, np.uint8)])
+    rgb = array if array.ndim == 3 else np.dstack([array, array, array])
+    return np.dstack([rgb, np.full(array.shape[:2], 255, np.uint8)])
 
 
 def array_to_payload(array: np.ndarray, fmt: PixelFormat = PixelFormat.RGBA8) -> ImagePayload:

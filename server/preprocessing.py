@@ -35,13 +35,8 @@ class Preprocessing:
         out = self.engines[engine].preprocess(layer)
         if out.ndim == 2:
             return array_to_payload(np.ascontiguousarray(out), PixelFormat.L8)
-        return array_to_payload(as_rgba_opaque(out), PixelFormat.RGBA8)
+        return array_to_payload(as_rgba(out), PixelFormat.RGBA8)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-def as_rgba_opaque(rgb: np.ndarray) -> np.ndarray:
-    if rgb.shape[2] == 4:
-        return rgb
-    return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])

@@ -138,3 +138,34 @@ def test_from_pipe_keeps_a_half_precision_model_in_half_precision(folder):
     loaded = LoadedModel(ModelEntry("sd15", "sd15", folder / "checkpoints" / "sd15"), pipe, 0)
     loaded.pipeline("img2img")
     assert pipe.unet.dtype == torch.bfloat16 and pipe.vae.dtype == torch.bfloat16
+
+
+def test_a_union_controlnet_serves_several_kinds_as_a_folder_or_a_file(folder, tmp_path):
+    """A union ("promax") SDXL ControlNet: one model, each layer with its control mode."""
+    import numpy as np
+
+    from paintwire.server.config import ServerConfig
+    from paintwire.server.engines.base import ControlLayer, EngineJob, JobContext
+    from paintwire.server.engines.diffusion.engine import DiffusersEngine
+    from paintwire.server.engines.diffusion.params import TXT2IMG
+
+    sdxl = folder / "checkpoints" / "sdxl"
+    cm.write_tiny_controlnet(tmp_path / "controlnet" / "tiny-union", sdxl, folder=True, union=True)
+    cm.write_tiny_controlnet(tmp_path / "controlnet" / "tiny-union-file.safetensors", sdxl, union=True)
+    engine = DiffusersEngine(ServerConfig(model_dirs=[str(sdxl), str(tmp_path)], device="cpu"))
+    assert not any(k.problem for k in engine.controls() if k.name != "reference")  # one union model serves every ControlNet kind
+    params = {p.name: p.default for p in TXT2IMG.params} | {"steps": 2, "seed": 5, "width": 64, "height": 64}
+    square = np.zeros((64, 64, 4), np.uint8)
+    square[16:48, 16:48] = 255
+
+    def run(*layers: ControlLayer) -> np.ndarray:
+        job = EngineJob("j", "txt2img", dict(params), model="sdxl", controls=layers)
+        return engine.run(job, JobContext()).layers[0].pixels.astype(int)
+
+    plain = run()
+    depth = run(ControlLayer("depth", square, "none", {}, "tiny-union"))
+    assert np.abs(depth - plain).max() > 20
+    assert np.array_equal(run(ControlLayer("depth", square, "none", {}, "tiny-union-file")), depth)  # the same weights either way
+    both = run(ControlLayer("depth", square, "none", {}, "tiny-union"), ControlLayer("canny", square, "canny", {"low_threshold": 100, "high_threshold": 200}, None, 0.5))
+    assert not np.array_equal(both, depth)
+    assert np.array_equal(run(ControlLayer("depth", square, "none", {}, "tiny-union", 0.0)), plain)

@@ -65,7 +65,8 @@ class ControlSet:
     nets: list[NetLayer] = field(default_factory=list)
     references: list[ReferenceLayer] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """Raises for layers that cannot run together."""
         unions = {n.addon.union for n in self.nets}
         if len(unions) > 1:
             raise ProtocolError(ErrorCode.INVALID_PARAM, "A union (promax) ControlNet cannot be combined with other ControlNets in one job; "
@@ -90,12 +91,12 @@ def quiet_casts() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def reference_image(rgba: np.ndarray) -> Image.Image:
+def reference_image(rgba: np.ndarray, field: str = "job.controls") -> Image.Image:
     """The painted part of a reference layer (its bounds where alpha > 0), over white."""
     alpha = rgba[..., 3]
     ys, xs = np.nonzero(alpha)
     if len(xs) == 0:
-        raise ProtocolError(ErrorCode.BAD_IMAGE, "The reference layer is empty: paint or paste the reference picture into it.", "job.controls")
+        raise ProtocolError(ErrorCode.BAD_IMAGE, "The reference layer is empty: paint or paste the reference picture into it.", field)
     crop = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     return Image.fromarray(preprocess.over(crop, 255))
 
@@ -144,13 +145,13 @@ class Guidance:
         if self.nets:
             layers = [n.layer for n in self.nets]
             one = len(layers) == 1 and not self.union
-            images: Any = self.images[0] if one else ([[im] for im in self.images] if self.union else self.images)
+            images: Any = self.images[0] if one else self.images  # a union pipeline nests them per net itself
             out["image" if task == "txt2img" and not self.union else "control_image"] = images
             out["controlnet_conditioning_scale"] = layers[0].strength if one else [l.strength for l in layers]
             out["control_guidance_start"] = layers[0].start if one else [l.start for l in layers]
             out["control_guidance_end"] = layers[0].end if one else [l.end for l in layers]
             if self.union:
-                out["control_mode"] = [[UNION_MODES[l.kind]] for l in layers]
+                out["control_mode"] = [UNION_MODES[l.kind] for l in layers]
         if self.controls.references:
             out["ip_adapter_image"] = [r.image for r in self.controls.references]
         return out

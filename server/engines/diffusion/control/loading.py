@@ -9,6 +9,7 @@ evicted by newer ones.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
@@ -74,7 +75,8 @@ class AddonLoader:
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         config = controlnet_config(shapes, unet_config)
         cls = diffusers.ControlNetUnionModel if "task_embedding" in shapes else diffusers.ControlNetModel
-        model = cls(**config)
+        known = inspect.signature(cls.__init__).parameters  # the union model takes no mid_block_type, for one
+        model = cls(**{k: v for k, v in config.items() if k in known})
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ProtocolError(

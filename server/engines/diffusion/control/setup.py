@@ -7,7 +7,7 @@ from typing import Sequence
 
 import torch
 
-from paintwire.protocol import ControlKind, ErrorCode, ProtocolError
+from paintwire.protocol import ControlKind, ErrorCode, Phase, ProtocolError
 
 from ...base import EngineJob, JobContext
 from ..cache import LoadedModel
@@ -28,8 +28,10 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
     sdxl = family == SDXL
     controls = ControlSet(family)
     encoders: set[str] = set()
+    n = len(job.controls)
     for i, layer in enumerate(job.controls):
-        ctx.check_cancelled()
+        # A real ControlNet takes seconds to read from disk the first time: say so (warm ones pass at once).
+        ctx.phase(Phase.LOADING_MODEL, i, n, "loading control models")
         field = f"job.controls.{i}"
         if layer.kind == ControlKind.REFERENCE.value:
             adapter, encoder = pick_adapter(registry, layer.model, context, sdxl, family, folders, f"{field}.model")
@@ -38,11 +40,12 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
                 raise ProtocolError(ErrorCode.INVALID_PARAM, "Reference layers whose IP-Adapters need different image encoders "
                                     "cannot be combined in one job; use adapters made for the same encoder.", field)
             model = torch.nn.Module.to(loader.image_encoder(encoder.entry), device, loaded.base.unet.dtype)
-            controls.references.append(ReferenceLayer(layer, loader.ip_adapter(adapter.entry), model, reference_image(layer.image)))
+            controls.references.append(ReferenceLayer(layer, loader.ip_adapter(adapter.entry), model, reference_image(layer.image, f"{field}.image")))
         else:
             addon = pick_controlnet(registry, layer.kind, layer.model, context, sdxl, family, folders, f"{field}.model")
             # nn.Module.to, not diffusers' override, which warns on every dtype change.
             model = torch.nn.Module.to(loader.controlnet(addon.entry, unet), device, loaded.base.unet.dtype)
             controls.nets.append(NetLayer(layer, addon, model))
-    controls.__post_init__()  # the union rule, now that the nets are known
+    ctx.phase(Phase.LOADING_MODEL, n, n, "loading control models")
+    controls.check()
     return controls

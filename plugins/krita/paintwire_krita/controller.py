@@ -19,9 +19,10 @@ from typing import Any, Callable, Iterator, Protocol
 from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.request import build_request, prompt_of
+from paintwire.hostkit.request import build_request, prompt_of, read_area
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Result
+from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
 from .state import PanelState, controls_from_bytes, controls_to_bytes, history_from_bytes, history_to_bytes
@@ -46,8 +47,10 @@ class Documents(Protocol):
 
     def check_supported(self, doc: Any) -> str: ...
 
-    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Any:
-        """Krita's raw reads (UI thread); the returned object's ``finish()`` makes the Snapshot (worker thread)."""
+    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None,
+                      area_for: Callable[[Rect | None], Rect] | None = None) -> Any:
+        """Krita's raw reads (UI thread), of the part of the canvas ``area_for`` gives for what is
+        selected; the returned object's ``finish()`` makes the Snapshot (worker thread)."""
 
     def write_placement(self, doc: Any, placement: Placement, title: str = ..., resize_target: str = ...) -> Any: ...
 
@@ -67,8 +70,9 @@ class Documents(Protocol):
 
     def current_layer_path(self, doc: Any) -> str | None: ...
 
-    def read_layers(self, doc: Any, paths: list[str]) -> Any:
-        """Krita's raw reads of control layers (UI thread); ``payload(path)`` converts one (worker thread)."""
+    def read_layers(self, doc: Any, paths: list[str], area: Any = None) -> Any:
+        """Krita's raw reads of control layers in ``area`` (a Rect; None: the canvas) on the UI
+        thread; ``payload(path, region)`` converts one (worker thread)."""
 
     def load_controls(self, doc: Any) -> bytes | None: ...
 
@@ -165,12 +169,18 @@ class Controller:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
             controls = self.state.job_controls(self.documents.layer_paths(doc))
-            with self.timed("generate.read"):
-                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
-                layers = self.documents.read_layers(doc, [c.layer for c in controls]) if controls else None
             caps = self.state.capabilities
             assert caps is not None  # job_settings needs a server
+            width, height = self.documents.size(doc)
             kinds = self.state.control_kinds()
+
+            def area_for(selected: Rect | None) -> Rect:
+                return read_area(caps, settings, width, height, selected)  # only what the job reads
+
+            with self.timed("generate.read"):
+                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer, area_for=area_for)
+                # Control layers: the same part of the canvas as the picture.
+                layers = self.documents.read_layers(doc, [c.layer for c in controls], raw.area) if controls else None
 
             def request() -> JobRequest:
                 # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.

@@ -88,12 +88,15 @@ class ModeRunner:
 
     def img2img(self) -> EngineOutput:
         image = self.job.image
-        canvas_h, canvas_w = image.shape[:2]
+        canvas_w, canvas_h = self.job.canvas_size
+        ox, oy = self.job.origin  # where a crop lies on the canvas
         box = masks.bounds(self.job.mask) if self.job.mask is not None else None
         if self.job.mask is not None and box is None:
             raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to redraw.", "job.mask")
-        box = box or Box(0, 0, canvas_w, canvas_h)
+        box = box or Box(0, 0, image.shape[1], image.shape[0])
         source = np.ascontiguousarray(masks.crop(image, box)[..., :3])
+        local = box  # in the image's pixels, as the control layers are
+        box = Box(box.x + ox, box.y + oy, box.width, box.height)  # in canvas pixels from here on
         if box.area != canvas_w * canvas_h:
             width, height = box.width, box.height  # a selection is redrawn in place, at its own size
         else:
@@ -112,7 +115,7 @@ class ModeRunner:
         layer_mode = "just_resize" if self.p["resize_mode"] == "latent" else self.p["resize_mode"]
         images, _ = denoise(self.loaded, "img2img", self.sampling, self.ctx, width=gw, height=gh, image=init,
                             strength=self.p["strength"], exact_steps=self.p["exact_steps"], previews=self.previews(out_box),
-                            guidance=self.guide(lambda layer: fit(masks.crop(layer, box), gw, gh, layer_mode)))
+                            guidance=self.guide(lambda layer: fit(masks.crop(layer, local), gw, gh, layer_mode)))
         layers = []
         for im, name, seed in zip(images, self.names("Img2img"), self.sampling.seeds):
             rgb = resize_rgb(im, width, height)
@@ -129,12 +132,13 @@ class ModeRunner:
         image, p = self.job.image, self.p
         region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
                                 invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size),
+                                origin=self.job.origin, canvas=self.job.canvas)
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
         layers = self.inpaint_region(region, label, transparency)
-        return EngineOutput(layers, image.shape[1], image.shape[0])
+        return EngineOutput(layers, *self.job.canvas_size)
 
     def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0,
                        frame: Callable[[np.ndarray], np.ndarray] | None = None) -> list[OutputLayer]:
@@ -168,7 +172,9 @@ class ModeRunner:
                 blends.append(SoftBlend(settings, latent_mask, tap, fallback))
                 return blends[-1]
         to_frame = frame or (lambda layer: layer)
-        guidance = self.guide(lambda layer: resize_rgb(masks.crop(to_frame(layer), area), gw, gh))
+        ox, oy = self.job.origin  # the area is in canvas pixels; control layers have the image's geometry (a crop's)
+        local = Box(area.x - ox, area.y - oy, area.width, area.height)
+        guidance = self.guide(lambda layer: resize_rgb(masks.crop(to_frame(layer), local), gw, gh))
         images, hook = denoise(self.loaded, "inpaint", self.sampling, self.ctx, width=gw, height=gh, image=init,
                                mask=to_pil(gen_mask), strength=strength, exact_steps=p["exact_steps"],
                                masked_image_latents=masked_latents, previews=self.previews(area), blend=make_blend,

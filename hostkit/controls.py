@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from paintwire.protocol import Capabilities, ErrorCode, ImagePayload, InputKind, JobRequest, ModeSpec, ProtocolError
+from paintwire.protocol.crops import Rect, crop_bytes
 from paintwire.protocol.controls import MAX_CONTROL_STRENGTH, MAX_CONTROLS, ControlInput, ControlKindSpec
 from paintwire.protocol.vocabulary import Preprocessor
 
@@ -236,10 +237,7 @@ def crop_image(image: ImagePayload, region: Region) -> ImagePayload:
     x, y, width, height = region
     if (x, y, width, height) == (0, 0, image.width, image.height):
         return image
-    bpp = image.format.channels
-    stride, row = image.width * bpp, width * bpp
-    data = b"".join(image.data[(y + r) * stride + x * bpp : (y + r) * stride + x * bpp + row] for r in range(height))
-    return ImagePayload(width, height, image.format, data)
+    return ImagePayload(width, height, image.format, crop_bytes(image.data, image.width, image.format.channels, Rect(*region)))
 
 
 def with_controls(

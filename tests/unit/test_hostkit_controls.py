@@ -140,3 +140,14 @@ def test_a_control_image_is_cut_to_the_jobs_region():
     assert kc.crop_image(canvas, (0, 0, 4, 3)) is canvas
     rgba = ImagePayload(2, 2, PixelFormat.RGBA8, bytes(range(16)))
     assert kc.crop_image(rgba, (1, 0, 1, 2)).data == bytes([4, 5, 6, 7, 12, 13, 14, 15])
+
+
+def test_a_cropped_job_takes_its_controls_from_the_same_part_of_the_canvas():
+    from paintwire.protocol.crops import Crop
+
+    crop = ImagePayload(2, 2, PixelFormat.BGRA8, bytes(16))
+    request = JobRequest("guided", "img2img", image=crop, crop=Crop(3, 1, W, H))
+    assert kc.job_region(request, (W, H)) == (3, 1, 2, 2)
+    seen = []
+    job = kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c, r: seen.append(r) or kc.crop_image(pixels(5), r), (W, H))
+    assert seen == [(3, 1, 2, 2)] and (job.controls[0].image.width, job.controls[0].image.height) == (2, 2)

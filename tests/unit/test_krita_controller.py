@@ -106,7 +106,7 @@ class Documents:
     def current_layer_path(self, doc):
         return self.current
 
-    def read_layers(self, doc, paths):
+    def read_layers(self, doc, paths, area=None):
         self.layer_reads.append(list(paths))
         return RawLayers({p: bytes([i + 1]) * (W * H * 4) for i, p in enumerate(paths)})
 
@@ -133,6 +133,7 @@ class RawRead:
 
     def __init__(self, snapshot):
         self.snapshot, self.width, self.height = snapshot, snapshot.width, snapshot.height
+        self.area = getattr(snapshot, "area", None)
 
     def finish(self):
         return self.snapshot

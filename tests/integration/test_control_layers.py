@@ -220,3 +220,32 @@ def test_the_cli_runs_control_and_reference_layers(server, tmp_path):
                           str(tmp_path / "in.png"), "--control", "pose=" + str(tmp_path / "lines.png"), "--url", server.url,
                           "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "controlnet/" in bad.stderr  # no pose model: the sentence says what to add where
+
+
+# -- crops ----------------------------------------------------------------------------------------
+
+
+def test_a_cropped_inpaint_with_a_control_matches_the_whole_canvas(client):
+    """Control layers follow the job's crop: the same job sent as a crop (image, mask and
+    control layer cut alike, to the rectangle the mode's crop rule asks for) gives the
+    pixels of the whole-canvas job."""
+    from paintwire.protocol import Crop
+    from paintwire.protocol.crops import Rect, needed_box
+
+    size = 720
+    image, layer = picture(size, size), lines_layer(size, size)
+    layer[600:640, 560:700] = (0, 0, 0, 255)  # strokes near the selection too
+    mask = box_mask(size, size, 600, 610, 40, 30)
+    whole = request("inpaint", [control(image=layer)], image=image, mask=mask)
+    mode = client.capabilities.engine("diffusers").mode("inpaint")
+    need = needed_box(mode.crop, dict(whole.params), Rect(600, 610, 40, 30), size, size)
+    assert need.width < size or need.height < size  # a real crop, not the whole canvas
+    x, y, w, h = need.x, need.y, need.width, need.height
+    cut = lambda a: np.ascontiguousarray(a[y:y + h, x:x + w])  # noqa: E731
+    cropped = JobRequest("diffusers", "inpaint", rgba_payload(cut(image)), mask_payload(cut(mask)), model=SD15, params=whole.params,
+                         crop=Crop(x, y, size, size), controls=(control(image=cut(layer)),))
+    a, b = client.run(whole, timeout=120).layers[0], client.run(cropped, timeout=120).layers[0]
+    assert (a.x, a.y) == (b.x, b.y)
+    assert np.array_equal(layer_pixels(a), layer_pixels(b))
+    plain = client.run(request("inpaint", image=image, mask=mask), timeout=120).layers[0]
+    assert not np.array_equal(layer_pixels(plain), layer_pixels(b))  # the control acted in the cropped job

@@ -52,8 +52,9 @@ class Finished:
 
     @property
     def size(self) -> int:
-        """Bytes this keeps alive until recorded: the result's pixels and the request's."""
-        inputs = [p for p in (self.request.image, self.request.mask) if p is not None]
+        """Bytes this keeps alive until recorded: the result's pixels and the request's (control layers too)."""
+        controls = (c.image for c in self.request.controls)
+        inputs = [p for p in (self.request.image, self.request.mask, *controls) if p is not None]
         return sum(len(layer.image.data) for layer in self.result.layers) + sum(len(p.data) for p in inputs)
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from helpers import inpaint_request, rect_mask, scene
-from paintwire.protocol import Client, JobRequest, Recall
+from helpers import inpaint_request, rect_mask, rgba_payload, scene
+from paintwire.protocol import Client, ControlInput, JobFailed, JobRequest, Recall
 from paintwire.protocol.metadata import recall as recall_settings
 from paintwire.protocol.pngtext import read_text
 
@@ -191,6 +192,22 @@ def test_recall_reaches_the_chosen_client(start_server, tmp_path: Path) -> None:
         assert taker.run(dataclasses.replace(request, parent=record["id"])).layers
     child = wait_for_items(server, 2)[0]
     assert child["parent"] == record["id"] and child["client"] == "krita-like/1.0"
+
+
+def test_a_recall_that_comes_during_a_preprocess_waits_for_poll(start_server, tmp_path: Path) -> None:
+    # A preview of a control layer waits for its own answer; a recall sent meanwhile is not lost.
+    server = start_server(history=True, history_dir=str(tmp_path))
+    run_inpaint(server)
+    record = wait_for_items(server, 1)[0]
+    with Client(server.url, name="krita-like/1.0", recall=True) as taker:
+        (listed,) = get_json(server, "/api/clients")
+        status, body, _ = http(server, "POST", f"/api/history/{record['id']}/send", {"client": listed["id"]})
+        assert status == 200, body
+        control = ControlInput("canny", rgba_payload(scene(32, 32)), preprocessor="none")
+        with pytest.raises(JobFailed):  # the classical engine takes no control layers: an answer all the same
+            taker.preprocess("classical", control, timeout=10)  # the recall is on the wire before this answer
+        (kept,) = taker.poll()
+        assert isinstance(kept, Recall) and kept.id == record["id"]
 
 
 def test_a_burst_of_results_is_all_recorded(start_server, tmp_path: Path) -> None:

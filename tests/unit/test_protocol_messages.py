@@ -23,6 +23,8 @@ from paintwire.protocol import (
     Cancelled,
     Capabilities,
     CapabilitiesUpdate,
+    ControlInput,
+    ControlKindSpec,
     EngineInfo,
     Error,
     ErrorCode,
@@ -37,6 +39,8 @@ from paintwire.protocol import (
     ParamType,
     Phase,
     PixelFormat,
+    Preprocess,
+    Preprocessed,
     Preview,
     Progress,
     ProtocolError,
@@ -167,6 +171,16 @@ MESSAGES: list[Any] = [
     Cancelled("j1"),
     Recall(3, {"engine": "diffusers", "mode": "txt2img", "params": {"prompt": "a cat", "seed": 7}}, "/api/history/3/image", 64, 64),
     Recall(4),
+    Submit(9, JobRequest("diffusers", "txt2img", controls=(
+        ControlInput("canny", rgba(3, 2), "cn-canny", 0.5, 0.1, 0.8, "canny", {"low_threshold": 50}),
+        ControlInput("reference", ImagePayload(3, 2, PixelFormat.BGRA8, bytes(24))),
+    ))),
+    Preprocess(10, "diffusers", ControlInput("scribble", l8(2, 2), preprocessor="none")),
+    Preprocessed(10, l8(2, 2)),
+    Welcome("paintwire/0.1.0", Capabilities((EngineInfo("diffusers", "Diffusers", (), controls=(
+        ControlKindSpec("canny", "Canny edges", "Edges.", ("canny", "none"), PARAMS[1:2]),
+        ControlKindSpec("depth", "Depth", "", ("none",), (), "Put a depth ControlNet into models/controlnet."),
+    )),), (), CAPS.limits)),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Callable, Union
 
 from paintwire.hostkit.recall import fetch_image, recalled_result
@@ -18,8 +19,9 @@ from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import (
     Client, ClientError, JobCancelled, JobFailed, JobRequest, PixelFormat, Preview, ProtocolError, Queued, Recall, __version__,
 )
+from paintwire.protocol.controls import ControlInput
 
-from .imaging import decode_png_bgra, prepare_preview, thumbnail_png
+from .imaging import decode_png_bgra, prepare_preview, thumbnail_png, to_qimage
 from .qt import QObject, pyqtSignal
 from .state import CLIENT_NAME
 
@@ -29,6 +31,17 @@ from .state import CLIENT_NAME
 JobSource = Union[JobRequest, Callable[[], JobRequest]]
 RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
 FETCH = "fetch"  # a queue item (FETCH, Recall): fetch and decode a recalled image
+
+
+@dataclass(frozen=True)
+class PreprocessItem:
+    """A queue item: the preprocessed image of one control layer, for the docker's preview.
+    ``control`` builds the ControlInput (in the worker thread: it converts the layer's pixels)."""
+
+    engine: str
+    control: Callable[[], ControlInput]
+
+
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
@@ -48,6 +61,8 @@ class Worker(QObject):
     job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
     recalled = pyqtSignal(object)  # Recall: settings sent to this client from the server's history
     recalled_image = pyqtSignal(object)  # Result: the recalled image, fetched and decoded (fetch_recalled)
+    preprocessed = pyqtSignal(object)  # QImage of a control layer as the model reads it
+    preprocess_failed = pyqtSignal(str)  # why not
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +107,10 @@ class Worker(QObject):
     def fetch_recalled(self, recall: Recall) -> None:
         """Fetch and decode a recalled image in the worker thread; ``recalled_image`` or ``notice`` follows."""
         self._jobs.put((FETCH, recall))
+
+    def preprocess(self, engine: str, control: Callable[[], ControlInput]) -> None:
+        """Ask for a control layer's preprocessed image; ``preprocessed`` or ``preprocess_failed`` follows."""
+        self._jobs.put(PreprocessItem(engine, control))
 
     def cancel(self) -> None:
         """Cancel the job in flight, now or as soon as the server names it."""
@@ -166,6 +185,14 @@ class Worker(QObject):
                 if isinstance(item, tuple) and item[0] == FETCH:
                     self._fetch(url, token, item[1])
                     continue
+                if isinstance(item, PreprocessItem):
+                    try:
+                        self._preprocess(client, item)
+                    except ClientError as exc:
+                        reason = str(exc)
+                        self.preprocess_failed.emit(f"Lost the connection: {exc}")
+                        break
+                    continue
                 number, request = item
                 try:
                     request = request() if callable(request) else request
@@ -216,6 +243,21 @@ class Worker(QObject):
             return
         width, height, pixels = decoded
         self.recalled_image.emit(recalled_result(recall, width, height, pixels, PixelFormat.BGRA8))
+
+    def _preprocess(self, client: Client, item: PreprocessItem) -> None:
+        """One preview of a control layer; what the artist can fix is said, a lost connection raised."""
+        try:
+            image = to_qimage(client.preprocess(item.engine, item.control(), timeout=EVENT_TIMEOUT))
+        except JobFailed as exc:
+            self.preprocess_failed.emit(exc.error.message)
+            return
+        except (ValueError, ProtocolError) as exc:
+            self.preprocess_failed.emit(getattr(exc, "message", None) or str(exc))
+            return
+        if image is None:
+            self.preprocess_failed.emit("The server sent a preview this plug-in cannot show.")
+        else:
+            self.preprocessed.emit(image)
 
     def _on_event(self, number: int, event: object) -> None:
         if isinstance(event, Queued):

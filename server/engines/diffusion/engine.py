@@ -7,11 +7,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from paintwire.protocol import DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
-from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
+from ..base import ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
+from .control import preprocess as control_preprocess
+from .control.catalog import control_kinds
+from .control.loading import AddonLoader
+from .control.setup import control_set
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .generate import Sampling
 from .load_progress import install as install_quiet_bars
@@ -38,6 +42,7 @@ class DiffusersEngine(Engine):
         self.choice = choose_device(config.device, config.memory_budget_gb, config.precision)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self._load, self.choice.memory_budget)
+        self.addons = AddonLoader(self.choice.dtype)  # ControlNets, IP-Adapters, image encoders
         install_quiet_bars()
         log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
 
@@ -71,6 +76,12 @@ class DiffusersEngine(Engine):
     def model_file(self, name: str) -> Path | None:
         entry = self.registry.get(name)
         return entry.path if entry else None
+
+    def controls(self) -> tuple[ControlKindSpec, ...]:
+        return control_kinds(self.registry, list(self.config.model_dirs))
+
+    def preprocess(self, layer: ControlLayer) -> Any:
+        return control_preprocess.run(layer.preprocessor, layer.image, layer.params)
 
     def model_folders(self) -> list[Path]:
         cache = hf_cache_dir()
@@ -123,7 +134,8 @@ class DiffusersEngine(Engine):
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
         if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
             loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
-        runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device)
+        controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
+        runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
         with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
             return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
@@ -168,6 +180,7 @@ class DiffusersEngine(Engine):
 
     def close(self) -> None:
         self.cache.clear()
+        self.addons.clear()
         self.loader.close()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import msgpack
 
 from .errors import ErrorCode, ProtocolError
+from .live import LiveState
 from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Submit
 
 
@@ -52,6 +53,8 @@ def decode_client_message(data: bytes, max_pixels: int | None = None) -> Any:
     submit's ``ref`` so the rejection can name it.
     """
     obj = _unpack(data)
+    if obj["type"] == LiveState.TYPE:  # pixels: the same limit as a job's
+        return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
     if obj["type"] == Submit.TYPE:
         try:
             return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)

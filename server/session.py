@@ -38,9 +38,11 @@ from paintwire.protocol import (
     __version__,
     check_job,
 )
+from paintwire.protocol.live import LIVE_CLIENT_TYPES, LiveServerMessage, LiveStateError
 from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
 
 from .jobs import JobOwner
+from .live import LiveStreams
 from .logtext import quoted
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class Session:
         self._ending = False  # send what is queued, then stop
         self._writer: asyncio.Task[None] | None = None
         self._closing_task: asyncio.Future[None] | None = None
+        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work)
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -114,7 +117,7 @@ class Session:
     def ready_for_work(self) -> bool:
         return not self.closed and self._unsent <= self.limits.max_unsent_bytes
 
-    def emit(self, message: ServerMessage) -> None:
+    def emit(self, message: ServerMessage | LiveServerMessage) -> None:
         """Queue a message for this client; frames leave in the order emitted."""
         if self.closed:
             return
@@ -217,6 +220,7 @@ class Session:
         finally:
             hello_timer.cancel()
             self.closed = True
+            self.live.close()
             self.scheduler.drop_owner(self)
             self._ending = True
             self._more.set()
@@ -258,6 +262,9 @@ class Session:
         """Handle one frame; False means close the connection."""
         try:
             message = self.conn.receive(data)
+        except LiveStateError as exc:  # a bad live state: its stream hears why and goes on
+            self.live.refused(exc)
+            return True
         except ProtocolError as exc:
             self.emit(Error.from_exception(exc))
             return self.conn.state is not ConnectionState.CLOSED
@@ -269,6 +276,8 @@ class Session:
                 self.scheduler.submit(self, message.ref, checked)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc, ref=message.ref))
+        elif isinstance(message, LIVE_CLIENT_TYPES):
+            self.live.handle(message)
         elif isinstance(message, Rescan):
             if self.rescan is None:
                 self.emit(Error(ErrorCode.UNKNOWN_TYPE, "This server cannot rescan its models.", "type"))

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -164,6 +165,14 @@ MESSAGES: list[Any] = [
     Error(ErrorCode.INVALID_PARAM, "steps must be at most 150, got 999.", "job.params.steps", None, 7),
     Error(ErrorCode.ENGINE_FAILED, "The engine failed.", None, "j1"),
     Cancelled("j1"),
+    # Live streams (protocol/live.py; more in test_protocol_live.py).
+    LiveStart(1, "diffusers", "img2img", "sd15", {"prompt": "a fox", "seed": -1}, PixelFormat.BGRA8),
+    LiveState(1, 7, rgba(3, 2), l8(3, 2), 10, 20, {"strength": 0.4}),
+    LiveStop(1),
+    LiveStarted(1, 42),
+    LiveFrame(1, 7, rgba(3, 2), 10, 20, 3, 42, 12.5, 10.25),
+    LiveError(1, ErrorCode.BAD_IMAGE, "Bad pixels.", 7, "image.data"),
+    LiveStopped(1, "requested"),
 ]
 
 

@@ -185,7 +185,7 @@ class LiveStreams:
             return
         request = JobRequest(start.engine, start.mode, None, None, start.model, dict(start.params), start.output_format)
         try:
-            checked = check_job(request, self.capabilities())
+            checked = check_job(request, self.capabilities(), images=False)
         except ProtocolError as exc:
             self._refuse_start(start, exc.code, exc.message, exc.field)
             return

@@ -209,7 +209,7 @@ class LiveError:
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "LiveError":
         try:
-            code = ErrorCode(obj.get("code"))
+            code = ErrorCode(_get(obj, "code", str, ""))
         except ValueError:
             code = ErrorCode.INTERNAL  # a newer server's code: keep the sentence
         return cls(_get(obj, "stream", int, ""), code, _get(obj, "message", str, ""), _get(obj, "seq", int, "", False),

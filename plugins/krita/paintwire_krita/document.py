@@ -225,7 +225,8 @@ class CanvasPreview:
     result shows the removed preview layer once more.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = PREVIEW_LAYER) -> None:
+        self.name = name
         self._doc = None
         self._node = None
         self._next_repaint = 0.0
@@ -239,9 +240,9 @@ class CanvasPreview:
             return  # other depths: the docker's own preview is enough
         if self._node is None or self._doc != doc:
             self.clear()
-            for old in [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER]:
+            for old in [n for n in doc.rootNode().childNodes() if n.name() == self.name]:
                 old.remove()
-            node = doc.createNode(PREVIEW_LAYER, "paintlayer")
+            node = doc.createNode(self.name, "paintlayer")
             node.setPixelData(bgra, x, y, width, height)  # before adding it: adding repaints its area
             children = doc.rootNode().childNodes()
             doc.rootNode().addChildNode(node, children[-1] if children else None)
@@ -253,6 +254,10 @@ class CanvasPreview:
             doc.refreshProjection()
             cost = time.monotonic() - now
             self._next_repaint = now + cost / PREVIEW_UI_SHARE
+
+    @property
+    def node(self):
+        return self._node
 
     def clear(self) -> None:
         node, doc = self._node, self._doc
@@ -274,6 +279,64 @@ def show_preview(doc, preview) -> None:
 
 def end_preview() -> None:
     _canvas_preview.clear()
+
+
+# -- live painting ---------------------------------------------------------------------------
+
+LIVE_LAYER = "Paintwire live"
+# The live stream's frames: a layer of their own on top, gone when Live is turned off.
+_live_preview = CanvasPreview(LIVE_LAYER)
+
+
+def selection_bounds(doc) -> tuple[int, int, int, int] | None:
+    sel = doc.selection()
+    if sel is None or sel.width() <= 0 or sel.height() <= 0:
+        return None
+    return sel.x(), sel.y(), sel.width(), sel.height()
+
+
+def live_source(doc):
+    """The layer Live reads: the one being painted on (never the canvas, which shows
+    Live's own frames on top: reading it would feed them back)."""
+    check_supported(doc)
+    if doc.colorDepth() != "U8":
+        raise DocumentError("Live works on 8-bit RGBA documents; convert this one with Image > Convert Image Color Space.")
+    node = doc.activeNode()
+    if node is None or node.type() != "paintlayer" or node.name() == LIVE_LAYER:
+        raise DocumentError("Choose the paint layer you are painting on: Live follows the active layer.")
+    return node
+
+
+def read_band(node, x: int, y: int, width: int, height: int):
+    """A rectangle of a layer's own pixels (B, G, R, A): a C++ copy, no waiting on Krita's updates."""
+    return node.pixelData(x, y, width, height)
+
+
+def read_selection(doc, x: int, y: int, width: int, height: int) -> bytes | None:
+    sel = doc.selection()
+    return bytes(sel.pixelData(x, y, width, height)) if sel is not None else None
+
+
+def show_live_frame(doc, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+    _live_preview.show(doc, bgra, x, y, width, height)
+
+
+def end_live() -> None:
+    _live_preview.clear()
+
+
+def add_frame_layer(doc, name: str, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+    """A new layer holding a live frame, just below the live layer (which stays on top,
+    so the next frames still show)."""
+    node = doc.createNode(name, "paintlayer")
+    node.setPixelData(bgra, x, y, width, height)
+    root = doc.rootNode()
+    children = root.childNodes()
+    live = next((i for i, n in enumerate(children) if n.name() == LIVE_LAYER), None)
+    if live is None:
+        root.addChildNode(node, children[-1] if children else None)
+    else:
+        root.addChildNode(node, children[live - 1] if live > 0 else None)
 
 
 # -- history saved in the document -----------------------------------------------------------

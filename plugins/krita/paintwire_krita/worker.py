@@ -15,6 +15,7 @@ from typing import Callable, Union
 
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
+from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveStart, LiveStop
 
 from .imaging import prepare_preview, thumbnail_png
 from .qt import QObject, pyqtSignal
@@ -28,6 +29,9 @@ RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
+LIVE = "live"  # a queue item: (LIVE, build), build() made in this thread gives the live message to send, or None
+# While a live stream is open, frames are looked for this often (seconds) between states.
+LIVE_POLL = 0.01
 
 
 class Worker(QObject):
@@ -42,6 +46,7 @@ class Worker(QObject):
     job_failed = pyqtSignal(int, str)  # ticket number, message for the status line
     job_cancelled = pyqtSignal(int)
     job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
+    live_event = pyqtSignal(object)  # LiveStarted, LiveFrame, LiveError or LiveStopped
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +83,11 @@ class Worker(QObject):
         with self._lock:
             self._job_id, self._cancel_wanted = None, False
         self._jobs.put((number, request))
+
+    def live(self, build: Callable[[], object]) -> None:
+        """Send a live message: ``build`` runs in the worker thread (converting and comparing
+        a state's pixels is no work for Krita's UI thread) and returns it, or None to send nothing."""
+        self._jobs.put((LIVE, build))
 
     def rescan(self) -> None:
         """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
@@ -120,25 +130,34 @@ class Worker(QObject):
         server = getattr(client.protocol, "server_name", "") or ""
         self.connected.emit(caps, server)
         reason = ""
+        live = False  # a live stream is open: look for its frames often
         try:
             while True:
                 if client.capabilities is not caps:  # pushed by the server, read during a job or a poll
                     caps = client.capabilities
                     self.capabilities_changed.emit(caps)
                 try:
-                    item = jobs.get(timeout=IDLE_CHECK)
+                    item = jobs.get(timeout=LIVE_POLL if live else IDLE_CHECK)
                 except queue.Empty:
                     if not client.is_open:
                         reason = f"The server at {url} closed the connection."
                         break
                     try:
-                        client.poll()  # reads pushed capabilities between jobs
+                        self._route(client.poll())  # pushed capabilities between jobs, live frames
                     except ClientError as exc:
                         reason = str(exc)
                         break
                     continue
                 if item is None:
                     break
+                if isinstance(item, tuple) and item[0] == LIVE:
+                    try:
+                        live = self._send_live(client, item[1], live)
+                        self._route(client.poll())  # states may come every tick: frames are read between them
+                    except ClientError as exc:
+                        reason = str(exc)
+                        break
+                    continue
                 if item is RESCAN:
                     try:
                         caps = client.rescan(timeout=EVENT_TIMEOUT)
@@ -188,6 +207,28 @@ class Worker(QObject):
                 pass
             if jobs is self._jobs:  # not replaced by a newer connection
                 self.disconnected.emit(reason)
+
+    def _send_live(self, client: Client, build: Callable[[], object], live: bool) -> bool:
+        """Build and send one live message; returns whether a stream is open after it."""
+        try:
+            message = build()
+        except Exception as exc:  # a state that cannot be made: said on the status line, the stream goes on
+            self.notice.emit(f"Live: {type(exc).__name__}: {exc}")
+            return live
+        if message is None:
+            return live
+        try:
+            client.live(message)  # type: ignore[arg-type]
+        except JobFailed as exc:  # too big for the server's messages: never sent
+            error = exc.error
+            self.live_event.emit(LiveError(message.stream, error.code, error.message, getattr(message, "seq", None), error.field))  # type: ignore[attr-defined]
+            return live
+        return isinstance(message, LiveStart) or (live and not isinstance(message, LiveStop))
+
+    def _route(self, messages: list) -> None:
+        for message in messages:
+            if isinstance(message, LIVE_SERVER_TYPES):
+                self.live_event.emit(message)
 
     def _on_event(self, number: int, event: object) -> None:
         if isinstance(event, Queued):

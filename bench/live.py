@@ -12,7 +12,11 @@ Reported per step count:
                         latency less the engine time the server reports for that
                         frame (model_ms): protocol, queue, pixels in and out, both
                         ends' msgpack and the socket
-  dropped               states replaced by newer ones before any work was done
+  states                changes sent as states, and states the server dropped
+                        (replaced by newer ones before any work was done)
+Two clients per step count: one paced as the plug-ins are (at most
+MAX_UNANSWERED states unanswered, the newest change sent when a frame comes)
+and one that sends every change at once (the server drops what it cannot use).
 The baseline is the same img2img called on the engine directly, in this process.
 
     ./run bench live                        # a small model on the CPU, 1 and 4 steps
@@ -37,6 +41,7 @@ import numpy as np
 
 from _common import machine, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, ImagePayload, PixelFormat
+from paintwire.hostkit.live import MAX_UNANSWERED
 from paintwire.protocol.live import LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 
 SIDE = 512
@@ -68,8 +73,9 @@ def payload(img: np.ndarray) -> ImagePayload:
 
 @dataclass
 class Stream:
-    sent: dict[int, float] = field(default_factory=dict)
+    sent: dict[int, float] = field(default_factory=dict)  # change number (the state's seq) -> when it was made
     frames: list[tuple[float, LiveFrame]] = field(default_factory=list)
+    changes: int = 0
 
 
 def expect(client: Client, kind: type, timeout: float = 600) -> Any:
@@ -98,34 +104,59 @@ def one_at_a_time(client: Client, steps: int, count: int) -> tuple[list[float], 
     return cycles, outside
 
 
-def painting(client: Client, steps: int, seconds: float, rate: float) -> Stream:
-    """The scripted stream: ``rate`` changes a second for ``seconds``, frames read as they come."""
+DISTINCT = 60  # drawn beforehand and cycled (every change differs from the one before): the painter keeps its rate
+
+
+def painting(client: Client, steps: int, seconds: float, rate: float, flood: bool, stream_id: int) -> Stream:
+    """The scripted stream: the painter makes ``rate`` changes a second for ``seconds``;
+    frames are read as they come. ``flood``: every change is sent as a state at once
+    (the server drops what it cannot use); otherwise the plug-ins' rule: at most
+    MAX_UNANSWERED states unanswered, the newest change sent as soon as a frame comes."""
     stream = Stream()
-    client.live(LiveStart(2, "diffusers", "img2img", "sd15", live_params(steps)))
+    client.live(LiveStart(stream_id, "diffusers", "img2img", "sd15", live_params(steps)))
     expect(client, LiveStarted)
-    states = [payload(canvas(t)) for t in range(int(seconds * rate))]  # drawn beforehand: the sender keeps its rate
+    drawn = [payload(canvas(t)) for t in range(DISTINCT)]
+    changes = int(seconds * rate)
+    made: dict[int, float] = {}
+    lock = threading.Lock()
+    pace = {"latest": -1, "sent": -1, "answered": -1, "in_flight": 0}
     done = threading.Event()
 
-    def send() -> None:
+    def send_newest() -> None:  # under the lock
+        t = pace["latest"]
+        if t > pace["sent"] and (flood or pace["in_flight"] < MAX_UNANSWERED):
+            pace["sent"] = t
+            pace["in_flight"] += 1
+            stream.sent[t] = made[t]
+            client.live(LiveState(stream_id, t, drawn[t % DISTINCT]))
+
+    def paint() -> None:
         start = time.perf_counter()
-        for seq, image in enumerate(states):
-            delay = start + seq / rate - time.perf_counter()
+        for t in range(changes):
+            delay = start + t / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            stream.sent[seq] = time.perf_counter()
-            client.live(LiveState(2, seq, image))
+            with lock:
+                made[t] = time.perf_counter()
+                pace["latest"] = t
+                send_newest()
         done.set()
 
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    last = len(states) - 1
+    painter = threading.Thread(target=paint, daemon=True)
+    painter.start()
+    last = changes - 1
     while True:
         frame = expect(client, LiveFrame)
         stream.frames.append((time.perf_counter(), frame))
+        with lock:
+            # The frame answers its state and every older one the server dropped.
+            pace["in_flight"] = sum(1 for seq in stream.sent if seq > frame.seq)
+            send_newest()
         if frame.seq == last and done.is_set():
             break
-    sender.join()
-    client.live(LiveStop(2))
+    painter.join()
+    stream.changes = changes
+    client.live(LiveStop(stream_id))
     expect(client, LiveStopped)
     return stream
 
@@ -234,20 +265,22 @@ def main() -> int:
                 info = client.capabilities.engine("diffusers").device
                 for steps in step_counts:
                     cycles, outside = one_at_a_time(client, steps, args.repeat)
-                    stream = painting(client, steps, args.seconds, args.rate)
-                    frames = stream.frames
-                    span = frames[-1][0] - stream.sent[0]
-                    latency = [t - stream.sent[f.seq] for t, f in frames]
-                    server_side = [(f.run_ms - f.model_ms) / 1000 for _, f in frames]
-                    model = statistics.median(f.model_ms for _, f in frames) / 1000
-                    cycle = span / len(frames)
-                    sent = len(stream.sent)
-                    rows.append((
-                        steps, f"{len(frames) / span:.1f}", ms(statistics.median(latency)), ms(percentile(latency, 0.95)),
-                        ms(statistics.median(cycles)), ms(statistics.median(outside)), f"{frames[-1][1].dropped} of {sent}", ms(baselines[steps]), ms(cycle),
-                        ratio(cycle, baselines[steps]),
-                    ))
-                    inside_rows.append((steps, ms(model), ms(statistics.median(server_side)), ms(percentile(server_side, 0.95))))
+                    for flood in (False, True):
+                        stream = painting(client, steps, args.seconds, args.rate, flood, 2 + int(flood))
+                        frames = stream.frames
+                        span = frames[-1][0] - stream.sent[min(stream.sent)]
+                        latency = [t - stream.sent[f.seq] for t, f in frames]
+                        server_side = [(f.run_ms - f.model_ms) / 1000 for _, f in frames]
+                        cycle = span / len(frames)
+                        how = "every change sent (flood)" if flood else "paced as the plug-ins send"
+                        rows.append((
+                            steps, how, f"{len(frames) / span:.1f}", ms(statistics.median(latency)), ms(percentile(latency, 0.95)),
+                            ms(statistics.median(cycles)), ms(statistics.median(outside)),
+                            f"{len(stream.sent)} sent of {stream.changes}, {frames[-1][1].dropped} dropped by the server",
+                            ms(baselines[steps]), ms(cycle), ratio(cycle, baselines[steps]),
+                        ))
+                        inside_rows.append((steps, how, ms(statistics.median(f.model_ms for _, f in frames) / 1000),
+                                            ms(statistics.median(server_side)), ms(percentile(server_side, 0.95))))
         finally:
             code = server.stop()
         if code != 0:
@@ -255,10 +288,10 @@ def main() -> int:
     where = f"{info.summary()}, torch {torch.__version__}" if info else device
     print(f"\nmachine: {machine()}\ndevice: {where}")
     table(f"Live painting, img2img {SIDE}x{SIDE}, strength 0.6, LCM, cfg 1, {args.rate:g} changes/s for {args.seconds:g} s ({where})",
-          ["steps", "frames/s", "change to frame, median", "p95", "warm cycle, one state at a time", "outside the model per frame", "states dropped",
-           "engine directly (baseline)", "frame cycle in the stream", "cycle vs engine"], rows)
+          ["steps", "client", "frames/s", "change to frame, median", "p95", "warm cycle, one state at a time", "outside the model per frame",
+           "states", "engine directly (baseline)", "frame cycle in the stream", "cycle vs engine"], rows)
     table("Inside the server, per frame of the stream (median): the engine, and the rest (reading the state, packing the frame)",
-          ["steps", "engine (model_ms)", "server outside the engine", "p95"], inside_rows)
+          ["steps", "client", "engine (model_ms)", "server outside the engine", "p95"], inside_rows)
     return 0
 
 

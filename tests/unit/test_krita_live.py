@@ -131,7 +131,7 @@ class Documents:
     def is_open(self, doc):
         return doc is self.doc
 
-    def live_source(self, doc):
+    def live_source(self, doc, previous=None):
         return "layer"
 
     def selection_bounds(self, doc):
@@ -150,6 +150,9 @@ class Documents:
 
     def show_live_frame(self, doc, bgra, x, y, w, h):
         doc.live = (x, y, w, h)
+
+    def repaint_live(self):
+        pass
 
     def end_live(self):
         self.ended += 1

@@ -15,6 +15,7 @@ added, and a layer already in the document shows only after
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from krita import Krita
 
@@ -230,6 +231,7 @@ class CanvasPreview:
         self._doc = None
         self._node = None
         self._next_repaint = 0.0
+        self._unpainted = False  # pixels written that the canvas does not show yet
 
     @property
     def showing(self) -> bool:
@@ -245,15 +247,24 @@ class CanvasPreview:
             node = doc.createNode(self.name, "paintlayer")
             node.setPixelData(bgra, x, y, width, height)  # before adding it: adding repaints its area
             children = doc.rootNode().childNodes()
-            doc.rootNode().addChildNode(node, children[-1] if children else None)
+            with _keeping_active_layer(doc):
+                doc.rootNode().addChildNode(node, children[-1] if children else None)
             self._doc, self._node = doc, node
             return
         self._node.setPixelData(bgra, x, y, width, height)
+        self._unpainted = True
+        self.repaint_if_due()
+
+    def repaint_if_due(self) -> None:
+        """Repaint the newest pixels once the rate allows: a caller that stops sending
+        (the last frame of a live stream) calls this again later, so they still show."""
         now = time.monotonic()
-        if now >= self._next_repaint:
-            doc.refreshProjection()
-            cost = time.monotonic() - now
-            self._next_repaint = now + cost / PREVIEW_UI_SHARE
+        if self._node is None or not self._unpainted or now < self._next_repaint or not is_open(self._doc):
+            return
+        self._doc.refreshProjection()
+        self._unpainted = False
+        cost = time.monotonic() - now
+        self._next_repaint = now + cost / PREVIEW_UI_SHARE
 
     @property
     def node(self):
@@ -265,6 +276,18 @@ class CanvasPreview:
         self._next_repaint = 0.0
         if node is not None and is_open(doc):
             node.remove()  # removing a layer repaints its area
+
+
+@contextmanager
+def _keeping_active_layer(doc):
+    """Krita makes a layer added through the API the active one: the artist's next
+    stroke would land in it. The layer that was active stays active."""
+    active = doc.activeNode()
+    try:
+        yield
+    finally:
+        if active is not None and doc.activeNode() != active:
+            doc.setActiveNode(active)
 
 
 # The docker's canvas preview (one job at a time runs from a docker).
@@ -295,16 +318,20 @@ def selection_bounds(doc) -> tuple[int, int, int, int] | None:
     return sel.x(), sel.y(), sel.width(), sel.height()
 
 
-def live_source(doc):
-    """The layer Live reads: the one being painted on (never the canvas, which shows
-    Live's own frames on top: reading it would feed them back)."""
+def live_source(doc, previous=None):
+    """The layer Live reads: the paint layer being painted on (never the canvas, which
+    shows Live's own frames on top: reading it would feed them back). When the active
+    node is not a paint layer of the artist's (a selection mask, the live layer), the
+    layer read before stays the one read while it is in the document."""
     check_supported(doc)
     if doc.colorDepth() != "U8":
         raise DocumentError("Live works on 8-bit RGBA documents; convert this one with Image > Convert Image Color Space.")
     node = doc.activeNode()
-    if node is None or node.type() != "paintlayer" or node.name() == LIVE_LAYER:
-        raise DocumentError("Choose the paint layer you are painting on: Live follows the active layer.")
-    return node
+    if node is not None and node.type() == "paintlayer" and node.name() != LIVE_LAYER:
+        return node
+    if previous is not None and any(n == previous for _, n in paint_layers(doc)):
+        return previous
+    raise DocumentError("Choose the paint layer you are painting on: Live follows the active layer.")
 
 
 def read_band(node, x: int, y: int, width: int, height: int):
@@ -321,6 +348,11 @@ def show_live_frame(doc, bgra: bytes, x: int, y: int, width: int, height: int) -
     _live_preview.show(doc, bgra, x, y, width, height)
 
 
+def repaint_live() -> None:
+    """Show the newest live frame if its repaint had to wait (see PREVIEW_UI_SHARE)."""
+    _live_preview.repaint_if_due()
+
+
 def end_live() -> None:
     _live_preview.clear()
 
@@ -333,10 +365,11 @@ def add_frame_layer(doc, name: str, bgra: bytes, x: int, y: int, width: int, hei
     root = doc.rootNode()
     children = root.childNodes()
     live = next((i for i, n in enumerate(children) if n.name() == LIVE_LAYER), None)
-    if live is None:
-        root.addChildNode(node, children[-1] if children else None)
-    else:
-        root.addChildNode(node, children[live - 1] if live > 0 else None)
+    with _keeping_active_layer(doc):
+        if live is None:
+            root.addChildNode(node, children[-1] if children else None)
+        else:
+            root.addChildNode(node, children[live - 1] if live > 0 else None)
 
 
 # -- history saved in the document -----------------------------------------------------------

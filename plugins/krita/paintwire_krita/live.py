@@ -40,7 +40,7 @@ class LiveDocuments(Protocol):
 
     def active_document(self) -> Any: ...
 
-    def live_source(self, doc: Any) -> Any: ...
+    def live_source(self, doc: Any, previous: Any = None) -> Any: ...
 
     def selection_bounds(self, doc: Any) -> tuple[int, int, int, int] | None: ...
 
@@ -53,6 +53,8 @@ class LiveDocuments(Protocol):
     def is_open(self, doc: Any) -> bool: ...
 
     def show_live_frame(self, doc: Any, bgra: bytes, x: int, y: int, width: int, height: int) -> None: ...
+
+    def repaint_live(self) -> None: ...
 
     def end_live(self) -> None: ...
 
@@ -84,21 +86,23 @@ class LiveController:
         self.frames = 0
         self._reader: RegionReader | None = None
         self._selection: bytes | None = None
-        # Longest and latest tick times (ms) on the UI thread, for the host test to report.
+        self.source: Any = None  # the layer read: the active paint layer
+        # Tick times and frame-showing times (ms) on the UI thread, the latest, for the host test to report.
         self.tick_ms: list[float] = []
+        self.frame_ms: list[float] = []
 
     @property
     def on(self) -> bool:
         return self.session is not None
 
     @contextmanager
-    def _timed(self) -> Iterator[None]:
+    def _timed(self, times: list[float]) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.tick_ms.append((time.perf_counter() - start) * 1000)
-            del self.tick_ms[:-2000]  # bounded: the latest ticks are what a test reads
+            times.append((time.perf_counter() - start) * 1000)
+            del times[:-2000]  # bounded: the latest are what a test reads
 
     # -- the toggle ------------------------------------------------------------------------
 
@@ -116,7 +120,7 @@ class LiveController:
             if caps is None:
                 raise ValueError("Connect to a server first.")
             doc = self.documents.active_document()
-            self.documents.live_source(doc)  # says what is wrong with the document, if anything
+            self.source = self.documents.live_source(doc)  # or says what is wrong with the document
             self.session = LiveSession.open(LIVE_STREAM, caps, self.state.job_settings(), OUTPUT_FORMAT)
         except (self.documents.DocumentError, ValueError, ProtocolError) as exc:
             self.view.show_status(getattr(exc, "message", None) or str(exc), error=True)
@@ -152,14 +156,19 @@ class LiveController:
         session = self.session
         if session is None:
             return
-        with self._timed():
+        try:
+            with self._timed(self.frame_ms):
+                self.documents.repaint_live()  # a frame whose repaint waited for its turn
+        except Exception:
+            traceback.print_exc()
+        with self._timed(self.tick_ms):
             try:
                 if not self.documents.is_open(self.doc):
                     self.stop("Live stopped: its document was closed.")
                     return
                 if self.documents.active_document() != self.doc:
                     return  # another document is in front: Live waits for this one
-                node = self.documents.live_source(self.doc)
+                node = self.source = self.documents.live_source(self.doc, self.source)
                 if self._reader is None:
                     if not session.wants_state():
                         return  # the server has enough to work on; newer pixels are read once it answers
@@ -197,7 +206,8 @@ class LiveController:
             if not session.accept(message):
                 return
             try:
-                self.documents.show_live_frame(self.doc, message.image.data, message.x, message.y, message.image.width, message.image.height)
+                with self._timed(self.frame_ms):
+                    self.documents.show_live_frame(self.doc, message.image.data, message.x, message.y, message.image.width, message.image.height)
             except Exception as exc:
                 self.view.show_status(f"Live: the frame could not be shown: {exc}", error=True)
                 return

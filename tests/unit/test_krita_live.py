@@ -134,6 +134,9 @@ class Documents:
     def live_source(self, doc, previous=None):
         return "layer"
 
+    def layer_name(self, node):
+        return "Paint"
+
     def selection_bounds(self, doc):
         return doc.selection
 

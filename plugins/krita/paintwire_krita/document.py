@@ -329,9 +329,16 @@ def live_source(doc, previous=None):
     node = doc.activeNode()
     if node is not None and node.type() == "paintlayer" and node.name() != LIVE_LAYER:
         return node
-    if previous is not None and any(n == previous for _, n in paint_layers(doc)):
+    layers = [n for _, n in paint_layers(doc) if n.name() != LIVE_LAYER]
+    if previous is not None and any(n == previous for n in layers):
         return previous
-    raise DocumentError("Choose the paint layer you are painting on: Live follows the active layer.")
+    if layers:  # a mask is active (Krita 5.2 activates the selection mask it makes): the top paint layer
+        return layers[0]
+    raise DocumentError("Add a paint layer and paint on it: Live follows the active paint layer.")
+
+
+def layer_name(node) -> str:
+    return node.name()
 
 
 def read_band(node, x: int, y: int, width: int, height: int):

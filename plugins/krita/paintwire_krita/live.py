@@ -42,6 +42,8 @@ class LiveDocuments(Protocol):
 
     def live_source(self, doc: Any, previous: Any = None) -> Any: ...
 
+    def layer_name(self, node: Any) -> str: ...
+
     def selection_bounds(self, doc: Any) -> tuple[int, int, int, int] | None: ...
 
     def size(self, doc: Any) -> tuple[int, int]: ...
@@ -129,7 +131,7 @@ class LiveController:
         self.doc, self.frame, self.frames, self._reader = doc, None, 0, None
         start = self.session.start
         self.transport.live(lambda: start)
-        self.view.show_status("Live: starting \u2026")
+        self.view.show_status(f"Live: starting, following the layer {self.documents.layer_name(self.source)!r} \u2026")
         self.view.live_changed(True)
         return True
 

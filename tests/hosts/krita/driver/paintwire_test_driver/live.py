@@ -89,6 +89,7 @@ class Live:
         selection.select(*self.region, 255)
         doc.setSelection(selection)
         doc.waitForDone()
+        doc.setActiveNode(paint)  # Krita 5.2 makes the new selection mask active; the artist paints on "Paint"
         self.doc, self.paint = doc, paint
         self.before = self.names()
         self.d.configure(self.sc["live_job"])

@@ -262,10 +262,10 @@ class Session:
         """Handle one frame; False means close the connection."""
         try:
             message = self.conn.receive(data)
-        except LiveStateError as exc:  # a bad live state: its stream hears why and goes on
-            self.live.refused(exc)
-            return True
         except ProtocolError as exc:
+            if isinstance(exc, LiveStateError) and self.conn.state is ConnectionState.READY:
+                self.live.refused(exc)  # a bad live state: its stream hears why and goes on
+                return True
             self.emit(Error.from_exception(exc))
             return self.conn.state is not ConnectionState.CLOSED
         if isinstance(message, Hello):

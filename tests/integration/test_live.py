@@ -215,3 +215,13 @@ def test_a_client_vanishing_mid_frame_leaves_the_server_healthy(diffusers_server
     with Client(diffusers_server.url, name="after", timeout=120) as after:
         request = JobRequest("diffusers", "txt2img", model=SD15, params={"prompt": "a cat", "steps": 2, "width": W, "height": H})
         assert after.run(request, timeout=120).layers
+
+
+def test_live_messages_before_hello_are_refused_like_any_other(diffusers_server):
+    with RawConnection(diffusers_server.url, hello=False) as raw:
+        raw.send(encode(LiveStart(1, "diffusers", "img2img", SD15, PARAMS)))
+        error = raw.recv()
+        assert error.TYPE == "error" and error.code is ErrorCode.HELLO_REQUIRED
+    with RawConnection(diffusers_server.url, hello=False) as raw:
+        raw.send(encode(LiveState(1, 1, ImagePayload(W, H, PixelFormat.RGBA8, bytes(3)))))
+        assert raw.recv().TYPE == "error", "no stream exists before hello: the refusal is about the connection"

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 from paintwire.protocol import Capabilities, CheckedJob, ErrorCode, JobPhase, JobRequest, ProtocolError, Result, check_job
 from paintwire.protocol.live import (
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 SEED, BATCH = "seed", "batch_size"
 
 
-class LiveScheduler:
+class LiveScheduler(Protocol):
     """What a stream asks of the scheduler (server.scheduler.Scheduler is one)."""
 
     def submit(self, owner: Any, ref: int, checked: CheckedJob) -> Job: ...

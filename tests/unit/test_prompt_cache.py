@@ -1,5 +1,6 @@
-"""The prompt-conditioning cache on the warm path: the text encoder runs once per
-prompt per loaded model, and a cached conditioning gives the same pixels."""
+"""The warm path of live painting: the text encoder runs once per prompt per loaded
+model (a cached conditioning gives the same pixels), and a LoRA asked for again is
+not loaded again."""
 
 from __future__ import annotations
 
@@ -65,3 +66,26 @@ def test_the_cache_keeps_the_newest_entries_only():
         cache.get(key, lambda k=key: made.append(k) or {"k": k})
     assert made == ["a", "b", "c", "b"]  # "b" was the oldest when "c" came
     assert (cache.hits, cache.misses) == (1, 4)
+
+
+def test_a_lora_stays_loaded_while_jobs_ask_for_it_and_leaves_when_they_do_not(engine, tmp_path):
+    """Live painting repeats its LoRA every frame: it is loaded once; a job without it
+    (or with another weight) gets the model as it would have without the earlier jobs."""
+    tiny_models.write_tiny_lora(engine.config.model_dirs[0] / "loras" / "tinylora.safetensors", engine.config.model_dirs[0] / "sd15")
+    engine.rescan()
+    assert engine.registry.get("tinylora") is not None
+    plain = img2img(engine)
+    pipe = engine.cache.get(engine.registry.get("sd15")).base
+    loads = []
+    original = pipe.load_lora_weights
+    pipe.load_lora_weights = lambda *a, **k: (loads.append(a[0]), original(*a, **k))[1]
+    try:
+        with_lora = img2img(engine, prompt="a red apple <lora:tinylora:1.0>")
+        again = img2img(engine, prompt="a red apple <lora:tinylora:1.0>")
+        assert len(loads) == 1 and np.array_equal(with_lora, again), "the same LoRA is not loaded again"
+        assert not np.array_equal(with_lora, plain)
+        assert np.array_equal(img2img(engine), plain), "a job without the LoRA does not see it"
+        half = img2img(engine, prompt="a red apple <lora:tinylora:0.5>")
+        assert len(loads) == 2 and not np.array_equal(half, with_lora)
+    finally:
+        del pipe.load_lora_weights

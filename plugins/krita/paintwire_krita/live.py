@@ -217,7 +217,6 @@ class LiveController:
             self.frames += 1
             self.view.show_status(f"Live: frame {self.frames} (seed {message.seed}, {message.dropped} states skipped)")
             self.view.live_changed(True)
-            self.tick()  # the server has room for the next state now: look at once, not at the next tick
         elif isinstance(message, LiveStarted):
             session.seed = message.seed
             self.view.show_status("Live: paint, and the picture follows." + (f" Seed {message.seed}." if message.seed is not None else ""))

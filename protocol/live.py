@@ -42,6 +42,15 @@ class LiveStateError(ProtocolError):
         super().__init__(error.code, error.message, error.field)
         self.stream, self.seq = stream, seq
 
+    @classmethod
+    def about(cls, error: ProtocolError, obj: Mapping[str, Any]) -> ProtocolError:
+        """``error`` as one about the state ``obj`` names, when it names a stream and a
+        seq that can be read; else ``error`` itself (it is then about the connection)."""
+        stream, seq = obj.get("stream"), obj.get("seq")
+        if all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_STREAM_ID for v in (stream, seq)):
+            return cls(error, stream, seq)  # type: ignore[arg-type]
+        return error
+
 
 def _counter(obj: Mapping[str, Any], key: str) -> int:
     value = _get(obj, key, int, "")

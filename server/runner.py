@@ -79,6 +79,8 @@ class JobRunner:
             mask=mask,
             model=request.model,
             max_output_pixels=self.max_output_pixels,
+            origin=(request.crop.x, request.crop.y) if request.crop else (0, 0),
+            canvas=request.canvas_size if request.crop else None,
         )
 
     def _encode(self, job: Job, output: EngineOutput, ctx: JobContext) -> Result:

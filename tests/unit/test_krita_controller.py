@@ -51,6 +51,7 @@ class Documents:
         self.open = [self.active]
         self.selection = None
         self.reads = []
+        self.areas = []
         self.canvas = []  # what the canvas preview did: ("show", doc, preview) and "end"
         self.stored = {}  # doc name -> the history bytes saved in it
 
@@ -71,8 +72,9 @@ class Documents:
     def check_supported(self, doc):
         return "U8"
 
-    def read_snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None):
+    def read_snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None, area_for=None):
         self.reads.append((input_source, mask_layer, sketch_layer))
+        self.areas.append(area_for(None) if area_for is not None else None)  # what the rule says with nothing selected
         return RawRead(Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8, selection=self.selection))
 
     def write_placement(self, doc, placement, title="Paintwire result", resize_target="resize"):

@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.request import build_request, prompt_of
+from paintwire.hostkit.request import build_request, prompt_of, read_area
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Result
+from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
 from .state import PanelState, history_from_bytes, history_to_bytes
@@ -45,8 +46,10 @@ class Documents(Protocol):
 
     def check_supported(self, doc: Any) -> str: ...
 
-    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Any:
-        """Krita's raw reads (UI thread); the returned object's ``finish()`` makes the Snapshot (worker thread)."""
+    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None,
+                      area_for: Callable[[Rect | None], Rect] | None = None) -> Any:
+        """Krita's raw reads (UI thread), of the part of the canvas ``area_for`` gives for what is
+        selected; the returned object's ``finish()`` makes the Snapshot (worker thread)."""
 
     def write_placement(self, doc: Any, placement: Placement, title: str = ..., resize_target: str = ...) -> Any: ...
 
@@ -146,10 +149,15 @@ class Controller:
         try:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
-            with self.timed("generate.read"):
-                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
             caps = self.state.capabilities
             assert caps is not None  # job_settings needs a server
+            width, height = self.documents.size(doc)
+
+            def area_for(selected: Rect | None) -> Rect:
+                return read_area(caps, settings, width, height, selected)  # only what the job reads
+
+            with self.timed("generate.read"):
+                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer, area_for=area_for)
             # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
             request = lambda: build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
             ticket = self.state.start_job(settings, doc, (raw.width, raw.height))

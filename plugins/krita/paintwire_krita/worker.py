@@ -9,13 +9,14 @@ thread; the client serialises its sends.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from typing import Callable, Union
 
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
-from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveStart, LiveStop
+from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveFrame, LiveStart, LiveStop
 
 from .imaging import prepare_preview, thumbnail_png
 from .qt import QObject, pyqtSignal
@@ -227,6 +228,9 @@ class Worker(QObject):
 
     def _route(self, messages: list) -> None:
         for message in messages:
+            if isinstance(message, LiveFrame) and not isinstance(message.image.data, bytes):
+                # A view into the received frame (blob frames): bytes of its own, made here rather than on Krita's UI thread.
+                message = dataclasses.replace(message, image=dataclasses.replace(message.image, data=bytes(message.image.data)))
             if isinstance(message, LIVE_SERVER_TYPES):
                 self.live_event.emit(message)
 

@@ -82,9 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("mode", help="the mode (see 'paintwire info')")
     run.add_argument("--image", type=Path, help="input image, for modes that take one")
     run.add_argument("--mask", type=Path, help="mask image, for modes that take one")
+    from .controls import CONTROL_HELP, REFERENCE_HELP, parse_control, parse_reference
+
+    run.add_argument("--control", type=_usage(parse_control), action="append", default=[], metavar="KIND=IMAGE[:S[:START:END]]",
+                     help=CONTROL_HELP)
+    run.add_argument("--reference", type=_usage(parse_reference), action="append", default=[], metavar="IMAGE[:S]", help=REFERENCE_HELP)
     job_options(run, None)
     run.set_defaults(handler=_job)
     return parser
+
+
+def _usage(parse: Any) -> Any:
+    """An argparse type from a parser that raises ValueError with its own sentence."""
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__
+    return convert
 
 
 # -- serve ------------------------------------------------------------------------------
@@ -194,6 +210,11 @@ def _info(args: argparse.Namespace) -> int:
                 rng = f" [{p.minimum:g}..{p.maximum:g}]" if p.minimum is not None and p.maximum is not None else ""
                 choices = f" {{{', '.join(p.choices)}}}" if p.choices else ""
                 print(f"    {p.name} ({p.type.value}{rng}{choices}, default {p.default!r}): {p.help}")
+        for c in engine.controls:
+            status = f": cannot be used: {c.problem}" if c.problem else f": {c.help}"
+            print(f"  control {c.name} \u201c{c.label}\u201d (preprocessors: {', '.join(c.preprocessors)}){status}")
+            for p in c.params:
+                print(f"    {p.name} ({p.type.value}, default {p.default!r}): {p.help}")
         models = [m for m in caps.models if m.engine == engine.name]
         for m in models:
             print(f"  model {m.name} ({m.kind})" + (f": cannot be used: {m.problem}" if m.problem else ""))
@@ -235,9 +256,13 @@ def _job(args: argparse.Namespace) -> int:
     from .images import load_image, load_mask, save_result
     from .progress import ProgressBar
 
+    from .controls import control_input
+
     try:
         image, rgba = load_image(args.image) if getattr(args, "image", None) else (None, None)
         mask = load_mask(args.mask) if getattr(args, "mask", None) else None
+        size = (image.width, image.height) if image is not None else None
+        controls = tuple(control_input(c, size) for c in [*getattr(args, "control", []), *getattr(args, "reference", [])])
     except (OSError, ValueError) as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -252,7 +277,8 @@ def _job(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"paintwire: {exc}", file=sys.stderr)
                 return EXIT_USAGE
-            request = JobRequest(engine=args.engine, mode=args.mode, image=image, mask=mask, model=args.model, params=params)
+            request = JobRequest(engine=args.engine, mode=args.mode, image=image, mask=mask, model=args.model, params=params,
+                                 controls=controls)
 
             def on_event(event: Any) -> None:
                 if event.TYPE == "queued" and not job_id:

@@ -7,7 +7,7 @@ the decisions are made here, once, and tested without either.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from paintwire.protocol import ModeSpec, ParamGroup, ParamSpec, ParamType, ProtocolError
 from paintwire.protocol.params import MAX_SEED
@@ -103,7 +103,12 @@ def value_of(spec: ParamSpec, values: Mapping[str, Any]) -> Any:
 def fields(mode: ModeSpec, values: Mapping[str, Any]) -> list[Field]:
     """A field per parameter of ``mode``: prompts first, then basic ones, then the
     folded groups in the order they first appear; the server's order within each."""
-    out = [field_for(spec, value_of(spec, values)) for spec in mode.params]
+    return param_fields(mode.params, values)
+
+
+def param_fields(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> list[Field]:
+    """:func:`fields` for any list of specs (a control kind's parameters, say)."""
+    out = [field_for(spec, value_of(spec, values)) for spec in specs]
     groups: dict[str, int] = {}
     for f in out:
         groups.setdefault(f.group, len(groups))

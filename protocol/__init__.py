@@ -7,6 +7,7 @@ runs on Python 3.10+, so the Krita and GIMP plug-ins can carry it.
 
 from .client import DEFAULT_URL, Client, ClientError, JobCancelled, JobFailed
 from .codec import decode_client_message, decode_server_message, encode
+from .controls import MAX_CONTROLS, ControlInput, ControlKindSpec, Preprocess, Preprocessed
 from .crops import Crop, CropRule
 from .connection import ClientConnection, ConnectionState, JobPhase, ServerConnection
 from .errors import ErrorCode, ProtocolError
@@ -36,14 +37,16 @@ from .messages import (
 )
 from .transfer import TransferOffer, TransferTerms
 from .params import InputSpec, ModeSpec, ParamSpec, ParamType, validate_params
-from .validation import CheckedJob, check_job
-from .vocabulary import CHECKPOINT_KINDS, InputKind, ModelKind, ParamGroup, Phase, PlacementKind
+from .validation import CheckedControl, CheckedJob, check_control, check_job
+from .vocabulary import CHECKPOINT_KINDS, ControlKind, InputKind, ModelKind, ParamGroup, Phase, PlacementKind, Preprocessor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
-    "Cancelled", "Capabilities", "Crop", "CropRule", "TransferOffer", "TransferTerms", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
+    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedControl", "CheckedJob", "ControlInput", "ControlKind", "ControlKindSpec",
+    "MAX_CONTROLS", "Preprocess", "Preprocessed", "Preprocessor", "check_control", "Client", "ClientConnection", "DeviceInfo",
+    "Crop", "CropRule", "TransferOffer", "TransferTerms",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

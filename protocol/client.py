@@ -20,6 +20,8 @@ from . import shm
 from .addresses import is_loopback_host
 from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
+from .controls import ControlInput, Preprocessed
+from .images import ImagePayload
 from .live import LiveClientMessage
 from .messages import Cancelled, Capabilities, CapabilitiesUpdate, Error, JobRequest, Queued, Result
 from .transfer import TransferOffer
@@ -211,6 +213,19 @@ class Client:
                 return message.capabilities
             if isinstance(message, Error) and message.job is None and message.ref is None:
                 raise JobFailed(message)  # e.g. a server that does not know rescan (unknown_type)
+        raise AssertionError("unreachable")
+
+    def preprocess(self, engine: str, control: ControlInput, timeout: float | None = None) -> ImagePayload:
+        """The image the model would read from ``control`` (a preview of its preprocessor).
+        Raises JobFailed with the server's error. Like ``rescan``, call it while no job of
+        this client is running: other events that arrive meanwhile are not delivered."""
+        ref, frame = self.protocol.preprocess(engine, control)
+        self._send(frame)
+        for message in self.events(self.timeout if timeout is None else timeout):
+            if isinstance(message, Preprocessed) and message.ref == ref:
+                return message.image
+            if isinstance(message, Error) and message.job is None and message.ref in (ref, None):
+                raise JobFailed(message)  # also a server that does not know preprocess (unknown_type)
         raise AssertionError("unreachable")
 
     def poll(self) -> list[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 
+from .controls import Preprocess
 from .errors import ErrorCode, ProtocolError
 from .live import LiveState, LiveStateError
 from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Submit
@@ -74,14 +75,14 @@ def decode_client_message(data: bytes, max_pixels: int | None = None, reader: Se
                           max_segment_bytes: int | None = None) -> Any:
     """Read a frame a client sent. Raises ProtocolError for anything invalid.
 
-    When the frame is a submit whose job is invalid, the error carries the
-    submit's ``ref`` so the rejection can name it. ``reader`` reads segment
+    When the frame is a submit (or a preprocess) that is invalid, the error
+    carries its ``ref`` so the rejection can name it. ``reader`` reads segment
     references (None: this connection has no shared memory).
     """
     obj = _unpack(data, max_pixels, reader, max_segment_bytes)
     if obj["type"] == LiveState.TYPE:  # pixels: the same limit as a job's
         return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
-    if obj["type"] == Submit.TYPE:
+    if obj["type"] in (Submit.TYPE, Preprocess.TYPE):
         try:
             return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
         except ProtocolError as exc:

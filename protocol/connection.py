@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .codec import decode_client_message, decode_server_message, encode
+from .controls import ControlInput, Preprocess, Preprocessed
 from .errors import ErrorCode, ProtocolError
 from .live import LIVE_SERVER_TYPES, LiveStart, LiveState, LiveStop
 from .messages import (
@@ -94,6 +95,7 @@ class ClientConnection:
         self.server_name: str | None = None
         self.jobs: dict[str, JobStatus] = {}
         self._pending: set[int] = set()  # submit refs without a queued or error yet
+        self._preprocessing: set[int] = set()  # preprocess refs without a preprocessed or error yet
         self._next_ref = 1
         self.transfer: TransferTerms = OLD_SERVER  # what the server's welcome agreed to
 
@@ -128,6 +130,15 @@ class ClientConnection:
         self._next_ref += 1
         self._pending.add(ref)
         return ref, frame
+
+    def preprocess(self, engine: str, control: ControlInput) -> tuple[int, bytes]:
+        """Ask for the image a model reads from one control layer; returns the ref
+        that the ``preprocessed`` answer (or the ``error``) will echo, and the frame."""
+        self._expect(ConnectionState.READY, "preprocess")
+        ref = self._next_ref
+        self._next_ref += 1
+        self._preprocessing.add(ref)
+        return ref, encode(Preprocess(ref=ref, engine=engine, control=control))
 
     def cancel(self, job_id: str) -> bytes:
         self._expect(ConnectionState.READY, "cancel")
@@ -196,6 +207,12 @@ class ClientConnection:
         if isinstance(message, Error) and message.job is None:
             if message.ref is not None:
                 self._pending.discard(message.ref)  # a submit was rejected; no job exists
+                self._preprocessing.discard(message.ref)
+            return
+        if isinstance(message, Preprocessed):
+            if message.ref not in self._preprocessing:
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"preprocessed for ref {message.ref}, which this client never asked for.", "ref")
+            self._preprocessing.discard(message.ref)
             return
         if isinstance(message, Queued) and message.job not in self.jobs:
             if message.ref not in self._pending:
@@ -224,7 +241,7 @@ class ServerConnection:
         self.segment_reader: SegmentReader | None = None  # set once shared memory is agreed
         self.max_segment_bytes: int | None = None  # what one message may read from segments
 
-    def receive(self, data: bytes) -> Hello | Submit | Cancel | Rescan:
+    def receive(self, data: bytes) -> Hello | Submit | Cancel | Rescan | Preprocess:
         """Read one frame from the client. Raises ProtocolError for anything the
         server must reject; the connection stays usable unless it is a bad hello."""
         if self.state is ConnectionState.CLOSED:

@@ -2,9 +2,10 @@
 
 Each message knows its wire form (a msgpack map with a ``type`` key) and how
 to read itself back with validation. Client messages: hello, submit, cancel,
-rescan. Server messages: welcome, capabilities, queued, started, progress,
-preview, result, error, cancelled. docs/protocol.md describes the same set and a test keeps the two in
-step.
+rescan, preprocess. Server messages: welcome, capabilities, queued, started,
+progress, preview, result, error, cancelled, preprocessed (the two preprocess
+messages live in controls.py). docs/protocol.md describes the same set and a
+test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -12,40 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from .controls import ControlInput, ControlKindSpec, Preprocess, Preprocessed, read_controls
 from .crops import Crop
 from .errors import ErrorCode, ProtocolError
+from .fields import MAX_NAME, read_ref
+from .fields import read as _get
+from .fields import read_name as _name
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
 from .transfer import NO_OFFER, OLD_SERVER, TransferOffer, TransferTerms
 from .vocabulary import Phase
 
 PROTOCOL_VERSION = 1
-MAX_NAME = 200  # client names, model names, job ids: short identifiers, not documents
 MAX_JOB_ID = 64
-
-
-# --- field readers: one sentence per failure, naming the field -----------------------------
-
-
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, required: bool = True, default: Any = None) -> Any:
-    if key not in obj or obj[key] is None:
-        if required:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Missing required field {key!r}.", f"{where}{key}")
-        return default
-    value = obj[key]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} has the wrong type (got a boolean).", f"{where}{key}")
-    if not isinstance(value, kind):
-        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} must be {want}, got {type(value).__name__}.", f"{where}{key}")
-    return value
-
-
-def _name(obj: Mapping[str, Any], key: str, where: str, required: bool = True, limit: int = MAX_NAME) -> Any:
-    value = _get(obj, key, str, where, required)
-    if value is not None and not (0 < len(value) <= limit):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Field {key!r} must be 1 to {limit} characters long.", f"{where}{key}")
-    return value
 
 
 # --- client to server ----------------------------------------------------------------------
@@ -120,6 +100,7 @@ class JobRequest:
     params: Mapping[str, Any] = field(default_factory=dict)
     output_format: PixelFormat = PixelFormat.RGBA8
     crop: Crop | None = None  # None: the image is the whole canvas
+    controls: tuple[ControlInput, ...] = ()  # control layers (protocol/controls.py), with the geometry of image (and crop)
 
     def to_wire(self) -> dict:
         out = {
@@ -131,6 +112,8 @@ class JobRequest:
             "params": dict(self.params),
             "output_format": self.output_format.value,
         }
+        if self.controls:  # left out when none: the same bytes as before the field existed
+            out["controls"] = [c.to_wire() for c in self.controls]
         if self.crop is not None:  # left out for whole canvases: the same bytes as before crops existed
             out["crop"] = self.crop.to_wire()
         return out
@@ -171,6 +154,7 @@ class JobRequest:
             mask=mask,
             params=params,
             output_format=PixelFormat(out_name),
+            controls=read_controls(obj, where, max_pixels),
             crop=crop,
         )
 
@@ -189,10 +173,7 @@ class Submit:
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any], max_pixels: int | None = None) -> "Submit":
-        ref = _get(obj, "ref", int, "")
-        if not 0 <= ref < 2**53:
-            raise ProtocolError(ErrorCode.BAD_MESSAGE, "ref must be a non-negative integer below 2**53.", "ref")
-        return cls(ref=ref, job=JobRequest.from_wire(obj.get("job"), max_pixels))
+        return cls(ref=read_ref(obj), job=JobRequest.from_wire(obj.get("job"), max_pixels))
 
 
 @dataclass(frozen=True)
@@ -284,17 +265,24 @@ class EngineInfo:
     # to add (e.g. no model installed): its modes can then only fail.
     notice: str = ""
     device: DeviceInfo | None = None  # None: the engine uses no accelerator (the classical engine)
+    controls: tuple[ControlKindSpec, ...] = ()  # the kinds of control layer its modes take
 
     def mode(self, name: str) -> ModeSpec | None:
         return next((m for m in self.modes if m.name == name), None)
+
+    def control(self, name: str) -> ControlKindSpec | None:
+        return next((c for c in self.controls if c.name == name), None)
 
     @property
     def usable(self) -> bool:
         return not self.notice
 
     def to_wire(self) -> dict:
-        return {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice,
-                "device": self.device.to_wire() if self.device else None}
+        out = {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice,
+               "device": self.device.to_wire() if self.device else None}
+        if self.controls:
+            out["controls"] = [c.to_wire() for c in self.controls]
+        return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "EngineInfo":
@@ -302,6 +290,7 @@ class EngineInfo:
             obj["name"], obj.get("label", obj["name"]), tuple(ModeSpec.from_wire(m) for m in obj.get("modes", ())),
             obj["notice"] if isinstance(obj.get("notice"), str) else "",
             DeviceInfo.from_wire(obj["device"]) if isinstance(obj.get("device"), dict) else None,
+            tuple(ControlKindSpec.from_wire(c) for c in obj.get("controls", ())),
         )
 
 
@@ -630,13 +619,13 @@ class Cancelled:
         return cls(_get(obj, "job", str, ""))
 
 
-ClientMessage = Hello | Submit | Cancel | Rescan
-ServerMessage = Welcome | CapabilitiesUpdate | Queued | Started | Progress | Preview | Result | Error | Cancelled
+ClientMessage = Hello | Submit | Cancel | Rescan | Preprocess
+ServerMessage = Welcome | CapabilitiesUpdate | Queued | Started | Progress | Preview | Result | Error | Cancelled | Preprocessed
 JobEvent = Queued | Started | Progress | Preview | Result | Error | Cancelled
 
-CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel, Rescan)}
+CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel, Rescan, Preprocess)}
 SERVER_MESSAGES: dict[str, type] = {
-    m.TYPE: m for m in (Welcome, CapabilitiesUpdate, Queued, Started, Progress, Preview, Result, Error, Cancelled)
+    m.TYPE: m for m in (Welcome, CapabilitiesUpdate, Queued, Started, Progress, Preview, Result, Error, Cancelled, Preprocessed)
 }
 # Events after which a job is over and its id is forgotten.
 FINAL_EVENTS = (Result, Error, Cancelled)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .controls import MAX_CONTROL_STRENGTH, ControlInput
 from .crops import Rect, bytes_bounds, needed_box, reads_whole
 from .errors import ErrorCode, ProtocolError
 from .images import Encoding
-from .messages import Capabilities, JobRequest
+from .messages import Capabilities, EngineInfo, JobRequest
 from .params import ModeSpec, Scalar, validate_params
+from .vocabulary import InputKind
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,15 @@ class CheckedJob:
     request: JobRequest
     mode: ModeSpec
     params: dict[str, Scalar]  # every parameter of the mode, defaults filled in
+    # Per control of the request: its parameters with defaults filled in, and its preprocessor.
+    controls: tuple["CheckedControl", ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckedControl:
+    control: ControlInput
+    preprocessor: str  # the kind's default when the control named none
+    params: dict[str, Scalar]
 
 
 def check_job(request: JobRequest, caps: Capabilities, images: bool = True) -> CheckedJob:
@@ -51,8 +62,49 @@ def check_job(request: JobRequest, caps: Capabilities, images: bool = True) -> C
                 ErrorCode.TOO_LARGE, f"The {name} is {img.width}x{img.height}; this server's maximum side is {caps.limits.max_side}.", f"job.{name}"
             )
     params: dict[str, Any] = validate_params(mode.params, request.params)
+    controls: tuple[CheckedControl, ...] = ()
+    if request.controls:
+        if not any(i.kind is InputKind.CONTROL for i in mode.inputs):
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"Mode {mode.name!r} takes no control layers; leave job.controls out.", "job.controls")
+        controls = tuple(check_control(c, engine, caps, f"job.controls.{i}", request) for i, c in enumerate(request.controls))
     check_crop(request, mode, params)
-    return CheckedJob(request, mode, params)
+    return CheckedJob(request, mode, params, controls)
+
+
+def check_control(control: ControlInput, engine: EngineInfo, caps: Capabilities, where: str, request: JobRequest | None = None,
+                  needs_model: bool = True) -> CheckedControl:
+    """Check one control layer against what ``engine`` publishes (and, in a job, against
+    the job's image); ``where`` is its dotted path ("job.controls.0"). A preprocessor
+    preview (``needs_model`` false) works for a kind whose model is missing."""
+    spec = engine.control(control.kind)
+    if spec is None:
+        known = ", ".join(c.name for c in engine.controls) or "none"
+        raise ProtocolError(ErrorCode.INVALID_PARAM, f"Engine {engine.name!r} has no control kind {control.kind!r}; it takes: {known}.", f"{where}.kind")
+    if spec.problem and needs_model and control.model is None:  # a named model is checked below
+        raise ProtocolError(ErrorCode.UNKNOWN_MODEL, spec.problem, f"{where}.kind")
+    if control.model is not None:
+        names = [m.name for m in caps.models if m.engine == engine.name]
+        if control.model not in names:
+            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"No model {control.model!r} for engine {engine.name!r}; "
+                                "leave the control's model out to let the server pick one.", f"{where}.model")
+    preprocessor = control.preprocessor or spec.default_preprocessor
+    if preprocessor not in spec.preprocessors:
+        raise ProtocolError(ErrorCode.INVALID_PARAM, f"The {spec.name} control has no preprocessor {preprocessor!r}; "
+                            f"it offers: {', '.join(spec.preprocessors)}.", f"{where}.preprocessor")
+    for name, value, hi in (("strength", control.strength, MAX_CONTROL_STRENGTH), ("start", control.start, 1.0), ("end", control.end, 1.0)):
+        if not 0.0 <= value <= hi:  # NaN fails this too
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"The control's {name} must be between 0 and {hi:g}, got {value:g}.", f"{where}.{name}")
+    if control.start >= control.end:
+        raise ProtocolError(ErrorCode.INVALID_PARAM, f"The control's start ({control.start:g}) must be below its end ({control.end:g}).", f"{where}.start")
+    image = control.image
+    if max(image.width, image.height) > caps.limits.max_side:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"The control image is {image.width}x{image.height}; this server's maximum side is {caps.limits.max_side}.",
+                            f"{where}.image")
+    if request is not None and request.image is not None and (image.width, image.height) != (request.image.width, request.image.height):
+        raise ProtocolError(ErrorCode.BAD_IMAGE, f"The control image is {image.width}x{image.height} but the image is "
+                            f"{request.image.width}x{request.image.height}; send the control layer at the image's size.", f"{where}.image")
+    params = validate_params(spec.params, control.params, f"{where}.params")
+    return CheckedControl(control, preprocessor, params)
 
 
 def check_crop(request: JobRequest, mode: ModeSpec, params: dict[str, Any]) -> None:

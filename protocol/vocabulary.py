@@ -33,6 +33,9 @@ class ModelKind(str, enum.Enum):
     EMBEDDING = "embedding"
     VAE = "vae"
     UPSCALER = "upscaler"
+    CONTROLNET = "controlnet"  # guides generation with a control image (ControlInput.model)
+    IP_ADAPTER = "ip-adapter"  # guides generation with a reference picture
+    IMAGE_ENCODER = "image-encoder"  # the CLIP vision model an IP-Adapter reads its picture with
 
 
 # The kinds a diffusion job can be run with as "the model".
@@ -51,6 +54,37 @@ class InputKind(str, enum.Enum):
     IMAGE = "image"  # the canvas (visible image) or one layer, sent as job.image
     MASK = "mask"  # the selection (or a layer used as one), sent as job.mask
     SKETCH = "sketch"  # a layer of rough strokes: visible in job.image, its painted pixels added to job.mask
+    CONTROL = "control"  # layers that guide the result (ControlNet, reference images), sent as job.controls
+
+
+class ControlKind(str, enum.Enum):
+    """What a control layer tells the model (``ControlKindSpec.name``, ``ControlInput.kind``).
+
+    Engines publish the kinds they take in ``EngineInfo.controls``; a client offers
+    those and never a list of its own, so a kind it does not know is simply shown
+    with the label the server gives it.
+    """
+
+    CANNY = "canny"  # edges found in a picture
+    SCRIBBLE = "scribble"  # rough strokes
+    LINEART = "lineart"  # clean line art
+    SOFTEDGE = "softedge"  # soft outlines (HED/PiDiNet-like)
+    DEPTH = "depth"  # a depth map: near is bright
+    NORMAL = "normal"  # a normal map (RGB = XYZ)
+    POSE = "pose"  # an OpenPose skeleton picture
+    SEGMENTATION = "segmentation"  # a colour-coded segmentation map (ADE20K colours)
+    REFERENCE = "reference"  # a picture whose look the result takes on (IP-Adapter)
+
+
+class Preprocessor(str, enum.Enum):
+    """How the server turns a control layer into the image a model reads
+    (``ControlKindSpec.preprocessors``, ``ControlInput.preprocessor``)."""
+
+    NONE = "none"  # the layer is used as it is (a map the artist made or exported)
+    CANNY = "canny"  # OpenCV Canny edges of the layer
+    SCRIBBLE = "scribble"  # painted strokes -> thick white lines on black
+    LINEART = "lineart"  # painted lines -> thin white lines on black
+    SOFTEDGE = "softedge"  # blurred gradient magnitude of the layer
 
 
 class PlacementKind(str, enum.Enum):

@@ -19,6 +19,7 @@ from .engines.base import Engine
 from .engines.registry import build_engines
 from .memory import configure_allocator, release_memory
 from .model_watch import ModelWatch
+from .preprocessing import Preprocessing
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .session import Session, SessionLimits
@@ -53,6 +54,7 @@ class PaintwireServer:
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
         self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
+        self.preprocessing = Preprocessing({e.name: e for e in self.engines})
 
     def publish_capabilities(self) -> None:
         """Rebuild the capabilities after a rescan; every session checks new jobs
@@ -95,6 +97,7 @@ class PaintwireServer:
         self.guard.close_all()
         if self.scheduler is not None:
             await self.scheduler.wait_stopped(SHUTDOWN_GRACE_SECONDS)
+        self.preprocessing.close()
 
     # -- routes -------------------------------------------------------------------------
 
@@ -122,6 +125,7 @@ class PaintwireServer:
             limits=self.session_limits,
             transport=request.transport,
             rescan=self.rescan,
+            preprocess=self.preprocessing.run,
         )
         self.sessions.add(session)
         try:
@@ -154,7 +158,8 @@ class PaintwireServer:
 
 def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device()) for e in engines),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device(), controls=e.controls())
+                      for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

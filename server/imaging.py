@@ -46,6 +46,14 @@ def _decode_png(payload: ImagePayload, field: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA, dst=img)
 
 
+def as_rgba(array: np.ndarray) -> np.ndarray:
+    """An (H, W) grey or (H, W, 3) RGB array as opaque RGBA; RGBA arrays unchanged."""
+    if array.ndim == 3 and array.shape[2] == 4:
+        return array
+    rgb = array if array.ndim == 3 else np.dstack([array, array, array])
+    return np.dstack([rgb, np.full(array.shape[:2], 255, np.uint8)])
+
+
 def array_to_payload(array: np.ndarray, fmt: PixelFormat = PixelFormat.RGBA8) -> ImagePayload:
     """Wrap an RGBA array (or an (H, W) mask for l8) as a raw payload.
 

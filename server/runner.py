@@ -20,11 +20,11 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from paintwire.protocol import Cancelled, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol import Cancelled, CheckedControl, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
 from paintwire.protocol.messages import JobEvent
 
-from .engines.base import PREVIEW_MAX_SIDE, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
-from .imaging import array_to_payload, payload_to_array
+from .engines.base import PREVIEW_MAX_SIDE, ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
+from .imaging import array_to_payload, as_rgba, payload_to_array
 from .jobs import FinalEvent, Job
 from .layers import Box
 
@@ -71,6 +71,10 @@ class JobRunner:
         ctx.phase(Phase.PREPARING, 0, 1, "reading the image")  # the first update, before the (maybe big) pixels are read
         image = _decode(request.image, "job.image", ctx)
         mask = _decode(request.mask, "job.mask", ctx)
+        controls = tuple(
+            control_layer(c, as_rgba(_decode(c.control.image, f"job.controls.{i}.image", ctx)))
+            for i, c in enumerate(job.checked.controls)
+        )
         return EngineJob(
             id=job.id,
             mode=request.mode,
@@ -79,6 +83,7 @@ class JobRunner:
             mask=mask,
             model=request.model,
             max_output_pixels=self.max_output_pixels,
+            controls=controls,
             origin=(request.crop.x, request.crop.y) if request.crop else (0, 0),
             canvas=request.canvas_size if request.crop else None,
         )
@@ -134,6 +139,12 @@ def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.nda
             return future.result(timeout=CANCEL_POLL_SECONDS)
         except FutureTimeout:
             ctx.check_cancelled()
+
+
+def control_layer(checked: CheckedControl, image: np.ndarray) -> ControlLayer:
+    """A checked control with its decoded pixels, as engines take it."""
+    c = checked.control
+    return ControlLayer(c.kind, image, checked.preprocessor, dict(checked.params), c.model, c.strength, c.start, c.end)
 
 
 def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None]:

@@ -29,13 +29,18 @@ from paintwire.protocol import (
     ConnectionState,
     Error,
     ErrorCode,
+    CheckedControl,
     Hello,
+    ImagePayload,
+    Preprocess,
+    Preprocessed,
     ProtocolError,
     Rescan,
     ServerConnection,
     Submit,
     Welcome,
     __version__,
+    check_control,
     check_job,
 )
 from paintwire.protocol import shm
@@ -55,6 +60,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 # How often the writer looks at a blocked send's progress.
 SEND_POLL_SECONDS = 0.25
+# Preprocess requests one connection may have waiting: each holds a layer's pixels.
+MAX_PREPROCESSING = 4
+
+PreprocessFn = Callable[[str, CheckedControl], Awaitable[ImagePayload]]
 
 
 class JobScheduler(Protocol):
@@ -89,6 +98,7 @@ class Session:
         limits: SessionLimits,
         transport: asyncio.BaseTransport | None = None,
         rescan: Callable[[], Awaitable[Capabilities]] | None = None,
+        preprocess: PreprocessFn | None = None,
     ) -> None:
         self.ws = ws
         self.peer = peer
@@ -98,6 +108,8 @@ class Session:
         self.limits = limits
         self.transport = transport
         self.rescan = rescan
+        self.preprocess = preprocess
+        self._preprocessing = 0  # preprocess requests not yet answered
         self.wants_updates = False  # hello asked for a capabilities message whenever they change
         self._tasks: set[asyncio.Task[None]] = set()
         self.conn = ServerConnection(max_pixels=limits.max_pixels)
@@ -296,7 +308,41 @@ class Session:
                 self.scheduler.cancel(self, message.job)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc))
+        elif isinstance(message, Preprocess):
+            self._start_preprocess(message)
         return True
+
+    def _start_preprocess(self, message: Preprocess) -> None:
+        try:
+            if self.preprocess is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "This server cannot preprocess control layers.", "type")
+            if self._preprocessing >= MAX_PREPROCESSING:
+                raise ProtocolError(ErrorCode.QUEUE_FULL, f"{MAX_PREPROCESSING} preprocess requests of this connection are "
+                                    "still waiting; wait for their answers before sending more.")
+            engine = self.capabilities.engine(message.engine)
+            if engine is None:
+                known = ", ".join(e.name for e in self.capabilities.engines)
+                raise ProtocolError(ErrorCode.UNKNOWN_ENGINE, f"No engine named {message.engine!r}; this server has: {known}.", "engine")
+            checked = check_control(message.control, engine, self.capabilities, "control", needs_model=False)
+        except ProtocolError as exc:
+            self.emit(Error.from_exception(exc, ref=message.ref))
+            return
+        self._preprocessing += 1
+        task = asyncio.create_task(self._preprocess(message.ref, message.engine, checked))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _preprocess(self, ref: int, engine: str, checked: CheckedControl) -> None:
+        assert self.preprocess is not None
+        try:
+            self.emit(Preprocessed(ref, await self.preprocess(engine, checked)))
+        except ProtocolError as exc:
+            self.emit(Error.from_exception(exc, ref=ref))
+        except Exception as exc:  # a bug in a preprocessor: say so, keep serving
+            log.exception("preprocessing for %s failed", quoted(self.client_name))
+            self.emit(Error(ErrorCode.INTERNAL, f"Preprocessing failed: {type(exc).__name__}: {exc}", "control", None, ref))
+        finally:
+            self._preprocessing -= 1
 
     def _hello(self, hello: Hello) -> bool:
         if not self.authorize(hello.token):

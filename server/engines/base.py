@@ -19,13 +19,29 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import DeviceInfo, ModelInfo, ModeSpec, Phase
+from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ..layers import Box, OutputLayer
 
 
 class JobCancelledError(Exception):
     """Raised inside an engine when its job was cancelled; the worker reports it."""
+
+
+@dataclass
+class ControlLayer:
+    """A control layer of a job (or of a preprocess request), decoded and checked:
+    ``image`` is (H, W, 4) uint8 RGBA at the job image's geometry, ``params`` the
+    preprocessor's parameters with defaults filled in."""
+
+    kind: str
+    image: np.ndarray
+    preprocessor: str
+    params: dict[str, Any]
+    model: str | None = None
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
 
 
 @dataclass
@@ -46,6 +62,7 @@ class EngineJob:
     mask: np.ndarray | None = None
     model: str | None = None
     max_output_pixels: int = 8192 * 8192
+    controls: tuple[ControlLayer, ...] = ()
     origin: tuple[int, int] = (0, 0)
     canvas: tuple[int, int] | None = None  # None: the image is the whole canvas
 
@@ -197,6 +214,15 @@ class Engine(abc.ABC):
         """Empty when the engine can run its modes; otherwise a sentence telling the
         user what to add (clients then offer a sentence instead of modes that can only fail)."""
         return ""
+
+    def controls(self) -> tuple[ControlKindSpec, ...]:
+        """The kinds of control layer this engine's modes take (none by default)."""
+        return ()
+
+    def preprocess(self, layer: ControlLayer) -> np.ndarray:
+        """What a model reads from ``layer``: (H, W) uint8 for line maps, (H, W, 3) otherwise.
+        Runs off the event loop, possibly while a job runs; needs no loaded model."""
+        raise ProtocolError(ErrorCode.INVALID_PARAM, f"The {self.name} engine takes no control layers.", "engine")
 
     def model_folders(self) -> list:
         """Folders whose changes mean ``rescan`` should run (none for engines without models)."""

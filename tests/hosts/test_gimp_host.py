@@ -301,7 +301,8 @@ def test_unreachable_server_is_a_gimp_error(gimp_run):
 def _diffusers_like_capabilities() -> dict:
     """A diffusers-shaped engine (prompt, strength, steps, seed, choices, advanced group), so the
     dialogs are exercised with every parameter type even where no model is installed."""
-    from paintwire.protocol import Capabilities, EngineInfo, Limits, ModeSpec, ModelInfo, ParamSpec, ParamType
+    from paintwire.protocol import Capabilities, EngineInfo, InputKind, InputSpec, Limits, ModeSpec, ModelInfo, ParamSpec, ParamType
+    from paintwire.protocol.controls import ControlKindSpec
 
     params = (
         ParamSpec("prompt", ParamType.STRING, "", "Prompt", "What to paint."),
@@ -314,12 +315,19 @@ def _diffusers_like_capabilities() -> dict:
         ParamSpec("vae", ParamType.STRING, "", "VAE", "", group="advanced"),
     )
     sides = tuple(ParamSpec(s, ParamType.INT, 0, s, "", minimum=0, maximum=4096) for s in ("left", "right", "top", "bottom"))
+    def inputs(name: str) -> tuple:
+        # Every mode but upscale takes control layers, as the diffusers engine's do.
+        return (((InputSpec(InputKind.IMAGE),) if name != "txt2img" else ()) + ((InputSpec(InputKind.MASK),) if name == "inpaint" else ())
+                + ((InputSpec(InputKind.CONTROL, required=False),) if name != "upscale" else ()))
+
     modes = tuple(
-        ModeSpec(name, name, f"{name} help", needs_image=name != "txt2img", needs_mask=name == "inpaint", params=params + extra,
-                 model_kinds=("sd15",), order=order)
+        ModeSpec(name, name, f"{name} help", inputs=inputs(name), params=params + extra, model_kinds=("sd15",), order=order)
         for order, (name, extra) in enumerate((("txt2img", ()), ("img2img", ()), ("inpaint", ()), ("outpaint", sides), ("upscale", ())))
     )
-    caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
+    threshold = ParamSpec("threshold", ParamType.INT, 128, "Ink threshold", "", minimum=1, maximum=255)
+    kinds = (ControlKindSpec("scribble", "Scribble", "Rough strokes.", ("scribble", "none"), (threshold,)),
+             ControlKindSpec("depth", "Depth", "A depth map.", ("none",), problem="No depth ControlNet: add one to a model folder."))
+    caps = Capabilities((EngineInfo("diffusers", "Diffusers", modes, controls=kinds),), (ModelInfo("tiny", "diffusers", "sd15", "Tiny"),),
                         Limits(1 << 30, 1 << 24, 8192, 4))
     return caps.to_wire()
 
@@ -331,6 +339,10 @@ def dialog_run(live_server, plugin_bundle):
     spec = {
         "capabilities": [server_caps, _diffusers_like_capabilities()],
         "stored": {"inpaint": {"method": "ns"}, "txt2img": {"scheduler": "ddim"}},
+        # The image's layers for the control-layer pickers, and a control remembered from a last run.
+        "layers": ["Lines", "Background"],
+        "stored_controls": {"txt2img": [{"layer": "Lines", "kind": "scribble", "strength": 0.7, "end": 0.6, "params": {"threshold": 90}}],
+                            "upscale": [{"layer": "Lines", "kind": "scribble"}]},
     }
     report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
@@ -358,6 +370,17 @@ def test_job_dialogs_return_arguments_to_remember(dialog_run):
     assert json.loads(dialogs["1/outpaint"]["params-json"])["left"] == 0
 
 
+def test_job_dialogs_pick_control_layers_from_the_servers_kinds(dialog_run):
+    dialogs = dialog_run["dialogs"]
+    # The remembered control layer came back through its row: layer, kind, weights, the kind's parameter.
+    (control,) = json.loads(dialogs["1/txt2img"]["controls-json"])
+    assert (control["layer"], control["kind"], control["strength"], control["start"], control["end"]) == ("Lines", "scribble", 0.7, 0.0, 0.6)
+    assert control["preprocessor"] == "scribble" and control["params"] == {"threshold": 90} and control["enabled"] is True
+    # A mode without a control input sends none; a server without control kinds shows none.
+    assert json.loads(dialogs["1/upscale"]["controls-json"]) == []
+    assert json.loads(dialogs["0/inpaint"]["controls-json"]) == []
+
+
 # --- generation modes: the diffusers engine with a tiny model built by the tests -------------
 
 
@@ -375,6 +398,9 @@ def diffusers_server(plugin_bundle, tmp_path_factory):
     from fixtures.upscaler_models import ESRGAN_2X, build_one
 
     build_one(models / "upscalers", ESRGAN_2X)
+    from fixtures.control_models import write_tiny_controlnet
+
+    write_tiny_controlnet(models / "controlnet" / "tiny_scribble.safetensors", models / "tiny-sd15")
     from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
 
     server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
@@ -394,7 +420,7 @@ def diffusers_run(diffusers_server, plugin_bundle):
     """Generate, Refine, Inpaint Sketch and Expand through GIMP with the tiny model."""
     server, caps = diffusers_server
     engine = caps.engine("diffusers")
-    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")  # the checkpoint, not the ControlNet
     common = {"model": model, "steps": 2}
     cases = [
         {"name": "generate", "procedure": "plug-in-paintwire-generate", "selection": None,
@@ -408,12 +434,15 @@ def diffusers_run(diffusers_server, plugin_bundle):
          "patch": {"rect": PATCH, "colour": PATCH_COLOUR}, "args": dict(common, prompt="a red fox", seed=3, strength=0.8)},
         {"name": "expand", "procedure": "plug-in-paintwire-expand", "selection": None,
          "args": dict(common, prompt="more fox", seed=9, **{"params-json": json.dumps({"right": 16})})},
+        # A hidden layer of dark strokes guides a Generate (controls-json names it).
+        {"name": "control", "procedure": "plug-in-paintwire-generate", "selection": None, "control_layer": CONTROL_LAYER,
+         "args": dict(common, prompt="a house", seed=11, **{"controls-json": json.dumps([{"layer": "Lines", "kind": _control_kind(caps)}])})},
         # An upscaler model file (a tiny ESRGAN), no refine: no checkpoint needed.
         {"name": "upscale_model", "procedure": "plug-in-paintwire-upscale", "selection": None,
          "args": {"engine": "diffusers", "params-json": json.dumps({"upscaler": UPSCALER_MODEL, "refine": False, "scale": 2.0})}},
     ]
     available = {m.name for m in engine.modes}
-    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
+    cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "control": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
     report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
     return report["cases"], log
@@ -476,6 +505,42 @@ def test_expand_grows_the_canvas_in_place(diffusers_run):
     far = masks.blur(new_area, 4)[:, :WIDTH] == 0
     assert far[:, :WIDTH // 2].all() and np.array_equal(grown[:, :WIDTH][far], pattern()[far])
     assert (grown[:, WIDTH:, 3] == 255).all()
+
+
+CONTROL_LAYER = {"name": "Lines", "rects": [[8, 8, 48, 2], [8, 8, 2, 32], [54, 8, 2, 32], [8, 38, 48, 2]], "colour": [30, 30, 30, 255]}
+
+
+def _control_kind(caps) -> str:
+    """The control kind the tiny ControlNet runs: scribble where the server offers it."""
+    usable = [k.name for k in caps.engine("diffusers").controls if k.usable and k.name != "reference"]
+    return "scribble" if "scribble" in usable else (usable[0] if usable else "scribble")
+
+
+@pytest.mark.slow
+def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffusers_server):
+    case = _diffusers_case(diffusers_run, "control")
+    server, caps = diffusers_server
+    layers = {l["name"]: l for l in case["image"]["layers"]}
+    assert sorted(layers) == ["Background", "Lines", "a house [seed 11]"], list(layers)
+    new = layers["a house [seed 11]"]
+    assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
+    assert case["control_layer_unchanged"], "the control layer was modified"
+    kind = caps.engine("diffusers").control(_control_kind(caps))
+    control_rgba = (ARTIFACTS / "diffusers" / "control" / "control.rgba").read_bytes()
+    # What the server makes of the same job, with the same layer as control, and without it.
+    from paintwire.protocol import ControlInput
+
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")
+    params = {"prompt": "a house", "seed": 11, "steps": 2, "width": WIDTH, "height": HEIGHT}
+    control = ControlInput(kind.name, raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, control_rgba), preprocessor=kind.default_preprocessor)
+    with Client(server.url) as client:
+        (want,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params, controls=(control,))).layers
+        (free,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params)).layers
+    got = _png(ARTIFACTS / "diffusers" / "control" / new["png"]).astype(int)
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
+    free_px = np.frombuffer(free.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
+    assert np.abs(got - want_px).max() <= 2, "the result is not the server's for this control layer"
+    assert np.abs(got - free_px)[..., :3].mean() > 2, "the control layer did not change the result"
 
 
 UPSCALER_MODEL = "2x-tiny-esrgan"  # fixtures.upscaler_models.ESRGAN_2X, written into the model folder
@@ -592,7 +657,7 @@ def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plug
     server stops the job: nothing runs or waits in its queue soon after, and GIMP's
     image has no new layer."""
     server, caps = diffusers_server
-    model = next(m.name for m in caps.models if m.engine == "diffusers")
+    model = next(m.name for m in caps.models if m.engine == "diffusers" and m.kind == "sd15")  # the checkpoint, not the ControlNet
     case = {"name": "killed", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [100, 100, 600, 400]},
             "width": 1024, "height": 768, "connection": {"url": server.url, "token": "", "timeout": 600.0},
             "args": {"model": model, "prompt": "a long job", "steps": 150, "seed": 1, "strength": 1.0}}

@@ -563,3 +563,98 @@ def test_krita_docker_upscales_with_an_upscaler_model(start_server, tiny_model_d
     start = next(s for s in run.report["steps"] if s["name"] == "job-start")
     assert start["form"]["upscaler"] == ESRGAN_2X and start["form"]["refine"] is False
     assert steps["upscale-model"]["status"].startswith("Done"), steps["upscale-model"]
+
+
+# Control layers: a hidden layer of dark strokes guides a Generate through a tiny ControlNet.
+LINE_RECTS = [[20, 20, 120, 3], [20, 20, 3, 80], [137, 20, 3, 80], [20, 97, 120, 3], [60, 50, 40, 3]]
+LINE_BGRA = [30, 30, 30, 255]
+GUIDED_PARAMS = {"steps": 2, "seed": 7, "batch_size": 1}
+
+
+def lines_layer() -> np.ndarray:
+    """The control layer the driver paints, as RGBA: dark strokes on transparent."""
+    out = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+    for x, y, w, h in LINE_RECTS:
+        out[y : y + h, x : x + w] = [LINE_BGRA[2], LINE_BGRA[1], LINE_BGRA[0], LINE_BGRA[3]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def control_model_dir(tmp_path_factory) -> Path:
+    """A tiny SD1.5 checkpoint and a tiny scribble ControlNet made for it (random weights)."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.control_models import write_tiny_controlnet
+    from fixtures.tiny_models import build_tiny_sd15
+
+    folder = tmp_path_factory.mktemp("control-models")
+    build_tiny_sd15(folder / "tiny-sd15")
+    write_tiny_controlnet(folder / "controlnet" / "tiny_scribble.safetensors", folder / "tiny-sd15")
+    return folder
+
+
+def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_model_dir, tmp_path, plugin_zip, krita_host, capsys):
+    """The current layer becomes a control layer in one click; its kind comes from the
+    server; Preview shows the preprocessed layer in the docker; Generate sends it, and
+    the result is the server's for that control (not the unguided one)."""
+    from paintwire.protocol import ControlInput
+
+    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(control_model_dir)], device="cpu")
+    with Client(server.url) as client:
+        kinds = client.capabilities.engine("diffusers").controls
+    usable = [k for k in kinds if k.usable and k.name != "reference"]
+    if not usable:
+        pytest.fail(f"the server offers no control kind it can run with the tiny ControlNet: {kinds}")
+    kind = next((k for k in usable if k.name == "scribble"), usable[0])
+    out_dir = artifacts(krita_host, "control")
+    jobs = [
+        {"name": "add-controls", "action": "controls", "mode": "txt2img", "model": "diffusers/",
+         "controls": [{"layer": "Lines", "kind": kind.name, "strength": 1.0}]},
+        {"name": "control-preview", "action": "control_preview", "index": 0, "timeout": 120},
+        {"name": "guided", "mode": "txt2img", "model": "diffusers/", "prompt": "a house", "params": GUIDED_PARAMS, "timeout": 180},
+        # Last, in a document of its own: Krita's UI thread on 4096x4096, the same inpaint without and with a control layer.
+        {"name": "big-control", "action": "big_control", "side": 4096, "selection": [1000, 1200, 300, 200], "kind": kind.name,
+         "mode": "inpaint", "model": "diffusers/", "prompt": "a green leaf", "params": BIG_PARAMS, "timeout": 150},
+    ]
+    extra = [{"name": "Lines", "rects": LINE_RECTS, "bgra": LINE_BGRA}]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra, time_limit=IN_PLACE_TIME_LIMIT)
+
+    added = steps["add-controls"]
+    assert [(c["layer"], c["kind"], c["strength"], c["enabled"]) for c in added["controls"]] == [("Lines", kind.name, 1.0, True)], added
+    assert "paintwire/controls" in added["annotations"] and added["layers_unchanged"], added  # saved in the document
+    preview = steps["control-preview"]
+    assert preview["shown"] and preview["caption"].startswith(f"Lines: {kind.label}"), preview
+    assert preview["layers_unchanged"] and preview["documents"] == 1, preview  # in the docker, not in a document
+    guided = steps["guided"]
+    assert guided["status"].startswith("Done"), guided
+
+    # What the server makes of the same job, with and without the control layer.
+    bgra = lines_layer()[..., [2, 1, 0, 3]].tobytes()
+    control = ControlInput(kind.name, raw_image(WIDTH, HEIGHT, PixelFormat.BGRA8, bgra), strength=1.0, preprocessor=kind.default_preprocessor)
+    params = {"prompt": "a house", **GUIDED_PARAMS, "width": WIDTH, "height": HEIGHT}
+    with Client(server.url) as client:
+        want = client.run(JobRequest(engine="diffusers", mode="txt2img", params=params, controls=(control,))).layers[0]
+        unguided = client.run(JobRequest(engine="diffusers", mode="txt2img", params=params)).layers[0]
+
+    layers = read_ora(out_dir / "result.ora")
+    x, y, got = layers["a house [seed 7]"]
+    got = on_canvas(x, y, got).astype(int)
+    want_px = on_canvas(want.x, want.y, np.frombuffer(want.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4)).astype(int)
+    free_px = on_canvas(unguided.x, unguided.y, np.frombuffer(unguided.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4)).astype(int)
+    assert np.abs(got - want_px).max() <= 2, "the result is not the server's for this control layer"
+    assert np.abs(got - free_px)[..., :3].mean() > 2, "the control layer did not change the result"
+    # The document: the original and the control layer keep their pixels.
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
+    lx, ly, lines = layers["Lines"]
+    assert np.array_equal(on_canvas(lx, ly, lines), lines_layer()), "the control layer was modified"
+
+    # Krita's UI thread on 4096x4096 without and with a control layer: recorded and printed, not asserted.
+    big = steps["big-control"]
+    assert big["size"] == [4096, 4096] and big["controls"] == 1, big
+    assert all(t["status"].startswith("Done") for t in big["times"].values()), big
+    assert (big["times"]["plain"]["controls"], big["times"]["control"]["controls"]) == (0, 1), big  # each document has its own list
+    line = (f"Krita {krita_host.name}: UI thread on 4096x4096, longest per handler (ms), "
+            f"without a control layer: {big['times']['plain']}; with one: {big['times']['control']}")
+    (out_dir / "ui-thread.txt").write_text(line + "\n", encoding="utf-8")
+    with capsys.disabled():
+        print("\n" + line)

@@ -115,14 +115,14 @@ def test_models_that_cannot_load_are_listed_with_the_reason(tmp_path):
     (no_tok / "model_index.json").write_text((ok / "model_index.json").read_text())
     pickles = _diffusers_folder(models / "pickles", "StableDiffusionPipeline", {"in_channels": 4}, weights=False)
     (pickles / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04")
-    write_safetensors(models / "controlnet.safetensors", {"controlnet_cond_embedding.conv_in.weight": (16, 3, 3, 3)})
+    write_safetensors(models / "t2i-adapter.safetensors", {"adapter.body.0.resnets.0.block1.weight": (320, 320, 3, 3)})
     (models / "truncated.safetensors").write_bytes(b"\x01")
     registry = ModelRegistry.scan([models], include_hf_cache=False)
     assert list(registry.entries) == ["ok"]
     reasons = {name: u.reason for name, u in registry.unusable.items()}
-    assert set(reasons) == {"no-tokenizer", "pickles", "controlnet", "truncated"}
+    assert set(reasons) == {"no-tokenizer", "pickles", "t2i-adapter", "truncated"}
     assert "tokenizer is missing" in reasons["no-tokenizer"]
     assert "pickles (.bin)" in reasons["pickles"] and "convert" in reasons["pickles"]
-    assert "not a kind of model this server knows" in reasons["controlnet"]
+    assert "not a kind of model this server knows" in reasons["t2i-adapter"]
     assert "not a readable .safetensors file" in reasons["truncated"]
     assert registry.unusable["no-tokenizer"].kind == "sd15"

@@ -233,6 +233,14 @@ class FakeDocument:
     def end_preview(self):
         self.calls.append("end_preview")
 
+    def layer_names(self):
+        return ["Background", "Lines"]
+
+    def layer_image(self, control, region):
+        self.calls.append(("layer_image", control.layer, region))
+        x, y, w, h = region
+        return raw_image(w, h, PixelFormat.RGBA8, bytes([7]) * (w * h * 4))
+
 
 class FakeProgress:
     def __init__(self):
@@ -512,3 +520,48 @@ def test_the_dialog_refreshes_the_models_and_unusable_ones_are_not_offered():
     assert seen == {"before": ["sd15"], "unusable": ["half"], "after": ["sd15", "new"]}
     client = FakeClient.instances[-1]
     assert client.rescanned and client.request.model == "new"  # a model found by the refresh runs
+
+
+# --- control layers ----------------------------------------------------------------------------
+
+from paintwire.hostkit.controls import ControlLayer  # noqa: E402
+from paintwire.protocol import InputKind, InputSpec  # noqa: E402
+from paintwire.protocol.controls import ControlKindSpec  # noqa: E402
+
+LINEART = ControlKindSpec("lineart", "Line art", "Clean lines.", ("lineart", "none"))
+GUIDED = EngineInfo("diffusers", "Diffusers", (
+    ModeSpec("img2img", "Refine", "", inputs=(InputSpec(InputKind.IMAGE), InputSpec(InputKind.CONTROL, required=False)),
+             params=DIFF_PARAMS + (STRENGTH,), model_kinds=SD, order=20),
+), controls=(LINEART,))
+CAPS_GUIDED = Capabilities((GUIDED, CLASSICAL), CAPS_BOTH.models, LIMITS)
+LINES = '[{"layer": "Lines", "kind": "lineart", "strength": 0.7, "end": 0.5}]'
+
+
+def test_controls_json_sends_the_named_layers_at_the_canvas_size():
+    doc = FakeDocument(selection=None)
+    jobs.run("img2img", Args(controls_json=LINES), CONNECTION, doc, FakeProgress(), client_factory=_factory(caps=CAPS_GUIDED))
+    (control,) = FakeClient.instances[-1].request.controls
+    assert (control.kind, control.strength, control.start, control.end, control.preprocessor) == ("lineart", 0.7, 0.0, 0.5, "lineart")
+    assert (control.image.width, control.image.height, control.image.format) == (doc.width, doc.height, PixelFormat.RGBA8)
+    assert ("layer_image", "Lines", (0, 0, doc.width, doc.height)) in doc.calls
+
+
+@pytest.mark.parametrize("mode, controls, words", [
+    ("inpaint", LINES, "Inpaint takes no control layers"),
+    ("img2img", '[{"layer": "Nope", "kind": "lineart"}]', "The control layer 'Nope' is gone"),
+    ("img2img", '[{"layer": "Lines", "kind": "pose"}]', "no control kind 'pose'"),
+    ("img2img", '{"layer": "Lines"}', "controls-json must be a JSON list"),
+])
+def test_controls_a_script_asks_for_that_cannot_go_are_gimp_errors(mode, controls, words):
+    doc = FakeDocument(selection=None)
+    with pytest.raises(PluginError, match=words):
+        jobs.run(mode, Args(controls_json=controls), CONNECTION, doc, FakeProgress(), client_factory=_factory(caps=CAPS_GUIDED))
+    assert doc.written == []
+
+
+def test_the_dialogs_controls_are_remembered_in_the_arguments():
+    mode = GUIDED.modes[0]
+    chosen = [ControlLayer("Lines", "lineart", 0.5, 0.2, 0.9, "none")]
+    args = actions.args_from_params(Args(), mode, {"prompt": "fox"}, Choice("diffusers", "sd15", "SD"), "visible", chosen)
+    assert args.controls() == chosen and args.prompt == "fox"
+    assert actions.args_from_params(Args(controls_json=LINES), mode, {}, Choice("diffusers", "sd15", "SD"), "visible").controls_json == LINES

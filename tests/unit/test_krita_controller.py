@@ -54,6 +54,10 @@ class Documents:
         self.areas = []
         self.canvas = []  # what the canvas preview did: ("show", doc, preview) and "end"
         self.stored = {}  # doc name -> the history bytes saved in it
+        self.stored_controls = {}  # doc name -> the control list saved in it
+        self.paths = ["Original", "Lines", "Strokes"]
+        self.current = "Lines"
+        self.layer_reads = []
 
     def active_document(self):
         if self.active is None:
@@ -96,12 +100,40 @@ class Documents:
     def save_history(self, doc, data):
         self.stored[doc.name] = data
 
+    def layer_paths(self, doc):
+        return list(self.paths)
+
+    def current_layer_path(self, doc):
+        return self.current
+
+    def read_layers(self, doc, paths, area=None):
+        self.layer_reads.append(list(paths))
+        return RawLayers({p: bytes([i + 1]) * (W * H * 4) for i, p in enumerate(paths)})
+
+    def load_controls(self, doc):
+        return self.stored_controls.get(doc.name)
+
+    def save_controls(self, doc, data):
+        self.stored_controls[doc.name] = data
+
+
+class RawLayers:
+    """What document.read_layers returns: payload(path) converts one layer (in the worker thread)."""
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+    def payload(self, path, region=None):
+        assert region in (None, (0, 0, W, H))
+        return ImagePayload(W, H, PixelFormat.BGRA8, self.pixels[path])
+
 
 class RawRead:
     """What document.read_snapshot returns: the sizes now, the Snapshot from finish() (in the worker thread)."""
 
     def __init__(self, snapshot):
         self.snapshot, self.width, self.height = snapshot, snapshot.width, snapshot.height
+        self.area = getattr(snapshot, "area", None)
 
     def finish(self):
         return self.snapshot
@@ -117,6 +149,9 @@ class Transport:
 
     def cancel(self):
         self.cancels += 1
+
+    def preprocess(self, engine, control):
+        self.preprocessed = getattr(self, "preprocessed", []) + [(engine, control())]
 
 
 class View:
@@ -137,6 +172,9 @@ class View:
 
     def refresh(self):
         self.refreshes += 1
+
+    def show_control_preview(self, image, caption):
+        self.control_previews = getattr(self, "control_previews", []) + [(image, caption)]
 
 
 @pytest.fixture
@@ -279,3 +317,95 @@ def test_the_document_module_provides_all_the_controller_asks_of_documents():
                     if isinstance(n, ast.ClassDef) and n.name == "Documents")
     wanted = {n.name for n in protocol.body if isinstance(n, ast.FunctionDef)} | {"DocumentError"}
     assert wanted <= defined, sorted(wanted - defined)
+
+
+# --- control layers ---------------------------------------------------------------------------
+
+from paintwire.protocol import EngineInfo as _EngineInfo, InputKind, InputSpec, ModeSpec  # noqa: E402
+from paintwire.protocol.controls import ControlKindSpec  # noqa: E402
+
+LINEART = ControlKindSpec("lineart", "Line art", "Clean lines.", ("lineart", "none"))
+DEPTH = ControlKindSpec("depth", "Depth", "A depth map.", ("none",))
+GUIDED = _EngineInfo("guided", "Guided", (
+    ModeSpec("refine", "Refine", "", inputs=(InputSpec(InputKind.IMAGE), InputSpec(InputKind.CONTROL, required=False))),
+    ModeSpec("touchup", "Touch up", "", inputs=(InputSpec(InputKind.IMAGE),)),
+), controls=(LINEART, DEPTH))
+GUIDED_CAPS = Capabilities((GUIDED,), (), Limits(1 << 26, 1 << 24, 4096, 4))
+
+
+@pytest.fixture
+def guided(rig):
+    controller, state, docs, transport, view, saves = rig
+    controller.connected(GUIDED_CAPS, "paintwire/test")
+    controller.document_changed(docs.active)
+    state.set_mode("refine")
+    return rig
+
+
+def test_the_current_layer_becomes_a_control_saved_in_its_document(guided):
+    controller, state, docs, transport, view, saves = guided
+    controller.add_control()
+    docs.current = "Strokes"
+    controller.add_control()
+    assert [(c.layer, c.kind) for c in state.controls] == [("Lines", "lineart"), ("Strokes", "lineart")]
+    controller.change_control(1, kind="depth", strength=0.5)
+    controller.remove_control(0)
+    assert [(c.layer, c.kind, c.strength) for c in state.controls] == [("Strokes", "depth", 0.5)]
+    # Saved in the document; another document has its own list; back again, it is restored.
+    assert [c.layer for c in st.controls_from_bytes(docs.stored_controls["photo.kra"])] == ["Strokes"]
+    other = FakeDoc("other.kra")
+    docs.open.append(other)
+    controller.document_changed(other)
+    assert state.controls == []
+    controller.document_changed(docs.active)
+    assert [c.layer for c in state.controls] == ["Strokes"]
+    docs.current = None
+    controller.add_control()
+    assert view.statuses[-1] == ("Select a paint layer to use as a control layer.", True)
+
+
+def test_generate_sends_the_control_layers_read_at_the_jobs_geometry(guided):
+    controller, state, docs, transport, view, saves = guided
+    controller.add_control()
+    controller.change_control(0, strength=0.6, end=0.5)
+    assert controller.generate()
+    assert docs.layer_reads == [["Lines"]]
+    (number, request), = transport.sent
+    (control,) = request.controls
+    assert (control.kind, control.strength, control.start, control.end, control.preprocessor) == ("lineart", 0.6, 0.0, 0.5, "lineart")
+    assert (control.image.width, control.image.height, control.image.format) == (request.image.width, request.image.height, PixelFormat.BGRA8)
+    assert control.image.data == bytes([1]) * (W * H * 4)
+
+
+def test_a_mode_without_a_control_input_keeps_the_list_but_sends_none(guided):
+    controller, state, docs, transport, view, saves = guided
+    controller.add_control()
+    state.set_mode("touchup")
+    assert not state.takes_controls()
+    assert controller.generate()
+    assert transport.sent[-1][1].controls == () and docs.layer_reads == []
+    assert len(state.controls) == 1
+
+
+def test_a_control_that_cannot_go_stops_generate_with_its_reason(guided):
+    controller, state, docs, transport, view, saves = guided
+    controller.add_control()
+    docs.paths.remove("Lines")
+    assert not controller.generate()
+    assert transport.sent == []
+    assert view.statuses[-1] == ("Control layer 1 (Lines): The control layer 'Lines' is gone; choose another layer or remove the control.", True)
+
+
+def test_the_preview_asks_the_server_and_shows_its_answer_in_the_docker(guided):
+    controller, state, docs, transport, view, saves = guided
+    controller.add_control()
+    controller.preview_control(0)
+    ((engine, control),) = transport.preprocessed
+    assert engine == "guided" and control.kind == "lineart" and control.preprocessor == "lineart"
+    controller.on_preprocessed("image")
+    assert view.control_previews[-1] == ("image", "Lines: Line art, lineart")
+    controller.on_preprocess_failed("No lineart ControlNet.")
+    assert view.control_previews[-1] == (None, "") and view.statuses[-1] == ("Failed: No lineart ControlNet.", True)
+    state.ticket = object()  # a job in flight: the preview waits
+    controller.preview_control(0)
+    assert len(transport.preprocessed) == 1 and "between jobs" in view.statuses[-1][0]

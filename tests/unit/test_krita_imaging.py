@@ -4,13 +4,7 @@ Skips where that Python has no PyQt5."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
-
-import pytest
-
-from test_krita_worker import SYSTEM_PYTHON, plugin_dir  # noqa: F401  (the fixture: the unpacked plug-in zip)
+from test_krita_worker import plugin_dir, run_in_krita_python  # noqa: F401  (the fixture: the unpacked plug-in zip)
 
 # Checks against plain Python: the mask union for odd widths (Qt pads image
 # rows), selections with and without sketch strokes, previews scaled to their
@@ -58,13 +52,7 @@ print(json.dumps(out))
 
 
 def test_pixel_work_matches_plain_python(plugin_dir, tmp_path):  # noqa: F811
-    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtGui"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"{SYSTEM_PYTHON} has no PyQt5 (Krita's Python on Debian: apt install python3-pyqt5)")
-    (tmp_path / "driver.py").write_text(DRIVER, encoding="utf-8")
-    run = subprocess.run([SYSTEM_PYTHON, str(tmp_path / "driver.py"), str(plugin_dir)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout.strip().splitlines()[-1])
+    out = run_in_krita_python(DRIVER, plugin_dir, tmp_path)
     assert all(v is True for k, v in out.items() if k.startswith("union")), out
     assert out["size mismatch"] == "ValueError"
     # The selection's column values, with the one stroke pixel (alpha 200) added at the bottom right.

@@ -153,3 +153,11 @@ def test_document_history_round_trips_with_thumbnails_and_survives_garbage():
 def test_unreadable_resize_targets_fall_back_to_resizing_the_document():
     assert st.PanelSettings.from_json('{"resize_target": "sideways"}').resize_target == "resize"
     assert st.PanelSettings.from_json('{"resize_target": "new_document"}').resize_target == "new_document"
+
+
+def test_a_documents_control_layers_round_trip_and_unreadable_ones_are_dropped():
+    from paintwire.hostkit.controls import ControlLayer
+
+    controls = [ControlLayer("Group/Lines", "lineart", 0.8, 0.0, 0.6), ControlLayer("Depth", "depth", enabled=False)]
+    assert st.controls_from_bytes(st.controls_to_bytes(controls)) == controls
+    assert st.controls_from_bytes(None) == [] and st.controls_from_bytes(b"\xff\xfe") == [] and st.controls_from_bytes(b"{}") == []

@@ -83,6 +83,18 @@ def plugin_dir(tmp_path_factory) -> Path:
     return out / "pykrita"
 
 
+def run_in_krita_python(source: str, plugin: Path, tmp_path: Path, needs: str = "PyQt5.QtGui", env: dict | None = None) -> dict:
+    """Run a driver script in Krita's Python with the unpacked plug-in; its last line of
+    output is JSON. Skips where that Python lacks PyQt5."""
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", f"import {needs}"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"{SYSTEM_PYTHON} has no PyQt5 (Krita's Python on Debian: apt install python3-pyqt5)")
+    (tmp_path / "driver.py").write_text(source, encoding="utf-8")
+    run = subprocess.run([SYSTEM_PYTHON, str(tmp_path / "driver.py"), str(plugin)], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 def test_worker_reports_connection_jobs_failures_and_a_lost_server(plugin_dir, start_server, tmp_path):
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "import PyQt5.QtCore"], capture_output=True)
     if probe.returncode != 0:

@@ -26,6 +26,8 @@ from paintwire.protocol import (
     Cancelled,
     Capabilities,
     CapabilitiesUpdate,
+    ControlInput,
+    ControlKindSpec,
     DeviceInfo,
     EngineInfo,
     Error,
@@ -44,6 +46,8 @@ from paintwire.protocol import (
     ParamType,
     PixelFormat,
     PlacementKind,
+    Preprocess,
+    Preprocessed,
     Preview,
     Progress,
     ProtocolError,
@@ -174,11 +178,14 @@ INPUT = InputSpec(InputKind.MASK, True, "Selection", "The selection is the mask.
 MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", params=(PARAM,), inputs=(InputSpec(InputKind.IMAGE), INPUT),
                 placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30, crop=CROP_RULE)
 DEVICE = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "fp16", 12 << 30, 10 << 30)
-ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE)
+CONTROL_KIND = ControlKindSpec("canny", "Canny edges", "Edges of the layer.", ("canny", "none"), (PARAM,),
+                               "Put a canny ControlNet (.safetensors) into a model folder's controlnet/ subfolder.")
+ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE, controls=(CONTROL_KIND,))
 MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
-JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8, CROP)
+CONTROL = ControlInput("canny", IMAGE, "control-canny", 0.8, 0.1, 0.9, "canny", {"steps": 3})
+JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8, CROP, (CONTROL,))
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {
@@ -202,6 +209,8 @@ FULL_MESSAGES: dict[str, Any] = {
     "live_frame": LiveFrame(3, 9, IMAGE, 10, 20, 5, 42, 12.5, 10.25),
     "live_error": LiveError(3, ErrorCode.BAD_IMAGE, "Bad.", 9, "image.data"),
     "live_stopped": LiveStopped(3, "requested"),
+    "preprocess": Preprocess(8, "diffusers", CONTROL),
+    "preprocessed": Preprocessed(8, MASK),
 }
 
 # Object name in the document -> (instance, the message that carries it, path to it there).
@@ -217,6 +226,8 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "ModelInfo": (MODEL, "welcome", ("capabilities", "models", 0)),
     "Limits": (LIMITS, "welcome", ("capabilities", "limits")),
     "Layer": (LAYER, "result", ("layers", 0)),
+    "ControlKindSpec": (CONTROL_KIND, "welcome", ("capabilities", "engines", 0, "controls", 0)),
+    "ControlInput": (CONTROL, "submit", ("job", "controls", 0)),
     "Crop": (CROP, "submit", ("job", "crop")),
     "CropRule": (CROP_RULE, "welcome", ("capabilities", "engines", 0, "modes", 0, "crop")),
     "TransferOffer": (OFFER, "hello", ("transfer",)),
@@ -224,7 +235,7 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
 }
 
 # Where nil means the same as a missing key (section 1 of the document).
-NIL_AS_ABSENT = {"JobRequest", "ImagePayload", "Layer"} | set(FULL_MESSAGES)
+NIL_AS_ABSENT = {"JobRequest", "ImagePayload", "Layer", "ControlInput"} | set(FULL_MESSAGES)
 
 # Fields that another field depends on: leaving out the first means leaving out the others too.
 DEPENDENTS = {("JobRequest", "image"): ("mask", "crop")}
@@ -482,3 +493,11 @@ def test_drift_is_detected() -> None:
     assert _mismatch(documented, documented - {"token"}) == (set(), {"token"})
     codes = {c.value for c in ErrorCode}
     assert _mismatch(codes, codes | {"new_code"})[0] == {"new_code"}
+
+
+def test_control_kinds_and_preprocessors_are_documented(doc: str) -> None:
+    from paintwire.protocol import ControlKind, Preprocessor
+
+    section = _section_named(doc, 3, r"Control layers")
+    for value in [k.value for k in ControlKind] + [p.value for p in Preprocessor]:
+        assert f"`{value}`" in section, f"section 4 'Control layers' should name `{value}`"

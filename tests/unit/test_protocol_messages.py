@@ -24,6 +24,8 @@ from paintwire.protocol import (
     Cancelled,
     Capabilities,
     CapabilitiesUpdate,
+    ControlInput,
+    ControlKindSpec,
     EngineInfo,
     Error,
     ErrorCode,
@@ -38,6 +40,8 @@ from paintwire.protocol import (
     ParamType,
     Phase,
     PixelFormat,
+    Preprocess,
+    Preprocessed,
     Preview,
     Progress,
     ProtocolError,
@@ -173,6 +177,16 @@ MESSAGES: list[Any] = [
     LiveFrame(1, 7, rgba(3, 2), 10, 20, 3, 42, 12.5, 10.25),
     LiveError(1, ErrorCode.BAD_IMAGE, "Bad pixels.", 7, "image.data"),
     LiveStopped(1, "requested"),
+    Submit(9, JobRequest("diffusers", "txt2img", controls=(
+        ControlInput("canny", rgba(3, 2), "cn-canny", 0.5, 0.1, 0.8, "canny", {"low_threshold": 50}),
+        ControlInput("reference", ImagePayload(3, 2, PixelFormat.BGRA8, bytes(24))),
+    ))),
+    Preprocess(10, "diffusers", ControlInput("scribble", l8(2, 2), preprocessor="none")),
+    Preprocessed(10, l8(2, 2)),
+    Welcome("paintwire/0.1.0", Capabilities((EngineInfo("diffusers", "Diffusers", (), controls=(
+        ControlKindSpec("canny", "Canny edges", "Edges.", ("canny", "none"), PARAMS[1:2]),
+        ControlKindSpec("depth", "Depth", "", ("none",), (), "Put a depth ControlNet into models/controlnet."),
+    )),), (), CAPS.limits)),
 ]
 
 

@@ -12,7 +12,10 @@ generic arguments, so a batch script calls them all alike: the common server
 parameters have their own arguments (prompt, negative prompt, model,
 strength, steps, seed) and ``params-json`` carries everything else the server
 advertises (a JSON object of protocol parameter names, e.g.
-``{"method": "ns", "mask_blur": 8}``).
+``{"method": "ns", "mask_blur": 8}``). ``controls-json`` lists the control
+layers (layers of the image that guide the job, by name) as a JSON list, e.g.
+``[{"layer": "Lines", "kind": "lineart", "strength": 0.8, "end": 0.6}]``;
+the kinds are those the server publishes (``paintwire info``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, SEED
 from paintwire.hostkit.sources import InputSource
@@ -101,6 +106,9 @@ ARGS: tuple[ArgDef, ...] = (
     ArgDef("seed", "int", "Seed", "Random seed; -1 lets the server pick one (it is in the layer name).", -1, -1, MAX_INT_SEED),
     ArgDef("params-json", "string", "Other parameters (JSON)", "A JSON object of further server parameters by name.", "{}"),
     ArgDef("source", "string", "Input", "layer: the active layer; visible: everything visible.", InputSource.LAYER.value),
+    ArgDef("controls-json", "string", "Control layers (JSON)",
+           'Layers that guide the job, as a JSON list: [{"layer": "Lines", "kind": "lineart", "strength": 1.0, "start": 0, "end": 1}].',
+           "[]"),
 )
 # Only the generic procedure takes a mode; a named entry's mode is its own.
 MODE_ARG = ArgDef("mode", "string", "Mode", "The server's mode name (see 'paintwire info'); empty: the first it offers.", "")
@@ -129,6 +137,7 @@ class Args:
     seed: int = -1
     params_json: str = "{}"
     source: str = InputSource.LAYER.value
+    controls_json: str = "[]"
     mode: str = ""
 
     @classmethod
@@ -155,6 +164,13 @@ class Args:
         if not isinstance(value, dict):
             raise PluginError("params-json must be a JSON object, such as {\"mask_blur\": 8}.")
         return value
+
+    def controls(self) -> list[ControlLayer]:
+        """The control layers in controls-json; PluginError says which entry is wrong."""
+        try:
+            return kit_controls.controls_from_json(self.controls_json, "controls-json")
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
 
 
 def choose_engine(caps: Capabilities, mode: str, engine: str = "", model: str = "") -> Choice:
@@ -199,9 +215,11 @@ def job_params(mode: ModeSpec, args: Args) -> dict[str, Any]:
     return values
 
 
-def args_from_params(base: Args, mode: ModeSpec, params: Mapping[str, Any], choice: Choice, source: str) -> Args:
-    """Arguments that reproduce ``params`` (from a dialog): the inverse of job_params,
-    so the procedure's saved config remembers every value the artist set."""
+def args_from_params(
+    base: Args, mode: ModeSpec, params: Mapping[str, Any], choice: Choice, source: str, controls: list[ControlLayer] | None = None,
+) -> Args:
+    """Arguments that reproduce ``params`` and ``controls`` (from a dialog): the inverse of
+    job_params, so the procedure's saved config remembers every value the artist set."""
     specs = {s.name for s in mode.params}
     generic = {}
     rest = {}
@@ -219,6 +237,8 @@ def args_from_params(base: Args, mode: ModeSpec, params: Mapping[str, Any], choi
     values.update(engine=choice.engine, model=choice.model or "", source=source, mode=mode.name, **{"params-json": json.dumps(rest, sort_keys=True)})
     if "strength" in generic:
         values["strength"] = float(generic["strength"])
+    if controls is not None:
+        values["controls-json"] = kit_controls.controls_to_json(controls)
     return Args.from_values(values)
 
 

@@ -20,6 +20,7 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
 from gi.repository import GimpUi, Gtk  # noqa: E402
 
+from paintwire.hostkit import controls as kit_controls  # noqa: E402
 from paintwire.hostkit import form as kit_form  # noqa: E402
 from paintwire.hostkit import modes as kit_modes  # noqa: E402
 from paintwire.hostkit.request import PROMPT, reads_document  # noqa: E402
@@ -28,6 +29,7 @@ from paintwire.protocol import ModeSpec  # noqa: E402
 
 import form  # noqa: E402
 from actions import Args, args_from_params  # noqa: E402
+from control_rows import ControlSection  # noqa: E402
 from jobs import DialogRequest  # noqa: E402
 
 PLUG_IN_BINARY = "paintwire"
@@ -36,8 +38,9 @@ PLUG_IN_BINARY = "paintwire"
 class ParamForm:
     """Widgets for one mode's parameters; ``values()`` reads them back by name."""
 
-    def __init__(self, mode: ModeSpec, values: dict[str, Any], labels: Gtk.SizeGroup | None = None) -> None:
-        self.fields = kit_form.fields(mode, values)
+    def __init__(self, mode: ModeSpec | None, values: dict[str, Any], labels: Gtk.SizeGroup | None = None, specs=None) -> None:
+        # ``specs`` instead of a mode: any parameter list (a control kind's).
+        self.fields = kit_form.param_fields(specs, values) if specs is not None else kit_form.fields(mode, values)
         self._readers: dict[str, Callable[[], Any]] = {}
         self.widget = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=8)
         grids: dict[str, Gtk.Grid] = {}
@@ -171,6 +174,9 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
 
         holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         content.pack_start(holder, True, True, 0)
+        controls = ControlSection(kit_controls.stored_controls(request.args.controls_json), request.layers,
+                                  lambda specs, values: ParamForm(None, values, specs=specs))
+        content.pack_start(controls.widget, False, False, 0)
         state: dict[str, Any] = {"choices": [], "updating": False, "caps": request.capabilities}
 
         def mode_name() -> str:
@@ -207,6 +213,17 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
             mode_help.get_style_context().add_class("dim-label")
             holder.pack_start(mode_help, False, False, 0)
             holder.show_all()
+            kinds = kit_controls.control_kinds(state["caps"], choice.engine)
+            takes = kit_controls.accepts_controls(mode) and bool(kinds)
+            if not kinds:
+                why = "This model's engine takes no control layers."
+            elif not takes:
+                why = f"{mode.label} takes no control layers."
+            elif not request.layers:
+                why = "The image has no layers to use."
+            else:
+                why = ""
+            controls.update(kinds, takes, why)
 
         def show_unusable() -> None:
             lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in kit_modes.unusable_models(state["caps"])]
@@ -229,10 +246,13 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
         fill_models()
         dialog.show_all()
         show_unusable()
+        controls.settle()
         try:
             if dialog.run() != Gtk.ResponseType.OK:
                 return None
-            return args_from_params(request.args, state["mode"], state["form"].values(), chosen(), sources.get_active_id() or "visible")
+            mode = state["mode"]
+            taken = controls.values() if kit_controls.accepts_controls(mode) else []
+            return args_from_params(request.args, mode, state["form"].values(), chosen(), sources.get_active_id() or "visible", taken)
         finally:
             dialog.destroy()
 

@@ -17,7 +17,7 @@ from gi.repository import Gegl, Gimp  # noqa: E402
 from paintwire.hostkit.placement import Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
-from paintwire.protocol import Encoding, PixelFormat, Preview  # noqa: E402
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview  # noqa: E402
 from paintwire.protocol.crops import Rect  # noqa: E402
 
 from actions import PluginError  # noqa: E402
@@ -67,6 +67,32 @@ class GimpDocument:
         else:
             pixels = self._visible_pixels(box)
         return Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection(box), area=area)
+
+    def layer_names(self) -> list[str]:
+        """Every layer's name, top first, groups' children after their group (GIMP keeps names unique)."""
+        return [layer.get_name() for layer in self._layers()]
+
+    def layer_image(self, control, region: tuple[int, int, int, int]) -> ImagePayload:
+        """A control layer's pixels in the job's ``region`` of the canvas, read as it is,
+        visible or not, transparent where the layer does not reach."""
+        layer = next((item for item in self._layers() if item.get_name() == control.layer), None)
+        if layer is None:
+            raise PluginError(f"The image has no layer {control.layer!r} to use as a control layer.")
+        x, y, width, height = region
+        _, off_x, off_y = layer.get_offsets()
+        return ImagePayload(width, height, PixelFormat.RGBA8, _read(layer, x - off_x, y - off_y, width, height, RGBA))
+
+    def _layers(self) -> list:
+        out = []
+
+        def walk(items) -> None:
+            for item in items:
+                out.append(item)
+                if item.is_group():
+                    walk(item.get_children())
+
+        walk(self.image.get_layers())
+        return out
 
     def selection_bounds(self) -> Rect | None:
         """The canvas rectangle holding the selection (with a margin of BOUNDS_MARGIN for a

@@ -13,14 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
+from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import JobSettings, build_request, prompt_of, read_area, reads_document
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
-from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError
+from paintwire.protocol import (
+    Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
+)
 from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
@@ -28,8 +32,9 @@ from actions import Args, PluginError, check_source, choose_engine, job_params
 from settings import Connection, check_url
 
 CLIENT_NAME = "paintwire-gimp/0.1.0"
-# GIMP gathers the picture and the selection; a sketch is painted on the picture itself.
-SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
+# GIMP gathers the picture and the selection (a sketch is painted on the picture itself),
+# and layers of the image as control layers.
+SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH, InputKind.CONTROL)
 
 
 class Document(Protocol):
@@ -42,6 +47,11 @@ class Document(Protocol):
         """The document's pixels and selection, where ``area`` says (None: the whole canvas)."""
 
     def write(self, placement: Placement) -> Any: ...
+
+    def layer_names(self) -> list[str]: ...
+
+    def layer_image(self, control: ControlLayer, region: tuple[int, int, int, int]) -> ImagePayload:
+        """A control layer's pixels in ``region`` of the canvas."""
 
     def preview(self, event: Preview) -> None:
         """Show a preview while the job runs (a temporary layer)."""
@@ -73,6 +83,7 @@ class DialogRequest:
     args: Args
     # Asks the server to look at its model folders again; returns the new capabilities.
     refresh: Callable[[], Capabilities] | None = None
+    layers: tuple[str, ...] = ()  # the image's layer names, for the control-layer pickers
 
     def choices(self, mode: str, caps: Capabilities | None = None) -> list[Choice]:
         return kit_modes.model_choices(caps or self.capabilities, mode)
@@ -136,7 +147,8 @@ def run(
                 latest[0] = _rescan(client)
                 return latest[0]
 
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh))
+            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh,
+                                            layers=tuple(document.layer_names())))
             if new_args is None:
                 raise Cancelled()
             args = new_args
@@ -178,6 +190,13 @@ def _rescan(client: Client) -> Capabilities:
 def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args):
     params = job_params(mode, args)
     settings = JobSettings(mode.name, choice.engine, choice.model, params)
+    kinds = kit_controls.control_kinds(caps, choice.engine)
+    controls = [c for c in args.controls() if c.enabled]
+    if controls:  # asked for by the artist or a script: a mode without a control input is an error, not a silent no-op
+        try:
+            kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
     try:
         if reads_document(mode):
             # Read only what the job reads (the mode's crop rule around the selection).
@@ -186,7 +205,9 @@ def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeS
             snapshot = document.snapshot(check_source(args.source), None if area == Rect(0, 0, width, height) else area)
         else:
             snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
-        return build_request(snapshot, caps, settings)
+        request = build_request(snapshot, caps, settings)
+        # Control layers: the same part of the canvas as the picture.
+        return kit_controls.with_controls(request, kinds, controls, document.layer_image, document.size())
     except ProtocolError as exc:
         raise PluginError(exc.message) from None
     except ValueError as exc:  # the selection reached beyond its reported bounds: say so rather than crash

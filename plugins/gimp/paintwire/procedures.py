@@ -72,7 +72,7 @@ def _help(blurb: str) -> str:
         "The selection is the mask (the whole canvas when nothing is selected); the input is the active layer "
         "(source=layer) or everything visible (source=visible). Results become new layers at their place, "
         "named after the prompt and seed, in one undo step. Server parameters without their own argument go in "
-        "params-json as a JSON object."
+        "params-json as a JSON object; layers that guide the job (control layers) go in controls-json as a JSON list."
     )
 
 

@@ -16,6 +16,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
+from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import build_request, prompt_of, read_area
@@ -24,7 +25,7 @@ from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, P
 from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
-from .state import PanelState, history_from_bytes, history_to_bytes
+from .state import PanelState, controls_from_bytes, controls_to_bytes, history_from_bytes, history_to_bytes
 
 # Krita hands out 8-bit RGBA as B, G, R, A: asking for results in the same
 # order means the plug-in writes them as they come.
@@ -65,6 +66,18 @@ class Documents(Protocol):
 
     def save_history(self, doc: Any, data: bytes) -> None: ...
 
+    def layer_paths(self, doc: Any) -> list[str]: ...
+
+    def current_layer_path(self, doc: Any) -> str | None: ...
+
+    def read_layers(self, doc: Any, paths: list[str], area: Any = None) -> Any:
+        """Krita's raw reads of control layers in ``area`` (a Rect; None: the canvas) on the UI
+        thread; ``payload(path, region)`` converts one (worker thread)."""
+
+    def load_controls(self, doc: Any) -> bytes | None: ...
+
+    def save_controls(self, doc: Any, data: bytes) -> None: ...
+
 
 class Transport(Protocol):
     """The connection (worker.py's Worker): it reports back through the controller's on_* methods."""
@@ -72,6 +85,10 @@ class Transport(Protocol):
     def submit(self, number: int, request: JobRequest | Callable[[], JobRequest]) -> None: ...
 
     def cancel(self) -> None: ...
+
+    def preprocess(self, engine: str, control: Callable[[], Any]) -> None:
+        """Ask for the preprocessed image of one control (built in the worker thread);
+        the answer comes back through on_preprocessed or on_preprocess_failed."""
 
 
 class View(Protocol):
@@ -86,6 +103,8 @@ class View(Protocol):
     def job_ended(self) -> None: ...  # progress and preview back to rest
 
     def refresh(self) -> None: ...  # state changed: controls, buttons, history list
+
+    def show_control_preview(self, image: Any, caption: str) -> None: ...  # None: clear it
 
 
 class Controller:
@@ -149,17 +168,24 @@ class Controller:
         try:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
+            controls = self.state.job_controls(self.documents.layer_paths(doc))
             caps = self.state.capabilities
             assert caps is not None  # job_settings needs a server
             width, height = self.documents.size(doc)
+            kinds = self.state.control_kinds()
 
             def area_for(selected: Rect | None) -> Rect:
                 return read_area(caps, settings, width, height, selected)  # only what the job reads
 
             with self.timed("generate.read"):
                 raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer, area_for=area_for)
-            # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
-            request = lambda: build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
+                # Control layers: the same part of the canvas as the picture.
+                layers = self.documents.read_layers(doc, [c.layer for c in controls], raw.area) if controls else None
+
+            def request() -> JobRequest:
+                # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
+                job = build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)
+                return kit_controls.with_controls(job, kinds, controls, lambda c, region: layers.payload(c.layer, region), (raw.width, raw.height))
             ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
         except (self.documents.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
             self.view.show_status(str(exc), error=True)
@@ -271,7 +297,7 @@ class Controller:
         self._histories = [entry for entry in self._histories if not entry[0] == doc] + [(doc, history, thumbnails)]
 
     def document_changed(self, doc: Any) -> None:
-        """The active document changed: show its history (from the .kra when it was saved with one)."""
+        """The active document changed: show its history and control layers (from the .kra when it was saved with them)."""
         if doc is not None and self._shown is not None and doc == self._shown:
             return
         self._shown = doc
@@ -279,9 +305,87 @@ class Controller:
             from paintwire.hostkit.history import History
 
             self.state.show_history(History(), {})
+            self.state.controls = []
         else:
             self.state.show_history(*self._history_of(doc))
+            self.state.controls = controls_from_bytes(self.documents.load_controls(doc))
+        self.view.show_control_preview(None, "")
         self.view.refresh()
+
+    # -- control layers (the active document's; saved in it) ------------------------------
+
+    def add_control(self) -> None:
+        """Add the active layer as a control layer, of the kind added last (or the first offered)."""
+        try:
+            doc = self.documents.active_document()
+            path = self.documents.current_layer_path(doc)
+            if path is None:
+                raise ValueError("Select a paint layer to use as a control layer.")
+            control = self.state.add_control(path)
+        except (self.documents.DocumentError, ValueError) as exc:
+            self.view.show_status(str(exc), error=True)
+            return
+        self._controls_changed(doc)
+        self.view.show_status(f"Control layer added: {control.layer} as {control.kind}.")
+
+    def remove_control(self, index: int) -> None:
+        self.state.remove_control(index)
+        self.view.show_control_preview(None, "")
+        self._controls_changed(self._shown)
+
+    def change_control(self, index: int, **changes: Any) -> None:
+        """One value of a control changed in the docker. A new kind rebuilds the row."""
+        if not 0 <= index < len(self.state.controls):
+            return
+        kind_before = self.state.controls[index].kind
+        self.state.change_control(index, **changes)
+        self._controls_changed(self._shown, rebuild=self.state.controls[index].kind != kind_before)
+
+    def _controls_changed(self, doc: Any, rebuild: bool = True) -> None:
+        if doc is not None and self.documents.is_open(doc):
+            try:
+                self.documents.save_controls(doc, controls_to_bytes(self.state.controls))
+            except Exception:  # keeping the list in the document is a nicety; the panel has it
+                traceback.print_exc()
+        if rebuild:
+            self.view.refresh()
+
+    def preview_control(self, index: int) -> None:
+        """Ask the server for the image its model would read from control ``index``, shown in the docker."""
+        if not 0 <= index < len(self.state.controls):
+            return
+        control = self.state.controls[index]
+        try:
+            choice = self.state.current_choice()
+            if choice is None:
+                raise ValueError("Connect to a server first.")
+            if self.state.busy:
+                raise ValueError("The preview is made between jobs; wait for this one or cancel it.")
+            doc = self.documents.active_document()
+            kinds = self.state.control_kinds()
+            problem = kit_controls.control_problem(control, kinds, self.documents.layer_paths(doc))
+            if problem:
+                raise ValueError(problem)
+            spec = kit_controls.kind_spec(kinds, control.kind)
+            assert spec is not None  # control_problem said so
+            with self.timed("control.read"):
+                layers = self.documents.read_layers(doc, [control.layer])
+        except (self.documents.DocumentError, ValueError) as exc:
+            self.view.show_status(str(exc), error=True)
+            return
+        self.view.show_status(f"Preprocessing {control.layer} \u2026")
+        self.transport.preprocess(choice.engine, lambda: kit_controls.control_input(control, spec, layers.payload(control.layer)))
+        self._preview_caption = f"{control.layer}: {spec.label or spec.name}, {control.preprocessor or spec.default_preprocessor}"
+
+    _preview_caption = ""
+
+    def on_preprocessed(self, image: Any) -> None:
+        self.view.show_control_preview(image, self._preview_caption)
+        self.view.show_status(f"Preview of {self._preview_caption}.")
+
+    def on_preprocess_failed(self, message: str) -> None:
+        self.view.show_control_preview(None, "")
+        self.view.show_status(describe_error(message, True), error=True)
 
     def on_failed(self, number: int, message: str) -> None:
         if not self._current(number):

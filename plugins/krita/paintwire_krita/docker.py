@@ -18,6 +18,7 @@ from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import InputKind, PlacementKind, Preview
 
 from . import document
+from .control_list import ControlList
 from .controller import Controller
 from .live import LiveController
 from .imaging import PreparedPreview, to_qimage
@@ -90,6 +91,8 @@ class PaintwireDocker(DockWidget):
         self.live_timer = QTimer(self)
         self.live_timer.setInterval(TICK_MS)
         self.live_timer.timeout.connect(self.live.tick)
+        self.worker.preprocessed.connect(self.controller.on_preprocessed)
+        self.worker.preprocess_failed.connect(self.controller.on_preprocess_failed)
         # Longest time (ms) each step took on Krita's UI thread (the host test reports them).
         self.ui_times = self.controller.ui_times
         self._updating = False
@@ -215,6 +218,15 @@ class PaintwireDocker(DockWidget):
         params_layout.addWidget(self.form)
         col.addWidget(params)
 
+        controls = QGroupBox("Control layers")
+        controls.setToolTip(
+            "Layers that guide the result: line art, a scribble, a depth or pose map, a reference picture. "
+            "The kinds come from the server; the list is saved in the document."
+        )
+        self.control_list = ControlList(self.controller)
+        QVBoxLayout(controls).addWidget(self.control_list)
+        col.addWidget(controls)
+
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("paintwire-generate")
@@ -318,6 +330,7 @@ class PaintwireDocker(DockWidget):
             self.resize_label.setVisible(resizes)
             self.resize_combo.setVisible(resizes)
             self.form.build(mode, st.value, skip=PROMPT_PARAMS)
+            self._fill_controls()
         finally:
             self._updating = False
         self._refresh_buttons()
@@ -347,6 +360,21 @@ class PaintwireDocker(DockWidget):
             combo.addItem(NO_LAYER)
             combo.addItems(paths)
             combo.setCurrentIndex(max(0, combo.findText(current)))
+        self._fill_controls()
+
+    def _fill_controls(self) -> None:
+        st = self.state
+        kinds, mode = st.control_kinds(), st.current_mode()
+        if not st.connected:
+            why = "Connect to see the kinds of control layer the server offers."
+        elif not kinds:
+            why = "This model's engine takes no control layers."
+        elif not st.takes_controls():
+            why = f"{mode.label if mode else 'This mode'} takes no control layers; the list is kept for the modes that do."
+        else:
+            why = ""
+        paths = document.layer_paths(document.active_document())
+        self.control_list.build(st.controls, kinds, paths, st.takes_controls(), why)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
@@ -480,6 +508,9 @@ class PaintwireDocker(DockWidget):
         if image is not None:
             self.preview_label.setPixmap(QPixmap.fromImage(image).scaled(
                 PREVIEW_SIDE, PREVIEW_SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+    def show_control_preview(self, image, caption: str) -> None:
+        self.control_list.show_preview(image, caption)
 
     def job_ended(self) -> None:
         self.progress.setRange(0, 1)

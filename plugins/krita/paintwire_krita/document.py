@@ -25,7 +25,7 @@ from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat, PlacementKind
 from paintwire.protocol.crops import Rect
 
-from .imaging import RawSnapshot
+from .imaging import RawLayers, RawSnapshot
 from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
 
 SUPPORTED_MODEL = "RGBA"
@@ -144,6 +144,33 @@ def _selected_bounds(sel, sketch_node, width: int, height: int) -> Rect | None:
         return None
     box = boxes[0] if len(boxes) == 1 else boxes[0].union(boxes[1])
     return box.padded(BOUNDS_MARGIN, width, height)
+
+
+def layer_paths(doc) -> list[str]:
+    """The paint layers' paths ("Group/Layer"), top first: what a control layer names."""
+    return [path for path, _ in paint_layers(doc)]
+
+
+def current_layer_path(doc) -> str | None:
+    """The path of the active layer when it is a paint layer, else None."""
+    node = doc.activeNode() if doc is not None else None
+    return next((path for path, n in paint_layers(doc) if node is not None and n == node), None)
+
+
+def read_layers(doc, paths, area: Rect | None = None) -> RawLayers:
+    """The pixels of the layers at ``paths`` (control layers) in ``area`` of the canvas
+    (None: all of it; a job reads its picture's area): Krita's own reads on the UI
+    thread, converted later in the worker thread. A layer is read as it is, visible
+    or not (control layers are usually hidden)."""
+    depth = check_supported(doc)
+    x, y, w, h = (area.x, area.y, area.width, area.height) if area is not None else (0, 0, doc.width(), doc.height())
+    pixels = {}
+    for path in dict.fromkeys(paths):
+        node = find_layer(doc, path)
+        if node is None:
+            raise DocumentError(f"The control layer {path!r} is gone; choose another layer or remove the control.")
+        pixels[path] = node.pixelData(x, y, w, h)
+    return RawLayers(w, h, depth, pixels, x, y)
 
 
 def _to_bgra(layer: PlacedLayer) -> bytes:
@@ -416,18 +443,36 @@ def add_frame_layer(doc, name: str, bgra: bytes, x: int, y: int, width: int, hei
             root.addChildNode(node, children[live - 1] if live > 0 else None)
 
 
-# -- history saved in the document -----------------------------------------------------------
+# -- the docker's data saved in the document (Krita annotations, written into the .kra) --------
 
 HISTORY_ANNOTATION = "paintwire/history"
+CONTROLS_ANNOTATION = "paintwire/controls"
+
+
+def _load_annotation(doc, name: str) -> bytes | None:
+    if doc is None or name not in doc.annotationTypes():
+        return None
+    return bytes(doc.annotation(name))
+
+
+def _save_annotation(doc, name: str, description: str, data: bytes) -> None:
+    if is_open(doc):
+        doc.setAnnotation(name, description, data)
 
 
 def load_history(doc) -> bytes | None:
-    """The history stored in ``doc`` (saved in its .kra), or None."""
-    if doc is None or HISTORY_ANNOTATION not in doc.annotationTypes():
-        return None
-    return bytes(doc.annotation(HISTORY_ANNOTATION))
+    """The history stored in ``doc``, or None."""
+    return _load_annotation(doc, HISTORY_ANNOTATION)
 
 
 def save_history(doc, data: bytes) -> None:
-    if is_open(doc):
-        doc.setAnnotation(HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)
+    _save_annotation(doc, HISTORY_ANNOTATION, "Paintwire history: settings, seeds and thumbnails", data)
+
+
+def load_controls(doc) -> bytes | None:
+    """The control-layer list stored in ``doc``, or None."""
+    return _load_annotation(doc, CONTROLS_ANNOTATION)
+
+
+def save_controls(doc, data: bytes) -> None:
+    _save_annotation(doc, CONTROLS_ANNOTATION, "Paintwire control layers: layer, kind, strength, steps", data)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paintwire.hostkit.controls import crop_image
 from paintwire.hostkit.snapshot import Snapshot
-from paintwire.protocol import Encoding, PixelFormat, Preview, Result
+from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview, Result
 from paintwire.protocol.crops import Rect
 
 from .pixels import alpha_of, mask_from_layer, to_8bit
@@ -49,6 +50,28 @@ class RawSnapshot:
             base = mask if mask is not None else selection
             mask = strokes if base is None or base.count(0) == len(base) else union_masks(base, strokes, box.width, box.height)
         return Snapshot(w, h, to_8bit(bytes(self.pixels), depth), PixelFormat.BGRA8, selection, mask, self.area)
+
+
+@dataclass(frozen=True)
+class RawLayers:
+    """Control layers as document.read_layers read them (Krita's bytes, not yet
+    converted), by layer path; all read at the same canvas rectangle
+    (x, y, width, height) and depth."""
+
+    width: int
+    height: int
+    depth: str
+    pixels: dict
+    x: int = 0
+    y: int = 0
+
+    def payload(self, path: str, region: tuple[int, int, int, int] | None = None) -> ImagePayload:
+        """One layer as a bgra8 image, the job's ``region`` of the canvas (worker thread: byte work)."""
+        image = ImagePayload(self.width, self.height, PixelFormat.BGRA8, to_8bit(bytes(self.pixels[path]), self.depth))
+        if region is None or tuple(region) == (self.x, self.y, self.width, self.height):
+            return image
+        x, y, width, height = region
+        return crop_image(image, (x - self.x, y - self.y, width, height))
 
 
 def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:

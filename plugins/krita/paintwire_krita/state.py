@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping
 
+from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.form import value_of
 from paintwire.hostkit.history import History, HistoryEntry, history_entry
 from paintwire.hostkit.placement import Placement, place_result
@@ -92,8 +94,8 @@ class Ticket:
     cancel_requested: bool = False
 
 
-# Krita gathers the picture, the selection (or a layer as mask) and a sketch layer.
-SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
+# Krita gathers the picture, the selection (or a layer as mask), a sketch layer and control layers.
+SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH, InputKind.CONTROL)
 
 
 class PanelState:
@@ -107,6 +109,8 @@ class PanelState:
         self.thumbnails: dict[str, bytes] = {}  # its results' thumbnails (PNG) by job id
         self.ticket: Ticket | None = None
         self._tickets = 0
+        # The active document's control layers (saved in it, like the history).
+        self.controls: list[ControlLayer] = []
 
     # -- connection --------------------------------------------------------------------
 
@@ -188,6 +192,41 @@ class PanelState:
             self.set_value(name, value)
         self._fix_choice()
 
+    # -- control layers -------------------------------------------------------------------
+
+    def control_kinds(self) -> tuple:
+        """The control kinds of the engine that runs the current choice."""
+        choice = self.current_choice()
+        return kit_controls.control_kinds(self.capabilities, choice.engine) if choice is not None else ()
+
+    def takes_controls(self) -> bool:
+        return kit_controls.accepts_controls(self.current_mode()) and bool(self.control_kinds())
+
+    def add_control(self, layer: str) -> ControlLayer:
+        """A control for ``layer`` (the current layer), of the kind added last if offered."""
+        if len(self.controls) >= kit_controls.MAX_CONTROLS:
+            raise ValueError(f"At most {kit_controls.MAX_CONTROLS} control layers go with a job; remove one first.")
+        control = kit_controls.new_control(self.control_kinds(), layer, self.controls[-1] if self.controls else None)
+        self.controls.append(control)
+        return control
+
+    def remove_control(self, index: int) -> None:
+        if 0 <= index < len(self.controls):
+            del self.controls[index]
+
+    def change_control(self, index: int, **changes: Any) -> ControlLayer:
+        """Change one control; a new kind starts from its own default preprocessor and parameters."""
+        control = replace(self.controls[index], **changes)
+        if "kind" in changes and changes["kind"] != self.controls[index].kind:
+            control = replace(control, preprocessor="", params={})
+        self.controls[index] = control
+        return control
+
+    def job_controls(self, layers: list[str] | None = None) -> list[ControlLayer]:
+        """The controls a Generate now sends (none for a mode without a control input);
+        raises ValueError naming a control that cannot go."""
+        return kit_controls.controls_for_job(self.current_mode(), self.control_kinds(), self.controls, layers)
+
     # -- jobs ---------------------------------------------------------------------------
 
     @property
@@ -257,3 +296,16 @@ def history_from_bytes(data: bytes | None) -> tuple[History, dict[str, bytes]]:
         except (ValueError, TypeError):
             continue
     return History.from_list(obj["entries"]), thumbs
+
+
+# A document's control layers as stored in it (a Krita annotation beside the history).
+def controls_to_bytes(controls: list[ControlLayer]) -> bytes:
+    return kit_controls.controls_to_json(controls).encode("utf-8")
+
+
+def controls_from_bytes(data: bytes | None) -> list[ControlLayer]:
+    """Stored controls; anything unreadable is dropped (never an error at open)."""
+    try:
+        return kit_controls.stored_controls((data or b"").decode("utf-8"))
+    except UnicodeDecodeError:
+        return []

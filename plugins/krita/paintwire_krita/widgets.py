@@ -32,25 +32,26 @@ from .qt import (
     QWidget,
 )
 
-from paintwire.hostkit.form import Field, FieldKind, fields
-from paintwire.protocol import ModeSpec
+from paintwire.hostkit.form import Field, FieldKind, param_fields
+from paintwire.protocol import ModeSpec, ParamSpec
 
 SLIDER_STEPS = 1000  # resolution of a float slider
+PARAM_PREFIX = "paintwire-param-"
 
 
-def object_name(param: str) -> str:
-    return f"paintwire-param-{param}"
+def object_name(param: str, prefix: str = PARAM_PREFIX) -> str:
+    return f"{prefix}{param}"
 
 
 class ParamField:
     """One parameter's widget(s), with get/set in the parameter's own type."""
 
-    def __init__(self, field: Field, on_change: Callable[[str, Any], None]) -> None:
+    def __init__(self, field: Field, on_change: Callable[[str, Any], None], prefix: str = PARAM_PREFIX) -> None:
         self.field = field
         self._on_change = on_change
         self._quiet = False
         self.widget, self.editor = self._build()
-        self.editor.setObjectName(object_name(field.name))
+        self.editor.setObjectName(object_name(field.name, prefix))
         for w in (self.widget, self.editor):
             w.setToolTip(field.help)
 
@@ -163,15 +164,20 @@ def _set_quietly(slider: QSlider, value: int) -> None:
 class ParamForm(QWidget):
     """The form for one mode's parameters; rebuilt whenever the mode changes."""
 
-    def __init__(self, on_change: Callable[[str, Any], None], parent: QWidget | None = None) -> None:
+    def __init__(self, on_change: Callable[[str, Any], None], parent: QWidget | None = None, prefix: str = PARAM_PREFIX) -> None:
         super().__init__(parent)
         self._on_change = on_change
+        self._prefix = prefix  # of the editors' objectNames: a control layer's form has its own
         self.fields: dict[str, ParamField] = {}
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._body: QWidget | None = None
 
     def build(self, mode: ModeSpec | None, values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
+        self.build_specs(mode.params if mode else (), values, skip)
+
+    def build_specs(self, specs: Sequence[ParamSpec], values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
+        """The form for any list of parameters (a mode's, a control kind's)."""
         if self._body is not None:
             self._layout.removeWidget(self._body)
             # Out of the widget tree at once (deleteLater waits for the event loop),
@@ -184,13 +190,13 @@ class ParamForm(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         forms = {"basic": QFormLayout()}
         outer.addLayout(forms["basic"])
-        current = {name: values(name) for name in (p.name for p in mode.params)} if mode else {}
-        for field in fields(mode, current) if mode else ():
+        current = {spec.name: values(spec.name) for spec in specs}
+        for field in param_fields(specs, current):
             if field.name in skip:
                 continue
             if field.group not in forms:
                 forms[field.group] = self._fold(outer, field)
-            widget = ParamField(field, self._on_change)
+            widget = ParamField(field, self._on_change, self._prefix)
             widget.set_value(field.value)
             self.fields[field.name] = widget
             forms[field.group].addRow(field.label, widget.widget)

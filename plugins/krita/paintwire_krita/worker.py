@@ -12,13 +12,15 @@ from __future__ import annotations
 import dataclasses
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Callable, Union
 
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
 from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveFrame, LiveStart, LiveStop
+from paintwire.protocol.controls import ControlInput
 
-from .imaging import prepare_preview, thumbnail_png
+from .imaging import prepare_preview, thumbnail_png, to_qimage
 from .qt import QObject, pyqtSignal
 from .state import CLIENT_NAME
 
@@ -27,6 +29,15 @@ from .state import CLIENT_NAME
 # It may raise ValueError or ProtocolError with a sentence for the artist.
 JobSource = Union[JobRequest, Callable[[], JobRequest]]
 RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
+
+
+@dataclass(frozen=True)
+class PreprocessItem:
+    """A queue item: the preprocessed image of one control layer, for the docker's preview.
+    ``control`` builds the ControlInput (in the worker thread: it converts the layer's pixels)."""
+
+    engine: str
+    control: Callable[[], ControlInput]
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
@@ -48,6 +59,8 @@ class Worker(QObject):
     job_cancelled = pyqtSignal(int)
     job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
     live_event = pyqtSignal(object)  # LiveStarted, LiveFrame, LiveError or LiveStopped
+    preprocessed = pyqtSignal(object)  # QImage of a control layer as the model reads it
+    preprocess_failed = pyqtSignal(str)  # why not
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +106,10 @@ class Worker(QObject):
     def rescan(self) -> None:
         """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
         self._jobs.put(RESCAN)
+
+    def preprocess(self, engine: str, control: Callable[[], ControlInput]) -> None:
+        """Ask for a control layer's preprocessed image; ``preprocessed`` or ``preprocess_failed`` follows."""
+        self._jobs.put(PreprocessItem(engine, control))
 
     def cancel(self) -> None:
         """Cancel the job in flight, now or as soon as the server names it."""
@@ -170,6 +187,14 @@ class Worker(QObject):
                         break
                     self.capabilities_changed.emit(caps)
                     continue
+                if isinstance(item, PreprocessItem):
+                    try:
+                        self._preprocess(client, item)
+                    except ClientError as exc:
+                        reason = str(exc)
+                        self.preprocess_failed.emit(f"Lost the connection: {exc}")
+                        break
+                    continue
                 number, request = item
                 try:
                     request = request() if callable(request) else request
@@ -233,6 +258,21 @@ class Worker(QObject):
                 message = dataclasses.replace(message, image=dataclasses.replace(message.image, data=bytes(message.image.data)))
             if isinstance(message, LIVE_SERVER_TYPES):
                 self.live_event.emit(message)
+
+    def _preprocess(self, client: Client, item: PreprocessItem) -> None:
+        """One preview of a control layer; what the artist can fix is said, a lost connection raised."""
+        try:
+            image = to_qimage(client.preprocess(item.engine, item.control(), timeout=EVENT_TIMEOUT))
+        except JobFailed as exc:
+            self.preprocess_failed.emit(exc.error.message)
+            return
+        except (ValueError, ProtocolError) as exc:
+            self.preprocess_failed.emit(getattr(exc, "message", None) or str(exc))
+            return
+        if image is None:
+            self.preprocess_failed.emit("The server sent a preview this plug-in cannot show.")
+        else:
+            self.preprocessed.emit(image)
 
     def _on_event(self, number: int, event: object) -> None:
         if isinstance(event, Queued):

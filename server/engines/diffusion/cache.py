@@ -45,7 +45,9 @@ class LoadedModel:
             return self.base  # an inpainting model runs every task through its inpaint pipeline
         if task not in self.pipes:
             cls = pipeline_class(self.entry.family, task)
-            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base)
+            # from_pipe casts every shared module to its dtype argument, float32 when none is given:
+            # name the model's own, or an fp16 model turns fp32 for good.
+            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=self.base.unet.dtype)
             pipe.set_progress_bar_config(disable=True)
             if pipe is not self.base and getattr(self.base, "_all_hooks", None):
                 # Model offload: the new pipeline shares the modules and their hooks, and

@@ -8,11 +8,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from paintwire.protocol import DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
-from ..base import Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
+from ..base import ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
+from .control import preprocess as control_preprocess
+from .control.catalog import control_kinds
+from .control.loading import AddonLoader
+from .control.setup import control_set
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .generate import Sampling
 from .load_progress import install as install_quiet_bars
@@ -39,6 +43,7 @@ class DiffusersEngine(Engine):
         self.choice = choose_device(config.device, config.memory_budget_gb, config.precision)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self._load, self.choice.memory_budget)
+        self.addons = AddonLoader(self.choice.dtype)  # ControlNets, IP-Adapters, image encoders
         install_quiet_bars()
         log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
 
@@ -68,6 +73,12 @@ class DiffusersEngine(Engine):
         usable = [ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values()]
         unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
         return tuple(usable + unusable)
+
+    def controls(self) -> tuple[ControlKindSpec, ...]:
+        return control_kinds(self.registry, list(self.config.model_dirs))
+
+    def preprocess(self, layer: ControlLayer) -> Any:
+        return control_preprocess.run(layer.preprocessor, layer.image, layer.params)
 
     def model_folders(self) -> list[Path]:
         cache = hf_cache_dir()
@@ -122,7 +133,8 @@ class DiffusersEngine(Engine):
             loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
         embeddings = embeddings_in([prompt, negative], self.registry)
         adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
-        runner = ModeRunner(loaded, self.registry, job, ctx, dataclasses.replace(sampling, adapters=adapters), self.choice.device)
+        controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
+        runner = ModeRunner(loaded, self.registry, job, ctx, dataclasses.replace(sampling, adapters=adapters), self.choice.device, controls)
         with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
             return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
@@ -167,6 +179,7 @@ class DiffusersEngine(Engine):
 
     def close(self) -> None:
         self.cache.clear()
+        self.addons.clear()
         self.loader.close()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .memory import vae_tiling_needed
 from .previews import PreviewMaker
 from .prompt_encoding import encode_prompts
 from .sampling import SchedulerTap, StepHook, inference_steps, make_scheduler
+
+if TYPE_CHECKING:
+    from .control.guidance import Guidance
 
 log = logging.getLogger(__name__)
 
@@ -151,20 +154,25 @@ def denoise(
     stage: str = "denoising",
     offset: int = 0,
     total: int | None = None,
+    guidance: "Guidance | None" = None,
 ) -> tuple[list[np.ndarray], StepHook]:
-    """Run ``task`` (txt2img, img2img, inpaint) once; returns (H, W, 3) uint8 images, one per seed."""
-    pipe = loaded.pipeline(task)
+    """Run ``task`` (txt2img, img2img, inpaint) once; returns (H, W, 3) uint8 images, one per seed.
+    ``guidance``: the job's control layers, placed for this run."""
     if loaded.entry.inpaint and task != "inpaint":
         # An inpainting model does txt2img and img2img as an inpaint of everything.
         if image is None:
             image, strength = to_pil(np.full((height, width, 3), 127, np.uint8)), 1.0
         mask, task = to_pil(np.full((height, width), 255, np.uint8)), "inpaint"
+    pipe = guidance.pipeline(loaded.pipeline, loaded.base, task) if guidance else loaded.pipeline(task)
     pipe.scheduler = make_scheduler(sampling.scheduler, loaded.scheduler_config, sampling.schedule, sampling.seed)
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     kwargs: dict[str, Any] = {
         # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
-        **loaded.prompts.get((sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters),
+        # Cached per model: a ControlNet pipeline shares the checkpoint's text encoders, so only what
+        # encode_prompts reads from the pipeline itself (its empty-negative rule) joins the key.
+        **loaded.prompts.get((sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters,
+                              bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))),
                              lambda: encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)),
         "guidance_scale": sampling.cfg, "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
@@ -177,7 +185,13 @@ def denoise(
     if task == "inpaint":
         kwargs.update(mask_image=mask, height=height, width=width)
         if masked_image_latents is not None:
+            if guidance is not None and guidance.nets:
+                raise ProtocolError(ErrorCode.INVALID_PARAM, "Masked content latent noise or latent nothing cannot be combined with "
+                                    "ControlNet layers; choose original or fill.", "job.params.masked_content")
             kwargs["masked_image_latents"] = masked_image_latents
+    if guidance is not None:
+        kwargs.update(guidance.kwargs(task))
+        kwargs["callback_on_step_end"] = guidance.step_callback(pipe, hook)
     vae = pipe.vae
     _, free = memory_info(pipe._execution_device)
     if vae_tiling_needed(width, height, loaded.native_size, vae.dtype.itemsize, free):
@@ -187,8 +201,9 @@ def denoise(
     kwargs["output_type"] = "latent"  # decoded here, with the NaN guard
     timer = CompileTimer(loaded.entry.name) if loaded.compile_pending else None
     if timer is not None:
-        kwargs["callback_on_step_end"] = timer.wrap(hook)
-    with torch.inference_mode():
+        kwargs["callback_on_step_end"] = timer.wrap(kwargs["callback_on_step_end"])
+    run_steps = kwargs["num_inference_steps"] if task == "txt2img" else max(1, int(kwargs["num_inference_steps"] * strength))
+    with guidance.applied(pipe, run_steps) if guidance else nullcontext(), torch.inference_mode():
         latents = pipe(**kwargs).images
     if timer is not None and timer.report():
         loaded.compile_pending = False

@@ -123,6 +123,11 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
     kind = classify_checkpoint(shapes)
     if kind:
         return kind
+    from .control.detect import classify_addon  # ControlNets, IP-Adapters, image encoders
+
+    kind = classify_addon(shapes)
+    if kind:
+        return kind
     keys = list(shapes)
     if any("lora_" in k or ".lora_A." in k or ".lora." in k or k.startswith("lora_") for k in keys):
         return LORA
@@ -203,6 +208,23 @@ class ModelRegistry:
         else:
             self._add(name, kind, folder, False)
 
+    def _add_addon_folder(self, folder: Path) -> bool:
+        """A ControlNet or image encoder saved as a folder (config.json and weights)."""
+        from .control.detect import classify_addon_folder
+
+        kind = classify_addon_folder(folder)
+        if kind is None:
+            return False
+        # An image encoder is usually saved as image_encoder/ inside an IP-Adapter folder: name it by both.
+        name = f"{folder.parent.name}-{folder.name}" if folder.name in ("image_encoder", "image-encoder") else folder.name
+        if any(folder.glob("*.safetensors")):
+            self._add(name, kind, folder, False)
+        elif any(folder.glob("*.bin")):
+            self._unusable(name, kind, folder, f"{name} has weights only as pickles (.bin); this server loads .safetensors only: convert them.")
+        else:
+            self._unusable(name, kind, folder, f"{name} has a config.json but no .safetensors weights beside it.")
+        return True
+
     def _unusable(self, name: str, kind: str, path: Path, reason: str) -> None:
         base, n = name, 2
         while name in self.entries or name in self.unusable:
@@ -214,6 +236,8 @@ class ModelRegistry:
         if (folder / "model_index.json").is_file():
             self._add_folder(folder.name, folder)
             return  # a pipeline's subfolders are its components, not models
+        if (folder / "config.json").is_file() and self._add_addon_folder(folder):
+            return  # a ControlNet or image encoder folder: its weights file is not a model of its own
         if depth > MAX_SCAN_DEPTH:
             return
         try:
@@ -235,7 +259,7 @@ class ModelRegistry:
                     self._add(child.stem, kind, child, True)
                 else:
                     self._unusable(child.stem, "unknown", child, f"{child.name} is not a kind of model this server knows "
-                                   "(a checkpoint, LoRA, embedding, VAE or upscaler).")
+                                   "(a checkpoint, LoRA, embedding, VAE, upscaler, ControlNet, IP-Adapter or image encoder).")
             # .ckpt, .pt, .bin: pickles, never loaded
 
     def _scan_hf_cache(self, cache: Path) -> None:

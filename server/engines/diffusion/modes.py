@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from ...resample import lanczos_resize
 from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
+from .control.guidance import ControlSet, Guidance, Place
 from .generate import Sampling, denoise, encode, generators, to_pil
 from .models import UPSCALER, ModelRegistry
 from .phases import cancel_points
@@ -36,6 +37,7 @@ class ModeRunner:
     ctx: JobContext
     sampling: Sampling
     device: torch.device
+    controls: ControlSet | None = None  # the job's control layers, models loaded
 
     @property
     def p(self) -> dict[str, Any]:
@@ -57,6 +59,11 @@ class ModeRunner:
                 field,
             )
 
+    def guide(self, place: Place) -> Guidance | None:
+        """The control layers for one run: ``place`` takes a canvas-space layer to the run's
+        area at its generated size, by the same rule as the run's image."""
+        return self.controls.at(place) if self.controls else None
+
     def names(self, label: str) -> list[str]:
         n = self.sampling.batch
         return [label if n == 1 else f"{label} {i + 1}/{n}" for i in range(n)]
@@ -69,7 +76,8 @@ class ModeRunner:
         self.check_size(width, height, "job.params.width")
         gw, gh = multiple_of(width), multiple_of(height)
         images, _ = denoise(self.loaded, "txt2img", self.sampling, self.ctx, width=gw, height=gh,
-                            previews=self.previews(Box(0, 0, width, height)))
+                            previews=self.previews(Box(0, 0, width, height)),
+                            guidance=self.guide(lambda layer: fit(layer, gw, gh, "crop_and_resize")))
         layers = [
             OutputLayer(_opaque(resize_rgb(im, width, height)), 0, 0, name, seed, self.settings(seed))
             for im, name, seed in zip(images, self.names("Generated"), self.sampling.seeds)
@@ -87,6 +95,7 @@ class ModeRunner:
             raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to redraw.", "job.mask")
         box = box or Box(0, 0, image.shape[1], image.shape[0])
         source = np.ascontiguousarray(masks.crop(image, box)[..., :3])
+        local = box  # in the image's pixels, as the control layers are
         box = Box(box.x + ox, box.y + oy, box.width, box.height)  # in canvas pixels from here on
         if box.area != canvas_w * canvas_h:
             width, height = box.width, box.height  # a selection is redrawn in place, at its own size
@@ -103,8 +112,10 @@ class ModeRunner:
         else:
             init = to_pil(fit(source, gw, gh, self.p["resize_mode"]))
         out_box = Box(box.x, box.y, width, height) if box.area != canvas_w * canvas_h else Box(0, 0, width, height)
+        layer_mode = "just_resize" if self.p["resize_mode"] == "latent" else self.p["resize_mode"]
         images, _ = denoise(self.loaded, "img2img", self.sampling, self.ctx, width=gw, height=gh, image=init,
-                            strength=self.p["strength"], exact_steps=self.p["exact_steps"], previews=self.previews(out_box))
+                            strength=self.p["strength"], exact_steps=self.p["exact_steps"], previews=self.previews(out_box),
+                            guidance=self.guide(lambda layer: fit(masks.crop(layer, local), gw, gh, layer_mode)))
         layers = []
         for im, name, seed in zip(images, self.names("Img2img"), self.sampling.seeds):
             rgb = resize_rgb(im, width, height)
@@ -129,7 +140,10 @@ class ModeRunner:
         layers = self.inpaint_region(region, label, transparency)
         return EngineOutput(layers, *self.job.canvas_size)
 
-    def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0) -> list[OutputLayer]:
+    def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0,
+                       frame: Callable[[np.ndarray], np.ndarray] | None = None) -> list[OutputLayer]:
+        """``frame``: takes a canvas-space control layer to the canvas the region lies on
+        (the grown canvas of an expand); None when that is the canvas itself."""
         p, area = self.p, region.area
         only_masked = p["inpaint_area"] == "only_masked"
         gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None)
@@ -157,9 +171,14 @@ class ModeRunner:
             def make_blend(tap: Any) -> SoftBlend:
                 blends.append(SoftBlend(settings, latent_mask, tap, fallback))
                 return blends[-1]
+        to_frame = frame or (lambda layer: layer)
+        ox, oy = self.job.origin  # the area is in canvas pixels; control layers have the image's geometry (a crop's)
+        local = Box(area.x - ox, area.y - oy, area.width, area.height)
+        guidance = self.guide(lambda layer: resize_rgb(masks.crop(to_frame(layer), local), gw, gh))
         images, hook = denoise(self.loaded, "inpaint", self.sampling, self.ctx, width=gw, height=gh, image=init,
                                mask=to_pil(gen_mask), strength=strength, exact_steps=p["exact_steps"],
-                               masked_image_latents=masked_latents, previews=self.previews(area), blend=make_blend)
+                               masked_image_latents=masked_latents, previews=self.previews(area), blend=make_blend,
+                               guidance=guidance)
         layers = []
         for i, (im, name, seed) in enumerate(zip(images, self.names(label), self.sampling.seeds)):
             rgb = resize_rgb(im, area.width, area.height)
@@ -216,8 +235,13 @@ class ModeRunner:
         soft = masks.feather_outside(new_area, p["mask_blur"])
         region = prepare_region(canvas, soft, blur=0, invert=False, padding=p["padding"],
                                 whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
+        def grow(layer: np.ndarray) -> np.ndarray:  # a control layer at the input's size, on the grown canvas
+            grown = np.zeros((height, width, 4), np.uint8)
+            masks.paste(grown, layer, inner)
+            return grown
+
         layers = []
-        for layer in self.inpaint_region(region, "Expand"):
+        for layer in self.inpaint_region(region, "Expand", frame=grow):
             # One layer of the whole new canvas: the original, untouched, with the new area around it.
             layers.append(OutputLayer(flatten(base, layer), 0, 0, layer.name, layer.seed, layer.settings))
         return EngineOutput(layers, width, height, (left, top))

@@ -131,6 +131,10 @@ SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SCHEDULE, SEED, BATC
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
 INPAINT = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
+CONTROL_INPUT = InputSpec(
+    InputKind.CONTROL, required=False, label="Control layers",
+    help="Layers that guide the result: line art, scribbles, edges, depth, pose, or a reference picture (see the kinds the server lists).",
+)
 # The largest native side of the checkpoint families (SDXL): the crop rule's context must
 # cover the work area of any model a job may name (protocol/crops.py).
 LARGEST_NATIVE = 1024
@@ -141,22 +145,22 @@ SKETCH_INPUT = InputSpec(
     help="A layer of rough colour strokes: they are part of the picture, and where they are painted joins the mask.",
 )
 
-TXT2IMG = ModeSpec("txt2img", "Generate", "A new picture from the prompt, the size of the canvas.",
+TXT2IMG = ModeSpec("txt2img", "Generate", "A new picture from the prompt, the size of the canvas.", inputs=(CONTROL_INPUT,),
                    params=SAMPLING + (GEN_WIDTH, GEN_HEIGHT), model_kinds=CHECKPOINT_KINDS, order=ModeOrder.GENERATE)
 IMG2IMG = ModeSpec("img2img", "Refine", "Rework the picture (or the selected part) following the prompt; sketch first for control.",
-                   inputs=(IMAGE_INPUT, dataclasses.replace(SELECTION_MASK, required=False)),
+                   inputs=(IMAGE_INPUT, dataclasses.replace(SELECTION_MASK, required=False), CONTROL_INPUT),
                    params=SAMPLING + IMAGE + (RESIZE_MODE, OUTPUT_SCALE, TARGET_WIDTH, TARGET_HEIGHT),
                    model_kinds=CHECKPOINT_KINDS, order=ModeOrder.REFINE, crop=SELECTION_ONLY)
 INPAINT_MODE = ModeSpec("inpaint", "Inpaint", "Regenerate what is selected; everything else stays exactly as it was.",
-                        inputs=(IMAGE_INPUT, SELECTION_MASK), params=SAMPLING + IMAGE + INPAINT,
+                        inputs=(IMAGE_INPUT, SELECTION_MASK, CONTROL_INPUT), params=SAMPLING + IMAGE + INPAINT,
                         model_kinds=CHECKPOINT_KINDS, order=ModeOrder.INPAINT, crop=INPAINT_CROP)
 INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch",
                           "Paint rough colour strokes, select around them (or choose their layer as the sketch layer), and regenerate; "
                           "the strokes show through at the mask transparency.",
-                          inputs=(IMAGE_INPUT, SELECTION_MASK, SKETCH_INPUT), params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,),
+                          inputs=(IMAGE_INPUT, SELECTION_MASK, SKETCH_INPUT, CONTROL_INPUT), params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,),
                           model_kinds=CHECKPOINT_KINDS, order=ModeOrder.SKETCH, crop=INPAINT_CROP)
 OUTPAINT = ModeSpec("outpaint", "Expand", "Grow the canvas on any side and paint the new area to match.",
-                    inputs=(IMAGE_INPUT,), placement=PlacementKind.GROW,
+                    inputs=(IMAGE_INPUT, CONTROL_INPUT), placement=PlacementKind.GROW,
                     params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES,
                     model_kinds=CHECKPOINT_KINDS, order=ModeOrder.EXPAND)
 UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler model, then optionally refine detail with a tiled img2img (SD upscale).",

@@ -165,6 +165,20 @@ def run_case(case):
         pbuf.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", bytes(patch_spec["colour"]) * (w * h))
         pbuf.flush()
         drawable = patch
+    guide = case.get("control_layer")
+    guide_before = None
+    if guide:
+        # A layer to guide the job (a control layer): painted rectangles, hidden as an artist keeps it.
+        lines = Gimp.Layer.new(image, guide["name"], width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(lines, None, 0)
+        gbuf = lines.get_buffer()
+        for x, y, w, h in guide["rects"]:
+            gbuf.set(Gegl.Rectangle.new(x, y, w, h), "R'G'B'A u8", bytes(guide["colour"]) * (w * h))
+        gbuf.flush()
+        lines.set_visible(guide.get("visible", False))
+        guide_before = read(lines, "R'G'B'A u8", width, height)
+        with open(os.path.join(case_dir, "control.rgba"), "wb") as fh:
+            fh.write(guide_before)
     sel = case.get("selection")
     if sel:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *sel["rect"])
@@ -181,6 +195,8 @@ def run_case(case):
         out["message"] = str(result.index(1))
     out["background_unchanged"] = read(background, "R'G'B'A u8", width, height) == before
     out["drawable_unchanged"] = read(drawable, "R'G'B'A u8", drawable.get_width(), drawable.get_height()) == drawable_before
+    if guide:
+        out["control_layer_unchanged"] = read(lines, "R'G'B'A u8", width, height) == guide_before
     out["image"] = describe(image, case_dir, "image")
     if status == Gimp.PDBStatusType.SUCCESS:
         new_image = result.index(1)

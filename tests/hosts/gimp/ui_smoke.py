@@ -62,8 +62,9 @@ try:
         offered = kit_modes.offered_modes(caps, jobs.SUPPORTED_INPUTS)
         for mode in offered:
             choices = kit_modes.model_choices(caps, mode.name)
-            args = actions.Args(params_json=json.dumps(spec.get("stored", {}).get(mode.name, {})))
-            request = jobs.DialogRequest(mode.name, offered, False, caps, choices[0], args)
+            args = actions.Args(params_json=json.dumps(spec.get("stored", {}).get(mode.name, {})),
+                                controls_json=json.dumps(spec.get("stored_controls", {}).get(mode.name, [])))
+            request = jobs.DialogRequest(mode.name, offered, False, caps, choices[0], args, layers=tuple(spec.get("layers", ())))
             result = dialogs.job_dialog(None, True)(request)
             report["dialogs"][f"{index}/{mode.name}"] = result.to_values() if result else None
 except Exception:

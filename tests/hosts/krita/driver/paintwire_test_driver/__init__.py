@@ -26,6 +26,7 @@ from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import QApplication, QComboBox, QDockWidget, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QWidget
 
 SCENARIO = os.environ.get("PAINTWIRE_KRITA_SCENARIO")
+LINE_BGRA = [30, 30, 30, 255]  # dark strokes of a control layer on a big document
 POLL_MS = 100
 
 
@@ -139,6 +140,13 @@ class Driver:
             strokes.setPixelData(bytes([40, 200, 250, 255]) * (sw * sh), sx, sy, sw, sh)
             strokes.setVisible(False)
             root.addChildNode(strokes, empty)
+        for extra in sc.get("extra_layers") or ():
+            # Layers for control layers: painted rectangles, hidden as an artist keeps them.
+            node = doc.createNode(extra["name"], "paintlayer")
+            for x, y, w, h in extra["rects"]:
+                node.setPixelData(bytes(extra["bgra"]) * (w * h), x, y, w, h)
+            node.setVisible(extra.get("visible", False))
+            root.addChildNode(node, root.childNodes()[-1])
         doc.setActiveNode(original)
         self.make_selection(doc, "selection.l8")
         doc.waitForDone()
@@ -180,6 +188,15 @@ class Driver:
             QTimer.singleShot(300, self.guard(self.screenshot_and_export))
             return
         job = self.jobs.pop(0)
+        if job.get("action") == "controls":
+            self.add_controls(job)
+            return
+        if job.get("action") == "control_preview":
+            self.control_preview(job)
+            return
+        if job.get("action") == "big_control":
+            self.big_control(job)
+            return
         if job.get("action"):
             self.history_action(job)
             return
@@ -339,6 +356,108 @@ class Driver:
             combo = self.w(QComboBox, combo_name)
             combo.setCurrentIndex(max(0, combo.findText(value)) if value else 0)
         return key
+
+    def add_controls(self, job: dict) -> None:
+        """Pick each layer in Krita, press "Add current layer", then set the row's kind,
+        strength and steps in its widgets, as an artist does."""
+        self.configure(job)
+        before = self.layers()
+        for index, want in enumerate(job["controls"]):
+            self.doc.setActiveNode(self.doc.nodeByName(want["layer"]))
+            QApplication.processEvents()
+            self.w(QPushButton, "paintwire-control-add").click()
+            QApplication.processEvents()
+            kind = self.w(QComboBox, f"paintwire-control-kind-{index}")
+            kinds = [kind.itemData(i) for i in range(kind.count())]
+            if want["kind"] not in kinds:
+                raise RuntimeError(f"the server offers no control kind {want['kind']!r}: {kinds}")
+            kind.setCurrentIndex(kind.findData(want["kind"]))  # rebuilds the rows
+            QApplication.processEvents()
+            for what in ("strength", "start", "end"):
+                if what in want:
+                    self.w(QWidget, f"paintwire-control-{what}-{index}").setValue(want[what])
+        QApplication.processEvents()
+        kinds = self.w(QComboBox, "paintwire-control-kind-0")
+        self.step(job["name"], status=self.status(), controls=[c.to_dict() for c in self.docker.state.controls],
+                  kinds=[kinds.itemData(i) for i in range(kinds.count())], layers_unchanged=self.layers() == before,
+                  annotations=list(self.doc.annotationTypes()))
+        QTimer.singleShot(0, self.guard(self.next_job))
+
+    def big_control(self, job: dict) -> None:
+        """Krita's UI thread for a job on a big document, without and then with a control
+        layer (read on the UI thread like the picture): the same inpaint twice."""
+        app, side = Krita.instance(), job["side"]
+        doc = app.createDocument(side, side, "paintwire-big-control", "RGBA", "U8", "", 300.0)
+        app.activeWindow().addView(doc)
+        doc.setBatchmode(True)
+        root = doc.rootNode()
+        original = doc.createNode("Original", "paintlayer")
+        original.setPixelData(bytes((x * 7) % 256 for x in range(side * 4)) * side, 0, 0, side, side)
+        root.addChildNode(original, None)
+        lines = doc.createNode("Lines", "paintlayer")
+        lines.setPixelData(bytes(LINE_BGRA) * (400 * 6), job["selection"][0], job["selection"][1] + 50, 400, 6)
+        lines.setVisible(False)
+        root.addChildNode(lines, original)
+        doc.setActiveNode(original)
+        sel = Selection()
+        sel.select(*job["selection"], 255)
+        doc.setSelection(sel)
+        doc.refreshProjection()
+        doc.waitForDone()
+        first, self.doc = self.doc, doc
+        times = {}
+
+        def run(name: str, then) -> None:
+            self.docker.ui_times.clear()
+            self.configure(job)
+            controls = len([c for c in self.docker.state.controls if c.enabled])
+            self.w(QPushButton, "paintwire-generate").click()
+
+            def done(status: str) -> None:
+                times[name] = {"status": status, "controls": controls, **{k: round(v, 1) for k, v in self.docker.ui_times.items()}}
+                then()
+
+            self.wait_status(("Done", "Failed", "Not connected", "The result"), job.get("timeout", 150), self.guard(done))
+
+        def with_control() -> None:
+            doc.setActiveNode(lines)
+            self.w(QPushButton, "paintwire-control-add").click()
+            kind = self.w(QComboBox, "paintwire-control-kind-0")
+            kind.setCurrentIndex(kind.findData(job["kind"]))
+            QApplication.processEvents()
+            run("control", finished)
+
+        def finished() -> None:
+            self.step(job["name"], size=[doc.width(), doc.height()], times=times, controls=len(self.docker.state.controls))
+            self.doc = first  # the scenario's document is the one exported
+            self.next_job()
+
+        run("plain", with_control)
+
+    def control_preview(self, job: dict) -> None:
+        """Press a control's Preview and wait for the image the server preprocessed."""
+        before = self.layers()
+        self.w(QPushButton, f"paintwire-control-preview-{job.get('index', 0)}").click()
+        caption = self.w(QLabel, "paintwire-control-preview-caption")
+        deadline = time.monotonic() + job.get("timeout", 60)
+
+        def poll() -> None:
+            try:
+                failed = self.status().startswith(("Failed", "Not connected"))
+                if caption.text() or failed or time.monotonic() > deadline:
+                    pixmap = self.w(QLabel, "paintwire-control-preview-image").pixmap()
+                    shown = pixmap is not None and not pixmap.isNull()
+                    self.step(job["name"], status=self.status(), caption=caption.text(), shown=shown,
+                              size=[pixmap.width(), pixmap.height()] if shown else None, layers_unchanged=self.layers() == before,
+                              documents=len(Krita.instance().documents()),
+                              screenshots=[self.grab_docker(f"docker-after-{job['name']}.png")])
+                    self.next_job()
+                else:
+                    QTimer.singleShot(POLL_MS, poll)
+            except Exception:
+                self.crash()
+
+        QTimer.singleShot(POLL_MS, poll)
 
     def history_action(self, job: dict) -> None:
         """Select the newest history entry and press one of its buttons."""

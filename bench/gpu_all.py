@@ -1,5 +1,6 @@
-"""Every GPU figure in one run of under 10 minutes: the UNet variants (gpu_unet) and
-whole jobs through the server against diffusers directly (gpu_e2e).
+"""Every GPU figure in one run of about 10 minutes: the UNet variants (gpu_unet),
+whole jobs through the server against diffusers directly (gpu_e2e) and live
+painting (live --gpu).
 
     python bench/gpu_all.py --out gpu-results      # on the GPU machine; see docs/performance.md
     python bench/gpu_all.py --smoke                # on any machine: checks the scripts
@@ -20,11 +21,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# (name, script and arguments, time limit in seconds): about 8 minutes in all on a recent card.
+# (name, script and arguments, time limit in seconds): about 10 minutes in all on a recent card.
 PARTS = [
     ("unet-sd15-512", ["gpu_unet.py", "--models", "sd15", "--sizes", "512"], 150),  # with torch.compile and its compile time
     ("unet-sdxl-1024", ["gpu_unet.py", "--models", "sdxl", "--sizes", "1024", "--no-compile", "--iters", "10"], 90),
     ("e2e", ["gpu_e2e.py"], 300),
+    # Live painting on an SD1.5-size model at 512x512, 1 and 4 steps (the issue's goal: a warm 1-step cycle under 100 ms).
+    ("live-sd15-512", ["live.py", "--gpu", "--steps", "1,4", "--seconds", "20"], 150),
 ]
 
 

@@ -14,5 +14,6 @@ snapshot (document pixels and masks in 8-bit form), request (job settings and
 requests), placement (result layers: names, positions, where they go),
 history (finished jobs), status (event and error text, timeouts), sources
 (where input pixels come from), controls (control layers: the list, its checks,
-and job.controls at the job's region).
+and job.controls at the job's region), live (live painting: the region, band
+reads, when a state is worth sending, the newest frame).
 """

@@ -22,6 +22,7 @@ from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
 from .controls import ControlInput, Preprocessed
 from .images import ImagePayload
+from .live import LiveClientMessage
 from .messages import Cancelled, Capabilities, CapabilitiesUpdate, Error, JobRequest, Queued, Result
 from .recall import Recall
 from .transfer import TransferOffer
@@ -194,6 +195,15 @@ class Client:
     def cancel(self, job_id: str) -> None:
         """Ask the server to cancel a job; safe to call from another thread."""
         self._send(self.protocol.cancel(job_id))
+
+    def live(self, message: LiveClientMessage) -> None:
+        """Send a live stream message (live_start, live_state, live_stop); the stream's
+        answers arrive through ``events()`` or ``poll()``. Safe from another thread."""
+        try:
+            frame = self.protocol.live(message)
+        except ProtocolError as exc:  # a state over the server's message size: never sent
+            raise JobFailed(Error.from_exception(exc)) from None
+        self._send(frame)
 
     def rescan(self, timeout: float | None = None) -> Capabilities:
         """Ask the server to look at its model folders again; returns the capabilities

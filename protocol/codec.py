@@ -10,6 +10,7 @@ import msgpack
 
 from .controls import Preprocess
 from .errors import ErrorCode, ProtocolError
+from .live import LiveState, LiveStateError
 from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Submit
 from .transfer import SegmentReader, SegmentWriter, attach, is_blob_frame, pack, split
 
@@ -41,6 +42,8 @@ def _unpack(data: bytes, max_pixels: int | None = None, reader: SegmentReader | 
         try:
             attach(obj, blobs, max_pixels, reader, max_segment_bytes)
         except ProtocolError as exc:
+            if obj["type"] == LiveState.TYPE:  # a state's pixels that do not add up: its stream hears why
+                raise LiveStateError.about(exc, obj) from None
             ref = obj.get("ref") if obj["type"] == Submit.TYPE else None
             exc.ref = ref if isinstance(ref, int) and not isinstance(ref, bool) else None
             raise
@@ -77,6 +80,8 @@ def decode_client_message(data: bytes, max_pixels: int | None = None, reader: Se
     references (None: this connection has no shared memory).
     """
     obj = _unpack(data, max_pixels, reader, max_segment_bytes)
+    if obj["type"] == LiveState.TYPE:  # pixels: the same limit as a job's
+        return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
     if obj["type"] in (Submit.TYPE, Preprocess.TYPE):
         try:
             return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)

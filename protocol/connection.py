@@ -15,6 +15,7 @@ from typing import Any
 from .codec import decode_client_message, decode_server_message, encode
 from .controls import ControlInput, Preprocess, Preprocessed
 from .errors import ErrorCode, ProtocolError
+from .live import LIVE_SERVER_TYPES, LiveStart, LiveState, LiveStop
 from .messages import (
     FINAL_EVENTS,
     PROTOCOL_VERSION,
@@ -151,6 +152,18 @@ class ClientConnection:
         self._expect(ConnectionState.READY, "rescan")
         return encode(Rescan())
 
+    def live(self, message: LiveStart | LiveState | LiveStop) -> bytes:
+        """A live stream message's frame. Raises ProtocolError(TOO_LARGE) for a state
+        over the server's max_message_bytes (the server would close the connection)."""
+        self._expect(ConnectionState.READY, message.TYPE)
+        # A state's pixels go in a blob frame when the server reads them (no shared memory:
+        # a segment is held until its message is answered, and states come faster than that).
+        frame = encode(message, blobs=self.transfer.blobs)
+        limit = self.capabilities.limits.max_message_bytes if self.capabilities is not None else None
+        if limit is not None and len(frame) > limit:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"This live state is {len(frame)} bytes; the server accepts at most {limit}. Use a smaller region.", "image")
+        return frame
+
     def _expect(self, state: ConnectionState, action: str) -> None:
         if self.state is not state:
             raise RuntimeError(f"Cannot {action} while the connection is {self.state.value}.")
@@ -194,6 +207,8 @@ class ClientConnection:
             return
         if isinstance(message, Recall):
             return  # belongs to no job
+        if isinstance(message, LIVE_SERVER_TYPES):
+            return  # live streams are the client's own bookkeeping (hostkit.live): no job state here
         if isinstance(message, Error) and message.job is None:
             if message.ref is not None:
                 self._pending.discard(message.ref)  # a submit was rejected; no job exists

@@ -29,6 +29,7 @@ class ErrorCode(str, enum.Enum):
     UNKNOWN_MODEL = "unknown_model"
     INVALID_PARAM = "invalid_param"  # unknown parameter, wrong type or out of range
     QUEUE_FULL = "queue_full"  # the client has too many jobs waiting, or the server does
+    TOO_MANY_STREAMS = "too_many_streams"  # the client has the most live streams open it may have
     UNKNOWN_JOB = "unknown_job"  # cancel of a job this connection does not own or that is over
     ENGINE_FAILED = "engine_failed"  # the engine raised while running the job
     OUT_OF_MEMORY = "out_of_memory"  # the device ran out of memory for this job

@@ -70,6 +70,24 @@ class Hello:
         )
 
 
+def check_image_and_mask(image: ImagePayload | None, mask: ImagePayload | None, where: str) -> None:
+    """The rules an image and its mask follow wherever they travel together (a job,
+    a live state): the image is colour, the mask l8 and the image's size."""
+    if image is not None and image.format is PixelFormat.L8:
+        raise ProtocolError(ErrorCode.BAD_IMAGE, "The input image must be rgba8 or bgra8; l8 is for masks.", f"{where}image.format")
+    if mask is not None:
+        if mask.format is not PixelFormat.L8:
+            raise ProtocolError(ErrorCode.BAD_MASK, f"A mask must be l8 (one byte per pixel), got {mask.format.value}.", f"{where}mask.format")
+        if image is None:
+            raise ProtocolError(ErrorCode.BAD_MASK, "A mask was sent without an image to apply it to.", f"{where}mask")
+        if (mask.width, mask.height) != (image.width, image.height):
+            raise ProtocolError(
+                ErrorCode.BAD_MASK,
+                f"The mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must match.",
+                f"{where}mask",
+            )
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """What to do: an engine, one of its modes, the input and the parameters.
@@ -125,19 +143,7 @@ class JobRequest:
         image_obj, mask_obj = obj.get("image"), obj.get("mask")
         image = ImagePayload.from_wire(image_obj, "job.image", max_pixels) if image_obj is not None else None
         mask = ImagePayload.from_wire(mask_obj, "job.mask", max_pixels) if mask_obj is not None else None
-        if image is not None and image.format is PixelFormat.L8:
-            raise ProtocolError(ErrorCode.BAD_IMAGE, "The input image must be rgba8 or bgra8; l8 is for masks.", "job.image.format")
-        if mask is not None:
-            if mask.format is not PixelFormat.L8:
-                raise ProtocolError(ErrorCode.BAD_MASK, f"A mask must be l8 (one byte per pixel), got {mask.format.value}.", "job.mask.format")
-            if image is None:
-                raise ProtocolError(ErrorCode.BAD_MASK, "A mask was sent without an image to apply it to.", "job.mask")
-            if (mask.width, mask.height) != (image.width, image.height):
-                raise ProtocolError(
-                    ErrorCode.BAD_MASK,
-                    f"The mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must match.",
-                    "job.mask",
-                )
+        check_image_and_mask(image, mask, where)
         crop = Crop.from_wire(obj["crop"]) if obj.get("crop") is not None else None
         if crop is not None:
             if image is None:

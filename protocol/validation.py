@@ -34,7 +34,9 @@ class CheckedControl:
     params: dict[str, Scalar]
 
 
-def check_job(request: JobRequest, caps: Capabilities) -> CheckedJob:
+def check_job(request: JobRequest, caps: Capabilities, images: bool = True) -> CheckedJob:
+    """``images=False`` checks everything but the presence of the image and mask a
+    mode needs: for a live stream's start, whose pixels come with each state."""
     engine = caps.engine(request.engine)
     if engine is None:
         known = ", ".join(e.name for e in caps.engines)
@@ -48,9 +50,9 @@ def check_job(request: JobRequest, caps: Capabilities) -> CheckedJob:
         if request.model not in names:
             hint = f"; installed: {', '.join(names)}" if names else "; this engine has no models installed"
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"No model {request.model!r} for engine {engine.name!r}{hint}.", "job.model")
-    if mode.needs_image and request.image is None:
+    if images and mode.needs_image and request.image is None:
         raise ProtocolError(ErrorCode.BAD_IMAGE, f"Mode {mode.name!r} needs an input image.", "job.image")
-    if mode.needs_mask and request.mask is None:
+    if images and mode.needs_mask and request.mask is None:
         raise ProtocolError(ErrorCode.BAD_MASK, f"Mode {mode.name!r} needs a mask (l8, the image's size).", "job.mask")
     if request.mask is not None and not mode.mask_allowed:
         raise ProtocolError(ErrorCode.BAD_MASK, f"Mode {mode.name!r} takes no mask.", "job.mask")

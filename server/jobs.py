@@ -35,6 +35,10 @@ class Job:
     state: JobPhase = JobPhase.QUEUED
     cancel_event: threading.Event = field(default_factory=threading.Event)
     position: int = -1  # last queue position told to the owner
+    previews: bool = True  # live frames want no previews: the frame itself comes at once
+    # Set by the runner: seconds from the start of its run to the final message, and the engine's share.
+    run_seconds: float = 0.0
+    engine_seconds: float = 0.0
 
     def __hash__(self) -> int:
         return id(self)

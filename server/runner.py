@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Mapping
@@ -45,12 +46,17 @@ class JobRunner:
     def run(self, job: Job, send: EventSink) -> FinalEvent:
         """Run ``job`` to its final message. Never raises."""
         request = job.checked.request
-        ctx = JobContext(job.cancel_event, _progress_sink(job, send), _preview_sink(job, send), self.previews_per_second)
+        ctx = JobContext(job.cancel_event, _progress_sink(job, send), _preview_sink(job, send), self.previews_per_second if job.previews else 0.0)
+        start = time.perf_counter()
         try:
             engine_job = self._decode(job, ctx)
+            engine_start = time.perf_counter()
             output = self.engines[request.engine].run(engine_job, ctx)
+            job.engine_seconds = time.perf_counter() - engine_start
             del engine_job  # the decoded input: free it before the result is encoded
-            return self._encode(job, output, ctx)
+            result = self._encode(job, output, ctx)
+            job.run_seconds = time.perf_counter() - start
+            return result
         except JobCancelledError:
             return Cancelled(job.id)
         except ProtocolError as exc:

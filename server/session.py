@@ -46,10 +46,12 @@ from paintwire.protocol import (
 )
 from paintwire.protocol import shm
 from paintwire.protocol.addresses import is_loopback_host
+from paintwire.protocol.live import LIVE_CLIENT_TYPES, LiveServerMessage, LiveStateError
 from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
 from paintwire.protocol.transfer import TransferTerms
 
 from .jobs import JobOwner
+from .live import LiveStreams
 from .logtext import quoted
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class Session:
         self._ending = False  # send what is queued, then stop
         self._writer: asyncio.Task[None] | None = None
         self._closing_task: asyncio.Future[None] | None = None
+        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work)
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -132,7 +135,7 @@ class Session:
     def ready_for_work(self) -> bool:
         return not self.closed and self._unsent <= self.limits.max_unsent_bytes
 
-    def emit(self, message: ServerMessage) -> None:
+    def emit(self, message: ServerMessage | LiveServerMessage) -> None:
         """Queue a message for this client; frames leave in the order emitted."""
         if self.closed:
             return
@@ -235,6 +238,7 @@ class Session:
         finally:
             hello_timer.cancel()
             self.closed = True
+            self.live.close()
             self.scheduler.drop_owner(self)
             self._ending = True
             self._more.set()
@@ -280,6 +284,9 @@ class Session:
         try:
             message = self.conn.receive(data)
         except ProtocolError as exc:
+            if isinstance(exc, LiveStateError) and self.conn.state is ConnectionState.READY:
+                self.live.refused(exc)  # a bad live state: its stream hears why and goes on
+                return True
             self.emit(Error.from_exception(exc))
             return self.conn.state is not ConnectionState.CLOSED
         if isinstance(message, Hello):
@@ -290,6 +297,8 @@ class Session:
                 self.scheduler.submit(self, message.ref, checked)
             except ProtocolError as exc:
                 self.emit(Error.from_exception(exc, ref=message.ref))
+        elif isinstance(message, LIVE_CLIENT_TYPES):
+            self.live.handle(message)
         elif isinstance(message, Rescan):
             if self.rescan is None:
                 self.emit(Error(ErrorCode.UNKNOWN_TYPE, "This server cannot rescan its models.", "type"))

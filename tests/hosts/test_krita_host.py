@@ -544,6 +544,66 @@ def test_krita_docker_works_in_place(start_server, tiny_model_dir, tmp_path, plu
         print("\n" + line)
 
 
+LIVE_SELECTION = (256, 320, 128, 128)  # x, y, w, h on a 2048x2048 document
+LIVE_TIME_LIMIT = 300.0
+
+
+def test_krita_live_painting_follows_strokes_applies_and_turns_off_cleanly(start_server, tiny_model_dir, tmp_path, plugin_zip,
+                                                                              krita_host, capsys):
+    """The docker's Live toggle on a 2048x2048 document with a tiny model: frames
+    show over the selection and follow strokes painted through Krita's API and a
+    strength changed while it runs; Apply copies the frame shown into a layer;
+    Live off leaves the artist's layers as they were plus the applied one. The
+    UI thread's time per tick is recorded and printed."""
+    server = start_server(engines=["diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    out_dir = artifacts(krita_host, "live")
+    scenario = {
+        "flow": "live", "live_selection": list(LIVE_SELECTION), "live_strength": 0.9,
+        "live_job": {"mode": "img2img", "model": "diffusers/", "prompt": "a red apple", "params": {"steps": 2, "seed": 5, "strength": 0.6}},
+    }
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, [], out_dir, krita_host, time_limit=LIVE_TIME_LIMIT, **scenario)
+    live_layer = "Paintwire live"
+
+    on = steps["live-on"]
+    assert on["checked"] is True and on["generate_enabled"] is False, on
+    first = steps["live-first-frame"]
+    assert first["status"].startswith("Live: frame") and "seed 5" in first["status"], first
+    assert first["bounds"] == list(LIVE_SELECTION) and first["layers"][-1] == live_layer, first
+
+    # Frames follow the strokes: made from a state sent after them, and a different picture.
+    followed = steps["live-followed"]
+    assert followed["seq"] > first["seq"] and followed["checksum"] != followed["first"]["checksum"], followed
+    assert steps["live-strength"]["seq"] > followed["seq"], steps["live-strength"]
+
+    # Apply: the frame shown, as a new layer at the selection, just below the live layer.
+    applied = steps["live-apply"]
+    assert len(applied["applied"]) == 1 and applied["applied"][0] == "a red apple [seed 5]", applied
+    assert applied["bounds"] == list(LIVE_SELECTION) and applied["checksum"] == applied["frame_checksum"], applied
+    layers = applied["layers"]
+    assert layers.index(live_layer) == layers.index(applied["applied"][0]) + 1, layers
+
+    # Off: no live layer left; the artist's layers plus the applied one; Generate back.
+    off = steps["live-off"]
+    assert live_layer not in off["layers"] and off["layers"] == off["before"] + applied["applied"] or \
+        sorted(off["layers"]) == sorted(off["before"] + applied["applied"]), off
+    assert off["checked"] is False and off["generate_enabled"] is True, off
+    ora = read_ora(out_dir / "live.ora")
+    assert live_layer not in ora, list(ora)
+    x, y, pixels = ora[applied["applied"][0]]
+    assert (x, y, pixels.shape[1], pixels.shape[0]) == LIVE_SELECTION and (pixels[..., 3] == 255).all()
+    px, py, paint = ora["Paint"]
+    sx, sy = LIVE_SELECTION[:2]
+    assert (px, py) == (0, 0) and tuple(paint[sy + 8, sx + 8][:3]) == (220, 40, 30), "the strokes are in the artist's layer"
+
+    ui = steps["live-ui-thread"]
+    line = (f"Krita {krita_host.name}: Live on 2048x2048, UI thread per tick (ms): max {ui['tick_max']}, p95 {ui['tick_p95']}, "
+            f"median {ui['tick_median']} over {ui['ticks']} ticks; a whole-canvas stream's band reads: {ui['whole_canvas_bands']} "
+            f"bands, max {ui['whole_canvas_band_max']} ms, median {ui['whole_canvas_band_median']} ms")
+    (out_dir / "ui-thread.txt").write_text(line + "\n", encoding="utf-8")
+    with capsys.disabled():
+        print("\n" + line)
+
+
 def test_krita_docker_upscales_with_an_upscaler_model(start_server, tiny_model_dir, tmp_path, plugin_zip):
     """An upscaler model file (a tiny ESRGAN built by the tests) chosen in the Upscale form."""
     from fixtures.upscaler_models import ESRGAN_2X, build_one

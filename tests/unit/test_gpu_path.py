@@ -210,7 +210,8 @@ def test_out_of_memory_in_any_step_fails_that_job_and_the_next_runs(engine, wher
     handle = module.register_forward_pre_hook(out_of_memory)
     try:
         with pytest.raises(ProtocolError) as failed:
-            engine.run(make_job(engine, batch_size=2), JobContext())
+            # A prompt of its own: a repeated one's encoding is cached, and the text encoder would not run.
+            engine.run(make_job(engine, batch_size=2, prompt=f"a prompt not encoded before ({where})"), JobContext())
     finally:
         handle.remove()
     assert failed.value.code is ErrorCode.OUT_OF_MEMORY

@@ -67,6 +67,7 @@ from paintwire.protocol import (
     encode,
 )
 from paintwire.protocol.images import ABSOLUTE_MAX_SIDE, Encoding
+from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.protocol.messages import CLIENT_MESSAGES, MAX_JOB_ID, MAX_NAME, SERVER_MESSAGES
 from paintwire.protocol.params import MAX_SEED, MAX_STRING
 
@@ -203,6 +204,13 @@ FULL_MESSAGES: dict[str, Any] = {
     "error": Error(ErrorCode.BAD_IMAGE, "Bad.", "job.image", "abc", 7),
     "cancelled": Cancelled("abc"),
     "recall": Recall(12, {"mode": "inpaint", "params": {"mask_blur": 4}}, "/api/history/12/image", 64, 48),
+    "live_start": LiveStart(3, "classical", "inpaint", "opencv", {"steps": 3}, PixelFormat.BGRA8),
+    "live_state": LiveState(3, 9, IMAGE, MASK, 10, 20, {"steps": 4}),
+    "live_stop": LiveStop(3),
+    "live_started": LiveStarted(3, 42),
+    "live_frame": LiveFrame(3, 9, IMAGE, 10, 20, 5, 42, 12.5, 10.25),
+    "live_error": LiveError(3, ErrorCode.BAD_IMAGE, "Bad.", 9, "image.data"),
+    "live_stopped": LiveStopped(3, "requested"),
     "preprocess": Preprocess(8, "diffusers", CONTROL),
     "preprocessed": Preprocessed(8, MASK),
 }

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -171,6 +172,14 @@ MESSAGES: list[Any] = [
     Cancelled("j1"),
     Recall(3, {"engine": "diffusers", "mode": "txt2img", "params": {"prompt": "a cat", "seed": 7}}, "/api/history/3/image", 64, 64),
     Recall(4),
+    # Live streams (protocol/live.py; more in test_protocol_live.py).
+    LiveStart(1, "diffusers", "img2img", "sd15", {"prompt": "a fox", "seed": -1}, PixelFormat.BGRA8),
+    LiveState(1, 7, rgba(3, 2), l8(3, 2), 10, 20, {"strength": 0.4}),
+    LiveStop(1),
+    LiveStarted(1, 42),
+    LiveFrame(1, 7, rgba(3, 2), 10, 20, 3, 42, 12.5, 10.25),
+    LiveError(1, ErrorCode.BAD_IMAGE, "Bad pixels.", 7, "image.data"),
+    LiveStopped(1, "requested"),
     Submit(9, JobRequest("diffusers", "txt2img", controls=(
         ControlInput("canny", rgba(3, 2), "cn-canny", 0.5, 0.1, 0.8, "canny", {"low_threshold": 50}),
         ControlInput("reference", ImagePayload(3, 2, PixelFormat.BGRA8, bytes(24))),

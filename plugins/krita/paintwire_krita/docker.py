@@ -12,6 +12,7 @@ from __future__ import annotations
 from krita import DockWidget, DockWidgetFactory, DockWidgetFactoryBase, Extension, Krita
 
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.live import TICK_MS
 from paintwire.hostkit.request import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import InputKind, PlacementKind, Preview
@@ -19,6 +20,7 @@ from paintwire.protocol import InputKind, PlacementKind, Preview
 from . import document
 from .control_list import ControlList
 from .controller import Controller
+from .live import LiveController
 from .imaging import PreparedPreview, to_qimage
 from .qt import (
     QComboBox,
@@ -39,6 +41,7 @@ from .qt import (
     QPushButton,
     QScrollArea,
     QSize,
+    QTimer,
     QToolButton,
     Qt,
     QVBoxLayout,
@@ -88,6 +91,11 @@ class PaintwireDocker(DockWidget):
         self.worker.recalled.connect(self.controller.recall_received)
         self.worker.recalled_image.connect(self.controller.open_recalled)
         self._recall_box: QMessageBox | None = None
+        self.live = LiveController(self.state, document, self.worker, self)
+        self.worker.live_event.connect(self.live.on_event)
+        self.live_timer = QTimer(self)
+        self.live_timer.setInterval(TICK_MS)
+        self.live_timer.timeout.connect(self.live.tick)
         self.worker.preprocessed.connect(self.controller.on_preprocessed)
         self.worker.preprocess_failed.connect(self.controller.on_preprocess_failed)
         # Longest time (ms) each step took on Krita's UI thread (the host test reports them).
@@ -235,6 +243,22 @@ class PaintwireDocker(DockWidget):
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         col.addLayout(buttons)
+        live_row = QHBoxLayout()
+        self.live_button = QPushButton("Live")
+        self.live_button.setObjectName("paintwire-live")
+        self.live_button.setCheckable(True)
+        self.live_button.setToolTip(
+            "Live painting: while on, the picture follows what you paint on the active layer (in the selection, or the whole "
+            "canvas), shown in a 'Paintwire live' layer on top. Prompt, strength and seed can change while it runs; a "
+            "few-step model or the LCM sampler makes it fast. Turning it off removes the live layer.")
+        self.live_button.toggled.connect(self._live_toggled)
+        self.live_apply_button = QPushButton("Apply")
+        self.live_apply_button.setObjectName("paintwire-live-apply")
+        self.live_apply_button.setToolTip("Copy the live frame shown into a new layer (Live goes on).")
+        self.live_apply_button.clicked.connect(lambda: self.live.apply())
+        live_row.addWidget(self.live_button, 2)
+        live_row.addWidget(self.live_apply_button, 1)
+        col.addLayout(live_row)
         self.progress = QProgressBar()
         self.progress.setObjectName("paintwire-progress")
         self.progress.setRange(0, 1)
@@ -325,7 +349,13 @@ class PaintwireDocker(DockWidget):
 
     def _refresh_buttons(self) -> None:
         st = self.state
-        self.generate_button.setEnabled(st.connected and not st.busy and st.current_mode() is not None)
+        live = self.live.on
+        self.generate_button.setEnabled(st.connected and not st.busy and not live and st.current_mode() is not None)
+        self.live_button.setEnabled(live or (st.connected and not st.busy and st.current_mode() is not None))
+        self.live_apply_button.setEnabled(live and self.live.frame is not None)
+        # The stream's engine, mode and model are fixed while it runs; its parameters are not.
+        self.mode_combo.setEnabled(not live)
+        self.model_combo.setEnabled(not live)
         self.models_refresh.setEnabled(st.connected and not st.busy)
         self.cancel_button.setEnabled(st.busy)
         self.connect_button.setText("Reconnect" if st.connected else "Connect")
@@ -425,6 +455,8 @@ class PaintwireDocker(DockWidget):
 
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)
+        if self.live.on:
+            self.live.stop("Live stopped: the connection closed.")
         self.controller.disconnected(reason)
 
     # -- recall -------------------------------------------------------------------------
@@ -496,6 +528,23 @@ class PaintwireDocker(DockWidget):
 
     def _cancel_clicked(self) -> None:
         self.controller.cancel()
+
+    def _live_toggled(self, on: bool) -> None:
+        if on == self.live.on:
+            return
+        if self.live.toggle(on) and on:
+            self.live_timer.start()
+
+    # -- live.LiveView ---------------------------------------------------------------------
+
+    def live_changed(self, on: bool) -> None:
+        if not on:
+            self.live_timer.stop()
+        if self.live_button.isChecked() != on:
+            self.live_button.blockSignals(True)
+            self.live_button.setChecked(on)
+            self.live_button.blockSignals(False)
+        self._refresh_buttons()
 
     # -- controller.View -----------------------------------------------------------------
 

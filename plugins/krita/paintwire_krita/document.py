@@ -15,6 +15,7 @@ added, and a layer already in the document shows only after
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 from krita import Krita
@@ -289,10 +290,12 @@ class CanvasPreview:
     result shows the removed preview layer once more.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = PREVIEW_LAYER) -> None:
+        self.name = name
         self._doc = None
         self._node = None
         self._next_repaint = 0.0
+        self._unpainted = False  # pixels written that the canvas does not show yet
 
     @property
     def showing(self) -> bool:
@@ -303,20 +306,33 @@ class CanvasPreview:
             return  # other depths: the docker's own preview is enough
         if self._node is None or self._doc != doc:
             self.clear()
-            for old in [n for n in doc.rootNode().childNodes() if n.name() == PREVIEW_LAYER]:
+            for old in [n for n in doc.rootNode().childNodes() if n.name() == self.name]:
                 old.remove()
-            node = doc.createNode(PREVIEW_LAYER, "paintlayer")
+            node = doc.createNode(self.name, "paintlayer")
             node.setPixelData(bgra, x, y, width, height)  # before adding it: adding repaints its area
             children = doc.rootNode().childNodes()
-            doc.rootNode().addChildNode(node, children[-1] if children else None)
+            with _keeping_active_layer(doc):
+                doc.rootNode().addChildNode(node, children[-1] if children else None)
             self._doc, self._node = doc, node
             return
         self._node.setPixelData(bgra, x, y, width, height)
+        self._unpainted = True
+        self.repaint_if_due()
+
+    def repaint_if_due(self) -> None:
+        """Repaint the newest pixels once the rate allows: a caller that stops sending
+        (the last frame of a live stream) calls this again later, so they still show."""
         now = time.monotonic()
-        if now >= self._next_repaint:
-            doc.refreshProjection()
-            cost = time.monotonic() - now
-            self._next_repaint = now + cost / PREVIEW_UI_SHARE
+        if self._node is None or not self._unpainted or now < self._next_repaint or not is_open(self._doc):
+            return
+        self._doc.refreshProjection()
+        self._unpainted = False
+        cost = time.monotonic() - now
+        self._next_repaint = now + cost / PREVIEW_UI_SHARE
+
+    @property
+    def node(self):
+        return self._node
 
     def clear(self) -> None:
         node, doc = self._node, self._doc
@@ -324,6 +340,18 @@ class CanvasPreview:
         self._next_repaint = 0.0
         if node is not None and is_open(doc):
             node.remove()  # removing a layer repaints its area
+
+
+@contextmanager
+def _keeping_active_layer(doc):
+    """Krita makes a layer added through the API the active one: the artist's next
+    stroke would land in it. The layer that was active stays active."""
+    active = doc.activeNode()
+    try:
+        yield
+    finally:
+        if active is not None and doc.activeNode() != active:
+            doc.setActiveNode(active)
 
 
 # The docker's canvas preview (one job at a time runs from a docker).
@@ -338,6 +366,81 @@ def show_preview(doc, preview) -> None:
 
 def end_preview() -> None:
     _canvas_preview.clear()
+
+
+# -- live painting ---------------------------------------------------------------------------
+
+LIVE_LAYER = "Paintwire live"
+# The live stream's frames: a layer of their own on top, gone when Live is turned off.
+_live_preview = CanvasPreview(LIVE_LAYER)
+
+
+def selection_bounds(doc) -> tuple[int, int, int, int] | None:
+    sel = doc.selection()
+    if sel is None or sel.width() <= 0 or sel.height() <= 0:
+        return None
+    return sel.x(), sel.y(), sel.width(), sel.height()
+
+
+def live_source(doc, previous=None):
+    """The layer Live reads: the paint layer being painted on (never the canvas, which
+    shows Live's own frames on top: reading it would feed them back). When the active
+    node is not a paint layer of the artist's (a selection mask, the live layer), the
+    layer read before stays the one read while it is in the document."""
+    check_supported(doc)
+    if doc.colorDepth() != "U8":
+        raise DocumentError("Live works on 8-bit RGBA documents; convert this one with Image > Convert Image Color Space.")
+    node = doc.activeNode()
+    if node is not None and node.type() == "paintlayer" and node.name() != LIVE_LAYER:
+        return node
+    layers = [n for _, n in paint_layers(doc) if n.name() != LIVE_LAYER]
+    if previous is not None and any(n == previous for n in layers):
+        return previous
+    if layers:  # a mask is active (Krita 5.2 activates the selection mask it makes): the top paint layer
+        return layers[0]
+    raise DocumentError("Add a paint layer and paint on it: Live follows the active paint layer.")
+
+
+def layer_name(node) -> str:
+    return node.name()
+
+
+def read_band(node, x: int, y: int, width: int, height: int):
+    """A rectangle of a layer's own pixels (B, G, R, A): a C++ copy, no waiting on Krita's updates."""
+    return node.pixelData(x, y, width, height)
+
+
+def read_selection(doc, x: int, y: int, width: int, height: int) -> bytes | None:
+    sel = doc.selection()
+    return bytes(sel.pixelData(x, y, width, height)) if sel is not None else None
+
+
+def show_live_frame(doc, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+    _live_preview.show(doc, bgra, x, y, width, height)
+
+
+def repaint_live() -> None:
+    """Show the newest live frame if its repaint had to wait (see PREVIEW_UI_SHARE)."""
+    _live_preview.repaint_if_due()
+
+
+def end_live() -> None:
+    _live_preview.clear()
+
+
+def add_frame_layer(doc, name: str, bgra: bytes, x: int, y: int, width: int, height: int) -> None:
+    """A new layer holding a live frame, just below the live layer (which stays on top,
+    so the next frames still show)."""
+    node = doc.createNode(name, "paintlayer")
+    node.setPixelData(bgra, x, y, width, height)
+    root = doc.rootNode()
+    children = root.childNodes()
+    live = next((i for i, n in enumerate(children) if n.name() == LIVE_LAYER), None)
+    with _keeping_active_layer(doc):
+        if live is None:
+            root.addChildNode(node, children[-1] if children else None)
+        else:
+            root.addChildNode(node, children[live - 1] if live > 0 else None)
 
 
 # -- the docker's data saved in the document (Krita annotations, written into the .kra) --------

@@ -9,6 +9,7 @@ thread; the client serialises its sends.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import (
     Client, ClientError, JobCancelled, JobFailed, JobRequest, PixelFormat, Preview, ProtocolError, Queued, Recall, __version__,
 )
+from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveFrame, LiveStart, LiveStop
 from paintwire.protocol.controls import ControlInput
 
 from .imaging import decode_png_bgra, prepare_preview, thumbnail_png, to_qimage
@@ -45,6 +47,9 @@ class PreprocessItem:
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
+LIVE = "live"  # a queue item: (LIVE, build), build() made in this thread gives the live message to send, or None
+# While a live stream is open, frames are looked for this often (seconds) between states.
+LIVE_POLL = 0.01
 
 
 class Worker(QObject):
@@ -61,6 +66,7 @@ class Worker(QObject):
     job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
     recalled = pyqtSignal(object)  # Recall: settings sent to this client from the server's history
     recalled_image = pyqtSignal(object)  # Result: the recalled image, fetched and decoded (fetch_recalled)
+    live_event = pyqtSignal(object)  # LiveStarted, LiveFrame, LiveError or LiveStopped
     preprocessed = pyqtSignal(object)  # QImage of a control layer as the model reads it
     preprocess_failed = pyqtSignal(str)  # why not
 
@@ -99,6 +105,11 @@ class Worker(QObject):
         with self._lock:
             self._job_id, self._cancel_wanted = None, False
         self._jobs.put((number, request))
+
+    def live(self, build: Callable[[], object]) -> None:
+        """Send a live message: ``build`` runs in the worker thread (converting and comparing
+        a state's pixels is no work for Krita's UI thread) and returns it, or None to send nothing."""
+        self._jobs.put((LIVE, build))
 
     def rescan(self) -> None:
         """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
@@ -149,28 +160,34 @@ class Worker(QObject):
         server = getattr(client.protocol, "server_name", "") or ""
         self.connected.emit(caps, server)
         reason = ""
+        live = False  # a live stream is open: look for its frames often
         try:
             while True:
                 if client.capabilities is not caps:  # pushed by the server, read during a job or a poll
                     caps = client.capabilities
                     self.capabilities_changed.emit(caps)
                 try:
-                    item = jobs.get(timeout=IDLE_CHECK)
+                    item = jobs.get(timeout=LIVE_POLL if live else IDLE_CHECK)
                 except queue.Empty:
                     if not client.is_open:
                         reason = f"The server at {url} closed the connection."
                         break
                     try:
-                        pushed = client.poll()  # pushed capabilities and recalls, between jobs
+                        self._route(client.poll())  # pushed capabilities and recalls between jobs, live frames
                     except ClientError as exc:
                         reason = str(exc)
                         break
-                    for message in pushed:
-                        if isinstance(message, Recall):
-                            self.recalled.emit(message)
                     continue
                 if item is None:
                     break
+                if isinstance(item, tuple) and item[0] == LIVE:
+                    try:
+                        live = self._send_live(client, item[1], live)
+                        self._route(client.poll())  # states may come every tick: frames are read between them
+                    except ClientError as exc:
+                        reason = str(exc)
+                        break
+                    continue
                 if item is RESCAN:
                     try:
                         caps = client.rescan(timeout=EVENT_TIMEOUT)
@@ -243,6 +260,33 @@ class Worker(QObject):
             return
         width, height, pixels = decoded
         self.recalled_image.emit(recalled_result(recall, width, height, pixels, PixelFormat.BGRA8))
+
+    def _send_live(self, client: Client, build: Callable[[], object], live: bool) -> bool:
+        """Build and send one live message; returns whether a stream is open after it."""
+        try:
+            message = build()
+        except Exception as exc:  # a state that cannot be made: said on the status line, the stream goes on
+            self.notice.emit(f"Live: {type(exc).__name__}: {exc}")
+            return live
+        if message is None:
+            return live
+        try:
+            client.live(message)  # type: ignore[arg-type]
+        except JobFailed as exc:  # too big for the server's messages: never sent
+            error = exc.error
+            self.live_event.emit(LiveError(message.stream, error.code, error.message, getattr(message, "seq", None), error.field))  # type: ignore[attr-defined]
+            return live
+        return isinstance(message, LiveStart) or (live and not isinstance(message, LiveStop))
+
+    def _route(self, messages: list) -> None:
+        for message in messages:
+            if isinstance(message, LiveFrame) and not isinstance(message.image.data, bytes):
+                # A view into the received frame (blob frames): bytes of its own, made here rather than on Krita's UI thread.
+                message = dataclasses.replace(message, image=dataclasses.replace(message.image, data=bytes(message.image.data)))
+            if isinstance(message, LIVE_SERVER_TYPES):
+                self.live_event.emit(message)
+            elif isinstance(message, Recall):
+                self.recalled.emit(message)
 
     def _preprocess(self, client: Client, item: PreprocessItem) -> None:
         """One preview of a control layer; what the artist can fix is said, a lost connection raised."""

@@ -18,6 +18,7 @@ import torch
 
 from .loader import pipeline_class
 from .models import ModelEntry
+from .prompt_cache import PromptCache
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class LoadedModel:
     pipes: dict[str, Any] = field(default_factory=dict)
     vae_fp32: bool = False  # its VAE overflowed in half precision once: decode in fp32 from now on
     compile_pending: bool | None = None  # its UNet is compiled and its first run not yet timed (None: not run yet)
+    prompts: PromptCache = field(default_factory=PromptCache)  # recent prompts' conditioning (live painting repeats them)
     # The model's own scheduler settings. Each job swaps in a scheduler of its own, built from
     # these (never from the previous job's, whose sampler options would carry over).
     scheduler_config: Any = field(init=False)

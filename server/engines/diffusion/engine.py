@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,9 +135,11 @@ class DiffusersEngine(Engine):
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
         if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
             loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
+        embeddings = embeddings_in([prompt, negative], self.registry)
+        adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
         controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
-        runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
-        with applied(loaded.base, loras + neg_loras, embeddings_in([prompt, negative], self.registry)), watching(loaded.base, ctx):
+        runner = ModeRunner(loaded, self.registry, job, ctx, dataclasses.replace(sampling, adapters=adapters), self.choice.device, controls)
+        with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
             return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
     @contextmanager

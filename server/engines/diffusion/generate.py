@@ -41,6 +41,8 @@ class Sampling:
     batch: int
     clip_skip: int
     schedule: str = "automatic"
+    # The LoRAs (name, weight) and embeddings applied: they can change what the text encoders make.
+    adapters: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def from_params(cls, p: dict[str, Any], prompt: str, negative_prompt: str) -> "Sampling":
@@ -167,7 +169,11 @@ def denoise(
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     kwargs: dict[str, Any] = {
         # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
-        **encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip),
+        # Cached per model: a ControlNet pipeline shares the checkpoint's text encoders, so only what
+        # encode_prompts reads from the pipeline itself (its empty-negative rule) joins the key.
+        **loaded.prompts.get((sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters,
+                              bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))),
+                             lambda: encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)),
         "guidance_scale": sampling.cfg, "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],

@@ -47,21 +47,37 @@ def _adapter_name(entry: ModelEntry) -> str:
 
 @contextlib.contextmanager
 def applied(pipe: Any, loras: list[LoraUse], embeddings: list[ModelEntry]) -> Iterator[None]:
-    """Load the LoRAs and embeddings into ``pipe`` for one job, and take them out
-    afterwards, so the shared components are clean for the next job."""
+    """Load the LoRAs and embeddings into ``pipe`` for one job.
+
+    LoRAs stay loaded after the job while the next job asks for the same ones
+    with the same weights: live painting asks for them every frame, and loading
+    them from disk each time would cost more than a few-step frame. A job that
+    asks for others, or none, unloads them first; a job that fails or is
+    cancelled leaves none loaded. Embeddings are taken out after every job."""
+    wanted = tuple((use.entry, use.weight) for use in loras)
     try:
-        if loras:
-            for use in loras:
-                pipe.load_lora_weights(str(use.entry.path), adapter_name=_adapter_name(use.entry), local_files_only=True)
-            pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
+        if wanted != getattr(pipe, "_paintwire_loras", ()):
+            _unload_loras(pipe)
+            if loras:
+                pipe._paintwire_loras = wanted  # before loading: a load that fails half-way is unloaded below
+                for use in loras:
+                    pipe.load_lora_weights(str(use.entry.path), adapter_name=_adapter_name(use.entry), local_files_only=True)
+                pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
         for emb in embeddings:
             _load_embedding(pipe, emb)
         yield
+    except BaseException:
+        _unload_loras(pipe)  # half loaded, or a job that went wrong: the next job starts clean
+        raise
     finally:
-        if loras:
-            pipe.unload_lora_weights()
         if embeddings:
             pipe.unload_textual_inversion()
+
+
+def _unload_loras(pipe: Any) -> None:
+    if getattr(pipe, "_paintwire_loras", ()):
+        pipe.unload_lora_weights()
+    pipe._paintwire_loras = ()
 
 
 def _load_embedding(pipe: Any, emb: ModelEntry) -> None:

@@ -174,6 +174,12 @@ class Driver:
             self.inplace = InPlace(self)
             self.inplace.start()
             return
+        if self.sc.get("flow") == "live":
+            from .live import Live
+
+            self.live = Live(self)
+            self.live.start()
+            return
         self.jobs = list(self.sc["jobs"])
         self.next_job()
 

@@ -17,11 +17,13 @@ from .config import ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
+from .jobs import Job
 from .memory import configure_allocator, release_memory
 from .model_watch import ModelWatch
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .session import Session, SessionLimits
+from .web import WebViews, add_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class PaintwireServer:
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/health", self.health)
         app.router.add_get("/info", self.info)
+        add_web_routes(app, WebViews(self.access, lambda: self.capabilities, self._open_jobs))
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         return app
@@ -95,6 +98,9 @@ class PaintwireServer:
         self.guard.close_all()
         if self.scheduler is not None:
             await self.scheduler.wait_stopped(SHUTDOWN_GRACE_SECONDS)
+
+    def _open_jobs(self) -> list[Job]:
+        return self.scheduler.open_jobs() if self.scheduler is not None else []
 
     # -- routes -------------------------------------------------------------------------
 
@@ -137,9 +143,7 @@ class PaintwireServer:
         return web.json_response({"status": "ok", "server": f"paintwire/{__version__}", "protocol": PROTOCOL_VERSION})
 
     async def info(self, request: web.Request) -> web.Response:
-        self.access.check_origin(request)
-        if not self.access.authorized(request_token(request.headers, request.query)):
-            raise web.HTTPUnauthorized(text="This server needs a token: send 'Authorization: Bearer <token>'.\n")
+        self.access.check_request(request)
         assert self.scheduler is not None
         return web.json_response(
             {

@@ -35,6 +35,7 @@ class Job:
     state: JobPhase = JobPhase.QUEUED
     cancel_event: threading.Event = field(default_factory=threading.Event)
     position: int = -1  # last queue position told to the owner
+    fraction: float = 0.0  # the last progress's share of the whole job, for the queue view
 
     def __hash__(self) -> int:
         return id(self)

@@ -51,6 +51,8 @@ class AccessPolicy:
         origin = request.headers.get("Origin")
         if origin is not None and origin not in self.allowed_origins and not is_own_origin(origin, request.host):
             raise web.HTTPForbidden(text=f"Origin {origin} is not allowed; add it to allowed_origins in the configuration.\n")
+        if origin is None and from_another_site(request.headers):
+            raise web.HTTPForbidden(text="A page of another site may not load this server's data; open the server's own page.\n")
         if self.loopback_only and not self.token and not is_loopback_host(request.url.host or ""):
             # DNS rebinding: a page whose name was made to resolve to 127.0.0.1 is
             # same-origin with this server, and browsers send no Origin on its GETs.
@@ -61,6 +63,14 @@ class AccessPolicy:
         self.check_origin(request)
         if not self.authorized(request_token(request.headers, request.query)):
             raise web.HTTPUnauthorized(text="This server needs a token: send 'Authorization: Bearer <token>'.\n")
+
+
+def from_another_site(headers: Mapping[str, str]) -> bool:
+    """A browser's request made by a page of another site that carries no Origin:
+    browsers leave Origin out of plain GETs (an <img>, a no-cors fetch) but mark
+    every request with Sec-Fetch-Site. Following a link (a navigation) is allowed;
+    clients that are not browsers send neither header."""
+    return headers.get("Sec-Fetch-Site") in ("cross-site", "same-site") and headers.get("Sec-Fetch-Mode") != "navigate"
 
 
 def is_own_origin(origin: str, host: str) -> bool:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Result
+from paintwire.protocol import Encoding, ImagePayload, Layer, PixelFormat, Result
+from paintwire.protocol.pngtext import add_text
+
+# The text chunks a layer's PNG carries (its settings: see paintwire.protocol.metadata).
+Metadata = Callable[[Layer], Mapping[str, str]]
 
 
 def _open(path: Path) -> Image.Image:
@@ -48,7 +53,20 @@ def payload_image(payload: ImagePayload) -> Image.Image:
     return Image.frombytes("RGBA", size, payload.data, "raw", raw_mode)
 
 
-def save_result(result: Result, source: np.ndarray | None, output: Path, layers_dir: Path | None) -> None:
+def save_png(image: Image.Image, path: Path, text: Mapping[str, str] | None) -> None:
+    """Save as PNG with ``text`` chunks (the settings), whatever the file's extension."""
+    if not text:
+        image.save(path, "PNG")
+        return
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    path.write_bytes(add_text(buf.getvalue(), text))
+
+
+def save_result(result: Result, source: np.ndarray | None, output: Path, layers_dir: Path | None, metadata: Metadata | None = None) -> None:
+    """Write the input with the result layers applied to ``output``, and each layer to
+    ``layers_dir``; every PNG carries the settings that made it (``metadata``),
+    the output those of its first layer."""
     same_canvas = source is not None and source.shape[:2] == (result.height, result.width)
     canvas = Image.fromarray(source, "RGBA") if same_canvas else Image.new("RGBA", (result.width, result.height))
     meta = []
@@ -59,9 +77,13 @@ def save_result(result: Result, source: np.ndarray | None, output: Path, layers_
         if layers_dir is not None:
             layers_dir.mkdir(parents=True, exist_ok=True)
             name = f"layer-{i}.png"
-            pixels.save(layers_dir / name)
+            save_png(pixels, layers_dir / name, metadata(layer) if metadata else None)
             meta.append({"file": name, "x": layer.x, "y": layer.y, "name": layer.name, "seed": layer.seed, "settings": dict(layer.settings)})
     if layers_dir is not None:
         (layers_dir / "layers.json").write_text(json.dumps({"width": result.width, "height": result.height, "layers": meta}, indent=2), encoding="utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(output)
+    first = result.layers[0] if result.layers else None
+    if output.suffix.lower() == ".png" or output.suffix == "":
+        save_png(canvas, output, metadata(first) if metadata and first else None)
+    else:
+        canvas.save(output)  # another format (.webp, .tif): Pillow's own, without the PNG chunks

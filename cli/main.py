@@ -84,6 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mask", type=Path, help="mask image, for modes that take one")
     job_options(run, None)
     run.set_defaults(handler=_job)
+
+    recall = sub.add_parser(
+        "recall", help="print the settings saved in an image as 'paintwire run' arguments",
+        description="Read the settings saved in IMAGE (Paintwire's own, the WebUI's 'parameters' text, or SwarmUI's) and print "
+                    "them as a 'paintwire run' command. With a server to ask, they are fitted to its modes and models.",
+    )
+    recall.add_argument("image", type=Path, help="a PNG saved by Paintwire, the WebUI, Forge or SwarmUI")
+    client_options(recall)
+    recall.add_argument("--offline", action="store_true", help="do not ask a server; print the settings as saved")
+    recall.add_argument("--json", action="store_true", help="print the settings as JSON instead")
+    recall.set_defaults(handler=_recall)
+
+    history = sub.add_parser("history", help="look after the server's history (docs/history.md)", description="Look after the server's history.")
+    history_sub = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    maintain = history_sub.add_parser(
+        "maintain", help="delete files without a record and records without a file, then compact the database",
+        description="Delete files without a record and records without a file, then compact the database. "
+                    "Safe while the server runs.",
+    )
+    maintain.add_argument("--config", type=Path, help="the server's TOML configuration (also PAINTWIRE_CONFIG), for history_dir")
+    maintain.add_argument("--history-dir", dest="history_dir", help="the history's folder (default: the configured one)")
+    maintain.set_defaults(handler=_maintain)
     return parser
 
 
@@ -220,6 +242,13 @@ def _parse_params(args: argparse.Namespace, mode: Any) -> dict[str, Any]:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(f"{name} takes true or false, got {raw!r}")
             params[name] = raw.lower() in ("true", "1", "yes")
+        elif kind == "choice":
+            from paintwire.protocol.metadata import fit_value
+
+            try:
+                params[name] = fit_value(spec, raw)  # a value, or its label ("DPM++ 2M", as the WebUI writes it)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         else:
             params[name] = raw
     for name in ("method", "scale"):
@@ -279,8 +308,69 @@ def _job(args: argparse.Namespace) -> int:
         print(f"paintwire: {exc}", file=sys.stderr)
         return EXIT_CONNECT
     bar.finish("done")
-    save_result(result, rgba, args.output, args.layers)
+    from paintwire.protocol.metadata import labels_of, layer_settings, png_text
+
+    labels = labels_of(mode)
+    save_result(result, rgba, args.output, args.layers, lambda layer: png_text(layer_settings(args.engine, args.mode, args.model, layer), labels))
     print(f"wrote {args.output} ({result.width}x{result.height}, {len(result.layers)} layer(s))", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- recall and history -----------------------------------------------------------------
+
+
+def _recall(args: argparse.Namespace) -> int:
+    from paintwire.protocol import ClientError, JobFailed
+
+    from .recall import command_line, read_settings, run_arguments
+
+    try:
+        recalled = read_settings(args.image)
+    except ValueError as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if recalled is None:
+        print(f"paintwire: {args.image} carries no settings (no Paintwire, WebUI or SwarmUI metadata).", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps({"source": recalled.source, "settings": recalled.settings}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    caps = None
+    if not args.offline:
+        try:
+            with _client(args) as client:
+                caps = client.capabilities
+        except (ClientError, JobFailed) as exc:
+            print(f"paintwire: note: {exc} Printing the settings as saved.", file=sys.stderr)
+    run_args, notes = run_arguments(recalled, caps)
+    for note in notes:
+        print(f"paintwire: note: {note}", file=sys.stderr)
+    print(command_line(run_args) + " -o OUTPUT.png")
+    return EXIT_OK
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    from paintwire.server.config import ConfigError, load_config
+    from paintwire.server.history import HistoryStore, history_folder
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    folder = history_folder(args.history_dir or config.history_dir)
+    if not (folder / "history.sqlite3").exists():
+        print(f"paintwire: no history in {folder} (see history_dir in docs/configuration.md).", file=sys.stderr)
+        return EXIT_USAGE
+    store = HistoryStore(folder)
+    try:
+        report = store.maintain()
+        count, size = store.totals()
+    finally:
+        store.close()
+    print(f"history in {folder}: {count} result(s), {size / 2**20:.1f} MiB of images")
+    print(f"  removed {len(report.files_without_record)} file(s) without a record, {len(report.records_without_file)} record(s) without an image")
+    print(f"  database compacted: {report.bytes_before / 2**20:.2f} MiB -> {report.bytes_after / 2**20:.2f} MiB")
     return EXIT_OK
 
 

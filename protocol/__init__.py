@@ -27,6 +27,7 @@ from .messages import (
     Preview,
     Progress,
     Queued,
+    Recall,
     Rescan,
     Result,
     Started,
@@ -44,6 +45,6 @@ __all__ = [
     "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
-    "Preview", "Progress", "ProtocolError", "Queued", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",
+    "Preview", "Progress", "ProtocolError", "Queued", "Recall", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",
     "decode_client_message", "decode_server_message", "encode", "raw_image", "validate_params", "__version__",
 ]

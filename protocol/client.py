@@ -19,6 +19,7 @@ from .addresses import is_loopback_host
 from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
 from .messages import Cancelled, Capabilities, CapabilitiesUpdate, Error, JobRequest, Queued, Result
+from .recall import Recall
 
 DEFAULT_URL = "ws://127.0.0.1:7878/ws"
 # Results can be larger than anything a client sends (an upscale makes 4-16x
@@ -78,12 +79,15 @@ class Client:
     """
 
     def __init__(
-        self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0, updates: bool = False
+        self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0, updates: bool = False,
+        recall: bool = False,
     ) -> None:
         self.url = url
         self.name = name
         self.token = token
         self.updates = updates  # ask the server to send new capabilities when its models change
+        self.recall = recall  # take recall messages (settings sent from the server's history)
+        self.recalls: list[Recall] = []  # recalls that arrived while run() waited; poll() hands them out
         self.timeout = timeout
         self.protocol = ClientConnection()
         self._ws: WebSocket | None = None
@@ -99,7 +103,7 @@ class Client:
             self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None, **direct)
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
             raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
-        self._send(self.protocol.hello(self.name, self.token, self.updates))
+        self._send(self.protocol.hello(self.name, self.token, self.updates, self.recall))
         message = self._receive(self.timeout)
         if isinstance(message, Error):
             self.close()
@@ -166,7 +170,8 @@ class Client:
     def poll(self) -> list[Any]:
         """The messages that have already arrived, without waiting: for a client that
         is idle between jobs and wants the server's pushed ``capabilities``."""
-        out: list[Any] = []
+        out: list[Any] = list(self.recalls)
+        self.recalls.clear()
         while True:
             if self._ws is None:
                 raise ClientError("Not connected.")
@@ -200,6 +205,8 @@ class Client:
                 job_id is not None and getattr(message, "job", None) == job_id
             )
             if not mine:
+                if isinstance(message, Recall):
+                    self.recalls.append(message)  # not this job's: kept for poll()
                 continue
             if isinstance(message, Queued):
                 job_id = message.job

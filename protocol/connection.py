@@ -27,6 +27,7 @@ from .messages import (
     Preview,
     Progress,
     Queued,
+    Recall,
     Rescan,
     Result,
     Started,
@@ -96,11 +97,12 @@ class ClientConnection:
 
     # -- outgoing -----------------------------------------------------------------------
 
-    def hello(self, client: str, token: str | None = None, updates: bool = False) -> bytes:
-        """``updates``: ask for a ``capabilities`` message whenever they change."""
+    def hello(self, client: str, token: str | None = None, updates: bool = False, recall: bool = False) -> bytes:
+        """``updates``: ask for a ``capabilities`` message whenever they change;
+        ``recall``: this client takes ``recall`` messages."""
         self._expect(ConnectionState.START, "hello")
         self.state = ConnectionState.HELLO_SENT
-        return encode(Hello(client=client, token=token, updates=updates))
+        return encode(Hello(client=client, token=token, updates=updates, recall=recall))
 
     def submit(self, job: JobRequest) -> tuple[int, bytes]:
         """Returns the ref that the job's first event will echo, and the frame to send.
@@ -172,6 +174,8 @@ class ClientConnection:
         if isinstance(message, CapabilitiesUpdate):
             self.capabilities = message.capabilities
             return
+        if isinstance(message, Recall):
+            return  # belongs to no job
         if isinstance(message, Error) and message.job is None:
             if message.ref is not None:
                 self._pending.discard(message.ref)  # a submit was rejected; no job exists

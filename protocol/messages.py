@@ -3,7 +3,7 @@
 Each message knows its wire form (a msgpack map with a ``type`` key) and how
 to read itself back with validation. Client messages: hello, submit, cancel,
 rescan. Server messages: welcome, capabilities, queued, started, progress,
-preview, result, error, cancelled. docs/protocol.md describes the same set and a test keeps the two in
+preview, result, error, cancelled, recall (protocol/recall.py). docs/protocol.md describes the same set and a test keeps the two in
 step.
 """
 
@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
+from .recall import Recall
 from .vocabulary import Phase
 
 PROTOCOL_VERSION = 1
@@ -60,11 +61,15 @@ class Hello:
     # True: send me a ``capabilities`` message whenever they change (models added or
     # removed). Off by default, so that a client that does not know the message never gets it.
     updates: bool = False
+    # True: this client can take a ``recall`` (settings pushed from the server's history).
+    recall: bool = False
 
     def to_wire(self) -> dict:
         out = {"type": self.TYPE, "protocol": self.protocol, "client": self.client, "token": self.token}
         if self.updates:  # left out when off: the same bytes as before the field existed
             out["updates"] = True
+        if self.recall:
+            out["recall"] = True
         return out
 
     @classmethod
@@ -74,6 +79,7 @@ class Hello:
             protocol=_get(obj, "protocol", int, ""),
             token=_get(obj, "token", str, "", required=False),
             updates=_get(obj, "updates", bool, "", required=False, default=False),
+            recall=_get(obj, "recall", bool, "", required=False, default=False),
         )
 
 
@@ -597,12 +603,12 @@ class Cancelled:
 
 
 ClientMessage = Hello | Submit | Cancel | Rescan
-ServerMessage = Welcome | CapabilitiesUpdate | Queued | Started | Progress | Preview | Result | Error | Cancelled
+ServerMessage = Welcome | CapabilitiesUpdate | Queued | Started | Progress | Preview | Result | Error | Cancelled | Recall
 JobEvent = Queued | Started | Progress | Preview | Result | Error | Cancelled
 
 CLIENT_MESSAGES: dict[str, type] = {m.TYPE: m for m in (Hello, Submit, Cancel, Rescan)}
 SERVER_MESSAGES: dict[str, type] = {
-    m.TYPE: m for m in (Welcome, CapabilitiesUpdate, Queued, Started, Progress, Preview, Result, Error, Cancelled)
+    m.TYPE: m for m in (Welcome, CapabilitiesUpdate, Queued, Started, Progress, Preview, Result, Error, Cancelled, Recall)
 }
 # Events after which a job is over and its id is forgotten.
 FINAL_EVENTS = (Result, Error, Cancelled)

@@ -86,6 +86,13 @@ class ServerConfig:
     model_rescan_seconds: float = 5.0
     # Where the log goes: empty for the terminal (stderr), or a file to append to.
     log_file: str | None = None
+    # The history of results (docs/history.md): off means nothing is written. Its folder
+    # (empty: the user's data folder), and its limits: beyond either, the oldest
+    # unstarred results go first; 0 means no limit of that kind.
+    history: bool = True
+    history_dir: str | None = None
+    history_max_count: int = 10000
+    history_max_gb: float = 5.0
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -104,6 +111,8 @@ class ServerConfig:
             raise ConfigError("max_connections and max_connections_per_address must be at least 1.")
         if self.model_rescan_seconds < 0:
             raise ConfigError("model_rescan_seconds must be 0 (off) or more.")
+        if self.history_max_count < 0 or self.history_max_gb < 0:
+            raise ConfigError("history_max_count and history_max_gb must be 0 (no limit) or more.")
         if self.memory_budget_gb < 0:
             raise ConfigError("memory_budget_gb must be 0 (decide from the device) or more.")
         for name, allowed in (("precision", PRECISIONS), ("offload", OFFLOADS), ("attention_slicing", SWITCHES)):
@@ -188,6 +197,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, help="most sampling steps a job may ask for (default 150)")
     parser.add_argument("--max-batch", type=int, help="most images one job may ask for (default 8)")
     parser.add_argument("--engines", help="comma-separated engines to load (default classical,diffusers)")
+    parser.add_argument("--history", dest="history", action=argparse.BooleanOptionalAction, default=None,
+                        help="record every result in the history (default on; --no-history writes nothing)")
+    parser.add_argument("--history-dir", dest="history_dir", help="the history's folder (default: the user's data folder)")
     parser.add_argument("--log-file", dest="log_file", help="append the log to this file instead of the terminal")
     parser.add_argument("--precision", choices=PRECISIONS, help="dtype models run in (default auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
     parser.add_argument("--offload", choices=OFFLOADS, help="keep weights in RAM and move them to the GPU as needed (default auto: on small cards)")

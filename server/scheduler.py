@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
-from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Started
+from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Result, Started
 from paintwire.protocol.messages import JobEvent
 
 from .engines.base import Engine
@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, engines: list[Engine], runner: JobRunner, max_queued_per_client: int, max_queued_total: int) -> None:
+    def __init__(self, engines: list[Engine], runner: JobRunner, max_queued_per_client: int, max_queued_total: int,
+                 on_result: Callable[[Job, Result], None] | None = None) -> None:
         self.engines = list(engines)
+        # Told of every result after it was queued for its owner (the history records it).
+        self.on_result = on_result
         self.runner = runner
         self.queue: FairQueue[Job] = FairQueue(max_queued_per_client, max_queued_total)
         self.running: Job | None = None
@@ -149,6 +152,11 @@ class Scheduler:
         job.state = JobPhase.DONE
         self.jobs.pop(job.id, None)
         job.owner.emit(final)
+        if isinstance(final, Result) and self.on_result is not None:
+            try:
+                self.on_result(job, final)
+            except Exception:  # the history must never cost a client its job
+                log.exception("job %s: recording the result failed", job.id)
 
     def _announce_positions(self) -> None:
         for job, position in self.queue.positions().items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
@@ -98,6 +99,8 @@ class Session:
         self.conn = ServerConnection(max_pixels=limits.max_pixels)
         self.closed = False
         self.client_name: str | None = None
+        self.id = secrets.token_hex(6)  # names this connection to the HTTP API (/api/clients)
+        self.accepts_recall = False  # hello said it takes recall messages
         self._outbox: deque[bytes] = deque()
         self._unsent = 0  # bytes in the outbox, the frame being sent included
         self._more = asyncio.Event()  # the outbox got a frame, or the session is ending
@@ -289,6 +292,7 @@ class Session:
             return False
         self.client_name = hello.client
         self.wants_updates = hello.updates
+        self.accepts_recall = hello.recall
         self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -39,3 +40,8 @@ def live_server() -> Iterator[ServerProcess]:
     server = start_server_process()
     yield server
     server.stop()
+
+
+# The history's default folder is under XDG_DATA_HOME: tests that start a server in this
+# process (or a child) without naming history_dir write there, never into the user's folder.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="paintwire-test-data-")

@@ -69,6 +69,8 @@ def start_server_process(*, launcher: list[str] | None = None, **config: Any) ->
     config.setdefault("host", "127.0.0.1")
     config.setdefault("port", 0)
     config.setdefault("engines", ["classical"])
+    # Tests keep the user's history folder untouched: off unless a test asks for it (with its own history_dir).
+    config.setdefault("history", False)
     fd, path = tempfile.mkstemp(prefix="paintwire-", suffix=".toml")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         for key, value in config.items():

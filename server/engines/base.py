@@ -15,6 +15,7 @@ import abc
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -184,6 +185,11 @@ class Engine(abc.ABC):
         """Empty when the engine can run its modes; otherwise a sentence telling the
         user what to add (clients then offer a sentence instead of modes that can only fail)."""
         return ""
+
+    def model_file(self, name: str) -> Path | None:
+        """The file or folder of the model ``name`` (for its hash in the history); None
+        for engines without model files."""
+        return None
 
     def model_folders(self) -> list:
         """Folders whose changes mean ``rescan`` should run (none for engines without models)."""

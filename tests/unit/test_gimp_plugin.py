@@ -507,3 +507,29 @@ def test_the_dialog_refreshes_the_models_and_unusable_ones_are_not_offered():
     assert seen == {"before": ["sd15"], "unusable": ["half"], "after": ["sd15", "new"]}
     client = FakeClient.instances[-1]
     assert client.rescanned and client.request.model == "new"  # a model found by the refresh runs
+
+
+def test_an_open_dialog_takes_recalls_sent_from_the_servers_history():
+    from paintwire.protocol import Recall
+
+    recall = Recall(3, {"engine": "classical", "mode": "inpaint", "params": {"method": "ns"}}, "/api/history/3/image")
+
+    class RecallClient(FakeClient):
+        def poll(self):
+            return [Progress("other", 1, 2), recall] if self.recall else []
+
+    seen = []
+
+    def dialog(request):
+        seen.append(request.recalls())
+        seen.append(request.recalls())
+        return None
+
+    with pytest.raises(jobs.Cancelled):
+        jobs.run("inpaint", Args(), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
+                 client_factory=lambda url, name, token, timeout: RecallClient(url, name, token, timeout))
+    assert seen[0] == [recall]  # only recalls: nothing else that arrived
+    assert FakeClient.instances[-1].recall is True  # the hello asked for recalls: a dialog was open
+
+    jobs.run("inpaint", Args(), CONNECTION, FakeDocument(), FakeProgress(), client_factory=_factory())
+    assert not getattr(FakeClient.instances[-1], "recall", False)  # a non-interactive run does not

@@ -286,7 +286,7 @@ def test_the_kit_needs_only_the_standard_library_and_the_protocol():
         assert not outside, f"{path.name} imports {outside}"
 
 
-STDLIB = {"__future__", "time", "dataclasses", "typing", "json", "enum"}
+STDLIB = {"__future__", "time", "dataclasses", "typing", "json", "enum", "urllib"}
 
 
 # --- placement kinds and the version rule on the client side ------------------------------

@@ -136,6 +136,9 @@ class View:
     def refresh(self):
         self.refreshes += 1
 
+    def offer_recall(self, recall, summary):
+        self.offers = getattr(self, "offers", []) + [(recall, summary)]
+
 
 @pytest.fixture
 def rig():
@@ -277,3 +280,50 @@ def test_the_document_module_provides_all_the_controller_asks_of_documents():
                     if isinstance(n, ast.ClassDef) and n.name == "Documents")
     wanted = {n.name for n in protocol.body if isinstance(n, ast.FunctionDef)} | {"DocumentError"}
     assert wanted <= defined, sorted(wanted - defined)
+
+
+def _png_with(settings) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from paintwire.protocol.metadata import png_text
+    from paintwire.protocol.pngtext import add_text
+
+    buf = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buf, "PNG")
+    return add_text(buf.getvalue(), png_text(settings))
+
+
+def test_a_pushed_recall_is_offered_then_applied_on_request(rig):
+    from paintwire.protocol import Recall
+
+    controller, state, docs, transport, view, saves = rig
+    recall = Recall(5, {"engine": "classical", "mode": "upscale", "params": {"scale": 3.0, "prompt": "x"}}, "/api/history/5/image", 4, 4)
+    controller.recall_received(recall)
+    assert view.offers == [(recall, "upscale \u00b7 \u201cx\u201d")] and state.settings.mode == "inpaint"  # offered, not applied
+    assert controller.apply_recall(recall)
+    assert state.settings.mode == "upscale" and state.value("scale") == 3.0 and saves
+    text, error = view.statuses[-1]
+    assert not error and "history result 5" in text and "prompt" in text  # the parameter Upscale lacks is named
+
+
+def test_use_settings_from_an_image(rig):
+    controller, state, docs, transport, view, saves = rig
+    assert controller.use_image_settings(_png_with({"engine": "classical", "mode": "inpaint", "params": {"method": "ns", "mask_blur": 12}}))
+    assert state.value("method") == "ns" and state.value("mask_blur") == 12
+    assert "Paintwire's metadata" in view.statuses[-1][0]
+    assert not controller.use_image_settings(_png_with({}).replace(b"paintwire", b"other-key"))
+    assert not controller.use_image_settings(b"not a png")
+    assert view.statuses[-1][1] is True
+
+
+def test_the_recalled_image_opens_as_a_layer(rig):
+    from paintwire.hostkit.recall import recalled_result
+    from paintwire.protocol import Recall
+
+    controller, state, docs, transport, view, saves = rig
+    recall = Recall(9, {"params": {"prompt": "a fox", "seed": 4}}, "/api/history/9/image", W, H)
+    controller.open_recalled(recalled_result(recall, W, H, bytes(W * H * 4), PixelFormat.BGRA8))
+    placement, title = docs.active.layers[-1]
+    assert placement.layers[0].name == "a fox [seed 4]" and not placement.new_document

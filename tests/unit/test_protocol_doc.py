@@ -48,6 +48,7 @@ from paintwire.protocol import (
     Progress,
     ProtocolError,
     Queued,
+    Recall,
     Rescan,
     Result,
     Started,
@@ -173,7 +174,7 @@ JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, Pi
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {
-    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True),
+    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True, recall=True),
     "submit": Submit(7, JOB),
     "cancel": Cancel("abc"),
     "rescan": Rescan(),
@@ -186,6 +187,7 @@ FULL_MESSAGES: dict[str, Any] = {
     "result": Result("abc", (LAYER,), 5, 6, 1, 2),
     "error": Error(ErrorCode.BAD_IMAGE, "Bad.", "job.image", "abc", 7),
     "cancelled": Cancelled("abc"),
+    "recall": Recall(12, {"mode": "inpaint", "params": {"mask_blur": 4}}, "/api/history/12/image", 64, 48),
 }
 
 # Object name in the document -> (instance, the message that carries it, path to it there).

@@ -41,6 +41,7 @@ from paintwire.protocol import (
     Progress,
     ProtocolError,
     Queued,
+    Recall,
     Rescan,
     Result,
     Started,
@@ -164,6 +165,8 @@ MESSAGES: list[Any] = [
     Error(ErrorCode.INVALID_PARAM, "steps must be at most 150, got 999.", "job.params.steps", None, 7),
     Error(ErrorCode.ENGINE_FAILED, "The engine failed.", None, "j1"),
     Cancelled("j1"),
+    Recall(3, {"engine": "diffusers", "mode": "txt2img", "params": {"prompt": "a cat", "seed": 7}}, "/api/history/3/image", 64, 64),
+    Recall(4),
 ]
 
 

@@ -18,10 +18,11 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gtk", "3.0")
-from gi.repository import GimpUi, Gtk  # noqa: E402
+from gi.repository import GimpUi, GLib, Gtk  # noqa: E402
 
 from paintwire.hostkit import form as kit_form  # noqa: E402
 from paintwire.hostkit import modes as kit_modes  # noqa: E402
+from paintwire.hostkit.recall import recollect, settings_in_image  # noqa: E402
 from paintwire.hostkit.request import PROMPT, reads_document  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import ModeSpec  # noqa: E402
@@ -31,6 +32,7 @@ from actions import Args, args_from_params  # noqa: E402
 from jobs import DialogRequest  # noqa: E402
 
 PLUG_IN_BINARY = "paintwire"
+RECALL_POLL_MS = 500  # how often an open dialog looks for settings sent from the server's history
 
 
 class ParamForm:
@@ -169,6 +171,15 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
         content.pack_start(top, False, False, 0)
         content.pack_start(unusable, False, False, 0)
 
+        recall_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        from_image = Gtk.Button(label="Settings from image\u2026")
+        from_image.set_tooltip_text("Fill the form with the settings saved in a PNG: one made by Paintwire, the Stable Diffusion WebUI, Forge or SwarmUI")
+        recall_row.pack_start(from_image, False, False, 0)
+        recall_note = Gtk.Label(xalign=0.0, wrap=True)  # what was recalled, and what the server could not take
+        recall_note.get_style_context().add_class("dim-label")
+        recall_row.pack_start(recall_note, True, True, 0)
+        content.pack_start(recall_row, False, False, 0)
+
         holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
         content.pack_start(holder, True, True, 0)
         state: dict[str, Any] = {"choices": [], "updating": False, "caps": request.capabilities}
@@ -198,6 +209,7 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
             mode = kit_modes.find_mode(state["caps"], choice.engine, mode_name())
             assert mode is not None
             values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
+            values.update(state.pop("recalled", {}))  # settings just recalled win over what the form had
             for child in holder.get_children():
                 holder.remove(child)
             state["form"], state["mode"] = ParamForm(mode, values, labels), mode
@@ -223,17 +235,69 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
             fill_models()
             show_unusable()
 
+        def apply_saved(saved: dict, where: str) -> None:
+            if request.mode_fixed:
+                saved = {**saved, "mode": request.mode}  # this entry runs one mode: take what fits it
+            got = recollect(saved, state["caps"])
+            if got.settings is None:
+                recall_note.set_text(" ".join(got.notes))
+                return
+            state["recalled"] = dict(got.settings.params)
+            if mode_name() != got.settings.mode:
+                modes.set_active_id(got.settings.mode)  # its model list, then the form with the recalled values
+            else:
+                rebuild()
+            key = kit_modes.Choice(got.settings.engine, got.settings.model, "").key
+            if models.get_active_id() != key and any(c.key == key for c in state["choices"]):
+                state["recalled"] = dict(got.settings.params)
+                models.set_active_id(key)  # rebuilds the form again, for that engine
+            recall_note.set_text(f"Settings from {where}: {got.summary}." + "".join(f" {n}" for n in got.notes))
+
+        def settings_from_image(*_: Any) -> None:
+            chooser = Gtk.FileChooserDialog(title="Settings from image", parent=dialog, action=Gtk.FileChooserAction.OPEN)
+            chooser.add_buttons("_Cancel", Gtk.ResponseType.CANCEL, "_Open", Gtk.ResponseType.OK)
+            png = Gtk.FileFilter()
+            png.set_name("PNG images")
+            png.add_pattern("*.png")
+            png.add_pattern("*.PNG")
+            chooser.add_filter(png)
+            try:
+                path = chooser.get_filename() if chooser.run() == Gtk.ResponseType.OK else None
+            finally:
+                chooser.destroy()
+            if not path:
+                return
+            try:
+                with open(path, "rb") as f:
+                    found = settings_in_image(f.read())
+            except (OSError, ValueError) as exc:
+                recall_note.set_text(str(exc))
+                return
+            if found is None:
+                recall_note.set_text("This image carries no settings (neither Paintwire's nor the WebUI's nor SwarmUI's).")
+                return
+            apply_saved(found.settings, "the image")
+
+        def poll_recalls() -> bool:
+            for recall in request.recalls() if request.recalls else ():
+                apply_saved(dict(recall.settings), f"history result {recall.id}")
+            return True  # keep looking while the dialog is open
+
         modes.connect("changed", fill_models)
         models.connect("changed", rebuild)
         refresh.connect("clicked", refresh_models)
+        from_image.connect("clicked", settings_from_image)
         fill_models()
         dialog.show_all()
         show_unusable()
+        poller = GLib.timeout_add(RECALL_POLL_MS, poll_recalls) if request.recalls else None
         try:
             if dialog.run() != Gtk.ResponseType.OK:
                 return None
             return args_from_params(request.args, state["mode"], state["form"].values(), chosen(), sources.get_active_id() or "visible")
         finally:
+            if poller is not None:
+                GLib.source_remove(poller)
             dialog.destroy()
 
     return show

@@ -20,7 +20,9 @@ from paintwire.hostkit.request import JobSettings, build_request, prompt_of, rea
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
-from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError
+from paintwire.protocol import (
+    Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError, Recall,
+)
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
@@ -68,6 +70,8 @@ class DialogRequest:
     args: Args
     # Asks the server to look at its model folders again; returns the new capabilities.
     refresh: Callable[[], Capabilities] | None = None
+    # The recalls sent to this dialog from the server's history since the last call (never waits).
+    recalls: Callable[[], list[Recall]] | None = None
 
     def choices(self, mode: str, caps: Capabilities | None = None) -> list[Choice]:
         return kit_modes.model_choices(caps or self.capabilities, mode)
@@ -107,6 +111,8 @@ def run(
         raise PluginError(problem)
     check_source(args.source)
     client = client_factory(connection.url, name=CLIENT_NAME, token=connection.token_or_none, timeout=CONNECT_TIMEOUT)
+    if dialog is not None:
+        client.recall = True  # an open dialog takes settings sent to it from the server's history
     try:
         progress.start("Paintwire: connecting")
         caps = _connect(client, connection)
@@ -131,7 +137,7 @@ def run(
                 latest[0] = _rescan(client)
                 return latest[0]
 
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh))
+            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh, recalls=lambda: _recalls(client)))
             if new_args is None:
                 raise Cancelled()
             args = new_args
@@ -161,6 +167,13 @@ def _connect(client: Client, connection: Connection) -> Capabilities:
         raise PluginError(f"{exc} (Set the address in Filters > Paintwire > Connection.)") from None
     except JobFailed as exc:  # hello refused: bad token, incompatible version
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
+
+
+def _recalls(client: Client) -> list[Recall]:
+    try:
+        return [m for m in client.poll() if isinstance(m, Recall)]
+    except ClientError:
+        return []  # a lost connection shows when the job is sent
 
 
 def _rescan(client: Client) -> Capabilities:

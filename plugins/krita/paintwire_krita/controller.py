@@ -1,6 +1,7 @@
 """The docker's job orchestration, without Qt: Generate, the job's events, its
-result written into the right document, Cancel, and the history's "apply
-again" and "use settings".
+result written into the right document, Cancel, the history's "apply
+again" and "use settings", and settings recalled from the server's history
+or from an image's metadata.
 
 Like GIMP's ``jobs.run``, it talks to three small protocols instead of to
 Krita and Qt: ``Documents`` (document.py: read a snapshot, write a
@@ -18,9 +19,10 @@ from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
+from paintwire.hostkit.recall import recollect, settings_in_image
 from paintwire.hostkit.request import build_request, prompt_of
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
-from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Result
+from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Recall, Result
 from paintwire.protocol.messages import JobEvent
 
 from .state import PanelState, history_from_bytes, history_to_bytes
@@ -83,6 +85,8 @@ class View(Protocol):
     def job_ended(self) -> None: ...  # progress and preview back to rest
 
     def refresh(self) -> None: ...  # state changed: controls, buttons, history list
+
+    def offer_recall(self, recall: Recall, summary: str) -> None: ...  # without blocking: apply settings, open as layer, or dismiss
 
 
 class Controller:
@@ -319,3 +323,50 @@ class Controller:
         self.save()
         self.view.refresh()
         self.view.show_status("Settings restored; press Generate to run them again.")
+
+    # -- recall: settings from the server's history or from an image ---------------------
+
+    _SOURCES = {"paintwire": "Paintwire's", "webui": "the WebUI's", "swarmui": "SwarmUI's"}
+
+    def recall_received(self, recall: Recall) -> None:
+        """Settings sent to this docker from the server's history: offered, never applied unasked."""
+        self.view.offer_recall(recall, recollect(recall.settings, self.state.capabilities).summary)
+
+    def apply_recall(self, recall: Recall) -> bool:
+        return self._apply_saved(recall.settings, f"history result {recall.id}")
+
+    def use_image_settings(self, data: bytes) -> bool:
+        """"Use settings from image...": the settings saved in a PNG into the panel."""
+        try:
+            found = settings_in_image(data)
+        except ValueError as exc:
+            self.view.show_status(str(exc), error=True)
+            return False
+        if found is None:
+            self.view.show_status("This image carries no settings (neither Paintwire's nor the WebUI's nor SwarmUI's).", error=True)
+            return False
+        return self._apply_saved(found.settings, f"the image ({self._SOURCES.get(found.source, found.source)} metadata)")
+
+    def _apply_saved(self, saved: Any, where: str) -> bool:
+        got = recollect(saved, self.state.capabilities)
+        if got.settings is None:
+            self.view.show_status(" ".join(got.notes), error=True)
+            return False
+        self.state.apply_job_settings(got.settings)
+        self.save()
+        self.view.refresh()
+        notes = "".join(f" {n}" for n in got.notes)
+        self.view.show_status(f"Settings from {where}: {got.summary}.{notes} Press Generate to run them.")
+        return True
+
+    def open_recalled(self, result: Result) -> None:
+        """The recalled image (fetched by the worker) as a new layer of the active document."""
+        try:
+            doc = self.documents.active_document()
+            self.documents.check_supported(doc)
+            # A layer when the sizes match, else a new document, as "apply again" does.
+            placement = place_result(result, self.documents.size(doc))
+            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
+            self.view.show_status("Opened the recalled image.")
+        except Exception as exc:
+            self.view.show_status(f"Could not open the recalled image: {exc}", error=True)

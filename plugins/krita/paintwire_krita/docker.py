@@ -21,6 +21,7 @@ from .controller import Controller
 from .imaging import PreparedPreview, to_qimage
 from .qt import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -30,6 +31,7 @@ from .qt import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPixmap,
     QPlainTextEdit,
     QProgressBar,
@@ -82,6 +84,9 @@ class PaintwireDocker(DockWidget):
         self.worker.job_failed.connect(self.controller.on_failed)
         self.worker.job_cancelled.connect(self.controller.on_cancelled)
         self.worker.job_thumbnail.connect(self.controller.on_thumbnail)
+        self.worker.recalled.connect(self.controller.recall_received)
+        self.worker.recalled_image.connect(self.controller.open_recalled)
+        self._recall_box: QMessageBox | None = None
         # Longest time (ms) each step took on Krita's UI thread (the host test reports them).
         self.ui_times = self.controller.ui_times
         self._updating = False
@@ -252,6 +257,13 @@ class PaintwireDocker(DockWidget):
         hb.addWidget(self.apply_button)
         hb.addWidget(self.rerun_button)
         hl.addLayout(hb)
+        self.image_settings_button = QPushButton("Use settings from image\u2026")
+        self.image_settings_button.setObjectName("paintwire-image-settings")
+        self.image_settings_button.setToolTip(
+            "Put the settings saved in a PNG into the panel: one made by Paintwire, the Stable Diffusion WebUI, Forge or SwarmUI."
+        )
+        self.image_settings_button.clicked.connect(self._image_settings_clicked)
+        hl.addWidget(self.image_settings_button)
         col.addWidget(hist)
         col.addStretch(1)
         self._fill_history()
@@ -386,6 +398,48 @@ class PaintwireDocker(DockWidget):
     def _on_disconnected(self, reason: str) -> None:
         self.connect_button.setEnabled(True)
         self.controller.disconnected(reason)
+
+    # -- recall -------------------------------------------------------------------------
+
+    def _image_settings_clicked(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Use settings from image", "", "PNG images (*.png);;All files (*)")
+        if not path:
+            return
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            self._set_status(f"Cannot read {path}: {exc.strerror}.", error=True)
+            return
+        self.controller.use_image_settings(data)
+
+    def offer_recall(self, recall, summary: str) -> None:
+        """A result sent here from the server's history: ask, without blocking Krita,
+        whether to apply its settings or open its image as a layer."""
+        if self._recall_box is not None:
+            self._recall_box.close()
+        box = QMessageBox(self)
+        box.setObjectName("paintwire-recall-offer")
+        box.setWindowTitle("Paintwire")
+        box.setText(f"Result {recall.id} from the server's history: {summary}")
+        apply = box.addButton("Apply settings", QMessageBox.ButtonRole.AcceptRole)
+        apply.setObjectName("paintwire-recall-apply")
+        layer = box.addButton("Open as layer", QMessageBox.ButtonRole.ActionRole)
+        layer.setObjectName("paintwire-recall-layer")
+        box.addButton("Dismiss", QMessageBox.ButtonRole.RejectRole)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+
+        def clicked(button) -> None:
+            if button is apply:
+                self.controller.apply_recall(recall)
+            elif button is layer:
+                self._set_status("Fetching the recalled image \u2026")
+                self.worker.fetch_recalled(recall)
+
+        box.buttonClicked.connect(clicked)
+        box.finished.connect(lambda _: setattr(self, "_recall_box", None))
+        self._recall_box = box
+        box.show()
 
     # -- jobs (controller.py does the work; these are the widgets' ends) -------------------
 

@@ -128,3 +128,12 @@ def thumbnail_png(result: Result, side: int = THUMBNAIL_SIDE) -> bytes:
     small.save(buffer, "PNG")
     buffer.close()
     return bytes(data)
+
+
+def decode_png_bgra(data: bytes) -> tuple[int, int, bytes] | None:
+    """A PNG's size and pixels in Krita's byte order (B, G, R, A), or None when Qt cannot read it."""
+    image = QImage.fromData(data, "PNG")
+    if image.isNull():
+        return None
+    image = image.convertToFormat(QImage.Format.Format_ARGB32)
+    return image.width(), image.height(), _image_bytes(image, image.width() * 4)

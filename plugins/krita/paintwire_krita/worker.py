@@ -13,10 +13,13 @@ import queue
 import threading
 from typing import Callable, Union
 
+from paintwire.hostkit.recall import fetch_image, recalled_result
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
-from paintwire.protocol import Client, ClientError, JobCancelled, JobFailed, JobRequest, Preview, ProtocolError, Queued, __version__
+from paintwire.protocol import (
+    Client, ClientError, JobCancelled, JobFailed, JobRequest, PixelFormat, Preview, ProtocolError, Queued, Recall, __version__,
+)
 
-from .imaging import prepare_preview, thumbnail_png
+from .imaging import decode_png_bgra, prepare_preview, thumbnail_png
 from .qt import QObject, pyqtSignal
 from .state import CLIENT_NAME
 
@@ -25,6 +28,7 @@ from .state import CLIENT_NAME
 # It may raise ValueError or ProtocolError with a sentence for the artist.
 JobSource = Union[JobRequest, Callable[[], JobRequest]]
 RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
+FETCH = "fetch"  # a queue item (FETCH, Recall): fetch and decode a recalled image
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
@@ -42,6 +46,8 @@ class Worker(QObject):
     job_failed = pyqtSignal(int, str)  # ticket number, message for the status line
     job_cancelled = pyqtSignal(int)
     job_thumbnail = pyqtSignal(int, bytes)  # ticket number, PNG of the result (just before job_done)
+    recalled = pyqtSignal(object)  # Recall: settings sent to this client from the server's history
+    recalled_image = pyqtSignal(object)  # Result: the recalled image, fetched and decoded (fetch_recalled)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -83,6 +89,10 @@ class Worker(QObject):
         """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
         self._jobs.put(RESCAN)
 
+    def fetch_recalled(self, recall: Recall) -> None:
+        """Fetch and decode a recalled image in the worker thread; ``recalled_image`` or ``notice`` follows."""
+        self._jobs.put((FETCH, recall))
+
     def cancel(self) -> None:
         """Cancel the job in flight, now or as soon as the server names it."""
         with self._lock:
@@ -102,7 +112,7 @@ class Worker(QObject):
     # -- worker thread --------------------------------------------------------------------
 
     def _run(self, url: str, token: str | None, jobs: queue.Queue) -> None:
-        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT, updates=True)
+        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT, updates=True, recall=True)
         try:
             caps = client.connect()
         except (ClientError, JobFailed) as exc:
@@ -132,10 +142,13 @@ class Worker(QObject):
                         reason = f"The server at {url} closed the connection."
                         break
                     try:
-                        client.poll()  # reads pushed capabilities between jobs
+                        pushed = client.poll()  # pushed capabilities and recalls, between jobs
                     except ClientError as exc:
                         reason = str(exc)
                         break
+                    for message in pushed:
+                        if isinstance(message, Recall):
+                            self.recalled.emit(message)
                     continue
                 if item is None:
                     break
@@ -149,6 +162,9 @@ class Worker(QObject):
                         reason = str(exc)
                         break
                     self.capabilities_changed.emit(caps)
+                    continue
+                if isinstance(item, tuple) and item[0] == FETCH:
+                    self._fetch(url, token, item[1])
                     continue
                 number, request = item
                 try:
@@ -188,6 +204,18 @@ class Worker(QObject):
                 pass
             if jobs is self._jobs:  # not replaced by a newer connection
                 self.disconnected.emit(reason)
+
+    def _fetch(self, url: str, token: str | None, recall: Recall) -> None:
+        try:
+            decoded = decode_png_bgra(fetch_image(url, token, recall))
+        except ValueError as exc:
+            self.notice.emit(str(exc))
+            return
+        if decoded is None:
+            self.notice.emit("The recalled image could not be read.")
+            return
+        width, height, pixels = decoded
+        self.recalled_image.emit(recalled_result(recall, width, height, pixels, PixelFormat.BGRA8))
 
     def _on_event(self, number: int, event: object) -> None:
         if isinstance(event, Queued):

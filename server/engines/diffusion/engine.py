@@ -68,6 +68,10 @@ class DiffusersEngine(Engine):
         unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
         return tuple(usable + unusable)
 
+    def model_file(self, name: str) -> Path | None:
+        entry = self.registry.get(name)
+        return entry.path if entry else None
+
     def model_folders(self) -> list[Path]:
         cache = hf_cache_dir()
         return [Path(d).expanduser() for d in self.config.model_dirs] + ([cache] if cache else [])

@@ -1,13 +1,18 @@
 """The server's web page in a real headless chromium, against a real server with
-tiny models: the canvas client, the queue and its cancel rule, the models view,
-and the origin rule. One browser and one server for the module; each test opens
-its own page. The page's Content-Security-Policy stays on: waits use function
+tiny models and a history seeded with 1,000 results: the gallery and its filters,
+the detail view (star, delete, download, send to a plug-in), the canvas client,
+the queue and its cancel rule, the models view, and the origin rule. One browser
+and one server for the module; each test opens its own page. The page's Content-Security-Policy stays on: waits use function
 expressions, never strings the page would have to eval."""
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,11 +26,14 @@ sys.path.insert(0, str(TESTS / "integration"))
 
 from server_process import ServerProcess, start_server_process  # noqa: E402
 from helpers import scene  # noqa: E402
+from harness import DAY, seed_expect, seed_history  # noqa: E402
 
 pytest.importorskip("diffusers")
 pytestmark = pytest.mark.slow
 
 TINY = "tiny-sd15"
+SEEDED = 1000
+NOW = time.time()
 WAIT_MS = 60_000  # a loaded two-core machine is slow; nothing here asserts a time
 
 
@@ -36,14 +44,18 @@ def web_server(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterat
     root = tmp_path_factory.mktemp("web")
     models = root / "models"
     build_tiny_sd15(models / TINY)
-    server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], previews_per_second=20.0)
+    seed_history(root / "history", SEEDED, NOW)
+    server = start_server_process(
+        engines=["classical", "diffusers"], model_dirs=[str(models)], previews_per_second=20.0,
+        history=True, history_dir=str(root / "history"), history_max_count=0,
+    )
     yield server
     server.stop()
 
 
 @pytest.fixture
 def page(browser: Any, web_server: ServerProcess) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, timezone_id="UTC")
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -93,6 +105,145 @@ def canvas_pixels(page: Any) -> np.ndarray:
     )
     width, height, flat = data
     return np.array(flat, np.uint8).reshape(height, width, 4)
+
+
+def api(server: ServerProcess, path: str) -> Any:
+    with urllib.request.urlopen(server.http + path, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def gallery_count(page: Any) -> str:
+    return page.text_content("#gallery-count") or ""
+
+
+def scroll_to_end(page: Any) -> int:
+    """Scroll the gallery down until no page is left; returns the results it holds."""
+    for _ in range(400):
+        text = gallery_count(page)
+        if text and "+" not in text:
+            return int(text.split()[0])
+        page.locator("#gallery-scroll").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+        page.wait_for_timeout(30)
+    raise AssertionError(f"the gallery never reached its end: {gallery_count(page)!r}")
+
+
+def filtered(page: Any, action: Any) -> int:
+    """Apply a filter and count what the gallery then holds."""
+    action()
+    page.wait_for_function("() => { const t = document.getElementById('gallery-count').textContent; return t && !t.startsWith('1000'); }")
+    return scroll_to_end(page)
+
+
+# -- the gallery ---------------------------------------------------------------------------
+
+
+def test_gallery_pages_through_1000_seeded_results(page: Any) -> None:
+    page.wait_for_selector("#gallery-space .cell")
+    first = page.locator("#gallery-space .cell").first
+    assert first.get_attribute("data-id") == str(SEEDED)  # newest first
+    assert gallery_count(page) == "120+ results"  # one page, and more to come
+    assert scroll_to_end(page) == SEEDED
+    # A virtual grid: only the rows in view exist, however far it scrolled.
+    cells = page.locator("#gallery-space .cell")
+    assert cells.count() < 150
+    ids = [int(i) for i in cells.evaluate_all("(cells) => cells.map((c) => c.dataset.id)")]
+    assert len(set(ids)) == len(ids) and min(ids) == 1  # the oldest result, at the bottom
+    assert "#0" in page.locator("#gallery-space .cell[data-id='1']").get_attribute("title")
+    # Thumbnails only: every image in the grid is a /thumb.
+    sources = cells.evaluate_all("(cells) => cells.map((c) => c.querySelector('img').getAttribute('src'))")
+    assert all(src.endswith("/thumb") for src in sources)
+    assert page.evaluate("() => document.body.dataset.galleryPainted") is not None
+
+
+def test_gallery_filters_combine(page: Any) -> None:
+    page.wait_for_selector("#gallery-space .cell")
+    assert filtered(page, lambda: page.fill("#filter-q", "lighthouse")) == seed_expect(SEEDED, word="lighthouse")
+    assert filtered(page, lambda: page.select_option("#filter-model", "dreamshaper-8")) == seed_expect(SEEDED, word="lighthouse", model="dreamshaper-8")
+    assert filtered(page, lambda: page.fill("#filter-q", "")) == seed_expect(SEEDED, model="dreamshaper-8")
+    assert filtered(page, lambda: page.select_option("#filter-mode", "inpaint")) == seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint")
+    assert filtered(page, lambda: page.check("#filter-starred")) == seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint", starred=True)
+    assert page.locator("#gallery-space .cell .star").count() == page.locator("#gallery-space .cell").count()
+    page.select_option("#filter-model", "")
+    page.select_option("#filter-mode", "")
+    assert filtered(page, lambda: page.uncheck("#filter-starred")) == SEEDED
+    # Dates: the seeded results are 1/100 day apart, the newest just now; the page's days are UTC here.
+    day = time.strftime("%Y-%m-%d", time.gmtime(NOW - DAY))
+    start = time.mktime(time.strptime(day, "%Y-%m-%d")) - time.timezone
+    expected = sum(1 for i in range(SEEDED) if start <= NOW - (SEEDED - i) * (DAY / 100) < start + DAY)
+    page.fill("#filter-since", day)
+    assert filtered(page, lambda: page.fill("#filter-until", day)) == expected
+
+
+def test_detail_shows_settings_and_stars_deletes_and_downloads(page: Any, web_server: ServerProcess) -> None:
+    page.locator("#gallery-space .cell[data-id='999']").click()
+    page.wait_for_selector("#detail[open]")
+    settings = page.locator("#detail-settings")
+    settings.locator("th", has_text="steps").wait_for()
+    assert "#998" in page.text_content("#detail-prompt")
+    assert "cfg_scale" in settings.text_content() and "dreamshaper-8" in settings.text_content()
+    assert page.evaluate("() => document.getElementById('detail-image').complete")
+    # Star
+    assert not api(web_server, "/api/history/999")["starred"]
+    page.click("#detail-star")
+    page.wait_for_selector("#detail-star[aria-pressed=true]")
+    assert api(web_server, "/api/history/999")["starred"]
+    # Download: the PNG with its settings
+    with page.expect_download() as download:
+        page.click("#detail-download")
+    assert download.value.suggested_filename == "paintwire-999.png"
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Delete: two clicks, then it is gone from the grid and the server
+    page.click("#detail-delete")
+    assert page.is_visible("#detail[open]")
+    page.click("#detail-delete")
+    page.wait_for_selector("#detail", state="hidden")
+    assert page.locator("#gallery-space .cell[data-id='999']").count() == 0
+    try:
+        api(web_server, "/api/history/999")
+        raise AssertionError("the deleted result is still there")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+
+
+def test_send_to_krita_reaches_the_plugin_as_a_recall(page: Any, web_server: ServerProcess) -> None:
+    from paintwire.protocol import Client, Recall
+
+    krita = Client(web_server.url, name="paintwire-krita/test", recall=True)
+    krita.connect()
+    try:
+        page.locator("#gallery-space .cell[data-id='998']").click()
+        page.wait_for_selector("#detail[open]")
+        page.wait_for_selector("#detail-clients option:has-text('paintwire-krita/test')", state="attached")
+        page.select_option("#detail-clients", label="paintwire-krita/test")
+        page.click("#detail-send")
+        page.wait_for_selector("#detail-status:has-text('Sent to paintwire-krita/test')")
+        recall = next(krita.events(timeout=10))
+        assert isinstance(recall, Recall)
+        assert recall.id == 998 and recall.image == "/api/history/998/image" and recall.settings["seed"] == 997
+    finally:
+        krita.close()
+
+
+def test_a_job_from_the_canvas_appears_in_the_gallery(page: Any, web_server: ServerProcess, picture_file: Path) -> None:
+    newest = api(web_server, "/api/history?limit=1")["items"][0]["id"]
+    view(page, "canvas")
+    page.select_option("#canvas-mode", "inpaint")
+    page.select_option("#canvas-model", label="OpenCV (built in)")
+    page.set_input_files("#canvas-upload", str(picture_file))
+    page.wait_for_function("() => document.getElementById('canvas-picture').width === 200")
+    paint(page, 0.2, 0.6, 0.4, 0.7)
+    run_job(page)
+    assert last_job(page) == "result", page.text_content("#canvas-status")
+    for _ in range(200):  # the history records after the result is sent, off the event loop
+        item = api(web_server, "/api/history?limit=1")["items"][0]
+        if item["id"] != newest:
+            break
+        time.sleep(0.05)
+    assert item["id"] != newest and item["client"] == "paintwire-web/0.1.0" and item["mode"] == "inpaint"
+    view(page, "gallery")
+    cell = page.locator("#gallery-space .cell").first
+    cell.wait_for()
+    assert cell.get_attribute("data-id") == str(item["id"])
 
 
 # -- the canvas client --------------------------------------------------------------------

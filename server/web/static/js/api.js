@@ -35,13 +35,26 @@ export function withToken(url) {
   return t ? `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(t)}` : url;
 }
 
+// The server's sentence: JSON {"error": {"code", "message"}} from the history
+// routes, plain text from the others.
+async function errorText(response) {
+  const text = await response.text();
+  try {
+    const body = JSON.parse(text);
+    if (body && body.error && body.error.message) return body.error.message;
+  } catch {
+    // not JSON: the text is the sentence
+  }
+  return text;
+}
+
 async function call(method, path, body) {
   const headers = {};
   if (token()) headers.Authorization = `Bearer ${token()}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!response.ok) {
-    const error = new HttpError(response.status, await response.text());
+    const error = new HttpError(response.status, await errorText(response));
     if (response.status === 401) window.dispatchEvent(new CustomEvent("paintwire-unauthorized", { detail: error.message }));
     throw error;
   }

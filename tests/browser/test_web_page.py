@@ -8,6 +8,7 @@ expressions, never strings the page would have to eval."""
 from __future__ import annotations
 
 import sys
+import calendar
 import threading
 import time
 import urllib.error
@@ -26,7 +27,7 @@ sys.path.insert(0, str(TESTS / "integration"))
 
 from server_process import ServerProcess, start_server_process  # noqa: E402
 from helpers import scene  # noqa: E402
-from harness import DAY, seed_expect, seed_history  # noqa: E402
+from harness import DAY, SEED_MODELS, seed_expect, seed_history  # noqa: E402
 
 pytest.importorskip("diffusers")
 pytestmark = pytest.mark.slow
@@ -127,10 +128,20 @@ def scroll_to_end(page: Any) -> int:
     raise AssertionError(f"the gallery never reached its end: {gallery_count(page)!r}")
 
 
-def filtered(page: Any, action: Any) -> int:
-    """Apply a filter and count what the gallery then holds."""
+def filtered(page: Any, action: Any, *expect: str) -> int:
+    """Apply a filter, wait until the grid shows a query with every ``expect``
+    (name=value) and without the others, and count what it then holds."""
     action()
-    page.wait_for_function("() => { const t = document.getElementById('gallery-count').textContent; return t && !t.startsWith('1000'); }")
+    page.wait_for_function(
+        """(expect) => {
+            const query = document.getElementById('gallery-space').dataset.query;
+            if (!query) return false;
+            const params = new URLSearchParams(query.split('?')[1]);
+            params.delete('limit');
+            return [...params].length === expect.length && expect.every((e) => params.getAll(e.split('=')[0]).includes(e.split('=')[1]));
+        }""",
+        arg=list(expect),
+    )
     return scroll_to_end(page)
 
 
@@ -143,6 +154,8 @@ def test_gallery_pages_through_1000_seeded_results(page: Any) -> None:
     assert first.get_attribute("data-id") == str(SEEDED)  # newest first
     assert gallery_count(page) == "120+ results"  # one page, and more to come
     assert scroll_to_end(page) == SEEDED
+    page.locator("#gallery-scroll").evaluate("(el) => { el.scrollTop = el.scrollHeight; }")
+    page.wait_for_selector("#gallery-space .cell[data-id='1']")
     # A virtual grid: only the rows in view exist, however far it scrolled.
     cells = page.locator("#gallery-space .cell")
     assert cells.count() < 150
@@ -157,21 +170,25 @@ def test_gallery_pages_through_1000_seeded_results(page: Any) -> None:
 
 def test_gallery_filters_combine(page: Any) -> None:
     page.wait_for_selector("#gallery-space .cell")
-    assert filtered(page, lambda: page.fill("#filter-q", "lighthouse")) == seed_expect(SEEDED, word="lighthouse")
-    assert filtered(page, lambda: page.select_option("#filter-model", "dreamshaper-8")) == seed_expect(SEEDED, word="lighthouse", model="dreamshaper-8")
-    assert filtered(page, lambda: page.fill("#filter-q", "")) == seed_expect(SEEDED, model="dreamshaper-8")
-    assert filtered(page, lambda: page.select_option("#filter-mode", "inpaint")) == seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint")
-    assert filtered(page, lambda: page.check("#filter-starred")) == seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint", starred=True)
-    assert page.locator("#gallery-space .cell .star").count() == page.locator("#gallery-space .cell").count()
-    page.select_option("#filter-model", "")
+    assert filtered(page, lambda: page.fill("#filter-q", "lighthouse"), "q=lighthouse") == seed_expect(SEEDED, word="lighthouse")
+    model = "model=dreamshaper-8"
+    assert filtered(page, lambda: page.fill("#filter-model", "dreamshaper-8"), "q=lighthouse", model) == seed_expect(SEEDED, word="lighthouse", model="dreamshaper-8")
+    assert filtered(page, lambda: page.fill("#filter-q", ""), model) == seed_expect(SEEDED, model="dreamshaper-8")
+    assert filtered(page, lambda: page.select_option("#filter-mode", "inpaint"), model, "mode=inpaint") == seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint")
+    expected = seed_expect(SEEDED, model="dreamshaper-8", mode="inpaint", starred=True)
+    assert filtered(page, lambda: page.check("#filter-starred"), model, "mode=inpaint", "starred=1") == expected
+    assert page.locator("#gallery-space .cell .star").count() == page.locator("#gallery-space .cell").count() == expected
+    page.fill("#filter-model", "")
     page.select_option("#filter-mode", "")
     assert filtered(page, lambda: page.uncheck("#filter-starred")) == SEEDED
     # Dates: the seeded results are 1/100 day apart, the newest just now; the page's days are UTC here.
     day = time.strftime("%Y-%m-%d", time.gmtime(NOW - DAY))
-    start = time.mktime(time.strptime(day, "%Y-%m-%d")) - time.timezone
+    start = calendar.timegm(time.strptime(day, "%Y-%m-%d"))
     expected = sum(1 for i in range(SEEDED) if start <= NOW - (SEEDED - i) * (DAY / 100) < start + DAY)
+    since = f"since={day}T00:00:00.000Z"
+    until = "until=" + time.strftime("%Y-%m-%dT00:00:00.000Z", time.gmtime(start + DAY))
     page.fill("#filter-since", day)
-    assert filtered(page, lambda: page.fill("#filter-until", day)) == expected
+    assert filtered(page, lambda: page.fill("#filter-until", day), since, until) == expected
 
 
 def test_detail_shows_settings_and_stars_deletes_and_downloads(page: Any, web_server: ServerProcess) -> None:
@@ -180,7 +197,7 @@ def test_detail_shows_settings_and_stars_deletes_and_downloads(page: Any, web_se
     settings = page.locator("#detail-settings")
     settings.locator("th", has_text="steps").wait_for()
     assert "#998" in page.text_content("#detail-prompt")
-    assert "cfg_scale" in settings.text_content() and "dreamshaper-8" in settings.text_content()
+    assert "cfg_scale" in settings.text_content() and SEED_MODELS[998 % len(SEED_MODELS)] in settings.text_content()
     assert page.evaluate("() => document.getElementById('detail-image').complete")
     # Star
     assert not api(web_server, "/api/history/999")["starred"]
@@ -331,7 +348,7 @@ def long_txt2img_from_page(page: Any) -> None:
 
 def test_cancel_from_the_canvas_stops_the_running_job(page: Any) -> None:
     long_txt2img_from_page(page)
-    page.wait_for_function("() => document.getElementById('canvas-progress').value > 0")
+    page.wait_for_selector("body[data-job-event=progress]")  # running
     page.click("#canvas-cancel")
     assert last_job(page) == "cancelled"
     assert page.text_content("#canvas-status") == "Cancelled."

@@ -207,6 +207,7 @@ export class CanvasClient {
   }
 
   onEvent(event) {
+    document.body.dataset.jobEvent = event.type; // for the browser tests
     switch (event.type) {
       case "queued":
         if (this.cancelWhenQueued) { this.cancelWhenQueued = false; this.wire.cancel(event.job); }

@@ -39,6 +39,7 @@ export class Gallery {
     this.items = [];
     this.next = undefined;
     this.error = "";
+    delete this.space.dataset.query;
     this.loading = false;
     for (const element of this.cells.values()) element.remove();
     this.cells.clear();
@@ -56,6 +57,7 @@ export class Gallery {
       if (generation !== this.generation) return; // the filters changed meanwhile
       this.items.push(...page.items);
       this.next = page.next ?? null;
+      this.space.dataset.query = this.query(null); // what the grid shows (the tests wait on it)
     } catch (error) {
       if (generation === this.generation) { this.next = null; this.error = error.message; this.layout(); }
       return;

@@ -35,7 +35,7 @@ function dayStart(value, days = 0) {
 function galleryFilters() {
   return {
     q: $("filter-q").value.trim(),
-    model: $("filter-model").value,
+    model: $("filter-model").value.trim(),
     mode: $("filter-mode").value,
     starred: $("filter-starred").checked ? "1" : "",
     since: dayStart($("filter-since").value),
@@ -62,7 +62,7 @@ for (const button of document.querySelectorAll("nav button")) button.addEventLis
 let typing = 0;
 $("filters").addEventListener("input", (e) => {
   clearTimeout(typing);
-  typing = setTimeout(() => gallery.reset(), e.target.type === "search" ? 250 : 0);
+  typing = setTimeout(() => gallery.reset(), e.target.type === "search" ? 250 : 0); // wait for the typing to pause
 });
 $("filters").addEventListener("submit", (e) => e.preventDefault());
 
@@ -76,14 +76,14 @@ async function refreshModels() {
 $("models-rescan").addEventListener("click", () => { if (wire.connected) wire.rescan(); });
 
 function fillFilterChoices(capabilities) {
-  const model = $("filter-model");
+  // Models: suggestions only, since results of a model that was removed stay in the history.
+  $("filter-models").replaceChildren(...(capabilities.models || []).map((m) => new Option(m.label || m.name, m.name)));
   const mode = $("filter-mode");
-  const keep = [model.value, mode.value];
+  const keep = mode.value;
   const modes = new Map();
   for (const engine of capabilities.engines || []) for (const m of engine.modes || []) if (!modes.has(m.name)) modes.set(m.name, m.label || m.name);
-  model.replaceChildren(new Option("Any model", ""), ...(capabilities.models || []).map((m) => new Option(m.label || m.name, m.name)));
   mode.replaceChildren(new Option("Any mode", ""), ...[...modes].map(([name, label]) => new Option(label, name)));
-  [model.value, mode.value] = keep;
+  mode.value = keep;
 }
 
 // -- connection and token ----------------------------------------------------------------

@@ -68,6 +68,7 @@ export class CanvasClient {
 
   async upload(file) {
     if (!file) return;
+    if (!this.capabilities) { this.status("Not connected to the server yet.", true); return; }
     let bitmap;
     try {
       bitmap = await createImageBitmap(file);
@@ -153,6 +154,7 @@ export class CanvasClient {
   }
 
   buildJob() {
+    if (!this.wire.connected) throw new Error("Not connected to the server: reload the page.");
     const choice = this.choice;
     if (!choice) throw new Error("Choose a mode.");
     if (choice.notice) throw new Error(choice.notice);

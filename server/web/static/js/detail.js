@@ -49,8 +49,10 @@ export class Detail {
   fill(item, settings) {
     const rows = [];
     const shown = { created: item.created, client: item.client, engine: item.engine, mode: item.mode, model: item.model, seed: item.seed, size: `${item.width}x${item.height}`, parent: item.parent };
+    const seen = new Set(["prompt"]); // the prompt shows above the table
     for (const [key, value] of [...Object.entries(shown), ...Object.entries(settings)]) {
-      if (value === null || value === undefined || value === "") continue;
+      if (value === null || value === undefined || value === "" || seen.has(key)) continue;
+      seen.add(key);
       const tr = document.createElement("tr");
       const th = document.createElement("th");
       const td = document.createElement("td");

@@ -119,8 +119,11 @@ wire.addEventListener("capabilities", (e) => adopt(e.detail));
 wire.addEventListener("closed", () => connectionStatus("disconnected: reload the page to reconnect", "bad"));
 wire.addEventListener("notice", (e) => connectionStatus(e.detail.message, "bad"));
 
+// The gallery loads over HTTP while the websocket says hello: the first thumbnails
+// need not wait for the capabilities.
 async function start() {
   connectionStatus("connecting…", "");
+  show(view);
   try {
     adopt(await wire.connect(token()));
     connectionStatus("connected", "ok");
@@ -128,9 +131,7 @@ async function start() {
     connectionStatus("not connected", "bad");
     if (error.code === "unauthorized") askForToken(error.message);
     else connectionStatus(error.message, "bad");
-    return;
   }
-  show(view);
 }
 
 start();

@@ -457,3 +457,33 @@ def test_another_origin_is_refused(browser: Any, web_server: ServerProcess, fore
         page.evaluate("(url) => { const img = new Image(); img.src = url; document.body.append(img); }", web_server.http + "/api/models")
     assert response.value.status == 403
     context.close()
+
+
+# -- the token ----------------------------------------------------------------------------------
+
+
+def test_the_page_asks_for_the_token_and_keeps_it_out_of_the_address(browser: Any) -> None:
+    server = start_server_process(token="page-secret")
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(server.http + "/")
+        page.wait_for_selector("#token-form:not([hidden])")  # the hello was refused: unauthorized
+        assert page.text_content("#connection") == "not connected"
+        page.fill("#token-input", "page-secret")
+        page.click("#token-form button")
+        page.wait_for_selector("#connection.ok")
+        assert page.is_hidden("#token-form")
+        # The history is off on this server: the gallery says so in the server's words.
+        page.wait_for_selector("#gallery-count.error")
+        assert "history is off" in page.text_content("#gallery-count")
+        # A link with the token: kept for the tab, taken out of the address bar.
+        other = context.new_page()
+        other.goto(server.http + "/#token=page-secret")
+        other.wait_for_selector("#connection.ok")
+        assert "token" not in other.url
+        assert other.evaluate("() => sessionStorage.getItem('paintwire-token')") == "page-secret"
+        context.close()
+    finally:
+        assert server.stop() == 0

@@ -61,7 +61,7 @@ export class WireClient extends EventTarget {
         }
         this.pending.clear();
         this.jobs.clear();
-        this.dispatchEvent(new CustomEvent("closed", { detail: event.code }));
+        if (welcomed) this.dispatchEvent(new CustomEvent("closed", { detail: event.code }));
       };
     });
   }

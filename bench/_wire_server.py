@@ -2,8 +2,9 @@
 own process, that decodes what it receives the way each kind of server does
 and answers "ok" once the pixels are numpy arrays.
 
-  /paintwire  binary msgpack frames: decode_client_message, then payload_to_array
-              (Paintwire's own code, as the server runs it)
+  /paintwire  binary frames (msgpack, blob frames, shared-memory references):
+              decode_client_message, then payload_to_array (Paintwire's own code, as
+              the server runs it)
   /bytes      binary frames, not decoded: the websocket transport alone
   /webui      text frames of JSON with base64 PNGs: json.loads, b64decode, PIL decode
               (what a WebUI-style API does with init_images and mask)
@@ -20,7 +21,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from PIL import Image
 
-from paintwire.protocol import decode_client_message
+from paintwire.protocol import decode_client_message, shm
 from paintwire.server.imaging import payload_to_array
 
 MAX = 1 << 31
@@ -29,9 +30,10 @@ MAX = 1 << 31
 async def paintwire(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX, compress=False)
     await ws.prepare(request)
+    reader = shm.SegmentReads()  # what a server gives a connection whose probe it read
     async for msg in ws:
         if msg.type == WSMsgType.BINARY:
-            submit = decode_client_message(msg.data, max_pixels=1 << 30)
+            submit = decode_client_message(msg.data, max_pixels=1 << 30, reader=reader)
             image = payload_to_array(submit.job.image)
             mask = payload_to_array(submit.job.mask)
             await ws.send_bytes(b"ok %d" % (int(image[-1, -1, 0]) + int(mask[-1, -1])))

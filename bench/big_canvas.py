@@ -1,19 +1,20 @@
 """Big canvas: inpainting a small region of a big canvas costs about what the
-region costs, because the server works on the mask's bounds plus padding
-("only masked") and sends back a layer of that size only.
+region costs, transfer included, because the plug-ins send only the part of
+the canvas the mode reads (a crop with its offset, protocol/crops.py) and the
+server works on the mask's bounds plus padding and sends back a layer of that
+size only.
 
-Measured in the same run, with the classical engine (telea and fill) and,
-when it is installed, the diffusers engine with a tiny SD1.5-shaped inpainting
-model (tests/fixtures/tiny_models.py, built here), sent as the plug-ins send it:
-built by the plug-ins' own request builder (paintwire.hostkit) from
-the selection and the mode's defaults only, so the server's default inpaint
-area (region first) decides what it costs:
-  region      the same 256x256 hole on a canvas just big enough for it and its padding
-  big canvas  the hole on a 4096x4096 canvas
-both in process (the engine call on decoded arrays) and through the real
-`paintwire serve` (client bytes in, result layer out), with the transfer of
-the big canvas alone measured right after each big-canvas job (a job refused
-after decoding), so that "less the transfer" compares like with like.
+Measured in the same run, through the real `paintwire serve` (client bytes in,
+result layer out), with the classical engine (telea and fill) and, when it is
+installed, the diffusers engine with a tiny SD1.5-shaped inpainting model
+(tests/fixtures/tiny_models.py, built here). Each request is built by the
+plug-ins' own request builder (paintwire.hostkit) from the selection and the
+mode's defaults, and its building is timed with the job:
+  region              the same 256x256 hole on a canvas just big enough for it
+  big canvas, whole   the hole on a 4096x4096 canvas, sent whole (before crops)
+  big canvas, crop    the same, sent as the host kit sends it now (the crop)
+with the bytes each sends, the client's shared memory off (the plain path that
+every platform has) and on.
 
     ./run bench big_canvas                  # 4096 canvas, 256 hole
     ./run bench big_canvas --canvas 8192 --hole 512 --repeat 5
@@ -22,20 +23,18 @@ after decoding), so that "less the transfer" compares like with like.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _common import machine, median_of, ms, ratio, start_server_process, table, timed
-from paintwire.protocol import Client, Error, JobRequest, PixelFormat, raw_image
+from _common import machine, median_of, ms, ratio, start_server_process, table
+from paintwire.protocol import Client, JobRequest, PixelFormat, raw_image
 from paintwire.hostkit.request import JobSettings, build_request
 from paintwire.hostkit.snapshot import Snapshot
-from paintwire.server.engines.base import EngineJob, JobContext
-from paintwire.server.engines.classical import ClassicalEngine
 
 PADDING = 32
 
@@ -72,97 +71,60 @@ def main() -> None:
     parser.add_argument("--hole", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-diffusers", action="store_true", help="classical engine only")
-    parser.add_argument("--whole-side", type=int, default=1024, help="canvas side for the whole_picture comparison row")
     args = parser.parse_args()
     print(f"machine: {machine()}")
 
     region_side = args.hole + 2 * PADDING + 2 * 8  # the hole, its padding, and the mask blur's reach
     cases = {"region": canvas(region_side, args.hole), "big canvas": canvas(args.canvas, args.hole)}
-    engine = ClassicalEngine()
+    snapshots = {name: Snapshot(img.shape[1], img.shape[0], img.tobytes(), PixelFormat.RGBA8, selection=m.tobytes()) for name, (img, m) in cases.items()}
     rows = []
     diffusers_model = None if args.no_diffusers else tiny_inpaint_model()
     extra = {"model_dirs": [str(diffusers_model[0])], "engines": ["classical", "diffusers"], "previews_per_second": 0.0} if diffusers_model else {}
     if diffusers_model:
         os.environ["OMP_NUM_THREADS"] = "1"  # steadier on a small shared machine; the server inherits it
     server = start_server_process(max_pixels=max(8192 * 8192, args.canvas**2), **extra)
+    jobs = [(f"classical {method}", JobSettings("inpaint", "classical", None, {"method": method, "padding": PADDING})) for method in ("telea", "fill")]
+    if diffusers_model:
+        # The panel's own choices only (prompt, steps, seed): everything else is the mode's default.
+        jobs.append(("diffusers tiny SD1.5 inpaint, 4 steps, plug-in defaults",
+                     JobSettings("inpaint", "diffusers", diffusers_model[1], {"prompt": "a stone wall", "steps": 4, "seed": 1})))
     try:
-        with Client(server.url, name="bench-big-canvas") as client:
-            # The big canvas's transfer and decoding alone: a job refused once its pixels were read and checked.
-            image, mask = cases["big canvas"]
-            side = image.shape[0]
-            refused = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image.tobytes()), raw_image(side, side, "l8", mask.tobytes()),
-                                 params={"radius": 0})
+        for shared in (False, True):
+            with Client(server.url, name="bench-big-canvas", shared_memory=shared) as client:
+                path = "shared memory" if client.uses_shared_memory else "plain (blob frames)"
+                if shared and not client.uses_shared_memory:
+                    continue  # no shared memory here: the plain rows say it all
+                for label, settings in jobs:
+                    def whole_canvas() -> JobRequest:
+                        request = build_request(snapshots["big canvas"], client.capabilities, settings)
+                        side = args.canvas
+                        return dataclasses.replace(request, image=snapshots["big canvas"].image(), crop=None,
+                                                   mask=raw_image(side, side, "l8", snapshots["big canvas"].mask()))
 
-            def transfer() -> None:
-                try:
-                    client.run(refused, timeout=120)
-                except Exception as exc:  # JobFailed(INVALID_PARAM), expected
-                    assert isinstance(getattr(exc, "error", None), Error)
-
-            transfers: list[float] = []
-
-            def serve(request: JobRequest, big: bool, timeout: float) -> tuple[float, float, Any]:
-                """Median job time, and median job time less the transfer of the same
-                canvas measured right after it (pairs, so a busy moment hits both)."""
-                results = [client.run(request, timeout=timeout)]  # warm-up
-                whole, beyond = [], []
-                for _ in range(args.repeat):
-                    t, _ = timed(lambda: results.append(client.run(request, timeout=timeout)))
-                    whole.append(t)
-                    if big:
-                        t_transfer, _ = timed(transfer)
-                        transfers.append(t_transfer)
-                        beyond.append(t - t_transfer)
-                    else:
-                        beyond.append(t)
-                return statistics.median(whole), statistics.median(beyond), results[-1].layers[0]
-
-            for method, params in (("telea", {"radius": 5}), ("fill", {})):
-                params = {"method": method, **params}
-                times = {}
-                for name, (image, mask) in cases.items():
-                    side = image.shape[0]
-                    full = {"method": method, "radius": params.get("radius", 5), "mask_blur": 4, "mask_blur_outward": False, "invert_mask": False, "padding": PADDING}
-                    direct = median_of(lambda: engine.run(EngineJob("b", "inpaint", full, image, mask), JobContext()), args.repeat)
-                    request = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image.tobytes()), raw_image(side, side, "l8", mask.tobytes()),
-                                         params={**params, "padding": PADDING})
-                    served, beyond, layer = serve(request, name == "big canvas", 120)
-                    times[name] = (direct, served, beyond, layer)
-                r_direct, r_served, _, _ = times["region"]
-                for name, (direct, served, beyond, layer) in times.items():
-                    side = cases[name][0].shape[0]
-                    rows.append((method, f"{name} {side}x{side}", ms(direct), ratio(direct, r_direct), ms(served), ratio(served, r_served),
-                                 ratio(beyond, r_served), f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
-
-            if diffusers_model:
-                times = {}
-                # The panel's own choices only (prompt, steps, seed): everything else is the mode's default.
-                settings = JobSettings("inpaint", "diffusers", diffusers_model[1], {"prompt": "a stone wall", "steps": 4, "seed": 1})
-                for name, (image, mask) in cases.items():
-                    side = image.shape[0]
-                    snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
-                    request = build_request(snapshot, client.capabilities, settings)
-                    assert "inpaint_area" not in request.params  # the server's default decides
-                    times[name] = serve(request, name == "big canvas", 300)
-                r_served = times["region"][0]
-                for name, (served, beyond, layer) in times.items():
-                    side = cases[name][0].shape[0]
-                    rows.append(("diffusers tiny SD1.5 inpaint, 4 steps, plug-in defaults", f"{name} {side}x{side}", "-", "-", ms(served),
-                                 ratio(served, r_served), ratio(beyond, r_served), f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
-                # What whole_picture (the former default) costs, on a canvas 16 times smaller than the big one.
-                side = min(args.canvas, args.whole_side)
-                image, mask = canvas(side, args.hole)
-                snapshot = Snapshot(side, side, image.tobytes(), PixelFormat.RGBA8, selection=mask.tobytes())
-                whole = build_request(snapshot, client.capabilities, JobSettings("inpaint", "diffusers", diffusers_model[1],
-                                                                                      {**settings.params, "inpaint_area": "whole_picture"}))
-                served, _, layer = serve(whole, False, 600)
-                rows.append(("diffusers tiny SD1.5 inpaint, 4 steps, whole_picture", f"canvas {side}x{side}", "-", "-", ms(served),
-                             ratio(served, r_served), "-", f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
-            rows.append(("-", f"transfer + decode only, {args.canvas}x{args.canvas}", "-", "-", ms(statistics.median(transfers)), "-", "-", "(refused job, median)"))
+                    variants = {
+                        "region": lambda: build_request(snapshots["region"], client.capabilities, settings),
+                        "big canvas, whole": whole_canvas,
+                        "big canvas, crop": lambda: build_request(snapshots["big canvas"], client.capabilities, settings),
+                    }
+                    times: dict[str, tuple[float, Any, JobRequest]] = {}
+                    for name, make in variants.items():
+                        request = make()
+                        if name == "big canvas, whole":
+                            make = lambda request=request: request  # noqa: E731  (sending the whole canvas needs no building)
+                        results = [client.run(make(), timeout=300)]  # warm-up
+                        t = median_of(lambda: results.append(client.run(make(), timeout=300)), args.repeat, warmup=0)
+                        times[name] = (t, results[-1].layers[0], request)
+                    base = times["region"][0]
+                    for name, (t, layer, request) in times.items():
+                        sent = request.image.width * request.image.height * 5 / 1e6
+                        where = f"crop {request.image.width}x{request.image.height}" if request.crop else f"whole {request.image.width}x{request.image.height}"
+                        rows.append((label, path, name, where, f"{sent:.1f} MB", ms(t), ratio(t, base),
+                                     f"{layer.image.width}x{layer.image.height} at ({layer.x}, {layer.y})"))
+                    print(f"{label}, {path}: big canvas crop / region = {times['big canvas, crop'][0] / base:.2f}x", flush=True)
     finally:
         server.stop()
-    table(f"Big canvas: a {args.hole}x{args.hole} inpaint, region first (padding {PADDING}) (median of {args.repeat})",
-          ["method", "canvas", "engine in process", "vs region", "through the server", "vs region", "vs region, less the transfer", "result layer"], rows)
+    table(f"Big canvas: a {args.hole}x{args.hole} inpaint through the server, request building included (median of {args.repeat})",
+          ["job", "pixels", "canvas", "sent", "image + mask", "time", "vs region", "result layer"], rows)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Wire cost: a canvas layer plus its selection mask, from the client's bytes to
 numpy arrays in the server, over a real loopback websocket.
 
-Three ways, measured in the same run on the same pixels:
-  paintwire  raw RGBA + L8 in one msgpack frame (the protocol's local path),
-             decoded by Paintwire's own code in a separate server process
+Measured in the same run on the same pixels:
+  paintwire  raw RGBA + L8 three ways: inside one msgpack map (clients before blob
+             frames), as blobs after a small msgpack header (the plain path), and in a
+             shared-memory segment (clients on the server's machine), decoded by
+             Paintwire's own code in a separate server process
   webui      PNG + base64 inside JSON (what WebUI-style HTTP APIs take), same
              socket and server process, decoded with PIL as those servers do
   memcpy     copying the same bytes once into a buffer in memory: the floor
@@ -32,7 +34,8 @@ from PIL import Image
 from websockets.sync.client import connect
 
 from _common import ROOT, machine, median_of, ms, ratio, start_server_process, table
-from paintwire.protocol import ClientConnection, Error, JobRequest, raw_image
+from paintwire.protocol import ClientConnection, Error, JobRequest, Submit, encode, raw_image, shm
+from paintwire.protocol.transfer import TransferOffer
 
 
 def painting(side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +53,68 @@ def painting(side: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
     mask = (np.clip((0.25 - d) / 0.02, 0, 1) * 255).astype(np.uint8)  # a feathered disc
     return rgba, mask
+
+
+def breakdown(image_bytes: bytes, mask_bytes: bytes, side: int, repeat: int) -> list[tuple]:
+    """Where the time goes, each piece alone in this process: the copies and
+    transforms a frame goes through on its way from the client's bytes to the
+    server's arrays."""
+    import os
+    import socket
+    import threading
+
+    from aiohttp._websocket.helpers import websocket_mask  # aiohttp's (C) unmasking, as its reader runs it
+    from websockets.speedups import apply_mask  # the websockets client's (C) masking
+
+    from paintwire.protocol import decode_client_message
+    from paintwire.server.imaging import payload_to_array
+
+    job = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes))
+    inline, blobs = encode(Submit(1, job)), encode(Submit(1, job), blobs=True)
+    key = os.urandom(4)
+    total = len(image_bytes) + len(mask_bytes)
+    scratch = bytearray(total)
+
+    def floor() -> None:
+        scratch[:len(image_bytes)] = image_bytes
+        scratch[len(image_bytes):] = mask_bytes
+
+    def kernel() -> None:
+        a, b = socket.socketpair()
+        got = bytearray(len(blobs))
+
+        def read() -> None:
+            view, done = memoryview(got), 0
+            while done < len(got):
+                done += b.recv_into(view[done:])
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        a.sendall(blobs)
+        reader.join()
+        a.close()
+        b.close()
+
+    arena = shm.Arena()
+    name, _ = arena.write([image_bytes, mask_bytes])
+    pieces = [
+        ("memcpy into a buffer that exists (the floor)", floor),
+        ("client: websocket masking of the frame (websockets, C)", lambda: apply_mask(blobs, key)),
+        ("server: websocket unmasking (aiohttp, C), into a new buffer", lambda: websocket_mask(key, bytearray(blobs))),
+        ("kernel: the frame through a local socket (send + receive)", kernel),
+        ("client: msgpack frame, pixels inside (before)", lambda: encode(Submit(1, job))),
+        ("server: msgpack frame decoded, pixels to arrays (before)", lambda: [payload_to_array(i) for i in (decode_client_message(inline).job.image, decode_client_message(inline).job.mask)]),
+        ("client: blob frame (header + pixels joined)", lambda: encode(Submit(1, job), blobs=True)),
+        ("server: blob frame decoded, pixels to arrays", lambda: [payload_to_array(i) for i in (decode_client_message(blobs).job.image, decode_client_message(blobs).job.mask)]),
+        ("client: pixels into its shared segment (reused)", lambda: arena.write([image_bytes, mask_bytes])),
+        ("server: pixels read from the segment into new memory", lambda: [shm.read_segment(name, 0, len(image_bytes)), shm.read_segment(name, len(image_bytes), len(mask_bytes))]),
+    ]
+    try:
+        times = [(label, median_of(fn, repeat * 3)) for label, fn in pieces]
+    finally:
+        arena.close()
+    base = times[0][1]
+    return [(f"{side}x{side}", label, f"{total / 1e6:.0f} MB", ms(t), ratio(t, base)) for label, t in times]
 
 
 def free_port() -> int:
@@ -79,11 +144,22 @@ def main() -> None:
         pw_ws = open_ws(f"ws://127.0.0.1:{port}/paintwire")
         webui_ws = open_ws(f"ws://127.0.0.1:{port}/webui")
         bytes_ws = open_ws(f"ws://127.0.0.1:{port}/bytes")
-        real_ws = open_ws(server.url)
-        real = ClientConnection()
-        real_ws.send(real.hello("bench-wire/1"))
-        real.receive(real_ws.recv())
+        reals = {}
+        for how in ("msgpack", "blobs", "shm"):
+            real_ws = open_ws(server.url)
+            real = ClientConnection()
+            probe = shm.probe() if how == "shm" else None
+            offer = TransferOffer(blobs=how != "msgpack", probe=probe[0] if probe else None, token=probe[1] if probe else None)
+            real_ws.send(real.hello("bench-wire/1", transfer=offer))
+            real.receive(real_ws.recv())
+            if how == "msgpack":
+                real.transfer = type(real.transfer)(blobs=False)  # as a client before blob frames sends
+            assert real.transfer.shm == (how == "shm"), real.transfer
+            reals[how] = (real_ws, real)
+        shm_ok = shm.available()
+        arenas = {"decoder": shm.Arena(), "serve": shm.Arena()}  # one segment per connection, reused, as the client does
         rows = []
+        goals: list[tuple] = []
         for side in sizes:
             repeat = args.repeat or (5 if side <= 2048 else 3)
             rgba, mask = painting(side)
@@ -101,10 +177,9 @@ def main() -> None:
                 bytes_ws.send(image_bytes + mask_bytes)
                 assert bytes_ws.recv().startswith(b"ok")
 
-            def paintwire() -> None:
-                conn = ClientConnection()
-                conn.state = conn.state.READY  # framing only; the socket below is already past hello
-                _, frame = conn.submit(JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes)))
+            def paintwire(blobs: bool = False, shared: bool = False) -> None:
+                job = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes))
+                frame = encode(Submit(1, job), blobs=blobs, writer=arenas["decoder"].write if shared else None)
                 pw_ws.send(frame)
                 assert pw_ws.recv().startswith(b"ok")
 
@@ -122,10 +197,12 @@ def main() -> None:
                 webui_ws.send(body)
                 assert webui_ws.recv().startswith(b"ok")
 
-            def real_server() -> None:
+            def real_server(how: str) -> None:
                 # radius 0 is out of range: refused after the frame was read, decoded and its images checked.
+                real_ws, real = reals[how]
                 ref, frame = real.submit(JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes),
-                                                    raw_image(side, side, "l8", mask_bytes), params={"radius": 0}))
+                                                    raw_image(side, side, "l8", mask_bytes), params={"radius": 0}),
+                                         writer=arenas["serve"].write if how == "shm" else None)
                 real_ws.send(frame)
                 answer = real.receive(real_ws.recv())
                 assert isinstance(answer, Error) and answer.ref == ref, answer
@@ -134,7 +211,11 @@ def main() -> None:
             t_floor = median_of(floor, repeat * 3)
             t_transport = median_of(transport, repeat)
             t_pw = median_of(paintwire, repeat)
-            t_real = median_of(real_server, repeat)
+            t_blobs = median_of(lambda: paintwire(blobs=True), repeat)
+            t_shm = median_of(lambda: paintwire(shared=True), repeat * 3) if shm_ok else float("nan")
+            t_real = median_of(lambda: real_server("msgpack"), repeat)
+            t_real_blobs = median_of(lambda: real_server("blobs"), repeat)
+            t_real_shm = median_of(lambda: real_server("shm"), repeat * 3) if shm_ok else float("nan")
             t_fast = median_of(lambda: webui(1), slow_repeat, warmup=0)
             fast_mb = (png_sizes[-1] + png_sizes[-2]) / 1e6 * 4 / 3
             t_webui = median_of(webui, slow_repeat, warmup=0)
@@ -143,17 +224,34 @@ def main() -> None:
             name = f"{side}x{side}"
             rows += [
                 (name, "memcpy (floor)", f"{mb:.0f} MB", ms(t_floor), "1.00x", "-", f"{mb / t_floor:.0f} MB/s"),
-                (name, "websocket only, bytes not decoded", f"{mb:.0f} MB", ms(t_transport), ratio(t_transport, t_floor), "-", f"{mb / t_transport:.0f} MB/s"),
-                (name, "paintwire: raw pixels in msgpack", f"{mb:.0f} MB", ms(t_pw), ratio(t_pw, t_floor), "1.00x", f"{mb / t_pw:.0f} MB/s"),
-                (name, "paintwire serve, submit to answer", f"{mb:.0f} MB", ms(t_real), ratio(t_real, t_floor), ratio(t_real, t_pw), f"{mb / t_real:.0f} MB/s"),
-                (name, "webui: PNG (level 1) + base64 + JSON", f"{fast_mb:.0f} MB", ms(t_fast), ratio(t_fast, t_floor), ratio(t_fast, t_pw), f"{mb / t_fast:.0f} MB/s"),
-                (name, "webui: PNG (PIL default) + base64 + JSON", f"{webui_mb:.0f} MB", ms(t_webui), ratio(t_webui, t_floor), ratio(t_webui, t_pw), f"{mb / t_webui:.0f} MB/s"),
+                (name, "websocket only, bytes not decoded", f"{mb:.0f} MB", ms(t_transport), ratio(t_transport, t_floor), "1.00x", f"{mb / t_transport:.0f} MB/s"),
+                (name, "paintwire: raw pixels in msgpack (before)", f"{mb:.0f} MB", ms(t_pw), ratio(t_pw, t_floor), ratio(t_pw, t_transport), f"{mb / t_pw:.0f} MB/s"),
+                (name, "paintwire: blob frame (plain path)", f"{mb:.0f} MB", ms(t_blobs), ratio(t_blobs, t_floor), ratio(t_blobs, t_transport), f"{mb / t_blobs:.0f} MB/s"),
+                (name, "paintwire: shared memory", "0 MB", ms(t_shm), ratio(t_shm, t_floor), ratio(t_shm, t_transport), f"{mb / t_shm:.0f} MB/s"),
+                (name, "paintwire serve, msgpack, submit to answer", f"{mb:.0f} MB", ms(t_real), ratio(t_real, t_floor), ratio(t_real, t_transport), f"{mb / t_real:.0f} MB/s"),
+                (name, "paintwire serve, blob frame, submit to answer", f"{mb:.0f} MB", ms(t_real_blobs), ratio(t_real_blobs, t_floor), ratio(t_real_blobs, t_transport), f"{mb / t_real_blobs:.0f} MB/s"),
+                (name, "paintwire serve, shared memory, submit to answer", "0 MB", ms(t_real_shm), ratio(t_real_shm, t_floor), ratio(t_real_shm, t_transport), f"{mb / t_real_shm:.0f} MB/s"),
+                (name, "webui: PNG (level 1) + base64 + JSON", f"{fast_mb:.0f} MB", ms(t_fast), ratio(t_fast, t_floor), ratio(t_fast, t_transport), f"{mb / t_fast:.0f} MB/s"),
+                (name, "webui: PNG (PIL default) + base64 + JSON", f"{webui_mb:.0f} MB", ms(t_webui), ratio(t_webui, t_floor), ratio(t_webui, t_transport), f"{mb / t_webui:.0f} MB/s"),
             ]
-            print(f"{side}: webui / paintwire = {t_webui / t_pw:.1f}x", flush=True)
+            goals.append((name, t_floor, t_transport, t_blobs, t_shm, t_real_blobs, t_real_shm, t_webui))
+            print(f"{side}: webui / paintwire blob frame = {t_webui / t_blobs:.1f}x", flush=True)
         table("Wire: RGBA layer + L8 mask, client bytes to server numpy (median)",
-              ["canvas", "path", "on the wire", "time", "vs memcpy", "vs paintwire", "pixel MB/s"], rows)
-        for ws in (pw_ws, webui_ws, bytes_ws, real_ws):
+              ["canvas", "path", "on the wire", "time", "vs memcpy", "vs bare websocket", "pixel MB/s"], rows)
+        goal_rows = []
+        for name, t_floor, t_transport, t_blobs, t_shm, t_real_blobs, t_real_shm, t_webui in goals:
+            goal_rows += [
+                (name, "shared memory within 3x of memcpy", ratio(t_shm, t_floor), ratio(t_real_shm, t_floor)),
+                (name, "plain path within 1.5x of the bare websocket", ratio(t_blobs, t_transport), ratio(t_real_blobs, t_transport)),
+                (name, "50x faster than PNG (PIL default) + base64", ratio(t_webui, t_blobs), ratio(t_webui, t_real_blobs)),
+            ]
+        table("Wire goals (same run): decoder alone, and paintwire serve", ["canvas", "goal", "decoder", "paintwire serve"], goal_rows)
+        pieces = [row for side in sizes for row in breakdown(*(lambda a: (a[0].tobytes(), a[1].tobytes()))(painting(side)), side, args.repeat or 3)]
+        table("Where the time goes: each piece alone, in one process (median)", ["canvas", "piece", "bytes", "time", "vs memcpy"], pieces)
+        for ws in (pw_ws, webui_ws, bytes_ws, *(w for w, _ in reals.values())):
             ws.close()
+        for arena in arenas.values():
+            arena.close()
     finally:
         receiver.terminate()
         receiver.wait()

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the settings saved in IMAGE (Paintwire's own, the WebUI's 'parameters' text, or SwarmUI's) and print "
                     "them as a 'paintwire run' command. With a server to ask, they are fitted to its modes and models.",
     )
-    recall.add_argument("image", type=Path, help="a PNG saved by Paintwire, the WebUI, Forge or SwarmUI")
+    recall.add_argument("image", type=Path, nargs="?", help="a PNG saved by Paintwire, the WebUI, Forge or SwarmUI")
+    recall.add_argument("--id", type=int, dest="history_id", help="instead of an image: a result of the server's history, by its id")
     client_options(recall)
     recall.add_argument("--offline", action="store_true", help="do not ask a server; print the settings as saved")
     recall.add_argument("--json", action="store_true", help="print the settings as JSON instead")
@@ -322,13 +323,24 @@ def _job(args: argparse.Namespace) -> int:
 def _recall(args: argparse.Namespace) -> int:
     from paintwire.protocol import ClientError, JobFailed
 
-    from .recall import command_line, read_settings, run_arguments
+    import os
 
+    from .recall import command_line, from_history, read_settings, run_arguments
+
+    if (args.image is None) == (args.history_id is None):
+        print("paintwire: give an image file or --id ID (a result of the server's history).", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        recalled = read_settings(args.image)
+        if args.history_id is not None:
+            recalled = from_history(server_url(args.url, os.environ), args.token or os.environ.get("PAINTWIRE_TOKEN"), args.history_id)
+        else:
+            recalled = read_settings(args.image)
     except ValueError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ConnectionError as exc:
+        print(f"paintwire: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
     if recalled is None:
         print(f"paintwire: {args.image} carries no settings (no Paintwire, WebUI or SwarmUI metadata).", file=sys.stderr)
         return EXIT_USAGE
@@ -362,6 +374,7 @@ def _maintain(args: argparse.Namespace) -> int:
     if not (folder / "history.sqlite3").exists():
         print(f"paintwire: no history in {folder} (see history_dir in docs/configuration.md).", file=sys.stderr)
         return EXIT_USAGE
+    print(f"tidying the history in {folder} (files, records, then compacting the database) ...", flush=True)
     store = HistoryStore(folder)
     try:
         report = store.maintain()

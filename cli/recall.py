@@ -9,7 +9,10 @@ are printed as they were saved.
 
 from __future__ import annotations
 
+import json
 import shlex
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,29 @@ def read_settings(path: Path) -> Recalled | None:
         return recall(read_text(data))
     except PngTextError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+def from_history(url: str, token: str | None, record_id: int) -> Recalled:
+    """The settings of result ``record_id`` in the history of the server at websocket ``url``.
+    Raises ValueError (no such result, history off) or ConnectionError (no server)."""
+    from paintwire.hostkit.recall import http_url
+
+    request = urllib.request.Request(http_url(url, f"/api/history/{record_id}"))
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local server never goes through a proxy
+    try:
+        with opener.open(request, timeout=30) as response:
+            item = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise ValueError(message) from None
+    except (OSError, urllib.error.URLError) as exc:
+        raise ConnectionError(f"Cannot reach the server at {url}: {exc}. Is it running (paintwire serve)?") from None
+    return Recalled(dict(item.get("settings") or {}), "history")
 
 
 def _value(value: Any) -> str:

@@ -20,7 +20,7 @@ from paintwire.protocol import Capabilities, ImagePayload, Layer, PixelFormat, R
 from paintwire.protocol.metadata import Recalled, fit_to_mode, recall
 from paintwire.protocol.pngtext import PngTextError, read_text
 
-from .modes import ChoiceError, choose
+from .modes import ChoiceError, choose, mode_label
 from .request import PROMPT, SEED, JobSettings
 
 # Images from another program do not say which engine made them.
@@ -38,14 +38,15 @@ class Recollection:
     summary: str  # one line for the artist: "Inpaint · tiny-sd15 · “a red fox” · seed 42"
 
 
-def recollect(saved: Mapping[str, Any], caps: Capabilities | None) -> Recollection:
-    """JobSettings for ``saved`` (settings as protocol.metadata describes them)."""
+def recollect(saved: Mapping[str, Any], caps: Capabilities | None, parent: int | None = None) -> Recollection:
+    """JobSettings for ``saved`` (settings as protocol.metadata describes them);
+    ``parent``: the history id they came from, which the next job names."""
     mode_name = str(saved.get("mode") or "txt2img")
     params = dict(saved.get("params") or {})
     prompt = str(params.get(PROMPT) or "").strip()
     seed = params.get(SEED)
     summary = " \u00b7 ".join(
-        p for p in (mode_name, str(saved.get("model") or ""), f"\u201c{prompt[:40]}\u201d" if prompt else "",
+        p for p in (mode_label(caps, mode_name), str(saved.get("model") or ""), f"\u201c{prompt[:40]}\u201d" if prompt else "",
                     f"seed {seed}" if seed is not None else "") if p
     )
     if caps is None:
@@ -65,7 +66,8 @@ def recollect(saved: Mapping[str, Any], caps: Capabilities | None) -> Recollecti
     assert mode is not None  # choose() found it
     fitted = fit_to_mode(saved, mode)
     notes.extend(fitted.notes)
-    return Recollection(JobSettings(mode.name, choice.engine, model if model is not None else choice.model, fitted.params), tuple(notes), summary)
+    settings = JobSettings(mode.name, choice.engine, model if model is not None else choice.model, fitted.params, parent)
+    return Recollection(settings, tuple(notes), summary)
 
 
 def settings_in_image(data: bytes) -> Recalled | None:
@@ -115,3 +117,12 @@ def recalled_result(recalled: Recall, width: int, height: int, pixels: bytes, pi
     name = " ".join(str(params.get(PROMPT) or "").split()) or f"History {recalled.id}"
     layer = Layer(ImagePayload(width, height, pixel_format, pixels), 0, 0, name, seed, {})
     return Result(f"history-{recalled.id}", (layer,), width, height)
+
+
+def into_document(result: Result, document_size: tuple[int, int]) -> Result:
+    """A recalled image placed in the artist's document: a layer at its top-left corner
+    when it fits inside, else (larger than the document) a document of its own."""
+    width, height = document_size
+    if result.width <= width and result.height <= height:
+        return Result(result.job, result.layers, width, height)
+    return result

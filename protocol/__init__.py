@@ -7,6 +7,7 @@ runs on Python 3.10+, so the Krita and GIMP plug-ins can carry it.
 
 from .client import DEFAULT_URL, Client, ClientError, JobCancelled, JobFailed
 from .codec import decode_client_message, decode_server_message, encode
+from .crops import Crop, CropRule
 from .connection import ClientConnection, ConnectionState, JobPhase, ServerConnection
 from .errors import ErrorCode, ProtocolError
 from .images import Encoding, ImagePayload, PixelFormat, raw_image
@@ -34,6 +35,7 @@ from .messages import (
     Submit,
     Welcome,
 )
+from .transfer import TransferOffer, TransferTerms
 from .params import InputSpec, ModeSpec, ParamSpec, ParamType, validate_params
 from .validation import CheckedJob, check_job
 from .vocabulary import CHECKPOINT_KINDS, InputKind, ModelKind, ParamGroup, Phase, PlacementKind
@@ -42,7 +44,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
-    "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
+    "Cancelled", "Capabilities", "Crop", "CropRule", "TransferOffer", "TransferTerms", "CapabilitiesUpdate", "CheckedJob", "Client", "ClientConnection", "DeviceInfo",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Recall", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

@@ -7,6 +7,7 @@ thread while ``run`` is waiting for events.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -15,11 +16,13 @@ from websockets.exceptions import ConnectionClosed, InvalidURI, InvalidHandshake
 from websockets.sync.client import ClientConnection as WebSocket
 from websockets.sync.client import connect
 
+from . import shm
 from .addresses import is_loopback_host
 from .connection import ClientConnection, ConnectionState
 from .errors import ErrorCode, ProtocolError
 from .messages import Cancelled, Capabilities, CapabilitiesUpdate, Error, JobRequest, Queued, Result
 from .recall import Recall
+from .transfer import TransferOffer
 
 DEFAULT_URL = "ws://127.0.0.1:7878/ws"
 # Results can be larger than anything a client sends (an upscale makes 4-16x
@@ -80,9 +83,11 @@ class Client:
 
     def __init__(
         self, url: str = DEFAULT_URL, name: str = "paintwire-python", token: str | None = None, timeout: float = 10.0, updates: bool = False,
-        recall: bool = False,
+        recall: bool = False, shared_memory: bool = True,
     ) -> None:
         self.url = url
+        # Offer shared memory to a server on this machine (Linux); the handshake proves it works.
+        self.shared_memory = shared_memory
         self.name = name
         self.token = token
         self.updates = updates  # ask the server to send new capabilities when its models change
@@ -92,6 +97,8 @@ class Client:
         self.protocol = ClientConnection()
         self._ws: WebSocket | None = None
         self._lock = threading.Lock()  # serialises sends from the worker and the UI thread
+        self._arena = shm.Arena()  # this connection's segment, reused job after job
+        self._arena_ref: int | None = None  # the submit whose pixels are in it until its answer comes
 
     # -- connection ---------------------------------------------------------------------
 
@@ -103,8 +110,14 @@ class Client:
             self._ws = open_websocket(self.url, open_timeout=self.timeout, max_size=MAX_RECEIVE_BYTES, compression=None, **direct)
         except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as exc:
             raise ClientError(f"Cannot connect to {self.url}: {exc}. Is the server running (paintwire serve)?") from exc
-        self._send(self.protocol.hello(self.name, self.token, self.updates, self.recall))
-        message = self._receive(self.timeout)
+        probe = shm.probe() if self.shared_memory and _is_loopback(self.url) else None
+        offer = TransferOffer(probe=probe[0], token=probe[1]) if probe else TransferOffer()
+        try:
+            self._send(self.protocol.hello(self.name, self.token, self.updates, offer, self.recall))
+            message = self._receive(self.timeout)
+        finally:
+            if probe:
+                shm.remove(probe[0])  # read (and removed) by a server that took it; ours to remove otherwise
         if isinstance(message, Error):
             self.close()
             raise JobFailed(message)
@@ -126,7 +139,14 @@ class Client:
         state = getattr(self._ws, "state", None)
         return state is None or getattr(state, "name", "OPEN") == "OPEN"
 
+    @property
+    def uses_shared_memory(self) -> bool:
+        """Whether this connection hands pixels over in shared memory."""
+        return self.protocol.transfer.shm
+
     def close(self) -> None:
+        self._arena.close()
+        self._arena_ref = None
         if self._ws is not None:
             self._ws.close()
             self._ws = None
@@ -143,12 +163,31 @@ class Client:
 
     def submit(self, job: JobRequest) -> int:
         """Send a job; returns its ref. Its events come from ``events()``."""
+        # The segment holds one job's pixels until the server has read them (it answers
+        # only after): a submit while it is taken sends its pixels in the frame.
+        shared = self.protocol.transfer.shm and self._arena_ref is None
         try:
-            ref, frame = self.protocol.submit(job)
+            ref, frame = self.protocol.submit(job, self._arena.write if shared else None)
+        except OSError:  # no room in /dev/shm: the frame it is, from now on
+            self._no_shared_memory()
+            return self.submit(job)
         except ProtocolError as exc:  # over the server's message size: never sent
             raise JobFailed(Error.from_exception(exc)) from None
+        if shared:
+            self._arena_ref = ref
         self._send(frame)
         return ref
+
+    def _no_shared_memory(self) -> None:
+        """Send pixels in the frame from now on (a segment was refused or could not be made)."""
+        self.protocol.transfer = dataclasses.replace(self.protocol.transfer, shm=False)
+
+    def _answered(self, message: Any) -> None:
+        """A submit's answer came: the server has read its segment (or never will)."""
+        if isinstance(message, (Queued, Error)) and message.ref is not None and message.ref == self._arena_ref:
+            self._arena_ref = None
+        if isinstance(message, Error) and message.code is ErrorCode.BAD_SEGMENT:
+            self._no_shared_memory()
 
     def cancel(self, job_id: str) -> None:
         """Ask the server to cancel a job; safe to call from another thread."""
@@ -185,6 +224,7 @@ class Client:
                 out.append(self.protocol.receive(data if isinstance(data, bytes) else data.encode()))
             except ProtocolError as exc:
                 raise ClientError(f"The server broke the protocol: {exc}") from exc
+            self._answered(out[-1])
 
     def events(self, timeout: float | None = None) -> Iterator[Any]:
         """Every message from the server, as it comes."""
@@ -243,8 +283,10 @@ class Client:
                 raise ClientError(f"The server at {self.url} closed the connection: a message was over its size limit ({ErrorCode.TOO_LARGE.value}).") from exc
             raise ClientError(f"The connection to {self.url} was closed: {exc}.") from exc
         try:
-            return self.protocol.receive(data if isinstance(data, bytes) else data.encode())
+            message = self.protocol.receive(data if isinstance(data, bytes) else data.encode())
         except ProtocolError as exc:
             if exc.code is ErrorCode.UNSUPPORTED_VERSION:
                 raise ClientError(str(exc)) from exc
             raise ClientError(f"The server broke the protocol: {exc}") from exc
+        self._answered(message)
+        return message

@@ -34,6 +34,7 @@ from .messages import (
     Submit,
     Welcome,
 )
+from .transfer import NO_OFFER, OLD_SERVER, SegmentReader, SegmentWriter, TransferOffer, TransferTerms
 
 
 class ConnectionState(enum.Enum):
@@ -94,24 +95,29 @@ class ClientConnection:
         self.jobs: dict[str, JobStatus] = {}
         self._pending: set[int] = set()  # submit refs without a queued or error yet
         self._next_ref = 1
+        self.transfer: TransferTerms = OLD_SERVER  # what the server's welcome agreed to
 
     # -- outgoing -----------------------------------------------------------------------
 
-    def hello(self, client: str, token: str | None = None, updates: bool = False, recall: bool = False) -> bytes:
-        """``updates``: ask for a ``capabilities`` message whenever they change;
+    def hello(self, client: str, token: str | None = None, updates: bool = False, transfer: TransferOffer = TransferOffer(),
+              recall: bool = False) -> bytes:
+        """``updates``: ask for a ``capabilities`` message whenever they change.
+        ``transfer``: this side reads blob frames (and offers a shared-memory probe).
         ``recall``: this client takes ``recall`` messages."""
         self._expect(ConnectionState.START, "hello")
         self.state = ConnectionState.HELLO_SENT
-        return encode(Hello(client=client, token=token, updates=updates, recall=recall))
+        return encode(Hello(client=client, token=token, updates=updates, transfer=transfer, recall=recall))
 
-    def submit(self, job: JobRequest) -> tuple[int, bytes]:
-        """Returns the ref that the job's first event will echo, and the frame to send.
+    def submit(self, job: JobRequest, writer: SegmentWriter | None = None) -> tuple[int, bytes]:
+        """Returns the ref that the job's first event will echo, and the frame to send:
+        a blob frame when the server reads them, else plain msgpack. ``writer`` puts
+        the pixels in a shared-memory segment (only when the welcome agreed to it).
 
         Raises ProtocolError(TOO_LARGE) when the frame is over the server's
         max_message_bytes; nothing is then pending."""
         self._expect(ConnectionState.READY, "submit")
         ref = self._next_ref
-        frame = encode(Submit(ref=ref, job=job))
+        frame = encode(Submit(ref=ref, job=job), blobs=self.transfer.blobs, writer=writer if self.transfer.shm else None)
         limit = self.capabilities.limits.max_message_bytes if self.capabilities is not None else None
         if limit is not None and len(frame) > limit:
             # The server would close the connection (websocket code 1009) without
@@ -161,6 +167,7 @@ class ClientConnection:
                     raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"The server speaks protocol {message.protocol}; this client speaks {PROTOCOL_VERSION}.")
                 self.capabilities = message.capabilities
                 self.server_name = message.server
+                self.transfer = message.transfer
                 self.state = ConnectionState.READY
                 return
             if isinstance(message, Error) and message.job is None and message.ref is None:
@@ -203,13 +210,16 @@ class ServerConnection:
         self.client_name: str | None = None
         self.max_pixels = max_pixels
         self._jobs: dict[str, JobStatus] = {}
+        self.offer: TransferOffer = NO_OFFER  # what the client's hello said it can take
+        self.segment_reader: SegmentReader | None = None  # set once shared memory is agreed
+        self.max_segment_bytes: int | None = None  # what one message may read from segments
 
     def receive(self, data: bytes) -> Hello | Submit | Cancel | Rescan:
         """Read one frame from the client. Raises ProtocolError for anything the
         server must reject; the connection stays usable unless it is a bad hello."""
         if self.state is ConnectionState.CLOSED:
             raise ProtocolError(ErrorCode.HELLO_REQUIRED, "The connection was rejected; open a new one.")
-        message = decode_client_message(data, self.max_pixels)
+        message = decode_client_message(data, self.max_pixels, self.segment_reader, self.max_segment_bytes)
         if self.state is ConnectionState.START:
             if not isinstance(message, Hello):
                 raise ProtocolError(ErrorCode.HELLO_REQUIRED, f"The first message must be hello, not {message.TYPE}.", "type")
@@ -221,6 +231,7 @@ class ServerConnection:
                     "protocol",
                 )
             self.client_name = message.client
+            self.offer = message.transfer
             return message
         if isinstance(message, Hello):
             raise ProtocolError(ErrorCode.HELLO_REQUIRED, "hello was already received on this connection.", "type")
@@ -253,7 +264,7 @@ class ServerConnection:
                 raise RuntimeError(f"server bug: {exc}") from None
             if job.phase is JobPhase.DONE:
                 del self._jobs[job_id]
-        return encode(message)
+        return encode(message, blobs=self.offer.blobs)
 
     def owns(self, job_id: str) -> bool:
         return job_id in self._jobs

@@ -22,6 +22,8 @@ class ErrorCode(str, enum.Enum):
     TOO_LARGE = "too_large"  # message bytes or image pixels over the server's limits
     BAD_IMAGE = "bad_image"  # format, dimensions or byte count of an image are wrong
     BAD_MASK = "bad_mask"  # the mask is not l8 or not the image's size
+    BAD_CROP = "bad_crop"  # a crop outside its canvas, or one that does not cover what the mode reads
+    BAD_SEGMENT = "bad_segment"  # a shared-memory segment is missing, too small, foreign or badly named
     UNKNOWN_ENGINE = "unknown_engine"
     UNKNOWN_MODE = "unknown_mode"  # the engine has no such mode
     UNKNOWN_MODEL = "unknown_model"

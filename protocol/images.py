@@ -101,7 +101,8 @@ class ImagePayload:
         data = obj.get("data")
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ProtocolError(ErrorCode.BAD_IMAGE, "Image data must be binary (msgpack bin), not a string or list.", f"{field}.data")
-        payload = cls(width, height, fmt, bytes(data), encoding)
+        # A view into the received frame stays a view: the pixels are not copied here.
+        payload = cls(width, height, fmt, data if isinstance(data, (bytes, memoryview)) else bytes(data), encoding)
         payload.validate(field)
         return payload
 
@@ -128,6 +129,7 @@ class ImagePayload:
 
 def png_size(data: bytes) -> tuple[int, int] | None:
     """Width and height from a PNG's IHDR chunk, or None if it is not a PNG."""
+    data = bytes(data[:24])  # bytes or a view of a frame
     if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
         return None
     width, height = struct.unpack(">II", data[16:24])

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from .crops import Crop
 from .errors import ErrorCode, ProtocolError
 from .images import ImagePayload, PixelFormat
 from .params import ModeSpec
 from .recall import Recall
+from .transfer import NO_OFFER, OLD_SERVER, TransferOffer, TransferTerms
 from .vocabulary import Phase
 
 PROTOCOL_VERSION = 1
@@ -61,6 +63,8 @@ class Hello:
     # True: send me a ``capabilities`` message whenever they change (models added or
     # removed). Off by default, so that a client that does not know the message never gets it.
     updates: bool = False
+    # How this client can take pixels: blob frames, shared memory (protocol/transfer.py).
+    transfer: TransferOffer = NO_OFFER
     # True: this client can take a ``recall`` (settings pushed from the server's history).
     recall: bool = False
 
@@ -68,6 +72,8 @@ class Hello:
         out = {"type": self.TYPE, "protocol": self.protocol, "client": self.client, "token": self.token}
         if self.updates:  # left out when off: the same bytes as before the field existed
             out["updates"] = True
+        if self.transfer != NO_OFFER:
+            out["transfer"] = self.transfer.to_wire()
         if self.recall:
             out["recall"] = True
         return out
@@ -79,6 +85,7 @@ class Hello:
             protocol=_get(obj, "protocol", int, ""),
             token=_get(obj, "token", str, "", required=False),
             updates=_get(obj, "updates", bool, "", required=False, default=False),
+            transfer=TransferOffer.from_wire(obj.get("transfer")),
             recall=_get(obj, "recall", bool, "", required=False, default=False),
         )
 
@@ -87,9 +94,10 @@ class Hello:
 class JobRequest:
     """What to do: an engine, one of its modes, the input and the parameters.
 
-    ``image`` and ``mask`` are full-canvas images; the server crops to the mask
-    itself. Result layers come back in ``output_format`` so a host can write
-    them without converting (Krita: bgra8).
+    ``image`` and ``mask`` are the whole canvas, or with ``crop`` the part of it
+    the mode reads, at ``crop``'s offset on its declared canvas (protocol/crops.py);
+    results are placed on the canvas either way. Result layers come back in
+    ``output_format`` so a host can write them without converting (Krita: bgra8).
     """
 
     engine: str
@@ -99,9 +107,12 @@ class JobRequest:
     model: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     output_format: PixelFormat = PixelFormat.RGBA8
+    crop: Crop | None = None  # None: the image is the whole canvas
+    # The history id of the result this job starts from (its settings were recalled), for the history's record.
+    parent: int | None = None
 
     def to_wire(self) -> dict:
-        return {
+        out = {
             "engine": self.engine,
             "mode": self.mode,
             "model": self.model,
@@ -110,6 +121,18 @@ class JobRequest:
             "params": dict(self.params),
             "output_format": self.output_format.value,
         }
+        if self.crop is not None:  # left out for whole canvases: the same bytes as before crops existed
+            out["crop"] = self.crop.to_wire()
+        if self.parent is not None:  # left out when absent: the same bytes as before the field existed
+            out["parent"] = self.parent
+        return out
+
+    @property
+    def canvas_size(self) -> tuple[int, int] | None:
+        """The artist's canvas: the crop's declared size, else the image's; None without an image."""
+        if self.crop is not None:
+            return self.crop.canvas_width, self.crop.canvas_height
+        return (self.image.width, self.image.height) if self.image is not None else None
 
     @classmethod
     def from_wire(cls, obj: Any, max_pixels: int | None = None) -> "JobRequest":
@@ -132,6 +155,11 @@ class JobRequest:
                     f"The mask is {mask.width}x{mask.height} but the image is {image.width}x{image.height}; they must match.",
                     "job.mask",
                 )
+        crop = Crop.from_wire(obj["crop"]) if obj.get("crop") is not None else None
+        if crop is not None:
+            if image is None:
+                raise ProtocolError(ErrorCode.BAD_CROP, "A crop was sent without an image.", "job.crop")
+            crop.check_fits(image.width, image.height)
         params = _get(obj, "params", dict, where, required=False, default={})
         for key in params:
             if not isinstance(key, str):
@@ -139,6 +167,9 @@ class JobRequest:
         out_name = _get(obj, "output_format", str, where, required=False, default=PixelFormat.RGBA8.value)
         if out_name not in (PixelFormat.RGBA8.value, PixelFormat.BGRA8.value):
             raise ProtocolError(ErrorCode.BAD_MESSAGE, "output_format must be rgba8 or bgra8.", "job.output_format")
+        parent = _get(obj, "parent", int, where, required=False)
+        if parent is not None and not 0 < parent < 2**63:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "parent must be a history id, a positive integer.", "job.parent")
         return cls(
             engine=_name(obj, "engine", where),
             mode=_name(obj, "mode", where),
@@ -147,6 +178,8 @@ class JobRequest:
             mask=mask,
             params=params,
             output_format=PixelFormat(out_name),
+            crop=crop,
+            parent=parent,
         )
 
 
@@ -339,9 +372,11 @@ class Welcome:
     server: str  # "paintwire/<version>"
     capabilities: Capabilities
     protocol: int = PROTOCOL_VERSION
+    transfer: TransferTerms = TransferTerms()  # absent on the wire (older servers): inline msgpack only
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "protocol": self.protocol, "server": self.server, "capabilities": self.capabilities.to_wire()}
+        return {"type": self.TYPE, "protocol": self.protocol, "server": self.server, "capabilities": self.capabilities.to_wire(),
+                "transfer": self.transfer.to_wire()}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Welcome":
@@ -349,7 +384,8 @@ class Welcome:
             caps = Capabilities.from_wire(_get(obj, "capabilities", dict, ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Malformed capabilities: {exc}.", "capabilities") from None
-        return cls(server=_get(obj, "server", str, ""), capabilities=caps, protocol=_get(obj, "protocol", int, ""))
+        return cls(server=_get(obj, "server", str, ""), capabilities=caps, protocol=_get(obj, "protocol", int, ""),
+                   transfer=TransferTerms.from_wire(obj.get("transfer")) if "transfer" in obj else OLD_SERVER)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ Three formats are read, one per key of a PNG text chunk:
 Settings are one plain map, the same the server's history records::
 
     {"engine", "mode", "model", "model_hash", "vae", "loras": [{"name", "weight", "hash"}],
-     "width", "height", "params": {the mode's parameters, seed resolved}}
+     "embeddings": [{"name", "hash"}], "width", "height", "params": {the mode's parameters, seed resolved}}
 
 What a format does not carry is simply absent. Recalled settings go back into a
 form through :func:`fit_to_mode`, which keeps only what the mode takes.
@@ -43,7 +43,16 @@ _WEBUI_TO_PARAM = {key: name for name, key in _WEBUI_PARAMS + _WEBUI_AFTER_MODEL
 # One "Key: value" pair of the last line (the WebUI's own pattern, infotext_utils.re_param_code).
 _PAIR = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
+# The WebUI's way to name a LoRA in the prompt, <lora:name:weight>: the one pattern for it
+# (the diffusers engine reads prompts with it too).
+LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
+# An embedding is used by writing its name as a word of a prompt.
+_WORD = re.compile(r"[\w.-]+")
+
+
+def prompt_words(*texts: str) -> set[str]:
+    """The words of prompts, as embedding names are matched against them."""
+    return {w for t in texts for w in _WORD.findall(t)}
 
 Labels = Mapping[str, Mapping[str, str]]  # parameter name -> value -> the label people (and the WebUI) know
 
@@ -59,7 +68,7 @@ class Recalled:
 # --- writing ---------------------------------------------------------------------------------
 
 # Keys of a result layer's settings that are the settings' own fields, not the mode's parameters.
-_NOT_PARAMS = ("engine", "mode", "model")
+_NOT_PARAMS = ("engine", "mode", "model", "model_hash")
 
 
 def layer_settings(engine: str, mode: str, model: str | None, layer: Any) -> dict[str, Any]:
@@ -73,6 +82,8 @@ def layer_settings(engine: str, mode: str, model: str | None, layer: Any) -> dic
         "engine": engine, "mode": mode, "model": layer.settings.get("model") or model or "",
         "width": layer.image.width, "height": layer.image.height, "params": params,
     }
+    if layer.settings.get("model_hash"):
+        settings["model_hash"] = layer.settings["model_hash"]  # the server's, when it knew it
     if params.get("vae"):
         settings["vae"] = params["vae"]
     loras = loras_in_prompt(str(params.get("prompt") or ""))
@@ -123,6 +134,9 @@ def format_infotext(settings: Mapping[str, Any], labels: Labels | None = None) -
     hashes = [f"{str(l['name']).replace(':', '').replace(',', '')}: {l['hash']}" for l in settings.get("loras") or () if l.get("hash")]
     if hashes:
         pairs.append(("Lora hashes", ", ".join(hashes)))
+    ti = [f"{str(e['name']).replace(':', '').replace(',', '')}: {e['hash']}" for e in settings.get("embeddings") or () if e.get("hash")]
+    if ti:
+        pairs.append(("TI hashes", ", ".join(ti)))
     line = ", ".join(f"{k}: {quote(_number(v))}" for k, v in pairs if v is not None)
     prompt = str(params.get("prompt") or "")
     negative = str(params.get("negative_prompt") or "")
@@ -230,17 +244,19 @@ def parse_infotext(text: str) -> dict[str, Any]:
         elif key == "VAE":
             settings["vae"] = value
     loras = loras_in_prompt(params["prompt"])
-    hashes = dict(_lora_hash_pairs(pairs.get("Lora hashes", "")))
+    hashes = dict(_hash_pairs(pairs.get("Lora hashes", "")))
     for lora in loras:
         if lora["name"] in hashes:
             lora["hash"] = hashes[lora["name"]]
     if loras:
         settings["loras"] = loras
+    if pairs.get("TI hashes"):
+        settings["embeddings"] = [{"name": n, "hash": h} for n, h in _hash_pairs(pairs["TI hashes"])]
     settings["mode"] = "img2img" if "Denoising strength" in pairs else "txt2img"
     return settings
 
 
-def _lora_hash_pairs(text: str) -> list[tuple[str, str]]:
+def _hash_pairs(text: str) -> list[tuple[str, str]]:
     out = []
     for item in text.split(","):
         name, sep, value = item.partition(":")
@@ -251,7 +267,7 @@ def _lora_hash_pairs(text: str) -> list[tuple[str, str]]:
 
 def loras_in_prompt(prompt: str) -> list[dict[str, Any]]:
     """The LoRAs a prompt names with the WebUI's ``<lora:name:weight>`` tags."""
-    return [{"name": m.group(1), "weight": float(m.group(2) or 1.0)} for m in _LORA_TAG.finditer(prompt)]
+    return [{"name": m.group(1), "weight": float(m.group(2) or 1.0)} for m in LORA_TAG.finditer(prompt)]
 
 
 # SwarmUI's parameter ids (lower case, no spaces) for Paintwire's names.
@@ -323,7 +339,8 @@ def fit_value(spec: Any, value: Any) -> Any:
         text = str(value)
         if text in spec.choices:
             return text
-        by_label = {str(l).lower(): c for c, l in zip(spec.choices, spec.choice_labels)}
+        # A label ("DPM++ 2M"), or the value in other letter case ("DDIM"), names the value too.
+        by_label = {**{str(c).lower(): c for c in spec.choices}, **{str(l).lower(): c for c, l in zip(spec.choices, spec.choice_labels)}}
         if text.lower() in by_label:
             return by_label[text.lower()]
         raise ValueError(f"not one of {', '.join(spec.choices)}")

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
+from .crops import WHOLE_CANVAS, CropRule
 from .errors import ErrorCode, ProtocolError
 from .vocabulary import InputKind, ModelKind, ParamGroup, PlacementKind, known
 
@@ -191,6 +192,7 @@ class ModeSpec:
     placement: PlacementKind | str = PlacementKind.LAYERS
     model_kinds: tuple[ModelKind | str, ...] = ()
     order: int = 100
+    crop: CropRule = WHOLE_CANVAS  # how much of the canvas a job reads (protocol/crops.py)
 
     def __post_init__(self) -> None:
         if self.inputs:
@@ -229,6 +231,7 @@ class ModeSpec:
             "model_kinds": [getattr(k, "value", k) for k in self.model_kinds],
             "order": int(self.order),
             "params": [p.to_wire() for p in self.params],
+            "crop": self.crop.to_wire(),
         }
 
     @classmethod
@@ -245,6 +248,7 @@ class ModeSpec:
             placement=known(PlacementKind, obj.get("placement", PlacementKind.LAYERS.value)),
             model_kinds=tuple(known(ModelKind, k) for k in obj.get("model_kinds", ())),
             order=int(obj.get("order", 100)),
+            crop=CropRule.from_wire(obj.get("crop")),  # absent (older servers): the whole canvas
         )
         if "inputs" in obj:
             return cls(inputs=tuple(InputSpec.from_wire(i) for i in obj["inputs"]), **common)

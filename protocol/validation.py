@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .crops import Rect, bytes_bounds, needed_box, reads_whole
 from .errors import ErrorCode, ProtocolError
+from .images import Encoding
 from .messages import Capabilities, JobRequest
 from .params import ModeSpec, Scalar, validate_params
 
@@ -47,4 +49,42 @@ def check_job(request: JobRequest, caps: Capabilities) -> CheckedJob:
                 ErrorCode.TOO_LARGE, f"The {name} is {img.width}x{img.height}; this server's maximum side is {caps.limits.max_side}.", f"job.{name}"
             )
     params: dict[str, Any] = validate_params(mode.params, request.params)
+    check_crop(request, mode, params)
     return CheckedJob(request, mode, params)
+
+
+def check_crop(request: JobRequest, mode: ModeSpec, params: dict[str, Any]) -> None:
+    """A cropped image must be one the mode can work from: not for a mode (or these
+    parameters) that reads the whole canvas, and covering ``needed_box`` for the mask
+    it came with. Raises BAD_CROP with the rectangle to send."""
+    crop, image, mask = request.crop, request.image, request.mask
+    if crop is None or image is None or crop.is_whole(image.width, image.height):
+        return
+    canvas = f"{crop.canvas_width}x{crop.canvas_height}"
+    if reads_whole(mode.crop, params, mask is not None):
+        if mode.crop.whole:
+            why = ""
+        elif mask is None:
+            why = " without a mask"
+        else:
+            why = " with " + ", ".join(f"{k}={v!r}" for k, v in mode.crop.whole_if if params.get(k) == v)
+        raise ProtocolError(
+            ErrorCode.BAD_CROP, f"Mode {mode.name!r} reads the whole canvas{why}: send all {canvas} of it, without a crop.",
+            "job.crop",
+        )
+    if mask is None or mask.encoding is not Encoding.RAW:
+        return  # a PNG mask's bounds are known once the server decodes it (region.py checks then)
+    inner = bytes_bounds(mask.data, mask.width, mask.height)
+    if inner is None:
+        return  # an empty mask: the mode reports it in its own words
+    bounds = Rect(inner.x + crop.x, inner.y + crop.y, inner.width, inner.height)
+    need = needed_box(mode.crop, params, bounds, crop.canvas_width, crop.canvas_height)
+    have = crop.rect(image.width, image.height)
+    if not have.contains(need):
+        raise ProtocolError(
+            ErrorCode.BAD_CROP,
+            f"The crop {have.width}x{have.height} at ({have.x}, {have.y}) does not cover what mode {mode.name!r} reads for this mask: "
+            f"{need.width}x{need.height} at ({need.x}, {need.y}) of the {canvas} canvas (the mask's bounds, its padding and context). "
+            "Send at least that rectangle.",
+            "job.crop",
+        )

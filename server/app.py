@@ -6,23 +6,20 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-import sqlite3
-import time
 
 from aiohttp import web
 
-from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, Result, __version__
-from paintwire.protocol.metadata import labels_of
+from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limits, ModeSpec, __version__
 from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
 
 from .access import AccessPolicy, request_token, token_matches
-from .config import ConfigError, ServerConfig
+from .config import ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
-from .history import Finished, HistoryRecorder, HistoryStore, history_folder
-from .history.routes import HistoryApi
 from .jobs import Job
+from .history.routes import HistoryApi
+from .history.service import History
 from .memory import configure_allocator, release_memory
 from .model_watch import ModelWatch
 from .runner import JobRunner
@@ -60,21 +57,7 @@ class PaintwireServer:
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
         self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
-        self.history: HistoryStore | None = None
-        self.recorder: HistoryRecorder | None = None
-    def _model_file(self, engine: str, name: str):  # type: ignore[no-untyped-def]
-        found = next((e for e in self.engines if e.name == engine), None)
-        return found.model_file(name) if found else None
-
-    def _labels(self, engine: str, mode: str) -> dict[str, dict[str, str]]:
-        info = self.capabilities.engine(engine)
-        return labels_of(info.mode(mode) if info else None)
-
-    def _record(self, job: Job, result: Result) -> None:
-        """The scheduler's hook: hand the result to the history (never waits)."""
-        if self.recorder is not None:
-            name = getattr(job.owner, "client_name", None) or ""
-            self.recorder.offer(Finished(name, time.time(), job.checked.request, result))
+        self.history = History(config, self.engines, lambda: self.capabilities)  # opened at start (docs/history.md)
 
     def publish_capabilities(self) -> None:
         """Rebuild the capabilities after a rescan; every session checks new jobs
@@ -97,26 +80,16 @@ class PaintwireServer:
         app.router.add_get("/ws", self.websocket)
         app.router.add_get("/health", self.health)
         app.router.add_get("/info", self.info)
-        HistoryApi(lambda: self.history, self.access, lambda: list(self.sessions)).add_routes(app)
+        HistoryApi(lambda: self.history.store, self.access, lambda: list(self.sessions)).add_routes(app)
         add_web_routes(app, WebViews(self.access, lambda: self.capabilities, self._open_jobs))
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         return app
 
-    def _open_history(self) -> None:
-        if not self.config.history:
-            return
-        folder = history_folder(self.config.history_dir)
-        try:
-            self.history = HistoryStore(folder, self.config.history_max_count, int(self.config.history_max_gb * 2**30))
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"Cannot open the history in {folder}: {exc}. Set history_dir to a writable folder, or history = false.") from None
-        self.recorder = HistoryRecorder(self.history, self._model_file, self._labels)
-
     async def _startup(self, app: web.Application) -> None:
-        self._open_history()
-        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second)
-        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self._record)
+        self.history.open()
+        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
+        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record)
         self.scheduler.start()
         self.model_watch.start()
 
@@ -130,10 +103,7 @@ class PaintwireServer:
         self.guard.close_all()
         if self.scheduler is not None:
             await self.scheduler.wait_stopped(SHUTDOWN_GRACE_SECONDS)
-        if self.recorder is not None:
-            await asyncio.to_thread(self.recorder.stop)  # what is queued is still recorded
-        if self.history is not None:
-            self.history.close()
+        await asyncio.to_thread(self.history.close)  # what is queued is still recorded
 
     def _open_jobs(self) -> list[Job]:
         return self.scheduler.open_jobs() if self.scheduler is not None else []

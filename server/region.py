@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol.crops import Rect, at_least
 
 from . import masks
 from .layers import Box, OutputLayer
@@ -32,12 +33,19 @@ class InpaintRegion:
 
 def prepare_region(
     image: np.ndarray, mask: np.ndarray, *, blur: float, invert: bool, padding: int, whole_picture: bool = False,
-    blur_outward: bool = False, min_side: int = 0,
+    blur_outward: bool = False, min_side: int = 0, origin: tuple[int, int] = (0, 0), canvas: tuple[int, int] | None = None,
 ) -> InpaintRegion:
     """Raises ProtocolError(BAD_MASK) when the mask selects nothing. The feather
     stays inside the mask unless ``blur_outward`` (the WebUI's mask blur).
     ``min_side``: the least context a model needs to make sense of a small
-    selection (see context_side)."""
+    selection (see context_side). With a crop, ``image`` and ``mask`` lie at
+    ``origin`` on a canvas of ``canvas`` (width, height): the region is the one the
+    whole canvas gives, in canvas pixels, and a crop that does not hold it raises
+    BAD_CROP. (A crop that covers the mask's bounds plus a pixel gives the same
+    masks as the whole canvas: the feather looks one pixel beyond them.)"""
+    if canvas is not None and (origin != (0, 0) or canvas != (mask.shape[1], mask.shape[0])):
+        return _cropped_region(image, mask, origin, canvas, blur=blur, invert=invert, padding=padding, whole_picture=whole_picture,
+                               blur_outward=blur_outward, min_side=min_side)
     if invert:
         mask = masks.invert(mask)
     blurred = masks.blur_around(mask, blur) if blur_outward else masks.feather_within(mask, blur)
@@ -48,12 +56,7 @@ def prepare_region(
     changed = Box(work.x + inner.x, work.y + inner.y, inner.width, inner.height)
     height, width = mask.shape
     area = Box(0, 0, width, height) if whole_picture else _at_least(masks.pad(changed, padding, width, height), min_side, width, height)
-    # The feathered mask over the work area: zero wherever the blur cannot reach.
-    soft = np.zeros((area.height, area.width), np.uint8)
-    x0, y0 = max(work.x, area.x), max(work.y, area.y)
-    x1, y1 = min(work.x + work.width, area.x + area.width), min(work.y + work.height, area.y + area.height)
-    soft[y0 - area.y : y1 - area.y, x0 - area.x : x1 - area.x] = soft_crop[y0 - work.y : y1 - work.y, x0 - work.x : x1 - work.x]
-    return InpaintRegion(area, changed, masks.crop(image, area), soft)
+    return InpaintRegion(area, changed, masks.crop(image, area), _soft_over(area, soft_crop, work))
 
 
 def context_side(native: int) -> int:
@@ -65,14 +68,52 @@ def context_side(native: int) -> int:
 
 
 def _at_least(box: Box, side: int, width: int, height: int) -> Box:
-    """``box`` grown evenly to ``side`` on each axis, kept on the canvas (never beyond it)."""
-    def axis(start: int, length: int, limit: int) -> tuple[int, int]:
-        want = min(max(length, side), limit)
-        start = min(max(0, start - (want - length) // 2), limit - want)
-        return start, want
-    x, w = axis(box.x, box.width, width)
-    y, h = axis(box.y, box.height, height)
-    return Box(x, y, w, h)
+    """``box`` grown evenly to ``side`` on each axis, kept on the canvas: the crop rule's own function."""
+    grown = at_least(Rect(box.x, box.y, box.width, box.height), side, width, height)
+    return Box(grown.x, grown.y, grown.width, grown.height)
+
+
+def _cropped_region(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int], canvas: tuple[int, int], **rule: Any) -> InpaintRegion:
+    """prepare_region for a crop: the region worked out on the crop, with the canvas's
+    edges for its clipping, then moved to canvas pixels."""
+    ox, oy = origin
+    width, height = canvas
+    crop_box = Box(ox, oy, mask.shape[1], mask.shape[0])
+    if rule["whole_picture"] or rule["invert"] or rule["blur_outward"]:
+        raise ProtocolError(ErrorCode.BAD_CROP, "This inpaint reads the whole canvas (inverted mask, outward blur or whole picture): send all of it.", "job.crop")
+    made = masks.feather_within(mask, rule["blur"])
+    if made is None:
+        raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")
+    soft_crop, work = made
+    hard = masks.bounds(mask)
+    assert hard is not None
+    changed = Box(hard.x + ox, hard.y + oy, hard.width, hard.height)  # the inward feather keeps every selected pixel
+    ring = masks.pad(changed, 1, width, height)
+    area = _at_least(masks.pad(changed, rule["padding"], width, height), rule["min_side"], width, height)
+    for need in (ring, area):
+        if not _inside(need, crop_box):
+            raise ProtocolError(
+                ErrorCode.BAD_CROP,
+                f"The crop {crop_box.width}x{crop_box.height} at ({ox}, {oy}) does not hold the {area.width}x{area.height} area at ({area.x}, {area.y}) "
+                "this inpaint works on; send a bigger crop (the mode's crop rule gives it).",
+                "job.crop",
+            )
+    local = Box(area.x - ox, area.y - oy, area.width, area.height)
+    return InpaintRegion(area, changed, masks.crop(image, local), _soft_over(local, soft_crop, work))
+
+
+def _soft_over(area: Box, soft_crop: np.ndarray, work: Box) -> np.ndarray:
+    """The feathered mask over ``area``: ``soft_crop`` (which lies at ``work``) where they
+    overlap, zero wherever the feather cannot reach."""
+    soft = np.zeros((area.height, area.width), np.uint8)
+    x0, y0 = max(work.x, area.x), max(work.y, area.y)
+    x1, y1 = min(work.x + work.width, area.x + area.width), min(work.y + work.height, area.y + area.height)
+    soft[y0 - area.y : y1 - area.y, x0 - area.x : x1 - area.x] = soft_crop[y0 - work.y : y1 - work.y, x0 - work.x : x1 - work.x]
+    return soft
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    return outer.x <= inner.x and outer.y <= inner.y and inner.x + inner.width <= outer.x + outer.width and inner.y + inner.height <= outer.y + outer.height
 
 
 def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, seed: int | None = None, settings: dict[str, Any] | None = None) -> OutputLayer:

@@ -34,10 +34,13 @@ EventSink = Callable[[JobEvent], None]
 
 
 class JobRunner:
-    def __init__(self, engines: Mapping[str, Engine], max_output_pixels: int, previews_per_second: float) -> None:
+    def __init__(self, engines: Mapping[str, Engine], max_output_pixels: int, previews_per_second: float,
+                 model_hash: Callable[[str, str], str | None] | None = None) -> None:
         self.engines = dict(engines)
         self.max_output_pixels = max_output_pixels
         self.previews_per_second = previews_per_second
+        # (engine, model) -> the model's WebUI hash when already known (never computed here: it reads the file).
+        self.model_hash = model_hash
 
     def run(self, job: Job, send: EventSink) -> FinalEvent:
         """Run ``job`` to its final message. Never raises."""
@@ -73,6 +76,8 @@ class JobRunner:
             mask=mask,
             model=request.model,
             max_output_pixels=self.max_output_pixels,
+            origin=(request.crop.x, request.crop.y) if request.crop else (0, 0),
+            canvas=request.canvas_size if request.crop else None,
         )
 
     def _encode(self, job: Job, output: EngineOutput, ctx: JobContext) -> Result:
@@ -81,6 +86,9 @@ class JobRunner:
         layers = []
         for i, layer in enumerate(output.layers):
             settings = _wire_settings({"engine": request.engine, "mode": request.mode, **layer.settings})
+            known = self.model_hash(request.engine, settings["model"]) if self.model_hash and settings.get("model") else None
+            if known:
+                settings["model_hash"] = known  # so the client's saved PNG can carry it too
             layers.append(Layer(array_to_payload(layer.pixels, request.output_format), layer.x, layer.y, layer.name, layer.seed, settings))
             layer.pixels = np.empty((0, 0, 4), np.uint8)  # drop the engine's copy as soon as it is encoded
             ctx.phase(Phase.FINISHING, i + 1, len(output.layers))

@@ -39,7 +39,10 @@ from paintwire.protocol import (
     __version__,
     check_job,
 )
+from paintwire.protocol import shm
+from paintwire.protocol.addresses import is_loopback_host
 from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
+from paintwire.protocol.transfer import TransferTerms
 
 from .jobs import JobOwner
 from .logtext import quoted
@@ -225,6 +228,9 @@ class Session:
             self._more.set()
             await writer
             self._release()
+            release_segments = getattr(self.conn.segment_reader, "release", None)
+            if release_segments is not None:
+                release_segments()  # the client's segments: nothing is left in /dev/shm after a crash
 
     def _release(self) -> None:
         # Free what this connection held now, not when a garbage collection finds
@@ -293,6 +299,20 @@ class Session:
         self.client_name = hello.client
         self.wants_updates = hello.updates
         self.accepts_recall = hello.recall
-        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities)))
+        terms = self._transfer_terms(hello)
+        if terms.shm:
+            self.conn.segment_reader = shm.SegmentReads()
+            self.conn.max_segment_bytes = self.capabilities.limits.max_message_bytes
+        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities, transfer=terms)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True
+
+    def _transfer_terms(self, hello: Hello) -> TransferTerms:
+        """Shared memory only for a loopback peer whose probe segment this server can read."""
+        offer = hello.transfer
+        if offer.probe is None or offer.token is None:
+            return TransferTerms()
+        if not is_loopback_host(self.peer):
+            return TransferTerms(note="Shared memory is for clients on the server's own machine.")
+        note = shm.check_probe(offer.probe, offer.token)
+        return TransferTerms(shm=not note, note=note)

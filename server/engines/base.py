@@ -34,7 +34,10 @@ class EngineJob:
     """A job that passed validation, with its pixels decoded.
 
     ``image`` is (H, W, 4) uint8 RGBA or None; ``mask`` is (H, W) uint8 or None.
-    ``params`` holds every parameter of the mode, defaults filled in.
+    ``params`` holds every parameter of the mode, defaults filled in. With a
+    crop, ``image`` and ``mask`` are the part of the canvas the mode reads, its
+    top-left corner at ``origin`` on a canvas of ``canvas`` (width, height);
+    result layers are placed in canvas pixels either way.
     """
 
     id: str
@@ -44,6 +47,16 @@ class EngineJob:
     mask: np.ndarray | None = None
     model: str | None = None
     max_output_pixels: int = 8192 * 8192
+    origin: tuple[int, int] = (0, 0)
+    canvas: tuple[int, int] | None = None  # None: the image is the whole canvas
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """(width, height) of the artist's canvas."""
+        if self.canvas is not None:
+            return self.canvas
+        assert self.image is not None
+        return self.image.shape[1], self.image.shape[0]
 
 
 @dataclass

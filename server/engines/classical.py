@@ -18,7 +18,7 @@ from ..layers import OutputLayer
 from ..region import prepare_region, region_layer
 from ..resample import lanczos_resize
 from .base import Engine, EngineJob, EngineOutput, JobContext
-from .common import IMAGE_INPUT, MASK_PARAMS, SELECTION_MASK, UPSCALE_PARAMS, ModeOrder
+from .common import IMAGE_INPUT, MASK_PARAMS, SELECTION_MASK, UPSCALE_PARAMS, ModeOrder, inpaint_crop
 
 METHOD = ParamSpec(
     "method", ParamType.CHOICE, "telea", "Method",
@@ -37,6 +37,7 @@ BUILTIN = (ModelKind.BUILTIN,)
 INPAINT = ModeSpec(
     "inpaint", "Inpaint", "Remove what is selected and fill it from its surroundings.",
     inputs=(IMAGE_INPUT, SELECTION_MASK), params=(METHOD, RADIUS) + MASK_PARAMS, model_kinds=BUILTIN, order=ModeOrder.INPAINT,
+    crop=inpaint_crop(),
 )
 UPSCALE = ModeSpec(
     "upscale", "Upscale", "Enlarge the picture with a Lanczos filter.",
@@ -56,16 +57,16 @@ class ClassicalEngine(Engine):
 
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         assert job.image is not None
-        height, width = job.image.shape[:2]
         if job.mode == "inpaint":
             assert job.mask is not None
-            return EngineOutput([self._inpaint(job, ctx)], width, height)
+            return EngineOutput([self._inpaint(job, ctx)], *job.canvas_size)
         return self._upscale(job, ctx)
 
     def _inpaint(self, job: EngineJob, ctx: JobContext) -> OutputLayer:
         p = job.params
         region = prepare_region(
-            job.image, job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"], invert=p["invert_mask"], padding=p["padding"]
+            job.image, job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"], invert=p["invert_mask"], padding=p["padding"],
+            origin=job.origin, canvas=job.canvas,
         )
         rgb = np.ascontiguousarray(region.image[..., :3])
         # What the engine fills is the hard core of the mask; the feathered rim

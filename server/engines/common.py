@@ -6,6 +6,7 @@ import enum
 from typing import Mapping, Sequence
 
 from paintwire.protocol import InputKind, InputSpec, ParamSpec, ParamType
+from paintwire.protocol.crops import CropRule
 
 
 class ModeOrder(enum.IntEnum):
@@ -72,3 +73,18 @@ TARGET_HEIGHT = ParamSpec(
 
 MASK_PARAMS = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING)
 UPSCALE_PARAMS = (SCALE, TARGET_WIDTH, TARGET_HEIGHT)
+
+
+def inpaint_crop(min_side: int = 0) -> CropRule:
+    """What an inpaint reads of the canvas (server/region.py): the mask's bounds, the
+    one-pixel ring its inward feather looks at, the padding, grown to ``min_side``;
+    the whole canvas when the mask is inverted, the blur spreads outwards (its reach
+    is known only once blurred) or the inpaint area is the whole picture."""
+    return CropRule(
+        whole=False, ring=1, padding_param=PADDING.name, min_side=min_side,
+        whole_if=((INVERT_MASK.name, True), (MASK_BLUR_OUTWARD.name, True), ("inpaint_area", "whole_picture")),
+    )
+
+
+# A selection redrawn in place reads the selection's bounds only.
+SELECTION_ONLY = CropRule(whole=False)

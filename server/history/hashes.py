@@ -4,6 +4,7 @@
 - ``Lora hashes``: the first 12 hex digits of the sha256 of a .safetensors file's
   tensor data (after its JSON header: the "addnet" hash, unchanged when only
   the header's metadata is edited); other files hash whole.
+- ``TI hashes`` (embeddings): the first 12 hex digits of the whole file's sha256.
 
 A checkpoint's sha256 reads gigabytes, so each is computed once per file, in
 the history's worker thread (never on the event loop), and kept in the history
@@ -19,13 +20,15 @@ from pathlib import Path
 from typing import Protocol
 
 CHUNK = 1 << 20
-MODEL, LORA = "autov2", "addnet"
-_LENGTHS = {MODEL: 10, LORA: 12}
+MODEL, LORA, EMBEDDING = "autov2", "addnet", "sha256"
+_LENGTHS = {MODEL: 10, LORA: 12, EMBEDDING: 12}
 _UNET_FILES = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors")
 
 
 class HashCache(Protocol):
     def cached_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None: ...
+
+    def remembered_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None: ...
 
     def remember_hash(self, path: str, size: int, mtime_ns: int, kind: str, value: str) -> None: ...
 
@@ -46,6 +49,17 @@ def weights_file(path: Path) -> Path | None:
     if path.is_file():
         return path
     return next((path / f for f in _UNET_FILES if (path / f).is_file()), None)
+
+
+def known_hash(path: Path, kind: str, cache: HashCache) -> str | None:
+    """The short hash of the model at ``path`` if this process has seen it, without reading
+    the file or waiting for the database (a stat and a lookup): for a job's result, which
+    must not wait for a hash."""
+    target = weights_file(path)
+    if target is None:
+        return None
+    stat = target.stat()
+    return cache.remembered_hash(str(target.resolve()), stat.st_size, stat.st_mtime_ns, kind)
 
 
 def short_hash(path: Path, kind: str, cache: HashCache) -> str | None:

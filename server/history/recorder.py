@@ -11,8 +11,10 @@ record with a log line instead of growing.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 
 from paintwire.protocol import JobRequest, Layer, Result
-from paintwire.protocol.metadata import Labels, layer_settings, png_text
+from paintwire.protocol.metadata import Labels, layer_settings, png_text, prompt_words
 from paintwire.protocol.pngtext import add_text
 
 from ..imaging import encode_png, payload_to_array
@@ -45,21 +47,23 @@ class Finished:
 
     client: str
     created: float
-    request: JobRequest
+    request: JobRequest  # its ``parent``: the history result the job started from
     result: Result
-    parent: int | None = None
 
     @property
     def size(self) -> int:
-        return sum(len(layer.image.data) for layer in self.result.layers)
+        """Bytes this keeps alive until recorded: the result's pixels and the request's."""
+        inputs = [p for p in (self.request.image, self.request.mask) if p is not None]
+        return sum(len(layer.image.data) for layer in self.result.layers) + sum(len(p.data) for p in inputs)
 
 
 class HistoryRecorder:
     def __init__(self, store: HistoryStore, model_file: ModelFile, labels: LabelsFor, max_pending: int = MAX_PENDING,
-                 max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
+                 max_pending_bytes: int = MAX_PENDING_BYTES, embedding_names: Callable[[str], set[str]] = lambda engine: set()) -> None:
         self.store = store
         self.model_file = model_file
         self.labels = labels
+        self.embedding_names = embedding_names  # engine -> the names of its embeddings (used by naming them in a prompt)
         self.max_pending_bytes = max_pending_bytes
         self._queue: queue.Queue[Finished | None] = queue.Queue(max_pending)
         self._pending_bytes = 0
@@ -88,15 +92,17 @@ class HistoryRecorder:
         return False
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Record what is queued (for at most ``timeout`` seconds), then stop."""
-        self._queue.put(None)
-        self._thread.join(timeout)
-
-    def join(self) -> None:
-        """Wait until everything queued so far is recorded (tests and benchmarks)."""
-        self._queue.join()
+        """Record what is queued (for at most ``timeout`` seconds), then stop; what is
+        left then (a database locked all along) is dropped with the process."""
+        deadline = time.monotonic() + timeout
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
+        _lower_priority()
         while True:
             finished = self._queue.get()
             try:
@@ -109,22 +115,24 @@ class HistoryRecorder:
                 if finished is not None:
                     with self._count_lock:
                         self._pending_bytes -= finished.size
-                self._queue.task_done()
 
     def _record(self, finished: Finished) -> None:
         request, result = finished.request, finished.result
         labels = self.labels(request.engine, request.mode)
-        base = _input_pixels(request)
+        base: np.ndarray | None = None
         for layer in result.layers:
             settings = self.settings_of(request, layer)
-            rgba = _composited(payload_to_array(layer.image, "layer"), base, layer)
+            rgba = payload_to_array(layer.image, "layer")
+            if rgba[..., 3].min() < 255:
+                base = _input_pixels(request) if base is None else base  # decoded only when a layer needs it
+                rgba = _composited(rgba, base, layer, request)
             png = add_text(encode_png(rgba), png_text(settings, labels))
             params = settings["params"]
             self.store.add(NewRecord(
                 created=finished.created, client=finished.client, engine=request.engine, mode=request.mode,
                 model=settings.get("model") or "", prompt=str(params.get("prompt") or ""), seed=layer.seed,
                 width=rgba.shape[1], height=rgba.shape[0], settings=settings, png=png, thumb=thumbnail(rgba),
-                parent=finished.parent,
+                parent=request.parent,
             ))
             self.recorded += 1
 
@@ -135,6 +143,11 @@ class HistoryRecorder:
             settings["model_hash"] = self._hash(request.engine, settings["model"], hashes.MODEL)
         for lora in settings.get("loras", ()):
             lora["hash"] = self._hash(request.engine, lora["name"], hashes.LORA)
+        params = settings["params"]
+        used = sorted(prompt_words(str(params.get("prompt") or ""), str(params.get("negative_prompt") or ""))
+                      & self.embedding_names(request.engine))
+        if used:
+            settings["embeddings"] = [{"name": n, "hash": self._hash(request.engine, n, hashes.EMBEDDING)} for n in used]
         return settings
 
     def _hash(self, engine: str, name: str, kind: str) -> str | None:
@@ -148,6 +161,15 @@ class HistoryRecorder:
             return None
 
 
+def _lower_priority() -> None:
+    """Let the engine's threads have the CPU first: recording can wait, a job should not.
+    On Linux a thread has a nice value of its own; elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
 def _input_pixels(request: JobRequest) -> np.ndarray | None:
     try:
         return payload_to_array(request.image) if request.image is not None else None
@@ -155,14 +177,16 @@ def _input_pixels(request: JobRequest) -> np.ndarray | None:
         return None
 
 
-def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer) -> np.ndarray:
+def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer, request: JobRequest) -> np.ndarray:
     """The layer as it looks in the document: over the input below it where it is
-    not opaque (an inpainted region is shown with its surroundings, not cut out)."""
+    not opaque (an inpainted region is shown with its surroundings, not cut out).
+    Layers sit on the canvas; a cropped input covers only its part of it."""
     h, w = rgba.shape[:2]
-    if base is None or rgba[..., 3].min() == 255 or layer.x < 0 or layer.y < 0 \
-            or layer.y + h > base.shape[0] or layer.x + w > base.shape[1]:
+    x = layer.x - (request.crop.x if request.crop is not None else 0)
+    y = layer.y - (request.crop.y if request.crop is not None else 0)
+    if base is None or x < 0 or y < 0 or y + h > base.shape[0] or x + w > base.shape[1]:
         return rgba
-    under = base[layer.y:layer.y + h, layer.x:layer.x + w].astype(np.float32)
+    under = base[y:y + h, x:x + w].astype(np.float32)
     a = rgba[..., 3:4].astype(np.float32) / 255.0
     out = under.copy()
     out[..., :3] = rgba[..., :3] * a + under[..., :3] * (1 - a)

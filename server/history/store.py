@@ -134,6 +134,7 @@ class HistoryStore:
         (self.folder / "thumbs").mkdir(parents=True, exist_ok=True)
         self.db_path = self.folder / "history.sqlite3"
         self._lock = threading.Lock()
+        self._hashes: dict[tuple[str, int, int, str], str] = {}  # model hashes seen by this process (a dict: thread-safe reads)
         # A maintenance run in another process holds the write lock while it scans: wait for it.
         self._db = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None, timeout=60.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -269,13 +270,25 @@ class HistoryStore:
     # -- file hashes (the model hash cache) ----------------------------------------------
 
     def cached_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None:
+        found = self.remembered_hash(path, size, mtime_ns, kind)
+        if found is not None:
+            return found
         with self._lock:
             row = self._db.execute("SELECT size, mtime_ns, hash FROM file_hashes WHERE path = ? AND kind = ?", (path, kind)).fetchone()
-        return row[2] if row and (row[0], row[1]) == (size, mtime_ns) else None
+        if not row or (row[0], row[1]) != (size, mtime_ns):
+            return None
+        self._hashes[(path, size, mtime_ns, kind)] = row[2]
+        return row[2]
+
+    def remembered_hash(self, path: str, size: int, mtime_ns: int, kind: str) -> str | None:
+        """A hash this process has seen, without touching the database (whose lock a
+        recording may hold): what a running job may ask for."""
+        return self._hashes.get((path, size, mtime_ns, kind))
 
     def remember_hash(self, path: str, size: int, mtime_ns: int, kind: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?, ?)", (path, size, mtime_ns, kind, value))
+        self._hashes[(path, size, mtime_ns, kind)] = value
 
     # -- maintenance ------------------------------------------------------------------
 

@@ -324,6 +324,20 @@ def _diffusers_like_capabilities() -> dict:
     return caps.to_wire()
 
 
+def _webui_png(text: str) -> str:
+    """A small PNG carrying the WebUI's ``parameters`` text, base64 for the job's spec."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from paintwire.protocol.pngtext import add_text
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "PNG")
+    return base64.b64encode(add_text(buf.getvalue(), {"parameters": text})).decode()
+
+
 @pytest.fixture(scope="module")
 def dialog_run(live_server, plugin_bundle):
     with Client(live_server.url) as client:
@@ -331,6 +345,12 @@ def dialog_run(live_server, plugin_bundle):
     spec = {
         "capabilities": [server_caps, _diffusers_like_capabilities()],
         "stored": {"inpaint": {"method": "ns"}, "txt2img": {"scheduler": "ddim"}},
+        # Settings sent from the server's history while "Paintwire..." is open on the first mode.
+        "recall": {"capabilities": 1, "settings": {"engine": "diffusers", "mode": "img2img", "model": "tiny", "params": {
+            "prompt": "a fox", "strength": 0.4, "seed": 42, "scheduler": "ddim", "clip_skip": 2}},
+            # ... and a PNG saved by the WebUI, for "Settings from image...".
+            "png": _webui_png("a castle\nNegative prompt: fog\nSteps: 3, Sampler: DDIM, CFG scale: 6.5, Seed: 77, Size: 64x64, "
+                              "Denoising strength: 0.5, Model: tiny")},
     }
     report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
@@ -356,6 +376,22 @@ def test_job_dialogs_return_arguments_to_remember(dialog_run):
     assert json.loads(generate["params-json"])["scheduler"] == "ddim"
     assert generate["steps"] == 20 and generate["seed"] == -1 and generate["prompt"] == ""
     assert json.loads(dialogs["1/outpaint"]["params-json"])["left"] == 0
+
+
+def test_settings_from_an_image_fill_the_dialog(dialog_run):
+    got = dialog_run["from_image"]
+    assert got is not None, dialog_run.get("error")
+    assert (got["mode"], got["prompt"], got["negative-prompt"], got["seed"], got["steps"]) == ("img2img", "a castle", "fog", 77, 3)
+    assert json.loads(got["params-json"])["scheduler"] == "ddim"
+
+
+def test_an_open_dialog_takes_a_recall_from_the_servers_history(dialog_run):
+    recalled = dialog_run["recall"]
+    assert recalled is not None, dialog_run.get("error")
+    assert (recalled["mode"], recalled["engine"], recalled["model"]) == ("img2img", "diffusers", "tiny")
+    assert recalled["prompt"] == "a fox" and recalled["seed"] == 42 and recalled["strength"] == 0.4
+    params = json.loads(recalled["params-json"])
+    assert params["scheduler"] == "ddim" and "clip_skip" not in params  # what the mode lacks is left out
 
 
 # --- generation modes: the diffusers engine with a tiny model built by the tests -------------

@@ -8,7 +8,9 @@ The scenario driver (tests/hosts/krita/driver) works the docker's widgets the
 way an artist does. Classical engine: a server that is not there, a job the
 server rejects (an empty layer as the mask), an inpaint of a feathered
 selection, the history's "Apply again" and "Use settings", an upscale (a new
-document), the same inpaint on a 16-bit document and a refusal on a float one.
+document), the same inpaint on a 16-bit document and a refusal on a float one;
+a result sent from the server's history (applied, then opened as a layer) and
+"Use settings from image...".
 Diffusers engine with a tiny model, when installed: a job cancelled while it
 runs, an inpaint with a prompt, a seed and a batch of two (a group of two
 layers, live preview), generate and refine. In place (driver/inplace.py): human labels, the Generate action, the preview layer
@@ -27,6 +29,7 @@ import io
 import shutil
 import sys
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -42,6 +45,8 @@ sys.path.insert(0, str(HERE / "krita"))
 from krita_harness import HOSTS, SYSTEM, KritaHost, make_profile, run_scenario, save_profile_cache  # noqa: E402
 
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat, raw_image  # noqa: E402
+from paintwire.protocol.metadata import png_text  # noqa: E402
+from paintwire.protocol.pngtext import add_text  # noqa: E402
 
 ARTIFACTS = HERE / "artifacts" / "krita"
 WIDTH, HEIGHT = 160, 120
@@ -124,9 +129,10 @@ def plugin_zip(tmp_path_factory) -> Path:
 def run_krita(
     tmp_path: Path, plugin_zip: Path, server_url: str, jobs: list[dict], out_dir: Path, host: KritaHost = SYSTEM,
     depth_checks: list[str] = (), feather: int = 0, strokes: tuple[int, int, int, int] | None = None,
-    time_limit: float = TIME_LIMIT, **extra,
+    time_limit: float = TIME_LIMIT, files: dict[str, bytes] | None = None, **extra,
 ):
-    """Run the driver's scenario in a fresh Krita; returns the run and its steps by name."""
+    """Run the driver's scenario in a fresh Krita; returns the run and its steps by name.
+    ``files`` are written beside the input; the scenario names them by key."""
     image = input_image()
     bgra = image[..., [2, 1, 0, 3]].tobytes()  # what Krita's setPixelData takes for RGBA/U8
     if out_dir.exists():
@@ -134,6 +140,8 @@ def run_krita(
     work = host.work_dir(tmp_path / "work")
     try:
         (work / "input.bgra").write_bytes(bgra)
+        for name, data in (files or {}).items():
+            (work / name).write_bytes(data)
         profile = make_profile(work / "profile", plugin_zip, host)
         scenario = {
             "server_url": server_url,
@@ -147,6 +155,7 @@ def run_krita(
             "depth_job": {"mode": "inpaint", "model": "classical/", "params": PARAMS},
             "feather": feather,
             "strokes": list(strokes) if strokes else None,
+            "files": {name: host.inside(work / name) for name in files or {}},
             **extra,
         }
         run_out = out_dir if host.root is None else work / "out"
@@ -262,6 +271,51 @@ def test_krita_docker_inpaints_the_selection(live_server, tmp_path, plugin_zip, 
 
     elapsed = time.monotonic() - started
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
+
+
+def test_krita_takes_a_recall_from_the_servers_history(start_server, tmp_path, plugin_zip, krita_host):
+    """The server's history sends a result to this Krita (as its page's "send to Krita" does):
+    the docker offers, without blocking, to apply the settings or open the image as a layer."""
+    server = start_server(history=True, history_dir=str(tmp_path / "history"))
+    out_dir = artifacts(krita_host, "recall")
+    jobs = [
+        {"name": "inpaint", "mode": "inpaint", "model": "classical/", "params": PARAMS},
+        # The panel shows another mode and value when the recall comes.
+        {"name": "recall-apply", "action": "recall", "first": {"mode": "upscale", "model": "classical/", "params": {"scale": 3.0}}},
+        {"name": "recall-layer", "action": "recall"},
+        # "Use settings from image...": a PNG with Paintwire's settings in it.
+        {"name": "image-settings", "action": "image-settings", "file": "saved.png",
+         "first": {"mode": "upscale", "model": "classical/", "params": {"scale": 3.0}}},
+    ]
+    saved = {"engine": "classical", "mode": "inpaint", "params": {"method": "ns", "mask_blur": 9, "padding": 20, "prompt": "x"}}
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    files = {"saved.png": add_text(png.getvalue(), png_text(saved))}
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, files=files)
+    assert steps["inpaint"]["status"].startswith("Done"), steps["inpaint"]
+    apply = steps["recall-apply"]
+    record = apply["record"]
+    assert apply["offer"]["modal"] is False and f"Result {record['id']}" in apply["offer"]["text"]
+    assert apply["status"].startswith(f"Settings from history result {record['id']}"), apply
+    assert apply["mode"] == "inpaint" and {k: apply["form"][k] for k in PARAMS} == PARAMS
+    assert apply["layers_unchanged"] is True  # settings only: the document is left alone
+
+    opened = steps["recall-layer"]
+    assert opened["status"].startswith("Opened the recalled image"), opened
+    name = f"History {record['id']}"
+    new = [layer for layer in opened["layers"] if layer["name"] == name]
+    assert [layer["bounds"] for layer in new] == [[0, 0, record["width"], record["height"]]], opened["layers"]
+    # From outside: the layer holds the history's image, pixel for pixel.
+    with urllib.request.urlopen(server.http + record["image"]) as response:
+        stored = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGBA"))
+    x, y, pixels = read_ora(out_dir / "result.ora")[name]
+    assert (x, y) == (0, 0) and np.array_equal(pixels[: stored.shape[0], : stored.shape[1]], stored)
+
+    from_image = steps["image-settings"]
+    assert from_image["status"].startswith("Settings from the image (Paintwire's metadata)"), from_image
+    assert "prompt" in from_image["status"]  # the one setting the classical Inpaint lacks, named
+    assert from_image["mode"] == "inpaint" and from_image["layers_unchanged"] is True
+    assert {k: from_image["form"][k] for k in ("method", "mask_blur", "padding")} == {"method": "ns", "mask_blur": 9, "padding": 20}
 
 
 @pytest.fixture(scope="module")

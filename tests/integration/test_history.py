@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -184,9 +185,12 @@ def test_recall_reaches_the_chosen_client(start_server, tmp_path: Path) -> None:
         message = next(m for m in taker.events(timeout=10) if isinstance(m, Recall))
         assert message.id == record["id"] and message.image == f"/api/history/{record['id']}/image"
         assert message.settings["params"]["mask_blur"] == 9 and message.settings["mode"] == "inpaint"
-        # The client can still run jobs afterwards: the recall belongs to no job.
-        result = taker.run(inpaint_request(scene(32, 32), rect_mask(32, 32, 4, 4, 8, 8)))
-        assert result.layers
+        # The client can still run jobs afterwards: the recall belongs to no job. One that starts
+        # from the recalled result names it, and the history links the two.
+        request = inpaint_request(scene(32, 32), rect_mask(32, 32, 4, 4, 8, 8))
+        assert taker.run(dataclasses.replace(request, parent=record["id"])).layers
+    child = wait_for_items(server, 2)[0]
+    assert child["parent"] == record["id"] and child["client"] == "krita-like/1.0"
 
 
 def test_a_burst_of_results_is_all_recorded(start_server, tmp_path: Path) -> None:
@@ -196,3 +200,41 @@ def test_a_burst_of_results_is_all_recorded(start_server, tmp_path: Path) -> Non
         for _ in range(6):
             assert client.run(inpaint_request(scene(64, 64), rect_mask(64, 64, 8, 8, 16, 16))).layers
     assert len(wait_for_items(server, 6)) == 6
+
+
+def test_results_keep_flowing_while_the_history_cannot_write(start_server, tmp_path: Path) -> None:
+    import sqlite3
+
+    server = start_server(history=True, history_dir=str(tmp_path))
+    run_inpaint(server)
+    assert len(wait_for_items(server, 1)) == 1
+    # Another process holds the database's write lock (as 'history maintain' does): the
+    # recorder waits, and every client still gets every result at once.
+    blocker = sqlite3.connect(tmp_path / "history.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with Client(server.url, name="while-blocked") as client:
+            for _ in range(4):  # the recorder stays blocked all along: the lock is held until after the last result
+                assert client.run(inpaint_request(scene(64, 64), rect_mask(64, 64, 8, 8, 16, 16)), timeout=20).layers
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    items = wait_for_items(server, 5)
+    assert len(items) == 5 and {i["client"] for i in items[:4]} == {"while-blocked"}  # recorded once the lock was free
+
+
+def test_the_cli_recalls_a_history_result_by_its_id(start_server, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    server = start_server(history=True, history_dir=str(tmp_path), token="tok")
+    run_inpaint(server, token="tok", method="ns", mask_blur=7)
+    record = wait_for_items(server, 1, token="tok")[0]
+    cli = [sys.executable, "-m", "paintwire.cli.main", "recall", "--url", server.url, "--token", "tok"]
+    run = subprocess.run([*cli, "--id", str(record["id"])], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("paintwire run inpaint --engine classical ") and "-p method=ns" in run.stdout and "-p mask_blur=7" in run.stdout
+    missing = subprocess.run([*cli, "--id", "999"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "No result 999" in missing.stderr
+    neither = subprocess.run(cli, capture_output=True, text=True, timeout=60)
+    assert neither.returncode == 2 and "--id" in neither.stderr

@@ -21,7 +21,7 @@ import pytest
 from test_faults import WAIT, FaultyEngine, Peer, assert_nothing_left, classical_job, faulty, peer, serving
 from websockets.asyncio.client import connect
 
-from paintwire.protocol import Cancelled, Error, ErrorCode, JobRequest, Progress, Result, Started, raw_image
+from paintwire.protocol import Cancelled, Error, ErrorCode, JobRequest, Progress, Result, Started, Submit, raw_image
 from paintwire.protocol.images import png_size
 from paintwire.server.app import start_server as start_in_process
 from paintwire.server.config import ServerConfig
@@ -250,8 +250,8 @@ async def test_a_small_png_that_decodes_huge_is_refused_from_its_header():
         async with peer(url) as p:
             image = {"width": 4096, "height": 4096, "format": "rgba8", "encoding": "png", "data": zeros}
             request = JobRequest("classical", "upscale", raw_image(1, 1, "rgba8", b"\0\0\0\0"), params={"scale": 1.0})
-            frame = p.conn.submit(request)[1]
-            obj = msgpack.unpackb(frame, raw=False)
+            ref = p.conn.submit(request)[0]
+            obj = Submit(ref, request).to_wire()  # as a client before blob frames sends it: pixels inside
             obj["job"]["image"] = image
             await p.ws.send(msgpack.packb(obj, use_bin_type=True))
             error = await p.next()

@@ -50,19 +50,26 @@ def history_items(server, count: int) -> list[dict]:
 
 
 PROMPT = "a red fox, snow: night <lora:tinylora:0.7>"
+NEGATIVE = "blurry, dark, tinyemb"  # an embedding, used by naming it
+
+
+def unet_hash(models: Path) -> str:
+    """The WebUI's model hash of the tiny diffusers folder: its UNet file's sha256, 10 hex digits."""
+    unet = models / "checkpoints" / tiny_models.SD15 / "unet" / "diffusion_pytorch_model.safetensors"
+    return hashlib.sha256(unet.read_bytes()).hexdigest()[:10]
 
 
 def test_run_recall_run_gives_the_same_settings(history_server, tmp_path: Path) -> None:
     server, models, _ = history_server
     first = tmp_path / "first.png"
     run = paintwire("run", "txt2img", "--engine", "diffusers", "--model", tiny_models.SD15, "-p", f"prompt={PROMPT}",
-                    "-p", "negative_prompt=blurry, dark", "-p", "steps=2", "-p", "seed=123", "-p", "width=64", "-p", "height=64",
+                    "-p", f"negative_prompt={NEGATIVE}", "-p", "steps=2", "-p", "seed=123", "-p", "width=64", "-p", "height=64",
                     "-p", "scheduler=euler_a", "-q", "-o", str(first), "--url", server.url)
     assert run.returncode == 0, run.stderr
     chunks = read_text(first.read_bytes())
     assert set(chunks) >= {"parameters", "paintwire"}
     webui = chunks["parameters"]
-    assert webui.startswith(PROMPT + "\nNegative prompt: blurry, dark\nSteps: 2, Sampler: Euler a, ")
+    assert webui.startswith(f"{PROMPT}\nNegative prompt: {NEGATIVE}\nSteps: 2, Sampler: Euler a, ")
     assert "Seed: 123, Size: 64x64" in webui and f"Model: {tiny_models.SD15}" in webui
 
     recalled = paintwire("recall", str(first), "--url", server.url)
@@ -71,23 +78,31 @@ def test_run_recall_run_gives_the_same_settings(history_server, tmp_path: Path) 
     assert line.startswith("paintwire run txt2img --engine diffusers --model tiny-sd15 ") and line.endswith("-o OUTPUT.png")
     again = tmp_path / "again.png"
     args = shlex.split(line)[1:-2] + ["-q", "-o", str(again), "--url", server.url]
+    history_items(server, 1)  # the first result is recorded: its model is hashed
     rerun = paintwire(*args)
     assert rerun.returncode == 0, rerun.stderr
     a, b = recall(read_text(first.read_bytes())), recall(read_text(again.read_bytes()))
-    assert a is not None and b is not None and a.settings == b.settings
+    assert a is not None and b is not None
+    # The same settings; the second result also carries the model's hash, which the server
+    # knows from the first one's recording (it never makes a job wait to read a model file).
+    assert "model_hash" not in a.settings and b.settings.pop("model_hash") == unet_hash(models)
+    assert a.settings == b.settings
+    assert f"Model hash: {unet_hash(models)}, Model: {tiny_models.SD15}" in read_text(again.read_bytes())["parameters"]
     assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(again)))  # same seed, same picture
 
     # The history recorded both, with the WebUI's hashes of the checkpoint and the LoRA.
     items = history_items(server, 2)
     one = json.loads(urllib.request.urlopen(f"{server.http}/api/history/{items[0]['id']}").read())
-    unet = models / "checkpoints" / tiny_models.SD15 / "unet" / "diffusion_pytorch_model.safetensors"
-    assert one["settings"]["model_hash"] == hashlib.sha256(unet.read_bytes()).hexdigest()[:10]
+    assert one["settings"]["model_hash"] == unet_hash(models)
     lora_file = models / "lora" / f"{tiny_models.LORA}.safetensors"
     data = lora_file.read_bytes()
     header = int.from_bytes(data[:8], "little")
     assert one["settings"]["loras"] == [{"name": "tinylora", "weight": 0.7, "hash": hashlib.sha256(data[8 + header:]).hexdigest()[:12]}]
+    embedding = hashlib.sha256((models / "embeddings" / f"{tiny_models.EMBEDDING}.safetensors").read_bytes()).hexdigest()[:12]
+    assert one["settings"]["embeddings"] == [{"name": "tinyemb", "hash": embedding}]
     stored = read_text(urllib.request.urlopen(f"{server.http}{one['image']}").read())["parameters"]
     assert f"Model hash: {one['settings']['model_hash']}" in stored and 'Lora hashes: "tinylora: ' in stored
+    assert f'TI hashes: "tinyemb: {embedding}"' in stored
 
 
 def test_recall_reads_the_webuis_text_and_fits_it_to_the_server(history_server, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import paintwire.hostkit.modes  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
+from paintwire.protocol.crops import Rect
 from paintwire.hostkit import form as kit_form
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
@@ -213,8 +214,12 @@ class FakeDocument:
     def size(self):
         return self.width, self.height
 
-    def snapshot(self, source):
+    def selection_bounds(self):
+        return None if self.selection is None else Rect(0, 0, self.width, self.height)
+
+    def snapshot(self, source, area=None):
         self.sources.append(source)
+        assert area is None  # the whole canvas: these selections cover it
         return Snapshot(self.width, self.height, self.pixels, PixelFormat.RGBA8, selection=self.selection)
 
     def write(self, placement):

@@ -26,7 +26,7 @@ def test_recalled_settings_fit_the_servers_mode_with_notes() -> None:
     assert (got.settings.engine, got.settings.mode, got.settings.model) == ("diffusers", "inpaint", "tiny-sd15")
     assert got.settings.params == {"prompt": "a fox", "strength": 0.4, "seed": 42, "mask_blur": 9}
     assert len(got.notes) == 1 and "clip_skip" in got.notes[0]
-    assert got.summary == "inpaint \u00b7 tiny-sd15 \u00b7 \u201ca fox\u201d \u00b7 seed 42"
+    assert got.summary == "Inpaint \u00b7 tiny-sd15 \u00b7 \u201ca fox\u201d \u00b7 seed 42"
 
 
 def test_a_model_the_server_lacks_is_named_and_left_out() -> None:

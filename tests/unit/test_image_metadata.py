@@ -26,8 +26,8 @@ def png_bytes(**text: str) -> bytes:
 
 SETTINGS = {
     "engine": "diffusers", "mode": "txt2img", "model": "dreamy", "model_hash": "0123456789", "width": 512, "height": 768,
-    "loras": [{"name": "ink", "weight": 0.6, "hash": "abcdef012345"}],
-    "params": {"prompt": "a cat, sitting: on a mat <lora:ink:0.6>", "negative_prompt": "blurry", "steps": 20, "scheduler": "dpmpp_2m",
+    "loras": [{"name": "ink", "weight": 0.6, "hash": "abcdef012345"}], "embeddings": [{"name": "bad-hands", "hash": "0f0f0f0f0f0f"}],
+    "params": {"prompt": "a cat, sitting: on a mat <lora:ink:0.6>", "negative_prompt": "blurry, bad-hands", "steps": 20, "scheduler": "dpmpp_2m",
                "schedule": "karras", "cfg_scale": 7.0, "seed": 1234, "clip_skip": 2},
 }
 LABELS = {"scheduler": {"dpmpp_2m": "DPM++ 2M"}, "schedule": {"karras": "Karras"}}
@@ -75,9 +75,9 @@ def test_infotext_is_the_webuis_format_and_quoting() -> None:
     text = format_infotext(SETTINGS, LABELS)
     assert text == (
         "a cat, sitting: on a mat <lora:ink:0.6>\n"
-        "Negative prompt: blurry\n"
+        "Negative prompt: blurry, bad-hands\n"
         "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.0, Seed: 1234, Size: 512x768, "
-        'Model hash: 0123456789, Model: dreamy, Clip skip: 2, Lora hashes: "ink: abcdef012345"'
+        'Model hash: 0123456789, Model: dreamy, Clip skip: 2, Lora hashes: "ink: abcdef012345", TI hashes: "bad-hands: 0f0f0f0f0f0f"'
     )
     assert quote("plain") == "plain" and quote('a, "b"') == '"a, \\"b\\""' and quote("\u732b:1") == '"\u732b:1"'
 
@@ -85,7 +85,8 @@ def test_infotext_is_the_webuis_format_and_quoting() -> None:
 def test_infotext_round_trips_through_the_webuis_reading() -> None:
     parsed = parse_infotext(format_infotext(SETTINGS, LABELS))
     assert parsed["params"]["prompt"] == SETTINGS["params"]["prompt"]
-    assert parsed["params"]["negative_prompt"] == "blurry"
+    assert parsed["params"]["negative_prompt"] == "blurry, bad-hands"
+    assert parsed["embeddings"] == [{"name": "bad-hands", "hash": "0f0f0f0f0f0f"}]
     assert parsed["params"]["steps"] == 20 and parsed["params"]["cfg_scale"] == 7.0 and parsed["params"]["seed"] == 1234
     assert parsed["params"]["scheduler"] == "DPM++ 2M" and parsed["params"]["clip_skip"] == 2
     assert (parsed["width"], parsed["height"], parsed["model"], parsed["model_hash"]) == (512, 768, "dreamy", "0123456789")

@@ -51,6 +51,7 @@ class Documents:
         self.open = [self.active]
         self.selection = None
         self.reads = []
+        self.areas = []
         self.canvas = []  # what the canvas preview did: ("show", doc, preview) and "end"
         self.stored = {}  # doc name -> the history bytes saved in it
 
@@ -71,8 +72,9 @@ class Documents:
     def check_supported(self, doc):
         return "U8"
 
-    def read_snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None):
+    def read_snapshot(self, doc, input_source, mask_layer=None, sketch_layer=None, area_for=None):
         self.reads.append((input_source, mask_layer, sketch_layer))
+        self.areas.append(area_for(None) if area_for is not None else None)  # what the rule says with nothing selected
         return RawRead(Snapshot(W, H, bytes(W * H * 4), PixelFormat.BGRA8, selection=self.selection))
 
     def write_placement(self, doc, placement, title="Paintwire result", resize_target="resize"):
@@ -301,11 +303,14 @@ def test_a_pushed_recall_is_offered_then_applied_on_request(rig):
     controller, state, docs, transport, view, saves = rig
     recall = Recall(5, {"engine": "classical", "mode": "upscale", "params": {"scale": 3.0, "prompt": "x"}}, "/api/history/5/image", 4, 4)
     controller.recall_received(recall)
-    assert view.offers == [(recall, "upscale \u00b7 \u201cx\u201d")] and state.settings.mode == "inpaint"  # offered, not applied
+    assert view.offers == [(recall, "Upscale \u00b7 \u201cx\u201d")] and state.settings.mode == "inpaint"  # offered, not applied
     assert controller.apply_recall(recall)
     assert state.settings.mode == "upscale" and state.value("scale") == 3.0 and saves
     text, error = view.statuses[-1]
     assert not error and "history result 5" in text and "prompt" in text  # the parameter Upscale lacks is named
+    assert controller.generate()
+    number, request = transport.sent[-1]
+    assert request.mode == "upscale" and request.params["scale"] == 3.0 and request.parent == 5  # the history links the two
 
 
 def test_use_settings_from_an_image(rig):
@@ -323,7 +328,10 @@ def test_the_recalled_image_opens_as_a_layer(rig):
     from paintwire.protocol import Recall
 
     controller, state, docs, transport, view, saves = rig
-    recall = Recall(9, {"params": {"prompt": "a fox", "seed": 4}}, "/api/history/9/image", W, H)
-    controller.open_recalled(recalled_result(recall, W, H, bytes(W * H * 4), PixelFormat.BGRA8))
+    recall = Recall(9, {"params": {"prompt": "a fox", "seed": 4}}, "/api/history/9/image", 4, 3)
+    controller.open_recalled(recalled_result(recall, 4, 3, bytes(4 * 3 * 4), PixelFormat.BGRA8))
     placement, title = docs.active.layers[-1]
-    assert placement.layers[0].name == "a fox [seed 4]" and not placement.new_document
+    assert placement.layers[0].name == "a fox [seed 4]" and not placement.new_document  # smaller: a layer of this document
+    assert (placement.layers[0].x, placement.layers[0].y, placement.width, placement.height) == (0, 0, W, H)
+    controller.open_recalled(recalled_result(recall, W * 2, H, bytes(W * 2 * H * 4), PixelFormat.BGRA8))
+    assert docs.active.layers[-1][0].new_document  # larger than the document: one of its own

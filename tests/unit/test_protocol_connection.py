@@ -12,6 +12,7 @@ from typing import Any
 import msgpack
 import pytest
 
+from paintwire.protocol.transfer import TransferOffer
 from paintwire.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -103,7 +104,8 @@ def test_client_handshake() -> None:
     assert client.state is ConnectionState.START
     frame = client.hello("paintwire-krita/0.1.0", token="s3cret")
     assert client.state is ConnectionState.HELLO_SENT
-    assert decode_client_message(frame) == Hello("paintwire-krita/0.1.0", PROTOCOL_VERSION, "s3cret")
+    # A client of this version reads blob frames, and says so.
+    assert decode_client_message(frame) == Hello("paintwire-krita/0.1.0", PROTOCOL_VERSION, "s3cret", transfer=TransferOffer(blobs=True))
     assert client.receive(encode(WELCOME)) == WELCOME
     assert client.state is ConnectionState.READY
     assert client.capabilities == CAPS
@@ -216,7 +218,7 @@ def test_submit_refs_count_up_and_are_in_the_frame() -> None:
 def test_submit_over_the_message_limit_is_refused_before_sending() -> None:
     """The server would close the connection (1009) on a frame over max_message_bytes;
     the client says why instead, and the ref stays unused."""
-    size = len(encode(Submit(1, JOB)))
+    size = len(encode(Submit(1, JOB), blobs=True))  # a server of this version reads blob frames
     for limit, fits in ((size, True), (size - 1, False)):  # the limit is inclusive
         caps = Capabilities(CAPS.engines, CAPS.models, Limits(limit, 1 << 16, 256, 4))
         client = ClientConnection()

@@ -54,6 +54,10 @@ from paintwire.protocol import (
     Started,
     Submit,
     Welcome,
+    Crop,
+    CropRule,
+    TransferOffer,
+    TransferTerms,
     decode_client_message,
     decode_server_message,
     encode,
@@ -162,23 +166,27 @@ IMAGE = ImagePayload(2, 1, PixelFormat.RGBA8, bytes(8))
 MASK = ImagePayload(2, 1, PixelFormat.L8, b"\x00\xff")
 PARAM = ParamSpec("steps", ParamType.INT, 20, "Steps", "How many steps.", minimum=1, maximum=150, choices=("x",), group="advanced",
                   choice_labels=("Ex",))
+CROP_RULE = CropRule(whole=False, whole_if=(("invert_mask", True),), ring=1, margin_params=(("mask_blur", 2.5),), padding_param="padding", min_side=64)
+CROP = Crop(3, 4, 10, 10)
+OFFER = TransferOffer(blobs=True, probe="paintwire-probe1234", token="00ff")
+TERMS = TransferTerms(blobs=True, shm=False, note="Shared memory is for clients on the server's own machine.")
 INPUT = InputSpec(InputKind.MASK, True, "Selection", "The selection is the mask.")
 MODE = ModeSpec("inpaint", "Inpaint", "Fill the mask.", params=(PARAM,), inputs=(InputSpec(InputKind.IMAGE), INPUT),
-                placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30)
+                placement=PlacementKind.GROW, model_kinds=(ModelKind.BUILTIN,), order=30, crop=CROP_RULE)
 DEVICE = DeviceInfo("NVIDIA GeForce RTX 3060", "cuda", "fp16", 12 << 30, 10 << 30)
 ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE)
 MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
-JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8)
+JOB = JobRequest("classical", "inpaint", IMAGE, MASK, "opencv", {"steps": 3}, PixelFormat.BGRA8, CROP, parent=12)
 LAYER = Layer(IMAGE, 1, 2, "Inpaint", 42, {"method": "telea"})
 
 FULL_MESSAGES: dict[str, Any] = {
-    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True, recall=True),
+    "hello": Hello("demo/1.0", PROTOCOL_VERSION, "secret", updates=True, transfer=OFFER, recall=True),
     "submit": Submit(7, JOB),
     "cancel": Cancel("abc"),
     "rescan": Rescan(),
-    "welcome": Welcome("paintwire/0.1.0", CAPS),
+    "welcome": Welcome("paintwire/0.1.0", CAPS, transfer=TERMS),
     "capabilities": CapabilitiesUpdate(CAPS),
     "queued": Queued("abc", 7, 3),
     "started": Started("abc"),
@@ -203,13 +211,17 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "ModelInfo": (MODEL, "welcome", ("capabilities", "models", 0)),
     "Limits": (LIMITS, "welcome", ("capabilities", "limits")),
     "Layer": (LAYER, "result", ("layers", 0)),
+    "Crop": (CROP, "submit", ("job", "crop")),
+    "CropRule": (CROP_RULE, "welcome", ("capabilities", "engines", 0, "modes", 0, "crop")),
+    "TransferOffer": (OFFER, "hello", ("transfer",)),
+    "TransferTerms": (TERMS, "welcome", ("transfer",)),
 }
 
 # Where nil means the same as a missing key (section 1 of the document).
 NIL_AS_ABSENT = {"JobRequest", "ImagePayload", "Layer"} | set(FULL_MESSAGES)
 
 # Fields that another field depends on: leaving out the first means leaving out the others too.
-DEPENDENTS = {("JobRequest", "image"): ("mask",)}
+DEPENDENTS = {("JobRequest", "image"): ("mask", "crop")}
 
 
 def _msgpack_type(value: Any) -> str:

@@ -18,12 +18,14 @@ from paintwire.hostkit.placement import Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import Encoding, PixelFormat, Preview  # noqa: E402
+from paintwire.protocol.crops import Rect  # noqa: E402
 
 from actions import PluginError  # noqa: E402
 
 RGBA = "R'G'B'A u8"
 MASK = "Y u8"
 PREVIEW_LAYER = "Paintwire preview"
+BOUNDS_MARGIN = 2  # pixels around GIMP's selection bounds, for the last pixels of a soft edge
 
 _LAYER_TYPES = {
     Gimp.ImageBaseType.RGB: Gimp.ImageType.RGBA_IMAGE,
@@ -56,31 +58,44 @@ class GimpDocument:
 
     # -- reading --------------------------------------------------------------------------
 
-    def snapshot(self, source: InputSource) -> Snapshot:
+    def snapshot(self, source: InputSource, area: Rect | None = None) -> Snapshot:
+        """The pixels and the selection, of ``area`` only when given (what the job reads)."""
         width, height = self.size()
+        box = area or Rect(0, 0, width, height)
         if source is InputSource.LAYER and len(self.drawables) == 1:
-            pixels = self._drawable_pixels(self.drawables[0], width, height)
+            pixels = self._drawable_pixels(self.drawables[0], box)
         else:
-            pixels = self._visible_pixels(width, height)
-        return Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection())
+            pixels = self._visible_pixels(box)
+        return Snapshot(width, height, pixels, PixelFormat.RGBA8, selection=self.selection(box), area=area)
 
-    def selection(self) -> bytes | None:
-        """The selection as one byte per canvas pixel, or None when nothing is selected."""
+    def selection_bounds(self) -> Rect | None:
+        """The canvas rectangle holding the selection (with a margin of BOUNDS_MARGIN for a
+        soft edge's last pixels), or None when nothing is selected."""
         if Gimp.Selection.is_empty(self.image):
             return None
+        non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(self.image)[-5:]  # (ok,) non_empty, x1, y1, x2, y2
+        if not non_empty or x2 <= x1 or y2 <= y1:
+            return None
         width, height = self.size()
-        return _read(self.image.get_selection(), 0, 0, width, height, MASK)
+        return Rect(x1, y1, x2 - x1, y2 - y1).padded(BOUNDS_MARGIN, width, height)
 
-    def _drawable_pixels(self, drawable, width: int, height: int) -> bytes:
+    def selection(self, box: Rect | None = None) -> bytes | None:
+        """The selection as one byte per pixel of ``box`` (the canvas), or None when nothing is selected."""
+        if Gimp.Selection.is_empty(self.image):
+            return None
+        box = box or Rect(0, 0, *self.size())
+        return _read(self.image.get_selection(), box.x, box.y, box.width, box.height, MASK)
+
+    def _drawable_pixels(self, drawable, box: Rect) -> bytes:
         _, off_x, off_y = drawable.get_offsets()
-        return _read(drawable, -off_x, -off_y, width, height, RGBA)
+        return _read(drawable, box.x - off_x, box.y - off_y, box.width, box.height, RGBA)
 
-    def _visible_pixels(self, width: int, height: int) -> bytes:
+    def _visible_pixels(self, box: Rect) -> bytes:
         # A temporary layer that is never inserted: no undo step, nothing to clean up in the image.
         layer = Gimp.Layer.new_from_visible(self.image, self.image, "Paintwire input")
         try:
             _, off_x, off_y = layer.get_offsets()
-            return _read(layer, -off_x, -off_y, width, height, RGBA)
+            return _read(layer, box.x - off_x, box.y - off_y, box.width, box.height, RGBA)
         finally:
             layer.delete()
 

@@ -16,13 +16,14 @@ from typing import Any, Callable, Protocol
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.request import JobSettings, build_request, prompt_of, reads_document
+from paintwire.hostkit.request import JobSettings, build_request, prompt_of, read_area, reads_document
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
 from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
 from paintwire.protocol import (
     Capabilities, Client, ClientError, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError, Recall,
 )
+from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
@@ -36,7 +37,11 @@ SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH)
 class Document(Protocol):
     def size(self) -> tuple[int, int]: ...
 
-    def snapshot(self, source: InputSource) -> Snapshot: ...
+    def selection_bounds(self) -> Rect | None:
+        """The canvas rectangle holding the selection, or None when nothing is selected."""
+
+    def snapshot(self, source: InputSource, area: Rect | None = None) -> Snapshot:
+        """The document's pixels and selection, where ``area`` says (None: the whole canvas)."""
 
     def write(self, placement: Placement) -> Any: ...
 
@@ -185,15 +190,20 @@ def _rescan(client: Client) -> Capabilities:
 
 def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args):
     params = job_params(mode, args)
-    if reads_document(mode):
-        snapshot = document.snapshot(check_source(args.source))
-    else:
-        snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
     settings = JobSettings(mode.name, choice.engine, choice.model, params)
     try:
+        if reads_document(mode):
+            # Read only what the job reads (the mode's crop rule around the selection).
+            width, height = document.size()
+            area = read_area(caps, settings, width, height, document.selection_bounds())
+            snapshot = document.snapshot(check_source(args.source), None if area == Rect(0, 0, width, height) else area)
+        else:
+            snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
         return build_request(snapshot, caps, settings)
     except ProtocolError as exc:
         raise PluginError(exc.message) from None
+    except ValueError as exc:  # the selection reached beyond its reported bounds: say so rather than crash
+        raise PluginError(f"Paintwire could not read the selection: {exc}") from None
 
 
 def _wait(client: Client, request, connection: Connection, progress: ProgressSink, document: Document):

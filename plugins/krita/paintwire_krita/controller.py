@@ -19,10 +19,11 @@ from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.recall import recollect, settings_in_image
-from paintwire.hostkit.request import build_request, prompt_of
+from paintwire.hostkit.recall import into_document, recollect, settings_in_image
+from paintwire.hostkit.request import build_request, prompt_of, read_area
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Recall, Result
+from paintwire.protocol.crops import Rect
 from paintwire.protocol.messages import JobEvent
 
 from .state import PanelState, history_from_bytes, history_to_bytes
@@ -47,8 +48,10 @@ class Documents(Protocol):
 
     def check_supported(self, doc: Any) -> str: ...
 
-    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> Any:
-        """Krita's raw reads (UI thread); the returned object's ``finish()`` makes the Snapshot (worker thread)."""
+    def read_snapshot(self, doc: Any, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None,
+                      area_for: Callable[[Rect | None], Rect] | None = None) -> Any:
+        """Krita's raw reads (UI thread), of the part of the canvas ``area_for`` gives for what is
+        selected; the returned object's ``finish()`` makes the Snapshot (worker thread)."""
 
     def write_placement(self, doc: Any, placement: Placement, title: str = ..., resize_target: str = ...) -> Any: ...
 
@@ -150,10 +153,15 @@ class Controller:
         try:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
-            with self.timed("generate.read"):
-                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer)
             caps = self.state.capabilities
             assert caps is not None  # job_settings needs a server
+            width, height = self.documents.size(doc)
+
+            def area_for(selected: Rect | None) -> Rect:
+                return read_area(caps, settings, width, height, selected)  # only what the job reads
+
+            with self.timed("generate.read"):
+                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer, area_for=area_for)
             # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
             request = lambda: build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)  # noqa: E731
             ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
@@ -333,7 +341,7 @@ class Controller:
         self.view.offer_recall(recall, recollect(recall.settings, self.state.capabilities).summary)
 
     def apply_recall(self, recall: Recall) -> bool:
-        return self._apply_saved(recall.settings, f"history result {recall.id}")
+        return self._apply_saved(recall.settings, f"history result {recall.id}", parent=recall.id)
 
     def use_image_settings(self, data: bytes) -> bool:
         """"Use settings from image...": the settings saved in a PNG into the panel."""
@@ -347,8 +355,8 @@ class Controller:
             return False
         return self._apply_saved(found.settings, f"the image ({self._SOURCES.get(found.source, found.source)} metadata)")
 
-    def _apply_saved(self, saved: Any, where: str) -> bool:
-        got = recollect(saved, self.state.capabilities)
+    def _apply_saved(self, saved: Any, where: str, parent: int | None = None) -> bool:
+        got = recollect(saved, self.state.capabilities, parent)
         if got.settings is None:
             self.view.show_status(" ".join(got.notes), error=True)
             return False
@@ -364,8 +372,8 @@ class Controller:
         try:
             doc = self.documents.active_document()
             self.documents.check_supported(doc)
-            # A layer when the sizes match, else a new document, as "apply again" does.
-            placement = place_result(result, self.documents.size(doc))
+            size = self.documents.size(doc)
+            placement = place_result(into_document(result, size), size)
             self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
             self.view.show_status("Opened the recalled image.")
         except Exception as exc:

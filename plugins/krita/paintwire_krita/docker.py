@@ -437,7 +437,13 @@ class PaintwireDocker(DockWidget):
                 self.worker.fetch_recalled(recall)
 
         box.buttonClicked.connect(clicked)
-        box.finished.connect(lambda _: setattr(self, "_recall_box", None))
+
+        def closed(_: int) -> None:
+            if self._recall_box is box:
+                self._recall_box = None
+            box.deleteLater()  # answered offers do not pile up under the docker
+
+        box.finished.connect(closed)
         self._recall_box = box
         box.show()
 

@@ -15,12 +15,14 @@ added, and a layer already in the document shows only after
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from krita import Krita
 
 from paintwire.hostkit.placement import Placement, PlacedLayer
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat, PlacementKind
+from paintwire.protocol.crops import Rect
 
 from .imaging import RawSnapshot
 from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
@@ -71,10 +73,17 @@ def find_layer(doc, path: str):
     return next((node for p, node in paint_layers(doc) if p == path), None)
 
 
-def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None) -> RawSnapshot:
+def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_layer: str | None = None,
+                  area_for: Callable[[Rect | None], Rect] | None = None) -> RawSnapshot:
     """Read what a job needs from ``doc``: the input pixels (visible image or
     active layer), the selection and, when chosen, a layer used as the mask
     or as the strokes of an inpaint sketch (added to the selection).
+
+    ``area_for`` turns the bounds of what is selected (selection plus sketch
+    strokes) into the part of the canvas the job reads (hostkit's read_area);
+    only that part is read then, which is most of the UI thread's time on a big
+    canvas. A mask layer is read whole: whether it masks by alpha or by grey
+    depends on all of it.
 
     Only Krita's own reads happen here, on the UI thread (they are C++ copies);
     the bytes are turned into a Snapshot later, in the worker thread
@@ -82,30 +91,58 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
     """
     depth = check_supported(doc)
     w, h = doc.width(), doc.height()
+    sel = doc.selection()
+    sketch_node = None
+    if sketch_layer:
+        sketch_node = find_layer(doc, sketch_layer)
+        if sketch_node is None:
+            raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
+    area = None
+    if area_for is not None and not mask_layer:
+        area = area_for(_selected_bounds(sel, sketch_node, w, h))
+        if area == Rect(0, 0, w, h):
+            area = None
+    x, y, aw, ah = (area.x, area.y, area.width, area.height) if area is not None else (0, 0, w, h)
     if input_source == InputSource.LAYER:
         node = doc.activeNode()
         if node is None:
             raise DocumentError("There is no active layer.")
-        raw = node.pixelData(0, 0, w, h)
+        raw = node.pixelData(x, y, aw, ah)
     else:
         # What the canvas shows, once Krita's pending updates are done. (A full
         # refreshProjection would recomposite the whole image on the UI thread.)
         doc.waitForDone()
-        raw = doc.pixelData(0, 0, w, h)
-    sel = doc.selection()
-    selection = sel.pixelData(0, 0, w, h) if sel is not None else None
-    mask = sketch = None
+        raw = doc.pixelData(x, y, aw, ah)
+    selection = sel.pixelData(x, y, aw, ah) if sel is not None else None
+    mask = None
     if mask_layer:
         node = find_layer(doc, mask_layer)
         if node is None:
             raise DocumentError(f"The mask layer {mask_layer!r} is gone; choose another.")
         mask = node.pixelData(0, 0, w, h)
-    if sketch_layer:
-        node = find_layer(doc, sketch_layer)
-        if node is None:
-            raise DocumentError(f"The sketch layer {sketch_layer!r} is gone; choose another.")
-        sketch = node.pixelData(0, 0, w, h)
-    return RawSnapshot(w, h, depth, raw, selection, mask, sketch)
+    sketch = sketch_node.pixelData(x, y, aw, ah) if sketch_node is not None else None
+    return RawSnapshot(w, h, depth, raw, selection, mask, sketch, area)
+
+
+# Krita's selection bounds are exact; a margin keeps the last pixels of a soft edge
+# inside whatever it reports.
+BOUNDS_MARGIN = 2
+
+
+def _selected_bounds(sel, sketch_node, width: int, height: int) -> Rect | None:
+    """The canvas rectangle holding the selection and the sketch strokes, or None when
+    nothing is selected (the job then reads the whole canvas)."""
+    boxes = []
+    if sel is not None and sel.width() > 0 and sel.height() > 0:
+        boxes.append(Rect(sel.x(), sel.y(), sel.width(), sel.height()))
+    if sketch_node is not None:
+        b = sketch_node.bounds()
+        if b.width() > 0 and b.height() > 0:
+            boxes.append(Rect(b.x(), b.y(), b.width(), b.height()))
+    if not boxes:
+        return None
+    box = boxes[0] if len(boxes) == 1 else boxes[0].union(boxes[1])
+    return box.padded(BOUNDS_MARGIN, width, height)
 
 
 def _to_bgra(layer: PlacedLayer) -> bytes:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import Encoding, PixelFormat, Preview, Result
+from paintwire.protocol.crops import Rect
 
 from .pixels import alpha_of, mask_from_layer, to_8bit
 from .qt import QBuffer, QByteArray, QImage, QIODevice, QPainter, Qt
@@ -35,17 +36,19 @@ class RawSnapshot:
     selection: object | None = None
     mask_layer: object | None = None
     sketch_layer: object | None = None
+    area: Rect | None = None  # where the pixels, selection and sketch were read; None: the whole canvas
 
     def finish(self) -> Snapshot:
         """The Snapshot a request is built from (8-bit pixels, l8 masks)."""
         w, h, depth = self.width, self.height, self.depth
+        box = self.area or Rect(0, 0, w, h)
         selection = bytes(self.selection) if self.selection is not None else None
         mask = mask_from_layer(to_8bit(bytes(self.mask_layer), depth)) if self.mask_layer is not None else None
         if self.sketch_layer is not None:
             strokes = alpha_of(to_8bit(bytes(self.sketch_layer), depth))
             base = mask if mask is not None else selection
-            mask = strokes if base is None or not any(base) else union_masks(base, strokes, w, h)
-        return Snapshot(w, h, to_8bit(bytes(self.pixels), depth), PixelFormat.BGRA8, selection, mask)
+            mask = strokes if base is None or base.count(0) == len(base) else union_masks(base, strokes, box.width, box.height)
+        return Snapshot(w, h, to_8bit(bytes(self.pixels), depth), PixelFormat.BGRA8, selection, mask, self.area)
 
 
 def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:

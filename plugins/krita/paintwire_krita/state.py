@@ -107,6 +107,7 @@ class PanelState:
         self.thumbnails: dict[str, bytes] = {}  # its results' thumbnails (PNG) by job id
         self.ticket: Ticket | None = None
         self._tickets = 0
+        self.parent: int | None = None  # the server's history result the panel's settings came from
 
     # -- connection --------------------------------------------------------------------
 
@@ -178,10 +179,11 @@ class PanelState:
         mode = self.current_mode()
         if choice is None or mode is None:
             raise ValueError("Connect to a server that offers this mode first.")
-        return JobSettings(self.settings.mode, choice.engine, choice.model, params_for_mode(mode, self.settings.mode_values()))
+        return JobSettings(self.settings.mode, choice.engine, choice.model, params_for_mode(mode, self.settings.mode_values()), self.parent)
 
     def apply_job_settings(self, js: JobSettings) -> None:
         """Put earlier settings (from the history) back into the panel."""
+        self.parent = js.parent  # jobs from here on start from that result (None: from none)
         self.settings.mode = js.mode
         self.settings.choice = kit_modes.Choice(js.engine, js.model, "").key
         for name, value in js.params.items():

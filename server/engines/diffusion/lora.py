@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol.metadata import LORA_TAG, prompt_words
 
 from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
-
-LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?>")
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def parse_prompt(prompt: str, registry: ModelRegistry, field: str = "job.params.
 
 def embeddings_in(texts: list[str], registry: ModelRegistry) -> list[ModelEntry]:
     """Embeddings whose names appear as words in any of ``texts``."""
-    words = {w for t in texts for w in re.findall(r"[\w.-]+", t)}
+    words = prompt_words(*texts)
     return [e for e in registry.of_kind(EMBEDDING) if e.name in words]
 
 

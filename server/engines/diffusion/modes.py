@@ -80,12 +80,14 @@ class ModeRunner:
 
     def img2img(self) -> EngineOutput:
         image = self.job.image
-        canvas_h, canvas_w = image.shape[:2]
+        canvas_w, canvas_h = self.job.canvas_size
+        ox, oy = self.job.origin  # where a crop lies on the canvas
         box = masks.bounds(self.job.mask) if self.job.mask is not None else None
         if self.job.mask is not None and box is None:
             raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to redraw.", "job.mask")
-        box = box or Box(0, 0, canvas_w, canvas_h)
+        box = box or Box(0, 0, image.shape[1], image.shape[0])
         source = np.ascontiguousarray(masks.crop(image, box)[..., :3])
+        box = Box(box.x + ox, box.y + oy, box.width, box.height)  # in canvas pixels from here on
         if box.area != canvas_w * canvas_h:
             width, height = box.width, box.height  # a selection is redrawn in place, at its own size
         else:
@@ -119,12 +121,13 @@ class ModeRunner:
         image, p = self.job.image, self.p
         region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
                                 invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size))
+                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size),
+                                origin=self.job.origin, canvas=self.job.canvas)
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
         transparency = p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
         layers = self.inpaint_region(region, label, transparency)
-        return EngineOutput(layers, image.shape[1], image.shape[0])
+        return EngineOutput(layers, *self.job.canvas_size)
 
     def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0) -> list[OutputLayer]:
         p, area = self.p, region.area

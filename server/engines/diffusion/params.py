@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from paintwire.protocol import CHECKPOINT_KINDS, InputKind, InputSpec, ModeSpec, ParamSpec, ParamType, PlacementKind
 
 from ..common import IMAGE_INPUT, INVERT_MASK, MASK_BLUR, MASK_BLUR_OUTWARD, PADDING, SCALE, SEED, SELECTION_MASK, TARGET_HEIGHT, TARGET_WIDTH, labels_for
-from ..common import ModeOrder
+from ..common import SELECTION_ONLY, ModeOrder, inpaint_crop
+from ...region import context_side
 
 from .samplers import SAMPLERS, SCHEDULES
 
@@ -130,6 +131,11 @@ SAMPLING = (PROMPT, NEGATIVE_PROMPT, STEPS, CFG, SCHEDULER, SCHEDULE, SEED, BATC
 IMAGE = (STRENGTH, EXACT_STEPS, COLOUR_CORRECTION)
 INPAINT = (MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA, MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS
 
+# The largest native side of the checkpoint families (SDXL): the crop rule's context must
+# cover the work area of any model a job may name (protocol/crops.py).
+LARGEST_NATIVE = 1024
+INPAINT_CROP = inpaint_crop(context_side(LARGEST_NATIVE))
+
 SKETCH_INPUT = InputSpec(
     InputKind.SKETCH, required=False, label="Sketch layer",
     help="A layer of rough colour strokes: they are part of the picture, and where they are painted joins the mask.",
@@ -140,15 +146,15 @@ TXT2IMG = ModeSpec("txt2img", "Generate", "A new picture from the prompt, the si
 IMG2IMG = ModeSpec("img2img", "Refine", "Rework the picture (or the selected part) following the prompt; sketch first for control.",
                    inputs=(IMAGE_INPUT, dataclasses.replace(SELECTION_MASK, required=False)),
                    params=SAMPLING + IMAGE + (RESIZE_MODE, OUTPUT_SCALE, TARGET_WIDTH, TARGET_HEIGHT),
-                   model_kinds=CHECKPOINT_KINDS, order=ModeOrder.REFINE)
+                   model_kinds=CHECKPOINT_KINDS, order=ModeOrder.REFINE, crop=SELECTION_ONLY)
 INPAINT_MODE = ModeSpec("inpaint", "Inpaint", "Regenerate what is selected; everything else stays exactly as it was.",
                         inputs=(IMAGE_INPUT, SELECTION_MASK), params=SAMPLING + IMAGE + INPAINT,
-                        model_kinds=CHECKPOINT_KINDS, order=ModeOrder.INPAINT)
+                        model_kinds=CHECKPOINT_KINDS, order=ModeOrder.INPAINT, crop=INPAINT_CROP)
 INPAINT_SKETCH = ModeSpec("inpaint_sketch", "Inpaint sketch",
                           "Paint rough colour strokes, select around them (or choose their layer as the sketch layer), and regenerate; "
                           "the strokes show through at the mask transparency.",
                           inputs=(IMAGE_INPUT, SELECTION_MASK, SKETCH_INPUT), params=SAMPLING + IMAGE + INPAINT + (MASK_TRANSPARENCY,),
-                          model_kinds=CHECKPOINT_KINDS, order=ModeOrder.SKETCH)
+                          model_kinds=CHECKPOINT_KINDS, order=ModeOrder.SKETCH, crop=INPAINT_CROP)
 OUTPAINT = ModeSpec("outpaint", "Expand", "Grow the canvas on any side and paint the new area to match.",
                     inputs=(IMAGE_INPUT,), placement=PlacementKind.GROW,
                     params=SAMPLING + IMAGE + (MASK_BLUR, PADDING, INPAINT_AREA, OUTPAINT_MASKED_CONTENT, SOFT_INPAINT) + SOFT_PARAMS + SIDES,

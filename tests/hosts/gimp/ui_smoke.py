@@ -66,6 +66,66 @@ try:
             request = jobs.DialogRequest(mode.name, offered, False, caps, choices[0], args)
             result = dialogs.job_dialog(None, True)(request)
             report["dialogs"][f"{index}/{mode.name}"] = result.to_values() if result else None
+
+        # A recall from the server's history reaches the open "Paintwire..." dialog: its
+        # settings (another mode among them) fill the form before OK is pressed.
+        if spec.get("recall") and index == spec["recall"]["capabilities"]:
+            import time
+
+            from paintwire.protocol import Recall
+
+            sent = [Recall(7, spec["recall"]["settings"], "/api/history/7/image")]
+
+            def answer_later(dialog):
+                deadline = time.monotonic() + 2.0  # the dialog looks for recalls twice a second
+                while time.monotonic() < deadline:
+                    settle()
+                    time.sleep(0.02)
+                return Gtk.ResponseType.OK
+
+            GimpUi.Dialog.run = answer_later
+            first = offered[0]
+            request = jobs.DialogRequest(first.name, offered, False, caps, kit_modes.model_choices(caps, first.name)[0], actions.Args(),
+                                         recalls=lambda: [sent.pop()] if sent else [])
+            result = dialogs.job_dialog(None, True)(request)
+            report["recall"] = result.to_values() if result else None
+
+            # "Settings from image...": the button, with GTK's file chooser answering the saved PNG.
+            import base64
+
+            with open(os.path.join(JOB, "saved.png"), "wb") as fh:
+                fh.write(base64.b64decode(spec["recall"]["png"]))
+            class Chooser:
+                def __init__(self, **kwargs):
+                    pass
+
+                add_buttons = add_filter = destroy = lambda self, *a: None
+
+                def run(self):
+                    return Gtk.ResponseType.OK
+
+                def get_filename(self):
+                    return os.path.join(JOB, "saved.png")
+
+            dialogs.Gtk.FileChooserDialog = Chooser
+
+            def press_from_image(dialog):
+                def buttons(widget):
+                    if isinstance(widget, Gtk.Button) and (widget.get_label() or "").startswith("Settings from image"):
+                        yield widget
+                    if isinstance(widget, Gtk.Container):
+                        for child in widget.get_children():
+                            yield from buttons(child)
+
+                settle()
+                next(buttons(dialog)).clicked()
+                settle()
+                return Gtk.ResponseType.OK
+
+            GimpUi.Dialog.run = press_from_image
+            request = jobs.DialogRequest(first.name, offered, False, caps, kit_modes.model_choices(caps, first.name)[0], actions.Args())
+            result = dialogs.job_dialog(None, True)(request)
+            report["from_image"] = result.to_values() if result else None
 except Exception:
     report["error"] = traceback.format_exc()
 with open(os.path.join(JOB, "report.json"), "w", encoding="utf-8") as fh:

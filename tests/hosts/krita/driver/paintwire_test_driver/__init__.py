@@ -174,6 +174,11 @@ class Driver:
             QTimer.singleShot(300, self.guard(self.screenshot_and_export))
             return
         job = self.jobs.pop(0)
+        if job.get("action") in ("recall", "image-settings"):
+            from .recall import image_settings, recall
+
+            (recall if job["action"] == "recall" else image_settings)(self, job)
+            return
         if job.get("action"):
             self.history_action(job)
             return

@@ -1,0 +1,185 @@
+"""Shared-memory segments for clients on the server's own machine (Linux).
+
+A segment is a file in /dev/shm, which is what POSIX ``shm_open`` makes on
+Linux. Files are used directly rather than ``multiprocessing.shared_memory``:
+before Python 3.13 that module registers every segment with a resource-tracker
+process started from ``sys.executable``, which inside Krita is Krita itself,
+and it maps the segment, so a peer that shrinks it turns a read into SIGBUS.
+Reading with ``preadv`` instead can only come up short, which is checked.
+
+The writer (a client) makes a segment with a random name under ``PREFIX``,
+readable by its own user only, and reuses it job after job (an ``Arena``);
+the reader (the server) takes a segment only if its name has the prefix and
+no path characters, it is a regular file owned by the server's own user and
+it holds the declared bytes. The client removes its segment when it closes;
+the server removes the segments a connection named when that connection ends,
+so a client that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and
+pixels go in the websocket frame.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import stat
+import sys
+
+from .errors import ErrorCode, ProtocolError
+
+SHM_DIR = "/dev/shm"
+PREFIX = "paintwire-"
+_NAME = re.compile(r"paintwire-[A-Za-z0-9_-]{8,64}")
+PROBE_BYTES = 16
+
+
+def available() -> bool:
+    """Whether this machine has /dev/shm segments (Linux)."""
+    return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def new_name() -> str:
+    return PREFIX + secrets.token_urlsafe(18)
+
+
+def write_segment(parts: list, name: str | None = None) -> tuple[str, list[int]]:
+    """A new segment holding ``parts`` one after another; returns its name and their offsets."""
+    name = name or new_name()
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        return name, _write_parts(fd, parts)
+    except BaseException:
+        remove(name)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _write_parts(fd: int, parts: list) -> list[int]:
+    """Write ``parts`` one after another from the start of ``fd``; returns their offsets."""
+    offsets, at = [], 0
+    for part in parts:
+        view = memoryview(part).cast("B")
+        offsets.append(at)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], at + done)
+        at += len(view)
+    return offsets
+
+
+class Arena:
+    """A client's one segment, reused for every job of a connection. Writing into
+    pages that already exist is a plain copy; a new segment costs the kernel a page
+    allocation per 4 KiB (for a 2048x2048 layer, many times the copy itself)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def write(self, parts: list) -> tuple[str, list[int]]:
+        if self.name is None:
+            self.name, offsets = write_segment(parts)
+            return self.name, offsets
+        fd = os.open(os.path.join(SHM_DIR, self.name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            return self.name, _write_parts(fd, parts)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.name is not None:
+            remove(self.name)
+            self.name = None
+
+
+def remove(name: str) -> None:
+    """Remove a segment this side made (gone already is fine)."""
+    if _NAME.fullmatch(name):
+        try:
+            os.unlink(os.path.join(SHM_DIR, name))
+        except OSError:
+            pass
+
+
+def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: list[str] | None = None) -> memoryview:
+    """``size`` bytes at ``offset`` of segment ``name``. Raises ProtocolError(BAD_SEGMENT)
+    with a sentence for every way a peer can lie. A segment of the reader's own user
+    is added to ``owned`` (to remove once the message is read), even if it was too small."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment names are {PREFIX!r} and 8 to 64 letters, digits, '_' or '-'; got {name!r:.80}.", f"{field}.name")
+    path = os.path.join(SHM_DIR, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"No segment {name!r} on the server's machine; a client elsewhere must send pixels in the frame.", f"{field}.name") from None
+    except OSError as exc:
+        raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} cannot be opened ({exc.strerror}).", f"{field}.name") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} is not a plain shared-memory file.", f"{field}.name")
+        if info.st_uid != os.geteuid():
+            raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} belongs to another user; the server reads only its own user's segments.", f"{field}.name")
+        if owned is not None and name not in owned:
+            owned.append(name)
+        if offset + size > info.st_size:
+            raise ProtocolError(
+                ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",
+            )
+        out = bytearray(size)
+        view, done = memoryview(out), 0
+        while done < size:
+            got = os.preadv(fd, [view[done:]], offset + done)
+            if got <= 0:  # shrunk while being read
+                raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} shrank while it was read; keep it until the server answers.", f"{field}.name")
+            done += got
+        return memoryview(out).toreadonly()  # a view, so that nothing downstream copies it again
+    finally:
+        os.close(fd)
+
+
+class SegmentReads:
+    """A server connection's segment reader (a transfer.SegmentReader): reads images
+    from segments and remembers them, to remove them all (``release``) when the
+    connection ends."""
+
+    def __init__(self) -> None:
+        self._owned: list[str] = []
+
+    def __call__(self, name: str, offset: int, size: int, field: str) -> memoryview:
+        return read_segment(name, offset, size, field, self._owned)
+
+    def release(self) -> None:
+        for name in self._owned:
+            remove(name)
+        self._owned.clear()
+
+
+def probe(token_bytes: int = PROBE_BYTES) -> tuple[str, str] | None:
+    """A probe segment holding a random token (for hello), or None without shared memory."""
+    if not available():
+        return None
+    token = secrets.token_hex(token_bytes)
+    try:
+        name, _ = write_segment([bytes.fromhex(token)])
+    except OSError:
+        return None
+    return name, token
+
+
+def check_probe(name: str, token: str) -> str:
+    """Read a client's probe; "" when it holds the token, else why shared memory is off."""
+    if not available():
+        return "This server's machine has no shared memory (/dev/shm)."
+    try:
+        expected = bytes.fromhex(token)
+    except ValueError:
+        return "The probe token is not hex text."
+    reads = SegmentReads()
+    try:
+        got = reads(name, 0, len(expected), "transfer.shm")
+    except ProtocolError as exc:
+        return exc.message
+    finally:
+        reads.release()
+    return "" if bytes(got) == expected else "The probe segment does not hold the token; the client is not on this machine."

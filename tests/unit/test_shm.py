@@ -1,0 +1,125 @@
+"""Shared-memory segments (protocol/shm.py) against a client that lies: every
+refusal is a BAD_SEGMENT with a sentence, and nothing is read out of bounds."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from paintwire.protocol import ErrorCode, ProtocolError, shm
+
+pytestmark = pytest.mark.skipif(not shm.available(), reason="no /dev/shm on this machine (Linux only)")
+
+
+@pytest.fixture
+def segment():
+    arena = shm.Arena()
+    name, offsets = arena.write([b"\x01" * 1000, b"\x02" * 24])
+    assert offsets == [0, 1000]
+    yield name
+    arena.close()
+
+
+def refused(name: str, offset: int = 0, size: int = 10, owned: list | None = None) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        shm.read_segment(name, offset, size, "job.image.shm", owned)
+    assert info.value.code is ErrorCode.BAD_SEGMENT
+    assert info.value.message.endswith(".")
+    return info.value
+
+
+def test_a_segment_is_read_at_its_offset(segment: str) -> None:
+    owned: list[str] = []
+    assert bytes(shm.read_segment(segment, 1000, 24, owned=owned)) == b"\x02" * 24
+    assert bytes(shm.read_segment(segment, 990, 20))[:10] == b"\x01" * 10
+    assert owned == [segment]
+
+
+def test_the_arena_reuses_its_segment() -> None:
+    arena = shm.Arena()
+    try:
+        first, _ = arena.write([b"a" * 100])
+        second, _ = arena.write([b"b" * 50])
+        assert first == second
+        assert bytes(shm.read_segment(first, 0, 100)) == b"b" * 50 + b"a" * 50
+    finally:
+        arena.close()
+    assert not os.path.exists(os.path.join(shm.SHM_DIR, first))
+
+
+@pytest.mark.parametrize("name", ["", "paintwire-", "paintwire-short", "other-abcdefghijkl", "paintwire-../../etc/passwd",
+                                  "paintwire-abc/defghijk", "/dev/shm/paintwire-abcdefghijk", "paintwire-" + "a" * 65, "paintwire-abcdefgh\x00"])
+def test_names_outside_the_pattern_are_refused(name: str) -> None:
+    assert refused(name).field == "job.image.shm.name"
+
+
+def test_a_missing_segment_is_refused() -> None:
+    assert "No segment" in refused(shm.new_name()).message
+
+
+def test_a_segment_too_small_is_refused_and_still_released(segment: str) -> None:
+    owned: list[str] = []
+    error = refused(segment, 1000, 25, owned)
+    assert error.field == "job.image.shm.offset" and "1024 bytes" in error.message
+    assert owned == [segment]  # removed with the connection's other segments
+    refused(segment, 1 << 40, 1)
+
+
+def test_links_and_directories_are_refused(tmp_path) -> None:
+    link = shm.new_name()
+    target = tmp_path / "secret"
+    target.write_bytes(b"x" * 100)
+    os.symlink(target, os.path.join(shm.SHM_DIR, link))
+    directory = shm.new_name()
+    os.mkdir(os.path.join(shm.SHM_DIR, directory))
+    try:
+        refused(link)  # O_NOFOLLOW: a link is never followed out of /dev/shm
+        refused(directory)
+    finally:
+        os.unlink(os.path.join(shm.SHM_DIR, link))
+        os.rmdir(os.path.join(shm.SHM_DIR, directory))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's segment needs root")
+def test_another_users_segment_is_refused_and_never_removed(segment: str) -> None:
+    os.chown(os.path.join(shm.SHM_DIR, segment), 12345, 12345)
+    owned: list[str] = []
+    assert "another user" in refused(segment, owned=owned).message
+    assert owned == []  # never removed by the server
+
+
+def test_a_segment_that_shrinks_after_the_check_is_refused(segment: str, monkeypatch) -> None:
+    """The read can only come up short (preadv, not a mapping that would SIGBUS): the segment
+    is truncated between the size check and the read, as a lying client would do."""
+    real_fstat = os.fstat
+
+    def fstat_then_shrink(fd: int):
+        info = real_fstat(fd)
+        os.truncate(os.path.join(shm.SHM_DIR, segment), 10)  # the client shrinks it right after the check
+        return info
+
+    monkeypatch.setattr(shm.os, "fstat", fstat_then_shrink)
+    assert "shrank" in refused(segment, 0, 1000).message
+
+
+def test_the_probe_proves_a_shared_segment() -> None:
+    made = shm.probe()
+    assert made is not None
+    name, token = made
+    assert shm.check_probe(name, token) == ""
+    assert not os.path.exists(os.path.join(shm.SHM_DIR, name))  # read once, then removed
+    assert shm.check_probe(name, token) != ""  # gone
+    other = shm.probe()
+    assert other is not None
+    assert "does not hold the token" in shm.check_probe(other[0], "00" * 16)
+    assert "hex" in shm.check_probe(other[0], "zz")
+    shm.remove(other[0])
+
+
+def test_segment_reads_release_what_the_connection_named(segment: str) -> None:
+    reads = shm.SegmentReads()
+    reads(segment, 0, 10, "f")
+    reads(segment, 10, 10, "f")
+    reads.release()
+    assert not os.path.exists(os.path.join(shm.SHM_DIR, segment))

@@ -17,6 +17,7 @@ from .config import ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import build_engines
+from .jobs import Job
 from .history.routes import HistoryApi
 from .history.service import History
 from .memory import configure_allocator, release_memory
@@ -25,6 +26,7 @@ from .preprocessing import Preprocessing
 from .runner import JobRunner
 from .scheduler import Scheduler
 from .session import Session, SessionLimits
+from .web import WebViews, add_web_routes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class PaintwireServer:
         app.router.add_get("/health", self.health)
         app.router.add_get("/info", self.info)
         HistoryApi(lambda: self.history.store, self.access, lambda: list(self.sessions)).add_routes(app)
+        add_web_routes(app, WebViews(self.access, lambda: self.capabilities, self._open_jobs))
         app.on_startup.append(self._startup)
         app.on_shutdown.append(self._shutdown)
         return app
@@ -104,6 +107,9 @@ class PaintwireServer:
             await self.scheduler.wait_stopped(SHUTDOWN_GRACE_SECONDS)
         self.preprocessing.close()
         await asyncio.to_thread(self.history.close)  # what is queued is still recorded
+
+    def _open_jobs(self) -> list[Job]:
+        return self.scheduler.open_jobs() if self.scheduler is not None else []
 
     # -- routes -------------------------------------------------------------------------
 
@@ -147,9 +153,7 @@ class PaintwireServer:
         return web.json_response({"status": "ok", "server": f"paintwire/{__version__}", "protocol": PROTOCOL_VERSION})
 
     async def info(self, request: web.Request) -> web.Response:
-        self.access.check_origin(request)
-        if not self.access.authorized(request_token(request.headers, request.query)):
-            raise web.HTTPUnauthorized(text="This server needs a token: send 'Authorization: Bearer <token>'.\n")
+        self.access.check_request(request)
         assert self.scheduler is not None
         return web.json_response(
             {

@@ -39,6 +39,7 @@ class Job:
     # Set by the runner: seconds from the start of its run to the final message, and the engine's share.
     run_seconds: float = 0.0
     engine_seconds: float = 0.0
+    fraction: float = 0.0  # the last progress's share of the whole job, for the queue view
 
     def __hash__(self) -> int:
         return id(self)

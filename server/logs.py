@@ -57,10 +57,21 @@ def quiet_libraries(debug: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
+def page_url(host: str, port: int, token: str | None, generated: bool) -> str:
+    """The web page's address. A generated token is printed anyway, so it goes in the
+    link (the page keeps it for the tab and drops it from the address bar); a token
+    the user chose is theirs to type, and is never written to the log."""
+    url = f"http://{host}:{port}/"
+    if token and generated:
+        return f"{url}#token={token}"
+    return f"{url} (open it with #token=YOUR_TOKEN at the end)" if token else url
+
+
 def summary(server: "PaintwireServer", host: str, port: int, log_where: str) -> list[str]:
     """The start-up summary: address, engines, models, device, log."""
     shown = f"[{host}]" if ":" in host else host
     lines = [f"Paintwire serving on ws://{shown}:{port}/ws (health: http://{shown}:{port}/health)"]
+    lines.append("  page: " + page_url(shown, port, server.config.token, server.generated_token))
     lines.append("  engines: " + ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines))
     with_folders = [e for e in server.engines if e.model_folders()]
     models = [m for e in with_folders for m in e.models()]

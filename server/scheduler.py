@@ -17,7 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, ProtocolError, Queued, Result, Started
+from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Result, Started
 from paintwire.protocol.messages import JobEvent
 
 from .engines.base import Engine
@@ -176,9 +176,15 @@ class Scheduler:
     def _emit_if_running(self, job: Job, message: JobEvent) -> None:
         # A job that was just cancelled or whose owner left gets nothing more.
         if job.state is JobPhase.RUNNING and not job.cancel_event.is_set():
+            if isinstance(message, Progress):
+                job.fraction = message.fraction if message.fraction is not None else message.step / max(1, message.total)
             job.owner.emit(message)
 
     # -- status -------------------------------------------------------------------------
+
+    def open_jobs(self) -> list[Job]:
+        """The running job, then the queued ones in the order they will run."""
+        return ([self.running] if self.running is not None else []) + list(self.queue.order())
 
     def status(self) -> dict[str, Any]:
         return {"queued": len(self.queue), "running": self.running is not None, "completed": self.completed}

@@ -41,6 +41,22 @@ def blob_image(index: int, width: int = W, height: int = H, fmt: str = "rgba8") 
     return {"width": width, "height": height, "format": fmt, "encoding": "raw", "blob": index}
 
 
+class Segments:
+    """A segment reader over a dict of named byte strings, remembering what it was told."""
+
+    def __init__(self, store: dict[str, bytes] | None = None) -> None:
+        self.store = store if store is not None else {}
+        self.names: list[str] = []  # every segment a message named
+        self.reads: list[int] = []  # the size of each read
+
+    def named(self, name: str) -> None:
+        self.names.append(name)
+
+    def __call__(self, name: str, offset: int, size: int, field: str) -> bytes:
+        self.reads.append(size)
+        return self.store[name][offset:offset + size] if name in self.store else bytes(size)
+
+
 def refused(data: bytes, code: ErrorCode = ErrorCode.BAD_FRAME, **kwargs) -> ProtocolError:
     with pytest.raises(ProtocolError) as info:
         decode_client_message(data, **kwargs)
@@ -142,12 +158,7 @@ def test_segment_references_without_shared_memory_are_bad_segment() -> None:
 
 
 def test_segment_sizes_are_checked_against_the_limits_before_reading() -> None:
-    reads: list = []
-
-    def reader(name: str, offset: int, size: int, field: str) -> bytes:
-        reads.append(size)
-        return bytes(size)
-
+    reader = Segments()
     big = {"width": 16000, "height": 16000, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}
     refused(frame(submit_map(big, None), []), ErrorCode.TOO_LARGE, max_pixels=1 << 20, reader=reader)
     huge = {"width": 20000, "height": 1, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}
@@ -161,7 +172,9 @@ def test_segment_sizes_are_checked_against_the_limits_before_reading() -> None:
     both = submit_map({"width": W, "height": H, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}},
                       {"width": W, "height": H, "format": "l8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}})
     refused(frame(both, []), ErrorCode.TOO_LARGE, reader=reader, max_segment_bytes=W * H * 4)
-    assert reads == [W * H * 4]  # only the first image, within the budget, was read
+    assert reader.reads == [W * H * 4]  # only the first image, within the budget, was read
+    # Every refused message still named its segment: the connection removes it when it ends.
+    assert reader.names == ["paintwire-abcdefgh1234"] * 7  # all but the two references without a name (3, "x")
 
 
 def test_pack_writes_segments_through_the_writer() -> None:
@@ -174,10 +187,7 @@ def test_pack_writes_segments_through_the_writer() -> None:
 
     data = pack(Submit(5, JOB).to_wire(), writer)
     assert len(data) < 500  # only the header crosses the socket
-
-    def reader(name: str, offset: int, size: int, field: str) -> bytes:
-        return store[name][offset:offset + size]
-
+    reader = Segments(store)
     assert unpack(data, reader=reader)["job"]["image"]["data"] == PIXELS
     assert decode_client_message(data, reader=reader) == Submit(5, JOB)
 
@@ -209,5 +219,5 @@ def test_png_images_travel_as_blobs_even_with_shared_memory() -> None:
 
     data = pack(Submit(5, job).to_wire(), writer)
     assert written == [MASK]  # the mask went to the segment, the PNG stayed in the frame
-    message = unpack(data, reader=lambda name, offset, size, field: written[0][offset:offset + size])
+    message = unpack(data, reader=Segments({"paintwire-abcdefgh1234": written[0]}))
     assert bytes(message["job"]["image"]["data"]) == PNG_BYTES and message["job"]["image"]["encoding"] == "png"

@@ -94,9 +94,18 @@ class Arena:
 
 
 def remove(name: str) -> None:
-    """Remove segment ``name`` if this process's user owns it (gone already is fine).
-    Only the name goes: a link is removed, never followed, and a directory only when it
-    is ours and empty. Another user's entry is never touched, whatever a peer named."""
+    """Remove a segment this side made (gone already is fine)."""
+    if _NAME.fullmatch(name):
+        try:
+            os.unlink(os.path.join(SHM_DIR, name))
+        except OSError:
+            pass
+
+
+def remove_named(name: str) -> None:
+    """Remove entry ``name`` that a peer named, if this process's user owns it (gone
+    already is fine). Only the name goes: a link is removed, never followed, and a
+    directory only when it is ours and empty. Another user's entry is never touched."""
     if not _NAME.fullmatch(name):
         return
     path = os.path.join(SHM_DIR, name)
@@ -173,7 +182,7 @@ class SegmentReads:
 
     def release(self) -> None:
         for name in self._named:
-            remove(name)
+            remove_named(name)
         self._named.clear()
 
 
@@ -207,7 +216,7 @@ def check_probe(name: str, token: str) -> str:
     except ProtocolError as exc:
         return exc.message
     if got == expected:
-        remove(name)
+        remove_named(name)
         return ""
     if got == token.encode("ascii")[:len(expected)]:
         return ("The probe segment holds the token's hex text; it must hold the bytes that text encodes "

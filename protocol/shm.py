@@ -166,8 +166,8 @@ MAX_NAMED = 4096
 class SegmentReads:
     """A server connection's segment reader (a transfer.SegmentReader): reads images
     from segments and remembers every segment its messages named (read, refused or
-    not even read), to remove them all (``release``, by ``remove``'s rules) when the
-    connection ends."""
+    not even read), to remove them all when the connection ends (``release``, by the
+    rules of ``remove_named``)."""
 
     def __init__(self) -> None:
         self._named: dict[str, None] = {}  # an ordered set

@@ -12,7 +12,7 @@ from .controls import Preprocess
 from .errors import ErrorCode, ProtocolError
 from .live import LiveState, LiveStateError
 from .messages import CLIENT_MESSAGES, SERVER_MESSAGES, Submit
-from .transfer import SegmentReader, SegmentWriter, attach, is_blob_frame, pack, split
+from .transfer import SegmentReader, SegmentWriter, attach, cut_blobs, is_blob_frame, pack, read_header
 
 
 def encode(message: Any, blobs: bool = False, writer: SegmentWriter | None = None) -> bytes:
@@ -33,20 +33,33 @@ def _check_map(obj: object) -> dict:
     return obj
 
 
-def _unpack(data: bytes, max_pixels: int | None = None, reader: SegmentReader | None = None, max_segment_bytes: int | None = None) -> dict:
+def _addressed(error: ProtocolError, obj: dict) -> ProtocolError:
+    """``error``, found in a message whose map could be read, as that message's own: a
+    submit's or preprocess's refusal carries its ref (section 5 promises each one
+    answer), a live state's goes to its stream."""
+    if obj["type"] == LiveState.TYPE:
+        return LiveStateError.about(error, obj)
+    if obj["type"] in (Submit.TYPE, Preprocess.TYPE):
+        ref = obj.get("ref")
+        error.ref = ref if isinstance(ref, int) and not isinstance(ref, bool) else None
+    return error
+
+
+def _unpack(data: bytes, max_pixels: int | None = None, reader: SegmentReader | None = None, max_segment_bytes: int | None = None,
+            from_client: bool = True) -> dict:
+    """The message map with every image's pixels in its ``data``. A fault found once the
+    map can be read (a blob frame's lengths, blob indexes, segments) is addressed to it.
+    A server's plain frames carry their pixels inline: only a client's are looked through
+    for blob and segment references (a few microseconds a frame)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError(ErrorCode.BAD_FRAME, "Messages must be binary websocket frames holding msgpack, not text.")
     if is_blob_frame(data):
-        obj, blobs = split(data)
+        obj, lengths, view, start = read_header(data)
         _check_map(obj)
         try:
-            attach(obj, blobs, max_pixels, reader, max_segment_bytes)
+            attach(obj, cut_blobs(view, start, lengths), max_pixels, reader, max_segment_bytes)
         except ProtocolError as exc:
-            if obj["type"] == LiveState.TYPE:  # a state's pixels that do not add up: its stream hears why
-                raise LiveStateError.about(exc, obj) from None
-            ref = obj.get("ref") if obj["type"] == Submit.TYPE else None
-            exc.ref = ref if isinstance(ref, int) and not isinstance(ref, bool) else None
-            raise
+            raise _addressed(exc, obj) from None
         return obj
     try:
         # Non-str keys are read (not refused here) so that a submit with one in its
@@ -54,7 +67,13 @@ def _unpack(data: bytes, max_pixels: int | None = None, reader: SegmentReader | 
         obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(ErrorCode.BAD_FRAME, f"The frame is not valid msgpack ({type(exc).__name__}).") from None
-    return _check_map(obj)
+    _check_map(obj)
+    if from_client:
+        try:
+            attach(obj, [], max_pixels, reader, max_segment_bytes)  # a plain frame is a blob frame without blobs
+        except ProtocolError as exc:
+            raise _addressed(exc, obj) from None
+    return obj
 
 
 def _read(obj: dict, table: dict[str, type], side: str, **kwargs: Any) -> Any:
@@ -86,12 +105,10 @@ def decode_client_message(data: bytes, max_pixels: int | None = None, reader: Se
         try:
             return _read(obj, CLIENT_MESSAGES, "client", max_pixels=max_pixels)
         except ProtocolError as exc:
-            ref = obj.get("ref")
-            exc.ref = ref if isinstance(ref, int) and not isinstance(ref, bool) else None
-            raise
+            raise _addressed(exc, obj) from None
     return _read(obj, CLIENT_MESSAGES, "client")
 
 
 def decode_server_message(data: bytes) -> Any:
     """Read a frame a server sent. Raises ProtocolError for anything invalid."""
-    return _read(_unpack(data), SERVER_MESSAGES, "server")
+    return _read(_unpack(data, from_client=False), SERVER_MESSAGES, "server")

@@ -94,6 +94,7 @@ class ClientConnection:
         self.state = ConnectionState.START
         self.capabilities: Capabilities | None = None
         self.server_name: str | None = None
+        self.client_id: str | None = None  # this connection's id on the server (welcome), for /api/clients
         self.jobs: dict[str, JobStatus] = {}
         self._pending: set[int] = set()  # submit refs without a queued or error yet
         self._preprocessing: set[int] = set()  # preprocess refs without a preprocessed or error yet
@@ -191,6 +192,7 @@ class ClientConnection:
                     raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION, f"The server speaks protocol {message.protocol}; this client speaks {PROTOCOL_VERSION}.")
                 self.capabilities = message.capabilities
                 self.server_name = message.server
+                self.client_id = message.client_id
                 self.transfer = message.transfer
                 self.state = ConnectionState.READY
                 return

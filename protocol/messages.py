@@ -368,10 +368,13 @@ class Welcome:
     capabilities: Capabilities
     protocol: int = PROTOCOL_VERSION
     transfer: TransferTerms = TransferTerms()  # absent on the wire (older servers): inline msgpack only
+    # This connection's id on the server: what GET /api/clients lists and POST
+    # /api/history/ID/send takes. None from servers older than the field.
+    client_id: str | None = None
 
     def to_wire(self) -> dict:
         return {"type": self.TYPE, "protocol": self.protocol, "server": self.server, "capabilities": self.capabilities.to_wire(),
-                "transfer": self.transfer.to_wire()}
+                "transfer": self.transfer.to_wire(), "client_id": self.client_id}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "Welcome":
@@ -380,7 +383,8 @@ class Welcome:
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(ErrorCode.BAD_MESSAGE, f"Malformed capabilities: {exc}.", "capabilities") from None
         return cls(server=_get(obj, "server", str, ""), capabilities=caps, protocol=_get(obj, "protocol", int, ""),
-                   transfer=TransferTerms.from_wire(obj.get("transfer")) if "transfer" in obj else OLD_SERVER)
+                   transfer=TransferTerms.from_wire(obj.get("transfer")) if "transfer" in obj else OLD_SERVER,
+                   client_id=_get(obj, "client_id", str, "", required=False))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ readable by its own user only, and reuses it job after job (an ``Arena``);
 the reader (the server) takes a segment only if its name has the prefix and
 no path characters, it is a regular file owned by the server's own user and
 it holds the declared bytes. The client removes its segment when it closes;
-the server removes the segments a connection named when that connection ends,
-so a client that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and
+the server removes the segments a connection named when that connection ends
+(those of its own user only, by name, never following a link), so a client
+that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and
 pixels go in the websocket frame.
 """
 
@@ -101,6 +102,25 @@ def remove(name: str) -> None:
             pass
 
 
+def remove_named(name: str) -> None:
+    """Remove entry ``name`` that a peer named, if this process's user owns it (gone
+    already is fine). Only the name goes: a link is removed, never followed, and a
+    directory only when it is ours and empty. Another user's entry is never touched."""
+    if not _NAME.fullmatch(name):
+        return
+    path = os.path.join(SHM_DIR, name)
+    try:
+        info = os.lstat(path)
+        if info.st_uid != os.geteuid():
+            return
+        if stat.S_ISDIR(info.st_mode):
+            os.rmdir(path)  # fails on a directory that holds anything: nothing below it is removed
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: list[str] | None = None) -> memoryview:
     """``size`` bytes at ``offset`` of segment ``name``. Raises ProtocolError(BAD_SEGMENT)
     with a sentence for every way a peer can lie. A segment of the reader's own user
@@ -138,21 +158,32 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
         os.close(fd)
 
 
+# Names one connection remembers to remove: far more than a client that reuses one
+# segment needs, and a bound on what a client naming new ones without end can hold.
+MAX_NAMED = 4096
+
+
 class SegmentReads:
     """A server connection's segment reader (a transfer.SegmentReader): reads images
-    from segments and remembers them, to remove them all (``release``) when the
-    connection ends."""
+    from segments and remembers every segment its messages named (read, refused or
+    not even read), to remove them all when the connection ends (``release``, by the
+    rules of ``remove_named``)."""
 
     def __init__(self) -> None:
-        self._owned: list[str] = []
+        self._named: dict[str, None] = {}  # an ordered set
+
+    def named(self, name: str) -> None:
+        if len(self._named) < MAX_NAMED and _NAME.fullmatch(name) and os.path.lexists(os.path.join(SHM_DIR, name)):
+            self._named[name] = None
 
     def __call__(self, name: str, offset: int, size: int, field: str) -> memoryview:
-        return read_segment(name, offset, size, field, self._owned)
+        self.named(name)
+        return read_segment(name, offset, size, field)
 
     def release(self) -> None:
-        for name in self._owned:
-            remove(name)
-        self._owned.clear()
+        for name in self._named:
+            remove_named(name)
+        self._named.clear()
 
 
 def probe(token_bytes: int = PROBE_BYTES) -> tuple[str, str] | None:
@@ -168,18 +199,26 @@ def probe(token_bytes: int = PROBE_BYTES) -> tuple[str, str] | None:
 
 
 def check_probe(name: str, token: str) -> str:
-    """Read a client's probe; "" when it holds the token, else why shared memory is off."""
+    """Read a client's probe; "" when it holds the token, else why shared memory is off.
+    The probe holds the bytes the hex text ``token`` encodes (``00ff``: the two bytes 0x00
+    0xff), not the text; it is removed once it proved the token, and left to its
+    client otherwise (it may be someone else's)."""
     if not available():
         return "This server's machine has no shared memory (/dev/shm)."
     try:
         expected = bytes.fromhex(token)
     except ValueError:
         return "The probe token is not hex text."
-    reads = SegmentReads()
+    if len(expected) < PROBE_BYTES:
+        return f"The probe token must be at least {2 * PROBE_BYTES} hex digits ({PROBE_BYTES} random bytes): a shorter one proves little."
     try:
-        got = reads(name, 0, len(expected), "transfer.shm")
+        got = bytes(read_segment(name, 0, len(expected), "transfer.shm"))
     except ProtocolError as exc:
         return exc.message
-    finally:
-        reads.release()
-    return "" if bytes(got) == expected else "The probe segment does not hold the token; the client is not on this machine."
+    if got == expected:
+        remove_named(name)
+        return ""
+    if got == token.encode("ascii")[:len(expected)]:
+        return ("The probe segment holds the token's hex text; it must hold the bytes that text encodes "
+                f"({len(expected)} bytes for {len(token)} hex digits).")
+    return "The probe segment does not hold the token's bytes (another program's segment of that name?); send pixels in the frame."

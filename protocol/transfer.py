@@ -15,13 +15,18 @@ message (every message map starts with a byte from 0x80 to 0x8f, 0xde or 0xdf).
 A segment reference replaces ``"data"`` with ``"shm": {"name": N, "offset": O}``:
 the image's bytes (its raw size, from its width, height and format) lie at
 ``O`` in the shared-memory segment ``N`` (see protocol/shm.py).
+
+An image names exactly one source of its pixels (``data``, ``blob`` or ``shm``),
+and every blob of a frame belongs to exactly one image. A plain msgpack frame
+is read as a blob frame without blobs: its segment references are read the same
+way, and a ``blob`` in it names nothing.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import msgpack
 
@@ -34,9 +39,21 @@ MAX_BLOBS = 16  # images in one message (image, mask, controls): far more than a
 MIN_BLOB = 4096  # smaller pixels stay inline: a blob's bookkeeping is not worth it
 _MAX_DEPTH = 8  # how deep in a message images are looked for
 
-# Reads ``size`` bytes at ``offset`` of segment ``name`` (the last argument names the field
-# for errors); raises ProtocolError(BAD_SEGMENT).
-SegmentReader = Callable[[str, int, int, str], Any]
+PIXEL_SOURCES = ("data", "blob", "shm")  # where an image's bytes are: inline, after the header, in a segment
+
+
+class SegmentReader(Protocol):
+    """Reads segment references for one connection (protocol/shm.py ``SegmentReads``)."""
+
+    def named(self, name: str) -> None:
+        """A message named segment ``name``, whether or not it is read: it is removed
+        when the connection ends."""
+
+    def __call__(self, name: str, offset: int, size: int, field: str) -> Any:
+        """``size`` bytes at ``offset`` of segment ``name`` (``field`` names the
+        reference for errors); raises ProtocolError(BAD_SEGMENT)."""
+
+
 # Puts the given byte strings in one new segment; returns its name and each one's offset.
 SegmentWriter = Callable[[list[Any]], tuple[str, list[int]]]
 
@@ -150,6 +167,14 @@ def unpack(data: bytes | bytearray | memoryview, max_pixels: int | None = None, 
 
 def split(data: bytes | bytearray | memoryview) -> tuple[dict, list[memoryview]]:
     """A blob frame's message map (images still naming their blobs) and its blobs."""
+    message, lengths, view, start = read_header(data)
+    return message, cut_blobs(view, start, lengths)
+
+
+def read_header(data: bytes | bytearray | memoryview) -> tuple[dict, object, memoryview, int]:
+    """A blob frame's message map, its list of blob lengths (not yet checked), the
+    frame and where the blobs start. Raises BAD_FRAME when the map cannot be read:
+    only these faults are the connection's; every later one is the message's."""
     view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
     if len(view) < _HEAD.size:
         raise ProtocolError(ErrorCode.BAD_FRAME, "The blob frame is shorter than its 8-byte preamble.")
@@ -161,9 +186,15 @@ def split(data: bytes | bytearray | memoryview) -> tuple[dict, list[memoryview]]
         header = msgpack.unpackb(view[_HEAD.size:start], raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(ErrorCode.BAD_FRAME, f"The blob frame's header is not valid msgpack ({type(exc).__name__}).") from None
-    if not (isinstance(header, list) and len(header) == 2 and isinstance(header[0], dict) and isinstance(header[1], list)):
+    if not (isinstance(header, list) and len(header) == 2 and isinstance(header[0], dict)):
         raise ProtocolError(ErrorCode.BAD_FRAME, "A blob frame's header must be a msgpack array of the message map and the list of blob lengths.")
-    message, lengths = header
+    return header[0], header[1], view, start
+
+
+def cut_blobs(view: memoryview, start: int, lengths: object) -> list[memoryview]:
+    """The blobs after the header, once their lengths are checked against the frame."""
+    if not isinstance(lengths, list):
+        raise ProtocolError(ErrorCode.BAD_FRAME, "A blob frame's header must be a msgpack array of the message map and the list of blob lengths.")
     if len(lengths) > MAX_BLOBS or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lengths):
         raise ProtocolError(ErrorCode.BAD_FRAME, f"A blob frame lists at most {MAX_BLOBS} blob lengths, each a non-negative integer.")
     if sum(lengths) != len(view) - start:
@@ -172,7 +203,20 @@ def split(data: bytes | bytearray | memoryview) -> tuple[dict, list[memoryview]]
     for n in lengths:
         blobs.append(view[at:at + n].toreadonly())
         at += n
-    return message, blobs
+    return blobs
+
+
+def _sources(image: dict) -> list[str]:
+    return [key for key in PIXEL_SOURCES if image.get(key) is not None]  # nil is the same as absent
+
+
+def _named_segments(message: dict, reader: SegmentReader) -> None:
+    """Tell ``reader`` every segment the message names before anything is checked, so
+    that a message refused for any reason still leaves none of them behind."""
+    for image, _ in _images(message, ""):
+        ref = image.get("shm")
+        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+            reader.named(ref["name"])
 
 
 def attach(message: dict, blobs: list[memoryview], max_pixels: int | None = None, reader: SegmentReader | None = None,
@@ -180,16 +224,22 @@ def attach(message: dict, blobs: list[memoryview], max_pixels: int | None = None
     """Put each image's pixels in its ``data``: its blob, or what ``reader`` reads from its
     segment. ``max_segment_bytes`` bounds what one message may read from segments (the
     server's max_message_bytes: shared memory carries no more than a frame could)."""
+    if reader is not None:
+        _named_segments(message, reader)
     used: set[int] = set()
     segments = read = 0
     for image, path in _images(message, ""):
-        if "blob" in image:
+        sources = _sources(image)
+        if len(sources) > 1:
+            raise ProtocolError(ErrorCode.BAD_IMAGE, f"An image carries its pixels in one of data, blob or shm; this one has {' and '.join(sources)}.", path)
+        if sources == ["blob"]:
             index = image.pop("blob")
             if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(blobs) or index in used:
-                raise ProtocolError(ErrorCode.BAD_FRAME, f"Blob index {index!r} is not one of the frame's unused blobs (0 to {len(blobs) - 1}).", f"{path}.blob")
+                have = f"0 to {len(blobs) - 1}" if blobs else "none: it is not a blob frame, or lists no blobs"
+                raise ProtocolError(ErrorCode.BAD_FRAME, f"Blob index {index!r} is not one of the frame's unused blobs ({have}).", f"{path}.blob")
             used.add(index)
             image["data"] = blobs[index]
-        elif "shm" in image:
+        elif sources == ["shm"]:
             segments += 1
             if segments > MAX_BLOBS:
                 raise ProtocolError(ErrorCode.BAD_SEGMENT, f"A message refers to at most {MAX_BLOBS} segment images.", path)
@@ -203,6 +253,9 @@ def attach(message: dict, blobs: list[memoryview], max_pixels: int | None = None
             if max_segment_bytes is not None and read > max_segment_bytes:
                 raise ProtocolError(ErrorCode.TOO_LARGE, f"The message's segment images add up to over {max_segment_bytes} bytes, this server's message limit.", path)
             image["data"] = reader(ref["name"], ref["offset"], size, f"{path}.shm")
+    unused = [i for i in range(len(blobs)) if i not in used]
+    if unused:
+        raise ProtocolError(ErrorCode.BAD_FRAME, f"Blob {unused[0]} of the frame is used by no image; send only the blobs the message's images name.")
 
 
 def declared_raw_size(image: dict, path: str, max_pixels: int | None) -> int:

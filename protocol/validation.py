@@ -129,8 +129,11 @@ def check_crop(request: JobRequest, mode: ModeSpec, params: dict[str, Any]) -> N
     if mask is None or mask.encoding is not Encoding.RAW:
         return  # a PNG mask's bounds are known once the server decodes it (region.py checks then)
     inner = bytes_bounds(mask.data, mask.width, mask.height)
-    if inner is None:
-        return  # an empty mask: the mode reports it in its own words
+    if inner is None:  # nothing selected: the mode reads the whole canvas (and reports the empty mask when it runs)
+        raise ProtocolError(
+            ErrorCode.BAD_CROP, f"The mask selects nothing (every pixel 0), so mode {mode.name!r} reads the whole canvas: "
+            f"send all {canvas} of it, without a crop.", "job.crop",
+        )
     bounds = Rect(inner.x + crop.x, inner.y + crop.y, inner.width, inner.height)
     need = needed_box(mode.crop, params, bounds, crop.canvas_width, crop.canvas_height)
     have = crop.rect(image.width, image.height)

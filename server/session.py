@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from paintwire.protocol import (
     Cancel,
@@ -233,7 +233,7 @@ class Session:
                 elif msg.type == WSMsgType.TEXT:
                     self.emit(Error(ErrorCode.BAD_FRAME, "Send binary frames holding msgpack; text frames are not part of the protocol."))
                 elif msg.type == WSMsgType.ERROR:
-                    log.info("connection %s: %s", self.peer, quoted(self.ws.exception()))
+                    self._log_read_error(msg.data)
                     break
         finally:
             hello_timer.cancel()
@@ -247,6 +247,14 @@ class Session:
             release_segments = getattr(self.conn.segment_reader, "release", None)
             if release_segments is not None:
                 release_segments()  # the client's segments: nothing is left in /dev/shm after a crash
+
+    def _log_read_error(self, error: object) -> None:
+        if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+            # aiohttp's own sentence names the limit it was given, one past ours (which is inclusive).
+            log.info("client %s from %s sent a frame over the limit of %d bytes (max_message_bytes); closed it with code 1009",
+                     quoted(self.client_name), self.peer, self.capabilities.limits.max_message_bytes)
+            return
+        log.info("connection %s: %s", self.peer, quoted(error if error is not None else self.ws.exception()))
 
     def _release(self) -> None:
         # Free what this connection held now, not when a garbage collection finds
@@ -358,7 +366,8 @@ class Session:
         if terms.shm:
             self.conn.segment_reader = shm.SegmentReads()
             self.conn.max_segment_bytes = self.capabilities.limits.max_message_bytes
-        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities, transfer=terms)))
+        self._queue(self.conn.accept(Welcome(server=f"paintwire/{__version__}", capabilities=self.capabilities, transfer=terms,
+                                                  client_id=self.id)))
         log.info("client %s connected from %s", quoted(hello.client), self.peer)
         return True
 

@@ -7,6 +7,7 @@ import pytest
 from helpers import RawConnection, mask_payload, rect_mask, rgba_payload, scene
 
 from paintwire.protocol import Client, ClientError, ErrorCode, Hello, JobFailed, JobRequest, encode
+from paintwire.protocol.transfer import pack
 
 
 def submit_frame(job: dict, ref: int = 7) -> bytes:
@@ -63,6 +64,10 @@ BAD_JOBS = {
     "unknown parameter": (with_changes(params={"strenght": 0.5}), ErrorCode.INVALID_PARAM, "job.params.strenght"),
     "bad choice": (with_changes(params={"method": "magic"}), ErrorCode.INVALID_PARAM, "job.params.method"),
     "job not a map": ("nope", ErrorCode.BAD_MESSAGE, "job"),
+    "pixels in data and in a blob": (with_changes(image__blob=0), ErrorCode.BAD_IMAGE, "job.image"),
+    "a blob in a frame without blobs": (with_changes(image__data=DELETE, image__blob=0), ErrorCode.BAD_FRAME, "job.image.blob"),
+    "a segment without shared memory": (with_changes(image__data=DELETE, image__shm={"name": "paintwire-abcdefgh", "offset": 0}),
+                                        ErrorCode.BAD_SEGMENT, "job.image.shm"),
 }
 
 
@@ -97,6 +102,17 @@ def test_bad_job(conn, name):
     conn.send(submit_frame(job, ref=42))
     err = conn.recv()
     assert (err.TYPE, err.code, err.field, err.ref, err.job) == ("error", code, field, 42, None), err.message
+    assert_still_serving(conn)
+
+
+def test_a_lying_blob_frame_is_answered_with_its_submits_ref(conn):
+    """Section 6.6: once the message map can be read, a blob frame's fault is the submit's, so
+    the submit still gets its one answer (section 5)."""
+    frame = pack({"type": "submit", "ref": 43, "job": good_job()})  # image and mask go as blobs
+    for lying in (frame + b"x", frame[:-1]):  # the blob lengths do not add up to what follows
+        conn.send(lying)
+        err = conn.recv()
+        assert (err.TYPE, err.code, err.ref, err.job) == ("error", ErrorCode.BAD_FRAME, 43, None), err
     assert_still_serving(conn)
 
 

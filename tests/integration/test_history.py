@@ -181,6 +181,8 @@ def test_recall_reaches_the_chosen_client(start_server, tmp_path: Path) -> None:
     with Client(server.url, name="krita-like/1.0", recall=True) as taker, Client(server.url, name="plain/1.0"):
         clients = get_json(server, "/api/clients")
         assert [c["name"] for c in clients] == ["krita-like/1.0"]  # only clients that take recalls are listed
+        # The id is a string, and the one the client's own welcome gave it.
+        assert isinstance(clients[0]["id"], str) and clients[0]["id"] == taker.protocol.client_id
         status, body, _ = http(server, "POST", f"/api/history/{record['id']}/send", {"client": clients[0]["id"]})
         assert status == 200, body
         message = next(m for m in taker.events(timeout=10) if isinstance(m, Recall))

@@ -3,6 +3,8 @@ queue length per client, steps and batch size."""
 
 from __future__ import annotations
 
+import time
+
 import msgpack
 import numpy as np
 import pytest
@@ -67,6 +69,24 @@ def test_message_over_the_limit_closes_only_that_connection(start_server):
         ws.close()
         # The other client never noticed.
         assert isinstance(bystander.run(inpaint_job(64), timeout=WAIT), Result)
+
+
+def test_the_log_names_the_limit_a_frame_broke(start_server):
+    """The server's log states its own limit (inclusive), not the one past it that the
+    websocket library is given to make the limit inclusive."""
+    limit = 200_000
+    server = start_server(max_message_bytes=limit)
+    ws, _ = raw_connection(server.url)
+    ws.send(msgpack.packb({"type": "cancel", "job": "x", "pad": bytes(300_000)}))
+    with pytest.raises(ConnectionClosed):
+        ws.recv(timeout=WAIT)
+    ws.close()
+    deadline = time.monotonic() + WAIT
+    while "over the limit" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the child's log for a line, with a deadline that fails the test
+    line = next((l for l in server.log().splitlines() if "over the limit" in l), "")
+    assert f"limit of {limit} bytes" in line, server.log()
+    assert str(limit + 1) not in server.log()
 
 
 def test_message_at_the_limit_is_read(start_server):

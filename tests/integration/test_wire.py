@@ -52,6 +52,9 @@ def test_crops_that_do_not_fit_are_refused_and_the_server_keeps_serving(live_ser
             (dataclasses.replace(cropped, params={"padding": 64}), "does not cover"),  # needs more than was sent
             (dataclasses.replace(cropped, params={"padding": 16, "invert_mask": True}), "whole canvas"),
             (dataclasses.replace(cropped, mode="upscale", mask=None, params={}), "whole canvas"),
+            # An empty mask reads the whole canvas (section 6.5, rule 1): refused at submit, not queued to fail.
+            (dataclasses.replace(cropped, mask=ImagePayload(cropped.mask.width, cropped.mask.height, PixelFormat.L8,
+                                                            bytes(cropped.mask.width * cropped.mask.height))), "selects nothing"),
         ]
         for job, words in cases:
             with pytest.raises(JobFailed) as info:
@@ -153,3 +156,66 @@ def test_a_client_falls_back_to_the_frame_when_its_segment_is_refused(live_serve
         # From then on the pixels go in the frame.
         assert not client.uses_shared_memory
         assert client.run(job, timeout=30).layers[0].x == 100
+
+
+def shm_connection(url: str) -> RawConnection:
+    """A raw connection whose hello proved shared memory."""
+    probe = shm.probe()
+    assert probe is not None
+    raw = RawConnection(url, hello=False)
+    raw.send(encode(Hello("segments", transfer=TransferOffer(probe=probe[0], token=probe[1]))))
+    assert raw.recv().transfer.shm
+    return raw
+
+
+@SHM
+def test_every_segment_a_refused_message_named_is_removed_with_the_connection(live_server, tmp_path) -> None:
+    """Section 6.7: a segment named in a message refused with too_large, a link and a directory
+    given as segments all go when the connection ends; what the link points at stays."""
+    too_large = shm.write_segment([bytes(64)])[0]
+    target = tmp_path / "not-a-segment"
+    target.write_bytes(b"keep me")
+    link, directory = shm.new_name(), shm.new_name()
+    os.symlink(target, os.path.join(shm.SHM_DIR, link))
+    os.mkdir(os.path.join(shm.SHM_DIR, directory))
+    names = (too_large, link, directory)
+    raw = shm_connection(live_server.url)
+    try:
+        for ref, (name, side, code) in enumerate(((too_large, 16384, ErrorCode.TOO_LARGE), (link, 2, ErrorCode.BAD_SEGMENT),
+                                                  (directory, 2, ErrorCode.BAD_SEGMENT)), start=1):
+            wire = Submit(ref, build_tiny_job()).to_wire()
+            wire["job"]["image"] = {"width": side, "height": side, "format": "rgba8", "shm": {"name": name, "offset": 0}}
+            raw.send(pack(wire))
+            error = raw.recv()
+            assert isinstance(error, Error) and (error.code, error.ref) == (code, ref), error
+        assert all(os.path.lexists(os.path.join(shm.SHM_DIR, n)) for n in names)  # kept while the connection lives
+    finally:
+        raw.close()
+    deadline = time.monotonic() + 10
+    while any(os.path.lexists(os.path.join(shm.SHM_DIR, n)) for n in names):
+        assert time.monotonic() < deadline, [n for n in names if os.path.lexists(os.path.join(shm.SHM_DIR, n))]
+        time.sleep(0.05)
+    assert target.read_bytes() == b"keep me"
+
+
+@SHM
+def test_a_segment_reference_in_a_plain_frame_is_read_like_one_in_a_blob_frame(live_server) -> None:
+    import msgpack
+
+    image = scene(8, 8)
+    name = shm.write_segment([image.tobytes()])[0]
+    try:
+        with RawConnection(live_server.url) as plain:  # no shared memory agreed: bad_segment, not bad_image
+            wire = Submit(1, build_tiny_job()).to_wire()
+            wire["job"]["image"] = {"width": 8, "height": 8, "format": "rgba8", "shm": {"name": name, "offset": 0}}
+            plain.send(msgpack.packb(wire, use_bin_type=True))
+            error = plain.recv()
+            assert (error.code, error.ref, error.field) == (ErrorCode.BAD_SEGMENT, 1, "job.image.shm")
+        raw = shm_connection(live_server.url)
+        try:
+            raw.send(msgpack.packb(wire, use_bin_type=True))
+            assert raw.recv().TYPE == "queued"
+        finally:
+            raw.close()
+    finally:
+        shm.remove(name)

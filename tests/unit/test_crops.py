@@ -118,6 +118,16 @@ def test_check_job_accepts_a_covering_crop_and_refuses_the_rest() -> None:
     check_job(crop_job("upscale", Crop(0, 0, 60, 60)), CAPS)  # a "crop" that is the whole canvas is the whole canvas
 
 
+def test_a_crop_with_an_empty_mask_is_refused_at_submit() -> None:
+    """Section 6.5, rule 1: a job whose mask selects nothing reads the whole canvas, so a
+    crop of it is refused when it is checked, not queued to fail later with bad_mask."""
+    job = crop_job(at=0, padding=0)
+    empty = dataclasses.replace(job, mask=raw_image(60, 60, "l8", bytes(60 * 60)))
+    error = refused(empty)
+    assert "selects nothing" in error.message and "100x100" in error.message
+    check_job(dataclasses.replace(empty, crop=Crop(0, 0, 60, 60)), CAPS)  # the whole canvas: checked later by the mode
+
+
 def test_crops_outside_their_canvas_are_refused_when_read() -> None:
     from paintwire.protocol import Submit, decode_client_message, encode
 

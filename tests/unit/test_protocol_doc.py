@@ -194,7 +194,7 @@ FULL_MESSAGES: dict[str, Any] = {
     "submit": Submit(7, JOB),
     "cancel": Cancel("abc"),
     "rescan": Rescan(),
-    "welcome": Welcome("paintwire/0.1.0", CAPS, transfer=TERMS),
+    "welcome": Welcome("paintwire/0.1.0", CAPS, transfer=TERMS, client_id="0123456789ab"),
     "capabilities": CapabilitiesUpdate(CAPS),
     "queued": Queued("abc", 7, 3),
     "started": Started("abc"),
@@ -503,3 +503,62 @@ def test_control_kinds_and_preprocessors_are_documented(doc: str) -> None:
     section = _section_named(doc, 3, r"Control layers")
     for value in [k.value for k in ControlKind] + [p.value for p in Preprocessor]:
         assert f"`{value}`" in section, f"section 4 'Control layers' should name `{value}`"
+
+
+# --- lists of messages in prose, and tables, against the vocabulary --------------------------
+
+
+def _named(text: str) -> set[str]:
+    return set(re.findall(r"`([a-z_]+)`", text))
+
+
+def test_the_handshake_lists_every_message_a_ready_client_sends(doc: str) -> None:
+    """Section 3.1, step 4: what a client may send after welcome is every client message but hello."""
+    handshake = _section_named(doc, 3, r"3\.1 Handshake")
+    step = re.search(r"^4\. (.*?)(?=^\S|\Z)", handshake, re.S | re.M)
+    assert step, "section 3.1 should have a step 4"
+    missing = set(CLIENT_MESSAGES) - {"hello"} - _named(step.group(1))
+    assert not missing, f"section 3.1 step 4 should name the client messages {sorted(missing)}"
+
+
+def test_the_message_overview_names_every_message(doc: str) -> None:
+    overview = _section_named(doc, 2, r"5\. Messages").split("\n### ")[0]
+    client, server = overview.split("Server to client:")
+    assert not set(CLIENT_MESSAGES) - _named(client), f"section 5 should list {sorted(set(CLIENT_MESSAGES) - _named(client))}"
+    assert not set(SERVER_MESSAGES) - _named(server), f"section 5 should list {sorted(set(SERVER_MESSAGES) - _named(server))}"
+
+
+def test_unknown_type_tells_a_client_every_message_it_may_send(doc: str) -> None:
+    row = next(r for r in _rows(_section_named(doc, 2, r"Error codes")) if _name(r[0]) == ErrorCode.UNKNOWN_TYPE.value)
+    missing = set(CLIENT_MESSAGES) - _named(row[3])
+    assert not missing, f"the unknown_type row should name the client messages {sorted(missing)}"
+
+
+def _tables(doc: str) -> list[list[list[str]]]:
+    """Every table of the document (outside code blocks), as rows of cells without the header."""
+    tables: list[list[list[str]]] = []
+    current: list[list[str]] = []
+    in_fence = False
+    for line in doc.splitlines() + [""]:
+        if line.startswith("```"):
+            in_fence = not in_fence
+        if line.startswith("|") and not in_fence:
+            current.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+        elif current:
+            tables.append(current[2:])  # the header row and its rule
+            current = []
+    return tables
+
+
+def test_no_table_has_a_row_twice(doc: str) -> None:
+    tables = _tables(doc)
+    assert len(tables) > 40
+    twice = [row[0] for table in tables for i, row in enumerate(table) if row[0] in [r[0] for r in table[:i]]]
+    assert not twice, f"rows listed twice in one table: {twice}"
+
+
+def test_the_version_rule_covers_every_optional_welcome_field(doc: str) -> None:
+    """A welcome field newer than version 1's first servers must say what a client does without it."""
+    rule = _section_named(doc, 2, r"version rule")
+    for field in ("transfer", "client_id"):
+        assert f"A `welcome` without `{field}`" in rule

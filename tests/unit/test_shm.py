@@ -4,6 +4,8 @@ refusal is a BAD_SEGMENT with a sentence, and nothing is read out of bounds."""
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -113,8 +115,77 @@ def test_the_probe_proves_a_shared_segment() -> None:
     other = shm.probe()
     assert other is not None
     assert "does not hold the token" in shm.check_probe(other[0], "00" * 16)
+    assert os.path.exists(os.path.join(shm.SHM_DIR, other[0]))  # not proven to be the client's: left alone
     assert "hex" in shm.check_probe(other[0], "zz")
     shm.remove(other[0])
+
+
+def test_a_probe_holding_the_hex_text_is_told_so() -> None:
+    """The probe holds the bytes the token's hex encodes; one holding the text itself is a
+    client on this machine that misread the rule, and the sentence says that, not "elsewhere"."""
+    token = "0123456789abcdef" * 2
+    name, _ = shm.write_segment([token.encode("ascii")])
+    try:
+        note = shm.check_probe(name, token)
+        assert "hex text" in note and "16 bytes" in note and "not on this machine" not in note
+    finally:
+        shm.remove(name)
+    assert "at least 32 hex digits" in shm.check_probe(shm.new_name(), "00ff")  # too short to prove anything
+
+
+def test_release_removes_every_named_segment_by_name_only(tmp_path) -> None:
+    """Section 6.7: every segment a connection named goes when it ends, whether it was read or
+    not, and whatever it is: a link is removed without following it, an empty directory of ours
+    is removed, and nothing below a directory is ever touched."""
+    plain = shm.write_segment([b"x" * 10])[0]
+    target = tmp_path / "precious"
+    target.write_bytes(b"keep me")
+    link = shm.new_name()
+    os.symlink(target, os.path.join(shm.SHM_DIR, link))
+    empty, full = shm.new_name(), shm.new_name()
+    os.mkdir(os.path.join(shm.SHM_DIR, empty))
+    os.mkdir(os.path.join(shm.SHM_DIR, full))
+    (Path(shm.SHM_DIR) / full / "inside").write_bytes(b"y")
+    try:
+        reads = shm.SegmentReads()
+        for name in (plain, link, empty, full, shm.new_name(), "paintwire-../../tmp/x", "other-abcdefghijk"):
+            reads.named(name)  # e.g. in a message refused with too_large before anything was read
+        refused(link)
+        reads.release()
+        for name in (plain, link, empty):
+            assert not os.path.lexists(os.path.join(shm.SHM_DIR, name)), name
+        assert target.read_bytes() == b"keep me"  # the link went, not what it pointed at
+        assert (Path(shm.SHM_DIR) / full / "inside").read_bytes() == b"y"  # never emptied, so never removed
+    finally:
+        for name in (plain, link):
+            if os.path.lexists(os.path.join(shm.SHM_DIR, name)):
+                os.unlink(os.path.join(shm.SHM_DIR, name))
+        for name in (empty, full):
+            shutil.rmtree(os.path.join(shm.SHM_DIR, name), ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making another user's entries needs root")
+def test_release_never_removes_another_users_entries() -> None:
+    """A hostile client may name another user's segment, link or directory: the server (here
+    root, whom no sticky bit stops) removes none of them."""
+    made = []
+    try:
+        file = shm.write_segment([b"theirs"])[0]
+        link, directory = shm.new_name(), shm.new_name()
+        os.symlink("/etc/passwd", os.path.join(shm.SHM_DIR, link))
+        os.mkdir(os.path.join(shm.SHM_DIR, directory))
+        made = [file, link, directory]
+        for name in made:
+            os.lchown(os.path.join(shm.SHM_DIR, name), 12345, 12345)
+        reads = shm.SegmentReads()
+        for name in made:
+            reads.named(name)
+        reads.release()
+        assert all(os.path.lexists(os.path.join(shm.SHM_DIR, name)) for name in made)
+    finally:
+        for name in made:
+            path = os.path.join(shm.SHM_DIR, name)
+            os.rmdir(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
 
 
 def test_segment_reads_release_what_the_connection_named(segment: str) -> None:

@@ -41,6 +41,22 @@ def blob_image(index: int, width: int = W, height: int = H, fmt: str = "rgba8") 
     return {"width": width, "height": height, "format": fmt, "encoding": "raw", "blob": index}
 
 
+class Segments:
+    """A segment reader over a dict of named byte strings, remembering what it was told."""
+
+    def __init__(self, store: dict[str, bytes] | None = None) -> None:
+        self.store = store if store is not None else {}
+        self.names: list[str] = []  # every segment a message named
+        self.reads: list[int] = []  # the size of each read
+
+    def named(self, name: str) -> None:
+        self.names.append(name)
+
+    def __call__(self, name: str, offset: int, size: int, field: str) -> bytes:
+        self.reads.append(size)
+        return self.store[name][offset:offset + size] if name in self.store else bytes(size)
+
+
 def refused(data: bytes, code: ErrorCode = ErrorCode.BAD_FRAME, **kwargs) -> ProtocolError:
     with pytest.raises(ProtocolError) as info:
         decode_client_message(data, **kwargs)
@@ -142,12 +158,7 @@ def test_segment_references_without_shared_memory_are_bad_segment() -> None:
 
 
 def test_segment_sizes_are_checked_against_the_limits_before_reading() -> None:
-    reads: list = []
-
-    def reader(name: str, offset: int, size: int, field: str) -> bytes:
-        reads.append(size)
-        return bytes(size)
-
+    reader = Segments()
     big = {"width": 16000, "height": 16000, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}
     refused(frame(submit_map(big, None), []), ErrorCode.TOO_LARGE, max_pixels=1 << 20, reader=reader)
     huge = {"width": 20000, "height": 1, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}
@@ -161,7 +172,9 @@ def test_segment_sizes_are_checked_against_the_limits_before_reading() -> None:
     both = submit_map({"width": W, "height": H, "format": "rgba8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}},
                       {"width": W, "height": H, "format": "l8", "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}})
     refused(frame(both, []), ErrorCode.TOO_LARGE, reader=reader, max_segment_bytes=W * H * 4)
-    assert reads == [W * H * 4]  # only the first image, within the budget, was read
+    assert reader.reads == [W * H * 4]  # only the first image, within the budget, was read
+    # Every refused message still named its segment: the connection removes it when it ends.
+    assert reader.names == ["paintwire-abcdefgh1234"] * 7  # all but the two references without a name (3, "x")
 
 
 def test_pack_writes_segments_through_the_writer() -> None:
@@ -174,10 +187,7 @@ def test_pack_writes_segments_through_the_writer() -> None:
 
     data = pack(Submit(5, JOB).to_wire(), writer)
     assert len(data) < 500  # only the header crosses the socket
-
-    def reader(name: str, offset: int, size: int, field: str) -> bytes:
-        return store[name][offset:offset + size]
-
+    reader = Segments(store)
     assert unpack(data, reader=reader)["job"]["image"]["data"] == PIXELS
     assert decode_client_message(data, reader=reader) == Submit(5, JOB)
 
@@ -209,5 +219,87 @@ def test_png_images_travel_as_blobs_even_with_shared_memory() -> None:
 
     data = pack(Submit(5, job).to_wire(), writer)
     assert written == [MASK]  # the mask went to the segment, the PNG stayed in the frame
-    message = unpack(data, reader=lambda name, offset, size, field: written[0][offset:offset + size])
+    message = unpack(data, reader=Segments({"paintwire-abcdefgh1234": written[0]}))
     assert bytes(message["job"]["image"]["data"]) == PNG_BYTES and message["job"]["image"]["encoding"] == "png"
+
+
+# --- who hears about a fault: section 6.6, "Who is answered" ---------------------------------
+
+
+def lying_frames(message: dict) -> list[bytes]:
+    """Blob frames of ``message`` whose map can be read but whose blob list or lengths lie."""
+    blobs = [PIXELS, MASK]
+    def with_lengths(lengths: object, tail: bytes = b"".join(blobs)) -> bytes:
+        header = msgpack.packb([message, lengths], use_bin_type=True)
+        return MAGIC + struct.pack(">I", len(header)) + header + tail
+    return [
+        with_lengths([len(PIXELS), len(MASK)], b"".join(blobs) + b"x"),  # bytes after the last blob
+        with_lengths([len(PIXELS), len(MASK)], PIXELS),  # blobs missing
+        with_lengths([len(PIXELS), -1]),
+        with_lengths([len(PIXELS), True]),
+        with_lengths("not a list"),
+        with_lengths([0] * (MAX_BLOBS + 1)),
+    ]
+
+
+def test_a_lying_blob_frame_that_carries_a_submit_is_answered_with_its_ref() -> None:
+    for data in lying_frames(submit_map(blob_image(0), blob_image(1, fmt="l8"))):
+        assert refused(data).ref == 5  # the submit gets its one answer (section 5)
+
+
+def test_a_blob_frame_whose_map_cannot_be_read_is_about_the_connection() -> None:
+    header = msgpack.packb([submit_map(blob_image(0), blob_image(1, fmt="l8")), [len(PIXELS), len(MASK)]], use_bin_type=True)
+    bare_map = msgpack.packb({"type": "submit", "ref": 5})
+    for data in (MAGIC + struct.pack(">I", len(header) + 1) + header,  # N beyond the frame
+                 MAGIC + struct.pack(">I", len(header) - 1) + header,  # a header cut short: not msgpack
+                 MAGIC + struct.pack(">I", len(bare_map)) + bare_map):  # not [map, lengths]
+        assert refused(data).ref is None
+
+
+def test_a_lying_blob_frame_that_carries_a_preprocess_or_a_live_state_is_answered_to_it() -> None:
+    from paintwire.protocol import ControlInput, Preprocess
+    from paintwire.protocol.live import LiveState, LiveStateError
+
+    control = ControlInput("canny", raw_image(W, H, "rgba8", PIXELS))
+    preprocess = pack(Preprocess(9, "classical", control).to_wire())
+    assert refused(preprocess + b"x").ref == 9
+    state = pack(LiveState(4, 17, raw_image(W, H, "rgba8", PIXELS), raw_image(W, H, "l8", MASK)).to_wire())
+    for data in (state + b"x", state[:-1]):
+        error = refused(data)
+        assert isinstance(error, LiveStateError) and (error.stream, error.seq) == (4, 17)
+    # A bad blob index in a live state: bad_frame, field image.blob, to its stream (section 17).
+    wire = LiveState(4, 17, raw_image(W, H, "rgba8", PIXELS)).to_wire()
+    wire["image"] = blob_image(3)
+    error = refused(frame(wire, [PIXELS]))
+    assert isinstance(error, LiveStateError) and (error.field, error.stream, error.seq) == ("image.blob", 4, 17)
+
+
+def test_a_blob_that_no_image_names_is_refused() -> None:
+    error = refused(frame(submit_map(blob_image(0), blob_image(1, fmt="l8")), [PIXELS, MASK, b"spare"]))
+    assert error.ref == 5 and "Blob 2" in error.message
+    error = refused(frame(submit_map(blob_image(1), {"width": W, "height": H, "format": "l8", "data": MASK}), [MASK, PIXELS]))
+    assert error.ref == 5 and "Blob 0" in error.message
+
+
+@pytest.mark.parametrize("extra", [{"data": PIXELS}, {"shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}])
+def test_an_image_with_two_sources_of_pixels_is_refused(extra: dict) -> None:
+    error = refused(frame(submit_map({**blob_image(0), **extra}, blob_image(1, fmt="l8")), [PIXELS, MASK]), ErrorCode.BAD_IMAGE,
+                    reader=Segments())
+    assert error.ref == 5 and error.field == "job.image" and "blob" in error.message
+    plain = msgpack.packb(submit_map({**JOB.image.to_wire(), "shm": {"name": "paintwire-abcdefgh1234", "offset": 0}}), use_bin_type=True)
+    error = refused(plain, ErrorCode.BAD_IMAGE, reader=Segments())
+    assert error.ref == 5 and "data and shm" in error.message
+    nil_is_absent = {**blob_image(0), "data": None, "shm": None}
+    assert decode_client_message(frame(submit_map(nil_is_absent, blob_image(1, fmt="l8")), [PIXELS, MASK])) == Submit(5, JOB)
+
+
+def test_a_plain_frame_is_a_blob_frame_without_blobs() -> None:
+    ref = {"name": "paintwire-abcdefgh1234", "offset": 0}
+    segment_image = {"width": W, "height": H, "format": "rgba8", "shm": ref}
+    plain = msgpack.packb(submit_map(segment_image), use_bin_type=True)
+    error = refused(plain, ErrorCode.BAD_SEGMENT)  # no shared memory agreed: bad_segment, as in a blob frame
+    assert error.ref == 5 and error.field == "job.image.shm"
+    reader = Segments({"paintwire-abcdefgh1234": PIXELS})
+    assert decode_client_message(plain, reader=reader) == Submit(5, JOB)  # agreed: read as in a blob frame
+    error = refused(msgpack.packb(submit_map(blob_image(0)), use_bin_type=True))
+    assert error.ref == 5 and error.field == "job.image.blob" and "none" in error.message

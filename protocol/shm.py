@@ -8,8 +8,9 @@ and it maps the segment, so a peer that shrinks it turns a read into SIGBUS.
 Reading with ``preadv`` instead can only come up short, which is checked.
 
 The writer (a client) makes a segment with a random name under ``PREFIX``,
-readable by its own user only, and reuses it job after job (an ``Arena``);
-the reader (the server) takes a segment only if its name has the prefix and
+readable by its own user only, and reuses it job after job (an ``Arena``,
+which maps its own segment to write it with one copy: see there how it keeps
+clear of SIGBUS); the reader (the server) takes a segment only if its name has the prefix and
 no path characters, it is a regular file owned by the server's own user and
 it holds the declared bytes. The client removes its segment when it closes;
 the server removes the segments a connection named when that connection ends,
@@ -19,6 +20,7 @@ pixels go in the websocket frame.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import secrets
@@ -31,6 +33,8 @@ SHM_DIR = "/dev/shm"
 PREFIX = "paintwire-"
 _NAME = re.compile(r"paintwire-[A-Za-z0-9_-]{8,64}")
 PROBE_BYTES = 16
+# Reads of this size and more go into memory of their own with huge pages (below).
+LARGE_READ = 2 << 20
 
 
 def available() -> bool:
@@ -69,24 +73,69 @@ def _write_parts(fd: int, parts: list) -> list[int]:
 
 
 class Arena:
-    """A client's one segment, reused for every job of a connection. Writing into
-    pages that already exist is a plain copy; a new segment costs the kernel a page
-    allocation per 4 KiB (for a 2048x2048 layer, many times the copy itself)."""
+    """A client's one segment, reused for every job of a connection, and kept mapped
+    in the client: a job's pixels then go in with one plain copy. Writing with
+    ``pwrite`` instead costs the kernel's page-cache bookkeeping per 4 KiB on top of
+    the copy (1.5-2x a copy), and a new segment per job a page allocation per 4 KiB.
+
+    A mapped file that shrinks turns a copy into SIGBUS, so the segment is never
+    shrunk by this side, its pages are allocated up front (``posix_fallocate``: a full
+    /dev/shm is an OSError here, never a fault on a hole), and each write first checks
+    that the file is still linked and as large as the mapping. The server only reads
+    the segment, and removes it when the connection ends."""
 
     def __init__(self) -> None:
         self.name: str | None = None
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
 
     def write(self, parts: list) -> tuple[str, list[int]]:
-        if self.name is None:
-            self.name, offsets = write_segment(parts)
-            return self.name, offsets
-        fd = os.open(os.path.join(SHM_DIR, self.name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        """Put ``parts`` one after another at the start of the segment (made at the first
+        call); returns its name and their offsets. Raises OSError when the segment cannot
+        be made, grown or written (no room, or it was removed or shrunk by someone else)."""
+        views = [memoryview(part).cast("B") for part in parts]
+        need = max(1, sum(len(view) for view in views))
+        if self._fd is None:
+            name = new_name()
+            self._fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self.name = name
         try:
-            return self.name, _write_parts(fd, parts)
-        finally:
-            os.close(fd)
+            mapped = self._ensure(need)
+        except OSError:
+            self.close()  # the caller sends its pixels in the frame; nothing is left behind
+            raise
+        offsets, at = [], 0
+        for view in views:
+            offsets.append(at)
+            mapped[at:at + len(view)] = view
+            at += len(view)
+        assert self.name is not None
+        return self.name, offsets
+
+    def _ensure(self, need: int) -> mmap.mmap:
+        """The mapping, at least ``need`` bytes of allocated pages, after checking the file."""
+        assert self._fd is not None and self.name is not None
+        info = os.fstat(self._fd)
+        if info.st_nlink == 0:
+            raise FileNotFoundError(f"Shared-memory segment {self.name!r} was removed.")
+        if self._map is not None and info.st_size >= len(self._map) >= need:
+            return self._map
+        # Shrunk by someone, or too small: drop the mapping before the file changes under it.
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        size = max(need, info.st_size)
+        os.posix_fallocate(self._fd, 0, size)  # the pages exist before anything touches them
+        self._map = mmap.mmap(self._fd, size)
+        return self._map
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         if self.name is not None:
             remove(self.name)
             self.name = None
@@ -126,7 +175,7 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
             raise ProtocolError(
                 ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",
             )
-        out = bytearray(size)
+        out = new_buffer(size)
         view, done = memoryview(out), 0
         while done < size:
             got = os.preadv(fd, [view[done:]], offset + done)
@@ -136,6 +185,25 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
         return memoryview(out).toreadonly()  # a view, so that nothing downstream copies it again
     finally:
         os.close(fd)
+
+
+def new_buffer(size: int) -> bytearray | mmap.mmap:
+    """Writable memory of ``size`` bytes for a segment's pixels, owned by this process.
+
+    A large read is most of its cost in fresh memory, not in the copy: a bytearray is
+    zeroed by Python (one page fault per 4 KiB, then the memset) before ``preadv`` writes
+    it again. A private anonymous mapping is zeroed by the kernel as it is touched, and
+    with huge pages that is a fault per 2 MiB. It is unmapped when its last view goes.
+    This maps the server's own memory, never a peer's segment (see the module notes)."""
+    if size < LARGE_READ or not hasattr(mmap, "MAP_PRIVATE"):
+        return bytearray(size)
+    out = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            out.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel without transparent huge pages: 4 KiB pages, still no memset
+            pass
+    return out
 
 
 class SegmentReads:

@@ -3,6 +3,7 @@ refusal is a BAD_SEGMENT with a sentence, and nothing is read out of bounds."""
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import pytest
@@ -46,6 +47,77 @@ def test_the_arena_reuses_its_segment() -> None:
     finally:
         arena.close()
     assert not os.path.exists(os.path.join(shm.SHM_DIR, first))
+
+
+def test_the_arena_grows_its_segment_and_keeps_every_byte() -> None:
+    arena = shm.Arena()
+    try:
+        first, _ = arena.write([b"a" * 100])
+        big = os.urandom(3 << 20)  # over LARGE_READ: the server reads it into memory of its own
+        name, offsets = arena.write([big, b"m" * 4096])
+        assert name == first and offsets == [0, len(big)]
+        assert bytes(shm.read_segment(name, 0, len(big))) == big
+        assert bytes(shm.read_segment(name, len(big), 4096)) == b"m" * 4096
+    finally:
+        arena.close()
+
+
+def test_the_arena_writes_again_after_its_segment_was_shrunk() -> None:
+    """Another process of the user shrinks the segment between two jobs: the next write
+    maps it again at its full size instead of copying past the end (SIGBUS)."""
+    arena = shm.Arena()
+    try:
+        name, _ = arena.write([b"a" * 10000])
+        os.truncate(os.path.join(shm.SHM_DIR, name), 100)
+        assert arena.write([b"b" * 10000]) == (name, [0])
+        assert bytes(shm.read_segment(name, 0, 10000)) == b"b" * 10000
+    finally:
+        arena.close()
+
+
+def test_an_arena_whose_segment_was_removed_raises_os_error_and_cleans_up() -> None:
+    """The client's cue to send its pixels in the frame (protocol/client.py)."""
+    arena = shm.Arena()
+    name, _ = arena.write([b"a" * 100])
+    os.unlink(os.path.join(shm.SHM_DIR, name))
+    with pytest.raises(OSError):
+        arena.write([b"b" * 100])
+    assert arena.name is None
+    fresh, _ = arena.write([b"c" * 100])  # a later write makes a new segment
+    assert fresh != name and bytes(shm.read_segment(fresh, 0, 100)) == b"c" * 100
+    arena.close()
+    assert not os.path.exists(os.path.join(shm.SHM_DIR, fresh))
+
+
+def test_a_full_dev_shm_is_an_os_error_not_a_fault(monkeypatch) -> None:
+    """Pages are allocated before the mapping is written: no room is an OSError the
+    client answers by sending the frame, and the half-made segment is removed."""
+    made: list[str] = []
+    real_new_name = shm.new_name
+
+    def fallocate_fails(fd: int, offset: int, size: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shm, "new_name", lambda: made.append(real_new_name()) or made[-1])
+    monkeypatch.setattr(shm.os, "posix_fallocate", fallocate_fails)
+    arena = shm.Arena()
+    with pytest.raises(OSError):
+        arena.write([b"a" * 100])
+    assert arena.name is None and made and not os.path.exists(os.path.join(shm.SHM_DIR, made[0]))
+
+
+def test_large_reads_are_exact_and_read_only() -> None:
+    data = os.urandom(shm.LARGE_READ + 12345)
+    arena = shm.Arena()
+    try:
+        name, offsets = arena.write([b"x" * 7, data])
+        got = shm.read_segment(name, offsets[1], len(data))
+        assert got.readonly and bytes(got) == data
+        assert isinstance(got.obj, mmap.mmap)  # the server's own memory, not a bytearray zeroed first
+        small = shm.read_segment(name, 0, 7)
+        assert small.readonly and bytes(small) == b"x" * 7
+    finally:
+        arena.close()
 
 
 @pytest.mark.parametrize("name", ["", "paintwire-", "paintwire-short", "other-abcdefghijkl", "paintwire-../../etc/passwd",

@@ -20,12 +20,16 @@ pixels go in the websocket frame.
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import secrets
 import stat
 import sys
+
+try:
+    import mmap
+except ImportError:  # a host's embedded Python built without it: no shared memory, pixels go in the frame
+    mmap = None  # type: ignore[assignment]
 
 from .errors import ErrorCode, ProtocolError
 
@@ -39,7 +43,7 @@ LARGE_READ = 2 << 20
 
 def available() -> bool:
     """Whether this machine has /dev/shm segments (Linux)."""
-    return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+    return mmap is not None and sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
 
 
 def new_name() -> str:
@@ -195,7 +199,7 @@ def new_buffer(size: int) -> bytearray | mmap.mmap:
     it again. A private anonymous mapping is zeroed by the kernel as it is touched, and
     with huge pages that is a fault per 2 MiB. It is unmapped when its last view goes.
     This maps the server's own memory, never a peer's segment (see the module notes)."""
-    if size < LARGE_READ or not hasattr(mmap, "MAP_PRIVATE"):
+    if size < LARGE_READ or mmap is None or not hasattr(mmap, "MAP_PRIVATE"):
         return bytearray(size)
     out = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
     if hasattr(mmap, "MADV_HUGEPAGE"):

@@ -195,3 +195,10 @@ def test_segment_reads_release_what_the_connection_named(segment: str) -> None:
     reads(segment, 10, 10, "f")
     reads.release()
     assert not os.path.exists(os.path.join(shm.SHM_DIR, segment))
+
+
+def test_without_the_mmap_module_there_is_no_shared_memory(monkeypatch) -> None:
+    """A host's embedded Python without mmap: the client sends frames, the server reads into bytearrays."""
+    monkeypatch.setattr(shm, "mmap", None)
+    assert not shm.available() and shm.probe() is None
+    assert isinstance(shm.new_buffer(shm.LARGE_READ), bytearray)

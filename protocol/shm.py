@@ -85,26 +85,22 @@ class Arena:
     A mapped file that shrinks turns a copy into SIGBUS, so the segment is never
     shrunk by this side, its pages are allocated up front (``posix_fallocate``: a full
     /dev/shm is an OSError here, never a fault on a hole), and each write first checks
-    that the file is still linked and as large as the mapping. The server only reads
-    the segment, and removes it when the connection ends."""
+    that the name still holds this file, as large as the mapping. The server only
+    reads the segment, and removes it when the connection ends. The Arena holds no
+    descriptor of its own: the mapping is all there is, and it goes with the Arena."""
 
     def __init__(self) -> None:
         self.name: str | None = None
-        self._fd: int | None = None
         self._map: mmap.mmap | None = None
+        self._inode = -1
 
     def write(self, parts: list) -> tuple[str, list[int]]:
         """Put ``parts`` one after another at the start of the segment (made at the first
         call); returns its name and their offsets. Raises OSError when the segment cannot
-        be made, grown or written (no room, or it was removed or shrunk by someone else)."""
+        be made, grown or written (no room, or someone else removed or replaced it)."""
         views = [memoryview(part).cast("B") for part in parts]
-        need = max(1, sum(len(view) for view in views))
-        if self._fd is None:
-            name = new_name()
-            self._fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            self.name = name
         try:
-            mapped = self._ensure(need)
+            mapped = self._ensure(max(1, sum(len(view) for view in views)))
         except OSError:
             self.close()  # the caller sends its pixels in the frame; nothing is left behind
             raise
@@ -117,32 +113,41 @@ class Arena:
         return self.name, offsets
 
     def _ensure(self, need: int) -> mmap.mmap:
-        """The mapping, at least ``need`` bytes of allocated pages, after checking the file."""
-        assert self._fd is not None and self.name is not None
-        info = os.fstat(self._fd)
-        if info.st_nlink == 0:
-            raise FileNotFoundError(f"Shared-memory segment {self.name!r} was removed.")
-        if self._map is not None and info.st_size >= len(self._map) >= need:
-            return self._map
-        # Shrunk by someone, or too small: drop the mapping before the file changes under it.
+        """The mapping, over at least ``need`` bytes of allocated pages, once the file is checked."""
         if self._map is not None:
-            self._map.close()
+            assert self.name is not None
+            info = os.stat(os.path.join(SHM_DIR, self.name), follow_symlinks=False)  # FileNotFoundError once removed
+            if info.st_ino != self._inode:
+                raise FileNotFoundError(f"Shared-memory segment {self.name!r} was replaced.")
+            if info.st_size >= len(self._map) >= need:
+                return self._map
+            self._map.close()  # shrunk by someone, or too small: map it again below
             self._map = None
-        size = max(need, info.st_size)
-        os.posix_fallocate(self._fd, 0, size)  # the pages exist before anything touches them
-        self._map = mmap.mmap(self._fd, size)
-        return self._map
+            name, flags = self.name, os.O_RDWR
+        else:
+            name, flags = new_name(), os.O_RDWR | os.O_CREAT | os.O_EXCL
+        fd = os.open(os.path.join(SHM_DIR, name), flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self.name = name
+            info = os.fstat(fd)
+            if self._inode not in (-1, info.st_ino):
+                raise FileNotFoundError(f"Shared-memory segment {name!r} was replaced.")
+            self._inode = info.st_ino
+            size = max(need, info.st_size)
+            os.posix_fallocate(fd, 0, size)  # the pages exist before anything touches them
+            self._map = mmap.mmap(fd, size)  # keeps a descriptor of its own until it goes
+            return self._map
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         if self.name is not None:
             remove(self.name)
             self.name = None
+        self._inode = -1
 
 
 def remove(name: str) -> None:

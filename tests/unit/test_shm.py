@@ -89,6 +89,37 @@ def test_an_arena_whose_segment_was_removed_raises_os_error_and_cleans_up() -> N
     assert not os.path.exists(os.path.join(shm.SHM_DIR, fresh))
 
 
+def test_an_arena_whose_segment_was_replaced_raises_os_error() -> None:
+    arena = shm.Arena()
+    name, _ = arena.write([b"a" * 100])
+    path = os.path.join(shm.SHM_DIR, name)
+    other = path + "-other"
+    with open(other, "wb") as f:
+        f.write(b"z" * 1000)
+    os.rename(other, path)  # another file under the segment's name
+    try:
+        with pytest.raises(OSError):
+            arena.write([b"b" * 100])
+    finally:
+        arena.close()
+    assert not os.path.exists(path)
+
+
+def test_an_arena_holds_no_descriptor_of_its_own() -> None:
+    """Only the mapping's (Python's mmap keeps one), which goes with it: an Arena that is
+    dropped without close() leaks no descriptor."""
+    before = len(os.listdir("/proc/self/fd"))
+    arena = shm.Arena()
+    arena.write([b"a" * 100])
+    arena.write([b"b" * 100000])  # grown: mapped again
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    name = arena.name
+    del arena
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert name is not None
+    shm.remove(name)
+
+
 def test_a_full_dev_shm_is_an_os_error_not_a_fault(monkeypatch) -> None:
     """Pages are allocated before the mapping is written: no room is an OSError the
     client answers by sending the frame, and the half-made segment is removed."""

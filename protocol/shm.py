@@ -8,14 +8,15 @@ and it maps the segment, so a peer that shrinks it turns a read into SIGBUS.
 Reading with ``preadv`` instead can only come up short, which is checked.
 
 The writer (a client) makes a segment with a random name under ``PREFIX``,
-readable by its own user only, and reuses it job after job (an ``Arena``,
-which maps its own segment to write it with one copy: see there how it keeps
-clear of SIGBUS); the reader (the server) takes a segment only if its name has the prefix and
-no path characters, it is a regular file owned by the server's own user and
-it holds the declared bytes. The client removes its segment when it closes;
-the server removes the segments a connection named when that connection ends,
-so a client that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and
-pixels go in the websocket frame.
+readable by its own user only, and reuses it job after job (an ``Arena``, which
+maps its own segment to write it with one copy: see there how it keeps clear of
+SIGBUS); the reader (the server) takes a segment only if its name has the prefix
+and no path characters, it is a regular file owned by the server's own user and
+it holds the declared bytes, and reads it into fresh memory of its own
+(``new_buffer``). The client removes its segment when it closes; the server
+removes the segments a connection named when that connection ends, so a client
+that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()``
+is False and pixels go in the websocket frame.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
 def new_buffer(size: int) -> bytearray | mmap.mmap:
     """Writable memory of ``size`` bytes for a segment's pixels, owned by this process.
 
-    A large read is most of its cost in fresh memory, not in the copy: a bytearray is
+    A large read spends most of its time on fresh memory, not on the copy: a bytearray is
     zeroed by Python (one page fault per 4 KiB, then the memset) before ``preadv`` writes
     it again. A private anonymous mapping is zeroed by the kernel as it is touched, and
     with huge pages that is a fault per 2 MiB. It is unmapped when its last view goes.

@@ -12,7 +12,9 @@ Measured in the same run on the same pixels:
 and the websocket alone (the same bytes, not decoded), to show where the time goes,
 and the real `paintwire serve` from submit to its answer (the job is refused
 after the pixels were decoded and checked, so the figure is transport and
-validation only).
+validation only). A last table splits a shared-memory submit through the
+server into stages, from time stamps taken in the client and in a stamped
+server (bench/_wire_stamps.py).
 
     ./run bench wire                 # 2048 and 4096, a few repeats (under 2 minutes)
     ./run bench wire --sizes 2048 --repeat 9
@@ -25,6 +27,7 @@ import base64
 import io
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -95,6 +98,8 @@ def breakdown(image_bytes: bytes, mask_bytes: bytes, side: int, repeat: int) -> 
         a.close()
         b.close()
 
+    bgra = raw_image(side, side, "bgra8", image_bytes)  # as Krita hands its layers over
+    bgra_array = np.frombuffer(bgra.data, np.uint8).reshape(side, side, 4)
     arena = shm.Arena()
     name, _ = arena.write([image_bytes, mask_bytes])
     pieces = [
@@ -108,13 +113,111 @@ def breakdown(image_bytes: bytes, mask_bytes: bytes, side: int, repeat: int) -> 
         ("server: blob frame decoded, pixels to arrays", lambda: [payload_to_array(i) for i in (decode_client_message(blobs).job.image, decode_client_message(blobs).job.mask)]),
         ("client: pixels into its shared segment (reused)", lambda: arena.write([image_bytes, mask_bytes])),
         ("server: pixels read from the segment into new memory", lambda: [shm.read_segment(name, 0, len(image_bytes)), shm.read_segment(name, len(image_bytes), len(mask_bytes))]),
+        ("server: Krita's BGRA layer to RGBA, numpy fancy index (before)", lambda: bgra_array[..., [2, 1, 0, 3]]),
+        ("server: Krita's BGRA layer to RGBA (payload_to_array)", lambda: payload_to_array(bgra)),
     ]
+    layer_only = {label for label, _ in pieces if "BGRA" in label}  # the layer without its mask
     try:
-        times = [(label, median_of(fn, repeat * 3)) for label, fn in pieces]
+        times = [(label, median_of(fn, repeat * 3), len(image_bytes) if label in layer_only else total) for label, fn in pieces]
     finally:
         arena.close()
-    base = times[0][1]
-    return [(f"{side}x{side}", label, f"{total / 1e6:.0f} MB", ms(t), ratio(t, base)) for label, t in times]
+    base = times[0][1] / total  # memcpy seconds per byte
+    return [(f"{side}x{side}", label, f"{n / 1e6:.0f} MB", ms(t), ratio(t, base * n)) for label, t, n in times]
+
+
+# The stages of a shared-memory submit through `paintwire serve`, between stamps taken in
+# the client and in the server (bench/_wire_stamps.py): (label, from, to). A stamp that
+# comes several times in a round (one segment read per image) adds up its intervals.
+STAGES = [
+    ("client: request built and packed (no pixels)", "start", "write>"),
+    ("client: pixels into its segment (a copy into its mapping)", "write>", "write<"),
+    ("client: header frame finished", "write<", "packed"),
+    ("client send, kernel, server wakes with the frame", "packed", "data_received"),
+    ("server: aiohttp reads the frame, session gets it", "data_received", "handle>"),
+    ("server: blob header parsed", "split>", "split<"),
+    ("server: segment opened and checked (name, type, owner, size)", "read_segment>", "new_buffer>"),
+    ("server: memory for the pixels", "new_buffer>", "new_buffer<"),
+    ("server: preadv from the segment", "new_buffer<", "read_segment<"),
+    ("server: message read and validated (from_wire)", "from_wire>", "from_wire<"),
+    ("server: job checked (check_job)", "check_job>", "check_job<"),
+    ("server: answer encoded and queued", "emit>", "emit<"),
+    ("server: the refused job's pixels freed", "emit<", "handle<"),
+    ("server: writer task wakes to send the answer", "handle<", "send>"),
+    ("answer through the socket back to the client", "send>", "recv"),
+    ("client: answer read", "recv", "end"),
+]
+
+
+def stages(side: int, image_bytes: bytes, mask_bytes: bytes, rounds: int, floor: float) -> list[tuple]:
+    """Where a shared-memory submit's time goes through `paintwire serve`: a server whose
+    submit path is stamped (bench/_wire_stamps.py), the client stamping its own steps."""
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="paintwire-stamps-")
+    os.close(fd)
+    server = start_server_process(launcher=[sys.executable, str(ROOT / "bench" / "_wire_stamps.py"), path], max_pixels=8192 * 8192)
+    arena = shm.Arena()
+    runs: list[dict[str, float]] = []
+    try:
+        ws = open_ws(server.url)
+        conn = ClientConnection()
+        probe = shm.probe()
+        assert probe is not None
+        ws.send(conn.hello("bench-wire-stages/1", transfer=TransferOffer(probe=probe[0], token=probe[1])))
+        conn.receive(ws.recv())
+        assert conn.transfer.shm, conn.transfer
+        for _ in range(rounds + 1):  # the first round warms up
+            st: dict[str, float] = {}
+
+            def writer(parts: list) -> tuple[str, list[int]]:
+                st["write>"] = time.perf_counter()
+                out = arena.write(parts)
+                st["write<"] = time.perf_counter()
+                return out
+
+            st["start"] = time.perf_counter()
+            job = JobRequest("classical", "inpaint", raw_image(side, side, "rgba8", image_bytes), raw_image(side, side, "l8", mask_bytes), params={"radius": 0})
+            _, frame = conn.submit(job, writer=writer)
+            st["packed"] = time.perf_counter()
+            ws.send(frame)
+            data = ws.recv()
+            st["recv"] = time.perf_counter()
+            assert isinstance(conn.receive(data), Error)
+            st["end"] = time.perf_counter()
+            runs.append(st)
+        ws.close()
+    finally:
+        arena.close()
+        server.stop()
+    with open(path, encoding="ascii") as f:
+        stamps = [(name, float(t)) for name, t in (line.split() for line in f)]
+    os.unlink(path)
+    per_stage: dict[str, list[float]] = {label: [] for label, _, _ in STAGES}
+    totals, rest = [], []
+    for st in runs[1:]:
+        events = sorted([(t, name) for name, t in st.items()] + [(t, name) for name, t in stamps if st["start"] <= t <= st["end"]])
+        total = st["end"] - st["start"]
+        covered = 0.0
+        for label, begin, end in STAGES:
+            spent, opened = 0.0, None
+            for t, name in events:
+                if name == begin:
+                    opened = t
+                elif name == end and opened is not None:
+                    spent += t - opened
+                    opened = None
+            per_stage[label].append(spent)
+            covered += spent
+        totals.append(total)
+        rest.append(total - covered)
+    name = f"{side}x{side}"
+    total = statistics.median(totals)
+    rows = [(name, label, ms(statistics.median(v)), f"{statistics.median(v) / total * 100:.0f}%", ratio(statistics.median(v), floor))
+            for label, v in per_stage.items()]
+    rows.append((name, "between the stages above", ms(statistics.median(rest)), f"{statistics.median(rest) / total * 100:.0f}%", ratio(statistics.median(rest), floor)))
+    rows.append((name, f"submit to answer (median of {len(totals)}; min {ms(min(totals))})", ms(total), "100%", ratio(total, floor)))
+    return rows
 
 
 def free_port() -> int:
@@ -131,6 +234,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2048,4096", help="canvas sides, comma-separated")
     parser.add_argument("--repeat", type=int, default=0, help="timed runs per case (default 5 at 2048, 3 above)")
+    parser.add_argument("--stage-rounds", type=int, default=15, help="shared-memory submits timed stage by stage, per canvas")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -160,6 +264,7 @@ def main() -> None:
         arenas = {"decoder": shm.Arena(), "serve": shm.Arena()}  # one segment per connection, reused, as the client does
         rows = []
         goals: list[tuple] = []
+        floors: dict[int, float] = {}  # memcpy per canvas side, for the stage table
         for side in sizes:
             repeat = args.repeat or (5 if side <= 2048 else 3)
             rgba, mask = painting(side)
@@ -234,6 +339,7 @@ def main() -> None:
                 (name, "webui: PNG (level 1) + base64 + JSON", f"{fast_mb:.0f} MB", ms(t_fast), ratio(t_fast, t_floor), ratio(t_fast, t_transport), f"{mb / t_fast:.0f} MB/s"),
                 (name, "webui: PNG (PIL default) + base64 + JSON", f"{webui_mb:.0f} MB", ms(t_webui), ratio(t_webui, t_floor), ratio(t_webui, t_transport), f"{mb / t_webui:.0f} MB/s"),
             ]
+            floors[side] = t_floor
             goals.append((name, t_floor, t_transport, t_blobs, t_shm, t_real_blobs, t_real_shm, t_webui))
             print(f"{side}: webui / paintwire blob frame = {t_webui / t_blobs:.1f}x", flush=True)
         table("Wire: RGBA layer + L8 mask, client bytes to server numpy (median)",
@@ -246,6 +352,11 @@ def main() -> None:
                 (name, "50x faster than PNG (PIL default) + base64", ratio(t_webui, t_blobs), ratio(t_webui, t_real_blobs)),
             ]
         table("Wire goals (same run): decoder alone, and paintwire serve", ["canvas", "goal", "decoder", "paintwire serve"], goal_rows)
+        stage_rows = [row for side, t_floor in floors.items()
+                      for row in stages(side, *(lambda a: (a[0].tobytes(), a[1].tobytes()))(painting(side)), args.stage_rounds, t_floor)] if shm_ok else []
+        if stage_rows:
+            table("Shared memory through paintwire serve, stage by stage (stamped server; median per stage)",
+                  ["canvas", "stage", "time", "share", "vs memcpy"], stage_rows)
         pieces = [row for side in sizes for row in breakdown(*(lambda a: (a[0].tobytes(), a[1].tobytes()))(painting(side)), side, args.repeat or 3)]
         table("Where the time goes: each piece alone, in one process (median)", ["canvas", "piece", "bytes", "time", "vs memcpy"], pieces)
         for ws in (pw_ws, webui_ws, bytes_ws, *(w for w, _ in reals.values())):

@@ -8,14 +8,16 @@ and it maps the segment, so a peer that shrinks it turns a read into SIGBUS.
 Reading with ``preadv`` instead can only come up short, which is checked.
 
 The writer (a client) makes a segment with a random name under ``PREFIX``,
-readable by its own user only, and reuses it job after job (an ``Arena``);
-the reader (the server) takes a segment only if its name has the prefix and
-no path characters, it is a regular file owned by the server's own user and
-it holds the declared bytes. The client removes its segment when it closes;
-the server removes the segments a connection named when that connection ends
-(those of its own user only, by name, never following a link), so a client
-that crashed leaves nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and
-pixels go in the websocket frame.
+readable by its own user only, and reuses it job after job (an ``Arena``, which
+maps its own segment to write it with one copy: see there how it keeps clear of
+SIGBUS); the reader (the server) takes a segment only if its name has the prefix
+and no path characters, it is a regular file owned by the server's own user and
+it holds the declared bytes, and reads it into fresh memory of its own
+(``new_buffer``). The client removes its segment when it closes; the server
+removes the segments a connection named when that connection ends (those of its
+own user only, by name, never following a link), so a client that crashed leaves
+nothing behind. Elsewhere (Windows, macOS) ``available()`` is False and pixels go
+in the websocket frame.
 """
 
 from __future__ import annotations
@@ -26,17 +28,24 @@ import secrets
 import stat
 import sys
 
+try:
+    import mmap
+except ImportError:  # a host's embedded Python built without it: no shared memory, pixels go in the frame
+    mmap = None  # type: ignore[assignment]
+
 from .errors import ErrorCode, ProtocolError
 
 SHM_DIR = "/dev/shm"
 PREFIX = "paintwire-"
 _NAME = re.compile(r"paintwire-[A-Za-z0-9_-]{8,64}")
 PROBE_BYTES = 16
+# Reads of this size and more go into memory of their own with huge pages (below).
+LARGE_READ = 2 << 20
 
 
 def available() -> bool:
     """Whether this machine has /dev/shm segments (Linux)."""
-    return sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+    return mmap is not None and sys.platform.startswith("linux") and os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
 
 
 def new_name() -> str:
@@ -70,27 +79,77 @@ def _write_parts(fd: int, parts: list) -> list[int]:
 
 
 class Arena:
-    """A client's one segment, reused for every job of a connection. Writing into
-    pages that already exist is a plain copy; a new segment costs the kernel a page
-    allocation per 4 KiB (for a 2048x2048 layer, many times the copy itself)."""
+    """A client's one segment, reused for every job of a connection, and kept mapped
+    in the client: a job's pixels then go in with one plain copy. Writing with
+    ``pwrite`` instead costs the kernel's page-cache bookkeeping per 4 KiB on top of
+    the copy (1.5-2x a copy), and a new segment per job a page allocation per 4 KiB.
+
+    A mapped file that shrinks turns a copy into SIGBUS, so the segment is never
+    shrunk by this side, its pages are allocated up front (``posix_fallocate``: a full
+    /dev/shm is an OSError here, never a fault on a hole), and each write first checks
+    that the name still holds this file, as large as the mapping. The server only
+    reads the segment, and removes it when the connection ends. The Arena holds no
+    descriptor of its own: the mapping is all there is, and it goes with the Arena."""
 
     def __init__(self) -> None:
         self.name: str | None = None
+        self._map: mmap.mmap | None = None
+        self._inode = -1
 
     def write(self, parts: list) -> tuple[str, list[int]]:
-        if self.name is None:
-            self.name, offsets = write_segment(parts)
-            return self.name, offsets
-        fd = os.open(os.path.join(SHM_DIR, self.name), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        """Put ``parts`` one after another at the start of the segment (made at the first
+        call); returns its name and their offsets. Raises OSError when the segment cannot
+        be made, grown or written (no room, or someone else removed or replaced it)."""
+        views = [memoryview(part).cast("B") for part in parts]
         try:
-            return self.name, _write_parts(fd, parts)
+            mapped = self._ensure(max(1, sum(len(view) for view in views)))
+        except OSError:
+            self.close()  # the caller sends its pixels in the frame; nothing is left behind
+            raise
+        offsets, at = [], 0
+        for view in views:
+            offsets.append(at)
+            mapped[at:at + len(view)] = view
+            at += len(view)
+        assert self.name is not None
+        return self.name, offsets
+
+    def _ensure(self, need: int) -> mmap.mmap:
+        """The mapping, over at least ``need`` bytes of allocated pages, once the file is checked."""
+        if self._map is not None:
+            assert self.name is not None
+            info = os.stat(os.path.join(SHM_DIR, self.name), follow_symlinks=False)  # FileNotFoundError once removed
+            if info.st_ino != self._inode:
+                raise FileNotFoundError(f"Shared-memory segment {self.name!r} was replaced.")
+            if info.st_size >= len(self._map) >= need:
+                return self._map
+            self._map.close()  # shrunk by someone, or too small: map it again below
+            self._map = None
+            name, flags = self.name, os.O_RDWR
+        else:
+            name, flags = new_name(), os.O_RDWR | os.O_CREAT | os.O_EXCL
+        fd = os.open(os.path.join(SHM_DIR, name), flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            self.name = name
+            info = os.fstat(fd)
+            if self._inode not in (-1, info.st_ino):
+                raise FileNotFoundError(f"Shared-memory segment {name!r} was replaced.")
+            self._inode = info.st_ino
+            size = max(need, info.st_size)
+            os.posix_fallocate(fd, 0, size)  # the pages exist before anything touches them
+            self._map = mmap.mmap(fd, size)  # keeps a descriptor of its own until it goes
+            return self._map
         finally:
             os.close(fd)
 
     def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
         if self.name is not None:
             remove(self.name)
             self.name = None
+        self._inode = -1
 
 
 def remove(name: str) -> None:
@@ -146,7 +205,7 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
             raise ProtocolError(
                 ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",
             )
-        out = bytearray(size)
+        out = new_buffer(size)
         view, done = memoryview(out), 0
         while done < size:
             got = os.preadv(fd, [view[done:]], offset + done)
@@ -156,6 +215,25 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
         return memoryview(out).toreadonly()  # a view, so that nothing downstream copies it again
     finally:
         os.close(fd)
+
+
+def new_buffer(size: int) -> bytearray | mmap.mmap:
+    """Writable memory of ``size`` bytes for a segment's pixels, owned by this process.
+
+    A large read spends most of its time on fresh memory, not on the copy: a bytearray is
+    zeroed by Python (one page fault per 4 KiB, then the memset) before ``preadv`` writes
+    it again. A private anonymous mapping is zeroed by the kernel as it is touched, and
+    with huge pages that is a fault per 2 MiB. It is unmapped when its last view goes.
+    This maps the server's own memory, never a peer's segment (see the module notes)."""
+    if size < LARGE_READ or mmap is None or not hasattr(mmap, "MAP_PRIVATE"):
+        return bytearray(size)
+    out = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        try:
+            out.madvise(mmap.MADV_HUGEPAGE)
+        except OSError:  # a kernel without transparent huge pages: 4 KiB pages, still no memset
+            pass
+    return out
 
 
 # Names one connection remembers to remove: far more than a client that reuses one

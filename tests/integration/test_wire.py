@@ -14,7 +14,7 @@ from helpers import RawConnection, layer_pixels, rect_mask, scene
 
 from paintwire.hostkit.request import JobSettings, build_request
 from paintwire.hostkit.snapshot import Snapshot
-from paintwire.protocol import Client, Crop, Error, ErrorCode, Hello, ImagePayload, JobFailed, PixelFormat, Submit, encode, shm
+from paintwire.protocol import Client, Crop, Error, ErrorCode, Hello, ImagePayload, JobFailed, JobRequest, PixelFormat, Submit, encode, shm
 from paintwire.protocol.transfer import TransferOffer, pack
 
 SHM = pytest.mark.skipif(not shm.available(), reason="no /dev/shm on this machine (Linux only)")
@@ -219,3 +219,27 @@ def test_a_segment_reference_in_a_plain_frame_is_read_like_one_in_a_blob_frame(l
             raw.close()
     finally:
         shm.remove(name)
+
+@SHM
+def test_large_bgra_layers_through_shared_memory_arrive_exact(live_server) -> None:
+    """Layers over shm.LARGE_READ are read into the server's own huge-page memory and Krita's
+    BGRA is swapped to RGBA by OpenCV: the pixels are the same as through the frame, job after
+    job, while the client's segment grows and is reused."""
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 256, (48, 64, 4), dtype=np.uint8)
+    big = rng.integers(0, 256, (768, 1024, 4), dtype=np.uint8)
+    big[..., 3] = 255
+    assert big.nbytes > shm.LARGE_READ
+
+    def same_size(img: np.ndarray) -> JobRequest:
+        height, width = img.shape[:2]
+        return JobRequest("classical", "upscale", ImagePayload(width, height, PixelFormat.BGRA8, img.tobytes()),
+                          params={"width": width, "height": height}, output_format=PixelFormat.BGRA8)
+
+    with Client(live_server.url, name="test-wire") as shared, Client(live_server.url, name="test-wire", shared_memory=False) as framed:
+        assert shared.uses_shared_memory and not framed.uses_shared_memory
+        for img in (small, big, small, big):
+            a, b = shared.run(same_size(img), timeout=60), framed.run(same_size(img), timeout=60)
+            assert np.array_equal(layer_pixels(a.layers[0]), layer_pixels(b.layers[0]))
+        assert shared.uses_shared_memory  # no job fell back to the frame
+        assert np.array_equal(layer_pixels(a.layers[0]), big)  # opaque, same size: the layer comes back as it went

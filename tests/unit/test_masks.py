@@ -9,7 +9,7 @@ from paintwire.protocol import ImagePayload, PixelFormat
 from paintwire.server import masks
 from paintwire.server.layers import OutputLayer
 from paintwire.server.resample import lanczos_resize
-from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array
+from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array, swap_red_blue
 from paintwire.protocol.images import Encoding
 from paintwire.server.layers import Box
 from paintwire.server.region import flatten, prepare_region, region_layer
@@ -107,6 +107,12 @@ def test_payload_conversion_round_trips():
         assert np.array_equal(payload_to_array(payload), rgba)
     bgra = array_to_payload(rgba, PixelFormat.BGRA8)
     assert bgra.data[:4] == bytes(rgba[0, 0, [2, 1, 0, 3]])
+    big = rng.integers(0, 256, (300, 517, 4), dtype=np.uint8)
+    for view in (big, big[3:200:2, 5:400], big[::-1]):  # contiguous or not, the swap is exact
+        swapped = swap_red_blue(view)
+        assert np.array_equal(swapped, view[..., [2, 1, 0, 3]]) and swapped.flags.writeable
+        read_only = np.frombuffer(memoryview(np.ascontiguousarray(view).tobytes()).toreadonly(), np.uint8).reshape(view.shape)
+        assert np.array_equal(payload_to_array(ImagePayload(view.shape[1], view.shape[0], PixelFormat.BGRA8, read_only.data)), swapped)
     mask = rng.integers(0, 256, (7, 9), dtype=np.uint8)
     assert np.array_equal(payload_to_array(array_to_payload(mask, PixelFormat.L8)), mask)
     png = ImagePayload(9, 7, PixelFormat.RGBA8, encode_png(rgba), Encoding.PNG)

@@ -3,6 +3,7 @@ refusal is a BAD_SEGMENT with a sentence, and nothing is read out of bounds."""
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -48,6 +49,108 @@ def test_the_arena_reuses_its_segment() -> None:
     finally:
         arena.close()
     assert not os.path.exists(os.path.join(shm.SHM_DIR, first))
+
+
+def test_the_arena_grows_its_segment_and_keeps_every_byte() -> None:
+    arena = shm.Arena()
+    try:
+        first, _ = arena.write([b"a" * 100])
+        big = os.urandom(3 << 20)  # over LARGE_READ: the server reads it into memory of its own
+        name, offsets = arena.write([big, b"m" * 4096])
+        assert name == first and offsets == [0, len(big)]
+        assert bytes(shm.read_segment(name, 0, len(big))) == big
+        assert bytes(shm.read_segment(name, len(big), 4096)) == b"m" * 4096
+    finally:
+        arena.close()
+
+
+def test_the_arena_writes_again_after_its_segment_was_shrunk() -> None:
+    """Another process of the user shrinks the segment between two jobs: the next write
+    maps it again at its full size instead of copying past the end (SIGBUS)."""
+    arena = shm.Arena()
+    try:
+        name, _ = arena.write([b"a" * 10000])
+        os.truncate(os.path.join(shm.SHM_DIR, name), 100)
+        assert arena.write([b"b" * 10000]) == (name, [0])
+        assert bytes(shm.read_segment(name, 0, 10000)) == b"b" * 10000
+    finally:
+        arena.close()
+
+
+def test_an_arena_whose_segment_was_removed_raises_os_error_and_cleans_up() -> None:
+    """The client's cue to send its pixels in the frame (protocol/client.py)."""
+    arena = shm.Arena()
+    name, _ = arena.write([b"a" * 100])
+    os.unlink(os.path.join(shm.SHM_DIR, name))
+    with pytest.raises(OSError):
+        arena.write([b"b" * 100])
+    assert arena.name is None
+    fresh, _ = arena.write([b"c" * 100])  # a later write makes a new segment
+    assert fresh != name and bytes(shm.read_segment(fresh, 0, 100)) == b"c" * 100
+    arena.close()
+    assert not os.path.exists(os.path.join(shm.SHM_DIR, fresh))
+
+
+def test_an_arena_whose_segment_was_replaced_raises_os_error() -> None:
+    arena = shm.Arena()
+    name, _ = arena.write([b"a" * 100])
+    path = os.path.join(shm.SHM_DIR, name)
+    other = path + "-other"
+    with open(other, "wb") as f:
+        f.write(b"z" * 1000)
+    os.rename(other, path)  # another file under the segment's name
+    try:
+        with pytest.raises(OSError):
+            arena.write([b"b" * 100])
+    finally:
+        arena.close()
+    assert not os.path.exists(path)
+
+
+def test_an_arena_holds_no_descriptor_of_its_own() -> None:
+    """Only the mapping's (Python's mmap keeps one), which goes with it: an Arena that is
+    dropped without close() leaks no descriptor."""
+    before = len(os.listdir("/proc/self/fd"))
+    arena = shm.Arena()
+    arena.write([b"a" * 100])
+    arena.write([b"b" * 100000])  # grown: mapped again
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+    name = arena.name
+    del arena
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert name is not None
+    shm.remove(name)
+
+
+def test_a_full_dev_shm_is_an_os_error_not_a_fault(monkeypatch) -> None:
+    """Pages are allocated before the mapping is written: no room is an OSError the
+    client answers by sending the frame, and the half-made segment is removed."""
+    made: list[str] = []
+    real_new_name = shm.new_name
+
+    def fallocate_fails(fd: int, offset: int, size: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shm, "new_name", lambda: made.append(real_new_name()) or made[-1])
+    monkeypatch.setattr(shm.os, "posix_fallocate", fallocate_fails)
+    arena = shm.Arena()
+    with pytest.raises(OSError):
+        arena.write([b"a" * 100])
+    assert arena.name is None and made and not os.path.exists(os.path.join(shm.SHM_DIR, made[0]))
+
+
+def test_large_reads_are_exact_and_read_only() -> None:
+    data = os.urandom(shm.LARGE_READ + 12345)
+    arena = shm.Arena()
+    try:
+        name, offsets = arena.write([b"x" * 7, data])
+        got = shm.read_segment(name, offsets[1], len(data))
+        assert got.readonly and bytes(got) == data
+        assert isinstance(got.obj, mmap.mmap)  # the server's own memory, not a bytearray zeroed first
+        small = shm.read_segment(name, 0, 7)
+        assert small.readonly and bytes(small) == b"x" * 7
+    finally:
+        arena.close()
 
 
 @pytest.mark.parametrize("name", ["", "paintwire-", "paintwire-short", "other-abcdefghijkl", "paintwire-../../etc/passwd",
@@ -194,3 +297,10 @@ def test_segment_reads_release_what_the_connection_named(segment: str) -> None:
     reads(segment, 10, 10, "f")
     reads.release()
     assert not os.path.exists(os.path.join(shm.SHM_DIR, segment))
+
+
+def test_without_the_mmap_module_there_is_no_shared_memory(monkeypatch) -> None:
+    """A host's embedded Python without mmap: the client sends frames, the server reads into bytearrays."""
+    monkeypatch.setattr(shm, "mmap", None)
+    assert not shm.available() and shm.probe() is None
+    assert isinstance(shm.new_buffer(shm.LARGE_READ), bytearray)

@@ -63,9 +63,10 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server_process(*, launcher: list[str] | None = None, **config: Any) -> ServerProcess:
+def start_server_process(*, launcher: list[str] | None = None, cwd: str | Path | None = None, **config: Any) -> ServerProcess:
     """Start ``paintwire serve`` with ``config`` (ServerConfig fields) written to a TOML file;
-    ``launcher`` replaces ``python -m paintwire.cli.main`` in the command."""
+    ``launcher`` replaces ``python -m paintwire.cli.main`` in the command, and ``cwd`` is
+    the folder it runs in (this process's by default)."""
     config.setdefault("host", "127.0.0.1")
     config.setdefault("port", 0)
     config.setdefault("engines", ["classical"])
@@ -82,7 +83,7 @@ def start_server_process(*, launcher: list[str] | None = None, **config: Any) ->
     env.pop("PAINTWIRE_CONFIG", None)
     proc = subprocess.Popen(
         [*(launcher or [sys.executable, "-m", "paintwire.cli.main"]), "serve", "--config", path, "-v"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
     )
     server = ServerProcess(proc, config["host"], 0, config.get("token"))
     ready = threading.Event()

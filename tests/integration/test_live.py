@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 from diffusion_fixtures import diffusers_server, hf_cache_dir, tiny_models_dir  # noqa: F401
-from helpers import RawConnection, mask_payload, rgba_payload, scene
+from helpers import RawConnection, mask_payload, rgba_payload, scene, wait_for_running_job
 
 from fixtures.tiny_models import SD15
 from paintwire.protocol import Client, ErrorCode, ImagePayload, JobRequest, PixelFormat, encode
@@ -142,10 +142,10 @@ def test_bad_starts_and_too_many_streams_are_refused(client):
         assert expect(client, LiveStopped).stream == stream
 
 
-def test_stop_during_a_long_frame_ends_at_once_and_sends_nothing_after(client):
+def test_stop_during_a_long_frame_ends_at_once_and_sends_nothing_after(diffusers_server, client):
     start(client, steps=40)
     client.live(state(1, painted(0)))
-    time.sleep(0.3)  # the frame is under way
+    wait_for_running_job(diffusers_server.http)  # the frame is under way
     client.live(LiveStop(1))
     assert expect(client, LiveStopped).stream == 1
     # The running frame is cancelled at its next step: the next job starts without waiting for 40 steps.
@@ -208,8 +208,9 @@ def test_a_client_vanishing_mid_frame_leaves_the_server_healthy(diffusers_server
         raw.send(encode(LiveStart(1, "diffusers", "img2img", SD15, {**PARAMS, "steps": 30})))
         assert isinstance(raw.recv(), LiveStarted)
         raw.send(encode(state(1, painted(0))))
-        time.sleep(0.2)
+        wait_for_running_job(diffusers_server.http)
         raw.ws.socket.close()  # gone without a close frame, mid-frame
+        wait_for_running_job(diffusers_server.http, running=False)
     with urllib.request.urlopen(diffusers_server.http + "/health", timeout=10) as response:
         assert response.status == 200
     with Client(diffusers_server.url, name="after", timeout=120) as after:

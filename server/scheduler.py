@@ -160,9 +160,15 @@ class Scheduler:
         job.state = JobPhase.DONE
         self.jobs.pop(job.id, None)
         job.owner.emit(final)
-        if isinstance(final, Result) and self.on_result is not None:
+        if isinstance(final, Result) and job.record:
+            self.record(job, final)
+
+    def record(self, job: Job, result: Result) -> None:
+        """Hand a result to ``on_result`` (the history): every job's as it ends, and a live
+        frame's when the artist applies it."""
+        if self.on_result is not None:
             try:
-                self.on_result(job, final)
+                self.on_result(job, result)
             except Exception:  # the history must never cost a client its job
                 log.exception("job %s: recording the result failed", job.id)
 

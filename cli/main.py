@@ -135,6 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
     import logging
     import os
     import signal
+    import time
 
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
@@ -166,14 +167,22 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        # What the imports made (torch, diffusers and transformers: millions of objects) lives as long
-        # as the process: out of the collector's sight, a full collection (after a model is freed)
-        # takes milliseconds instead of a second.
-        gc.freeze()
-        for line in logs.summary(server, config.host, port, log_where):
+        for line in logs.serving(server, config.host, port):
             print(line, flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)
+        listening = time.monotonic()
+
+        async def when_ready() -> None:
+            await server.ready.wait()
+            # What the imports made (torch, diffusers and transformers: millions of objects) lives as
+            # long as the process: out of the collector's sight, a full collection (after a model is
+            # freed) takes milliseconds instead of a second.
+            gc.freeze()
+            for line in logs.ready(server, log_where, time.monotonic() - listening):
+                print(line, flush=True)
+
+        summary = asyncio.create_task(when_ready())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
@@ -185,6 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
             await stop.wait()
         except asyncio.CancelledError:
             pass
+        summary.cancel()
         print("Paintwire stopping.", flush=True)
         await runner.cleanup()
 

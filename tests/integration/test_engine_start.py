@@ -1,0 +1,52 @@
+"""The server listens before its slow engines have started: /health and the classical
+engine answer at once, a slow engine is listed as starting (no modes, a notice), and
+a client that asked for updates is sent the new capabilities when it is ready."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import numpy as np
+from helpers import rgba_payload, scene
+from server_process import start_server_process
+
+from fixtures.gated_engine import GATE
+from paintwire.hostkit import modes as kit_modes
+from paintwire.protocol import CapabilitiesUpdate, Client, EngineStatus, JobRequest
+
+SPEC = "fixtures.gated_engine:GatedEngine"
+
+
+def test_a_slow_engine_starts_after_the_server_answers_and_clients_are_told(tmp_path, monkeypatch):
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(GATE, str(gate))  # the server's environment: its engine waits for this file
+    server = start_server_process(engines=["classical", SPEC], wait_ready=False)
+    try:
+        with urllib.request.urlopen(server.http + "/health", timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["status"] == "ok"
+        with Client(server.url, name="early", updates=True, timeout=60) as client:
+            engines = {e.name: e for e in client.capabilities.engines}
+            assert engines["classical"].status == EngineStatus.READY and engines["classical"].modes
+            starting = engines[SPEC]
+            assert starting.starting and starting.modes == () and "starting" in starting.notice
+            # A plug-in offers what is ready and says what is starting.
+            assert "posterize" not in {m.name for m in kit_modes.offered_modes(client.capabilities)}
+            assert starting.notice in kit_modes.engine_notices(client.capabilities)
+            picture = rgba_payload(scene(32, 32))
+            assert client.run(JobRequest("classical", "upscale", picture, params={"scale": 2.0}), timeout=60).layers
+            assert "Paintwire ready" not in server.log(), "the engine started before it was let"
+
+            gate.touch()
+            update = next(m for m in client.events(60) if isinstance(m, CapabilitiesUpdate))
+            ready = {e.name: e for e in update.capabilities.engines}
+            assert SPEC not in ready and ready["gated"].status == EngineStatus.READY and not ready["gated"].notice
+            assert client.capabilities == update.capabilities
+            assert "posterize" in {m.name for m in kit_modes.offered_modes(client.capabilities)}
+            result = client.run(JobRequest("gated", "posterize", picture, params={"levels": 2}), timeout=60)
+            levels = np.unique(np.frombuffer(result.layers[0].image.data, np.uint8).reshape(-1, 4)[:, :3])
+            assert len(levels) <= 2
+    finally:
+        assert server.stop() == 0, server.log()
+    log = server.log()
+    assert log.index("Paintwire serving on") < log.index("Paintwire ready") and "gated (posterize)" in log

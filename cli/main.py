@@ -218,13 +218,20 @@ def server_url(given: str | None, environ: Mapping[str, str]) -> str:
     return given or environ.get("PAINTWIRE_URL") or DEFAULT_URL
 
 
+def engine_start_seconds() -> float:
+    from paintwire.hostkit.status import ENGINE_START_SECONDS
+
+    return ENGINE_START_SECONDS
+
+
 def _client(args: argparse.Namespace):
     import os
 
     from paintwire.protocol import Client
 
     args.url = server_url(args.url, os.environ)
-    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
+    # updates: a server that has just started pushes its capabilities when its slow engines are ready.
+    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"), updates=True)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -244,7 +251,9 @@ def _info(args: argparse.Namespace) -> int:
     lim = caps.limits
     print(f"limits: {lim.max_pixels} pixels per image, {lim.max_message_bytes} bytes per message, {lim.max_queued_per_client} queued jobs per client")
     for engine in caps.engines:
-        print(f"\nengine {engine.name}: {engine.label}")
+        print(f"\nengine {engine.name}: {engine.label}" + (" (starting)" if engine.starting else ""))
+        if engine.notice:
+            print(f"  {engine.notice}")
         if engine.device is not None:
             print(f"  device: {engine.device.summary()}")
         for mode in engine.modes:
@@ -322,6 +331,7 @@ def _job(args: argparse.Namespace) -> int:
     job_id: list[str] = []
     try:
         with _client(args) as client:
+            client.wait_until_started(engine_start_seconds())
             engine = client.capabilities.engine(args.engine)
             mode = engine.mode(args.mode) if engine else None
             try:
@@ -399,7 +409,7 @@ def _recall(args: argparse.Namespace) -> int:
     if not args.offline:
         try:
             with _client(args) as client:
-                caps = client.capabilities
+                caps = client.wait_until_started(engine_start_seconds())
         except (ClientError, JobFailed) as exc:
             print(f"paintwire: note: {exc} Printing the settings as saved.", file=sys.stderr)
     run_args, notes = run_arguments(recalled, caps)

@@ -5,15 +5,17 @@ a client that asked for updates is sent the new capabilities when it is ready.""
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 
 import numpy as np
+import pytest
 from helpers import rgba_payload, scene
 from server_process import start_server_process
 
 from fixtures.gated_engine import GATE
 from paintwire.hostkit import modes as kit_modes
-from paintwire.protocol import CapabilitiesUpdate, Client, EngineStatus, JobRequest
+from paintwire.protocol import CapabilitiesUpdate, Client, ClientError, EngineStatus, JobRequest
 
 SPEC = "fixtures.gated_engine:GatedEngine"
 
@@ -37,7 +39,18 @@ def test_a_slow_engine_starts_after_the_server_answers_and_clients_are_told(tmp_
             assert client.run(JobRequest("classical", "upscale", picture, params={"scale": 2.0}), timeout=60).layers
             assert "Paintwire ready" not in server.log(), "the engine started before it was let"
 
+            with Client(server.url, name="no-updates", timeout=60) as plain, pytest.raises(ClientError, match="did not start"):
+                plain.wait_until_started(60)  # it never hears of the start: it is told so, not left waiting
+            waited: list = []
+            waiter = Client(server.url, name="waiter", updates=True, timeout=60)  # as the CLI and GIMP wait
+            waiter.connect()
+            thread = threading.Thread(target=lambda: waited.append(waiter.wait_until_started(60)), daemon=True)
+            thread.start()
+
             gate.touch()
+            thread.join(60)
+            waiter.close()
+            assert waited and not any(e.starting for e in waited[0].engines)
             update = next(m for m in client.events(60) if isinstance(m, CapabilitiesUpdate))
             ready = {e.name: e for e in update.capabilities.engines}
             assert SPEC not in ready and ready["gated"].status == EngineStatus.READY and not ready["gated"].notice

@@ -15,7 +15,7 @@ from server_process import start_server_process
 
 from fixtures.gated_engine import GATE
 from paintwire.hostkit import modes as kit_modes
-from paintwire.protocol import CapabilitiesUpdate, Client, ClientError, EngineStatus, JobRequest
+from paintwire.protocol import CapabilitiesUpdate, Client, ClientError, EngineStatus, ErrorCode, JobFailed, JobRequest
 
 SPEC = "fixtures.gated_engine:GatedEngine"
 
@@ -38,6 +38,9 @@ def test_a_slow_engine_starts_after_the_server_answers_and_clients_are_told(tmp_
             picture = rgba_payload(scene(32, 32))
             assert client.run(JobRequest("classical", "upscale", picture, params={"scale": 2.0}), timeout=60).layers
             assert "Paintwire ready" not in server.log(), "the engine started before it was let"
+            with pytest.raises(JobFailed) as refused:  # a job for it now is told why
+                client.run(JobRequest(SPEC, "posterize", picture), timeout=60)
+            assert refused.value.error.code is ErrorCode.UNKNOWN_MODE and "starting" in refused.value.error.message
 
             with Client(server.url, name="no-updates", timeout=60) as plain, pytest.raises(ClientError, match="did not start"):
                 plain.wait_until_started(60)  # it never hears of the start: it is told so, not left waiting

@@ -131,8 +131,11 @@ def _usage(parse: Any) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
+    import gc
     import logging
+    import os
     import signal
+    import time
 
     from paintwire.server.app import start_server
     from paintwire.server.config import ConfigError, load_config, overrides_from_args
@@ -164,10 +167,22 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        for line in logs.summary(server, config.host, port, log_where):
+        for line in logs.serving(server, config.host, port):
             print(line, flush=True)
         if server.generated_token:
             print(f"  token (clients must send it): {config.token}", flush=True)
+        listening = time.monotonic()
+
+        async def when_ready() -> None:
+            await server.ready.wait()
+            # What the imports made (torch, diffusers and transformers: millions of objects) lives as
+            # long as the process: out of the collector's sight, a full collection (after a model is
+            # freed) takes milliseconds instead of a second.
+            gc.freeze()
+            for line in logs.ready(server, log_where, time.monotonic() - listening):
+                print(line, flush=True)
+
+        summary = asyncio.create_task(when_ready())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         try:
@@ -179,11 +194,18 @@ def _serve(args: argparse.Namespace) -> int:
             await stop.wait()
         except asyncio.CancelledError:
             pass
+        summary.cancel()
         print("Paintwire stopping.", flush=True)
         await runner.cleanup()
 
     asyncio.run(serve())
-    return EXIT_OK
+    # The server has closed what it owns (connections, the history, the engines). The interpreter's
+    # own teardown would now free every module and object one by one, seconds with torch loaded,
+    # and wait for an engine thread still finishing its step: nothing is left for it to do.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
 
 
 # -- client commands --------------------------------------------------------------------
@@ -196,13 +218,20 @@ def server_url(given: str | None, environ: Mapping[str, str]) -> str:
     return given or environ.get("PAINTWIRE_URL") or DEFAULT_URL
 
 
+def engine_start_seconds() -> float:
+    from paintwire.hostkit.status import ENGINE_START_SECONDS
+
+    return ENGINE_START_SECONDS
+
+
 def _client(args: argparse.Namespace):
     import os
 
     from paintwire.protocol import Client
 
     args.url = server_url(args.url, os.environ)
-    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"))
+    # updates: a server that has just started pushes its capabilities when its slow engines are ready.
+    return Client(args.url, name="paintwire-cli", token=args.token or os.environ.get("PAINTWIRE_TOKEN"), updates=True)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -222,7 +251,9 @@ def _info(args: argparse.Namespace) -> int:
     lim = caps.limits
     print(f"limits: {lim.max_pixels} pixels per image, {lim.max_message_bytes} bytes per message, {lim.max_queued_per_client} queued jobs per client")
     for engine in caps.engines:
-        print(f"\nengine {engine.name}: {engine.label}")
+        print(f"\nengine {engine.name}: {engine.label}" + (" (starting)" if engine.starting else ""))
+        if engine.notice:
+            print(f"  {engine.notice}")
         if engine.device is not None:
             print(f"  device: {engine.device.summary()}")
         for mode in engine.modes:
@@ -300,6 +331,7 @@ def _job(args: argparse.Namespace) -> int:
     job_id: list[str] = []
     try:
         with _client(args) as client:
+            client.wait_until_started(engine_start_seconds())
             engine = client.capabilities.engine(args.engine)
             mode = engine.mode(args.mode) if engine else None
             try:
@@ -377,7 +409,7 @@ def _recall(args: argparse.Namespace) -> int:
     if not args.offline:
         try:
             with _client(args) as client:
-                caps = client.capabilities
+                caps = client.wait_until_started(engine_start_seconds())
         except (ClientError, JobFailed) as exc:
             print(f"paintwire: note: {exc} Printing the settings as saved.", file=sys.stderr)
     run_args, notes = run_arguments(recalled, caps)

@@ -7,7 +7,9 @@ only the rows it names (a bounded number of bytes per tick, so a big canvas
 never stalls the brush); the finished region goes to a worker thread, where
 :meth:`LiveSession.state` turns it into a ``live_state``, or into nothing when
 neither the pixels nor the settings changed. Frames come back through
-:meth:`LiveSession.accept`, which keeps only the newest. No host API here:
+:meth:`LiveSession.accept`, which keeps only the newest; the frame the artist keeps
+goes back as :meth:`LiveSession.apply`, so the server records it in its history
+(frames are not recorded otherwise). No host API here:
 the Krita plug-in is the first user, and GIMP or a web canvas could be the next.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from paintwire.protocol import Capabilities, ErrorCode, ImagePayload, InputKind, PixelFormat, ProtocolError
-from paintwire.protocol.live import LiveFrame, LiveStart, LiveState, LiveStop
+from paintwire.protocol.live import LiveApply, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop
 
 from .request import JobSettings, params_for_mode, reads_document
 
@@ -121,6 +123,7 @@ class LiveSession:
     shown: int = 0  # the seq of the newest frame accepted (states count from 1)
     answered: int = 0  # the newest seq a frame or an error answered
     seed: int | None = None
+    kept_frames: int = 0  # frames the server keeps for live_apply (live_started); 0: it records none
     params: dict[str, Any] = field(default_factory=dict)  # the parameters the server has, as last sent
     _fingerprint: tuple | None = None
 
@@ -161,6 +164,17 @@ class LiveSession:
 
     def stop(self) -> LiveStop:
         return LiveStop(self.start.stream)
+
+    def started(self, message: LiveStarted) -> None:
+        self.seed = message.seed
+        self.kept_frames = message.kept_frames
+
+    def apply(self, frame: LiveFrame) -> LiveApply | None:
+        """The ``live_apply`` that has the server record ``frame`` (the one the artist just
+        kept) in its history; None from a server that keeps no frames (an older one)."""
+        if self.kept_frames <= 0 or frame.stream != self.start.stream:
+            return None
+        return LiveApply(self.start.stream, frame.seq)
 
     def accept(self, frame: LiveFrame) -> bool:
         """Whether to show ``frame``: only one newer than the frame shown (frames of a

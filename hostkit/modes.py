@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection
 
-from paintwire.protocol import Capabilities, InputKind, ModeSpec, ModelInfo
+from paintwire.protocol import Capabilities, EngineInfo, InputKind, ModeSpec, ModelInfo
 
 
 class ChoiceError(ValueError):
@@ -42,6 +42,14 @@ def offered_modes(caps: Capabilities | None, supported: Collection[InputKind] = 
 def engine_notices(caps: Capabilities | None) -> list[str]:
     """What the server says it lacks (an engine with no usable model), for the user."""
     return [e.notice for e in caps.engines if not e.usable] if caps is not None else []
+
+
+def engines_started(before: Capabilities | None, after: Capabilities) -> list[EngineInfo]:
+    """The engines a capabilities update made usable: those that were starting (or not listed,
+    or lacking a model) before and can work now. A server starts its slow engines after it
+    listens (``EngineInfo.status``), so a client that connected early hears of them this way."""
+    usable_before = {e.name for e in before.engines if e.usable} if before is not None else set()
+    return [e for e in after.engines if e.usable and not e.starting and e.name not in usable_before]
 
 
 def mode_label(caps: Capabilities | None, name: str) -> str:

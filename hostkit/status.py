@@ -6,6 +6,9 @@ from paintwire.protocol import Progress, Queued, Started
 from paintwire.protocol.messages import JobEvent
 
 CONNECT_TIMEOUT = 10.0  # seconds for the websocket handshake and the welcome
+# How long a client waits for a server that has just started to have its engines ready
+# (the diffusers engine imports torch after the server listens: 37 s seen on a loaded machine).
+ENGINE_START_SECONDS = 120.0
 # Per event, not per job: a diffusers job on a slow machine can spend minutes
 # loading a model before its first progress event. A connection that stays
 # silent longer than this is treated as lost, so a host never waits for ever.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -234,6 +235,22 @@ class Client:
             if isinstance(message, Error) and message.job is None and message.ref in (ref, None):
                 raise JobFailed(message)  # also a server that does not know preprocess (unknown_type)
         raise AssertionError("unreachable")
+
+    def wait_until_started(self, timeout: float | None = None) -> Capabilities:
+        """The capabilities once no engine of the server is starting any more: a server
+        listens before its slow engines have started (docs/protocol.md section 3.4) and
+        pushes new capabilities when they are ready. Returns at once when none is starting.
+        Needs ``updates`` (asked for in hello); raises ClientError when ``timeout`` passes first."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while starting := [e.name for e in self.capabilities.engines if e.starting]:
+            remaining = deadline - time.monotonic()
+            if not self.updates or remaining <= 0:
+                raise ClientError(f"The server's {', '.join(starting)} engine did not start within {limit:g} s; try again in a moment.")
+            message = self._receive(remaining)
+            if isinstance(message, Recall):
+                self.recalls.append(message)  # kept for poll(), as during run()
+        return self.capabilities
 
     def poll(self) -> list[Any]:
         """The messages that have already arrived, without waiting: for a client that

@@ -15,7 +15,7 @@ from typing import Any
 from .codec import decode_client_message, decode_server_message, encode
 from .controls import ControlInput, Preprocess, Preprocessed
 from .errors import ErrorCode, ProtocolError
-from .live import LIVE_SERVER_TYPES, LiveStart, LiveState, LiveStop
+from .live import LIVE_SERVER_TYPES, LiveClientMessage
 from .messages import (
     FINAL_EVENTS,
     PROTOCOL_VERSION,
@@ -153,7 +153,7 @@ class ClientConnection:
         self._expect(ConnectionState.READY, "rescan")
         return encode(Rescan())
 
-    def live(self, message: LiveStart | LiveState | LiveStop) -> bytes:
+    def live(self, message: LiveClientMessage) -> bytes:
         """A live stream message's frame. Raises ProtocolError(TOO_LARGE) for a state
         over the server's max_message_bytes (the server would close the connection)."""
         self._expect(ConnectionState.READY, message.TYPE)

@@ -3,7 +3,8 @@ changes, and the server answers with frames made from the newest state.
 
 A stream is opened with ``live_start`` (engine, mode, model, parameters, as a
 job would name them), fed with ``live_state`` (the region's pixels, its mask
-and any parameters that changed) and closed with ``live_stop``. The server
+and any parameters that changed) and closed with ``live_stop``; ``live_apply``
+tells the server that the artist kept a frame (it is then recorded as a result). The server
 keeps at most one generation in flight per stream and always works on the
 newest state: states that arrive while one is being made replace each other,
 and ``live_frame`` says which state a frame was made from (``seq``) and how
@@ -148,6 +149,25 @@ class LiveStop:
         return cls(_counter(obj, "stream"))
 
 
+@dataclass(frozen=True)
+class LiveApply:
+    """The artist applied frame ``seq`` of stream ``stream`` (kept it in the document): the
+    server records it in its history as a result, with the stream's settings. Frames
+    are not recorded otherwise. Only for a server whose ``live_started`` said it keeps
+    frames (``kept_frames``), and only for one of the newest that many frames."""
+
+    TYPE: ClassVar[str] = "live_apply"
+    stream: int
+    seq: int
+
+    def to_wire(self) -> dict:
+        return {"type": self.TYPE, "stream": self.stream, "seq": self.seq}
+
+    @classmethod
+    def from_wire(cls, obj: Mapping[str, Any]) -> "LiveApply":
+        return cls(_counter(obj, "stream"), _counter(obj, "seq"))
+
+
 # --- server to client ----------------------------------------------------------------------
 
 
@@ -158,13 +178,16 @@ class LiveStarted:
     TYPE: ClassVar[str] = "live_started"
     stream: int
     seed: int | None = None  # None when the mode takes no seed
+    # How many of the stream's newest frames the server keeps for live_apply; 0 (an older
+    # server, which leaves the key out): send no live_apply.
+    kept_frames: int = 0
 
     def to_wire(self) -> dict:
-        return {"type": self.TYPE, "stream": self.stream, "seed": self.seed}
+        return {"type": self.TYPE, "stream": self.stream, "seed": self.seed, "kept_frames": self.kept_frames}
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "LiveStarted":
-        return cls(_get(obj, "stream", int, ""), _get(obj, "seed", int, "", False))
+        return cls(_get(obj, "stream", int, ""), _get(obj, "seed", int, "", False), _get(obj, "kept_frames", int, "", False, 0))
 
 
 @dataclass(frozen=True)
@@ -241,9 +264,9 @@ class LiveStopped:
         return cls(_get(obj, "stream", int, ""), _get(obj, "reason", str, "", False, StopReason.FAILED))
 
 
-LiveClientMessage = LiveStart | LiveState | LiveStop
+LiveClientMessage = LiveStart | LiveState | LiveStop | LiveApply
 LiveServerMessage = LiveStarted | LiveFrame | LiveError | LiveStopped
-LIVE_CLIENT_TYPES = (LiveStart, LiveState, LiveStop)
+LIVE_CLIENT_TYPES = (LiveStart, LiveState, LiveStop, LiveApply)
 LIVE_SERVER_TYPES = (LiveStarted, LiveFrame, LiveError, LiveStopped)
 
 # One table per direction for every message: the live ones join the job messages there.

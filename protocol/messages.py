@@ -270,6 +270,16 @@ class DeviceInfo:
         return cls(str(obj["name"]), str(obj["kind"]), str(obj["dtype"]), int(obj.get("total_memory", 0)), int(obj.get("free_memory", 0)))
 
 
+class EngineStatus:
+    """Where an engine stands (``EngineInfo.status``); a client treats an unknown one as ``ready``
+    and goes by ``notice`` and ``modes`` as always."""
+
+    READY = "ready"
+    # Still starting (importing its libraries, scanning its model folders): no modes yet, its
+    # notice says so, and a ``capabilities`` message follows when it is ready.
+    STARTING = "starting"
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     name: str
@@ -280,6 +290,11 @@ class EngineInfo:
     notice: str = ""
     device: DeviceInfo | None = None  # None: the engine uses no accelerator (the classical engine)
     controls: tuple[ControlKindSpec, ...] = ()  # the kinds of control layer its modes take
+    status: str = EngineStatus.READY
+
+    @property
+    def starting(self) -> bool:
+        return self.status == EngineStatus.STARTING
 
     def mode(self, name: str) -> ModeSpec | None:
         return next((m for m in self.modes if m.name == name), None)
@@ -293,7 +308,7 @@ class EngineInfo:
 
     def to_wire(self) -> dict:
         out = {"name": self.name, "label": self.label, "modes": [m.to_wire() for m in self.modes], "notice": self.notice,
-               "device": self.device.to_wire() if self.device else None}
+               "device": self.device.to_wire() if self.device else None, "status": self.status}
         if self.controls:
             out["controls"] = [c.to_wire() for c in self.controls]
         return out
@@ -305,6 +320,7 @@ class EngineInfo:
             obj["notice"] if isinstance(obj.get("notice"), str) else "",
             DeviceInfo.from_wire(obj["device"]) if isinstance(obj.get("device"), dict) else None,
             tuple(ControlKindSpec.from_wire(c) for c in obj.get("controls", ())),
+            obj["status"] if isinstance(obj.get("status"), str) else EngineStatus.READY,
         )
 
 

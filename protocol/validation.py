@@ -42,6 +42,8 @@ def check_job(request: JobRequest, caps: Capabilities, images: bool = True) -> C
         known = ", ".join(e.name for e in caps.engines)
         raise ProtocolError(ErrorCode.UNKNOWN_ENGINE, f"No engine named {request.engine!r}; this server has: {known}.", "job.engine")
     mode = engine.mode(request.mode)
+    if mode is None and engine.starting:
+        raise ProtocolError(ErrorCode.UNKNOWN_MODE, engine.notice or f"Engine {engine.name!r} is still starting; try again in a moment.", "job.mode")
     if mode is None:
         known = ", ".join(m.name for m in engine.modes)
         raise ProtocolError(ErrorCode.UNKNOWN_MODE, f"Engine {engine.name!r} has no mode {request.mode!r}; it has: {known}.", "job.mode")

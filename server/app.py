@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import threading
 
 from aiohttp import web
 
@@ -16,7 +17,8 @@ from .access import AccessPolicy, request_token, token_matches
 from .config import ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
-from .engines.registry import build_engines
+from .engines.registry import EnginesByName, plan_engines
+from .engines.starting import StartingEngine
 from .jobs import Job
 from .history.routes import HistoryApi
 from .history.service import History
@@ -45,7 +47,11 @@ class PaintwireServer:
         else:
             self.generated_token = False
         self.config = config
-        self.engines = engines if engines is not None else build_engines(config)
+        # Engines that take long to start (diffusers) are built after the server listens (engines/starting.py).
+        self.engines = engines if engines is not None else plan_engines(config)
+        self.engines_by_name = EnginesByName(self.engines)
+        self.ready = asyncio.Event()  # every engine has started (or failed to)
+        self._starting: asyncio.Task[None] | None = None
         self.capabilities = build_capabilities(self.engines, config)
         self.access = AccessPolicy(config.token, config.is_loopback, tuple(config.allowed_origins))
         self.guard = ConnectionGuard(config.max_connections, config.max_connections_per_address, config.hello_timeout)
@@ -58,17 +64,17 @@ class PaintwireServer:
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
         self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
-        self.history = History(config, self.engines, lambda: self.capabilities)  # opened at start (docs/history.md)
-        self.preprocessing = Preprocessing({e.name: e for e in self.engines})
+        self.history = History(config, self.engines_by_name, lambda: self.capabilities)  # opened at start (docs/history.md)
+        self.preprocessing = Preprocessing(self.engines_by_name)
 
     def publish_capabilities(self) -> None:
-        """Rebuild the capabilities after a rescan; every session checks new jobs
-        against them, and those that asked are told when they changed."""
+        """Rebuild the capabilities after a rescan or an engine's start; every session
+        checks new jobs against them, and those that asked are told when they changed."""
         new = build_capabilities(self.engines, self.config)
         if new == self.capabilities:
             return
         self.capabilities = new
-        log.info("models changed: %d now", len(new.models))
+        log.info("capabilities changed: %d engines ready, %d models", sum(not e.starting for e in new.engines), len(new.models))
         for session in list(self.sessions):
             session.update_capabilities(new)
 
@@ -90,14 +96,41 @@ class PaintwireServer:
 
     async def _startup(self, app: web.Application) -> None:
         self.history.open()
-        runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
+        runner = JobRunner(self.engines_by_name, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
         self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record)
         self.scheduler.start()
+        self._starting = asyncio.create_task(self._start_engines(), name="paintwire-engines-start")
+
+    async def _start_engines(self) -> None:
+        """Build the engines that start late, one after the other, each in a thread of its own
+        (a daemon: one still importing torch when the server stops must not hold the exit);
+        publish the capabilities as each is ready, then watch the model folders."""
+        loop = asyncio.get_running_loop()
+        for engine in [e for e in self.engines if isinstance(e, StartingEngine)]:
+            done: asyncio.Future[None] = loop.create_future()
+
+            def build(engine: StartingEngine = engine, done: asyncio.Future[None] = done) -> None:
+                engine.start()
+                try:
+                    loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                except RuntimeError:
+                    pass  # the server stopped meanwhile
+
+            threading.Thread(target=build, name=f"paintwire-start-{engine.name}", daemon=True).start()
+            await done
+            if engine.failed:
+                self.engines.remove(engine)  # left out, as an engine whose libraries are missing always was
+            else:
+                log.info("the %s engine is ready (%.1f s)", engine.name, engine.seconds)
+            self.publish_capabilities()
         self.model_watch.start()
+        self.ready.set()
 
     async def _shutdown(self, app: web.Application) -> None:
         # Tell every open job's owner first (shutting_down), cancelling the running
         # job, then close every connection; the engine gets what time is left.
+        if self._starting is not None:
+            self._starting.cancel()
         await self.model_watch.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
@@ -168,8 +201,8 @@ class PaintwireServer:
 
 def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device(), controls=e.controls())
-                      for e in engines),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device(), controls=e.controls(),
+                                 status=e.status()) for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
             max_message_bytes=config.max_message_bytes,

@@ -36,6 +36,7 @@ class Job:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     position: int = -1  # last queue position told to the owner
     previews: bool = True  # live frames want no previews: the frame itself comes at once
+    record: bool = True  # into the history when it ends with a result; a live frame only once applied (live_apply)
     # Set by the runner: seconds from the start of its run to the final message, and the engine's share.
     run_seconds: float = 0.0
     engine_seconds: float = 0.0

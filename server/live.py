@@ -11,18 +11,24 @@ flight and one pending state. A state that arrives while the stream's job is
 still queued replaces that job's request in place; one that arrives while it
 runs waits as the pending state, replacing any earlier one. Every replaced
 state is counted in ``dropped``.
+
+Frames are not results: none is recorded in the history (a stream makes several a
+second). The newest ``KEPT_FRAMES`` are kept, and the one the artist applies
+(``live_apply``) is recorded then, with the settings of the state it was made from.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from paintwire.protocol import Capabilities, CheckedJob, ErrorCode, JobPhase, JobRequest, ProtocolError, Result, check_job
 from paintwire.protocol.live import (
     MAX_STREAMS_PER_CLIENT,
+    LiveApply,
     LiveError,
     LiveFrame,
     LiveServerMessage,
@@ -43,6 +49,11 @@ log = logging.getLogger(__name__)
 
 SEED, BATCH = "seed", "batch_size"
 
+# Frames a stream keeps for live_apply, newest first. The artist applies the frame on
+# screen; by the time the click arrives a frame or two more may have come. Each kept
+# frame holds its picture and its state's pixels (a few MB at most for a 1024 px region).
+KEPT_FRAMES = 4
+
 
 class LiveScheduler(Protocol):
     """What a stream asks of the scheduler (server.scheduler.Scheduler is one)."""
@@ -52,6 +63,8 @@ class LiveScheduler(Protocol):
     def cancel(self, owner: Any, job_id: str) -> None: ...
 
     def drop_owner(self, owner: Any) -> None: ...
+
+    def record(self, job: Job, result: Result) -> None: ...
 
 
 @dataclass
@@ -75,6 +88,12 @@ class LiveStream:
         self.pending: _Pending | None = None
         self.dropped = 0
         self.stopped = False
+        self.kept: deque[tuple[int, Job, Result]] = deque(maxlen=KEPT_FRAMES)  # (seq, its job, its result), for live_apply
+
+    @property
+    def client_name(self) -> str | None:
+        """The client's name, for the history record of an applied frame."""
+        return self.streams.client_name()
 
     # -- as a job owner -------------------------------------------------------------------
 
@@ -92,6 +111,7 @@ class LiveStream:
         if self.stopped:
             return
         if isinstance(message, Result) and message.layers:
+            self.kept.append((state.seq, job, message))
             layer = message.layers[0]
             self.streams.emit(LiveFrame(self.id, state.seq, layer.image, state.x + layer.x, state.y + layer.y, self.dropped,
                                         layer.seed, round(job.run_seconds * 1000, 2), round(job.engine_seconds * 1000, 2)))
@@ -117,6 +137,17 @@ class LiveStream:
             return
         self._submit(state, checked)
 
+    def apply(self, seq: int) -> None:
+        """The artist kept frame ``seq``: record it in the history as a result."""
+        for kept_seq, job, result in self.kept:
+            if kept_seq == seq:
+                self.streams.scheduler.record(job, result)
+                return
+        newest = [kept for kept, _, _ in self.kept]
+        self.streams.emit(LiveError(self.id, ErrorCode.BAD_MESSAGE,
+                                    f"Frame {seq} of live stream {self.id} is not kept (the server keeps the newest {KEPT_FRAMES}: "
+                                    f"{', '.join(map(str, newest)) or 'none yet'}).", seq, "seq"))
+
     def _next(self) -> None:
         pending, self.pending = self.pending, None
         if pending is not None and not self.stopped:
@@ -129,6 +160,7 @@ class LiveStream:
             self.streams.emit(LiveError(self.id, exc.code, exc.message, state.seq, exc.field))
             return
         job.previews = False
+        job.record = False  # a frame is not a result until the artist applies it
         if job.state is JobPhase.QUEUED:  # (a scheduler may end a job at once, e.g. while stopping)
             self.inflight, self.inflight_state = job, state
 
@@ -139,6 +171,7 @@ class LiveStream:
             return
         self.stopped = True
         self.pending = None
+        self.kept.clear()
         self.streams.scheduler.drop_owner(self)
         self.inflight = self.inflight_state = None
         self.streams.forget(self)
@@ -152,19 +185,23 @@ class LiveStreams:
     capabilities of the moment and whether the client is reading."""
 
     def __init__(self, emit: Callable[[LiveServerMessage], None], scheduler: LiveScheduler, capabilities: Callable[[], Capabilities],
-                 ready: Callable[[], bool], max_streams: int = MAX_STREAMS_PER_CLIENT) -> None:
+                 ready: Callable[[], bool], max_streams: int = MAX_STREAMS_PER_CLIENT,
+                 client_name: Callable[[], str | None] = lambda: None) -> None:
         self.emit = emit
+        self.client_name = client_name
         self.scheduler = scheduler
         self.capabilities = capabilities
         self.ready = ready
         self.max_streams = max_streams
         self.streams: dict[int, LiveStream] = {}
 
-    def handle(self, message: LiveStart | LiveState | LiveStop) -> None:
+    def handle(self, message: LiveStart | LiveState | LiveStop | LiveApply) -> None:
         if isinstance(message, LiveStart):
             self.open(message)
         elif isinstance(message, LiveState):
             self.feed(message)
+        elif isinstance(message, LiveApply):
+            self.apply(message)
         else:
             self.close_stream(message)
 
@@ -198,7 +235,7 @@ class LiveStreams:
         if BATCH in names:
             params[BATCH] = 1  # a frame is one picture
         stream = self.streams[start.stream] = LiveStream(self, start, params, seed)
-        self.emit(LiveStarted(stream.id, seed))
+        self.emit(LiveStarted(stream.id, seed, KEPT_FRAMES))
 
     def feed(self, state: LiveState) -> None:
         stream = self.streams.get(state.stream)
@@ -221,6 +258,13 @@ class LiveStreams:
         stream.params = params
         stream.push(state, checked)
 
+    def apply(self, apply: LiveApply) -> None:
+        stream = self.streams.get(apply.stream)
+        if stream is None:
+            self.emit(LiveError(apply.stream, ErrorCode.BAD_MESSAGE, f"No live stream {apply.stream} is open.", apply.seq, "stream"))
+            return
+        stream.apply(apply.seq)
+
     def close_stream(self, stop: LiveStop) -> None:
         stream = self.streams.get(stop.stream)
         if stream is None:
@@ -236,6 +280,7 @@ class LiveStreams:
         """The client went away: stop every stream at once (nothing is sent)."""
         for stream in list(self.streams.values()):
             stream.pending = None
+            stream.kept.clear()
             stream.stopped = True
             self.scheduler.drop_owner(stream)
         self.streams.clear()

@@ -16,6 +16,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from paintwire.protocol import EngineStatus
+
 from .logtext import SafeFormatter
 
 if TYPE_CHECKING:
@@ -67,11 +69,21 @@ def page_url(host: str, port: int, token: str | None, generated: bool) -> str:
     return f"{url} (open it with #token=YOUR_TOKEN at the end)" if token else url
 
 
-def summary(server: "PaintwireServer", host: str, port: int, log_where: str) -> list[str]:
-    """The start-up summary: address, engines, models, device, log."""
+def serving(server: "PaintwireServer", host: str, port: int) -> list[str]:
+    """What the server prints the moment it listens: its address, its page, and the engines
+    still starting (they are built after binding; ``ready`` follows when they are)."""
     shown = f"[{host}]" if ":" in host else host
     lines = [f"Paintwire serving on ws://{shown}:{port}/ws (health: http://{shown}:{port}/health)"]
     lines.append("  page: " + page_url(shown, port, server.config.token, server.generated_token))
+    starting = [e.name for e in server.engines if e.status() == EngineStatus.STARTING]
+    if starting:
+        lines.append(f"  starting: {', '.join(starting)} (clients can connect meanwhile; they are told when it is ready)")
+    return lines
+
+
+def ready(server: "PaintwireServer", log_where: str, seconds: float) -> list[str]:
+    """The summary once every engine has started: engines, models, device, log."""
+    lines = [f"Paintwire ready ({seconds:.1f} s after it started listening)"]
     lines.append("  engines: " + ", ".join(f"{e.name} ({', '.join(m.name for m in e.modes())})" for e in server.engines))
     with_folders = [e for e in server.engines if e.model_folders()]
     models = [m for e in with_folders for m in e.models()]

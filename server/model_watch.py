@@ -51,7 +51,7 @@ def folder_signature(folders: Iterable[Path]) -> Signature:
 
 class ModelWatch:
     def __init__(self, engines: list[Engine], interval: float, on_change: Callable[[], None]) -> None:
-        self.engines = [e for e in engines if e.model_folders()]
+        self.engines = engines  # the server's list: an engine that is still starting has its folders once started
         self.interval = interval
         self.on_change = on_change
         self._lock = asyncio.Lock()
@@ -62,7 +62,7 @@ class ModelWatch:
         return [Path(f) for e in self.engines for f in e.model_folders()]
 
     def start(self) -> None:
-        if self.interval > 0 and self.engines:
+        if self.interval > 0 and self._folders():
             self._task = asyncio.create_task(self._poll(), name="paintwire-model-watch")
 
     async def stop(self) -> None:

@@ -22,7 +22,7 @@ from .runner import control_layer
 
 class Preprocessing:
     def __init__(self, engines: Mapping[str, Engine]) -> None:
-        self.engines = dict(engines)
+        self.engines = engines
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paintwire-preprocess")
 
     async def run(self, engine: str, checked: CheckedControl) -> ImagePayload:

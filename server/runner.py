@@ -37,7 +37,7 @@ EventSink = Callable[[JobEvent], None]
 class JobRunner:
     def __init__(self, engines: Mapping[str, Engine], max_output_pixels: int, previews_per_second: float,
                  model_hash: Callable[[str, str], str | None] | None = None) -> None:
-        self.engines = dict(engines)
+        self.engines = engines
         self.max_output_pixels = max_output_pixels
         self.previews_per_second = previews_per_second
         # (engine, model) -> the model's WebUI hash when already known (never computed here: it reads the file).

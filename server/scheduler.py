@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Result, Started
@@ -41,6 +41,7 @@ class Scheduler:
         self.completed = 0
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paintwire-engine")
+        self._inflight: Future[FinalEvent] | None = None  # the engine thread's current job
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -68,12 +69,18 @@ class Scheduler:
             except asyncio.CancelledError:
                 pass
         self.running = None
-        done = asyncio.get_running_loop().run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
-        try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
-        except asyncio.TimeoutError:
-            log.warning("the running job did not stop within %.1f s of shutdown; leaving it to finish its step", timeout)
-            return False
+        # Wait for the engine's thread on the loop, never in another thread: a thread left
+        # waiting for a job that does not stop would hold up the loop's own shutdown.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(inflight), timeout)
+            except asyncio.TimeoutError:
+                log.warning("the running job did not stop within %.1f s of shutdown; leaving it to finish its step", timeout)
+                return False
+            except Exception:
+                pass  # its failure was the job's; the engines are freed all the same
         for engine in self.engines:
             engine.close()
         return True
@@ -135,7 +142,8 @@ class Scheduler:
             job.owner.emit(Started(job.id))
             send = self._event_sender(job)
             try:
-                outcome: FinalEvent = await loop.run_in_executor(self._executor, self.runner.run, job, send)
+                self._inflight = self._executor.submit(self.runner.run, job, send)
+                outcome: FinalEvent = await asyncio.wrap_future(self._inflight, loop=loop)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the runner catches everything; this is a last guard
@@ -152,9 +160,15 @@ class Scheduler:
         job.state = JobPhase.DONE
         self.jobs.pop(job.id, None)
         job.owner.emit(final)
-        if isinstance(final, Result) and self.on_result is not None:
+        if isinstance(final, Result) and job.record:
+            self.record(job, final)
+
+    def record(self, job: Job, result: Result) -> None:
+        """Hand a result to ``on_result`` (the history): every job's as it ends, and a live
+        frame's when the artist applies it."""
+        if self.on_result is not None:
             try:
-                self.on_result(job, final)
+                self.on_result(job, result)
             except Exception:  # the history must never cost a client its job
                 log.exception("job %s: recording the result failed", job.id)
 

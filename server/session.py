@@ -124,7 +124,7 @@ class Session:
         self._ending = False  # send what is queued, then stop
         self._writer: asyncio.Task[None] | None = None
         self._closing_task: asyncio.Future[None] | None = None
-        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work)
+        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work, client_name=lambda: self.client_name)
 
     # -- outgoing -----------------------------------------------------------------------
 

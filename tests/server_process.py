@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 TESTS = str(Path(__file__).resolve().parent)
-READY = re.compile(r"Paintwire serving on ws://(\S+):(\d+)/ws")
+LISTENING = re.compile(r"Paintwire serving on ws://(\S+):(\d+)/ws")
+READY = re.compile(r"^Paintwire ready\b")  # every engine started (the diffusers engine imports torch after binding)
 START_TIMEOUT = 120.0  # importing torch for the diffusers engine is slow on a cold disk
 
 
@@ -63,9 +64,12 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server_process(*, launcher: list[str] | None = None, **config: Any) -> ServerProcess:
+def start_server_process(*, launcher: list[str] | None = None, cwd: str | Path | None = None, wait_ready: bool = True,
+                         **config: Any) -> ServerProcess:
     """Start ``paintwire serve`` with ``config`` (ServerConfig fields) written to a TOML file;
-    ``launcher`` replaces ``python -m paintwire.cli.main`` in the command."""
+    ``launcher`` replaces ``python -m paintwire.cli.main`` in the command, and ``cwd`` is
+    the folder it runs in (this process's by default). Returns once every engine has
+    started, or with ``wait_ready`` false as soon as the server listens."""
     config.setdefault("host", "127.0.0.1")
     config.setdefault("port", 0)
     config.setdefault("engines", ["classical"])
@@ -82,24 +86,26 @@ def start_server_process(*, launcher: list[str] | None = None, **config: Any) ->
     env.pop("PAINTWIRE_CONFIG", None)
     proc = subprocess.Popen(
         [*(launcher or [sys.executable, "-m", "paintwire.cli.main"]), "serve", "--config", path, "-v"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
     )
     server = ServerProcess(proc, config["host"], 0, config.get("token"))
-    ready = threading.Event()
+    listening, ready = threading.Event(), threading.Event()
 
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             server.output.append(line)
-            match = READY.search(line)
-            if match and not ready.is_set():
+            match = LISTENING.search(line)
+            if match and not listening.is_set():
                 server.port = int(match.group(2))
+                listening.set()
+            if READY.search(line):
                 ready.set()
         os.unlink(path)
 
     threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT
-    while not ready.wait(0.05):
+    while not (ready if wait_ready else listening).wait(0.05):
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             raise RuntimeError(f"paintwire serve did not start:\n{server.log()}")

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import ControlKindSpec, DeviceInfo, EngineStatus, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ..layers import Box, OutputLayer
 
@@ -249,6 +249,10 @@ class Engine(abc.ABC):
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         """Do the job. Runs in the worker thread; may raise ProtocolError for a
         request that is valid in shape but impossible (e.g. an output too large)."""
+
+    def status(self) -> str:
+        """EngineStatus.READY, or STARTING while the engine is still being built (starting.py)."""
+        return EngineStatus.READY
 
     def close(self) -> None:
         """Free models and memory when the server stops."""

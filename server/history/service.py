@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Mapping
 
 from paintwire.protocol import Capabilities, ModelKind, Result
 from paintwire.protocol.metadata import labels_of
@@ -22,9 +22,9 @@ from .store import HistoryStore
 
 
 class History:
-    def __init__(self, config: ServerConfig, engines: Iterable[Engine], capabilities: Callable[[], Capabilities]) -> None:
+    def __init__(self, config: ServerConfig, engines: Mapping[str, Engine], capabilities: Callable[[], Capabilities]) -> None:
         self.config = config
-        self.engines = {e.name: e for e in engines}
+        self.engines = engines  # by name
         self.capabilities = capabilities
         self.store: HistoryStore | None = None  # None until opened, and while the history is off
         self.recorder: HistoryRecorder | None = None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.request
+
 import numpy as np
 
 from paintwire.protocol.client import open_websocket
@@ -86,3 +90,15 @@ class RawConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def wait_for_running_job(http: str, running: bool = True, timeout: float = 60) -> None:
+    """Return once the server's /info says a job (or live frame) is running (or, with
+    ``running`` false, that none is); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(http + "/info", timeout=10) as response:
+            if json.loads(response.read())["queue"]["running"] is running:
+                return
+        time.sleep(0.005)
+    raise AssertionError(f"{'no' if running else 'a'} job was running for {timeout} s")

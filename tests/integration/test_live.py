@@ -5,6 +5,7 @@ server healthy."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.request
@@ -12,12 +13,14 @@ import urllib.request
 import numpy as np
 import pytest
 from diffusion_fixtures import diffusers_server, hf_cache_dir, tiny_models_dir  # noqa: F401
-from helpers import RawConnection, mask_payload, rgba_payload, scene
+from helpers import RawConnection, mask_payload, rgba_payload, scene, wait_for_running_job
+from server_process import start_server_process
 
 from fixtures.tiny_models import SD15
 from paintwire.protocol import Client, ErrorCode, ImagePayload, JobRequest, PixelFormat, encode
 from paintwire.protocol.live import (
     MAX_STREAMS_PER_CLIENT,
+    LiveApply,
     LiveError,
     LiveFrame,
     LiveStart,
@@ -142,10 +145,10 @@ def test_bad_starts_and_too_many_streams_are_refused(client):
         assert expect(client, LiveStopped).stream == stream
 
 
-def test_stop_during_a_long_frame_ends_at_once_and_sends_nothing_after(client):
+def test_stop_during_a_long_frame_ends_at_once_and_sends_nothing_after(diffusers_server, client):
     start(client, steps=40)
     client.live(state(1, painted(0)))
-    time.sleep(0.3)  # the frame is under way
+    wait_for_running_job(diffusers_server.http)  # the frame is under way
     client.live(LiveStop(1))
     assert expect(client, LiveStopped).stream == 1
     # The running frame is cancelled at its next step: the next job starts without waiting for 40 steps.
@@ -208,8 +211,9 @@ def test_a_client_vanishing_mid_frame_leaves_the_server_healthy(diffusers_server
         raw.send(encode(LiveStart(1, "diffusers", "img2img", SD15, {**PARAMS, "steps": 30})))
         assert isinstance(raw.recv(), LiveStarted)
         raw.send(encode(state(1, painted(0))))
-        time.sleep(0.2)
+        wait_for_running_job(diffusers_server.http)
         raw.ws.socket.close()  # gone without a close frame, mid-frame
+        wait_for_running_job(diffusers_server.http, running=False)
     with urllib.request.urlopen(diffusers_server.http + "/health", timeout=10) as response:
         assert response.status == 200
     with Client(diffusers_server.url, name="after", timeout=120) as after:
@@ -225,3 +229,50 @@ def test_live_messages_before_hello_are_refused_like_any_other(diffusers_server)
     with RawConnection(diffusers_server.url, hello=False) as raw:
         raw.send(encode(LiveState(1, 1, ImagePayload(W, H, PixelFormat.RGBA8, bytes(3)))))
         assert raw.recv().TYPE == "error", "no stream exists before hello: the refusal is about the connection"
+
+
+def _history(server, path: str = "/api/history?limit=100") -> dict:
+    with urllib.request.urlopen(server.http + path, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _history_items(server, count: int, timeout: float = 60) -> list[dict]:
+    """The history's items once there are ``count`` (or more); fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = _history(server)["items"]
+        if len(items) >= count:
+            return items
+        time.sleep(0.05)
+    raise AssertionError(f"the history did not reach {count} items in {timeout} s: {_history(server)['items']}")
+
+
+def test_frames_are_not_recorded_and_an_applied_frame_is_with_the_streams_settings(tiny_models_dir, tmp_path):
+    server = start_server_process(model_dirs=[str(tiny_models_dir)], engines=["diffusers"], history=True, history_dir=str(tmp_path))
+    try:
+        with Client(server.url, name="live-history", timeout=120) as client:
+            started = start(client, seed=-1, steps=3)
+            assert started.kept_frames >= 1
+            for seq in range(1, 6):  # each frame awaited: five frames, none dropped
+                client.live(state(seq, painted(seq), **({"prompt": "a green pear"} if seq == 5 else {})))
+                assert expect(client, LiveFrame).seq == seq
+            client.live(LiveApply(1, 5))
+            # The history records in order: once the applied frame is in, any frame recorded before it would be too.
+            (applied,) = _history_items(server, 1)
+            settings = _history(server, f"/api/history/{applied['id']}")["settings"]
+            client.live(LiveApply(1, 9))  # a frame the stream never made
+            refused = expect(client, LiveError)
+            assert (refused.code, refused.seq, refused.field) == (ErrorCode.BAD_MESSAGE, 9, "seq")
+            # A job afterwards is recorded as ever, and nothing else is.
+            job = JobRequest("diffusers", "txt2img", model=SD15, params={"prompt": "a cat", "steps": 2, "width": W, "height": H})
+            assert client.run(job, timeout=120).layers
+            items = _history_items(server, 2)
+            client.live(LiveStop(1))
+            expect(client, LiveStopped)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert [i["mode"] for i in items] == ["txt2img", "img2img"], "five frames and one applied: one record of the stream"
+    assert (applied["client"], applied["engine"], applied["mode"], applied["model"]) == ("live-history", "diffusers", "img2img", SD15)
+    assert (applied["prompt"], applied["seed"]) == ("a green pear", started.seed)
+    assert settings["model"] == SD15 and settings["params"]["steps"] == 3 and settings["params"]["seed"] == started.seed
+    assert settings["params"]["prompt"] == "a green pear" and settings["params"]["strength"] == PARAMS["strength"]

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from paintwire.protocol import Client, JobCancelled, Welcome
 from paintwire.protocol.connection import ClientConnection
 
-from helpers import rgba_payload, scene
+from helpers import rgba_payload, scene, wait_for_running_job
 
 TOKEN = "page-token-for-tests"
 
@@ -129,7 +129,7 @@ def test_queue_lists_running_and_queued_jobs_in_order(start_server):
         threading.Thread(target=run, args=("second", second, "extras", "posterize", {})),
     ]
     threads[0].start()
-    time.sleep(0.3)
+    wait_for_running_job(server.http)  # the big upscale holds the worker: the posterize job queues behind it
     threads[1].start()
     deadline = time.monotonic() + 120
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:

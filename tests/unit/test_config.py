@@ -6,6 +6,7 @@ import pytest
 
 from paintwire.server.app import PaintwireServer
 from paintwire.server.config import ConfigError, ServerConfig, load_config
+from paintwire.server.engines.registry import build_engines
 
 
 def test_defaults_bind_loopback(tmp_path):
@@ -55,7 +56,10 @@ def test_client_variables_in_the_environment_are_not_server_settings():
 
 def test_capabilities_say_when_an_engine_has_no_usable_model(tmp_path):
     pytest.importorskip("diffusers")
-    server = PaintwireServer(ServerConfig(engines=["classical", "diffusers"], model_dirs=[tmp_path], device="cpu"))
+    config = ServerConfig(engines=["classical", "diffusers"], model_dirs=[tmp_path], device="cpu")
+    starting = {e.name: e for e in PaintwireServer(config).capabilities.engines}
+    assert starting["diffusers"].starting and "starting" in starting["diffusers"].notice  # built after the server listens
+    server = PaintwireServer(config, engines=build_engines(config))
     engines = {e.name: e for e in server.capabilities.engines}
     assert engines["classical"].usable and engines["classical"].notice == ""
     assert not engines["diffusers"].usable and "No Stable Diffusion model is installed" in engines["diffusers"].notice

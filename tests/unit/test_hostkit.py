@@ -356,3 +356,17 @@ def test_an_engine_with_a_notice_offers_a_sentence_instead_of_its_modes():
     with pytest.raises(ChoiceError, match="No Stable Diffusion model is installed"):
         choose(lacking, "txt2img")
     assert [m.name for m in offered_modes(BOTH)][:2] == ["txt2img", "img2img"]
+
+
+def test_an_engine_that_is_starting_offers_its_notice_and_its_modes_once_started():
+    import dataclasses
+
+    from paintwire.hostkit.modes import engine_notices, engines_started
+    from paintwire.protocol import EngineStatus
+
+    notice = "The diffusers engine is starting (loading its libraries and finding its models); its modes follow in a moment."
+    early = caps(CLASSICAL, dataclasses.replace(DIFFUSERS, modes=(), notice=notice, status=EngineStatus.STARTING))
+    assert [m.name for m in offered_modes(early)] == ["inpaint", "upscale"] and engine_notices(early) == [notice]
+    assert [e.name for e in engines_started(early, BOTH)] == ["diffusers"]
+    assert engines_started(BOTH, BOTH) == [] and engines_started(early, early) == []
+    assert [e.name for e in engines_started(None, BOTH)] == ["classical", "diffusers"]

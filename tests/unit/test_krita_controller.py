@@ -308,6 +308,24 @@ def test_the_status_line_names_the_servers_device(rig):
     assert view.statuses[-1][0].endswith("Device: NVIDIA GeForce RTX 3060, bf16, 10.0 of 12.0 GiB free.")
 
 
+def test_an_engine_that_was_starting_brings_its_modes_when_the_server_says_it_is_ready():
+    import dataclasses
+
+    from paintwire.protocol import EngineStatus
+
+    state = st.PanelState(st.PanelSettings(mode="inpaint"))
+    view = View()
+    controller = Controller(state, Documents(), Transport(), view, lambda: None)
+    extras = CAPS.engines[1]
+    starting = dataclasses.replace(extras, modes=(), notice=f"The {extras.name} engine is starting.", status=EngineStatus.STARTING)
+    controller.connected(dataclasses.replace(CAPS, engines=(CAPS.engines[0], starting)), "paintwire/test")
+    assert "posterize" not in [m.name for m in state.modes()] and "is starting" in view.statuses[-1][0]
+    refreshes = view.refreshes
+    controller.capabilities_changed(CAPS)
+    assert "posterize" in [m.name for m in state.modes()] and view.refreshes == refreshes + 1
+    assert view.statuses[-1][0].startswith(f"{extras.label} ready. Modes: ") and "Posterize" in view.statuses[-1][0]
+
+
 def test_the_document_module_provides_all_the_controller_asks_of_documents():
     """document.py (which needs Krita) is the controller's Documents: every method the
     protocol names is a function or class of that module."""

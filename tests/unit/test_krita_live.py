@@ -18,7 +18,7 @@ from paintwire_krita.live import LIVE_STREAM, LiveController  # noqa: E402
 from paintwire.hostkit.live import MAX_UNANSWERED, READ_BYTES_PER_TICK, LiveSession, Region, RegionReader  # noqa: E402
 from paintwire.hostkit.request import JobSettings  # noqa: E402
 from paintwire.protocol import Capabilities, EngineInfo, ErrorCode, ImagePayload, Limits, ModeSpec, PixelFormat, ProtocolError  # noqa: E402
-from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped  # noqa: E402
+from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped  # noqa: E402
 from paintwire.server.engines.classical import ClassicalEngine  # noqa: E402
 
 from fixtures.server_only_engine import MODE_NAME, POSTERIZE  # noqa: E402
@@ -251,6 +251,10 @@ def test_apply_copies_the_frame_shown_and_off_leaves_nothing(rig):
     live.on_event(LiveFrame(LIVE_STREAM, 0, sent.image, 0, 0))  # an older frame: ignored
     assert doc.live == (10, 10, 8, 8)
     assert live.apply() and doc.layers == [("Live [seed 42]", 10, 10, 8, 8)]
+    assert not isinstance(transport.sent[-1], LiveApply), "a server that did not say it keeps frames is not asked to record one"
+    live.on_event(LiveStarted(LIVE_STREAM, 42, kept_frames=4))
+    assert live.apply() and len(doc.layers) == 2
+    assert transport.sent[-1] == LiveApply(LIVE_STREAM, sent.seq), "the server records the frame the artist kept"
     live.toggle(False)
     assert isinstance(transport.sent[-1], LiveStop) and doc.live is None and docs.ended == 1 and not live.on
     live.on_event(frame_for(sent))  # late: the stream is over

@@ -10,11 +10,11 @@ import asyncio
 import numpy as np
 
 from paintwire.protocol import ErrorCode, ImagePayload, PixelFormat
-from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
+from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.server.app import build_capabilities
 from paintwire.server.config import ServerConfig
 from paintwire.server.engines.classical import ClassicalEngine
-from paintwire.server.live import LiveStreams
+from paintwire.server.live import KEPT_FRAMES, LiveStreams
 from paintwire.server.runner import JobRunner
 from paintwire.server.scheduler import Scheduler
 
@@ -78,3 +78,38 @@ def test_stop_removes_the_queued_job_and_a_closed_connection_stops_every_stream(
     streams.handle(state(2))
     streams.close()
     assert len(scheduler.queue) == 0 and not scheduler.jobs and not streams.streams
+
+
+def test_frames_are_not_recorded_and_an_applied_one_is_once():
+    async def main():
+        engine = ClassicalEngine()
+        config = ServerConfig(engines=["classical"])
+        recorded: list = []
+        scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256,
+                              on_result=lambda job, result: recorded.append((job, result)))
+        sent: list = []
+        streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True, client_name=lambda: "painter")
+        scheduler.start()
+        streams.handle(LiveStart(1, "classical", "inpaint", params={"method": "telea"}))
+        assert sent[-1].kept_frames == KEPT_FRAMES
+        for seq in range(1, KEPT_FRAMES + 3):
+            streams.handle(state(seq, seq))
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if any(isinstance(m, LiveFrame) and m.seq == seq for m in sent):
+                    break
+        frames = [m.seq for m in sent if isinstance(m, LiveFrame)]
+        assert frames == list(range(1, KEPT_FRAMES + 3)) and recorded == []
+        streams.handle(LiveApply(1, frames[-1]))
+        assert len(recorded) == 1
+        job, result = recorded[0]
+        assert job.owner.client_name == "painter" and job.checked.request.params["method"] == "telea" and result.layers
+        streams.handle(LiveApply(1, frames[0]))  # no longer kept
+        assert isinstance(sent[-1], LiveError) and sent[-1].field == "seq" and sent[-1].seq == frames[0] and len(recorded) == 1
+        streams.handle(LiveApply(2, 1))  # no such stream
+        assert isinstance(sent[-1], LiveError) and sent[-1].field == "stream"
+        streams.handle(LiveStop(1))
+        scheduler.stop()
+        await scheduler.wait_stopped(5)
+
+    asyncio.run(main())

@@ -67,7 +67,7 @@ from paintwire.protocol import (
     encode,
 )
 from paintwire.protocol.images import ABSOLUTE_MAX_SIDE, Encoding
-from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
+from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.protocol.messages import CLIENT_MESSAGES, MAX_JOB_ID, MAX_NAME, SERVER_MESSAGES
 from paintwire.protocol.params import MAX_SEED, MAX_STRING
 
@@ -207,7 +207,8 @@ FULL_MESSAGES: dict[str, Any] = {
     "live_start": LiveStart(3, "classical", "inpaint", "opencv", {"steps": 3}, PixelFormat.BGRA8),
     "live_state": LiveState(3, 9, IMAGE, MASK, 10, 20, {"steps": 4}),
     "live_stop": LiveStop(3),
-    "live_started": LiveStarted(3, 42),
+    "live_apply": LiveApply(3, 9),
+    "live_started": LiveStarted(3, 42, 4),
     "live_frame": LiveFrame(3, 9, IMAGE, 10, 20, 5, 42, 12.5, 10.25),
     "live_error": LiveError(3, ErrorCode.BAD_IMAGE, "Bad.", 9, "image.data"),
     "live_stopped": LiveStopped(3, "requested"),

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paintwire.protocol.live import LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
+from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.protocol import (
     PROTOCOL_VERSION,
     Cancel,
@@ -176,7 +176,8 @@ MESSAGES: list[Any] = [
     LiveStart(1, "diffusers", "img2img", "sd15", {"prompt": "a fox", "seed": -1}, PixelFormat.BGRA8),
     LiveState(1, 7, rgba(3, 2), l8(3, 2), 10, 20, {"strength": 0.4}),
     LiveStop(1),
-    LiveStarted(1, 42),
+    LiveApply(1, 9),
+    LiveStarted(1, 42, 4),
     LiveFrame(1, 7, rgba(3, 2), 10, 20, 3, 42, 12.5, 10.25),
     LiveError(1, ErrorCode.BAD_IMAGE, "Bad pixels.", 7, "image.data"),
     LiveStopped(1, "requested"),

@@ -21,7 +21,7 @@ from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.request import JobSettings, build_request, prompt_of, read_area, reads_document
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.hostkit.sources import InputSource
-from paintwire.hostkit.status import CONNECT_TIMEOUT, event_text, progress_fraction
+from paintwire.hostkit.status import CONNECT_TIMEOUT, ENGINE_START_SECONDS, event_text, progress_fraction
 from paintwire.protocol import (
     Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
     Recall,
@@ -128,9 +128,13 @@ def run(
     client = client_factory(connection.url, name=CLIENT_NAME, token=connection.token_or_none, timeout=CONNECT_TIMEOUT)
     if dialog is not None:
         client.recall = True  # an open dialog takes settings sent to it from the server's history
+    client.updates = True  # a server that has just started says when its slow engines are ready
     try:
         progress.start("Paintwire: connecting")
         caps = _connect(client, connection)
+        if any(e.starting for e in caps.engines):
+            progress.text("Paintwire: the server is starting its engines")
+            caps = _wait_until_started(client)
         offered = kit_modes.offered_modes(caps, SUPPORTED_INPUTS)
         if not mode:
             if not offered:
@@ -183,6 +187,13 @@ def _connect(client: Client, connection: Connection) -> Capabilities:
         raise PluginError(f"{exc} (Set the address in Filters > Paintwire > Connection.)") from None
     except JobFailed as exc:  # hello refused: bad token, incompatible version
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
+
+
+def _wait_until_started(client: Client) -> Capabilities:
+    try:
+        return client.wait_until_started(ENGINE_START_SECONDS)
+    except ClientError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def _recalls(client: Client) -> list[Recall]:

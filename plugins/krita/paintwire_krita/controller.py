@@ -147,13 +147,21 @@ class Controller:
         self.view.refresh()
 
     def capabilities_changed(self, caps: Capabilities) -> None:
-        """The server's models changed (pushed, or after Refresh): new lists, no reconnect."""
-        before = {m.name for m in self.state.capabilities.models} if self.state.capabilities else set()
+        """The server's models or engines changed (pushed, or after Refresh): new lists, no
+        reconnect. An engine that was still starting when the docker connected arrives this way."""
+        previous = self.state.capabilities
+        before = {m.name for m in previous.models} if previous else set()
+        started = kit_modes.engines_started(previous, caps) if previous is not None else []
         self.state.set_capabilities(caps, self.state.server_name)
         self.view.refresh()
-        if not self.state.busy:
-            added = len({m.name for m in caps.models} - before)
-            self.view.show_status(f"Models: {len(caps.models)}" + (f", {added} new." if added else ", nothing new."))
+        if self.state.busy:
+            return
+        if started:
+            modes = ", ".join(m.label for m in self.state.modes()) or "none"
+            self.view.show_status(f"{', '.join(e.label for e in started)} ready. Modes: {modes}.")
+            return
+        added = len({m.name for m in caps.models} - before)
+        self.view.show_status(f"Models: {len(caps.models)}" + (f", {added} new." if added else ", nothing new."))
 
     def disconnected(self, reason: str) -> None:
         if self.state.busy:

@@ -8,7 +8,8 @@ canvas costs several short ticks instead of one long one. A finished region
 goes to the worker thread, which sends it as a ``live_state`` only when the
 pixels or the settings changed (hostkit.live.LiveSession). Frames come back
 as ``on_event`` calls and show in the "Paintwire live" layer on top; "Apply"
-copies the frame shown into a new layer; turning Live off stops the stream and
+copies the frame shown into a new layer and tells the server (``live_apply``),
+which records that frame in its history; turning Live off stops the stream and
 removes the live layer.
 
 Like controller.py it talks to small protocols (document.py, worker.py, the
@@ -218,7 +219,7 @@ class LiveController:
             self.view.show_status(f"Live: frame {self.frames} (seed {message.seed}, {message.dropped} states skipped)")
             self.view.live_changed(True)
         elif isinstance(message, LiveStarted):
-            session.seed = message.seed
+            session.started(message)
             self.view.show_status("Live: paint, and the picture follows." + (f" Seed {message.seed}." if message.seed is not None else ""))
         elif isinstance(message, LiveError):
             session.answered_by_error(message.seq)
@@ -227,8 +228,9 @@ class LiveController:
             self.stop("Live stopped by the server." if message.reason != "requested" else "Live is off.")
 
     def apply(self) -> bool:
-        """Copy the frame shown into a new layer (below the live layer, which goes on)."""
-        frame, doc = self.frame, self.doc
+        """Copy the frame shown into a new layer (below the live layer, which goes on), and
+        have the server record it in its history with the stream's settings."""
+        frame, doc, session = self.frame, self.doc, self.session
         if frame is None or doc is None or not self.documents.is_open(doc):
             self.view.show_status("No live frame to apply yet.", error=True)
             return False
@@ -239,5 +241,8 @@ class LiveController:
         except Exception as exc:
             self.view.show_status(f"Could not apply the frame: {exc}", error=True)
             return False
+        applied = session.apply(frame) if session is not None else None
+        if applied is not None:
+            self.transport.live(lambda: applied)
         self.view.show_status(f"Applied: {name}.")
         return True

@@ -12,46 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .control.detect import classify_addon, classify_addon_folder
+from .entries import (  # noqa: F401  (the registry's vocabulary, re-exported for its readers)
+    CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Shapes, read_header,
+)
+from .upscalers import upscaler_architecture
+
 log = logging.getLogger(__name__)
 
-from paintwire.protocol import CHECKPOINT_KINDS as _CHECKPOINTS
-from paintwire.protocol import ModelKind
-
-# Families and the kinds the registry reports (ModelInfo.kind): the protocol's ModelKind values.
-SD15, SD2, SDXL = ModelKind.SD15.value, ModelKind.SD2.value, ModelKind.SDXL.value
-CHECKPOINT_KINDS = {k.value for k in _CHECKPOINTS}
-LORA, EMBEDDING, VAE, UPSCALER = ModelKind.LORA.value, ModelKind.EMBEDDING.value, ModelKind.VAE.value, ModelKind.UPSCALER.value
-
-# A safetensors header is JSON of a few hundred KB at most for real models;
-# a bigger one is a broken or hostile file, not a model.
-MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_SCAN_DEPTH = 6  # model folders are shallow; this bounds a scan of a mistaken root like ~
-
-Shapes = dict[str, tuple[int, ...]]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str  # what clients send as job.model (or write in <lora:name:weight>)
-    kind: str  # sd15, sd15-inpaint, sd2, sdxl, ..., lora, embedding, vae, upscaler
-    path: Path
-    single_file: bool = False  # a .safetensors file rather than a diffusers folder
-
-    @property
-    def family(self) -> str:
-        return self.kind.split("-")[0]
-
-    @property
-    def inpaint(self) -> bool:
-        return self.kind.endswith("-inpaint")
-
-    @property
-    def is_checkpoint(self) -> bool:
-        return self.kind in CHECKPOINT_KINDS
 
 
 @dataclass(frozen=True)
@@ -91,19 +63,6 @@ def folder_problem(folder: Path) -> str:
     return ""
 
 
-def read_header(path: Path) -> Shapes:
-    """Tensor names and shapes of a .safetensors file, from its header alone."""
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise ValueError("too short for a safetensors file")
-        (size,) = struct.unpack("<Q", raw)
-        if size > MAX_HEADER_BYTES:
-            raise ValueError(f"header of {size} bytes is not plausible")
-        header = json.loads(f.read(size))
-    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-
-
 def classify_checkpoint(shapes: Shapes) -> str | None:
     """The kind of an original-layout (LDM) checkpoint, or None if it is not one."""
     conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
@@ -123,9 +82,7 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
     kind = classify_checkpoint(shapes)
     if kind:
         return kind
-    from .control.detect import classify_addon  # ControlNets, IP-Adapters, image encoders
-
-    kind = classify_addon(shapes)
+    kind = classify_addon(shapes)  # ControlNets, IP-Adapters, image encoders
     if kind:
         return kind
     keys = list(shapes)
@@ -136,8 +93,7 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
         return EMBEDDING
     if any(k.endswith("decoder.conv_out.weight") for k in keys) and any(k.endswith("encoder.conv_in.weight") for k in keys):
         return VAE
-    from .upscalers import upscaler_architecture  # spandrel's own detection, from the names alone
-
+    # spandrel's own detection, from the names alone
     if upscaler_architecture(keys) or any(p.lower() in ("upscalers", "esrgan", "upscale_models") for p in path.parts):
         return UPSCALER
     return None
@@ -210,8 +166,6 @@ class ModelRegistry:
 
     def _add_addon_folder(self, folder: Path) -> bool:
         """A ControlNet or image encoder saved as a folder (config.json and weights)."""
-        from .control.detect import classify_addon_folder
-
         kind = classify_addon_folder(folder)
         if kind is None:
             return False

@@ -24,7 +24,7 @@ import torch
 
 from paintwire.protocol import ErrorCode, ProtocolError
 
-from .models import ModelEntry
+from .entries import ModelEntry
 from .tiling import TileBlender, TileGrid
 
 TILE = 256  # input pixels per tile side: bounds one tile's activations (see docs/models.md for the figures)

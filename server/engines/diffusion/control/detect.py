@@ -17,7 +17,7 @@ from pathlib import Path
 
 from paintwire.protocol import ModelKind
 
-from ..models import SD2, SD15, SDXL, ModelEntry, Shapes, read_header
+from ..entries import SD2, SD15, SDXL, ModelEntry, Shapes, read_header
 from .kinds import kind_from_name
 
 CONTROLNET, IP_ADAPTER, IMAGE_ENCODER = ModelKind.CONTROLNET.value, ModelKind.IP_ADAPTER.value, ModelKind.IMAGE_ENCODER.value

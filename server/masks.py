@@ -1,4 +1,5 @@
-"""Mask maths shared by every engine: blur, invert, bounds, crop, paste, composite, fill.
+"""Mask maths shared by every engine: blur, invert, bounds, crop, paste, fill
+(a layer over the picture is paintwire.protocol.compositing's).
 
 Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 """
@@ -104,19 +105,6 @@ def crop(array: np.ndarray, box: Box) -> np.ndarray:
 def paste(target: np.ndarray, patch: np.ndarray, box: Box) -> None:
     """Write ``patch`` into ``target`` at ``box`` (in place)."""
     target[box.slices] = patch
-
-
-def composite(base: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``over`` blended onto ``base`` by ``alpha`` (uint8, 255 = all ``over``).
-
-    Exact where alpha is 0 or 255, so kept pixels stay bit-exact. Rounds to
-    nearest, as painting programs do for 8-bit "normal" blending.
-    """
-    a = alpha.astype(np.uint32)
-    if base.ndim == 3:
-        a = a[..., None]
-    mixed = (over.astype(np.uint32) * a + base.astype(np.uint32) * (255 - a) + 127) // 255
-    return mixed.astype(np.uint8)
 
 
 def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol.compositing import place_over
 from paintwire.protocol.crops import Rect, at_least
 
 from . import masks
@@ -129,20 +130,7 @@ def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, se
 
 
 def flatten(base: np.ndarray, layer: OutputLayer) -> np.ndarray:
-    """``base`` (H, W, 4) with ``layer`` placed over it ("normal" blending): what a
-    painting program shows once the result layer is added. Returns a new array."""
-    out = base.copy()
-    h, w = layer.pixels.shape[:2]
-    box = Box(layer.x, layer.y, w, h)
-    under = masks.crop(out, box)
-    alpha = layer.pixels[..., 3]
-    if (under[..., 3] == 255).all():
-        masks.paste(out, np.dstack([masks.composite(under[..., :3], layer.pixels[..., :3], alpha), under[..., 3]]), box)
-        return out
-    # Straight-alpha "over" for a base that has transparency.
-    la = alpha.astype(np.float32)[..., None] / 255
-    ba = under[..., 3].astype(np.float32)[..., None] / 255
-    oa = la + ba * (1 - la)
-    rgb = (layer.pixels[..., :3] * la + under[..., :3] * ba * (1 - la)) / np.maximum(oa, 1e-6)
-    masks.paste(out, np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(oa[..., 0] * 255 + 0.5, 0, 255)]).astype(np.uint8), box)
-    return out
+    """``base`` (H, W, 4) with ``layer`` placed over it ("normal" blending, the one rule in
+    paintwire.protocol.compositing): what a painting program shows once the result
+    layer is added. Returns a new array."""
+    return place_over(base, layer.pixels, layer.x, layer.y)

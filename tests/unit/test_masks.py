@@ -41,14 +41,6 @@ def test_invert():
     assert masks.invert(np.array([[0, 255, 10]], np.uint8)).tolist() == [[255, 0, 245]]
 
 
-def test_composite_is_exact_at_the_ends_and_rounds_in_between():
-    base = np.full((1, 3, 3), 100, np.uint8)
-    over = np.full((1, 3, 3), 200, np.uint8)
-    alpha = np.array([[0, 255, 128]], np.uint8)
-    out = masks.composite(base, over, alpha)
-    assert out[0, 0].tolist() == [100] * 3 and out[0, 1].tolist() == [200] * 3 and out[0, 2].tolist() == [150] * 3
-
-
 def test_crop_and_paste_round_trip():
     img = np.arange(5 * 6 * 4, dtype=np.uint8).reshape(5, 6, 4)
     box = Box(1, 2, 3, 2)

@@ -20,13 +20,12 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from paintwire.protocol import Cancelled, CheckedControl, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol import Cancelled, CheckedControl, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Rect, Result
 from paintwire.protocol.messages import JobEvent
 
 from .engines.base import PREVIEW_MAX_SIDE, ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
 from .imaging import array_to_payload, as_rgba, payload_to_array
 from .jobs import FinalEvent, Job
-from .layers import Box
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +159,8 @@ def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None
     return sink
 
 
-def _preview_sink(job: Job, send: EventSink) -> Callable[[np.ndarray, Box], None]:
-    def sink(rgba: np.ndarray, box: Box) -> None:
+def _preview_sink(job: Job, send: EventSink) -> Callable[[np.ndarray, Rect], None]:
+    def sink(rgba: np.ndarray, box: Rect) -> None:
         image = array_to_payload(_shrink(rgba), PixelFormat.RGBA8)
         send(Preview(job.id, image, box.x, box.y, box.width, box.height))
 

@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError, Rect
 
-from ..layers import Box, OutputLayer
+from ..layers import OutputLayer
 
 
 class JobCancelledError(Exception):
@@ -97,7 +97,7 @@ class ProgressUpdate:
 
 
 ProgressSink = Callable[[ProgressUpdate], None]
-PreviewSink = Callable[[np.ndarray, Box], None]
+PreviewSink = Callable[[np.ndarray, Rect], None]
 
 # Stage words that engines used before phases existed, and the phase each one is.
 _STAGE_PHASES = {p.value: p for p in Phase} | {p.value.replace("_", " "): p for p in Phase} | {"refining": Phase.DENOISING}
@@ -186,7 +186,7 @@ class JobContext:
         """Whether a preview sent now would be within the rate (and previews are wanted)."""
         return self._on_preview is not None and time.monotonic() - self._last_preview >= self._preview_interval
 
-    def preview(self, rgba: np.ndarray, box: Box) -> None:
+    def preview(self, rgba: np.ndarray, box: Rect) -> None:
         """Send a rough picture (at most PREVIEW_MAX_SIDE a side) of the region ``box``;
         dropped when not ``preview_due()``."""
         if not self.preview_due():

@@ -12,7 +12,8 @@ import pytest
 from paintwire.hostkit.request import JobSettings, build_request, read_area
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import Crop, ErrorCode, JobRequest, PixelFormat, ProtocolError, check_job, raw_image
-from paintwire.protocol.crops import CropRule, Rect, bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.crops import CropRule, bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.rect import Rect
 from paintwire.server import masks
 from paintwire.server.app import build_capabilities
 from paintwire.server.config import ServerConfig

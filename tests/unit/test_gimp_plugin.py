@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 
 import paintwire.hostkit.modes  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
-from paintwire.protocol.crops import Rect
 from paintwire.hostkit import form as kit_form
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
     Capabilities, ClientError, EngineInfo, Error, ErrorCode, JobFailed, Layer, Limits, ModeSpec, ModelInfo, ParamSpec,
-    ParamType, PixelFormat, PlacementKind, Preview, Progress, Queued, Result, Started, raw_image,
+    ParamType, PixelFormat, PlacementKind, Preview, Progress, Queued, Rect, Result, Started, raw_image,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,8 +237,7 @@ class FakeDocument:
 
     def layer_image(self, control, region):
         self.calls.append(("layer_image", control.layer, region))
-        x, y, w, h = region
-        return raw_image(w, h, PixelFormat.RGBA8, bytes([7]) * (w * h * 4))
+        return raw_image(region.width, region.height, PixelFormat.RGBA8, bytes([7]) * (region.area * 4))
 
 
 class FakeProgress:
@@ -569,7 +567,7 @@ def test_controls_json_sends_the_named_layers_at_the_canvas_size():
     (control,) = FakeClient.instances[-1].request.controls
     assert (control.kind, control.strength, control.start, control.end, control.preprocessor) == ("lineart", 0.7, 0.0, 0.5, "lineart")
     assert (control.image.width, control.image.height, control.image.format) == (doc.width, doc.height, PixelFormat.RGBA8)
-    assert ("layer_image", "Lines", (0, 0, doc.width, doc.height)) in doc.calls
+    assert ("layer_image", "Lines", Rect(0, 0, doc.width, doc.height)) in doc.calls
 
 
 @pytest.mark.parametrize("mode, controls, words", [

@@ -11,7 +11,7 @@ from paintwire.server.layers import OutputLayer
 from paintwire.server.resample import lanczos_resize
 from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array
 from paintwire.protocol.images import Encoding
-from paintwire.server.layers import Box
+from paintwire.protocol.rect import Rect
 from paintwire.server.region import flatten, prepare_region, region_layer
 
 
@@ -19,12 +19,12 @@ def test_bounds_of_a_mask():
     m = np.zeros((50, 60), np.uint8)
     assert masks.bounds(m) is None
     m[10:20, 5:7] = 1
-    assert masks.bounds(m) == Box(5, 10, 2, 10)
+    assert masks.bounds(m) == Rect(5, 10, 2, 10)
 
 
 def test_pad_is_clipped_to_the_image():
-    assert masks.pad(Box(5, 10, 2, 10), 8, 60, 50) == Box(0, 2, 15, 26)
-    assert masks.pad(Box(50, 40, 10, 10), 8, 60, 50) == Box(42, 32, 18, 18)
+    assert Rect(5, 10, 2, 10).padded(8, 60, 50) == Rect(0, 2, 15, 26)
+    assert Rect(50, 40, 10, 10).padded(8, 60, 50) == Rect(42, 32, 18, 18)
 
 
 def test_blur_feathers_and_grows_the_mask():
@@ -43,7 +43,7 @@ def test_invert():
 
 def test_crop_and_paste_round_trip():
     img = np.arange(5 * 6 * 4, dtype=np.uint8).reshape(5, 6, 4)
-    box = Box(1, 2, 3, 2)
+    box = Rect(1, 2, 3, 2)
     patch = masks.crop(img, box).copy()
     target = np.zeros_like(img)
     masks.paste(target, patch, box)

@@ -26,7 +26,7 @@ from paintwire.protocol import (
     Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
     Recall,
 )
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
@@ -51,7 +51,7 @@ class Document(Protocol):
 
     def layer_names(self) -> list[str]: ...
 
-    def layer_image(self, control: ControlLayer, region: tuple[int, int, int, int]) -> ImagePayload:
+    def layer_image(self, control: ControlLayer, region: Rect) -> ImagePayload:
         """A control layer's pixels in ``region`` of the canvas."""
 
     def preview(self, event: Preview) -> None:

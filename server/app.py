@@ -19,7 +19,7 @@ from .engines.base import Engine
 from .engines.registry import build_engines
 from .jobs import Job
 from .history.routes import HistoryApi
-from .history.service import History
+from .history.service import HistoryService
 from .memory import configure_allocator, release_memory
 from .model_watch import ModelWatch
 from .preprocessing import Preprocessing
@@ -58,7 +58,7 @@ class PaintwireServer:
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
         self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
-        self.history = History(config, self.engines, lambda: self.capabilities)  # opened at start (docs/history.md)
+        self.history = HistoryService(config, self.engines, lambda: self.capabilities)  # opened at start (docs/history.md)
         self.preprocessing = Preprocessing({e.name: e for e in self.engines})
 
     def publish_capabilities(self) -> None:

@@ -30,7 +30,7 @@ class JobCancelledError(Exception):
 
 
 @dataclass
-class ControlLayer:
+class DecodedControl:
     """A control layer of a job (or of a preprocess request), decoded and checked:
     ``image`` is (H, W, 4) uint8 RGBA at the job image's geometry, ``params`` the
     preprocessor's parameters with defaults filled in."""
@@ -63,7 +63,7 @@ class EngineJob:
     mask: np.ndarray | None = None
     model: str | None = None
     max_output_pixels: int = 8192 * 8192
-    controls: tuple[ControlLayer, ...] = ()
+    controls: tuple[DecodedControl, ...] = ()
     origin: tuple[int, int] = (0, 0)
     canvas: tuple[int, int] | None = None  # None: the image is the whole canvas
 
@@ -225,7 +225,7 @@ class Engine(abc.ABC):
         """The kinds of control layer this engine's modes take (none by default)."""
         return ()
 
-    def preprocess(self, layer: ControlLayer) -> np.ndarray:
+    def preprocess(self, layer: DecodedControl) -> np.ndarray:
         """What a model reads from ``layer``: (H, W) uint8 for line maps, (H, W, 3) otherwise.
         Runs off the event loop, possibly while a job runs; needs no loaded model."""
         raise ProtocolError(ErrorCode.INVALID_PARAM, f"The {self.name} engine takes no control layers.", "engine")

@@ -375,7 +375,7 @@ def test_dialog_sees_the_servers_choices_and_can_cancel():
         return None
 
     doc = FakeDocument()
-    with pytest.raises(jobs.Cancelled):
+    with pytest.raises(jobs.DialogClosed):
         jobs.run("inpaint", Args(model="removed-model"), CONNECTION, doc, FakeProgress(), dialog=cancel, client_factory=_factory(caps=CAPS_BOTH))
     (request,) = seen
     assert [c.key for c in request.choices("inpaint")] == ["diffusers/sd15", "classical/opencv"]
@@ -536,7 +536,7 @@ def test_an_open_dialog_takes_recalls_sent_from_the_servers_history():
         seen.append(request.recalls())
         return None
 
-    with pytest.raises(jobs.Cancelled):
+    with pytest.raises(jobs.DialogClosed):
         jobs.run("inpaint", Args(), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
                  client_factory=lambda url, name, token, timeout: RecallClient(url, name, token, timeout))
     assert seen[0] == [recall]  # only recalls: nothing else that arrived

@@ -34,6 +34,16 @@ def random_mask(rng: random.Random, width: int, height: int) -> np.ndarray:
     return mask
 
 
+def test_the_one_rectangle() -> None:
+    """paintwire.protocol.Rect: the crop's, the server's boxes', the host kit's regions."""
+    r = Rect(10, 20, 30, 40)
+    assert (r.right, r.bottom, r.area) == (40, 60, 1200) and r.moved(-10, 5) == Rect(0, 25, 30, 40)
+    assert np.arange(100 * 80).reshape(80, 100)[r.slices].shape == (40, 30)
+    assert r.padded(15, 100, 70) == Rect(0, 5, 55, 65) and r.contains(Rect(10, 20, 1, 1)) and not r.contains(r.moved(1, 0))
+    assert r.union(Rect(0, 0, 1, 1)) == Rect(0, 0, 40, 60)
+    assert Rect(-5, 70, 30, 40).clipped(100, 80) == Rect(0, 70, 25, 10) and Rect(200, 0, 5, 5).clipped(100, 80) is None
+
+
 def test_a_crop_gives_the_same_region_as_the_whole_canvas() -> None:
     """For random masks, canvases, paddings and blurs, the needed box holds the server's
     work area (for any model context up to the rule's), and the region worked out on that

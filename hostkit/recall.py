@@ -154,9 +154,7 @@ def history_settings(ws_url: str, token: str | None, record_id: int, timeout: fl
         item = json.loads(http_get(ws_url, token, f"/api/history/{record_id}", timeout))
     except Refused as exc:
         raise ValueError(str(exc)) from None
-    except UnicodeDecodeError:
-        item = None
-    except json.JSONDecodeError:
+    except (UnicodeDecodeError, json.JSONDecodeError):
         item = None
     if not isinstance(item, dict):
         raise ValueError(f"The server sent no settings for result {record_id}.")

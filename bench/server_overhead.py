@@ -29,7 +29,7 @@ import numpy as np
 from _common import machine, median_of, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, JobRequest, Preview, Progress, Queued, Started, encode, raw_image
 from paintwire.server.imaging import array_to_payload
-from paintwire.server.layers import Box
+from paintwire.protocol.rect import Rect
 from paintwire.server.runner import _shrink
 
 
@@ -54,7 +54,7 @@ def served(client: Client, request: JobRequest, repeat: int, warmup: bool = True
     return {k: statistics.median(v) for k, v in marks.items() if v}
 
 
-def preview_path_cost(rgba: np.ndarray, box: Box, repeat: int = 20) -> float:
+def preview_path_cost(rgba: np.ndarray, box: Rect, repeat: int = 20) -> float:
     """What the server does for one preview once it has RGB pixels: shrink, payload, msgpack."""
     from paintwire.protocol import Preview as PreviewMessage
 
@@ -131,7 +131,7 @@ def diffusers_case(args: argparse.Namespace) -> list[tuple]:
 
     # Previews: the engine's projection of the latents plus the server's shrink and encode.
     def preview_cost(latent_side: int, box_side: int) -> float:
-        box = Box(0, 0, box_side, box_side)
+        box = Rect(0, 0, box_side, box_side)
         sink_cost: list[float] = []
         ctx = JobContext(on_preview=lambda rgba, b: sink_cost.append(preview_path_cost(rgba, b, 3)), previews_per_second=1e9)
         maker = PreviewMaker(ctx, box, "sd15")
@@ -186,7 +186,7 @@ def classical_case(args: argparse.Namespace) -> list[tuple]:
         (f"classical fill called directly ({FILL_PASSES} passes, {side}x{side})", ms(t_direct), "1.00x", "-", "-", ms(marks[0]), "-"),
         ("through the server (previews: the classical engine sends none)", ms(t["result"]), ratio(t["result"], t_direct), ms(t["queued"]), ms(t["started"]), ms(t["progress"]), "-"),
     ]
-    area = Box(0, 0, side // 2 + 64, side // 2 + 64)
+    area = Rect(0, 0, side // 2 + 64, side // 2 + 64)
     p = preview_path_cost(np.zeros((area.height, area.width, 4), np.uint8), area)
     shares = [
         ("fill pass (a step), direct", ms(step_time), "-"),

@@ -1,6 +1,6 @@
-"""Image files in and out for the CLI, with Pillow only.
+"""Image files in and out for the CLI, with Pillow and numpy.
 
-The CLI is a client: it imports paintwire.protocol and Pillow, never the
+The CLI is a client: it imports paintwire.protocol, numpy and Pillow, never the
 server's image code, so a client-only install needs neither OpenCV nor torch.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from paintwire.protocol import Encoding, ImagePayload, Layer, PixelFormat, Result
+from paintwire.protocol.compositing import place_over
 from paintwire.protocol.pngtext import add_text
 
 # The text chunks a layer's PNG carries (its settings: see paintwire.protocol.metadata).
@@ -68,12 +69,12 @@ def save_result(result: Result, source: np.ndarray | None, output: Path, layers_
     ``layers_dir``; every PNG carries the settings that made it (``metadata``),
     the output those of its first layer."""
     same_canvas = source is not None and source.shape[:2] == (result.height, result.width)
-    canvas = Image.fromarray(source, "RGBA") if same_canvas else Image.new("RGBA", (result.width, result.height))
+    canvas = source if same_canvas else np.zeros((result.height, result.width, 4), np.uint8)
     meta = []
     for i, layer in enumerate(result.layers):
         pixels = payload_image(layer.image)
         # "Normal" blending, as a painting program shows the new layer over the canvas.
-        canvas.alpha_composite(pixels, dest=(layer.x, layer.y))
+        canvas = place_over(canvas, np.asarray(pixels), layer.x, layer.y)
         if layers_dir is not None:
             layers_dir.mkdir(parents=True, exist_ok=True)
             name = f"layer-{i}.png"
@@ -84,6 +85,6 @@ def save_result(result: Result, source: np.ndarray | None, output: Path, layers_
     output.parent.mkdir(parents=True, exist_ok=True)
     first = result.layers[0] if result.layers else None
     if output.suffix.lower() == ".png" or output.suffix == "":
-        save_png(canvas, output, metadata(first) if metadata and first else None)
+        save_png(Image.fromarray(canvas, "RGBA"), output, metadata(first) if metadata and first else None)
     else:
-        canvas.save(output)  # another format (.webp, .tif): Pillow's own, without the PNG chunks
+        Image.fromarray(canvas, "RGBA").save(output)  # another format (.webp, .tif): Pillow's own, without the PNG chunks

@@ -383,21 +383,23 @@ def _recall(args: argparse.Namespace) -> int:
 
     import os
 
-    from .recall import command_line, from_history, read_settings, run_arguments
+    from paintwire.hostkit.recall import history_settings
+
+    from .recall import command_line, read_settings, run_arguments
 
     if (args.image is None) == (args.history_id is None):
         print("paintwire: give an image file or --id ID (a result of the server's history).", file=sys.stderr)
         return EXIT_USAGE
     try:
         if args.history_id is not None:
-            recalled = from_history(server_url(args.url, os.environ), args.token or os.environ.get("PAINTWIRE_TOKEN"), args.history_id)
+            recalled = history_settings(server_url(args.url, os.environ), args.token or os.environ.get("PAINTWIRE_TOKEN"), args.history_id)
         else:
             recalled = read_settings(args.image)
     except ValueError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ConnectionError as exc:
-        print(f"paintwire: {exc}", file=sys.stderr)
+        print(f"paintwire: {exc} Is it running (paintwire serve)?", file=sys.stderr)
         return EXIT_CONNECT
     if recalled is None:
         print(f"paintwire: {args.image} carries no settings (no Paintwire, WebUI or SwarmUI metadata).", file=sys.stderr)

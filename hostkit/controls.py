@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from paintwire.protocol import Capabilities, ErrorCode, ImagePayload, InputKind, JobRequest, ModeSpec, ProtocolError
-from paintwire.protocol.crops import Rect, crop_bytes
+from paintwire.protocol.crops import crop_bytes
+from paintwire.protocol.rect import Rect
 from paintwire.protocol.controls import MAX_CONTROL_STRENGTH, MAX_CONTROLS, ControlInput, ControlKindSpec
 from paintwire.protocol.vocabulary import Preprocessor
 
@@ -218,31 +219,27 @@ def control_input(control: ControlLayer, spec: ControlKindSpec, image: ImagePayl
     )
 
 
-Region = tuple[int, int, int, int]  # x, y, width, height on the canvas
-
-
-def job_region(request: JobRequest, canvas: tuple[int, int]) -> Region:
+def job_region(request: JobRequest, canvas: tuple[int, int]) -> Rect:
     """The canvas rectangle a control image must cover for ``request``: that of its
     image (a crop of the canvas when the request has one), or the whole canvas for
     a job that reads no pixels (Generate)."""
     if request.image is None:
-        return (0, 0, canvas[0], canvas[1])
+        return Rect(0, 0, canvas[0], canvas[1])
     crop = getattr(request, "crop", None)  # a window of the canvas (protocol/crops.py), or None: all of it
     x, y = (crop.x, crop.y) if crop is not None else (0, 0)
-    return (x, y, request.image.width, request.image.height)
+    return Rect(x, y, request.image.width, request.image.height)
 
 
-def crop_image(image: ImagePayload, region: Region) -> ImagePayload:
+def crop_image(image: ImagePayload, region: Rect) -> ImagePayload:
     """The ``region`` of a canvas-sized raw image (row slices: no per-pixel work)."""
-    x, y, width, height = region
-    if (x, y, width, height) == (0, 0, image.width, image.height):
+    if region == Rect(0, 0, image.width, image.height):
         return image
-    return ImagePayload(width, height, image.format, crop_bytes(image.data, image.width, image.format.channels, Rect(*region)))
+    return ImagePayload(region.width, region.height, image.format, crop_bytes(image.data, image.width, image.format.channels, region))
 
 
 def with_controls(
     request: JobRequest, kinds: Sequence[ControlKindSpec], controls: Sequence[ControlLayer],
-    read: Callable[[ControlLayer, Region], ImagePayload], canvas: tuple[int, int],
+    read: Callable[[ControlLayer, Rect], ImagePayload], canvas: tuple[int, int],
 ) -> JobRequest:
     """``request`` with ``controls`` attached, each image read by ``read`` (the host's
     pixels of that layer in the job's region of the canvas) and checked against it."""
@@ -255,10 +252,10 @@ def with_controls(
         if spec is None:
             raise ProtocolError(ErrorCode.INVALID_PARAM, control_problem(control, kinds), "job.controls")
         image = read(control, region)
-        if (image.width, image.height) != region[2:]:
+        if (image.width, image.height) != (region.width, region.height):
             raise ProtocolError(
                 ErrorCode.BAD_IMAGE,
-                f"The control layer {control.layer!r} was read at {image.width}x{image.height}; the job is {region[2]}x{region[3]}.",
+                f"The control layer {control.layer!r} was read at {image.width}x{image.height}; the job is {region.width}x{region.height}.",
                 "job.controls",
             )
         inputs.append(control_input(control, spec, image))

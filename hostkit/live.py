@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from paintwire.protocol import Capabilities, ErrorCode, ImagePayload, InputKind, PixelFormat, ProtocolError
+from paintwire.protocol import Capabilities, ErrorCode, ImagePayload, InputKind, PixelFormat, ProtocolError, Rect
 from paintwire.protocol.live import LiveApply, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop
 
 from .request import JobSettings, params_for_mode, reads_document
@@ -35,25 +35,11 @@ TICK_MS = 50
 MAX_UNANSWERED = 2
 
 
-@dataclass(frozen=True)
-class Region:
-    """The part of the document a live stream shows: the selection's bounds, or the whole canvas."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @classmethod
-    def of(cls, canvas_width: int, canvas_height: int, selection: tuple[int, int, int, int] | None) -> "Region":
-        """``selection``: the selection's bounds (x, y, width, height), or None when nothing is selected."""
-        if selection is not None:
-            x, y, w, h = selection
-            x0, y0 = max(0, x), max(0, y)
-            x1, y1 = min(canvas_width, x + w), min(canvas_height, y + h)
-            if x1 > x0 and y1 > y0:
-                return cls(x0, y0, x1 - x0, y1 - y0)
-        return cls(0, 0, canvas_width, canvas_height)
+def live_region(canvas_width: int, canvas_height: int, selection: Rect | None) -> Rect:
+    """The part of the document a live stream shows: the selection's bounds (None when
+    nothing is selected) on the canvas, or the whole canvas."""
+    inside = selection.clipped(canvas_width, canvas_height) if selection is not None else None
+    return inside or Rect(0, 0, canvas_width, canvas_height)
 
 
 class RegionReader:
@@ -66,7 +52,7 @@ class RegionReader:
     only: the next region read has it whole.
     """
 
-    def __init__(self, region: Region, bytes_per_pixel: int = 4, budget: int = READ_BYTES_PER_TICK) -> None:
+    def __init__(self, region: Rect, bytes_per_pixel: int = 4, budget: int = READ_BYTES_PER_TICK) -> None:
         self.region = region
         self.bytes_per_pixel = bytes_per_pixel
         self.rows_per_band = max(1, budget // max(1, region.width * bytes_per_pixel))
@@ -142,7 +128,7 @@ class LiveSession:
     def wants_state(self) -> bool:
         return self.unanswered < MAX_UNANSWERED
 
-    def state(self, pixels: bytes, pixel_format: PixelFormat, region: Region, selection: bytes | None,
+    def state(self, pixels: bytes, pixel_format: PixelFormat, region: Rect, selection: bytes | None,
               params: Mapping[str, Any]) -> LiveState | None:
         """The next ``live_state`` for a region read from the document, or None when
         neither its pixels, its mask nor the parameters changed since the last one sent.

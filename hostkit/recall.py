@@ -3,13 +3,16 @@ history, or the metadata saved in an image ("use settings from an image").
 
 Both end as JobSettings for the current capabilities, with a note for each
 thing the server cannot take (a mode it lacks, a model it does not have, a
-parameter the mode does not know), so nothing is dropped silently. Fetching
-the recalled image is here too (plain urllib, for both plug-ins); decoding it
-is the host's (Qt in Krita, GIMP's own loaders).
+parameter the mode does not know), so nothing is dropped silently. Reading the
+history over HTTP is here too (plain urllib, with the connection's token): the
+recalled image for both plug-ins, a result's settings for the CLI. Decoding the
+image is the host's (Qt in Krita, GIMP's own loaders). The CLI's ``paintwire
+recall`` is this module with a command line for its output.
 """
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -38,31 +41,36 @@ class Recollection:
     summary: str  # one line for the artist: "Inpaint · tiny-sd15 · “a red fox” · seed 42"
 
 
+def as_saved(saved: Mapping[str, Any], parent: int | None = None) -> JobSettings:
+    """``saved`` (settings as protocol.metadata describes them) as they were saved, with
+    what a recall assumes where they are silent: txt2img, and DEFAULT_ENGINE."""
+    return JobSettings(str(saved.get("mode") or "txt2img"), str(saved.get("engine") or DEFAULT_ENGINE),
+                       str(saved.get("model") or "") or None, dict(saved.get("params") or {}), parent)
+
+
 def recollect(saved: Mapping[str, Any], caps: Capabilities | None, parent: int | None = None) -> Recollection:
     """JobSettings for ``saved`` (settings as protocol.metadata describes them);
     ``parent``: the history id they came from, which the next job names."""
-    mode_name = str(saved.get("mode") or "txt2img")
-    params = dict(saved.get("params") or {})
-    prompt = str(params.get(PROMPT) or "").strip()
-    seed = params.get(SEED)
+    wanted = as_saved(saved, parent)
+    prompt = str(wanted.params.get(PROMPT) or "").strip()
+    seed = wanted.params.get(SEED)
     summary = " \u00b7 ".join(
-        p for p in (mode_label(caps, mode_name), str(saved.get("model") or ""), f"\u201c{prompt[:40]}\u201d" if prompt else "",
+        p for p in (mode_label(caps, wanted.mode), wanted.model or "", f"\u201c{prompt[:40]}\u201d" if prompt else "",
                     f"seed {seed}" if seed is not None else "") if p
     )
     if caps is None:
         return Recollection(None, ("Connect to a server first.",), summary)
     notes: list[str] = []
-    engine = str(saved.get("engine") or DEFAULT_ENGINE)
-    model = str(saved.get("model") or "") or None
+    model = wanted.model
     try:
-        choice = choose(caps, mode_name, engine if caps.engine(engine) else "")
+        choice = choose(caps, wanted.mode, wanted.engine if caps.engine(wanted.engine) else "")
     except ChoiceError as exc:
         return Recollection(None, (str(exc),), summary)
     if model is not None and not any(m.name == model and m.engine == choice.engine and m.usable for m in caps.models):
         notes.append(f"Model {model!r} is not on this server; using {choice.model or choice.label!r} instead.")
         model = None
     info = caps.engine(choice.engine)
-    mode = info.mode(mode_name) if info else None
+    mode = info.mode(wanted.mode) if info else None
     assert mode is not None  # choose() found it
     fitted = fit_to_mode(saved, mode)
     notes.extend(fitted.notes)
@@ -86,26 +94,71 @@ def http_url(ws_url: str, path: str) -> str:
     return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
-def fetch_image(ws_url: str, token: str | None, recalled: Recall, timeout: float = 30.0) -> bytes:
-    """The recalled image's PNG bytes, fetched over HTTP with the connection's token.
-    Blocking: call it from a worker thread. Raises ValueError with a sentence."""
-    if not recalled.image.startswith("/"):
-        raise ValueError("The server sent no image with these settings.")
-    request = urllib.request.Request(http_url(ws_url, recalled.image))
+class Refused(ValueError):
+    """The server answered with an HTTP error; the message is its own sentence where it sent one."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def http_get(ws_url: str, token: str | None, path: str, timeout: float = 30.0, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The body of ``path`` on the server at websocket ``ws_url``, asked with the connection's
+    token. Blocking: call it from a worker thread. Raises Refused for an HTTP error,
+    ConnectionError when the server cannot be reached, ValueError for more than ``limit`` bytes."""
+    request = urllib.request.Request(http_url(ws_url, path))
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     # A loopback server is reached directly, never through a proxy from the environment.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=timeout) as response:
-            data = response.read(MAX_IMAGE_BYTES + 1)
+            data = response.read(limit + 1)
     except urllib.error.HTTPError as exc:
-        raise ValueError(f"The server could not send the image (HTTP {exc.code}).") from None
+        raise Refused(exc.code, _error_sentence(exc) or f"HTTP {exc.code}") from None
     except (OSError, urllib.error.URLError) as exc:
-        raise ValueError(f"Could not fetch the image: {exc}.") from None
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError("The image is too large to open.")
+        raise ConnectionError(f"Cannot reach the server at {ws_url}: {getattr(exc, 'reason', exc)}.") from None
+    if len(data) > limit:
+        raise ValueError(f"The server sent more than {limit} bytes for {path}.")
     return data
+
+
+def _error_sentence(exc: urllib.error.HTTPError) -> str | None:
+    """The sentence of the server's JSON error body ({"error": {"message": ...}}), if it sent one."""
+    try:
+        return str(json.loads(exc.read())["error"]["message"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fetch_image(ws_url: str, token: str | None, recalled: Recall, timeout: float = 30.0) -> bytes:
+    """The recalled image's PNG bytes. Blocking: call it from a worker thread. Raises
+    ValueError with a sentence."""
+    if not recalled.image.startswith("/"):
+        raise ValueError("The server sent no image with these settings.")
+    try:
+        return http_get(ws_url, token, recalled.image, timeout)
+    except Refused as exc:
+        raise ValueError(f"The server could not send the image (HTTP {exc.status}).") from None
+    except ConnectionError as exc:
+        raise ValueError(f"Could not fetch the image: {exc}") from None
+    except ValueError:
+        raise ValueError("The image is too large to open.") from None
+
+
+def history_settings(ws_url: str, token: str | None, record_id: int, timeout: float = 30.0) -> Recalled:
+    """The settings of result ``record_id`` in the history of the server at ``ws_url``.
+    Blocking. Raises ValueError with the server's sentence (no such result, history off)
+    or ConnectionError (no server)."""
+    try:
+        item = json.loads(http_get(ws_url, token, f"/api/history/{record_id}", timeout))
+    except Refused as exc:
+        raise ValueError(str(exc)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        item = None
+    if not isinstance(item, dict):
+        raise ValueError(f"The server sent no settings for result {record_id}.")
+    return Recalled(dict(item.get("settings") or {}), "history")
 
 
 def recalled_result(recalled: Recall, width: int, height: int, pixels: bytes, pixel_format: PixelFormat) -> Result:

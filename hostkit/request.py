@@ -8,7 +8,9 @@ from typing import Any, Mapping
 from paintwire.protocol import (
     Capabilities, Crop, ErrorCode, ImagePayload, InputKind, JobRequest, ModeSpec, PixelFormat, ProtocolError,
 )
-from paintwire.protocol.crops import Rect, bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.crops import bytes_bounds, crop_bytes, needed_box
+
+from paintwire.protocol.rect import Rect
 
 from .snapshot import Snapshot
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paintwire.protocol import ImagePayload, PixelFormat
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 
 
 @dataclass(frozen=True)

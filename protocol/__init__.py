@@ -38,6 +38,7 @@ from .messages import (
     Welcome,
 )
 from .transfer import TransferOffer, TransferTerms
+from .rect import Rect
 from .params import InputSpec, ModeSpec, ParamSpec, ParamType, validate_params
 from .validation import CheckedControl, CheckedJob, check_control, check_job
 from .vocabulary import CHECKPOINT_KINDS, ControlKind, InputKind, ModelKind, ParamGroup, Phase, PlacementKind, Preprocessor
@@ -48,7 +49,7 @@ __all__ = [
     "CHECKPOINT_KINDS", "DEFAULT_URL", "InputKind", "InputSpec", "ModelKind", "ParamGroup", "PlacementKind", "PROTOCOL_VERSION", "Cancel",
     "Cancelled", "Capabilities", "CapabilitiesUpdate", "CheckedControl", "CheckedJob", "ControlInput", "ControlKind", "ControlKindSpec",
     "MAX_CONTROLS", "Preprocess", "Preprocessed", "Preprocessor", "check_control", "Client", "ClientConnection", "DeviceInfo",
-    "Crop", "CropRule", "TransferOffer", "TransferTerms",
+    "Crop", "CropRule", "Rect", "TransferOffer", "TransferTerms",
     "ClientError", "ConnectionState", "Encoding", "EngineInfo", "EngineStatus", "Error", "ErrorCode", "Hello", "ImagePayload", "JobCancelled",
     "JobFailed", "JobPhase", "JobRequest", "Layer", "Limits", "ModeSpec", "ModelInfo", "ParamSpec", "ParamType", "Phase", "PixelFormat",
     "Preview", "Progress", "ProtocolError", "Queued", "Recall", "Rescan", "Result", "ServerConnection", "Started", "Submit", "Welcome", "check_job",

@@ -19,37 +19,7 @@ from typing import Any, Mapping
 
 from .errors import ErrorCode, ProtocolError
 from .images import ABSOLUTE_MAX_SIDE
-
-
-@dataclass(frozen=True)
-class Rect:
-    """A pixel rectangle on the canvas: top-left corner, width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def right(self) -> int:
-        return self.x + self.width
-
-    @property
-    def bottom(self) -> int:
-        return self.y + self.height
-
-    def contains(self, other: "Rect") -> bool:
-        return self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
-
-    def union(self, other: "Rect") -> "Rect":
-        x, y = min(self.x, other.x), min(self.y, other.y)
-        return Rect(x, y, max(self.right, other.right) - x, max(self.bottom, other.bottom) - y)
-
-    def padded(self, margin: int, width: int, height: int) -> "Rect":
-        """Grown by ``margin`` on each side, clipped to a ``width`` x ``height`` canvas."""
-        x0, y0 = max(0, self.x - margin), max(0, self.y - margin)
-        x1, y1 = min(width, self.right + margin), min(height, self.bottom + margin)
-        return Rect(x0, y0, x1 - x0, y1 - y0)
+from .rect import Rect
 
 
 @dataclass(frozen=True)

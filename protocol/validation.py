@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .controls import MAX_CONTROL_STRENGTH, ControlInput
-from .crops import Rect, bytes_bounds, needed_box, reads_whole
+from .crops import bytes_bounds, needed_box, reads_whole
+from .rect import Rect
 from .errors import ErrorCode, ProtocolError
 from .images import Encoding
 from .messages import Capabilities, EngineInfo, JobRequest

@@ -21,7 +21,7 @@ from .engines.registry import EnginesByName, plan_engines
 from .engines.starting import StartingEngine
 from .jobs import Job
 from .history.routes import HistoryApi
-from .history.service import History
+from .history.service import HistoryService
 from .memory import configure_allocator, release_memory
 from .model_watch import ModelWatch
 from .preprocessing import Preprocessing
@@ -64,7 +64,7 @@ class PaintwireServer:
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
         self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
-        self.history = History(config, self.engines_by_name, lambda: self.capabilities)  # opened at start (docs/history.md)
+        self.history = HistoryService(config, self.engines_by_name, lambda: self.capabilities)  # opened at start (docs/history.md)
         self.preprocessing = Preprocessing(self.engines_by_name)
 
     def publish_capabilities(self) -> None:

@@ -1,6 +1,6 @@
-"""The ground floor: pixel rectangles and placed result layers.
+"""The ground floor: placed result layers (their rectangles are paintwire.protocol's Rect).
 
-Every other server module may import these; this module imports nothing of
+Every other server module may import this; this module imports nothing of
 the server, so masks, regions, engines and the job runner share one
 definition without reaching up into each other.
 """
@@ -11,24 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class Box:
-    """A pixel rectangle: x, y of the top-left corner, width and height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
-
-    @property
-    def area(self) -> int:
-        return self.width * self.height
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Mask maths shared by every engine: blur, invert, bounds, crop, paste, composite, fill.
+"""Mask maths shared by every engine: blur, invert, bounds, crop, paste, fill
+(a layer over the picture is paintwire.protocol.compositing's).
 
 Masks are (H, W) uint8 arrays, 255 = regenerate, 0 = keep; soft values blend.
 """
@@ -10,7 +11,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .layers import Box
+from paintwire.protocol import Rect
 
 
 def invert(mask: np.ndarray) -> np.ndarray:
@@ -26,7 +27,7 @@ def blur(mask: np.ndarray, radius: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), sigmaX=radius, sigmaY=radius, borderType=cv2.BORDER_REPLICATE)
 
 
-def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | None:
+def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Rect] | None:
     """``blur(mask, radius)`` computed only where it can be non-zero: the mask's
     bounds plus the kernel's reach. Returns the blurred crop and where it sits,
     or None for an empty mask. Same pixels as blurring the whole canvas, at the
@@ -37,7 +38,7 @@ def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | Non
     # OpenCV's 8-bit Gaussian kernel reaches 3 sigma; 4 sigma + 2 is a safe margin,
     # and BORDER_REPLICATE at a margin of zeros equals the full-canvas result.
     margin = int(np.ceil(4 * radius)) + 2 if radius > 0 else 0
-    work = pad(hard, margin, mask.shape[1], mask.shape[0])
+    work = hard.padded(margin, mask.shape[1], mask.shape[0])
     return blur(crop(mask, work), radius), work
 
 
@@ -46,7 +47,7 @@ def blur_around(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | Non
 FEATHER_REACH = 2.5
 
 
-def feather_within(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | None:
+def feather_within(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Rect] | None:
     """Feather a mask inwards only: 0 at the selection's edge rising smoothly to the
     mask's own value ``FEATHER_REACH * radius`` pixels inside, never above the mask
     and zero wherever the mask is zero. So blending stays inside the selection
@@ -59,7 +60,7 @@ def feather_within(mask: np.ndarray, radius: float) -> tuple[np.ndarray, Box] | 
         return None
     if radius <= 0:
         return crop(mask, hard), hard
-    work = pad(hard, 1, mask.shape[1], mask.shape[0])  # a ring of zeros, except on the canvas border
+    work = hard.padded(1, mask.shape[1], mask.shape[0])  # a ring of zeros, except on the canvas border
     inside = crop(mask, work)
     depth = cv2.distanceTransform((inside > 0).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     # Depth is counted to the pixel's centre; an edge pixel's centre is half a pixel in.
@@ -81,42 +82,22 @@ def feather(mask: np.ndarray, radius: float, outward: bool = False) -> np.ndarra
     return out
 
 
-def bounds(mask: np.ndarray) -> Box | None:
+def bounds(mask: np.ndarray) -> Rect | None:
     """The smallest box holding every non-zero pixel, or None for an empty mask."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
     cols = np.flatnonzero(mask.any(axis=0))
-    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    return Rect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
-def pad(box: Box, padding: int, width: int, height: int) -> Box:
-    """Grow a box by ``padding`` pixels on each side, clipped to the image."""
-    x0, y0 = max(0, box.x - padding), max(0, box.y - padding)
-    x1, y1 = min(width, box.x + box.width + padding), min(height, box.y + box.height + padding)
-    return Box(x0, y0, x1 - x0, y1 - y0)
-
-
-def crop(array: np.ndarray, box: Box) -> np.ndarray:
+def crop(array: np.ndarray, box: Rect) -> np.ndarray:
     return array[box.slices]
 
 
-def paste(target: np.ndarray, patch: np.ndarray, box: Box) -> None:
+def paste(target: np.ndarray, patch: np.ndarray, box: Rect) -> None:
     """Write ``patch`` into ``target`` at ``box`` (in place)."""
     target[box.slices] = patch
-
-
-def composite(base: np.ndarray, over: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``over`` blended onto ``base`` by ``alpha`` (uint8, 255 = all ``over``).
-
-    Exact where alpha is 0 or 255, so kept pixels stay bit-exact. Rounds to
-    nearest, as painting programs do for 8-bit "normal" blending.
-    """
-    a = alpha.astype(np.uint32)
-    if base.ndim == 3:
-        a = a[..., None]
-    mixed = (over.astype(np.uint32) * a + base.astype(np.uint32) * (255 - a) + 127) // 255
-    return mixed.astype(np.uint8)
 
 
 def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from paintwire.protocol import CheckedControl, ImagePayload, PixelFormat
 
 from .engines.base import Engine
 from .imaging import array_to_payload, as_rgba, payload_to_array
-from .runner import control_layer
+from .runner import decoded_control
 
 
 class Preprocessing:
@@ -31,7 +31,7 @@ class Preprocessing:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, engine, checked)
 
     def _run(self, engine: str, checked: CheckedControl) -> ImagePayload:
-        layer = control_layer(checked, as_rgba(payload_to_array(checked.control.image, "control.image")))
+        layer = decoded_control(checked, as_rgba(payload_to_array(checked.control.image, "control.image")))
         out = self.engines[engine].preprocess(layer)
         if out.ndim == 2:
             return array_to_payload(np.ascontiguousarray(out), PixelFormat.L8)

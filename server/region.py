@@ -17,16 +17,18 @@ from typing import Any
 import numpy as np
 
 from paintwire.protocol import ErrorCode, ProtocolError
-from paintwire.protocol.crops import Rect, at_least
+from paintwire.protocol.compositing import place_over
+from paintwire.protocol.crops import at_least
+from paintwire.protocol.rect import Rect
 
 from . import masks
-from .layers import Box, OutputLayer
+from .layers import OutputLayer
 
 
 @dataclass
 class InpaintRegion:
-    area: Box  # what the engine works on, in canvas pixels
-    changed: Box  # the part the mask touches: the result layer's extent
+    area: Rect  # what the engine works on, in canvas pixels
+    changed: Rect  # the part the mask touches: the result layer's extent
     image: np.ndarray  # (h, w, 4) crop of the original at ``area``
     mask: np.ndarray  # (h, w) feathered mask at ``area``
 
@@ -53,9 +55,9 @@ def prepare_region(
     if blurred is None or inner is None:
         raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to regenerate (mask pixels above 0).", "job.mask")
     soft_crop, work = blurred
-    changed = Box(work.x + inner.x, work.y + inner.y, inner.width, inner.height)
+    changed = inner.moved(work.x, work.y)
     height, width = mask.shape
-    area = Box(0, 0, width, height) if whole_picture else _at_least(masks.pad(changed, padding, width, height), min_side, width, height)
+    area = Rect(0, 0, width, height) if whole_picture else at_least(changed.padded(padding, width, height), min_side, width, height)
     return InpaintRegion(area, changed, masks.crop(image, area), _soft_over(area, soft_crop, work))
 
 
@@ -67,18 +69,12 @@ def context_side(native: int) -> int:
     return native // 2
 
 
-def _at_least(box: Box, side: int, width: int, height: int) -> Box:
-    """``box`` grown evenly to ``side`` on each axis, kept on the canvas: the crop rule's own function."""
-    grown = at_least(Rect(box.x, box.y, box.width, box.height), side, width, height)
-    return Box(grown.x, grown.y, grown.width, grown.height)
-
-
 def _cropped_region(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int], canvas: tuple[int, int], **rule: Any) -> InpaintRegion:
     """prepare_region for a crop: the region worked out on the crop, with the canvas's
     edges for its clipping, then moved to canvas pixels."""
     ox, oy = origin
     width, height = canvas
-    crop_box = Box(ox, oy, mask.shape[1], mask.shape[0])
+    crop_box = Rect(ox, oy, mask.shape[1], mask.shape[0])
     if rule["whole_picture"] or rule["invert"] or rule["blur_outward"]:
         raise ProtocolError(ErrorCode.BAD_CROP, "This inpaint reads the whole canvas (inverted mask, outward blur or whole picture): send all of it.", "job.crop")
     made = masks.feather_within(mask, rule["blur"])
@@ -87,22 +83,22 @@ def _cropped_region(image: np.ndarray, mask: np.ndarray, origin: tuple[int, int]
     soft_crop, work = made
     hard = masks.bounds(mask)
     assert hard is not None
-    changed = Box(hard.x + ox, hard.y + oy, hard.width, hard.height)  # the inward feather keeps every selected pixel
-    ring = masks.pad(changed, 1, width, height)
-    area = _at_least(masks.pad(changed, rule["padding"], width, height), rule["min_side"], width, height)
+    changed = hard.moved(ox, oy)  # the inward feather keeps every selected pixel
+    ring = changed.padded(1, width, height)
+    area = at_least(changed.padded(rule["padding"], width, height), rule["min_side"], width, height)
     for need in (ring, area):
-        if not _inside(need, crop_box):
+        if not crop_box.contains(need):
             raise ProtocolError(
                 ErrorCode.BAD_CROP,
                 f"The crop {crop_box.width}x{crop_box.height} at ({ox}, {oy}) does not hold the {area.width}x{area.height} area at ({area.x}, {area.y}) "
                 "this inpaint works on; send a bigger crop (the mode's crop rule gives it).",
                 "job.crop",
             )
-    local = Box(area.x - ox, area.y - oy, area.width, area.height)
+    local = area.moved(-ox, -oy)
     return InpaintRegion(area, changed, masks.crop(image, local), _soft_over(local, soft_crop, work))
 
 
-def _soft_over(area: Box, soft_crop: np.ndarray, work: Box) -> np.ndarray:
+def _soft_over(area: Rect, soft_crop: np.ndarray, work: Rect) -> np.ndarray:
     """The feathered mask over ``area``: ``soft_crop`` (which lies at ``work``) where they
     overlap, zero wherever the feather cannot reach."""
     soft = np.zeros((area.height, area.width), np.uint8)
@@ -112,14 +108,10 @@ def _soft_over(area: Box, soft_crop: np.ndarray, work: Box) -> np.ndarray:
     return soft
 
 
-def _inside(inner: Box, outer: Box) -> bool:
-    return outer.x <= inner.x and outer.y <= inner.y and inner.x + inner.width <= outer.x + outer.width and inner.y + inner.height <= outer.y + outer.height
-
-
 def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, seed: int | None = None, settings: dict[str, Any] | None = None) -> OutputLayer:
     """A layer of ``generated_rgb`` (the size of ``region.area``) at ``region.changed``,
     with the feathered mask as alpha."""
-    inner = Box(region.changed.x - region.area.x, region.changed.y - region.area.y, region.changed.width, region.changed.height)
+    inner = region.changed.moved(-region.area.x, -region.area.y)
     alpha = masks.crop(region.mask, inner)
     pixels = np.empty((inner.height, inner.width, 4), np.uint8)
     # Under alpha 0 keep the original colours, so a host that ignores alpha still sees the original there.
@@ -129,20 +121,7 @@ def region_layer(region: InpaintRegion, generated_rgb: np.ndarray, name: str, se
 
 
 def flatten(base: np.ndarray, layer: OutputLayer) -> np.ndarray:
-    """``base`` (H, W, 4) with ``layer`` placed over it ("normal" blending): what a
-    painting program shows once the result layer is added. Returns a new array."""
-    out = base.copy()
-    h, w = layer.pixels.shape[:2]
-    box = Box(layer.x, layer.y, w, h)
-    under = masks.crop(out, box)
-    alpha = layer.pixels[..., 3]
-    if (under[..., 3] == 255).all():
-        masks.paste(out, np.dstack([masks.composite(under[..., :3], layer.pixels[..., :3], alpha), under[..., 3]]), box)
-        return out
-    # Straight-alpha "over" for a base that has transparency.
-    la = alpha.astype(np.float32)[..., None] / 255
-    ba = under[..., 3].astype(np.float32)[..., None] / 255
-    oa = la + ba * (1 - la)
-    rgb = (layer.pixels[..., :3] * la + under[..., :3] * ba * (1 - la)) / np.maximum(oa, 1e-6)
-    masks.paste(out, np.dstack([np.clip(rgb + 0.5, 0, 255), np.clip(oa[..., 0] * 255 + 0.5, 0, 255)]).astype(np.uint8), box)
-    return out
+    """``base`` (H, W, 4) with ``layer`` placed over it ("normal" blending, the one rule in
+    paintwire.protocol.compositing): what a painting program shows once the result
+    layer is added. Returns a new array."""
+    return place_over(base, layer.pixels, layer.x, layer.y)

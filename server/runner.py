@@ -20,13 +20,12 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from paintwire.protocol import Cancelled, CheckedControl, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Result
+from paintwire.protocol import Cancelled, CheckedControl, Encoding, Error, ErrorCode, ImagePayload, Layer, Phase, PixelFormat, Preview, Progress, ProtocolError, Rect, Result
 from paintwire.protocol.messages import JobEvent
 
-from .engines.base import PREVIEW_MAX_SIDE, ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
+from .engines.base import PREVIEW_MAX_SIDE, DecodedControl, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext, ProgressUpdate
 from .imaging import array_to_payload, as_rgba, payload_to_array
 from .jobs import FinalEvent, Job
-from .layers import Box
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class JobRunner:
         image = _decode(request.image, "job.image", ctx)
         mask = _decode(request.mask, "job.mask", ctx)
         controls = tuple(
-            control_layer(c, as_rgba(_decode(c.control.image, f"job.controls.{i}.image", ctx)))
+            decoded_control(c, as_rgba(_decode(c.control.image, f"job.controls.{i}.image", ctx)))
             for i, c in enumerate(job.checked.controls)
         )
         return EngineJob(
@@ -147,10 +146,10 @@ def _decode(payload: ImagePayload | None, field: str, ctx: JobContext) -> np.nda
             ctx.check_cancelled()
 
 
-def control_layer(checked: CheckedControl, image: np.ndarray) -> ControlLayer:
+def decoded_control(checked: CheckedControl, image: np.ndarray) -> DecodedControl:
     """A checked control with its decoded pixels, as engines take it."""
     c = checked.control
-    return ControlLayer(c.kind, image, checked.preprocessor, dict(checked.params), c.model, c.strength, c.start, c.end)
+    return DecodedControl(c.kind, image, checked.preprocessor, dict(checked.params), c.model, c.strength, c.start, c.end)
 
 
 def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None]:
@@ -160,8 +159,8 @@ def _progress_sink(job: Job, send: EventSink) -> Callable[[ProgressUpdate], None
     return sink
 
 
-def _preview_sink(job: Job, send: EventSink) -> Callable[[np.ndarray, Box], None]:
-    def sink(rgba: np.ndarray, box: Box) -> None:
+def _preview_sink(job: Job, send: EventSink) -> Callable[[np.ndarray, Rect], None]:
+    def sink(rgba: np.ndarray, box: Rect) -> None:
         image = array_to_payload(_shrink(rgba), PixelFormat.RGBA8)
         send(Preview(job.id, image, box.x, box.y, box.width, box.height))
 

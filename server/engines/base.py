@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from paintwire.protocol import ControlKindSpec, DeviceInfo, EngineStatus, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import ControlKindSpec, DeviceInfo, EngineStatus, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError, Rect
 
-from ..layers import Box, OutputLayer
+from ..layers import OutputLayer
 
 
 class JobCancelledError(Exception):
@@ -30,7 +30,7 @@ class JobCancelledError(Exception):
 
 
 @dataclass
-class ControlLayer:
+class DecodedControl:
     """A control layer of a job (or of a preprocess request), decoded and checked:
     ``image`` is (H, W, 4) uint8 RGBA at the job image's geometry, ``params`` the
     preprocessor's parameters with defaults filled in."""
@@ -63,7 +63,7 @@ class EngineJob:
     mask: np.ndarray | None = None
     model: str | None = None
     max_output_pixels: int = 8192 * 8192
-    controls: tuple[ControlLayer, ...] = ()
+    controls: tuple[DecodedControl, ...] = ()
     origin: tuple[int, int] = (0, 0)
     canvas: tuple[int, int] | None = None  # None: the image is the whole canvas
 
@@ -97,7 +97,7 @@ class ProgressUpdate:
 
 
 ProgressSink = Callable[[ProgressUpdate], None]
-PreviewSink = Callable[[np.ndarray, Box], None]
+PreviewSink = Callable[[np.ndarray, Rect], None]
 
 # Stage words that engines used before phases existed, and the phase each one is.
 _STAGE_PHASES = {p.value: p for p in Phase} | {p.value.replace("_", " "): p for p in Phase} | {"refining": Phase.DENOISING}
@@ -186,7 +186,7 @@ class JobContext:
         """Whether a preview sent now would be within the rate (and previews are wanted)."""
         return self._on_preview is not None and time.monotonic() - self._last_preview >= self._preview_interval
 
-    def preview(self, rgba: np.ndarray, box: Box) -> None:
+    def preview(self, rgba: np.ndarray, box: Rect) -> None:
         """Send a rough picture (at most PREVIEW_MAX_SIDE a side) of the region ``box``;
         dropped when not ``preview_due()``."""
         if not self.preview_due():
@@ -225,7 +225,7 @@ class Engine(abc.ABC):
         """The kinds of control layer this engine's modes take (none by default)."""
         return ()
 
-    def preprocess(self, layer: ControlLayer) -> np.ndarray:
+    def preprocess(self, layer: DecodedControl) -> np.ndarray:
         """What a model reads from ``layer``: (H, W) uint8 for line maps, (H, W, 3) otherwise.
         Runs off the event loop, possibly while a job runs; needs no loaded model."""
         raise ProtocolError(ErrorCode.INVALID_PARAM, f"The {self.name} engine takes no control layers.", "engine")

@@ -22,7 +22,7 @@ import numpy as np
 
 from paintwire.protocol import ControlKindSpec, DeviceInfo, EngineStatus, ErrorCode, ModelInfo, ModeSpec, ProtocolError
 
-from .base import ControlLayer, Engine, EngineJob, EngineOutput, JobContext
+from .base import DecodedControl, Engine, EngineJob, EngineOutput, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class StartingEngine(Engine):
     def controls(self) -> tuple[ControlKindSpec, ...]:
         return engine.controls() if (engine := self.built) else ()
 
-    def preprocess(self, layer: ControlLayer) -> np.ndarray:
+    def preprocess(self, layer: DecodedControl) -> np.ndarray:
         return self._ready().preprocess(layer)
 
     def model_folders(self) -> list:

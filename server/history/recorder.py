@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from paintwire.protocol import JobRequest, Layer, Result
+from paintwire.protocol.compositing import over
 from paintwire.protocol.metadata import Labels, layer_settings, png_text, prompt_words
 from paintwire.protocol.pngtext import add_text
 
@@ -187,12 +188,7 @@ def _composited(rgba: np.ndarray, base: np.ndarray | None, layer: Layer, request
     y = layer.y - (request.crop.y if request.crop is not None else 0)
     if base is None or x < 0 or y < 0 or y + h > base.shape[0] or x + w > base.shape[1]:
         return rgba
-    under = base[y:y + h, x:x + w].astype(np.float32)
-    a = rgba[..., 3:4].astype(np.float32) / 255.0
-    out = under.copy()
-    out[..., :3] = rgba[..., :3] * a + under[..., :3] * (1 - a)
-    out[..., 3] = np.maximum(under[..., 3], rgba[..., 3])
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return over(rgba, base[y:y + h, x:x + w])
 
 
 def thumbnail(rgba: np.ndarray) -> bytes:

@@ -21,7 +21,10 @@ from .recorder import Finished, HistoryRecorder
 from .store import HistoryStore
 
 
-class History:
+class HistoryService:
+    """The server's history as the app holds it: the store and its recorder, opened and
+    closed with the server, and what the scheduler and the routes ask of them."""
+
     def __init__(self, config: ServerConfig, engines: Mapping[str, Engine], capabilities: Callable[[], Capabilities]) -> None:
         self.config = config
         self.engines = engines  # by name

@@ -292,6 +292,25 @@ def test_canvas_inpaints_a_painted_mask_and_upscales(page: Any, picture_file: Pa
     assert canvas_pixels(page).shape[:2] == (300, 400)  # the default scale 2 of the inpainted picture
 
 
+def test_the_pages_over_rule_gives_the_shared_vector_byte_for_byte(page: Any) -> None:
+    """static/js/compositing.js against tests/vectors/over.json, the cases the server's
+    paintwire.protocol.compositing is checked against (tests/unit/test_compositing.py)."""
+    cases = json.loads((TESTS / "vectors" / "over.json").read_text(encoding="utf-8"))["cases"]
+    got = page.evaluate(
+        """async (cases) => {
+            const { over, placeOver } = await import("/static/js/compositing.js");
+            const flat = (key) => Uint8ClampedArray.from(cases.flatMap((c) => c[key]));
+            const picture = new ImageData(flat("under"), cases.length, 1);
+            placeOver(picture, new ImageData(flat("top").slice(4), cases.length - 1, 1), 1, 0);
+            return { over: Array.from(over(flat("top"), flat("under"))), placed: Array.from(picture.data) };
+        }""",
+        cases,
+    )
+    expected = [v for c in cases for v in c["out"]]
+    assert got["over"] == expected
+    assert got["placed"] == cases[0]["under"] + expected[4:]  # placed one pixel in: the first is left as it was
+
+
 def test_canvas_form_comes_from_the_capabilities(page: Any) -> None:
     view(page, "canvas")
     page.select_option("#canvas-mode", "txt2img")

@@ -230,7 +230,9 @@ def test_a_cropped_inpaint_with_a_control_matches_the_whole_canvas(client):
     control layer cut alike, to the rectangle the mode's crop rule asks for) gives the
     pixels of the whole-canvas job."""
     from paintwire.protocol import Crop
-    from paintwire.protocol.crops import Rect, needed_box
+    from paintwire.protocol.crops import needed_box
+
+    from paintwire.protocol.rect import Rect
 
     size = 720
     image, layer = picture(size, size), lines_layer(size, size)

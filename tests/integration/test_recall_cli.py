@@ -115,11 +115,11 @@ def test_recall_reads_the_webuis_text_and_fits_it_to_the_server(history_server, 
     run = paintwire("recall", str(image), "--url", server.url)
     assert run.returncode == 0, run.stderr
     args = shlex.split(run.stdout.strip())
-    assert args[:5] == ["paintwire", "run", "txt2img", "--engine", "diffusers"] and "--model" not in args
+    assert args[:6] == ["paintwire", "run", "txt2img", "--engine", "diffusers", "--model"] and args[6] != "v1-5-pruned"  # one it has
     params = dict(a.split("=", 1) for a in args[args.index("-p") + 1::2] if "=" in a)
     assert params["scheduler"] == "dpmpp_2m" and params["schedule"] == "karras" and params["seed"] == "77"
     assert params["prompt"] == "a castle" and params["negative_prompt"] == "fog" and params["width"] == "64"
-    assert "v1-5-pruned" in run.stderr  # the model it does not have is named in a note
+    assert f"'v1-5-pruned' is not on this server; using {args[6]!r}" in run.stderr  # the model it does not have is named in a note
     offline = paintwire("recall", str(image), "--offline")
     assert offline.returncode == 0 and "'scheduler=DPM++ 2M'" in offline.stdout  # as saved: 'paintwire run' takes labels too
     as_json = json.loads(paintwire("recall", str(image), "--json").stdout)

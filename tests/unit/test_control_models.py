@@ -145,7 +145,7 @@ def test_a_union_controlnet_serves_several_kinds_as_a_folder_or_a_file(folder, t
     import numpy as np
 
     from paintwire.server.config import ServerConfig
-    from paintwire.server.engines.base import ControlLayer, EngineJob, JobContext
+    from paintwire.server.engines.base import DecodedControl, EngineJob, JobContext
     from paintwire.server.engines.diffusion.engine import DiffusersEngine
     from paintwire.server.engines.diffusion.params import TXT2IMG
 
@@ -158,14 +158,14 @@ def test_a_union_controlnet_serves_several_kinds_as_a_folder_or_a_file(folder, t
     square = np.zeros((64, 64, 4), np.uint8)
     square[16:48, 16:48] = 255
 
-    def run(*layers: ControlLayer) -> np.ndarray:
+    def run(*layers: DecodedControl) -> np.ndarray:
         job = EngineJob("j", "txt2img", dict(params), model="sdxl", controls=layers)
         return engine.run(job, JobContext()).layers[0].pixels.astype(int)
 
     plain = run()
-    depth = run(ControlLayer("depth", square, "none", {}, "tiny-union"))
+    depth = run(DecodedControl("depth", square, "none", {}, "tiny-union"))
     assert np.abs(depth - plain).max() > 20
-    assert np.array_equal(run(ControlLayer("depth", square, "none", {}, "tiny-union-file")), depth)  # the same weights either way
-    both = run(ControlLayer("depth", square, "none", {}, "tiny-union"), ControlLayer("canny", square, "canny", {"low_threshold": 100, "high_threshold": 200}, None, 0.5))
+    assert np.array_equal(run(DecodedControl("depth", square, "none", {}, "tiny-union-file")), depth)  # the same weights either way
+    both = run(DecodedControl("depth", square, "none", {}, "tiny-union"), DecodedControl("canny", square, "canny", {"low_threshold": 100, "high_threshold": 200}, None, 0.5))
     assert not np.array_equal(both, depth)
-    assert np.array_equal(run(ControlLayer("depth", square, "none", {}, "tiny-union", 0.0)), plain)
+    assert np.array_equal(run(DecodedControl("depth", square, "none", {}, "tiny-union", 0.0)), plain)

@@ -12,7 +12,8 @@ import pytest
 from paintwire.hostkit.request import JobSettings, build_request, read_area
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import Crop, ErrorCode, JobRequest, PixelFormat, ProtocolError, check_job, raw_image
-from paintwire.protocol.crops import CropRule, Rect, bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.crops import CropRule, bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.rect import Rect
 from paintwire.server import masks
 from paintwire.server.app import build_capabilities
 from paintwire.server.config import ServerConfig
@@ -31,6 +32,16 @@ def random_mask(rng: random.Random, width: int, height: int) -> np.ndarray:
         x, y = rng.randint(0, width - w), rng.randint(0, height - h)
         mask[y:y + h, x:x + w] = rng.choice([255, 128, 40])
     return mask
+
+
+def test_the_one_rectangle() -> None:
+    """paintwire.protocol.Rect: the crop's, the server's boxes', the host kit's regions."""
+    r = Rect(10, 20, 30, 40)
+    assert (r.right, r.bottom, r.area) == (40, 60, 1200) and r.moved(-10, 5) == Rect(0, 25, 30, 40)
+    assert np.arange(100 * 80).reshape(80, 100)[r.slices].shape == (40, 30)
+    assert r.padded(15, 100, 70) == Rect(0, 5, 55, 65) and r.contains(Rect(10, 20, 1, 1)) and not r.contains(r.moved(1, 0))
+    assert r.union(Rect(0, 0, 1, 1)) == Rect(0, 0, 40, 60)
+    assert Rect(-5, 70, 30, 40).clipped(100, 80) == Rect(0, 70, 25, 10) and Rect(200, 0, 5, 5).clipped(100, 80) is None
 
 
 def test_a_crop_gives_the_same_region_as_the_whole_canvas() -> None:

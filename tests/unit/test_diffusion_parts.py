@@ -20,7 +20,7 @@ from paintwire.server.engines.diffusion.resize import fit, generation_size  # no
 from paintwire.server.engines.diffusion.sampling import inference_steps  # noqa: E402
 from paintwire.server.engines.diffusion.soft_inpaint import SoftSettings, latent_blend, modified_mask  # noqa: E402
 from paintwire.server.engines.base import JobContext  # noqa: E402
-from paintwire.server.layers import Box  # noqa: E402
+from paintwire.protocol.rect import Rect  # noqa: E402
 
 
 def registry(*entries: tuple[str, str]) -> ModelRegistry:
@@ -84,15 +84,15 @@ def test_colour_correction_matches_the_histogram():
 def test_previews_project_latents_and_are_rate_limited():
     sent = []
     ctx = JobContext(on_preview=lambda rgba, box: sent.append((rgba, box)), previews_per_second=1 / 60)
-    maker = PreviewMaker(ctx, Box(8, 4, 40, 24), "sd15")
+    maker = PreviewMaker(ctx, Rect(8, 4, 40, 24), "sd15")
     assert maker.offer(torch.randn(1, 4, 3, 5)) and not maker.offer(torch.randn(1, 4, 3, 5))
     (rgba, box), = sent
-    assert rgba.shape == (24, 40, 4) and rgba.dtype == np.uint8 and box == Box(8, 4, 40, 24)
+    assert rgba.shape == (24, 40, 4) and rgba.dtype == np.uint8 and box == Rect(8, 4, 40, 24)
     # A big work area gets a preview of at most PREVIEW_MAX_SIDE, made small from the start.
-    big = PreviewMaker(JobContext(on_preview=lambda rgba, box: sent.append((rgba, box))), Box(0, 0, 2048, 1024), "sd15")
+    big = PreviewMaker(JobContext(on_preview=lambda rgba, box: sent.append((rgba, box))), Rect(0, 0, 2048, 1024), "sd15")
     assert big.offer(torch.randn(1, 4, 128, 256)) and sent[-1][0].shape == (128, 256, 4)
     # Previews off: nothing is made.
-    assert not PreviewMaker(JobContext(on_preview=sent.append, previews_per_second=0), Box(0, 0, 8, 8), "sd15").offer(torch.randn(1, 4, 1, 1))
+    assert not PreviewMaker(JobContext(on_preview=sent.append, previews_per_second=0), Rect(0, 0, 8, 8), "sd15").offer(torch.randn(1, 4, 1, 1))
     assert latents_to_rgb(torch.zeros(4, 2, 2), "sdxl").shape == (2, 2, 3)
 
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 
 import paintwire.hostkit.modes  # noqa: F401  (before the plug-in folder joins sys.path: its paintwire.py must not shadow the package)
-from paintwire.protocol.crops import Rect
 from paintwire.hostkit import form as kit_form
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.modes import Choice
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
     Capabilities, ClientError, EngineInfo, Error, ErrorCode, JobFailed, Layer, Limits, ModeSpec, ModelInfo, ParamSpec,
-    ParamType, PixelFormat, PlacementKind, Preview, Progress, Queued, Result, Started, raw_image,
+    ParamType, PixelFormat, PlacementKind, Preview, Progress, Queued, Rect, Result, Started, raw_image,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,8 +237,7 @@ class FakeDocument:
 
     def layer_image(self, control, region):
         self.calls.append(("layer_image", control.layer, region))
-        x, y, w, h = region
-        return raw_image(w, h, PixelFormat.RGBA8, bytes([7]) * (w * h * 4))
+        return raw_image(region.width, region.height, PixelFormat.RGBA8, bytes([7]) * (region.area * 4))
 
 
 class FakeProgress:
@@ -377,7 +375,7 @@ def test_dialog_sees_the_servers_choices_and_can_cancel():
         return None
 
     doc = FakeDocument()
-    with pytest.raises(jobs.Cancelled):
+    with pytest.raises(jobs.DialogClosed):
         jobs.run("inpaint", Args(model="removed-model"), CONNECTION, doc, FakeProgress(), dialog=cancel, client_factory=_factory(caps=CAPS_BOTH))
     (request,) = seen
     assert [c.key for c in request.choices("inpaint")] == ["diffusers/sd15", "classical/opencv"]
@@ -538,7 +536,7 @@ def test_an_open_dialog_takes_recalls_sent_from_the_servers_history():
         seen.append(request.recalls())
         return None
 
-    with pytest.raises(jobs.Cancelled):
+    with pytest.raises(jobs.DialogClosed):
         jobs.run("inpaint", Args(), CONNECTION, FakeDocument(), FakeProgress(), dialog=dialog,
                  client_factory=lambda url, name, token, timeout: RecallClient(url, name, token, timeout))
     assert seen[0] == [recall]  # only recalls: nothing else that arrived
@@ -569,7 +567,7 @@ def test_controls_json_sends_the_named_layers_at_the_canvas_size():
     (control,) = FakeClient.instances[-1].request.controls
     assert (control.kind, control.strength, control.start, control.end, control.preprocessor) == ("lineart", 0.7, 0.0, 0.5, "lineart")
     assert (control.image.width, control.image.height, control.image.format) == (doc.width, doc.height, PixelFormat.RGBA8)
-    assert ("layer_image", "Lines", (0, 0, doc.width, doc.height)) in doc.calls
+    assert ("layer_image", "Lines", Rect(0, 0, doc.width, doc.height)) in doc.calls
 
 
 @pytest.mark.parametrize("mode, controls, words", [

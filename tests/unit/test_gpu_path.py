@@ -24,7 +24,7 @@ from paintwire.protocol import ErrorCode, ProtocolError, validate_params  # noqa
 from paintwire.server.config import ConfigError, ServerConfig, load_config  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, device, memory  # noqa: E402
-from paintwire.server.engines.diffusion.memory import Placement  # noqa: E402
+from paintwire.server.engines.diffusion.memory import MemoryPlan  # noqa: E402
 
 GiB = 2**30
 
@@ -290,7 +290,7 @@ def test_model_offload_and_attention_slicing_run_every_mode_with_shared_componen
     """The real accelerate hooks, with the CPU standing in for the card: the pipelines
     made with from_pipe share the offloaded components and give the same pictures."""
     small = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
-    small.placement = lambda entry, pipe: Placement("model", attention_slicing=True, channels_last=True)
+    small.memory_plan = lambda entry, pipe: MemoryPlan("model", attention_slicing=True, channels_last=True)
     try:
         for mode in ("txt2img", "img2img"):
             plain = engine.run(make_job(engine, mode), JobContext()).layers[0].pixels

@@ -13,7 +13,7 @@ from paintwire.hostkit.request import JobSettings, build_request
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import (
     Capabilities, EngineInfo, ImagePayload, InputKind, InputSpec, JobRequest, Limits, ModeSpec, ParamSpec, ParamType, PixelFormat,
-    ProtocolError, check_job,
+    ProtocolError, Rect, check_job,
 )
 from paintwire.protocol.controls import MAX_CONTROLS, ControlKindSpec
 
@@ -107,7 +107,7 @@ def test_controls_travel_at_the_jobs_geometry_and_pass_the_servers_checks():
     reads = []
 
     def read(control, region):
-        assert region == (0, 0, W, H)
+        assert region == Rect(0, 0, W, H)
         reads.append(control.layer)
         return pixels(len(reads))
 
@@ -136,10 +136,10 @@ def test_a_job_without_pixels_takes_canvas_sized_controls_and_a_wrong_size_is_ca
 
 def test_a_control_image_is_cut_to_the_jobs_region():
     canvas = ImagePayload(4, 3, PixelFormat.L8, bytes(range(12)))
-    assert kc.crop_image(canvas, (1, 1, 2, 2)).data == bytes([5, 6, 9, 10])
-    assert kc.crop_image(canvas, (0, 0, 4, 3)) is canvas
+    assert kc.crop_image(canvas, Rect(1, 1, 2, 2)).data == bytes([5, 6, 9, 10])
+    assert kc.crop_image(canvas, Rect(0, 0, 4, 3)) is canvas
     rgba = ImagePayload(2, 2, PixelFormat.RGBA8, bytes(range(16)))
-    assert kc.crop_image(rgba, (1, 0, 1, 2)).data == bytes([4, 5, 6, 7, 12, 13, 14, 15])
+    assert kc.crop_image(rgba, Rect(1, 0, 1, 2)).data == bytes([4, 5, 6, 7, 12, 13, 14, 15])
 
 
 def test_a_cropped_job_takes_its_controls_from_the_same_part_of_the_canvas():
@@ -147,7 +147,7 @@ def test_a_cropped_job_takes_its_controls_from_the_same_part_of_the_canvas():
 
     crop = ImagePayload(2, 2, PixelFormat.BGRA8, bytes(16))
     request = JobRequest("guided", "img2img", image=crop, crop=Crop(3, 1, W, H))
-    assert kc.job_region(request, (W, H)) == (3, 1, 2, 2)
+    assert kc.job_region(request, (W, H)) == Rect(3, 1, 2, 2)
     seen = []
     job = kc.with_controls(request, KINDS, [ControlLayer("Lines", "lineart")], lambda c, r: seen.append(r) or kc.crop_image(pixels(5), r), (W, H))
-    assert seen == [(3, 1, 2, 2)] and (job.controls[0].image.width, job.controls[0].image.height) == (2, 2)
+    assert seen == [Rect(3, 1, 2, 2)] and (job.controls[0].image.width, job.controls[0].image.height) == (2, 2)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -11,7 +13,7 @@ from PIL import Image
 
 from test_hostkit import BOTH, CLASSICAL, caps
 from paintwire.hostkit.placement import place_result
-from paintwire.hostkit.recall import fetch_image, http_url, recalled_result, recollect, settings_in_image
+from paintwire.hostkit.recall import fetch_image, history_settings, http_url, recalled_result, recollect, settings_in_image
 from paintwire.protocol import PixelFormat, Recall
 from paintwire.protocol.metadata import png_text
 from paintwire.protocol.pngtext import add_text
@@ -84,3 +86,40 @@ def test_the_recalled_image_is_fetched_with_the_token_and_placed_as_a_layer() ->
     result = recalled_result(recall, 2, 1, bytes(8), PixelFormat.BGRA8)
     placement = place_result(result, (2, 1))
     assert not placement.new_document and placement.layers[0].name == "a fox [seed 42]" and placement.layers[0].pixel_format is PixelFormat.BGRA8
+
+
+def test_a_history_results_settings_are_read_with_the_token_and_the_servers_sentences_kept() -> None:
+    """The CLI's ``paintwire recall --id`` reads them through this."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append((self.path, self.headers.get("Authorization")))
+            found = self.path == "/api/history/7"
+            body = {"id": 7, "settings": SAVED} if found else {"error": {"code": "not_found", "message": "No result 8 in the history."}}
+            self.send_response(200 if found else 404)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"ws://127.0.0.1:{server.server_port}/ws"
+    try:
+        got = history_settings(url, "tok", 7)
+        assert got.source == "history" and got.settings == SAVED and seen == [("/api/history/7", "Bearer tok")]
+        with pytest.raises(ValueError, match="^No result 8 in the history.$"):
+            history_settings(url, None, 8)
+        assert seen[-1] == ("/api/history/8", None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        closed = f"ws://127.0.0.1:{free.getsockname()[1]}/ws"
+    with pytest.raises(ConnectionError, match="Cannot reach the server at ws://127.0.0.1"):
+        history_settings(closed, None, 7)
+    with pytest.raises(ValueError, match="Could not fetch the image: Cannot reach"):
+        fetch_image(closed, None, Recall(7, SAVED, "/api/history/7/image"))

@@ -17,7 +17,7 @@ from paintwire_krita.controller import OUTPUT_FORMAT, Controller  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.protocol import (  # noqa: E402
     Capabilities, EngineInfo, ImagePayload, Layer, Limits, ModelInfo, PixelFormat, PlacementKind, Preview, Progress, Queued, Result,
-    Started,
+    Rect, Started,
 )
 from paintwire.server.engines.classical import ClassicalEngine  # noqa: E402
 
@@ -124,7 +124,7 @@ class RawLayers:
         self.pixels = pixels
 
     def payload(self, path, region=None):
-        assert region in (None, (0, 0, W, H))
+        assert region in (None, Rect(0, 0, W, H))
         return ImagePayload(W, H, PixelFormat.BGRA8, self.pixels[path])
 
 

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"
 from paintwire_krita import state as st  # noqa: E402
 from paintwire_krita.live import LIVE_STREAM, LiveController  # noqa: E402
 
-from paintwire.hostkit.live import MAX_UNANSWERED, READ_BYTES_PER_TICK, LiveSession, Region, RegionReader  # noqa: E402
+from paintwire.hostkit.live import MAX_UNANSWERED, READ_BYTES_PER_TICK, LiveSession, RegionReader, live_region  # noqa: E402
 from paintwire.hostkit.request import JobSettings  # noqa: E402
-from paintwire.protocol import Capabilities, EngineInfo, ErrorCode, ImagePayload, Limits, ModeSpec, PixelFormat, ProtocolError  # noqa: E402
+from paintwire.protocol import Capabilities, EngineInfo, ErrorCode, ImagePayload, Limits, ModeSpec, PixelFormat, ProtocolError, Rect  # noqa: E402
 from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped  # noqa: E402
 from paintwire.server.engines.classical import ClassicalEngine  # noqa: E402
 
@@ -34,14 +34,14 @@ CAPS = Capabilities(
 
 
 def test_the_region_is_the_selection_inside_the_canvas_or_the_whole_canvas():
-    assert Region.of(100, 80, None) == Region(0, 0, 100, 80)
-    assert Region.of(100, 80, (10, 20, 30, 40)) == Region(10, 20, 30, 40)
-    assert Region.of(100, 80, (-5, 70, 30, 40)) == Region(0, 70, 25, 10)
-    assert Region.of(100, 80, (200, 0, 5, 5)) == Region(0, 0, 100, 80)  # outside: the canvas
+    assert live_region(100, 80, None) == Rect(0, 0, 100, 80)
+    assert live_region(100, 80, Rect(10, 20, 30, 40)) == Rect(10, 20, 30, 40)
+    assert live_region(100, 80, Rect(-5, 70, 30, 40)) == Rect(0, 70, 25, 10)
+    assert live_region(100, 80, Rect(200, 0, 5, 5)) == Rect(0, 0, 100, 80)  # outside: the canvas
 
 
 def test_a_region_is_read_in_bands_of_at_most_the_budget():
-    region = Region(3, 5, 2048, 2048)
+    region = Rect(3, 5, 2048, 2048)
     reader = RegionReader(region)
     rows = []
     while (band := reader.next_band()) is not None:
@@ -52,7 +52,7 @@ def test_a_region_is_read_in_bands_of_at_most_the_budget():
     assert reader.done and rows[0][0] == 5 and sum(h for _, h in rows) == 2048 and len(rows) == 16
     assert len(reader.pixels) == 2048 * 2048 * 4
     with pytest.raises(ValueError):
-        RegionReader(Region(0, 0, 4, 4)).add(b"short")
+        RegionReader(Rect(0, 0, 4, 4)).add(b"short")
 
 
 def session(mode="img", params=None) -> LiveSession:
@@ -62,7 +62,7 @@ def session(mode="img", params=None) -> LiveSession:
 
 def test_a_state_goes_only_when_pixels_or_parameters_changed():
     s = session()
-    region, pixels = Region(1, 2, 2, 2), bytes(16)
+    region, pixels = Rect(1, 2, 2, 2), bytes(16)
     first = s.state(pixels, PixelFormat.BGRA8, region, None, {"levels": 4})
     assert isinstance(first, LiveState) and (first.seq, first.x, first.y, dict(first.params), first.mask) == (1, 1, 2, {}, None)
     assert s.state(pixels, PixelFormat.BGRA8, region, None, {"levels": 4}) is None
@@ -75,7 +75,7 @@ def test_a_state_goes_only_when_pixels_or_parameters_changed():
 
 def test_a_mode_with_a_mask_sends_the_selection_or_everything():
     s = session("inpaint", {"method": "telea"})
-    region = Region(0, 0, 2, 2)
+    region = Rect(0, 0, 2, 2)
     whole = s.state(bytes(16), PixelFormat.BGRA8, region, None, {})
     assert whole.mask.data == b"\xff" * 4
     picked = s.state(bytes(16), PixelFormat.BGRA8, region, b"\x00\xff\x00\xff", {})
@@ -86,7 +86,7 @@ def test_frames_are_shown_newest_only_and_unanswered_states_are_bounded():
     s = session()
     for i in range(MAX_UNANSWERED):
         assert s.wants_state()
-        s.state(bytes([i]) * 16, PixelFormat.BGRA8, Region(0, 0, 2, 2), None, {})
+        s.state(bytes([i]) * 16, PixelFormat.BGRA8, Rect(0, 0, 2, 2), None, {})
     assert not s.wants_state()
     image = ImagePayload(2, 2, PixelFormat.BGRA8, bytes(16))
     assert s.accept(LiveFrame(LIVE_STREAM, 2, image, 0, 0, 1, 7))
@@ -231,7 +231,7 @@ def test_live_reads_a_big_canvas_in_bounded_bands_and_sends_only_changes(rig):
 
 def test_the_selection_is_the_region_and_settings_change_while_it_runs(rig):
     live, state, doc, docs, transport, view = rig
-    doc.selection = (100, 200, 64, 32)
+    doc.selection = Rect(100, 200, 64, 32)
     live.toggle(True)
     sent = ticks_until_sent(live, transport)
     assert (sent.x, sent.y, sent.image.width, sent.image.height) == (100, 200, 64, 32)
@@ -243,7 +243,7 @@ def test_the_selection_is_the_region_and_settings_change_while_it_runs(rig):
 
 def test_apply_copies_the_frame_shown_and_off_leaves_nothing(rig):
     live, state, doc, docs, transport, view = rig
-    doc.selection = (10, 10, 8, 8)
+    doc.selection = Rect(10, 10, 8, 8)
     assert not live.apply()  # nothing to apply yet
     live.toggle(True)
     sent = ticks_until_sent(live, transport)

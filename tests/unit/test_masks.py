@@ -11,7 +11,7 @@ from paintwire.server.layers import OutputLayer
 from paintwire.server.resample import lanczos_resize
 from paintwire.server.imaging import array_to_payload, encode_png, payload_to_array, swap_red_blue
 from paintwire.protocol.images import Encoding
-from paintwire.server.layers import Box
+from paintwire.protocol.rect import Rect
 from paintwire.server.region import flatten, prepare_region, region_layer
 
 
@@ -19,12 +19,12 @@ def test_bounds_of_a_mask():
     m = np.zeros((50, 60), np.uint8)
     assert masks.bounds(m) is None
     m[10:20, 5:7] = 1
-    assert masks.bounds(m) == Box(5, 10, 2, 10)
+    assert masks.bounds(m) == Rect(5, 10, 2, 10)
 
 
 def test_pad_is_clipped_to_the_image():
-    assert masks.pad(Box(5, 10, 2, 10), 8, 60, 50) == Box(0, 2, 15, 26)
-    assert masks.pad(Box(50, 40, 10, 10), 8, 60, 50) == Box(42, 32, 18, 18)
+    assert Rect(5, 10, 2, 10).padded(8, 60, 50) == Rect(0, 2, 15, 26)
+    assert Rect(50, 40, 10, 10).padded(8, 60, 50) == Rect(42, 32, 18, 18)
 
 
 def test_blur_feathers_and_grows_the_mask():
@@ -41,17 +41,9 @@ def test_invert():
     assert masks.invert(np.array([[0, 255, 10]], np.uint8)).tolist() == [[255, 0, 245]]
 
 
-def test_composite_is_exact_at_the_ends_and_rounds_in_between():
-    base = np.full((1, 3, 3), 100, np.uint8)
-    over = np.full((1, 3, 3), 200, np.uint8)
-    alpha = np.array([[0, 255, 128]], np.uint8)
-    out = masks.composite(base, over, alpha)
-    assert out[0, 0].tolist() == [100] * 3 and out[0, 1].tolist() == [200] * 3 and out[0, 2].tolist() == [150] * 3
-
-
 def test_crop_and_paste_round_trip():
     img = np.arange(5 * 6 * 4, dtype=np.uint8).reshape(5, 6, 4)
-    box = Box(1, 2, 3, 2)
+    box = Rect(1, 2, 3, 2)
     patch = masks.crop(img, box).copy()
     target = np.zeros_like(img)
     masks.paste(target, patch, box)

@@ -18,7 +18,7 @@ from paintwire.hostkit.placement import Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview  # noqa: E402
-from paintwire.protocol.crops import Rect  # noqa: E402
+from paintwire.protocol.rect import Rect  # noqa: E402
 
 from actions import PluginError  # noqa: E402
 
@@ -72,15 +72,15 @@ class GimpDocument:
         """Every layer's name, top first, groups' children after their group (GIMP keeps names unique)."""
         return [layer.get_name() for layer in self._layers()]
 
-    def layer_image(self, control, region: tuple[int, int, int, int]) -> ImagePayload:
+    def layer_image(self, control, region: Rect) -> ImagePayload:
         """A control layer's pixels in the job's ``region`` of the canvas, read as it is,
         visible or not, transparent where the layer does not reach."""
         layer = next((item for item in self._layers() if item.get_name() == control.layer), None)
         if layer is None:
             raise PluginError(f"The image has no layer {control.layer!r} to use as a control layer.")
-        x, y, width, height = region
         _, off_x, off_y = layer.get_offsets()
-        return ImagePayload(width, height, PixelFormat.RGBA8, _read(layer, x - off_x, y - off_y, width, height, RGBA))
+        return ImagePayload(region.width, region.height, PixelFormat.RGBA8,
+                            _read(layer, region.x - off_x, region.y - off_y, region.width, region.height, RGBA))
 
     def _layers(self) -> list:
         out = []

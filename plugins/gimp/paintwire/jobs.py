@@ -26,7 +26,7 @@ from paintwire.protocol import (
     Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
     Recall,
 )
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 from paintwire.protocol.messages import JobEvent
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
@@ -51,7 +51,7 @@ class Document(Protocol):
 
     def layer_names(self) -> list[str]: ...
 
-    def layer_image(self, control: ControlLayer, region: tuple[int, int, int, int]) -> ImagePayload:
+    def layer_image(self, control: ControlLayer, region: Rect) -> ImagePayload:
         """A control layer's pixels in ``region`` of the canvas."""
 
     def preview(self, event: Preview) -> None:
@@ -104,7 +104,7 @@ class Outcome:
     placement: Placement
 
 
-class Cancelled(Exception):
+class DialogClosed(Exception):
     """The artist closed the dialog: not an error."""
 
 
@@ -120,7 +120,7 @@ def run(
 ) -> Outcome:
     """Run ``mode`` (a server mode name; empty: the first the server offers) on
     ``document``. With ``mode_fixed`` false the dialog may switch modes.
-    Raises PluginError or Cancelled."""
+    Raises PluginError or DialogClosed."""
     problem = check_url(connection.url)
     if problem:
         raise PluginError(problem)
@@ -159,7 +159,7 @@ def run(
             new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh,
                                             recalls=lambda: _recalls(client), layers=tuple(document.layer_names())))
             if new_args is None:
-                raise Cancelled()
+                raise DialogClosed()
             args = new_args
             caps = latest[0]  # a refresh in the dialog may have brought new models
             mode = args.mode if (args.mode and not mode_fixed) else mode

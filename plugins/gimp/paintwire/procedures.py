@@ -107,7 +107,7 @@ def run_action(procedure, run_mode, image, drawables, config, run_data):
         connection = settings.load(Gimp.directory())
         mode = shortcut.mode if shortcut else args.mode
         outcome = jobs.run(mode, args, connection, document, GimpProgress(), dialog=dialog, mode_fixed=shortcut is not None)
-    except jobs.Cancelled:
+    except jobs.DialogClosed:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except PluginError as exc:
         return _error(procedure, str(exc))

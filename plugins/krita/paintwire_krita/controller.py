@@ -24,7 +24,7 @@ from paintwire.hostkit.recall import into_document, recollect, settings_in_image
 from paintwire.hostkit.request import build_request, prompt_of, read_area
 from paintwire.hostkit.status import describe_error, event_text, progress_fraction
 from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Recall, Result
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 from paintwire.protocol.messages import JobEvent
 
 from .state import PanelState, controls_from_bytes, controls_to_bytes, history_from_bytes, history_to_bytes

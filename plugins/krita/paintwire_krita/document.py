@@ -23,7 +23,7 @@ from krita import Krita
 from paintwire.hostkit.placement import Placement, PlacedLayer
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat, PlacementKind
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 
 from .imaging import RawLayers, RawSnapshot
 from .pixels import SUPPORTED_DEPTHS, UNSUPPORTED_DEPTH_HINT, clip_to_canvas, from_8bit
@@ -375,11 +375,11 @@ LIVE_LAYER = "Paintwire live"
 _live_preview = CanvasPreview(LIVE_LAYER)
 
 
-def selection_bounds(doc) -> tuple[int, int, int, int] | None:
+def selection_bounds(doc) -> Rect | None:
     sel = doc.selection()
     if sel is None or sel.width() <= 0 or sel.height() <= 0:
         return None
-    return sel.x(), sel.y(), sel.width(), sel.height()
+    return Rect(sel.x(), sel.y(), sel.width(), sel.height())
 
 
 def live_source(doc, previous=None):

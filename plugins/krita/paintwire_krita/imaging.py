@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from paintwire.hostkit.controls import crop_image
 from paintwire.hostkit.snapshot import Snapshot
 from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview, Result
-from paintwire.protocol.crops import Rect
+from paintwire.protocol.rect import Rect
 
 from .pixels import alpha_of, mask_from_layer, to_8bit
 from .qt import QBuffer, QByteArray, QImage, QIODevice, QPainter, Qt
@@ -65,13 +65,12 @@ class RawLayers:
     x: int = 0
     y: int = 0
 
-    def payload(self, path: str, region: tuple[int, int, int, int] | None = None) -> ImagePayload:
+    def payload(self, path: str, region: Rect | None = None) -> ImagePayload:
         """One layer as a bgra8 image, the job's ``region`` of the canvas (worker thread: byte work)."""
         image = ImagePayload(self.width, self.height, PixelFormat.BGRA8, to_8bit(bytes(self.pixels[path]), self.depth))
-        if region is None or tuple(region) == (self.x, self.y, self.width, self.height):
+        if region is None or region == Rect(self.x, self.y, self.width, self.height):
             return image
-        x, y, width, height = region
-        return crop_image(image, (x - self.x, y - self.y, width, height))
+        return crop_image(image, region.moved(-self.x, -self.y))
 
 
 def union_masks(a: bytes, b: bytes, width: int, height: int) -> bytes:

@@ -23,11 +23,11 @@ import traceback
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
-from paintwire.hostkit.live import LiveSession, Region, RegionReader
+from paintwire.hostkit.live import LiveSession, RegionReader, live_region
 from paintwire.hostkit.placement import layer_name
 from paintwire.hostkit.request import SEED, prompt_of
 from paintwire.hostkit.status import describe_error
-from paintwire.protocol import PixelFormat, ProtocolError
+from paintwire.protocol import PixelFormat, ProtocolError, Rect
 from paintwire.protocol.live import LiveError, LiveFrame, LiveStarted, LiveStopped
 
 from .state import PanelState
@@ -45,7 +45,7 @@ class LiveDocuments(Protocol):
 
     def layer_name(self, node: Any) -> str: ...
 
-    def selection_bounds(self, doc: Any) -> tuple[int, int, int, int] | None: ...
+    def selection_bounds(self, doc: Any) -> Rect | None: ...
 
     def size(self, doc: Any) -> tuple[int, int]: ...
 
@@ -176,7 +176,7 @@ class LiveController:
                     if not session.wants_state():
                         return  # the server has enough to work on; newer pixels are read once it answers
                     width, height = self.documents.size(self.doc)
-                    region = Region.of(width, height, self.documents.selection_bounds(self.doc))
+                    region = live_region(width, height, self.documents.selection_bounds(self.doc))
                     self._reader = RegionReader(region)
                     r = region
                     self._selection = self.documents.read_selection(self.doc, r.x, r.y, r.width, r.height) if session.mask_wanted else None

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import ServerConfig
-from ..base import ControlLayer, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
+from ..base import DecodedControl, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import ModelCache
 from .control import preprocess as control_preprocess
 from .control.catalog import control_kinds
@@ -23,7 +23,7 @@ from .load_progress import install as install_quiet_bars
 from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
-from .memory import Placement, choose_attention_slicing, choose_offload, component_sizes, place
+from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
 from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
 from .params import MODES, with_upscalers
@@ -53,18 +53,18 @@ class DiffusersEngine(Engine):
     def _load(self, entry: ModelEntry, vae: ModelEntry | None) -> Any:
         """Load on the CPU, then place on the device as its size and the memory allow."""
         pipe = self.loader.load(entry, vae)
-        placement = self.placement(entry, pipe)
-        place(pipe, placement, self.choice.device)
-        if placement.measures:
-            log.info("%s on %s with %s", entry.name, self.choice.name, ", ".join(placement.measures))
+        plan = self.memory_plan(entry, pipe)
+        place(pipe, plan, self.choice.device)
+        if plan.measures:
+            log.info("%s on %s with %s", entry.name, self.choice.name, ", ".join(plan.measures))
         return pipe
 
-    def placement(self, entry: ModelEntry, pipe: Any) -> Placement:
+    def memory_plan(self, entry: ModelEntry, pipe: Any) -> MemoryPlan:
         c, device = self.config, self.choice.device
         offload = choose_offload(c.offload, component_sizes(pipe, self.choice.dtype), self.choice.usable, entry.family, device)
         # Compiling does not combine with weights streamed layer by layer.
         compile_unet = c.torch_compile and offload != "sequential"
-        return Placement(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet)
+        return MemoryPlan(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet)
 
     def modes(self) -> tuple[ModeSpec, ...]:
         return with_upscalers(MODES, [e.name for e in self.registry.of_kind(UPSCALER)])
@@ -81,7 +81,7 @@ class DiffusersEngine(Engine):
     def controls(self) -> tuple[ControlKindSpec, ...]:
         return control_kinds(self.registry, list(self.config.model_dirs))
 
-    def preprocess(self, layer: ControlLayer) -> Any:
+    def preprocess(self, layer: DecodedControl) -> Any:
         return control_preprocess.run(layer.preprocessor, layer.image, layer.params)
 
     def model_folders(self) -> list[Path]:

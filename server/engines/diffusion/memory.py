@@ -38,7 +38,9 @@ VAE_BYTES_PER_PIXEL = 1200
 
 
 @dataclass(frozen=True)
-class Placement:
+class MemoryPlan:
+    """How a pipeline is put on its device: offload, attention slicing, memory layout, compiling."""
+
     offload: str  # none, model or sequential
     attention_slicing: bool
     channels_last: bool = False
@@ -96,19 +98,19 @@ def component_sizes(pipe: Any, dtype: torch.dtype) -> dict[str, int]:
             for name, c in pipe.components.items() if isinstance(c, torch.nn.Module)}
 
 
-def place(pipe: Any, placement: Placement, device: torch.device) -> None:
-    """Put a loaded (CPU) pipeline on ``device`` as ``placement`` says."""
-    if placement.channels_last:
+def place(pipe: Any, plan: MemoryPlan, device: torch.device) -> None:
+    """Put a loaded (CPU) pipeline on ``device`` as ``plan`` says."""
+    if plan.channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
-    if placement.offload == "model":
+    if plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
-    elif placement.offload == "sequential":
+    elif plan.offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
     else:
         pipe.to(device)
-    if placement.attention_slicing:
+    if plan.attention_slicing:
         pipe.enable_attention_slicing()
-    if placement.compile:
+    if plan.compile:
         # In place (the module keeps its class), so from_pipe, LoRA and offload
         # see the same UNet; the first call at each shape compiles.
         pipe.unet.compile(backend=COMPILE_BACKEND)

@@ -9,10 +9,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol import ErrorCode, ProtocolError, Rect
 
 from ... import masks
-from ...layers import Box, OutputLayer
+from ...layers import OutputLayer
 from ...region import InpaintRegion, context_side, flatten, prepare_region, region_layer
 from ...resample import lanczos_resize
 from ..base import EngineJob, EngineOutput, JobContext
@@ -48,7 +48,7 @@ class ModeRunner:
         # The runner adds the engine's name and the mode to every layer's settings.
         return {"model": model, **self.p, "seed": seed, **extra}
 
-    def previews(self, box: Box) -> PreviewMaker:
+    def previews(self, box: Rect) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)
 
     def check_size(self, width: int, height: int, field: str) -> None:
@@ -76,7 +76,7 @@ class ModeRunner:
         self.check_size(width, height, "job.params.width")
         gw, gh = multiple_of(width), multiple_of(height)
         images, _ = denoise(self.loaded, "txt2img", self.sampling, self.ctx, width=gw, height=gh,
-                            previews=self.previews(Box(0, 0, width, height)),
+                            previews=self.previews(Rect(0, 0, width, height)),
                             guidance=self.guide(lambda layer: fit(layer, gw, gh, "crop_and_resize")))
         layers = [
             OutputLayer(_opaque(resize_rgb(im, width, height)), 0, 0, name, seed, self.settings(seed))
@@ -93,10 +93,10 @@ class ModeRunner:
         box = masks.bounds(self.job.mask) if self.job.mask is not None else None
         if self.job.mask is not None and box is None:
             raise ProtocolError(ErrorCode.BAD_MASK, "The mask is empty: select the area to redraw.", "job.mask")
-        box = box or Box(0, 0, image.shape[1], image.shape[0])
+        box = box or Rect(0, 0, image.shape[1], image.shape[0])
         source = np.ascontiguousarray(masks.crop(image, box)[..., :3])
         local = box  # in the image's pixels, as the control layers are
-        box = Box(box.x + ox, box.y + oy, box.width, box.height)  # in canvas pixels from here on
+        box = Rect(box.x + ox, box.y + oy, box.width, box.height)  # in canvas pixels from here on
         if box.area != canvas_w * canvas_h:
             width, height = box.width, box.height  # a selection is redrawn in place, at its own size
         else:
@@ -111,7 +111,7 @@ class ModeRunner:
             init: Any = torch.nn.functional.interpolate(latents, size=(gh // f, gw // f), mode="bilinear", align_corners=False)
         else:
             init = to_pil(fit(source, gw, gh, self.p["resize_mode"]))
-        out_box = Box(box.x, box.y, width, height) if box.area != canvas_w * canvas_h else Box(0, 0, width, height)
+        out_box = Rect(box.x, box.y, width, height) if box.area != canvas_w * canvas_h else Rect(0, 0, width, height)
         layer_mode = "just_resize" if self.p["resize_mode"] == "latent" else self.p["resize_mode"]
         images, _ = denoise(self.loaded, "img2img", self.sampling, self.ctx, width=gw, height=gh, image=init,
                             strength=self.p["strength"], exact_steps=self.p["exact_steps"], previews=self.previews(out_box),
@@ -173,7 +173,7 @@ class ModeRunner:
                 return blends[-1]
         to_frame = frame or (lambda layer: layer)
         ox, oy = self.job.origin  # the area is in canvas pixels; control layers have the image's geometry (a crop's)
-        local = Box(area.x - ox, area.y - oy, area.width, area.height)
+        local = Rect(area.x - ox, area.y - oy, area.width, area.height)
         guidance = self.guide(lambda layer: resize_rgb(masks.crop(to_frame(layer), local), gw, gh))
         images, hook = denoise(self.loaded, "inpaint", self.sampling, self.ctx, width=gw, height=gh, image=init,
                                mask=to_pil(gen_mask), strength=strength, exact_steps=p["exact_steps"],
@@ -223,7 +223,7 @@ class ModeRunner:
         h, w = image.shape[:2]
         width, height = w + left + right, h + top + bottom
         self.check_size(width, height, "job.params.left")
-        inner = Box(left, top, w, h)
+        inner = Rect(left, top, w, h)
         base = np.zeros((height, width, 4), np.uint8)  # the grown canvas: transparent around the original
         masks.paste(base, image, inner)
         new_area = np.full((height, width), 255, np.uint8)

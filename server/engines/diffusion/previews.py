@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import torch
 
-from ...layers import Box
+from paintwire.protocol import Rect
+
 from ..base import PREVIEW_MAX_SIDE, JobContext
 from .models import SDXL
 
@@ -34,7 +35,7 @@ class PreviewMaker:
     """Projects the latents to a small picture of the work area ``box`` when the
     job's context says a preview is due (the rate is the server's setting)."""
 
-    def __init__(self, ctx: JobContext, box: Box, family: str) -> None:
+    def __init__(self, ctx: JobContext, box: Rect, family: str) -> None:
         self.ctx = ctx
         self.box = box
         self.family = family

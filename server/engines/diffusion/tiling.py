@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...masks import Box
+from paintwire.protocol import Rect
 
 
 def starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -55,8 +55,8 @@ class TileGrid:
     def tile_height(self) -> int:
         return min(self.tile, self.height)
 
-    def boxes(self) -> list[Box]:
-        return [Box(x, y, self.tile_width, self.tile_height) for y in self.ys for x in self.xs]
+    def boxes(self) -> list[Rect]:
+        return [Rect(x, y, self.tile_width, self.tile_height) for y in self.ys for x in self.xs]
 
     def __len__(self) -> int:
         return len(self.xs) * len(self.ys)
@@ -106,7 +106,7 @@ class TileBlender:
         self._top = 0  # output row where the float buffer starts
         self._acc = np.zeros((0, grid.width * scale, channels), np.float32)
 
-    def add(self, box: Box, pixels: np.ndarray) -> None:
+    def add(self, box: Rect, pixels: np.ndarray) -> None:
         """``pixels``: the processed tile at ``box`` (input coordinates), (h*scale, w*scale, C), any dtype."""
         s = self.scale
         if box.y != self._row_y:

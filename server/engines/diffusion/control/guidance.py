@@ -22,7 +22,7 @@ from PIL import Image
 
 from paintwire.protocol import ErrorCode, ProtocolError
 
-from ...base import ControlLayer
+from ...base import DecodedControl
 from ..models import SDXL
 from . import preprocess
 from .catalog import UNION_MODES
@@ -46,14 +46,14 @@ Place = Callable[[np.ndarray], np.ndarray]  # a canvas-space RGBA layer -> the r
 
 @dataclass
 class NetLayer:
-    layer: ControlLayer
+    layer: DecodedControl
     addon: Addon
     model: Any  # ControlNetModel or ControlNetUnionModel, on the device
 
 
 @dataclass
 class ReferenceLayer:
-    layer: ControlLayer
+    layer: DecodedControl
     adapter: dict[str, dict[str, torch.Tensor]]
     encoder: Any  # CLIPVisionModelWithProjection, on the device
     image: Image.Image  # the layer's painted part, over white

@@ -4,6 +4,7 @@
 
 import { pageModes } from "./modes.js";
 import { ParamForm } from "./form.js";
+import { placeOver } from "./compositing.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -246,12 +247,16 @@ export class CanvasClient {
     }
   }
 
+  imageData(image) {
+    const data = new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+    return new ImageData(data, image.width, image.height);
+  }
+
   toCanvas(image) {
     const canvas = document.createElement("canvas");
     canvas.width = image.width;
     canvas.height = image.height;
-    const data = new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength);
-    canvas.getContext("2d").putImageData(new ImageData(data, image.width, image.height), 0, 0);
+    canvas.getContext("2d").putImageData(this.imageData(image), 0, 0);
     return canvas;
   }
 
@@ -262,15 +267,20 @@ export class CanvasClient {
     preview.getContext("2d").drawImage(this.toCanvas(image), 0, 0);
   }
 
-  // The layers over the unchanged input, as docs/protocol.md section 9 says; the
-  // result becomes the picture for the next job.
+  // The layers over the unchanged input, as docs/protocol.md section 9 says, by the
+  // server's own rule (compositing.js); the result becomes the picture for the next job.
   showResult(result) {
     const canvas = document.createElement("canvas");
     canvas.width = result.width;
     canvas.height = result.height;
     const ctx = canvas.getContext("2d");
-    if (this.input && (this.placement === "layers" || this.placement === "grow")) ctx.drawImage(this.input, result.offset_x || 0, result.offset_y || 0);
-    for (const layer of result.layers) ctx.drawImage(this.toCanvas(layer.image), layer.x, layer.y);
+    const picture = ctx.createImageData(result.width, result.height);
+    if (this.input && (this.placement === "layers" || this.placement === "grow")) {
+      const input = this.input.getContext("2d").getImageData(0, 0, this.input.width, this.input.height);
+      placeOver(picture, input, result.offset_x || 0, result.offset_y || 0);
+    }
+    for (const layer of result.layers) placeOver(picture, this.imageData(layer.image), layer.x, layer.y);
+    ctx.putImageData(picture, 0, 0);
     this.setPicture(canvas);
     this.clearMask();
     canvas.toBlob((blob) => {

@@ -154,9 +154,10 @@ class Live:
         the docker's own ticks are timed by the docker)."""
         from paintwire_krita import document  # the installed plug-in, with its vendored paintwire on sys.path
 
-        from paintwire.hostkit.live import Region, RegionReader
+        from paintwire.hostkit.live import RegionReader
+        from paintwire.protocol import Rect
 
-        reader = RegionReader(Region(0, 0, SIDE, SIDE))
+        reader = RegionReader(Rect(0, 0, SIDE, SIDE))
         times = []
         while not reader.done:
             band = reader.next_band()

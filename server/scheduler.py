@@ -20,6 +20,7 @@ from typing import Any, Callable
 from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Result, Started
 from paintwire.protocol.messages import JobEvent
 
+from . import job_log
 from .engines.base import Engine
 from .jobs import FinalEvent, Job, JobOwner
 from .queue import FairQueue
@@ -133,6 +134,7 @@ class Scheduler:
             self.running = job
             job.state = JobPhase.RUNNING
             job.owner.emit(Started(job.id))
+            job_log.started(job)
             send = self._event_sender(job)
             try:
                 outcome: FinalEvent = await loop.run_in_executor(self._executor, self.runner.run, job, send)
@@ -152,6 +154,7 @@ class Scheduler:
         job.state = JobPhase.DONE
         self.jobs.pop(job.id, None)
         job.owner.emit(final)
+        job_log.ended(job, final)
         if isinstance(final, Result) and self.on_result is not None:
             try:
                 self.on_result(job, final)

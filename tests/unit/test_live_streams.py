@@ -34,7 +34,8 @@ def rig():
     config = ServerConfig(engines=["classical"])
     scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256)
     sent: list = []
-    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True)
+    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True,
+                          lambda: "'test' from 127.0.0.1:1")
     return scheduler, streams, sent
 
 

@@ -2,8 +2,8 @@
 
 Each line names the job, its client (quoted, as the connection lines quote it:
 a client chooses its own name), its mode, engine and model, and at the end the
-outcome (done, cancelled, or the error's code) with the seconds it ran. A job
-cancelled or refused while still queued gets an end line only.
+outcome (done, cancelled, the error's code, or dropped when its client left)
+with the seconds it ran. A job that ends while still queued gets an end line only.
 """
 
 from __future__ import annotations
@@ -25,10 +25,14 @@ def started(job: Job) -> None:
         log.info("job %s started after %.2f s queued: %s", job.id, job.started_at - job.queued_at, _what(job))
 
 
-def ended(job: Job, final: FinalEvent) -> None:
+def ended(job: Job, final: FinalEvent | None) -> None:
+    """``final`` None: the job was dropped from the queue, its client gone."""
     if not log.isEnabledFor(logging.INFO):
         return
-    outcome = "done" if isinstance(final, Result) else f"error {final.code.value}" if isinstance(final, Error) else "cancelled"
+    if final is None:
+        outcome = "dropped (the client left)"
+    else:
+        outcome = "done" if isinstance(final, Result) else f"error {final.code.value}" if isinstance(final, Error) else "cancelled"
     if job.started_at is None:
         when = f"in the queue after {time.monotonic() - job.queued_at:.2f} s"
     else:

@@ -111,6 +111,7 @@ class Scheduler:
         for job in self.queue.remove_owner(owner):
             job.state = JobPhase.DONE
             self.jobs.pop(job.id, None)
+            job_log.ended(job, None)
         if self.running is not None and self.running.owner is owner:
             self.running.cancel_event.set()
         self._announce_positions()

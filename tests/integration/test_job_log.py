@@ -79,6 +79,14 @@ def test_each_job_is_logged_at_its_start_and_end_with_client_mode_engine_model_o
         failed = next_event(client, Error)
         assert failed.code.value == "engine_failed"
         wait_for_line(server, rf"job {failed.job} error engine_failed after {SECONDS}: {hold}")
+    # A client that leaves: its running job is cancelled, its queued one dropped.
+    with Client(server.url, name="leaver", shared_memory=False) as client:
+        client.submit(JobRequest("hold", "hold"))
+        running = next_event(client, Started).job
+        waiting = next_event(client, Queued, ref=client.submit(JobRequest("hold", "hold"))).job
+    hold = r"client 'leaver' from \S+, hold on hold with the default model$"
+    wait_for_line(server, rf"job {running} cancelled after {SECONDS}: {hold}")
+    wait_for_line(server, rf"job {waiting} dropped \(the client left\) in the queue after {SECONDS}: {hold}")
     # The client's name forged no line and sent no escape sequence to the operator's terminal.
     assert not any(line.startswith("test ") for line in server.log().splitlines())
     assert "\x1b" not in server.log()

@@ -81,6 +81,7 @@ CASES = [
     ("inpaint", "sd15", {"masked_content": "original", "strength": 1.0}, False, 1),
     ("inpaint", "sd15", {"soft_inpaint": True, "strength": 0.75}, False, 1),
     ("inpaint", "sd15", {"soft_inpaint": True, "strength": 0.75, "scheduler": "dpmpp_2m"}, False, 1),
+    ("inpaint", "sd15", {"soft_inpaint": True, "strength": 1.0}, False, 1),
     ("inpaint", "sd15", {"strength": 0.75}, True, 1),
     ("inpaint_sketch", "sd15", {"strength": 0.75, "mask_transparency": 0.2}, False, 1),
     ("outpaint", "sd15", {"right": 16, "strength": 0.75}, False, 1),
@@ -90,6 +91,7 @@ CASES = [
     ("inpaint", "sd15-inpaint", {"masked_content": "original", "strength": 1.0}, False, 1),
     ("inpaint", "sd15-inpaint", {"masked_content": "latent_noise", "strength": 0.75}, False, 2),
     ("inpaint", "sd15-inpaint", {"soft_inpaint": True, "strength": 0.75}, False, 2),
+    ("inpaint", "sd15-inpaint", {"soft_inpaint": True, "strength": 1.0}, False, 2),  # the soft blend's own encode
     ("inpaint", "sdxl-inpaint", {"masked_content": "fill", "strength": 0.75}, False, 2),
 ]
 

@@ -1,10 +1,11 @@
-"""VAE encodes in an inpaint: none whose latents nothing reads, and none twice.
+"""VAE encodes in an inpaint: none whose latents nothing reads.
 
 diffusers' inpaint pipelines (SD and SDXL, with and without ControlNet) encode
 the masked image in ``prepare_mask_latents`` whatever the UNet: only a
 9-channel (inpainting) UNet reads those latents; an ordinary 4-channel one
 throws them away, after an encoder pass that costs as much as the image's own
-(a quarter of a full-size CPU inpaint). Those pipelines draw the encoder
+(a quarter of a full-size CPU inpaint). An inpainting UNet needs both encodes:
+the image and the masked image are different pictures. Those pipelines draw the encoder
 sample's noise from the job's generator, and ancestral samplers draw their
 step noise from it after, so the skipped encode must still take that draw:
 the placeholder is a zero distribution of the encoder's own shape and dtype,

@@ -256,18 +256,25 @@ class DeviceInfo:
     dtype: str  # fp16, bf16 or fp32
     total_memory: int = 0
     free_memory: int = 0
+    warning: str = ""  # a sentence for the operator, e.g. the dtype runs slowly on this device; "" if none
 
     def summary(self) -> str:
         """One line for a status bar: "NVIDIA GeForce RTX 3060, fp16, 10.8 of 12.0 GiB free"."""
         memory = f", {self.free_memory / 2**30:.1f} of {self.total_memory / 2**30:.1f} GiB free" if self.total_memory else ""
-        return f"{self.name}, {self.dtype}{memory}"
+        warning = f" (warning: {self.warning})" if self.warning else ""
+        return f"{self.name}, {self.dtype}{memory}{warning}"
 
     def to_wire(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "dtype": self.dtype, "total_memory": self.total_memory, "free_memory": self.free_memory}
+        out = {"name": self.name, "kind": self.kind, "dtype": self.dtype, "total_memory": self.total_memory, "free_memory": self.free_memory}
+        if self.warning:
+            out["warning"] = self.warning
+        return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "DeviceInfo":
-        return cls(str(obj["name"]), str(obj["kind"]), str(obj["dtype"]), int(obj.get("total_memory", 0)), int(obj.get("free_memory", 0)))
+        warning = obj.get("warning", "")
+        return cls(str(obj["name"]), str(obj["kind"]), str(obj["dtype"]), int(obj.get("total_memory", 0)), int(obj.get("free_memory", 0)),
+                   warning if isinstance(warning, str) else "")
 
 
 class EngineStatus:

@@ -201,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record every result in the history (default on; --no-history writes nothing)")
     parser.add_argument("--history-dir", dest="history_dir", help="the history's folder (default: the user's data folder)")
     parser.add_argument("--log-file", dest="log_file", help="append the log to this file instead of the terminal")
-    parser.add_argument("--precision", choices=PRECISIONS, help="dtype models run in (default auto: bf16 or fp16 on a GPU, fp32 on the CPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, help="dtype models run in (default auto: bf16 or fp16 on a GPU, fp32 on the CPU; bf16 or fp16 on a CPU is timed at start and a slow one warned about)")
     parser.add_argument("--offload", choices=OFFLOADS, help="keep weights in RAM and move them to the GPU as needed (default auto: on small cards)")
     parser.add_argument("--memory-budget-gb", dest="memory_budget_gb", type=float, help="device memory Paintwire may use, in GiB (default: what is free at start)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +25,10 @@ class JobOwner(Protocol):
         job waits, so a client that does not read cannot pile up results."""
         ...
 
+    def describe(self) -> str:
+        """The client, for the log: its name quoted (logtext.quoted) and its address."""
+        ...
+
 
 @dataclass(eq=False)  # identity equality: jobs are dict keys and queue items
 class Job:
@@ -41,6 +46,9 @@ class Job:
     run_seconds: float = 0.0
     engine_seconds: float = 0.0
     fraction: float = 0.0  # the last progress's share of the whole job, for the queue view
+    # time.monotonic() at submit and at start (None until it starts), for the log's job lines.
+    queued_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
 
     def __hash__(self) -> int:
         return id(self)

@@ -100,6 +100,9 @@ class LiveStream:
     def ready_for_work(self) -> bool:
         return not self.stopped and self.streams.ready()
 
+    def describe(self) -> str:
+        return f"{self.streams.describe()} (live stream {self.id})"
+
     def emit(self, message: JobEvent) -> None:
         """Events of this stream's jobs: only a job's end matters here."""
         job, state = self.inflight, self.inflight_state
@@ -182,16 +185,19 @@ class LiveStreams:
     """The live streams of one connection: opens, feeds and closes them.
 
     Gets what it needs from the session: a way to send, the scheduler, the
-    capabilities of the moment and whether the client is reading."""
+    capabilities of the moment, whether the client is reading, and the client's
+    name for the log."""
 
     def __init__(self, emit: Callable[[LiveServerMessage], None], scheduler: LiveScheduler, capabilities: Callable[[], Capabilities],
-                 ready: Callable[[], bool], max_streams: int = MAX_STREAMS_PER_CLIENT,
+                 ready: Callable[[], bool], describe: Callable[[], str],
+                 max_streams: int = MAX_STREAMS_PER_CLIENT,
                  client_name: Callable[[], str | None] = lambda: None) -> None:
         self.emit = emit
         self.client_name = client_name
         self.scheduler = scheduler
         self.capabilities = capabilities
         self.ready = ready
+        self.describe = describe  # the client, for the log's job lines
         self.max_streams = max_streams
         self.streams: dict[int, LiveStream] = {}
 

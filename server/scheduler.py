@@ -20,6 +20,7 @@ from typing import Any, Callable
 from paintwire.protocol import CheckedJob, Cancelled, Error, ErrorCode, JobPhase, Progress, ProtocolError, Queued, Result, Started
 from paintwire.protocol.messages import JobEvent
 
+from . import job_log
 from .engines.base import Engine
 from .jobs import FinalEvent, Job, JobOwner
 from .queue import FairQueue
@@ -117,6 +118,7 @@ class Scheduler:
         for job in self.queue.remove_owner(owner):
             job.state = JobPhase.DONE
             self.jobs.pop(job.id, None)
+            job_log.ended(job, None)
         if self.running is not None and self.running.owner is owner:
             self.running.cancel_event.set()
         self._announce_positions()
@@ -140,6 +142,7 @@ class Scheduler:
             self.running = job
             job.state = JobPhase.RUNNING
             job.owner.emit(Started(job.id))
+            job_log.started(job)
             send = self._event_sender(job)
             try:
                 self._inflight = self._executor.submit(self.runner.run, job, send)
@@ -160,6 +163,7 @@ class Scheduler:
         job.state = JobPhase.DONE
         self.jobs.pop(job.id, None)
         job.owner.emit(final)
+        job_log.ended(job, final)
         if isinstance(final, Result) and job.record:
             self.record(job, final)
 

@@ -124,7 +124,8 @@ class Session:
         self._ending = False  # send what is queued, then stop
         self._writer: asyncio.Task[None] | None = None
         self._closing_task: asyncio.Future[None] | None = None
-        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work, client_name=lambda: self.client_name)
+        self.live = LiveStreams(self.emit, scheduler, lambda: self.capabilities, self.ready_for_work, self.describe,
+                                client_name=lambda: self.client_name)
 
     # -- outgoing -----------------------------------------------------------------------
 
@@ -134,6 +135,9 @@ class Session:
 
     def ready_for_work(self) -> bool:
         return not self.closed and self._unsent <= self.limits.max_unsent_bytes
+
+    def describe(self) -> str:
+        return f"{quoted(self.client_name)} from {self.peer}"
 
     def emit(self, message: ServerMessage | LiveServerMessage) -> None:
         """Queue a message for this client; frames leave in the order emitted."""

@@ -34,7 +34,8 @@ def rig():
     config = ServerConfig(engines=["classical"])
     scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256)
     sent: list = []
-    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True)
+    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True,
+                          lambda: "'test' from 127.0.0.1:1")
     return scheduler, streams, sent
 
 
@@ -88,7 +89,8 @@ def test_frames_are_not_recorded_and_an_applied_one_is_once():
         scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256,
                               on_result=lambda job, result: recorded.append((job, result)))
         sent: list = []
-        streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True, client_name=lambda: "painter")
+        streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True,
+                              lambda: "'painter' from 127.0.0.1:1", client_name=lambda: "painter")
         scheduler.start()
         streams.handle(LiveStart(1, "classical", "inpaint", params={"method": "telea"}))
         assert sent[-1].kept_frames == KEPT_FRAMES

@@ -11,12 +11,14 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 
 from paintwire.protocol import DeviceInfo
 
 from ...config import ConfigError
+from . import cpu_speed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class DeviceChoice:
     name: str = "CPU"  # what a painter would call it: "NVIDIA GeForce RTX 3060", "Apple M2 (MPS)"
     kind: str = "cpu"  # cuda, rocm, mps or cpu
     usable: int = 0  # bytes of device memory Paintwire may use in all (budget, or free at start)
+    warning: str = ""  # a sentence about the precision chosen (half precision measured slow on this CPU)
 
     @property
     def dtype_name(self) -> str:
@@ -47,7 +50,7 @@ class DeviceChoice:
     def info(self) -> DeviceInfo:
         """The device as the capabilities report it (free memory measured now)."""
         total, free = memory_info(self.device)
-        return DeviceInfo(self.name, self.kind, self.dtype_name, total, free)
+        return DeviceInfo(self.name, self.kind, self.dtype_name, total, free, self.warning)
 
 
 def resolve_device(setting: str = "auto") -> torch.device:
@@ -85,7 +88,8 @@ def choose_dtype(kind: str, precision: str = "auto", bf16_fast: bool = False, bf
 
     auto: bf16 on NVIDIA cards where it is as fast as fp16 (``bf16_fast``),
     else fp16 on CUDA and ROCm, fp16 on Apple MPS (NaN-guarded: a decode that
-    overflows is redone in fp32), fp32 on the CPU (no fast half-precision matmul).
+    overflows is redone in fp32), fp32 on the CPU (half precision there is fast on
+    some CPUs only, and slow by a factor of 100 or more on the rest: see cpu_speed).
     """
     if precision != "auto":
         if precision == "bf16" and not bf16_supported:
@@ -99,7 +103,9 @@ def choose_dtype(kind: str, precision: str = "auto", bf16_fast: bool = False, bf
     return torch.float32
 
 
-def choose_device(setting: str = "auto", budget_gb: float = 0.0, precision: str = "auto") -> DeviceChoice:
+def choose_device(setting: str = "auto", budget_gb: float = 0.0, precision: str = "auto",
+                  probe_cpu: Callable[[Iterable[str]], cpu_speed.CpuSpeed] | None = None) -> DeviceChoice:
+    """``probe_cpu`` (default: cpu_speed.probe) times half precision against fp32 where the CPU is asked for it."""
     device = resolve_device(setting)
     kind = device_kind(device)
     bf16_fast = bf16_supported = kind != "mps"
@@ -107,6 +113,16 @@ def choose_device(setting: str = "auto", budget_gb: float = 0.0, precision: str 
         bf16_supported = torch.cuda.is_bf16_supported()
         bf16_fast = kind == "cuda" and torch.cuda.get_device_capability(device) >= BF16_FAST_CAPABILITY
     dtype = choose_dtype(kind, precision, bf16_fast, bf16_supported)
+    warning = ""
+    if device.type == "cpu" and dtype != torch.float32:
+        # Chosen explicitly (auto is fp32 here): kept, as asked, but a slow one is said at start.
+        speed = (probe_cpu or cpu_speed.probe)([DTYPE_NAMES[dtype]])
+        warning = speed.warning(DTYPE_NAMES[dtype])
+        if warning:
+            log.warning("%s", warning)
+        else:
+            log.info("%s on this CPU: a %dx%d matmul takes %.2f ms, %.2f ms in fp32", DTYPE_NAMES[dtype], speed.size, speed.size,
+                     speed.seconds[DTYPE_NAMES[dtype]] * 1000, speed.seconds["fp32"] * 1000)
     total, free = memory_info(device)
     # What Paintwire may use: the budget when set, else what was free at start
     # (a desktop, Krita itself and other programs hold the rest).
@@ -114,7 +130,7 @@ def choose_device(setting: str = "auto", budget_gb: float = 0.0, precision: str 
     # The warm cache keeps weights within three quarters of that; the rest is
     # for activations (a 1024 px SDXL step needs a few GB).
     budget = int(usable * 0.75) if device.type != "cpu" or budget_gb > 0 else int(total * 0.5)
-    return DeviceChoice(device, dtype, budget, device_name(device), kind, usable)
+    return DeviceChoice(device, dtype, budget, device_name(device), kind, usable, warning)
 
 
 def device_name(device: torch.device) -> str:

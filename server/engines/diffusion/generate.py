@@ -23,6 +23,7 @@ from .memory import vae_tiling_needed
 from .previews import PreviewMaker
 from .prompt_encoding import encode_prompts
 from .sampling import SchedulerTap, StepHook, inference_steps, make_scheduler
+from .vae_encodes import unread_masked_image_skipped
 
 if TYPE_CHECKING:
     from .control.guidance import Guidance
@@ -203,7 +204,7 @@ def denoise(
     if timer is not None:
         kwargs["callback_on_step_end"] = timer.wrap(kwargs["callback_on_step_end"])
     run_steps = kwargs["num_inference_steps"] if task == "txt2img" else max(1, int(kwargs["num_inference_steps"] * strength))
-    with guidance.applied(pipe, run_steps) if guidance else nullcontext(), torch.inference_mode():
+    with guidance.applied(pipe, run_steps) if guidance else nullcontext(), unread_masked_image_skipped(pipe), torch.inference_mode():
         latents = pipe(**kwargs).images
     if timer is not None and timer.report():
         loaded.compile_pending = False

@@ -28,6 +28,7 @@ from .sampling import img2img_calls, inference_steps, make_scheduler
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .tiling import TileBlender, TileGrid
 from .upscalers import load_upscaler, passes_for, resize_alpha, upscale_rgb
+from .vae_encodes import reads_masked_image
 
 @dataclass
 class ModeRunner:
@@ -166,10 +167,9 @@ class ModeRunner:
             f = self.loaded.vae_scale_factor
             latent_mask = torch.from_numpy(resize_mask(region.mask, gw // f, gh // f).astype(np.float32) / 255)[None, None]
             settings = SoftSettings.from_params(p)
-            fallback = encode(self.loaded.base, gen_rgb)
 
             def make_blend(tap: Any) -> SoftBlend:
-                blends.append(SoftBlend(settings, latent_mask, tap, fallback))
+                blends.append(SoftBlend(settings, latent_mask, tap, lambda: encode(self.loaded.base, gen_rgb)))
                 return blends[-1]
         to_frame = frame or (lambda layer: layer)
         ox, oy = self.job.origin  # the area is in canvas pixels; control layers have the image's geometry (a crop's)
@@ -196,7 +196,8 @@ class ModeRunner:
 
     def latent_content(self, rgb: np.ndarray, mask: np.ndarray, content: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Start latents whose masked part is random noise or zeros, and the latents of the
-        masked image (which the pipeline cannot compute itself from latents)."""
+        masked image (which the pipeline cannot compute itself from latents; zeros for a
+        UNet that does not read them)."""
         pipe = self.loaded.base
         latents = encode(pipe, rgb)
         f = self.loaded.vae_scale_factor
@@ -207,6 +208,8 @@ class ModeRunner:
             start = latents * (1 - m) + noise * m
         else:
             start = latents * (1 - m)
+        if not reads_masked_image(pipe):
+            return start, torch.zeros_like(latents)
         keep = rgb * (mask < 128)[..., None]
         return start, encode(pipe, keep.astype(np.uint8))
 

@@ -13,7 +13,7 @@ is shown; where it differs, the new content (the alpha of the result layer).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -58,15 +58,22 @@ class SoftBlend:
     """The per-step blend, as a StepHook blend. ``mask`` is the soft mask at
     latent resolution, (1, 1, h, w) in [0, 1], 1 = regenerate."""
 
-    def __init__(self, settings: SoftSettings, mask: torch.Tensor, tap: SchedulerTap, fallback_latents: torch.Tensor) -> None:
+    def __init__(self, settings: SoftSettings, mask: torch.Tensor, tap: SchedulerTap, fallback: Callable[[], torch.Tensor]) -> None:
         self.settings = settings
         self.mask = mask
         self.tap = tap
-        self.fallback = fallback_latents  # used when the pipeline never noised the image (strength 1)
+        # The original's latents where the pipeline never noised the image (strength 1, or one
+        # step): made only then, as the pipeline has encoded the image itself otherwise.
+        self.fallback = fallback
+        self.fallback_latents: torch.Tensor | None = None
 
     def original(self) -> torch.Tensor:
         """The clean latents of the original: the pipeline's own where it noised them."""
-        return self.tap.image_latents if self.tap.image_latents is not None else self.fallback
+        if self.tap.image_latents is not None:
+            return self.tap.image_latents
+        if self.fallback_latents is None:
+            self.fallback_latents = self.fallback()
+        return self.fallback_latents
 
     def __call__(self, pipe: Any, i: int, t: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         scheduler = pipe.scheduler

@@ -16,7 +16,7 @@ from paintwire.protocol import Client, JobRequest, Phase, Progress
 from paintwire.server.engines.base import EngineJob
 from paintwire.server.engines.diffusion.costs import PhaseCosts, job_work
 from paintwire.server.engines.diffusion.generate import PROMPT_STAGE
-from paintwire.server.engines.diffusion.load_progress import LOAD_PARTS, weight_bytes
+from paintwire.server.engines.diffusion.load_progress import IMPORT_STAGE, LOAD_PARTS, weight_bytes
 
 PARAMS = {"steps": 3, "seed": 7, "width": 64, "height": 64}
 
@@ -60,6 +60,7 @@ def test_a_cold_then_a_warm_job_report_every_phase_by_its_name(server, tiny_mode
     stages = [p.stage for p in loading]
     assert {"loading text encoder", "loading vae", "loading unet"} <= set(stages)  # each part as it loads
     assert stages.index("loading text encoder") < stages.index("loading unet")  # in diffusers' order
+    assert IMPORT_STAGE in stages[:3]  # the first load after a start says it is importing diffusers
     encoding = [(p.step, p.total, p.stage) for p in cold if p.phase == "encoding"]
     assert encoding == [(0, 1, PROMPT_STAGE), (1, 1, PROMPT_STAGE)]
 

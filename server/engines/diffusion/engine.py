@@ -93,8 +93,11 @@ class DiffusersEngine(Engine):
 
     def rescan(self) -> None:
         registry = ModelRegistry.scan(list(self.config.model_dirs))
-        # Loaded models whose file went or changed are dropped; the rest stay warm.
+        # Loaded models whose file went or changed are dropped, with their measured costs; the rest stay warm.
+        changed = {name for name in self.registry.entries if name not in registry.entries or registry.entries[name] != self.registry.entries[name]}
         self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
+        for name in changed:
+            self.costs.forget(name)
         self.registry = self.loader.registry = registry
 
     def notice(self) -> str:

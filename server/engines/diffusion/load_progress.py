@@ -31,7 +31,6 @@ import contextlib
 import functools
 import importlib
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -44,6 +43,7 @@ T = TypeVar("T")
 # A check costs microseconds; a tensor is never split (SD1.5's largest is 76 MB).
 GROUP_BYTES = 16 * 2**20
 LOAD_PARTS = 100  # the load is reported in hundredths of its bytes
+IMPORT_STAGE = "starting diffusers"  # the first load after a start imports its modules (seconds)
 
 Report = Callable[[int, int, str], None]  # (parts done, parts in all, stage word)
 
@@ -155,26 +155,15 @@ def read_weights(path: str | Path, device: str = "cpu") -> dict[str, Any]:
     return tensors
 
 
-def _groups(state_dict: dict[str, Any]) -> Iterator[OrderedDict]:
-    """``state_dict`` in groups of at least GROUP_BYTES (the last one smaller), in order."""
-    group: OrderedDict = OrderedDict()
-    size = 0
-    for key, tensor in state_dict.items():
-        group[key] = tensor
-        size += getattr(tensor, "nbytes", 0)
-        if size >= GROUP_BYTES:
-            yield group
-            group, size = OrderedDict(), 0
-    if group:
-        yield group
-
-
-def aside(work: Callable[[], T]) -> T:
+def aside(work: Callable[[], T], stage: str = "") -> T:
     """``work()``, on a thread of its own while this thread's load watch checks for a
-    cancel (directly when no load is watched)."""
+    cancel (directly when no load is watched); ``stage``: what to tell meanwhile."""
     watch: LoadWatch | None = getattr(_local, "watch", None)
     if watch is None:
         return work()
+    if stage:
+        watch.stage = stage
+        watch.tick()
     future = _ASIDE.submit(work)
     while True:
         try:
@@ -326,7 +315,7 @@ def reporting(watch: LoadWatch) -> Iterator[LoadWatch]:
     _local.watch = watch
     try:
         if not _installed:
-            aside(prepare)
+            aside(prepare, IMPORT_STAGE)
         yield watch
     finally:
         _local.watch = previous

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .configs import write_skeleton
-from .load_progress import aside, read_weights, weight_bytes
+from .load_progress import IMPORT_STAGE, aside, read_weights, weight_bytes
 from .models import SDXL, ModelEntry, ModelRegistry, read_header
 from .sidecar import declared_prediction, sidecar_path
 
@@ -70,7 +70,7 @@ class Loader:
         """The pipeline of ``entry``, on the CPU. In a watched load (load_progress) the parts
         that cannot be split, imports and the config folder, run aside."""
         if not _imported:
-            aside(import_pipelines)
+            aside(import_pipelines, IMPORT_STAGE)
         cls = pipeline_class(entry.family, "inpaint" if entry.inpaint else "txt2img")
         kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
         if entry.family != SDXL:

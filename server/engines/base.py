@@ -119,6 +119,7 @@ class JobContext:
         on_progress: ProgressSink | None = None,
         on_preview: PreviewSink | None = None,
         previews_per_second: float = 4.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cancel_event = cancel_event or threading.Event()
         self._on_progress = on_progress
@@ -129,7 +130,14 @@ class JobContext:
         self._totals: dict[Phase, int] = {}
         self._last: dict[Phase, tuple[int, int]] = {}
         self._fraction = 0.0
+        # Where the plan was last re-weighed: (position in the plan, the fraction then).
+        self._base = (0.0, 0.0)
+        self._calibrate: Phase | None = None
         self.current_phase: Phase | None = None
+        self._seconds: dict[Phase, float] = {}  # time spent in each phase so far
+        self._began: dict[Phase, float] = {}  # when each phase was first reported
+        self._now = clock  # phase times (tests give a clock of their own)
+        self._clock = clock()  # the time of the last report
 
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
@@ -137,14 +145,31 @@ class JobContext:
 
     # -- progress ---------------------------------------------------------------------
 
-    def plan(self, weights: dict[Phase, float], totals: dict[Phase, int] | None = None) -> None:
+    def plan(self, weights: dict[Phase, float], totals: dict[Phase, int] | None = None, calibrate: Phase | None = None) -> None:
         """Say which phases this job will go through and roughly what each costs
-        (any unit, the same for all); the overall fraction is weighted by them.
-        Phases left out do not move the fraction. ``totals``: how many steps a
-        phase will count, where known before it starts (the denoising steps).
-        Call it once, early."""
+        (any unit, the same for all; seconds where ``calibrate`` is given); the
+        overall fraction is weighted by them. Phases left out do not move the
+        fraction. ``totals``: how many steps a phase will count, where known before
+        it starts (the denoising steps). ``calibrate``: a phase whose first step,
+        once timed, re-weighs the work left (that phase and the ones after it) by
+        how much faster or slower the step ran than planned. Call it early, before
+        the first planned phase."""
         self._plan = [(p, max(0.0, float(w))) for p, w in weights.items()]
         self._totals = dict(totals or {})
+        self._calibrate = calibrate
+        self._base = (0.0, self._fraction)
+
+    @property
+    def weights(self) -> dict[Phase, float]:
+        """The plan's weights as they stand (after any re-weighing)."""
+        return dict(self._plan)
+
+    def seconds(self) -> dict[Phase, float]:
+        """Time spent in each phase so far (the current one up to now)."""
+        spent = dict(self._seconds)
+        if self.current_phase is not None:
+            spent[self.current_phase] = spent.get(self.current_phase, 0.0) + self._now() - self._clock
+        return spent
 
     def resume(self, phase: Phase) -> None:
         """Report ``phase`` as under way again, where it last stood (or at 0 of its
@@ -155,8 +180,15 @@ class JobContext:
     def phase(self, phase: Phase, step: int = 0, total: int = 1, stage: str = "") -> None:
         """Report ``step`` of ``total`` of ``phase`` done; raises if the job was cancelled."""
         self.check_cancelled()
+        now = self._now()
+        if self.current_phase is not None:
+            self._seconds[self.current_phase] = self._seconds.get(self.current_phase, 0.0) + now - self._clock
+        self._clock = now
+        self._began.setdefault(phase, now)
         self.current_phase = phase
         self._last[phase] = (step, total)
+        if phase is self._calibrate and step >= 1 and total > 1:
+            self._reweigh(phase, (now - self._began[phase]) / step * total, step, total)
         fraction = max(self._fraction, self._estimate(phase, step, total))
         self._fraction = fraction
         if self._on_progress is not None:
@@ -171,16 +203,45 @@ class JobContext:
     def fraction(self) -> float:
         return self._fraction
 
-    def _estimate(self, phase: Phase, step: int, total: int) -> float:
-        if not self._plan:  # one phase, or an engine that does not plan: the phase's own share
-            return min(max(step / total, 0.0), 1.0) if total > 0 and phase is not Phase.PREPARING else self._fraction
-        whole = sum(w for _, w in self._plan) or 1.0
+    def _reweigh(self, phase: Phase, measured: float, step: int, total: int) -> None:
+        """``phase`` will take ``measured`` in all: scale it and the phases after it by
+        measured / planned, keeping the fraction where it is (it never jumps)."""
+        self._calibrate = None  # once per job
+        planned = dict(self._plan).get(phase, 0.0)
+        if planned <= 0 or measured <= 0:
+            return
+        scale = measured / planned
+        after = False
+        for i, (p, w) in enumerate(self._plan):
+            after = after or p is phase
+            if after:
+                self._plan[i] = (p, w * scale)
+        position = self._position(phase, step, total)
+        if position is not None:
+            self._base = (position, self._fraction)
+
+    def _position(self, phase: Phase, step: int, total: int) -> float | None:
+        """How much of the plan's weight is done at ``step`` of ``total`` of ``phase``
+        (None for a phase outside the plan)."""
         done = 0.0
         for p, w in self._plan:
             if p is phase:
-                return min(1.0, (done + w * min(max(step / total, 0.0), 1.0) if total > 0 else done) / whole)
+                return done + (w * min(max(step / total, 0.0), 1.0) if total > 0 else 0.0)
             done += w
-        return self._fraction  # a phase outside the plan: hold the fraction
+        return None
+
+    def _estimate(self, phase: Phase, step: int, total: int) -> float:
+        if not self._plan:  # one phase, or an engine that does not plan: the phase's own share
+            return min(max(step / total, 0.0), 1.0) if total > 0 and phase is not Phase.PREPARING else self._fraction
+        position = self._position(phase, step, total)
+        if position is None:
+            return self._fraction  # a phase outside the plan: hold the fraction
+        # The work left after the last re-weighing fills the fraction left then.
+        start, fraction = self._base
+        whole = sum(w for _, w in self._plan)
+        if whole <= start:
+            return self._fraction
+        return min(1.0, fraction + (position - start) / (whole - start) * (1.0 - fraction))
 
     def preview_due(self) -> bool:
         """Whether a preview sent now would be within the rate (and previews are wanted)."""

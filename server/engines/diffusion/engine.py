@@ -12,22 +12,23 @@ from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo
 
 from ...config import ServerConfig
 from ..base import DecodedControl, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
-from .cache import ModelCache
+from .cache import LoadedModel, ModelCache
 from .control import preprocess as control_preprocess
 from .control.catalog import control_kinds
 from .control.loading import AddonLoader
 from .control.setup import control_set
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
-from .generate import Sampling
+from .costs import PhaseCosts, job_work
+from .generate import Sampling, prompt_key
+from .load_progress import LoadWatch, reporting
 from .load_progress import install as install_quiet_bars
-from .load_progress import reporting
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
 from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
 from .params import MODES, with_upscalers
-from .phases import DECODE_WEIGHT, ENCODE_WEIGHT, LOAD_WEIGHT, UPSCALE_WEIGHT, watching
+from .phases import watching
 from .sampling import inference_steps
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class DiffusersEngine(Engine):
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self._load, self.choice.memory_budget)
         self.addons = AddonLoader(self.choice.dtype)  # ControlNets, IP-Adapters, image encoders
+        self.costs = PhaseCosts(self.choice.device.type)  # each model's phase times, for the progress fraction
         install_quiet_bars()
         log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
 
@@ -90,8 +92,11 @@ class DiffusersEngine(Engine):
 
     def rescan(self) -> None:
         registry = ModelRegistry.scan(list(self.config.model_dirs))
-        # Loaded models whose file went or changed are dropped; the rest stay warm.
+        # Loaded models whose file went or changed are dropped, with their measured costs; the rest stay warm.
+        changed = {name for name in self.registry.entries if name not in registry.entries or registry.entries[name] != self.registry.entries[name]}
         self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
+        for name in changed:
+            self.costs.forget(name)
         self.registry = self.loader.registry = registry
 
     def notice(self) -> str:
@@ -117,30 +122,44 @@ class DiffusersEngine(Engine):
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model)
         vae = self._vae(p["vae"])
+        embeddings = embeddings_in([prompt, negative], self.registry)
+        adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
+        sampling = dataclasses.replace(sampling, adapters=adapters)
         cold = not self.cache.holds(entry, vae)
+        warm = None if cold else self.cache.get(entry, vae)
+        file_bytes, components = self.loader.weight_files(entry, vae)
         steps = planned_steps(job.mode, p)
-        ctx.plan(plan_weights(job.mode, steps, cold), {Phase.DENOISING: steps})
-        if cold:
-            ctx.phase(Phase.LOADING_MODEL, 0, 1)
+        prompt_encoded = warm is None or not warm.prompts.holds(prompt_key(sampling, warm.base))
+        work = job_work(job, entry.family, warm.native_size if warm else None, cold, file_bytes, steps, prompt_encoded)
+        ctx.plan(self.costs.weights(entry.name, work), {Phase.DENOISING: steps}, calibrate=Phase.DENOISING)
+        loaded = warm or self._load_for(entry, vae, LoadWatch(file_bytes, lambda done, total, stage: ctx.phase(Phase.LOADING_MODEL, done, total, stage),
+                                                              ctx.check_cancelled, components), ctx)
+        if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
+            loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
+        controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
+        runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
+        with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
+            output = getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
+        self.costs.learn(entry.name, work, ctx.seconds())
+        return output
+
+    def _load_for(self, entry: ModelEntry, vae: ModelEntry | None, watch: LoadWatch, ctx: JobContext) -> LoadedModel:
+        """Load ``entry`` for a job, reporting its parts as they load; a cancel stops it
+        between groups of tensors and leaves nothing of it in the cache."""
+        watch.tick()  # "loading model", 0 parts: at once, before anything is read
         try:
-            with reporting(lambda done, total: ctx.phase(Phase.LOADING_MODEL, done, total)):
-                loaded = self.cache.get(entry, vae)
+            with reporting(watch):
+                return self.cache.get(entry, vae)
         except (ProtocolError, JobCancelledError):
             raise
         except Exception as exc:
+            if ctx.cancel_event.is_set():  # a cancel that surfaced through a loader's own error handling
+                raise JobCancelledError() from exc
             if is_out_of_memory(exc):
                 raise
             log.warning("model %s could not be loaded: %s: %s", entry.name, type(exc).__name__, exc)
             log.debug("loading %s failed", entry.name, exc_info=True)
             raise ProtocolError(ErrorCode.ENGINE_FAILED, f"Model {entry.name!r} could not be loaded: {exc}", "job.model") from exc
-        if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
-            loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
-        embeddings = embeddings_in([prompt, negative], self.registry)
-        adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
-        controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
-        runner = ModeRunner(loaded, self.registry, job, ctx, dataclasses.replace(sampling, adapters=adapters), self.choice.device, controls)
-        with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
-            return getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
 
     @contextmanager
     def memory_guard(self, job: EngineJob) -> Iterator[None]:
@@ -219,14 +238,3 @@ def planned_steps(mode: str, p: dict) -> int:
     n = inference_steps(p["steps"], p["strength"], p["exact_steps"])
     return n if p["strength"] >= 1.0 else max(1, int(n * p["strength"]))
 
-
-def plan_weights(mode: str, steps: int, cold: bool) -> dict[Phase, float]:
-    """The phases of a job in the order they come, weighted in UNet steps (see phases.py)."""
-    weights: dict[Phase, float] = {Phase.LOADING_MODEL: LOAD_WEIGHT} if cold else {}
-    if mode == "upscale":
-        weights[Phase.UPSCALING] = UPSCALE_WEIGHT
-    elif mode != "txt2img":
-        weights[Phase.ENCODING] = ENCODE_WEIGHT
-    weights[Phase.DENOISING] = float(steps)
-    weights[Phase.DECODING] = DECODE_WEIGHT
-    return weights

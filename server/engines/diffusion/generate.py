@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from paintwire.protocol import ErrorCode, ProtocolError
+from paintwire.protocol import ErrorCode, Phase, ProtocolError
 from paintwire.protocol.params import MAX_SEED
 
 from ..base import JobContext
@@ -53,6 +53,17 @@ class Sampling:
     @property
     def seeds(self) -> list[int]:
         return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.batch)]
+
+
+PROMPT_STAGE = "encoding the prompt"
+
+
+def prompt_key(sampling: Sampling, pipe: Any) -> tuple:
+    """The prompt cache's key for ``sampling`` on ``pipe``. Cached per model: a ControlNet
+    pipeline shares the checkpoint's text encoders, so only what encode_prompts reads from
+    the pipeline itself (its empty-negative rule) joins the key."""
+    return (sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters,
+            bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
 
 
 def pick_seed(seed: int) -> int:
@@ -168,13 +179,19 @@ def denoise(
     pipe.scheduler = make_scheduler(sampling.scheduler, loaded.scheduler_config, sampling.schedule, sampling.seed)
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
+    # No VAE encode follows the prompt's in txt2img, nor when the run starts from latents.
+    image_encode = task != "txt2img" and not isinstance(image, torch.Tensor)
+
+    def encode_prompt() -> dict[str, Any]:
+        ctx.phase(Phase.ENCODING, 0, 1, PROMPT_STAGE)
+        conditioning = encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)
+        if not image_encode:
+            ctx.phase(Phase.ENCODING, 1, 1, PROMPT_STAGE)
+        return conditioning
+
     kwargs: dict[str, Any] = {
         # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
-        # Cached per model: a ControlNet pipeline shares the checkpoint's text encoders, so only what
-        # encode_prompts reads from the pipeline itself (its empty-negative rule) joins the key.
-        **loaded.prompts.get((sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters,
-                              bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))),
-                             lambda: encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)),
+        **loaded.prompts.get(prompt_key(sampling, pipe), encode_prompt),
         "guidance_scale": sampling.cfg, "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],

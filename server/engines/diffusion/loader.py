@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .configs import write_skeleton
+from .load_progress import IMPORT_STAGE, aside, read_weights, weight_bytes
 from .models import SDXL, ModelEntry, ModelRegistry, read_header
 from .sidecar import declared_prediction, sidecar_path
 
@@ -38,6 +39,26 @@ def pipeline_class(family: str, task: str) -> Any:
     return getattr(diffusers, PIPELINES[("sdxl" if family == SDXL else "sd", task)])
 
 
+_imported = False
+
+
+def import_pipelines() -> None:
+    """Import what every load uses: diffusers imports its pipelines, and they their
+    networks and transformers' text encoders, on first use, seconds on a slow disk."""
+    global _imported
+    if not _imported:
+        import diffusers
+        import transformers
+
+        for name in PIPELINES.values():
+            getattr(diffusers, name)
+        for name in ("AutoencoderKL", "UNet2DConditionModel", "EulerDiscreteScheduler"):
+            getattr(diffusers, name)
+        for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
+            getattr(transformers, name)
+        _imported = True
+
+
 class Loader:
     def __init__(self, registry: ModelRegistry, device: torch.device, dtype: torch.dtype) -> None:
         self.registry = registry
@@ -46,6 +67,10 @@ class Loader:
         self._skeletons = tempfile.TemporaryDirectory(prefix="paintwire-configs-")
 
     def load(self, entry: ModelEntry, vae: ModelEntry | None = None) -> Any:
+        """The pipeline of ``entry``, on the CPU. In a watched load (load_progress) the parts
+        that cannot be split, imports and the config folder, run aside."""
+        if not _imported:
+            aside(import_pipelines, IMPORT_STAGE)
         cls = pipeline_class(entry.family, "inpaint" if entry.inpaint else "txt2img")
         kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
         if entry.family != SDXL:
@@ -53,13 +78,22 @@ class Loader:
         if vae is not None:
             kwargs["vae"] = self.load_vae(vae, entry)
         if entry.single_file:
-            config = self.skeleton(entry, cls.__name__)
+            config = aside(lambda: self.skeleton(entry, cls.__name__))
             pipe = cls.from_single_file(str(entry.path), config=str(config), **kwargs)
         else:
             pipe = cls.from_pretrained(entry.path, use_safetensors=True, **kwargs)
         pipe.set_progress_bar_config(disable=True)  # on the CPU: the engine places it (memory.place)
         _alias_text_model(pipe)
         return pipe
+
+    def weight_files(self, entry: ModelEntry, vae: ModelEntry | None = None) -> tuple[int, dict[str, int]]:
+        """Bytes of the weight files that loading ``entry`` (with ``vae``) reads, and per
+        component where the model keeps a folder per component (a diffusers folder)."""
+        components = {} if entry.single_file else weight_bytes(entry.path)
+        if vae is not None:
+            components.pop("vae", None)  # the model's own VAE is not loaded
+        total = entry.path.stat().st_size if entry.single_file else sum(components.values())
+        return total + (vae.path.stat().st_size if vae is not None else 0), components
 
     def skeleton(self, entry: ModelEntry, pipeline_class_name: str) -> Path:
         """A generated config folder for a single-file checkpoint (cached per file)."""
@@ -74,12 +108,11 @@ class Loader:
     def load_vae(self, vae: ModelEntry, model: ModelEntry) -> Any:
         """A VAE file, in diffusers or original layout, built with the model's own VAE config."""
         from diffusers import AutoencoderKL
-        from safetensors.torch import load_file
 
         config = self.skeleton(model, pipeline_class(model.family, "txt2img").__name__) if model.single_file else model.path
         if any(k.startswith("encoder.down_blocks.") for k in read_header(vae.path)):  # diffusers layout
             vae_model = AutoencoderKL.from_pretrained(config, subfolder="vae", local_files_only=True, dtype=self.dtype)
-            vae_model.load_state_dict(load_file(str(vae.path)))
+            vae_model.load_state_dict(read_weights(vae.path))
             return vae_model
         return AutoencoderKL.from_single_file(str(vae.path), config=str(config), subfolder="vae", local_files_only=True, dtype=self.dtype)
 

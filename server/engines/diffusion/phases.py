@@ -24,15 +24,6 @@ from paintwire.protocol import Phase
 
 from ..base import JobContext
 
-# Rough cost of the phases in UNet steps at the generation size, for the overall
-# fraction only: a VAE encode costs about one step, a decode about two (its
-# decoder runs at full resolution), a model load about ten warm steps. Estimates,
-# not measurements: the fraction is a guide, the phase names say what is going on.
-ENCODE_WEIGHT = 1.0
-DECODE_WEIGHT = 2.0
-LOAD_WEIGHT = 10.0
-UPSCALE_WEIGHT = 2.0
-
 
 def _block_types() -> tuple[type, ...]:
     from diffusers.models.attention import BasicTransformerBlock

@@ -25,6 +25,9 @@ class PromptCache:
         self.hits = 0
         self.misses = 0
 
+    def holds(self, key: Hashable) -> bool:
+        return key in self._entries
+
     def get(self, key: Hashable, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The conditioning for ``key``, made with ``make`` when it is not here. The
         pipelines only read these tensors (they concatenate and repeat them), so

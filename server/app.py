@@ -20,7 +20,7 @@ from .engines.registry import build_engines
 from .jobs import Job
 from .history.routes import HistoryApi
 from .history.service import History
-from .memory import configure_allocator, release_memory
+from .memory import configure_allocator, release_memory, trim_heaps
 from .model_watch import ModelWatch
 from .preprocessing import Preprocessing
 from .runner import JobRunner
@@ -91,7 +91,8 @@ class PaintwireServer:
     async def _startup(self, app: web.Application) -> None:
         self.history.open()
         runner = JobRunner({e.name: e for e in self.engines}, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
-        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record)
+        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record,
+                                   on_idle=trim_heaps)
         self.scheduler.start()
         self.model_watch.start()
 

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # server_process (the real `paintwire s
 
 from server_process import ServerProcess, start_server_process  # noqa: E402
 
-__all__ = ["ROOT", "ServerProcess", "start_server_process", "machine", "timed", "median_of", "table", "rss_kib", "ms", "ratio"]
+__all__ = ["ROOT", "ServerProcess", "start_server_process", "machine", "timed", "median_of", "table", "rss_kib", "ms", "ratio",
+           "build_small_sd15"]
 
 
 def machine() -> str:
@@ -80,3 +81,27 @@ def rss_kib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
     return out
+
+
+def build_small_sd15(folder: Path) -> None:
+    """A small SD1.5-shaped model made for 512x512 on a CPU: the VAE's factor 8 (so 64x64
+    latents, as SD1.5 has), attention only at the UNet's middle level, few channels.
+    (The tests' tiny models are made for 64x64 and take seconds a step at 512x512.)"""
+    import torch
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+
+    from fixtures import tiny_models
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64, 64), layers_per_block=1, sample_size=64, in_channels=4, out_channels=4, cross_attention_dim=32,
+        attention_head_dim=8, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    )
+    vae = AutoencoderKL(block_out_channels=[8, 16, 32, 32], down_block_types=["DownEncoderBlock2D"] * 4,
+                        up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=4, layers_per_block=1, norm_num_groups=8, sample_size=512)
+    tokenizer = tiny_models._tokenizer(folder.parent / "tokenizer")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=tiny_models._text_encoder(tokenizer.get_vocab()), tokenizer=tokenizer, unet=unet,
+                                   scheduler=tiny_models._scheduler(), safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)

@@ -3,7 +3,11 @@ engine called directly in the same run.
 
 A brush stroke moves over a 512x512 region and every move is a new state, sent
 at 30 changes a second for 20 seconds while the frames are read as they come.
-Reported per step count:
+Reported per step count, first the engine itself: the same img2img on the
+same pixels, called directly in this process and through the server one state
+at a time, taking turns frame by frame (so load on the machine hits both
+alike); the server's figure is the engine time it reports for the frame
+(model_ms), measured around the same call. Then the painting streams:
   frames/s              frames received per second of streaming
   change to frame       from sending a state to receiving the frame made from it
                         (median and 95th percentile; states dropped have none)
@@ -17,7 +21,7 @@ Reported per step count:
 Two clients per step count: one paced as the plug-ins are (at most
 MAX_UNANSWERED states unanswered, the newest change sent when a frame comes)
 and one that sends every change at once (the server drops what it cannot use).
-The baseline is the same img2img called on the engine directly, in this process.
+The streams' baseline is that same direct engine time.
 
     ./run bench live                        # a small model on the CPU, 1 and 4 steps
     ./run bench live --seconds 5 --steps 1  # shorter
@@ -39,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine, ms, ratio, start_server_process, table
+from _common import build_small_sd15, machine, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, ImagePayload, PixelFormat
 from paintwire.hostkit.live import MAX_UNANSWERED
 from paintwire.protocol.live import LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
@@ -86,22 +90,35 @@ def expect(client: Client, kind: type, timeout: float = 600) -> Any:
             raise RuntimeError(f"the stream stopped: {message}")
 
 
-def one_at_a_time(client: Client, steps: int, count: int) -> tuple[list[float], list[float]]:
-    """Send a state, wait for its frame: the whole cycle, and the part outside the engine, per frame."""
-    cycles, outside = [], []
+@dataclass
+class Turns:
+    """One state at a time through the server, each frame after the same work on the engine called directly."""
+    direct: list[float] = field(default_factory=list)  # the engine called in this process
+    served: list[float] = field(default_factory=list)  # the engine in the server (the frame's model_ms)
+    cycles: list[float] = field(default_factory=list)  # send a state, receive its frame
+    outside: list[float] = field(default_factory=list)  # the cycle less model_ms
+
+
+def one_at_a_time(client: Client, steps: int, count: int, direct: "DirectEngine") -> Turns:
+    """Send a state, wait for its frame, run the same img2img directly: ``count`` times,
+    after two warm-up turns (first allocations at this size)."""
+    turns = Turns()
     client.live(LiveStart(1, "diffusers", "img2img", "sd15", live_params(steps)))
     expect(client, LiveStarted)
     for seq in range(count + 2):
+        direct_seconds = direct.run(steps, seq)
         image = payload(canvas(seq))
         start = time.perf_counter()
         client.live(LiveState(1, seq, image))
         frame: LiveFrame = expect(client, LiveFrame)
-        if seq >= 2:  # two warm-up frames: first allocations at this size
-            cycles.append(time.perf_counter() - start)
-            outside.append(cycles[-1] - frame.model_ms / 1000)
+        if seq >= 2:
+            turns.cycles.append(time.perf_counter() - start)
+            turns.outside.append(turns.cycles[-1] - frame.model_ms / 1000)
+            turns.served.append(frame.model_ms / 1000)
+            turns.direct.append(direct_seconds)
     client.live(LiveStop(1))
     expect(client, LiveStopped)
-    return cycles, outside
+    return turns
 
 
 DISTINCT = 60  # drawn beforehand and cycled (every change differs from the one before): the painter keeps its rate
@@ -161,27 +178,28 @@ def painting(client: Client, steps: int, seconds: float, rate: float, flood: boo
     return stream
 
 
-def direct_engine(model_dir: Path, device: str, steps: int, repeat: int) -> float:
-    """Median time of the same img2img on the engine called in this process."""
-    from paintwire.protocol import validate_params
-    from paintwire.server.config import ServerConfig
-    from paintwire.server.engines.base import EngineJob, JobContext
-    from paintwire.server.engines.diffusion import DiffusersEngine
+class DirectEngine:
+    """The diffusers engine in this process, on the same model folder as the server's."""
 
-    engine = DiffusersEngine(ServerConfig(model_dirs=[model_dir], device=device))
-    spec = next(m for m in engine.modes() if m.name == "img2img")
-    params = validate_params(spec.params, live_params(steps))
-    times = []
-    try:
-        for i in range(repeat + 2):
-            job = EngineJob("bench", "img2img", params, image=canvas(i), model="sd15")
-            start = time.perf_counter()
-            engine.run(job, JobContext())
-            if i >= 2:
-                times.append(time.perf_counter() - start)
-    finally:
-        engine.close()
-    return statistics.median(times)
+    def __init__(self, model_dir: Path, device: str) -> None:
+        from paintwire.server.config import ServerConfig
+        from paintwire.server.engines.diffusion import DiffusersEngine
+
+        self.engine = DiffusersEngine(ServerConfig(model_dirs=[model_dir], device=device))
+        self.spec = next(m for m in self.engine.modes() if m.name == "img2img")
+
+    def run(self, steps: int, seq: int) -> float:
+        """Seconds of the engine's run on the img2img of state ``seq``, timed as the server times model_ms."""
+        from paintwire.protocol import validate_params
+        from paintwire.server.engines.base import EngineJob, JobContext
+
+        job = EngineJob("bench", "img2img", validate_params(self.spec.params, live_params(steps)), image=canvas(seq), model="sd15")
+        start = time.perf_counter()
+        self.engine.run(job, JobContext())
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -199,32 +217,8 @@ def build_models(root: Path, gpu: bool) -> Path:
         build_pipeline(torch, "sd15", models / "sd15", False, torch.device("cuda")).to("cpu")
         torch.cuda.empty_cache()
     else:
-        build_small_model(models / "sd15")
+        build_small_sd15(models / "sd15")
     return models
-
-
-def build_small_model(folder: Path) -> None:
-    """A small SD1.5-shaped model made for 512x512 on a CPU: the VAE's factor 8 (so 64x64
-    latents, as SD1.5 has), attention only at the UNet's middle level, few channels.
-    (The tests' tiny models are made for 64x64 and take seconds a step at 512x512.)"""
-    import torch
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
-
-    from fixtures import tiny_models
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64, 64), layers_per_block=1, sample_size=64, in_channels=4, out_channels=4, cross_attention_dim=32,
-        attention_head_dim=8, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    )
-    vae = AutoencoderKL(block_out_channels=[8, 16, 32, 32], down_block_types=["DownEncoderBlock2D"] * 4,
-                        up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=4, layers_per_block=1, norm_num_groups=8, sample_size=SIDE)
-    tokenizer = tiny_models._tokenizer(folder.parent / "tokenizer")
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=tiny_models._text_encoder(tokenizer.get_vocab()), tokenizer=tokenizer, unet=unet,
-                                   scheduler=tiny_models._scheduler(), safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
-    pipe.save_pretrained(folder, safe_serialization=True)
 
 
 def main() -> int:
@@ -255,16 +249,21 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the server started below inherits it
     step_counts = [int(s) for s in args.steps.split(",")]
-    rows, inside_rows = [], []
+    rows, inside_rows, engine_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="paintwire-bench-live-") as tmp:
         models = build_models(Path(tmp), args.gpu)
-        baselines = {steps: direct_engine(models, device, steps, args.repeat) for steps in step_counts}
+        direct = DirectEngine(models, device)
         server = start_server_process(model_dirs=[str(models)], engines=["diffusers"], device=device, previews_per_second=0.0)
         try:
             with Client(server.url, name="bench-live", timeout=600) as client:
                 info = client.capabilities.engine("diffusers").device
                 for steps in step_counts:
-                    cycles, outside = one_at_a_time(client, steps, args.repeat)
+                    turns = one_at_a_time(client, steps, args.repeat, direct)
+                    baseline = statistics.median(turns.direct)
+                    engine_rows.append((
+                        steps, ms(baseline), ms(min(turns.direct)), ms(statistics.median(turns.served)), ms(min(turns.served)),
+                        ratio(statistics.median(turns.served), baseline), ratio(min(turns.served), min(turns.direct)),
+                    ))
                     for flood in (False, True):
                         stream = painting(client, steps, args.seconds, args.rate, flood, 2 + int(flood))
                         frames = stream.frames
@@ -275,23 +274,29 @@ def main() -> int:
                         how = "every change sent (flood)" if flood else "paced as the plug-ins send"
                         rows.append((
                             steps, how, f"{len(frames) / span:.1f}", ms(statistics.median(latency)), ms(percentile(latency, 0.95)),
-                            ms(statistics.median(cycles)), ms(statistics.median(outside)),
+                            ms(statistics.median(turns.cycles)), ms(statistics.median(turns.outside)),
                             f"{len(stream.sent)} sent of {stream.changes}, {frames[-1][1].dropped} dropped by the server",
-                            ms(baselines[steps]), ms(cycle), ratio(cycle, baselines[steps]),
+                            ms(baseline), ms(cycle), ratio(cycle, baseline),
                         ))
-                        inside_rows.append((steps, how, ms(statistics.median(f.model_ms for _, f in frames) / 1000),
+                        streamed = statistics.median(f.model_ms for _, f in frames) / 1000
+                        inside_rows.append((steps, how, ms(streamed), ratio(streamed, baseline),
                                             ms(statistics.median(server_side)), ms(percentile(server_side, 0.95))))
         finally:
             code = server.stop()
+            direct.close()
         if code != 0:
             print(server.log())
     where = f"{info.summary()}, torch {torch.__version__}" if info else device
     print(f"\nmachine: {machine()}\ndevice: {where}")
+    table(f"The engine in the server against the engine alone: the same img2img {SIDE}x{SIDE} on the same pixels, one state at a time, "
+          f"taking turns with the direct call ({args.repeat} turns, {args.threads} torch thread(s) on both sides)",
+          ["steps", "engine directly, median", "min", "engine in the server (model_ms), median", "min", "server vs direct, median", "min"], engine_rows)
     table(f"Live painting, img2img {SIDE}x{SIDE}, strength 0.6, LCM, cfg 1, {args.rate:g} changes/s for {args.seconds:g} s ({where})",
           ["steps", "client", "frames/s", "change to frame, median", "p95", "warm cycle, one state at a time", "outside the model per frame",
            "states", "engine directly (baseline)", "frame cycle in the stream", "cycle vs engine"], rows)
-    table("Inside the server, per frame of the stream (median): the engine, and the rest (reading the state, packing the frame)",
-          ["steps", "client", "engine (model_ms)", "server outside the engine", "p95"], inside_rows)
+    table("Inside the server, per frame of the stream (median): the engine, while this process paints and reads frames on the same "
+          "machine, and the rest (reading the state, packing the frame)",
+          ["steps", "client", "engine while streaming (model_ms)", "vs engine directly", "server outside the engine", "p95"], inside_rows)
     return 0
 
 

@@ -2,16 +2,20 @@
 work called directly in process; time from submit to the first progress event;
 the cost of live previews as a share of a step.
 
-With the diffusers engine available, the job is a tiny SD1.5-shaped pipeline
-(tests/fixtures/tiny_models.py: real architecture, random weights, built here
-in a temporary folder), txt2img at 64x64, Euler; the direct call is the same
-diffusers pipeline loaded from the same folder. Without it (``--engine
-classical``, or when diffusers is not installed) the job is a classical
-"fill" inpaint, whose passes are its steps.
+With the diffusers engine available, the jobs are txt2img, Euler, on two
+models with random weights built here in a temporary folder: a tiny
+SD1.5-shaped pipeline (tests/fixtures/tiny_models.py) at 64x64, and a small
+one with SD1.5's shapes (64x64 latents) at 512x512. Each is run four ways,
+taking turns: the diffusers engine called directly in this process (the
+baseline: the work the server's engine does, without the server), the bare
+diffusers pipeline, and a job through each of two real servers (previews off,
+previews every step). Without diffusers (``--engine classical``, or when it
+is not installed) the job is a classical "fill" inpaint, whose passes are its
+steps.
 
     ./run bench server_overhead                  # diffusers when installed, else classical
     ./run bench server_overhead --engine classical
-    ./run bench server_overhead --steps 20 --repeat 9
+    ./run bench server_overhead --steps 20 --repeat 9 --small-steps 4
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from _common import machine, median_of, ms, ratio, start_server_process, table
+from _common import build_small_sd15, machine, median_of, ms, ratio, start_server_process, table
 from paintwire.protocol import Client, JobRequest, Preview, Progress, Queued, Started, encode, raw_image
 from paintwire.server.imaging import array_to_payload
 from paintwire.protocol.rect import Rect
 from paintwire.server.runner import _shrink
+
+PROMPT = "a red house by the sea"
 
 
 def served(client: Client, request: JobRequest, repeat: int, warmup: bool = True) -> dict[str, float]:
@@ -67,26 +74,85 @@ def preview_path_cost(rgba: np.ndarray, box: Rect, repeat: int = 20) -> float:
 # --- diffusers ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Shape:
+    name: str  # the model's folder, so its name in the server
+    what: str
+    side: int
+    steps: int
+
+
 def diffusers_case(args: argparse.Namespace) -> list[tuple]:
     import torch
-    from diffusers import StableDiffusionPipeline
 
     from fixtures import tiny_models
-    from paintwire.server.engines.base import JobContext
-    from paintwire.server.engines.diffusion.previews import PreviewMaker
 
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the servers started below inherit it
     tmp = Path(tempfile.mkdtemp(prefix="paintwire-bench-"))
-    folder = tiny_models.build_tiny_sd15(tmp / "checkpoints" / tiny_models.SD15)
-    side, steps = args.size, args.steps
+    shapes = [Shape(tiny_models.SD15, "tiny SD1.5-shaped pipeline", args.size, args.steps)]
+    tiny_models.build_tiny_sd15(tmp / "checkpoints" / tiny_models.SD15)
+    if args.small_steps > 0:
+        shapes.append(Shape("small-sd15", "small SD1.5-shaped pipeline (64x64 latents)", 512, args.small_steps))
+        build_small_sd15(tmp / "checkpoints" / "small-sd15")
+    # Both servers run side by side and the four ways take turns, so that a
+    # busy moment of the machine hits all of them alike.
+    servers = {rate: start_server_process(model_dirs=[str(tmp)], engines=["diffusers"], device="cpu", previews_per_second=rate) for rate in (0.0, 1000.0)}
+    direct = DirectEngine(tmp)
+    rows: list[tuple] = []
+    shares: list[tuple] = []
+    try:
+        clients = {rate: Client(srv.url, name="bench-overhead") for rate, srv in servers.items()}
+        for c in clients.values():
+            c.connect()
+        for shape in shapes:
+            rows += compare(shape, tmp / "checkpoints" / shape.name, direct, clients, args.repeat, shares if shape is shapes[0] else None)
+        for c in clients.values():
+            c.close()
+    finally:
+        direct.close()
+        for srv in servers.values():
+            srv.stop()
+    return rows, shares, f"diffusers, txt2img, Euler, {args.threads} torch thread(s), CPU, taking turns"
 
+
+class DirectEngine:
+    """The diffusers engine in this process, on the same model folders as the servers'."""
+
+    def __init__(self, models: Path) -> None:
+        from paintwire.server.config import ServerConfig
+        from paintwire.server.engines.diffusion import DiffusersEngine
+
+        self.engine = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
+        self.spec = next(m for m in self.engine.modes() if m.name == "txt2img")
+
+    def run(self, request: JobRequest) -> float:
+        """Seconds of the engine's run on ``request``'s job, timed as the server's runner times it."""
+        from paintwire.protocol import validate_params
+        from paintwire.server.engines.base import EngineJob, JobContext
+
+        job = EngineJob("bench", "txt2img", validate_params(self.spec.params, request.params), model=request.model)
+        start = time.perf_counter()
+        self.engine.run(job, JobContext())
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def compare(shape: Shape, folder: Path, direct: DirectEngine, clients: dict[float, Client], repeat: int, shares: list[tuple] | None) -> list[tuple]:
+    """The same txt2img four ways, taking turns: the engine and the bare pipeline called
+    in this process, and a job through each server (previews off, previews every step)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    side, steps = shape.side, shape.steps
     pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     step_times: list[float] = []
     first_steps: list[float] = []
 
-    def direct() -> float:
+    def pipeline() -> float:
         marks: list[float] = []
         start = time.perf_counter()
 
@@ -94,46 +160,50 @@ def diffusers_case(args: argparse.Namespace) -> list[tuple]:
             marks.append(time.perf_counter() - start)
             return kw
 
-        pipe("a red house by the sea", num_inference_steps=steps, height=side, width=side, guidance_scale=7.0,
+        pipe(PROMPT, num_inference_steps=steps, height=side, width=side, guidance_scale=7.0,
              generator=torch.Generator().manual_seed(1), output_type="np", callback_on_step_end=on_step)
         step_times.extend(np.diff(marks))
         first_steps.append(marks[0])
         return time.perf_counter() - start
 
-    request = JobRequest("diffusers", "txt2img", model=tiny_models.SD15, params={
-        "prompt": "a red house by the sea", "steps": steps, "width": side, "height": side, "cfg_scale": 7.0, "seed": 1, "scheduler": "euler"})
-    # Both servers run side by side and the three ways take turns, so that a
-    # busy moment of the machine hits all of them alike.
-    servers = {rate: start_server_process(model_dirs=[str(tmp)], engines=["diffusers"], previews_per_second=rate) for rate in (0.0, 1000.0)}
-    try:
-        clients = {rate: Client(srv.url, name="bench-overhead") for rate, srv in servers.items()}
-        for c in clients.values():
-            c.connect()
-        direct()
-        results: dict[Any, list[dict[str, float]]] = {"direct": [], 0.0: [], 1000.0: []}
-        for _ in range(args.repeat):
-            results["direct"].append({"result": direct()})
-            for rate, c in clients.items():
-                results[rate].append(served(c, request, 1, warmup=not results[rate]))
-        for c in clients.values():
-            c.close()
-    finally:
-        for srv in servers.values():
-            srv.stop()
+    request = JobRequest("diffusers", "txt2img", model=shape.name, params={
+        "prompt": PROMPT, "steps": steps, "width": side, "height": side, "cfg_scale": 7.0, "seed": 1, "scheduler": "euler"})
+    pipeline()
+    direct.run(request)
+    results: dict[Any, list[dict[str, float]]] = {"engine": [], "pipeline": [], 0.0: [], 1000.0: []}
+    for _ in range(repeat):
+        results["engine"].append({"result": direct.run(request)})
+        results["pipeline"].append({"result": pipeline()})
+        for rate, c in clients.items():
+            results[rate].append(served(c, request, 1, warmup=not results[rate]))
     med = {k: {m: statistics.median(r[m] for r in v if m in r) for m in v[0]} for k, v in results.items()}
-    t_direct, t_off, t_on = med["direct"]["result"], med[0.0]["result"], med[1000.0]["result"]
-    step_time = statistics.median(step_times)
-    rows = [(f"diffusers pipeline called directly ({steps} steps, {side}x{side})", ms(t_direct), "1.00x", "-", "-", ms(statistics.median(first_steps)), "-")]
+    low = {k: min(r["result"] for r in v) for k, v in results.items()}
+    t_engine = med["engine"]["result"]
+    what = f"{shape.what}, {side}x{side}, {steps} steps"
+    rows = [
+        (what, "engine called directly", ms(t_engine), "1.00x", "1.00x", "-", "-", "-", "-"),
+        (what, "diffusers pipeline called directly", ms(med["pipeline"]["result"]), ratio(med["pipeline"]["result"], t_engine),
+         ratio(low["pipeline"], low["engine"]), "-", "-", ms(statistics.median(first_steps)), "-"),
+    ]
     for rate, label in ((0.0, "previews off"), (1000.0, "previews every step")):
         t = med[rate]
-        rows.append((f"through the server, {label}", ms(t["result"]), ratio(t["result"], t_direct), ms(t["queued"]), ms(t["started"]),
-                     ms(t["progress"]), ms(t["preview"]) if "preview" in t else "-"))
+        rows.append((what, f"through the server, {label}", ms(t["result"]), ratio(t["result"], t_engine), ratio(low[rate], low["engine"]),
+                     ms(t["queued"]), ms(t["started"]), ms(t["progress"]), ms(t["preview"]) if "preview" in t else "-"))
+    if shares is not None:
+        shares += preview_shares(pipe, side, steps, statistics.median(step_times), med[1000.0]["result"], med[0.0]["result"])
+    return rows
 
-    # Previews: the engine's projection of the latents plus the server's shrink and encode.
+
+def preview_shares(pipe: Any, side: int, steps: int, step_time: float, t_on: float, t_off: float) -> list[tuple]:
+    """Previews: the engine's projection of the latents plus the server's shrink and encode."""
+    import torch
+
+    from paintwire.server.engines.base import JobContext
+    from paintwire.server.engines.diffusion.previews import PreviewMaker
+
     def preview_cost(latent_side: int, box_side: int) -> float:
         box = Rect(0, 0, box_side, box_side)
-        sink_cost: list[float] = []
-        ctx = JobContext(on_preview=lambda rgba, b: sink_cost.append(preview_path_cost(rgba, b, 3)), previews_per_second=1e9)
+        ctx = JobContext(on_preview=lambda rgba, b: preview_path_cost(rgba, b, 3), previews_per_second=1e9)
         maker = PreviewMaker(ctx, box, "sd15")
         latents = torch.randn(1, 4, latent_side, latent_side)
         return median_of(lambda: maker.offer(latents), 10)
@@ -141,14 +211,13 @@ def diffusers_case(args: argparse.Namespace) -> list[tuple]:
     latent = side // (2 ** (len(pipe.vae.config.block_out_channels) - 1))
     p_tiny = preview_cost(latent, side)
     p_512, p_1024 = preview_cost(64, 512), preview_cost(128, 1024)
-    shares = [
+    return [
         ("tiny pipeline step (direct, median)", ms(step_time), "-"),
         (f"one preview at the tiny job's size ({latent}x{latent} latents -> {side}x{side})", ms(p_tiny), f"{p_tiny / step_time:.1%} of a tiny step"),
         ("one preview, SD1.5 at 512 (64x64 latents -> 256 px sent)", ms(p_512), "compare with a GPU step"),
         ("one preview, SDXL at 1024 (128x128 latents -> 256 px sent)", ms(p_1024), "compare with a GPU step"),
         ("job time, previews every step vs off (through the server)", f"{ms(t_on)} vs {ms(t_off)}", f"{(t_on - t_off) / steps / step_time:+.1%} of a step per step"),
     ]
-    return rows, shares, f"diffusers, tiny SD1.5-shaped pipeline, txt2img {side}x{side}, {steps} steps, Euler, {args.threads} torch thread(s)"
 
 
 # --- classical ----------------------------------------------------------------------------
@@ -183,8 +252,10 @@ def classical_case(args: argparse.Namespace) -> list[tuple]:
     finally:
         server.stop()
     rows = [
-        (f"classical fill called directly ({FILL_PASSES} passes, {side}x{side})", ms(t_direct), "1.00x", "-", "-", ms(marks[0]), "-"),
-        ("through the server (previews: the classical engine sends none)", ms(t["result"]), ratio(t["result"], t_direct), ms(t["queued"]), ms(t["started"]), ms(t["progress"]), "-"),
+        (f"classical fill, {side}x{side}, {FILL_PASSES} passes", "engine called directly", ms(t_direct), "1.00x", "-", "-", "-", ms(marks[0]), "-"),
+        (f"classical fill, {side}x{side}, {FILL_PASSES} passes", "through the server (the classical engine sends no previews)", ms(t["result"]),
+         ratio(t["result"], t_direct), "-",
+         ms(t["queued"]), ms(t["started"]), ms(t["progress"]), "-"),
     ]
     area = Rect(0, 0, side // 2 + 64, side // 2 + 64)
     p = preview_path_cost(np.zeros((area.height, area.width, 4), np.uint8), area)
@@ -199,7 +270,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=("auto", "diffusers", "classical"), default="auto")
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--size", type=int, default=64, help="image side for the diffusers job")
+    parser.add_argument("--size", type=int, default=64, help="image side for the tiny model's job")
+    parser.add_argument("--small-steps", type=int, default=2, help="steps of the 512x512 job on the small SD1.5-shaped model (0: skip it)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, here and in the server (default 1: steady on a small shared machine)")
     args = parser.parse_args()
@@ -217,7 +289,7 @@ def main() -> None:
     case: Callable = diffusers_case if engine == "diffusers" else classical_case
     rows, shares, what = case(args)
     table(f"Server overhead: {what} (median of {args.repeat}; times from submit)",
-          ["path", "job", "vs direct", "queued", "started", "first progress", "first preview"], rows)
+          ["job", "path", "time", "vs engine directly, median", "min", "queued", "started", "first progress", "first preview"], rows)
     table("Preview cost", ["what", "time", "share"], shares)
 
 

@@ -22,7 +22,7 @@ from .engines.starting import StartingEngine
 from .jobs import Job
 from .history.routes import HistoryApi
 from .history.service import HistoryService
-from .memory import configure_allocator, release_memory
+from .memory import configure_allocator, release_memory, trim_heaps
 from .model_watch import ModelWatch
 from .preprocessing import Preprocessing
 from .runner import JobRunner
@@ -97,7 +97,8 @@ class PaintwireServer:
     async def _startup(self, app: web.Application) -> None:
         self.history.open()
         runner = JobRunner(self.engines_by_name, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
-        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record)
+        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record,
+                                   on_idle=trim_heaps)
         self.scheduler.start()
         self._starting = asyncio.create_task(self._start_engines(), name="paintwire-engines-start")
 

@@ -1,12 +1,23 @@
-"""Giving memory back to the system when clients leave.
+"""Giving memory back to the system when the work that needed it is over.
 
-Two things keep a server's RSS high after the work that needed it is over:
-objects that live in reference cycles until a collection happens, and glibc's
-allocator, which after a large free raises its mmap threshold (up to 32 MiB)
-and from then on serves multi-megabyte buffers from its heaps, which it rarely
-returns. ``configure_allocator`` pins the threshold so that big pixel buffers
-are always mapped and unmapped on free; ``release_memory`` collects cycles and
-trims the heaps, soon after a connection ends.
+Two things keep a server's RSS high after a job: objects that live in
+reference cycles until a collection happens, and glibc's allocator, which
+keeps freed buffers in its heaps for the next allocation. ``release_now``
+collects cycles and trims the heaps, soon after a connection ends
+(``release_memory``); ``trim_heaps`` only trims, once the engine has been idle
+for a moment (the scheduler's ``on_idle``).
+
+glibc's mmap threshold is left to adapt, on purpose. Pinning it low
+(M_MMAP_THRESHOLD at 1 MiB, which this server once did so that freed buffers
+went straight back) maps and unmaps every tensor of a megabyte or more, so
+each denoising step faulted in fresh zeroed pages for all its activations:
+137,000 minor page faults per live frame against 15,500 without the pin, and
+the engine ran up to 1.8x slower in the server than called directly
+(docs/performance.md, "The engine in the server"). Instead every thread
+allocates from one arena (``configure_allocator``): malloc_trim gives back the
+free top of the main arena only, so with the usual arena per thread the
+engine thread's heaps kept what its last job freed (60 MiB after a few big
+upscales) for as long as the server ran.
 """
 
 from __future__ import annotations
@@ -19,8 +30,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-M_MMAP_THRESHOLD = -3  # mallopt parameter number in glibc's malloc.h
-MMAP_THRESHOLD_BYTES = 1 << 20  # buffers of a megabyte and more: images, frames, tensors
+M_ARENA_MAX = -8  # mallopt parameter number in glibc's malloc.h
 RELEASE_DELAY_SECONDS = 0.5  # several connections ending together cost one collection
 
 _libc: ctypes.CDLL | None = None
@@ -42,17 +52,23 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 def configure_allocator() -> None:
-    """Keep big buffers out of the heaps (glibc only; elsewhere a no-op)."""
+    """One malloc arena for every thread, so that a trim returns what they all freed
+    (glibc only; elsewhere a no-op). Call it before the server starts its threads."""
     libc = _glibc()
-    if libc is not None and not libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES):
-        log.debug("mallopt(M_MMAP_THRESHOLD) refused")
+    if libc is not None and not libc.mallopt(M_ARENA_MAX, 1):
+        log.debug("mallopt(M_ARENA_MAX) refused")
+
+
+def trim_heaps() -> None:
+    """Give the allocator's free pages back to the system (glibc only)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def release_now() -> None:
     gc.collect()
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    trim_heaps()
 
 
 def release_memory() -> None:

@@ -6,6 +6,9 @@ thread (one job at a time on the device); its progress and previews come back
 to the loop with call_soon_threadsafe, which keeps each job's events in
 order, and go only to the job's owner.
 
+Once the worker has had nothing to do for IDLE_SECONDS after a job, ``on_idle``
+runs (the server gives memory back then, not during a job's steps).
+
 An owner that is not ``ready_for_work`` (it has not read what it was sent) is
 skipped until it reads: its results cannot pile up in the server's memory.
 """
@@ -28,13 +31,21 @@ from .runner import JobRunner
 
 log = logging.getLogger(__name__)
 
+# Well beyond the gap between a live stream's frames (its next state is sent as a
+# frame arrives) and a short pause in painting: the next job after a release
+# faults its working memory in again.
+IDLE_SECONDS = 2.0
+
 
 class Scheduler:
     def __init__(self, engines: list[Engine], runner: JobRunner, max_queued_per_client: int, max_queued_total: int,
-                 on_result: Callable[[Job, Result], None] | None = None) -> None:
+                 on_result: Callable[[Job, Result], None] | None = None, on_idle: Callable[[], None] | None = None) -> None:
         self.engines = list(engines)
         # Told of every result after it was queued for its owner (the history records it).
         self.on_result = on_result
+        self.on_idle = on_idle
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._worked = False  # a job ran since on_idle last ran
         self.runner = runner
         self.queue: FairQueue[Job] = FairQueue(max_queued_per_client, max_queued_total)
         self.running: Job | None = None
@@ -58,6 +69,7 @@ class Scheduler:
         for job in list(self.jobs.values()):
             job.cancel_event.set()
             self._finish(job, Error(ErrorCode.SHUTTING_DOWN, "The server is shutting down.", job=job.id))
+        self._busy()
         if self._task is not None:
             self._task.cancel()
 
@@ -136,8 +148,10 @@ class Scheduler:
             self._wakeup.clear()
             job = self.queue.pop(ready=lambda owner: owner.ready_for_work())
             if job is None:
+                self._idle_soon()
                 await self._wakeup.wait()
                 continue
+            self._busy()
             self._announce_positions()
             self.running = job
             job.state = JobPhase.RUNNING
@@ -154,8 +168,27 @@ class Scheduler:
                 outcome = Error(ErrorCode.INTERNAL, "The server failed while running this job.", job=job.id)
             self.running = None
             self.completed += 1
+            self._worked = True
             self._finish(job, outcome)
             del outcome  # the result's pixels now live only in the owner's outbox
+
+    def _idle_soon(self) -> None:
+        if self.on_idle is not None and self._worked and self._idle_timer is None and self._loop is not None:
+            self._idle_timer = self._loop.call_later(IDLE_SECONDS, self._idle)
+
+    def _busy(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle(self) -> None:
+        self._idle_timer = None
+        self._worked = False
+        assert self.on_idle is not None
+        try:
+            self.on_idle()
+        except Exception:
+            log.exception("the idle hook failed")
 
     def _finish(self, job: Job, final: FinalEvent) -> None:
         if job.state is JobPhase.DONE:

@@ -165,7 +165,13 @@ class HistoryRecorder:
 
 def _lower_priority() -> None:
     """Let the engine's threads have the CPU first: recording can wait, a job should not.
-    On Linux a thread has a nice value of its own; elsewhere this does nothing."""
+    On Linux a thread has a nice value of its own; elsewhere this does nothing.
+
+    A thread this one starts inherits the 10, and so would OpenCV's worker threads
+    if this thread were the first to run a parallel OpenCV operation (a Lanczos
+    resize, say): they are made on first use and then serve every thread, the
+    engine's included. The recorder's own calls (area resize, PNG and WebP
+    encoding) run no parallel region; keep it so."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     except (AttributeError, OSError):

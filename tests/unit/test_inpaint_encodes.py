@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import control_models, tiny_models  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
 from paintwire.server.config import ServerConfig  # noqa: E402
-from paintwire.server.engines.base import ControlLayer, EngineJob, JobContext  # noqa: E402
+from paintwire.server.engines.base import DecodedControl, EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, modes, vae_encodes  # noqa: E402
 
 CANNY = "tiny-canny"
@@ -49,7 +49,7 @@ def square(size: int = 64) -> np.ndarray:
     return mask
 
 
-def run(engine: DiffusersEngine, mode: str, model: str, controls: tuple[ControlLayer, ...] = (), **params) -> tuple[list[np.ndarray], int]:
+def run(engine: DiffusersEngine, mode: str, model: str, controls: tuple[DecodedControl, ...] = (), **params) -> tuple[list[np.ndarray], int]:
     """The job's result pixels, and how many times the VAE encoder ran."""
     spec = next(m for m in engine.modes() if m.name == mode)
     values = validate_params(spec.params, {"steps": 3, "seed": 11, "scheduler": "euler_a", "mask_blur": 2, **params})
@@ -65,10 +65,10 @@ def run(engine: DiffusersEngine, mode: str, model: str, controls: tuple[ControlL
     return [layer.pixels for layer in out.layers], len(calls)
 
 
-def canny() -> tuple[ControlLayer, ...]:
+def canny() -> tuple[DecodedControl, ...]:
     edges = np.zeros((64, 64, 4), np.uint8)
     edges[8:56, 30:34] = 255
-    return (ControlLayer("canny", edges, "none", {}, CANNY),)
+    return (DecodedControl("canny", edges, "none", {}, CANNY),)
 
 
 # (mode, model, params, controls, encoder runs): one for the image, one more where the

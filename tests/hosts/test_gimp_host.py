@@ -148,12 +148,13 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def run_in_chroot(gimp: GimpHost, plugin: Path, script: str, spec: dict, name: str, dialogs: bool = False, display: bool = False,
-                  env: dict | None = None) -> tuple[dict, str, Path]:
+                  env: dict | None = None, limit: int = 150) -> tuple[dict, str, Path]:
     """Run driver.py in GIMP (or ui_smoke.py under Xvfb) in the chroot; the job folder's
     results (less the GIMP profile) go to tests/hosts/artifacts/gimp/VERSION/NAME, returned with
     the report and GIMP's output.
 
-    ``display`` runs GIMP under Xvfb with the dialog auto-responder, for interactive runs."""
+    ``display`` runs GIMP under Xvfb with the dialog auto-responder, for interactive runs.
+    ``limit`` is GIMP's time limit in seconds (run_gimp.sh stops it after that)."""
     out = gimp.artifacts(name)
     shutil.rmtree(out, ignore_errors=True)
     job = gimp.root / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
@@ -167,7 +168,8 @@ def run_in_chroot(gimp: GimpHost, plugin: Path, script: str, spec: dict, name: s
             shutil.copy(HERE / "autorespond.py", job / "usercustomize.py")
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
         command = ["bash", str(HERE / "run_gimp.sh")] + flags + [str(plugin), str(job)] + extra
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, GIMP_HOST_CHROOT=str(gimp.root)))
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit + 60,
+                              env=dict(os.environ, GIMP_HOST_CHROOT=str(gimp.root), GIMP_HOST_TIMEOUT=str(limit)))
         log = proc.stdout + proc.stderr
         shutil.copytree(job, out, ignore=shutil.ignore_patterns("home"))
         (out / "gimp.log").write_text(log, encoding="utf-8")
@@ -511,7 +513,8 @@ def diffusers_run(gimp, diffusers_server, plugin_bundle):
     available = {m.name for m in engine.modes}
     cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "control": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
-    report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
+    # Seven jobs with the tiny model on the CPU, after the server loads it: minutes on a busy machine.
+    report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "diffusers", limit=360)
     return report["cases"], log
 
 

@@ -95,13 +95,15 @@ class KritaHost:
         return "/" + str(Path(path).resolve().relative_to(self.root.resolve()))
 
 
-SYSTEM = KritaHost("5.1")  # Debian 12's package
+# Every host test runs on each of these: what painters run (5.2 until 2026, 5.3 and 6.0 since).
 HOSTS = (
-    SYSTEM,
     KritaHost("5.2", CHROOTS / "krita-trixie"),
     KritaHost("5.3", CHROOTS / "krita-sid"),
     KritaHost("6.0", CHROOTS / "krita-experimental"),  # Qt 6, PyQt6
 )
+# The oldest Krita the plug-in supports, Debian 12's package: the classical scenario only,
+# which keeps "5.1 and later" true at the cost of one short run.
+SYSTEM = KritaHost("5.1")
 
 
 def missing_tools() -> str | None:

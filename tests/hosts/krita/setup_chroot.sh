@@ -14,10 +14,11 @@ set -euo pipefail
 
 VERSION="${1:-5.2}"
 # python3-pyqt5/6: Krita's Python plug-ins import PyQt (a Recommends, not a Depends, in Debian).
+# qt6-svg-plugins: Krita 6 draws its icons from SVG, and Qt 6 reads SVG only with the plug-in.
 case "$VERSION" in
     5.2) SUITE=trixie; PACKAGES="krita python3-pyqt5 xvfb xauth" ;;
     5.3) SUITE=sid; PACKAGES="krita python3-pyqt5" ;;
-    6.0) SUITE=experimental; PACKAGES="krita python3-pyqt6" ;;
+    6.0) SUITE=experimental; PACKAGES="krita python3-pyqt6 qt6-svg-plugins" ;;
     *) echo "setup_chroot.sh: unknown Krita version $VERSION (5.2, 5.3 or 6.0)" >&2; exit 2 ;;
 esac
 ROOT="${HOST_CHROOTS:-/var/cache/paintwire}/krita-$SUITE"

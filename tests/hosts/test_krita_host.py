@@ -33,6 +33,7 @@ import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -43,6 +44,8 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE / "krita"))
 
 from krita_harness import HOSTS, SYSTEM, KritaHost, make_profile, run_scenario, save_profile_cache  # noqa: E402
+
+from server_process import ServerProcess, start_server_process  # noqa: E402
 
 from paintwire.protocol import Client, ImagePayload, JobRequest, PixelFormat, raw_image  # noqa: E402
 from paintwire.protocol.metadata import png_text  # noqa: E402
@@ -134,6 +137,30 @@ def plugin_zip(tmp_path_factory) -> Path:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.build(tmp_path_factory.mktemp("dist") / "paintwire-krita.zip")
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[Callable[..., ServerProcess]]:
+    """``shared_server(**config)``: a server with those settings, shared by a test's runs on
+    every Krita (pytest runs them one after another). The running one is kept while the same
+    settings are asked for; when others are, it is stopped and must have exited cleanly."""
+    running: list[tuple[dict, ServerProcess]] = []
+
+    def stop() -> None:
+        while running:
+            config, server = running.pop()
+            code = server.stop()
+            assert code == 0, f"server {config} exited with {code}:\n{server.log()}"
+
+    def get(**config: Any) -> ServerProcess:
+        if running and running[0][0] == config:
+            return running[0][1]
+        stop()
+        running.append((config, start_server_process(**config)))
+        return running[0][1]
+
+    yield get
+    stop()
 
 
 def run_krita(
@@ -347,11 +374,11 @@ STROKES = (110, 16, 20, 14)  # x, y, w, h of the sketch strokes, away from SELEC
 PROMPT = "a red fox"
 
 
-def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_model_dir, tmp_path, plugin_zip, krita_host):
+def test_krita_docker_inpaints_with_a_tiny_diffusers_model(shared_server, tiny_model_dir, tmp_path, plugin_zip, krita_host):
     """A prompt, a seed and a batch of two: the results arrive as two layers in
     a group named after the job, each named after the prompt and its seed."""
     started = time.monotonic()
-    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    server = shared_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
     out_dir = artifacts(krita_host, "diffusers")
     jobs = [
         # A long job, cancelled while it runs: nothing is added.
@@ -424,13 +451,13 @@ def test_krita_docker_inpaints_with_a_tiny_diffusers_model(start_server, tiny_mo
     (out_dir / "timing.txt").write_text(f"krita run {run.seconds:.1f} s, whole test {elapsed:.1f} s\n", encoding="utf-8")
 
 
-def test_krita_docker_runs_a_mode_only_the_server_knows(start_server, tmp_path, plugin_zip, krita_host):
+def test_krita_docker_runs_a_mode_only_the_server_knows(shared_server, tmp_path, plugin_zip, krita_host):
     """A server with an engine named in its configuration (tests/fixtures/server_only_engine.py):
     its "posterize" mode is in no plug-in file, yet the docker lists it, builds its form
     (a choice shown by its label) and runs it into a new layer."""
     from fixtures.server_only_engine import posterize
 
-    server = start_server(engines=["classical", "fixtures.server_only_engine:PosterizeEngine"])
+    server = shared_server(engines=["classical", "fixtures.server_only_engine:PosterizeEngine"])
     out_dir = artifacts(krita_host, "server-only")
     jobs = [{"name": "posterize", "mode": "posterize", "model": "extras/", "params": {"levels": 3, "palette": "grey"}}]
     run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host)
@@ -447,17 +474,24 @@ def test_krita_docker_runs_a_mode_only_the_server_knows(start_server, tmp_path, 
     assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
 
 
-def test_krita_generates_with_a_real_vocabulary_single_file(start_server, tmp_path_factory, tmp_path, plugin_zip, krita_host):
-    """A painter's setup: one checkpoint file with the real 49408-token CLIP
-    vocabulary, alone in an empty model folder, generating from the docker with a
-    prompt in the WebUI's syntax."""
+@pytest.fixture(scope="module")
+def single_file_dir(tmp_path_factory) -> Path:
+    """One checkpoint file with the real 49408-token CLIP vocabulary, alone in a folder."""
     pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
     from fixtures.tiny_models import CLIP_VOCAB_SIZE, write_tiny_single_file
-    from paintwire.hostkit.placement import layer_name
 
     folder = tmp_path_factory.mktemp("painter-models")
     write_tiny_single_file(folder / "my-checkpoint.safetensors", vocab_size=CLIP_VOCAB_SIZE)
-    server = start_server(engines=["diffusers"], model_dirs=[str(folder)], device="cpu")
+    return folder
+
+
+def test_krita_generates_with_a_real_vocabulary_single_file(shared_server, single_file_dir, tmp_path, plugin_zip, krita_host):
+    """A painter's setup: one checkpoint file with the real 49408-token CLIP
+    vocabulary, alone in an empty model folder, generating from the docker with a
+    prompt in the WebUI's syntax."""
+    from paintwire.hostkit.placement import layer_name
+
+    server = shared_server(engines=["diffusers"], model_dirs=[str(single_file_dir)], device="cpu")
     prompt = "(a lighthouse:1.2) on a cliff BREAK oil painting"
     jobs = [{"name": "single-file", "mode": "txt2img", "model": "diffusers/my-checkpoint", "prompt": prompt,
              "params": {"steps": 2, "seed": 11, "batch_size": 1}, "timeout": 180}]
@@ -473,11 +507,11 @@ BIG_PARAMS = {"steps": 2, "seed": 11, "batch_size": 1, "strength": 1.0, "inpaint
 GROW = {"left": 16, "top": 8}
 
 
-def test_krita_docker_works_in_place(start_server, tiny_model_dir, tmp_path, plugin_zip, krita_host, capsys):
+def test_krita_docker_works_in_place(shared_server, tiny_model_dir, tmp_path, plugin_zip, krita_host, capsys):
     """Expand and upscale change this document (not a new one), the preview shows
     on the canvas and leaves no layer behind, the history lives in the .kra, and
     the UI thread's share of a 4096x4096 job is recorded and printed."""
-    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    server = shared_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
     out_dir = artifacts(krita_host, "inplace")
     scenario = {
         "flow": "inplace",
@@ -558,14 +592,14 @@ LIVE_SELECTION = (256, 320, 128, 128)  # x, y, w, h on a 2048x2048 document
 LIVE_TIME_LIMIT = 300.0
 
 
-def test_krita_live_painting_follows_strokes_applies_and_turns_off_cleanly(start_server, tiny_model_dir, tmp_path, plugin_zip,
+def test_krita_live_painting_follows_strokes_applies_and_turns_off_cleanly(shared_server, tiny_model_dir, tmp_path, plugin_zip,
                                                                               krita_host, capsys):
     """The docker's Live toggle on a 2048x2048 document with a tiny model: frames
     show over the selection and follow strokes painted through Krita's API and a
     strength changed while it runs; Apply copies the frame shown into a layer;
     Live off leaves the artist's layers as they were plus the applied one. The
     UI thread's time per tick is recorded and printed."""
-    server = start_server(engines=["diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    server = shared_server(engines=["diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
     out_dir = artifacts(krita_host, "live")
     scenario = {
         "flow": "live", "live_selection": list(LIVE_SELECTION), "live_strength": 0.9,
@@ -614,12 +648,12 @@ def test_krita_live_painting_follows_strokes_applies_and_turns_off_cleanly(start
         print("\n" + line)
 
 
-def test_krita_docker_upscales_with_an_upscaler_model(start_server, tiny_model_dir, tmp_path, plugin_zip, krita_host):
+def test_krita_docker_upscales_with_an_upscaler_model(shared_server, tiny_model_dir, tmp_path, plugin_zip, krita_host):
     """An upscaler model file (a tiny ESRGAN built by the tests) chosen in the Upscale form."""
     from fixtures.upscaler_models import ESRGAN_2X, build_one
 
     build_one(tiny_model_dir / "upscalers", ESRGAN_2X)
-    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
+    server = shared_server(engines=["classical", "diffusers"], model_dirs=[str(tiny_model_dir)], device="cpu")
     out_dir = artifacts(krita_host, "upscaler")
     jobs = [{"name": "upscale-model", "mode": "upscale", "model": "diffusers/",
              "params": {"upscaler": ESRGAN_2X, "refine": False, "scale": 2.0}, "timeout": 120}]
@@ -656,13 +690,13 @@ def control_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_krita_docker_guides_a_job_with_a_control_layer(start_server, control_model_dir, tmp_path, plugin_zip, krita_host, capsys):
+def test_krita_docker_guides_a_job_with_a_control_layer(shared_server, control_model_dir, tmp_path, plugin_zip, krita_host, capsys):
     """The current layer becomes a control layer in one click; its kind comes from the
     server; Preview shows the preprocessed layer in the docker; Generate sends it, and
     the result is the server's for that control (not the unguided one)."""
     from paintwire.protocol import ControlInput
 
-    server = start_server(engines=["classical", "diffusers"], model_dirs=[str(control_model_dir)], device="cpu")
+    server = shared_server(engines=["classical", "diffusers"], model_dirs=[str(control_model_dir)], device="cpu")
     with Client(server.url) as client:
         kinds = client.capabilities.engine("diffusers").controls
     usable = [k for k in kinds if k.usable and k.name != "reference"]

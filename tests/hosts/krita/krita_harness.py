@@ -178,11 +178,11 @@ def install_zip(plugin_zip: Path, resources: Path, host: KritaHost = SYSTEM) -> 
     with that Krita's own importer code where it is installed, else by unpacking."""
     importer = KRITA_IMPORTER if host.root is None else host.root / KRITA_IMPORTER.relative_to("/")
     if importer.exists():
-        zip_path, target = plugin_zip, resources
+        zip_path = plugin_zip
         if host.root is not None:  # the chroot's own Python and importer, on a copy of the zip inside it
             zip_path = resources / plugin_zip.name
             shutil.copy2(plugin_zip, zip_path)
-        command = ["python3", "-c", RUN_IMPORTER, str(KRITA_IMPORTER), host.inside(zip_path), host.inside(target)]
+        command = ["python3", "-c", RUN_IMPORTER, str(KRITA_IMPORTER), host.inside(zip_path), host.inside(resources)]
         if host.root is not None:
             command = ["chroot", str(host.root), *command]
         out = subprocess.run(command, capture_output=True, text=True, timeout=60)

@@ -1,7 +1,9 @@
 """The packaged GIMP plug-in inside real GIMP 3, against a real server.
 
-GIMP 3 runs headless (gimp-console-3.0, batch mode) in a Debian trixie chroot
-prepared by tests/hosts/gimp/setup_chroot.sh; run_gimp.sh installs the bundle
+GIMP 3 runs headless (gimp-console, batch mode) in Debian chroots prepared by
+tests/hosts/gimp/setup_chroot.sh: GIMP 3.0 (trixie) and GIMP 3.2 (sid); every
+test runs on each, skipping with the reason where one is not prepared.
+run_gimp.sh installs the bundle
 built by plugins/gimp/build.py into a fresh profile and runs driver.py, which
 builds images with a known background and a selection, calls the Paintwire
 procedures and exports every layer. These tests check the exports from outside:
@@ -26,6 +28,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,21 +43,55 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent / "gimp"
 ARTIFACTS = HERE.parent / "artifacts" / "gimp"  # what GIMP wrote (XCF, PNGs, report, log), kept for a look
 # Not a PAINTWIRE_* name: the server reads every PAINTWIRE_* variable as one of its settings.
-ROOT = Path(os.environ.get("GIMP_HOST_CHROOT", "/var/cache/paintwire/gimp-trixie"))
+CHROOTS = Path(os.environ.get("HOST_CHROOTS", "/var/cache/paintwire"))
 WIDTH, HEIGHT = 64, 48
 
 
-def _skip_reason() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "the GIMP host test runs GIMP from a Debian chroot: Linux only"
-    if os.geteuid() != 0:
-        return "the GIMP host test needs root (chroot and bind mounts)"
-    if not (ROOT / ".paintwire-ready").is_file():
-        return f"GIMP chroot not prepared at {ROOT}: run `bash tests/hosts/gimp/setup_chroot.sh` (as root; a few minutes, once)"
-    for tool in ("chroot", "mount", "flock"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    return None
+@dataclass(frozen=True)
+class GimpHost:
+    """One GIMP to test on: a Debian chroot made by setup_chroot.sh VERSION."""
+
+    version: str  # GIMP's major.minor: it also names the profile's folder (~/.config/GIMP/3.2)
+    root: Path
+
+    def missing(self) -> str | None:
+        """Why this GIMP cannot run here, or None."""
+        if not sys.platform.startswith("linux"):
+            return "the GIMP host test runs GIMP from a Debian chroot: Linux only"
+        if os.geteuid() != 0:
+            return "the GIMP host test needs root (chroot and bind mounts)"
+        if not (self.root / ".paintwire-ready").is_file():
+            return (f"GIMP {self.version} chroot not prepared at {self.root}: run "
+                    f"`bash tests/hosts/gimp/setup_chroot.sh {self.version}` (as root; a few minutes, once)")
+        for tool in ("chroot", "mount", "flock"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed"
+        installed = (self.root / "usr/bin/gimp-console").resolve().name.removeprefix("gimp-console-")
+        if installed != self.version:
+            return f"the chroot at {self.root} holds GIMP {installed}, not {self.version}"
+        return None
+
+    def artifacts(self, name: str) -> Path:
+        return ARTIFACTS / self.version / name
+
+    def profile_cache(self) -> Path:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return base / "paintwire" / f"gimp-profile-{self.version}"
+
+    def plugin_script(self, job: Path) -> str:
+        """The plug-in's path as the chroot sees it, for a job folder made by run_in_chroot."""
+        return f"/{job.relative_to(self.root)}/home/.config/GIMP/{self.version}/plug-ins/paintwire/paintwire.py"
+
+
+GIMPS = (GimpHost("3.0", CHROOTS / "gimp-trixie"), GimpHost("3.2", CHROOTS / "gimp-sid"))
+
+
+@pytest.fixture(scope="module", params=GIMPS, ids=lambda host: f"gimp{host.version}")
+def gimp(request) -> GimpHost:
+    reason = request.param.missing()
+    if reason:
+        pytest.skip(f"GIMP host test ({request.param.version}): {reason}")
+    return request.param
 
 
 def pattern(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
@@ -102,9 +139,6 @@ CASES = [
 @pytest.fixture(scope="module")
 def plugin_bundle(tmp_path_factory) -> Path:
     """The plug-in folder exactly as a user installs it: built by plugins/gimp/build.py."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
     build_dir = tmp_path_factory.mktemp("gimp-build")
     subprocess.run([sys.executable, str(REPO / "plugins/gimp/build.py"), "-o", str(build_dir / "paintwire-gimp")], check=True)
     return build_dir / "paintwire-gimp" / "paintwire"
@@ -117,18 +151,52 @@ def _mounts_under(path: Path) -> list[str]:
     return [p for p in points if p == prefix or p.startswith(prefix + "/")]
 
 
-def run_in_chroot(plugin: Path, script: str, spec: dict, name: str, dialogs: bool = False, display: bool = False,
-                  env: dict | None = None) -> tuple[dict, str, Path]:
+# What a run leaves in its profile that the next run must not start with: the plug-ins (the
+# bundle is installed fresh), the plug-in's settings and GIMP's last values of procedures.
+PER_RUN = ("plug-ins", "plug-in-settings", "paintwire.json", "parasiterc")
+
+
+def seed_profile(gimp: GimpHost, home: Path) -> None:
+    """Start from a profile an earlier run made: GIMP then skips querying every plug-in and
+    building its caches (a fresh profile's first start took 35 s (3.0) and 48 s (3.2) on a
+    busy machine, a reused one 12 to 16 s)."""
+    cache = gimp.profile_cache()
+    if cache.is_dir():
+        try:
+            shutil.copytree(cache, home, dirs_exist_ok=True, symlinks=True)
+        except (OSError, shutil.Error):  # another run is replacing the cache: start fresh
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+
+
+def keep_profile(gimp: GimpHost, home: Path) -> None:
+    """Keep a clean run's profile for the next runs; the first run to finish keeps it."""
+    cache = gimp.profile_cache()
+    if cache.exists() or not (home / ".config" / "GIMP" / gimp.version).is_dir():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    shutil.copytree(home, tmp, symlinks=True, ignore=lambda folder, names: [n for n in names if n in PER_RUN or n == ".local"])
+    try:
+        tmp.rename(cache)
+    except OSError:  # another run saved it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_in_chroot(gimp: GimpHost, plugin: Path, script: str, spec: dict, name: str, dialogs: bool = False, display: bool = False,
+                  env: dict | None = None, limit: int = 150) -> tuple[dict, str, Path]:
     """Run driver.py in GIMP (or ui_smoke.py under Xvfb) in the chroot; the job folder's
-    results (less the GIMP profile) go to tests/hosts/artifacts/gimp/NAME, returned with
+    results (less the GIMP profile) go to tests/hosts/artifacts/gimp/VERSION/NAME, returned with
     the report and GIMP's output.
 
-    ``display`` runs GIMP under Xvfb with the dialog auto-responder, for interactive runs."""
-    out = ARTIFACTS / name
+    ``display`` runs GIMP under Xvfb with the dialog auto-responder, for interactive runs.
+    ``limit`` is GIMP's time limit in seconds (run_gimp.sh stops it after that)."""
+    out = gimp.artifacts(name)
     shutil.rmtree(out, ignore_errors=True)
-    job = ROOT / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
+    job = gimp.root / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
     job.mkdir(parents=True)
     try:
+        seed_profile(gimp, job / "home")
         (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         shutil.copy(HERE / script, job / script)
         flags = ["--dialogs"] if dialogs else []
@@ -137,17 +205,20 @@ def run_in_chroot(plugin: Path, script: str, spec: dict, name: str, dialogs: boo
             shutil.copy(HERE / "autorespond.py", job / "usercustomize.py")
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
         command = ["bash", str(HERE / "run_gimp.sh")] + flags + [str(plugin), str(job)] + extra
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=limit + 60,
+                              env=dict(os.environ, GIMP_HOST_CHROOT=str(gimp.root), GIMP_HOST_TIMEOUT=str(limit)))
         log = proc.stdout + proc.stderr
         shutil.copytree(job, out, ignore=shutil.ignore_patterns("home"))
         (out / "gimp.log").write_text(log, encoding="utf-8")
-        settings_file = job / "home" / ".config" / "GIMP" / "3.0" / "paintwire.json"
+        settings_file = job / "home" / ".config" / "GIMP" / gimp.version / "paintwire.json"
         if settings_file.is_file():
             shutil.copy(settings_file, out / "paintwire.json")
         report_path = job / "report.json"
         assert report_path.is_file(), f"{script} exited {proc.returncode} without a report:\n{log}"
         report = json.loads(report_path.read_text(encoding="utf-8"))
         assert report["error"] is None, report["error"] + log
+        if not dialogs:
+            keep_profile(gimp, job / "home")
         return report, log, out
     finally:
         # run_gimp.sh unmounts proc/dev/sys on exit; a job folder never holds a mount, but a
@@ -157,11 +228,12 @@ def run_in_chroot(plugin: Path, script: str, spec: dict, name: str, dialogs: boo
 
 
 @pytest.fixture(scope="module")
-def gimp_run(live_server, plugin_bundle):
+def gimp_run(gimp, live_server, plugin_bundle):
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in CASES]
     cases[0]["connection"] = {"url": live_server.url, "token": "", "timeout": 60.0}
     cases[-1]["connection"] = {"url": "ws://127.0.0.1:9/ws", "token": "", "timeout": 60.0}
-    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "classical")
+    report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "classical")
+    assert report["gimp"].startswith(f"{gimp.version}."), report["gimp"]
     yield report["cases"], out, live_server, log
 
 
@@ -347,7 +419,7 @@ def _webui_png(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def dialog_run(live_server, plugin_bundle):
+def dialog_run(gimp, live_server, plugin_bundle):
     with Client(live_server.url) as client:
         server_caps = client.capabilities.to_wire()
     spec = {
@@ -364,7 +436,7 @@ def dialog_run(live_server, plugin_bundle):
         "stored_controls": {"txt2img": [{"layer": "Lines", "kind": "scribble", "strength": 0.7, "end": 0.6, "params": {"threshold": 90}}],
                             "upscale": [{"layer": "Lines", "kind": "scribble"}]},
     }
-    report, log, out = run_in_chroot(plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
+    report, log, out = run_in_chroot(gimp, plugin_bundle, "ui_smoke.py", spec, "dialogs", dialogs=True)
     return report
 
 
@@ -452,7 +524,7 @@ def diffusers_server(plugin_bundle, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def diffusers_run(diffusers_server, plugin_bundle):
+def diffusers_run(gimp, diffusers_server, plugin_bundle):
     """Generate, Refine, Inpaint Sketch and Expand through GIMP with the tiny model."""
     server, caps = diffusers_server
     engine = caps.engine("diffusers")
@@ -480,7 +552,8 @@ def diffusers_run(diffusers_server, plugin_bundle):
     available = {m.name for m in engine.modes}
     cases = [c for c in cases if {"generate": "txt2img", "generate_batch": "txt2img", "control": "txt2img", "refine": "img2img", "sketch": "inpaint_sketch", "expand": "outpaint", "upscale_model": "upscale"}[c["name"]] in available]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
-    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "diffusers")
+    # Seven jobs with the tiny model on the CPU, after the server loads it: minutes on a busy machine.
+    report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "diffusers", limit=360)
     return report["cases"], log
 
 
@@ -525,7 +598,7 @@ def test_inpaint_sketch_uses_the_visible_strokes(diffusers_run):
 
 
 @pytest.mark.slow
-def test_expand_grows_the_canvas_in_place(diffusers_run):
+def test_expand_grows_the_canvas_in_place(gimp, diffusers_run):
     case = _diffusers_case(diffusers_run, "expand")
     assert case["new_image"] is None and (case["image"]["width"], case["image"]["height"]) == (WIDTH + 16, HEIGHT)
     new, background = case["image"]["layers"]  # no preview layer left behind either
@@ -535,7 +608,7 @@ def test_expand_grows_the_canvas_in_place(diffusers_run):
     # feather (mask_blur 4 reaches into the original to hide the seam); the new strip is painted.
     from paintwire.server import masks
 
-    grown = _png(ARTIFACTS / "diffusers" / "expand" / new["png"])
+    grown = _png(gimp.artifacts("diffusers") / "expand" / new["png"])
     new_area = np.zeros((HEIGHT, WIDTH + 16), np.uint8)
     new_area[:, WIDTH:] = 255
     far = masks.blur(new_area, 4)[:, :WIDTH] == 0
@@ -553,7 +626,7 @@ def _control_kind(caps) -> str:
 
 
 @pytest.mark.slow
-def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffusers_server):
+def test_a_control_layer_guides_the_job_and_stays_as_it_was(gimp, diffusers_run, diffusers_server):
     case = _diffusers_case(diffusers_run, "control")
     server, caps = diffusers_server
     layers = {l["name"]: l for l in case["image"]["layers"]}
@@ -562,7 +635,7 @@ def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffu
     assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
     assert case["control_layer_unchanged"], "the control layer was modified"
     kind = caps.engine("diffusers").control(_control_kind(caps))
-    control_rgba = (ARTIFACTS / "diffusers" / "control" / "control.rgba").read_bytes()
+    control_rgba = (gimp.artifacts("diffusers") / "control" / "control.rgba").read_bytes()
     # What the server makes of the same job, with the same layer as control, and without it.
     from paintwire.protocol import ControlInput
 
@@ -572,7 +645,7 @@ def test_a_control_layer_guides_the_job_and_stays_as_it_was(diffusers_run, diffu
     with Client(server.url) as client:
         (want,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params, controls=(control,))).layers
         (free,) = client.run(JobRequest("diffusers", "txt2img", model=model, params=params)).layers
-    got = _png(ARTIFACTS / "diffusers" / "control" / new["png"]).astype(int)
+    got = _png(gimp.artifacts("diffusers") / "control" / new["png"]).astype(int)
     want_px = np.frombuffer(want.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
     free_px = np.frombuffer(free.image.data, np.uint8).reshape(HEIGHT, WIDTH, 4).astype(int)
     assert np.abs(got - want_px).max() <= 2, "the result is not the server's for this control layer"
@@ -583,7 +656,7 @@ UPSCALER_MODEL = "2x-tiny-esrgan"  # fixtures.upscaler_models.ESRGAN_2X, written
 
 
 @pytest.mark.slow
-def test_upscale_with_an_upscaler_model_opens_its_result(diffusers_run, tmp_path):
+def test_upscale_with_an_upscaler_model_opens_its_result(gimp, diffusers_run, tmp_path):
     case = _diffusers_case(diffusers_run, "upscale_model")
     assert [l["name"] for l in case["image"]["layers"]] == ["Background"]
     new_image = case["new_image"]
@@ -602,7 +675,7 @@ def test_upscale_with_an_upscaler_model_opens_its_result(diffusers_run, tmp_path
     with torch.inference_mode():
         want = model(torch.from_numpy(pattern()[..., :3].copy()).permute(2, 0, 1)[None].float().div(255))[0]
     want = want.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-    got = _png(ARTIFACTS / "diffusers" / "upscale_model" / layer["png"])
+    got = _png(gimp.artifacts("diffusers") / "upscale_model" / layer["png"])
     assert np.abs(got[..., :3].astype(int) - want).max() <= 1 and (got[..., 3] == 255).all()
 
 
@@ -610,7 +683,7 @@ def test_upscale_with_an_upscaler_model_opens_its_result(diffusers_run, tmp_path
 
 
 @pytest.fixture(scope="module")
-def interactive_run(live_server, plugin_bundle):
+def interactive_run(gimp, live_server, plugin_bundle):
     """An interactive Inpaint Selection (the dialog opens, the artist switches the method to
     ns and presses OK), then the same procedure with GIMP's last values on a new image.
     The server address comes from PAINTWIRE_URL; the Connection dialog runs too."""
@@ -624,7 +697,7 @@ def interactive_run(live_server, plugin_bundle):
          "run_mode": "last", "args": {}},
     ]
     cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
-    report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "interactive", display=True,
+    report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "interactive", display=True,
                                      env={"PW_AUTORESPOND": "1", "PAINTWIRE_URL": live_server.url})
     return report["cases"], out, live_server, log
 
@@ -655,9 +728,9 @@ def test_interactive_dialog_runs_and_its_choices_are_remembered(interactive_run)
 # --- GIMP ends the plug-in (its progress bar's cancel does): the server cancels the job ------
 
 
-def _plugin_processes(job: Path) -> list[int]:
+def _plugin_processes(gimp: GimpHost, job: Path) -> list[int]:
     """The pids of this job's Paintwire plug-in processes (GIMP runs paintwire.py from the job's profile)."""
-    script = f"/{job.relative_to(ROOT)}/home/.config/GIMP/3.0/plug-ins/paintwire/paintwire.py".encode()
+    script = gimp.plugin_script(job).encode()
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -686,7 +759,7 @@ def _wait_for(what: str, check, limit: float) -> None:
 
 
 @pytest.mark.slow
-def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plugin_bundle):
+def test_server_cancels_the_job_when_gimp_ends_the_plugin(gimp, diffusers_server, plugin_bundle):
     """A long inpaint (150 steps of the tiny model on a 1024x768 picture, minutes on a CPU)
     starts from GIMP; once the server runs it, the plug-in's process is killed, as GIMP
     does when the artist presses the progress bar's cancel. The websocket drops and the
@@ -697,29 +770,31 @@ def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plug
     case = {"name": "killed", "procedure": "plug-in-paintwire-inpaint", "selection": {"rect": [100, 100, 600, 400]},
             "width": 1024, "height": 768, "connection": {"url": server.url, "token": "", "timeout": 600.0},
             "args": {"model": model, "prompt": "a long job", "steps": 150, "seed": 1, "strength": 1.0}}
-    out = ARTIFACTS / "killed"
+    out = gimp.artifacts("killed")
     shutil.rmtree(out, ignore_errors=True)
-    job = ROOT / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
+    job = gimp.root / "tmp" / f"paintwire-test-{uuid.uuid4().hex[:12]}"
     job.mkdir(parents=True)
     try:
+        seed_profile(gimp, job / "home")
         (job / "spec.json").write_text(json.dumps({"cases": [case]}), encoding="utf-8")
         shutil.copy(HERE / "driver.py", job / "driver.py")
-        gimp = subprocess.Popen(["bash", str(HERE / "run_gimp.sh"), str(plugin_bundle), str(job)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        app = subprocess.Popen(["bash", str(HERE / "run_gimp.sh"), str(plugin_bundle), str(job)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, GIMP_HOST_CHROOT=str(gimp.root)))
         try:
             assert _idle(_queue(server))
-            _wait_for("the job to run on the server", lambda: _queue(server)["running"] or gimp.poll() is not None, 240)
-            assert gimp.poll() is None, f"GIMP ended before the job ran:\n{gimp.communicate()[0]}"
-            pids = _plugin_processes(job)
+            _wait_for("the job to run on the server", lambda: _queue(server)["running"] or app.poll() is not None, 240)
+            assert app.poll() is None, f"GIMP ended before the job ran:\n{app.communicate()[0]}"
+            pids = _plugin_processes(gimp, job)
             assert len(pids) == 1, pids
             os.kill(pids[0], signal.SIGKILL)
             # 150 steps take minutes: a queue that is empty and idle within a minute had the job cancelled.
             _wait_for("the server to drop the job", lambda: _idle(_queue(server)), 60)
-            log = gimp.communicate(timeout=120)[0]
+            log = app.communicate(timeout=120)[0]
         finally:
-            if gimp.poll() is None:
-                gimp.kill()
-                gimp.wait()
+            if app.poll() is None:
+                app.kill()
+                app.wait()
         shutil.copytree(job, out, ignore=shutil.ignore_patterns("home"))
         (out / "gimp.log").write_text(log, encoding="utf-8")
         report = json.loads((job / "report.json").read_text(encoding="utf-8"))
@@ -736,7 +811,7 @@ def test_server_cancels_the_job_when_gimp_ends_the_plugin(diffusers_server, plug
 
 
 @pytest.fixture(scope="module")
-def server_only_run(plugin_bundle):
+def server_only_run(gimp, plugin_bundle):
     """A server with an engine named in its configuration (tests/fixtures/server_only_engine.py):
     its "posterize" mode is in no plug-in file. GIMP runs it through the generic procedure, once
     by script (mode argument) and once interactively (its dialog, answered by autorespond.py)."""
@@ -752,7 +827,7 @@ def server_only_run(plugin_bundle):
              "run_mode": "interactive", "args": args},
         ]
         cases = [dict(c, width=WIDTH, height=HEIGHT) for c in cases]
-        report, log, out = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "server_only", display=True,
+        report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "server_only", display=True,
                                          env={"PW_AUTORESPOND": "1"})
         yield report["cases"], out, log
     finally:
@@ -785,7 +860,7 @@ def test_a_server_only_mode_runs_from_gimp_without_plugin_changes(server_only_ru
 
 
 @pytest.mark.slow
-def test_a_real_vocabulary_single_file_generates(plugin_bundle, tmp_path_factory):
+def test_a_real_vocabulary_single_file_generates(gimp, plugin_bundle, tmp_path_factory):
     """A painter's setup: one checkpoint file with the real 49408-token CLIP
     vocabulary, alone in an empty model folder; Generate with a WebUI-syntax prompt."""
     try:
@@ -804,7 +879,7 @@ def test_a_real_vocabulary_single_file_generates(plugin_bundle, tmp_path_factory
         cases = [{"name": "single_file", "procedure": "plug-in-paintwire-generate", "selection": None, "width": WIDTH, "height": HEIGHT,
                   "args": {"model": "my-checkpoint", "steps": 2, "prompt": prompt, "seed": 11},
                   "connection": {"url": server.url, "token": "", "timeout": 180.0}}]
-        report, log, _ = run_in_chroot(plugin_bundle, "driver.py", {"cases": cases}, "single-file")
+        report, log, _ = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "single-file")
     finally:
         server.stop()
     case = report["cases"]["single_file"]

@@ -92,3 +92,5 @@ def test_qt_comes_from_one_module_ready_for_pyqt6():
         text = path.read_text(encoding="utf-8")
         assert "PyQt5" not in text and "PyQt6" not in text, f"{path.name} imports a Qt binding directly; use .qt"
         assert not unscoped.findall(text), f"{path.name}: {unscoped.findall(text)}"
+        # Krita's own enums too: Krita 6 has DockWidgetFactoryBase.DockPosition.DockRight only.
+        assert "DockWidgetFactoryBase.Dock" not in text, f"{path.name} names a Krita dock position without its scope"

@@ -606,7 +606,14 @@ def _generate_in_docker() -> None:
         docker.generate()
 
 
+def _dock_right():
+    # Krita 6's Qt 6 bindings have scoped enums only (DockPosition.DockRight); Krita 5's
+    # sip bindings may lack the scope.
+    positions = getattr(DockWidgetFactoryBase, "DockPosition", DockWidgetFactoryBase)
+    return positions.DockRight
+
+
 def register() -> None:
     app = Krita.instance()
-    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, DockWidgetFactoryBase.DockRight, PaintwireDocker))
+    app.addDockWidgetFactory(DockWidgetFactory(DOCKER_ID, _dock_right(), PaintwireDocker))
     app.addExtension(GenerateAction(app))

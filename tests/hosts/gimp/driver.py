@@ -1,4 +1,4 @@
-# Runs inside gimp-console-3.0 (python-fu-eval): builds the test images, calls the Paintwire
+# Runs inside gimp-console (python-fu-eval): builds the test images, calls the Paintwire
 # procedures non-interactively, and writes what came out for tests/hosts/test_gimp_host.py
 # to check from outside. Reads $PW_JOB_DIR/spec.json; writes $PW_JOB_DIR/report.json plus,
 # per case, mask.raw (the selection as GIMP holds it) and one PNG per layer.
@@ -14,7 +14,7 @@ from gi.repository import Gegl, Gimp, Gio
 
 JOB = os.environ["PW_JOB_DIR"]
 SPEC = json.load(open(os.path.join(JOB, "spec.json"), encoding="utf-8"))
-report = {"cases": {}, "error": None}
+report = {"cases": {}, "error": None, "gimp": Gimp.version()}
 
 
 def pattern(width, height):

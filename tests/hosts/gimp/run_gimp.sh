@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run GIMP 3 headless in the prepared chroot with the packaged plug-in and a driver script.
+# Run GIMP 3 headless in a prepared chroot with the packaged plug-in and a driver script.
 #
 #   run_gimp.sh [--dialogs|--display] PLUGIN_FOLDER JOB_DIR [ENV=VALUE ...]
 #
 # PLUGIN_FOLDER is the built "paintwire" folder (python plugins/gimp/build.py). JOB_DIR must
-# lie inside the chroot ($GIMP_HOST_CHROOT, default /var/cache/paintwire/gimp-trixie)
+# lie inside the chroot ($GIMP_HOST_CHROOT, default /var/cache/paintwire/gimp-trixie: GIMP 3.0)
 # and hold driver.py; it becomes the fresh GIMP profile's home, so runs never share state.
 # Extra ENV=VALUE pairs reach GIMP, the driver and the plug-in (PAINTWIRE_URL, ...).
 # --dialogs runs JOB_DIR/ui_smoke.py with the chroot's Python under Xvfb instead of GIMP.
@@ -42,7 +42,10 @@ exec 9>"$ROOT.lock"
 flock 9
 trap 'unmount_all "$ROOT"' EXIT
 
-plugins="$job/home/.config/GIMP/3.0/plug-ins"
+# GIMP names its binaries and its profile folder by major.minor (gimp-console-3.2, GIMP/3.2).
+console="$(basename "$(readlink -f "$ROOT/usr/bin/gimp-console")")"
+version="${console#gimp-console-}"
+plugins="$job/home/.config/GIMP/$version/plug-ins"
 mkdir -p "$plugins"
 rm -rf "${plugins:?}/paintwire"
 cp -r "$plugin" "$plugins/paintwire"
@@ -56,7 +59,7 @@ fi
 mount_all "$ROOT"
 set +e
 if [[ $mode != dialogs ]]; then
-    command=(gimp-console-3.0 -i -n --quit --batch-interpreter=python-fu-eval
+    command=("$console" -i -n --quit --batch-interpreter=python-fu-eval
              -b "exec(open('$inside/driver.py', encoding='utf-8').read())")
     [[ $mode == gimp ]] || command=(xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" "${command[@]}")
 else
@@ -64,7 +67,7 @@ else
 fi
 chroot "$ROOT" /usr/bin/env -i \
     HOME="$inside/home" LANG=C.UTF-8 LC_ALL=C.UTF-8 PATH=/usr/bin:/bin \
-    PW_JOB_DIR="$inside" PW_PLUGIN_DIR="$inside/home/.config/GIMP/3.0/plug-ins/paintwire" "$@" \
+    PW_JOB_DIR="$inside" PW_PLUGIN_DIR="$inside/home/.config/GIMP/$version/plug-ins/paintwire" "$@" \
     timeout -k 5 "$GIMP_TIMEOUT" "${command[@]}" 9>&-
 status=$?
 set -e

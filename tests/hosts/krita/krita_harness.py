@@ -8,10 +8,11 @@ and a scenario driver (see HOST-TESTING.md for the facts this relies on).
 - The first start builds a resource database (about 12 s); a profile from an
   earlier successful run is copied in (without plug-ins and kritarc) so later
   starts take a few seconds.
-- Two Kritas: the system's (Debian 12: 5.1) and, where it is prepared, the one
-  of a Debian trixie chroot (5.2, what most users run; setup_chroot.sh). The
-  chroot's Krita runs through run_chroot.sh, on the host's Xvfb, with its
-  profile and every file it reads or writes inside the chroot.
+- Several Kritas: the system's (Debian 12: 5.1) and, where they are prepared,
+  those of Debian chroots (setup_chroot.sh): 5.2 (trixie), 5.3 (sid) and 6.0
+  (experimental, Qt 6 and PyQt6). A chroot's Krita runs through run_chroot.sh,
+  on the host's Xvfb, with its profile and every file it reads or writes inside
+  the chroot.
 """
 
 from __future__ import annotations
@@ -33,20 +34,31 @@ DRIVER_NAME = "paintwire_test_driver"
 PLUGIN_NAME = "paintwire_krita"
 # The code behind Krita's Tools > Scripts > Import Python Plugin from File (Debian's path).
 KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
+# Krita 5.3 and later's importer imports i18n from builtins, where Krita puts it; outside
+# Krita it must be supplied (untranslated) before the importer runs as its own script.
+RUN_IMPORTER = (
+    "import builtins, runpy, sys\n"
+    "if not hasattr(builtins, 'i18n'):\n"
+    "    builtins.i18n = lambda text, *args: text\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
 SCREEN = "1600x1000x24"
 # Profile parts that are made fresh for every run; the rest may come from the cache.
 PER_RUN = ("config/kritarc", "config/kritadisplayrc", "data/krita/pykrita")
 
 
 # Not a PAINTWIRE_* name: the server reads every PAINTWIRE_* variable as one of its settings.
-CHROOT = Path(os.environ.get("KRITA_HOST_CHROOT", "/var/cache/paintwire/krita-trixie"))
+CHROOTS = Path(os.environ.get("HOST_CHROOTS", "/var/cache/paintwire"))
 
 
 @dataclass(frozen=True)
 class KritaHost:
-    """One Krita to test on: the system's, or the one in a chroot (``root``)."""
+    """One Krita to test on: the system's, or the one in a chroot (``root``).
+    ``version`` is the start of its version string; it names the test ids and
+    the artifacts folder."""
 
-    name: str
+    version: str
     root: Path | None = None
 
     def missing(self) -> str | None:
@@ -58,9 +70,10 @@ class KritaHost:
                 return "krita is not installed (run tests/hosts/krita/setup.sh, or .ci/run, to install Krita and Xvfb)"
             return None
         if not sys.platform.startswith("linux") or os.geteuid() != 0:
-            return "Krita 5.2 runs from a Debian trixie chroot: Linux and root only"
+            return f"Krita {self.version} runs from a Debian chroot: Linux and root only"
         if not (self.root / ".paintwire-ready").is_file():
-            return f"Krita 5.2 chroot not prepared at {self.root}: run `bash tests/hosts/krita/setup_chroot.sh` (as root; a few minutes, once)"
+            return (f"Krita {self.version} chroot not prepared at {self.root}: run "
+                    f"`bash tests/hosts/krita/setup_chroot.sh {self.version}` (as root; a few minutes, once)")
         for tool in ("chroot", "mount", "flock"):
             if shutil.which(tool) is None:
                 return f"{tool} is not installed"
@@ -82,9 +95,15 @@ class KritaHost:
         return "/" + str(Path(path).resolve().relative_to(self.root.resolve()))
 
 
-SYSTEM = KritaHost("system")
-TRIXIE = KritaHost("trixie", CHROOT)
-HOSTS = (SYSTEM, TRIXIE)
+# Every host test runs on each of these: what painters run (5.2 until 2026, 5.3 and 6.0 since).
+HOSTS = (
+    KritaHost("5.2", CHROOTS / "krita-trixie"),
+    KritaHost("5.3", CHROOTS / "krita-sid"),
+    KritaHost("6.0", CHROOTS / "krita-experimental"),  # Qt 6, PyQt6
+)
+# The oldest Krita the plug-in supports, Debian 12's package: the classical scenario only,
+# which keeps "5.1 and later" true at the cost of one short run.
+SYSTEM = KritaHost("5.1")
 
 
 def missing_tools() -> str | None:
@@ -94,7 +113,7 @@ def missing_tools() -> str | None:
 
 def profile_cache(host: KritaHost = SYSTEM) -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "paintwire" / ("krita-profile" if host.root is None else f"krita-profile-{host.name}")
+    return base / "paintwire" / f"krita-profile-{host.version}"
 
 
 @dataclass
@@ -159,11 +178,13 @@ def install_zip(plugin_zip: Path, resources: Path, host: KritaHost = SYSTEM) -> 
     with that Krita's own importer code where it is installed, else by unpacking."""
     importer = KRITA_IMPORTER if host.root is None else host.root / KRITA_IMPORTER.relative_to("/")
     if importer.exists():
-        command = ["python3", str(KRITA_IMPORTER), str(plugin_zip), str(resources)]
+        zip_path = plugin_zip
         if host.root is not None:  # the chroot's own Python and importer, on a copy of the zip inside it
-            inner = resources / plugin_zip.name
-            shutil.copy2(plugin_zip, inner)
-            command = ["chroot", str(host.root), "python3", str(KRITA_IMPORTER), host.inside(inner), host.inside(resources)]
+            zip_path = resources / plugin_zip.name
+            shutil.copy2(plugin_zip, zip_path)
+        command = ["python3", "-c", RUN_IMPORTER, str(KRITA_IMPORTER), host.inside(zip_path), host.inside(resources)]
+        if host.root is not None:
+            command = ["chroot", str(host.root), *command]
         out = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if out.returncode != 0 or "Imported plugin: " not in out.stdout:
             raise RuntimeError(f"Krita's plug-in importer refused {plugin_zip}:\n{out.stdout}{out.stderr}")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Run Krita from the prepared Debian trixie chroot (tests/hosts/krita/setup_chroot.sh), for the
-# Krita host test on the Krita that most users run (5.2).
+# Run Krita from a prepared Debian chroot (tests/hosts/krita/setup_chroot.sh VERSION), for the
+# Krita host test.
 #
 #   run_chroot.sh PROFILE_DIR DISPLAY TIMEOUT [ENV=VALUE ...]
 #
-# PROFILE_DIR must lie inside the chroot ($KRITA_HOST_CHROOT, default
-# /var/cache/paintwire/krita-trixie); it holds the profile made by krita_harness.make_profile
+# PROFILE_DIR must lie inside the chroot ($KRITA_HOST_CHROOT, set by krita_harness.py; default
+# /var/cache/paintwire/krita-trixie, Krita 5.2); it holds the profile made by krita_harness.make_profile
 # (home, config, data, cache, runtime). DISPLAY is an X server of the host (Xvfb): the chroot
 # shares the host's network namespace, so Xlib reaches it through its abstract socket.
 # Extra ENV=VALUE pairs reach Krita and the plug-ins (paths as seen inside the chroot).

@@ -22,8 +22,7 @@ import time
 import traceback
 
 from krita import InfoObject, Krita, Selection
-from PyQt5.QtCore import Qt, QTimer
-from PyQt5.QtWidgets import QApplication, QComboBox, QDockWidget, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QWidget
+from paintwire_krita.qt import Qt, QTimer, QApplication, QComboBox, QDockWidget, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QWidget
 
 SCENARIO = os.environ.get("PAINTWIRE_KRITA_SCENARIO")
 LINE_BGRA = [30, 30, 30, 255]  # dark strokes of a control layer on a big document
@@ -494,8 +493,8 @@ class Driver:
         self.docker.raise_()
         layers = next((d for d in window.findChildren(QDockWidget) if d.objectName() == "KisLayerBox"), None)
         if layers is not None and window.dockWidgetArea(layers) == area:
-            window.resizeDocks([layers, self.docker], [220, 760], Qt.Vertical)
-        window.resizeDocks([self.docker], [420], Qt.Horizontal)
+            window.resizeDocks([layers, self.docker], [220, 760], Qt.Orientation.Vertical)
+        window.resizeDocks([self.docker], [420], Qt.Orientation.Horizontal)
 
     def set_param(self, name: str, value) -> None:
         editor = self.docker.findChild(QWidget, f"paintwire-param-{name}")

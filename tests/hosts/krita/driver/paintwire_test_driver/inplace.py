@@ -20,8 +20,7 @@ import os
 import time
 
 from krita import InfoObject, Krita, Selection
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QComboBox, QPushButton, QWidget
+from paintwire_krita.qt import QTimer, QApplication, QComboBox, QPushButton, QWidget
 
 PREVIEW_LAYER = "Paintwire preview"
 FINALS = ("Done", "Failed", "Not connected", "Cancelled", "The result")

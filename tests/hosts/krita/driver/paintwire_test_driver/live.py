@@ -23,8 +23,7 @@ import time
 import zlib
 
 from krita import InfoObject, Krita, Selection
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QPushButton
+from paintwire_krita.qt import QTimer, QApplication, QPushButton
 
 LIVE_LAYER = "Paintwire live"
 SIDE = 2048

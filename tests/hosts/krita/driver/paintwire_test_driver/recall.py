@@ -9,8 +9,7 @@ import time
 import urllib.request
 from urllib.parse import urlsplit
 
-from PyQt5.QtCore import QTimer
-from PyQt5.QtWidgets import QApplication, QComboBox, QMessageBox, QPushButton
+from paintwire_krita.qt import QTimer, QApplication, QComboBox, QMessageBox, QPushButton
 
 BUTTONS = {"recall-apply": "paintwire-recall-apply", "recall-layer": "paintwire-recall-layer"}
 FINALS = {"recall-apply": ("Settings from", "Connect"), "recall-layer": ("Opened the recalled", "Could not", "The recalled", "The server")}

@@ -79,7 +79,7 @@ def test_the_start_up_summary_and_the_capabilities_carry_the_warning(monkeypatch
     engine = DiffusersEngine(ServerConfig(model_dirs=[tmp_path], device="cpu", precision="bf16"))
     try:
         server = SimpleNamespace(engines=[engine], config=ServerConfig(model_dirs=[tmp_path]), generated_token=False)
-        line = next(x for x in logs.summary(server, "127.0.0.1", 7878, "the terminal") if x.startswith("  device:"))
+        line = next(x for x in logs.ready(server, "the terminal", 1.0) if x.startswith("  device:"))
         assert line.startswith("  device: CPU, bf16, ") and line.endswith(f"(warning: {SLOW.warning('bf16')})")
         # What `paintwire info` prints: the device as it crossed the wire.
         assert DeviceInfo.from_wire(engine.device().to_wire()).summary() == engine.device_label()

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -45,17 +45,23 @@ def hf_cache_dir(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path
 def diffusers_server(tiny_models_dir: Path, hf_cache_dir: Path) -> Iterator[ServerProcess]:
     """One server with the classical and diffusers engines over the tiny models,
     shared by the tests of a session (the diffusers import is the slow part)."""
+    server = start_with_cache(hf_cache_dir, model_dirs=[str(tiny_models_dir)], engines=["classical", "diffusers"], previews_per_second=50.0)
+    yield server
+    server.stop()
+
+
+def start_with_cache(hf_cache_dir: Path, **options: Any) -> ServerProcess:
+    """A server process whose Hugging Face cache is the tests' own (the child inherits
+    HF_HUB_CACHE; never the user's cache)."""
     old = os.environ.get("HF_HUB_CACHE")
-    os.environ["HF_HUB_CACHE"] = str(hf_cache_dir)  # the child inherits it; never the user's cache
+    os.environ["HF_HUB_CACHE"] = str(hf_cache_dir)
     try:
-        server = start_server_process(model_dirs=[str(tiny_models_dir)], engines=["classical", "diffusers"], previews_per_second=50.0)
+        return start_server_process(**options)
     finally:
         if old is None:
             os.environ.pop("HF_HUB_CACHE", None)
         else:
             os.environ["HF_HUB_CACHE"] = old
-    yield server
-    server.stop()
 
 
 def picture(width: int = 64, height: int = 64) -> np.ndarray:

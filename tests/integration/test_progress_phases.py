@@ -4,12 +4,10 @@ fraction that never goes back and follows the weights the engine computes."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from diffusion_fixtures import hf_cache_dir, tiny_models_dir  # noqa: F401
-from server_process import start_server_process
+from diffusion_fixtures import hf_cache_dir, start_with_cache, tiny_models_dir  # noqa: F401
 
 from fixtures.tiny_models import SD15
 from paintwire.protocol import Client, JobRequest, Phase, Progress
@@ -24,15 +22,7 @@ PARAMS = {"steps": 3, "seed": 7, "width": 64, "height": 64}
 @pytest.fixture(scope="module")
 def server(tiny_models_dir: Path, hf_cache_dir: Path):  # noqa: F811
     """A server of its own: its models are all cold when the module starts."""
-    old = os.environ.get("HF_HUB_CACHE")
-    os.environ["HF_HUB_CACHE"] = str(hf_cache_dir)
-    try:
-        server = start_server_process(model_dirs=[str(tiny_models_dir)], engines=["diffusers"])
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_CACHE", None)
-        else:
-            os.environ["HF_HUB_CACHE"] = old
+    server = start_with_cache(hf_cache_dir, model_dirs=[str(tiny_models_dir)], engines=["diffusers"])
     yield server
     server.stop()
 

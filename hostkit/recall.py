@@ -84,7 +84,7 @@ def settings_in_image(data: bytes) -> Recalled | None:
     try:
         return recall(read_text(data))
     except PngTextError as exc:
-        raise ValueError(f"Not a PNG file with settings: {exc}.") from None
+        raise ValueError(f"No settings can be read from this file: {exc}.") from None
 
 
 def http_url(ws_url: str, path: str) -> str:

@@ -53,7 +53,7 @@ def test_settings_in_image_reads_png_metadata() -> None:
     found = settings_in_image(data)
     assert found is not None and found.source == "paintwire" and found.settings == SAVED
     assert settings_in_image(buf.getvalue()) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^No settings can be read from this file: not a PNG file \(its first bytes"):
         settings_in_image(b"JFIF")
 
 

@@ -94,7 +94,10 @@ def test_phases_come_in_order_with_a_fraction_that_never_goes_back(engine):
     assert [s for s, _, _ in loading] == sorted(s for s, _, _ in loading)
     stages = [stage for _, _, stage in loading]
     assert {"loading text encoder", "loading vae", "loading unet"} <= set(stages)  # each part as it loads
-    assert 0 < next(s for s, _, stage in loading if stage == "loading unet") < LOAD_PARTS - 1
+    # diffusers' order of the parts varies from process to process (it comes through a set),
+    # so the unet may load first or last: its own reports show its weights counted as they load.
+    unet = [s for s, _, stage in loading if stage == "loading unet"]
+    assert unet[-1] > unet[0]
     encoding = [(u.step, u.total, u.stage) for u in updates if u.phase is Phase.ENCODING]
     assert encoding[0] == (0, 1, PROMPT_STAGE)  # the prompt first, then the picture
     vae = engine.cache.get(engine.registry.get("sd15")).base.vae

@@ -63,7 +63,7 @@ class InPlace:
                 if on_poll is not None and on_poll(status):
                     return
                 if status.startswith(FINALS) and not self.d.w(QPushButton, "paintwire-cancel").isEnabled():
-                    QTimer.singleShot(200, self.d.guard(lambda: then(self.d.status())))
+                    QTimer.singleShot(200, self.d.guard(lambda: self.settled(then)))
                 elif time.monotonic() > deadline:
                     self.d.fail(f"{job['name']}: timed out; status {status!r}")
                 else:
@@ -72,6 +72,12 @@ class InPlace:
                 self.d.crash()
 
         QTimer.singleShot(20, poll)
+
+    def settled(self, then) -> None:
+        """``then(status)`` once Krita has carried out the layer changes it queued (adding
+        and removing layers runs as image jobs; a loaded machine may lag behind)."""
+        self.d.doc.waitForDone()
+        then(self.d.status())
 
     def w_generate(self):
         return self.d.w(QPushButton, "paintwire-generate")

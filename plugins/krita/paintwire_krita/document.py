@@ -340,6 +340,10 @@ class CanvasPreview:
         self._next_repaint = 0.0
         if node is not None and is_open(doc):
             node.remove()  # removing a layer repaints its area
+            # A layer of ours still there (seen on Krita 6 under load: the remove did not
+            # take) goes by name, as leftovers of a crashed Krita do in ``show``.
+            for old in [n for n in doc.rootNode().childNodes() if n.name() == self.name]:
+                old.remove()
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from krita import InfoObject, Krita, Selection
 from paintwire_krita.qt import QTimer, QApplication, QComboBox, QPushButton, QWidget
 
 PREVIEW_LAYER = "Paintwire preview"
+SETTLE_SECONDS = 5.0
 FINALS = ("Done", "Failed", "Not connected", "Cancelled", "The result")
 BIG = 4096
 
@@ -73,10 +74,15 @@ class InPlace:
 
         QTimer.singleShot(20, poll)
 
-    def settled(self, then) -> None:
+    def settled(self, then, deadline: float | None = None) -> None:
         """``then(status)`` once Krita has carried out the layer changes it queued (adding
-        and removing layers runs as image jobs; a loaded machine may lag behind)."""
+        and removing layers runs as image jobs; a loaded machine may lag behind): the
+        preview layer gets up to SETTLE_SECONDS to go, and the test sees whatever is left."""
+        deadline = deadline if deadline is not None else time.monotonic() + SETTLE_SECONDS
         self.d.doc.waitForDone()
+        if PREVIEW_LAYER in self.names() and time.monotonic() < deadline:
+            QTimer.singleShot(100, self.d.guard(lambda: self.settled(then, deadline)))
+            return
         then(self.d.status())
 
     def w_generate(self):

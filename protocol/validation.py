@@ -132,7 +132,7 @@ def check_crop(request: JobRequest, mode: ModeSpec, params: dict[str, Any]) -> N
     if mask is None or mask.encoding is not Encoding.RAW:
         return  # a PNG mask's bounds are known once the server decodes it (region.py checks then)
     inner = bytes_bounds(mask.data, mask.width, mask.height)
-    if inner is None:  # nothing selected: the mode reads the whole canvas (and reports the empty mask when it runs)
+    if inner is None:  # nothing selected: refused here, at submit, rather than failing with bad_mask once queued
         raise ProtocolError(
             ErrorCode.BAD_CROP, f"The mask selects nothing (every pixel 0), so mode {mode.name!r} reads the whole canvas: "
             f"send all {canvas} of it, without a crop.", "job.crop",

@@ -180,10 +180,10 @@ def remove_named(name: str) -> None:
         pass
 
 
-def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: list[str] | None = None) -> memoryview:
+def read_segment(name: str, offset: int, size: int, field: str = "shm") -> memoryview:
     """``size`` bytes at ``offset`` of segment ``name``. Raises ProtocolError(BAD_SEGMENT)
-    with a sentence for every way a peer can lie. A segment of the reader's own user
-    is added to ``owned`` (to remove once the message is read), even if it was too small."""
+    with a sentence for every way a peer can lie. (Which segments are removed, and when,
+    is ``SegmentReads``'s business.)"""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment names are {PREFIX!r} and 8 to 64 letters, digits, '_' or '-'; got {name!r:.80}.", f"{field}.name")
     path = os.path.join(SHM_DIR, name)
@@ -199,8 +199,6 @@ def read_segment(name: str, offset: int, size: int, field: str = "shm", owned: l
             raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} is not a plain shared-memory file.", f"{field}.name")
         if info.st_uid != os.geteuid():
             raise ProtocolError(ErrorCode.BAD_SEGMENT, f"Segment {name!r} belongs to another user; the server reads only its own user's segments.", f"{field}.name")
-        if owned is not None and name not in owned:
-            owned.append(name)
         if offset + size > info.st_size:
             raise ProtocolError(
                 ErrorCode.BAD_SEGMENT, f"Segment {name!r} holds {info.st_size} bytes; the image needs {size} at offset {offset}.", f"{field}.offset",

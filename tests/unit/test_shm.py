@@ -24,19 +24,17 @@ def segment():
     arena.close()
 
 
-def refused(name: str, offset: int = 0, size: int = 10, owned: list | None = None) -> ProtocolError:
+def refused(name: str, offset: int = 0, size: int = 10, reads: shm.SegmentReads | None = None) -> ProtocolError:
     with pytest.raises(ProtocolError) as info:
-        shm.read_segment(name, offset, size, "job.image.shm", owned)
+        (reads or shm.read_segment)(name, offset, size, "job.image.shm")
     assert info.value.code is ErrorCode.BAD_SEGMENT
     assert info.value.message.endswith(".")
     return info.value
 
 
 def test_a_segment_is_read_at_its_offset(segment: str) -> None:
-    owned: list[str] = []
-    assert bytes(shm.read_segment(segment, 1000, 24, owned=owned)) == b"\x02" * 24
+    assert bytes(shm.read_segment(segment, 1000, 24)) == b"\x02" * 24
     assert bytes(shm.read_segment(segment, 990, 20))[:10] == b"\x01" * 10
-    assert owned == [segment]
 
 
 def test_the_arena_reuses_its_segment() -> None:
@@ -164,11 +162,12 @@ def test_a_missing_segment_is_refused() -> None:
 
 
 def test_a_segment_too_small_is_refused_and_still_released(segment: str) -> None:
-    owned: list[str] = []
-    error = refused(segment, 1000, 25, owned)
+    reads = shm.SegmentReads()
+    error = refused(segment, 1000, 25, reads)
     assert error.field == "job.image.shm.offset" and "1024 bytes" in error.message
-    assert owned == [segment]  # removed with the connection's other segments
     refused(segment, 1 << 40, 1)
+    reads.release()  # removed with the connection's other segments
+    assert not os.path.lexists(os.path.join(shm.SHM_DIR, segment))
 
 
 def test_links_and_directories_are_refused(tmp_path) -> None:
@@ -189,9 +188,10 @@ def test_links_and_directories_are_refused(tmp_path) -> None:
 @pytest.mark.skipif(os.geteuid() != 0, reason="making another user's segment needs root")
 def test_another_users_segment_is_refused_and_never_removed(segment: str) -> None:
     os.chown(os.path.join(shm.SHM_DIR, segment), 12345, 12345)
-    owned: list[str] = []
-    assert "another user" in refused(segment, owned=owned).message
-    assert owned == []  # never removed by the server
+    reads = shm.SegmentReads()
+    assert "another user" in refused(segment, reads=reads).message
+    reads.release()
+    assert os.path.lexists(os.path.join(shm.SHM_DIR, segment))  # never removed by the server
 
 
 def test_a_segment_that_shrinks_after_the_check_is_refused(segment: str, monkeypatch) -> None:

@@ -73,12 +73,12 @@ def direct(path: Path, dtype_name: str, steps: int, side: int) -> dict[str, Any]
     import torch
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-    from paintwire.server.engines.diffusion.configs import write_skeleton
+    from paintwire.server.engines.diffusion.families import family_named
     from paintwire.server.engines.diffusion.models import read_header
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
     with tempfile.TemporaryDirectory() as tmp:
-        config = write_skeleton(Path(tmp), read_header(path), "sd15", "StableDiffusionPipeline", lambda n, s: None)
+        config = family_named("sd15").write_skeleton(Path(tmp), read_header(path), "sd15", "StableDiffusionPipeline", lambda n, s: None)
         start = time.perf_counter()
         pipe = StableDiffusionPipeline.from_single_file(str(path), config=str(config), local_files_only=True, torch_dtype=dtype,
                                                         safety_checker=None, requires_safety_checker=False)

@@ -199,12 +199,13 @@ def preview_shares(pipe: Any, side: int, steps: int, step_time: float, t_on: flo
     import torch
 
     from paintwire.server.engines.base import JobContext
+    from paintwire.server.engines.diffusion.families import family_named
     from paintwire.server.engines.diffusion.previews import PreviewMaker
 
     def preview_cost(latent_side: int, box_side: int) -> float:
         box = Rect(0, 0, box_side, box_side)
         ctx = JobContext(on_preview=lambda rgba, b: preview_path_cost(rgba, b, 3), previews_per_second=1e9)
-        maker = PreviewMaker(ctx, box, "sd15")
+        maker = PreviewMaker(ctx, box, family_named("sd15"))
         latents = torch.randn(1, 4, latent_side, latent_side)
         return median_of(lambda: maker.offer(latents), 10)
 

@@ -13,6 +13,7 @@ from fixtures.tiny_models import SD15
 from paintwire.protocol import Client, JobRequest, Phase, Progress
 from paintwire.server.engines.base import EngineJob
 from paintwire.server.engines.diffusion.costs import PhaseCosts, job_work
+from paintwire.server.engines.diffusion.families import family_named
 from paintwire.server.engines.diffusion.generate import PROMPT_STAGE
 from paintwire.server.engines.diffusion.load_progress import IMPORT_STAGE, LOAD_PARTS, weight_bytes
 
@@ -59,7 +60,7 @@ def test_a_cold_then_a_warm_job_report_every_phase_by_its_name(server, tiny_mode
     # The first job of a model is weighed by the engine's priors; the fraction reaches each
     # phase's share of them as the phase ends (no step has been timed before the denoising).
     folder = tiny_models_dir / "checkpoints" / SD15
-    work = job_work(EngineJob("j", "txt2img", {**PARAMS, "batch_size": 1}), "sd15", None, True,
+    work = job_work(EngineJob("j", "txt2img", {**PARAMS, "batch_size": 1}), family_named("sd15"), None, True,
                     sum(weight_bytes(folder).values()), PARAMS["steps"], True)
     weights = PhaseCosts("cpu").weights(SD15, work)
     whole = sum(weights.values())

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures import control_models as cm  # noqa: E402
 from fixtures.tiny_models import build_tiny_sd15, build_tiny_sdxl  # noqa: E402
 from paintwire.protocol import ErrorCode, ProtocolError  # noqa: E402
+from paintwire.server.engines.diffusion.families import SD15, SDXL  # noqa: E402
 from paintwire.server.engines.diffusion.control.catalog import control_kinds, pick_adapter, pick_controlnet  # noqa: E402
 from paintwire.server.engines.diffusion.control.configs import controlnet_config, image_encoder_config  # noqa: E402
 from paintwire.server.engines.diffusion.control.detect import classify_addon, describe  # noqa: E402
@@ -101,12 +102,12 @@ def test_a_single_file_image_encoder_gets_its_config_from_its_shapes(tmp_path):
 def test_picking_follows_the_kind_and_the_checkpoint(folder):
     registry = ModelRegistry.scan([folder], include_hf_cache=False)
     folders = [folder]
-    assert pick_controlnet(registry, "canny", None, 32, False, "sd15", folders, "f").entry.name == cm.CANNY_FOLDER
-    assert pick_controlnet(registry, "canny", None, 80, True, "sdxl", folders, "f").entry.name == cm.XL_CANNY
+    assert pick_controlnet(registry, "canny", None, 32, SD15, folders, "f").entry.name == cm.CANNY_FOLDER
+    assert pick_controlnet(registry, "canny", None, 80, SDXL, folders, "f").entry.name == cm.XL_CANNY
     with pytest.raises(ProtocolError) as info:
-        pick_controlnet(registry, "depth", None, 80, True, "sdxl", folders, "f")  # only an SD 1.5 depth model is installed
+        pick_controlnet(registry, "depth", None, 80, SDXL, folders, "f")  # only an SD 1.5 depth model is installed
     assert info.value.code is ErrorCode.UNKNOWN_MODEL and "SDXL" in info.value.message and str(folder / "controlnet") in info.value.message
-    adapter, encoder = pick_adapter(registry, None, 80, True, "sdxl", folders, "f")
+    adapter, encoder = pick_adapter(registry, None, 80, SDXL, folders, "f")
     assert (adapter.entry.name, encoder.entry.name) == (cm.XL_ADAPTER, cm.ENCODER)
 
 
@@ -135,7 +136,7 @@ def test_from_pipe_keeps_a_half_precision_model_in_half_precision(folder):
     from paintwire.server.engines.diffusion.models import ModelEntry
 
     pipe = StableDiffusionPipeline.from_pretrained(folder / "checkpoints" / "sd15", local_files_only=True, dtype=torch.bfloat16)
-    loaded = LoadedModel(ModelEntry("sd15", "sd15", folder / "checkpoints" / "sd15"), pipe, 0)
+    loaded = LoadedModel(ModelEntry("sd15", "sd15", folder / "checkpoints" / "sd15", family=SD15), pipe, 0)
     loaded.pipeline("img2img")
     assert pipe.unet.dtype == torch.bfloat16 and pipe.vae.dtype == torch.bfloat16
 

@@ -22,7 +22,7 @@ from paintwire.protocol import ErrorCode, Phase, ProtocolError, validate_params 
 from paintwire.server.config import ServerConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobCancelledError, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
-from paintwire.server.engines.diffusion.configs import write_skeleton  # noqa: E402
+from paintwire.server.engines.diffusion.families import family_named  # noqa: E402
 from paintwire.server.engines.diffusion.models import ModelRegistry, read_header  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def job(engine, mode, model="sd15", **params):
 
 def test_single_file_skeleton_matches_the_original_configs(models, tmp_path):
     original = tiny_models.build_tiny_sd15_four_level()
-    folder = write_skeleton(tmp_path / "skel", read_header(models / "single.safetensors"), "sd15", "StableDiffusionPipeline",
+    folder = family_named("sd15").write_skeleton(tmp_path / "skel", read_header(models / "single.safetensors"), "sd15", "StableDiffusionPipeline",
                             lambda n, s: None)
     for name in ("unet", "vae", "text_encoder"):
         generated = json.loads((folder / name / "config.json").read_text())
@@ -255,7 +255,7 @@ def test_a_single_file_borrows_a_tokenizer_from_the_hf_cache(tmp_path, monkeypat
     registry = ModelRegistry()
     found = registry.find_tokenizer(514)
     assert found == snap
-    from paintwire.server.engines.diffusion.configs import _write_tokenizer
+    from paintwire.server.engines.diffusion.families.sd_configs import _write_tokenizer
 
     _write_tokenizer(tmp_path / "tok", 32000, "<|endoftext|>", lambda n: snap)  # a size with no shipped tokenizer
     assert (tmp_path / "tok" / "tokenizer.json").is_file() and not (tmp_path / "tok" / "model.safetensors").exists()

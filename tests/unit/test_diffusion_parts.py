@@ -15,6 +15,8 @@ from paintwire.server.engines.diffusion.cache import ModelCache  # noqa: E402
 from paintwire.server.engines.diffusion.colour import match_colours  # noqa: E402
 from paintwire.server.engines.diffusion.lora import embeddings_in, parse_prompt  # noqa: E402
 from paintwire.server.engines.diffusion.models import ModelEntry, ModelRegistry  # noqa: E402
+from paintwire.server.engines.diffusion.families import SD15, SDXL, family_of  # noqa: E402
+from paintwire.server.engines.diffusion.entries import CHECKPOINT_KINDS  # noqa: E402
 from paintwire.server.engines.diffusion.previews import PreviewMaker, latents_to_rgb  # noqa: E402
 from paintwire.server.engines.diffusion.resize import fit, generation_size  # noqa: E402
 from paintwire.server.engines.diffusion.sampling import inference_steps  # noqa: E402
@@ -24,7 +26,7 @@ from paintwire.protocol.rect import Rect  # noqa: E402
 
 
 def registry(*entries: tuple[str, str]) -> ModelRegistry:
-    return ModelRegistry({n: ModelEntry(n, k, Path(f"/m/{n}.safetensors"), True) for n, k in entries})
+    return ModelRegistry({n: ModelEntry(n, k, Path(f"/m/{n}.safetensors"), True, family_of(k) if k in CHECKPOINT_KINDS else None) for n, k in entries})
 
 
 def test_lora_tags_are_parsed_out_of_the_prompt():
@@ -84,16 +86,16 @@ def test_colour_correction_matches_the_histogram():
 def test_previews_project_latents_and_are_rate_limited():
     sent = []
     ctx = JobContext(on_preview=lambda rgba, box: sent.append((rgba, box)), previews_per_second=1 / 60)
-    maker = PreviewMaker(ctx, Rect(8, 4, 40, 24), "sd15")
+    maker = PreviewMaker(ctx, Rect(8, 4, 40, 24), SD15)
     assert maker.offer(torch.randn(1, 4, 3, 5)) and not maker.offer(torch.randn(1, 4, 3, 5))
     (rgba, box), = sent
     assert rgba.shape == (24, 40, 4) and rgba.dtype == np.uint8 and box == Rect(8, 4, 40, 24)
     # A big work area gets a preview of at most PREVIEW_MAX_SIDE, made small from the start.
-    big = PreviewMaker(JobContext(on_preview=lambda rgba, box: sent.append((rgba, box))), Rect(0, 0, 2048, 1024), "sd15")
+    big = PreviewMaker(JobContext(on_preview=lambda rgba, box: sent.append((rgba, box))), Rect(0, 0, 2048, 1024), SD15)
     assert big.offer(torch.randn(1, 4, 128, 256)) and sent[-1][0].shape == (128, 256, 4)
     # Previews off: nothing is made.
-    assert not PreviewMaker(JobContext(on_preview=sent.append, previews_per_second=0), Rect(0, 0, 8, 8), "sd15").offer(torch.randn(1, 4, 1, 1))
-    assert latents_to_rgb(torch.zeros(4, 2, 2), "sdxl").shape == (2, 2, 3)
+    assert not PreviewMaker(JobContext(on_preview=sent.append, previews_per_second=0), Rect(0, 0, 8, 8), SD15).offer(torch.randn(1, 4, 1, 1))
+    assert latents_to_rgb(torch.zeros(4, 2, 2), SDXL).shape == (2, 2, 3)
 
 
 def test_soft_blend_ends_and_schedule():
@@ -120,7 +122,7 @@ def test_cache_keeps_models_warm_and_evicts_the_least_recent_over_budget():
         return FakePipe(256)  # 1 KiB of weights
 
     cache = ModelCache(load, budget=2500)
-    a, b, c = (ModelEntry(n, "sd15", Path(n)) for n in "abc")
+    a, b, c = (ModelEntry(n, "sd15", Path(n), family=SD15) for n in "abc")
     first = cache.get(a)
     assert cache.get(a) is first and loads == ["a"]
     cache.get(b)

@@ -25,6 +25,7 @@ from paintwire.server.config import ConfigError, ServerConfig, load_config  # no
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, device, memory  # noqa: E402
 from paintwire.server.engines.diffusion.memory import MemoryPlan  # noqa: E402
+from paintwire.server.engines.diffusion.families import family_named  # noqa: E402
 
 GiB = 2**30
 
@@ -105,31 +106,32 @@ def test_out_of_memory_is_recognised_from_every_backend():
 
 # --- small cards ---------------------------------------------------------------------------
 
+FAMILY_SD15, FAMILY_SDXL = family_named("sd15"), family_named("sdxl")
 SD15 = {"unet": int(1.6 * GiB), "text_encoder": int(0.23 * GiB), "vae": int(0.16 * GiB)}  # fp16 sizes
 SDXL = {"unet": int(4.8 * GiB), "text_encoder": int(0.23 * GiB), "text_encoder_2": int(1.3 * GiB), "vae": int(0.16 * GiB)}
 CUDA = torch.device("cuda")
 
 
 @pytest.mark.parametrize("components,family,usable,want", [
-    (SD15, "sd", 11 * GiB, "none"),
-    (SD15, "sd", int(3.7 * GiB), "none"),  # a 4 GB card holds SD1.5 in fp16
-    (SD15, "sd", int(3.2 * GiB), "model"),
-    (SD15, "sd", int(2.0 * GiB), "sequential"),
-    (SDXL, "sdxl", 11 * GiB, "none"),
-    (SDXL, "sdxl", int(7.5 * GiB), "model"),  # 8 GB cards
-    (SDXL, "sdxl", int(5.5 * GiB), "sequential"),  # 6 GB cards
-    (SDXL, "sdxl", int(3.7 * GiB), "sequential"),
+    (SD15, FAMILY_SD15, 11 * GiB, "none"),
+    (SD15, FAMILY_SD15, int(3.7 * GiB), "none"),  # a 4 GB card holds SD1.5 in fp16
+    (SD15, FAMILY_SD15, int(3.2 * GiB), "model"),
+    (SD15, FAMILY_SD15, int(2.0 * GiB), "sequential"),
+    (SDXL, FAMILY_SDXL, 11 * GiB, "none"),
+    (SDXL, FAMILY_SDXL, int(7.5 * GiB), "model"),  # 8 GB cards
+    (SDXL, FAMILY_SDXL, int(5.5 * GiB), "sequential"),  # 6 GB cards
+    (SDXL, FAMILY_SDXL, int(3.7 * GiB), "sequential"),
 ])
 def test_offload_follows_the_model_size_and_the_memory(components, family, usable, want):
     assert memory.choose_offload("auto", components, usable, family, CUDA) == want
 
 
 def test_offload_settings():
-    assert memory.choose_offload("none", SDXL, 2 * GiB, "sdxl", CUDA) == "none"
-    assert memory.choose_offload("sequential", SD15, 24 * GiB, "sd", CUDA) == "sequential"
+    assert memory.choose_offload("none", SDXL, 2 * GiB, FAMILY_SDXL, CUDA) == "none"
+    assert memory.choose_offload("sequential", SD15, 24 * GiB, FAMILY_SD15, CUDA) == "sequential"
     # Apple and the CPU share the host's memory: nothing to offload to.
-    assert memory.choose_offload("model", SDXL, 2 * GiB, "sdxl", torch.device("mps")) == "none"
-    assert memory.choose_offload("auto", SDXL, 2 * GiB, "sdxl", torch.device("cpu")) == "none"
+    assert memory.choose_offload("model", SDXL, 2 * GiB, FAMILY_SDXL, torch.device("mps")) == "none"
+    assert memory.choose_offload("auto", SDXL, 2 * GiB, FAMILY_SDXL, torch.device("cpu")) == "none"
     assert memory.choose_attention_slicing("auto", torch.device("mps"))
     assert not memory.choose_attention_slicing("auto", CUDA)
     assert memory.choose_attention_slicing("on", CUDA) and not memory.choose_attention_slicing("off", torch.device("mps"))

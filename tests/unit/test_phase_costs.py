@@ -9,8 +9,9 @@ import pytest
 from paintwire.protocol import Phase
 from paintwire.server.engines.base import EngineJob, JobContext, ProgressUpdate
 from paintwire.server.engines.diffusion.costs import GB, PRIORS, SD15_BYTES, JobWork, PhaseCosts, job_work
+from paintwire.server.engines.diffusion.families import family_named  # noqa: E402
 
-SD15 = "sd15"
+SD15 = family_named("sd15")
 
 
 def txt2img(steps: int = 2, side: int = 512, batch: int = 1) -> EngineJob:

@@ -26,7 +26,7 @@ from fixtures.real_sizes import (  # noqa: E402
     CLIP_L, CLIP_L_SD, CLIP_L_XL, OPEN_CLIP_BIGG, OPEN_CLIP_H, OPEN_CLIP_SD2, OPEN_CLIP_XL, SCHEDULER, SD2_UNET, SD2_VAE,
     SD15_UNET, SD_VAE, SDXL_UNET, SDXL_VAE, checkpoint_shapes, text_shapes, unet_shapes, vae_shapes, write_header_only,
 )
-from paintwire.server.engines.diffusion.configs import write_skeleton  # noqa: E402
+from paintwire.server.engines.diffusion.families import FAMILIES, family_of  # noqa: E402
 from paintwire.server.engines.diffusion.models import ModelRegistry, read_header  # noqa: E402
 
 # The OpenCLIP towers in the files are whole: SD2 uses all but the last of its 24 layers.
@@ -68,6 +68,12 @@ def test_the_registry_reads_each_kind_from_the_header(sparse_files):
     assert {e.name: e.kind for e in registry.entries.values()} == {n: m[0] for n, m in MODELS.items()}
 
 
+def test_exactly_one_family_recognises_each_file(sparse_files):
+    for name, path in sparse_files.items():
+        shapes = read_header(path)
+        assert [f.name for f in FAMILIES if f.recognise_file(shapes)] == [family_of(MODELS[name][0]).name], name
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_generated_configuration_equals_the_published_one(sparse_files, tmp_path, name):
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
@@ -75,7 +81,7 @@ def test_the_generated_configuration_equals_the_published_one(sparse_files, tmp_
 
     kind, pipeline, unet, vae, encoders, prediction = MODELS[name]
     path = sparse_files[name]
-    folder = write_skeleton(tmp_path / "skel", read_header(path), kind.split("-")[0], pipeline, lambda n, s: None)
+    folder = family_of(kind).write_skeleton(tmp_path / "skel", read_header(path), kind, pipeline, lambda n, s: None)
 
     # As diffusers reads them (its defaults filled in), every published value holds.
     unet_cfg = UNet2DConditionModel.load_config(folder / "unet")
@@ -131,7 +137,7 @@ def test_a_file_beside_the_checkpoint_declares_v_prediction(sparse_files, tmp_pa
         path.with_suffix("." + sidecar[0]).write_text(sidecar[1])
     loader = Loader(ModelRegistry(), torch.device("cpu"), torch.float32)
     try:
-        folder = loader.skeleton(ModelEntry("my-sd2", "sd2", path, True), "StableDiffusionPipeline")
+        folder = loader.skeleton(ModelEntry("my-sd2", "sd2", path, True, family_of("sd2")), "StableDiffusionPipeline")
         sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
         unet = json.loads((folder / "unet" / "config.json").read_text())
     finally:

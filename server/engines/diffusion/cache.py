@@ -44,7 +44,7 @@ class LoadedModel:
         if self.entry.inpaint:
             return self.base  # an inpainting model runs every task through its inpaint pipeline
         if task not in self.pipes:
-            cls = pipeline_class(self.entry.family, task)
+            cls = pipeline_class(self.entry, task)
             # from_pipe casts every shared module to its dtype argument, float32 when none is given:
             # name the model's own, or an fp16 model turns fp32 for good.
             pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=self.base.unet.dtype)
@@ -63,7 +63,7 @@ class LoadedModel:
     @property
     def native_size(self) -> int:
         """The side, in pixels, that the model was trained at."""
-        return int(self.base.unet.config.sample_size) * self.vae_scale_factor
+        return self.entry.family.loaded_native_size(self.base)
 
 
 def weights_size(pipe: Any) -> int:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from paintwire.protocol import Phase
 
 from ..base import EngineJob
-from .models import SD2, SDXL
+from .families.base import Family
 
 GB = 1e9
 SD15_BYTES = 2.13 * GB  # an SD1.5 single file in fp16: the size the priors were measured at
@@ -77,16 +77,15 @@ class JobWork:
         return units
 
 
-NATIVE_SIDE = {SDXL: 1024, SD2: 768}  # before a model is loaded; others 512
 MP = 1e6
 
 
-def job_work(job: EngineJob, family: str, native: int | None, cold: bool, weight_bytes: int, steps: int, prompt: bool) -> JobWork:
+def job_work(job: EngineJob, family: Family, native: int | None, cold: bool, weight_bytes: int, steps: int, prompt: bool) -> JobWork:
     """The work of ``job`` on a model of ``family`` (``native``: its side, when loaded), from
     its parameters alone: the sizes are estimates (an inpaint's region is only known once
     the mode has read the mask), which the first timed step corrects."""
     p = job.params
-    side = native or NATIVE_SIDE.get(family, 512)
+    side = native or family.native_size
     image_mp = job.image.shape[0] * job.image.shape[1] / MP if job.image is not None else 0.0
     sized = p.get("width") and p.get("height")
     upscale_mp = 0.0

@@ -12,9 +12,13 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paintwire.protocol import CHECKPOINT_KINDS as _CHECKPOINTS
 from paintwire.protocol import ModelKind
+
+if TYPE_CHECKING:
+    from .families.base import Family
 
 # Families and the kinds the registry reports (ModelInfo.kind): the protocol's ModelKind values.
 SD15, SD2, SDXL = ModelKind.SD15.value, ModelKind.SD2.value, ModelKind.SDXL.value
@@ -34,14 +38,13 @@ class ModelEntry:
     kind: str  # sd15, sd15-inpaint, sd2, sdxl, ..., lora, embedding, vae, upscaler
     path: Path
     single_file: bool = False  # a .safetensors file rather than a diffusers folder
-
-    @property
-    def family(self) -> str:
-        return self.kind.split("-")[0]
+    # A checkpoint's family (the engine asks it, never compares names); None for other kinds.
+    family: "Family | None" = None
 
     @property
     def inpaint(self) -> bool:
-        return self.kind.endswith("-inpaint")
+        """A checkpoint made for inpainting: it runs every task as an inpaint."""
+        return self.family is not None and self.family.inpaint_only(self.kind)
 
     @property
     def is_checkpoint(self) -> bool:

@@ -14,29 +14,18 @@ from typing import Any
 
 import torch
 
-from .configs import write_skeleton
+from .families import FAMILIES
+from .families.base import TASKS, TXT2IMG
 from .load_progress import IMPORT_STAGE, aside, read_weights, weight_bytes
-from .models import SDXL, ModelEntry, ModelRegistry, read_header
+from .models import ModelEntry, ModelRegistry, read_header
 from .sidecar import declared_prediction, sidecar_path
 
 log = logging.getLogger(__name__)
 
-# Pipeline classes per (family, task). The base pipeline of an inpainting
-# (9-channel) model is its inpaint pipeline: it also serves txt2img and img2img.
-PIPELINES = {
-    ("sd", "txt2img"): "StableDiffusionPipeline",
-    ("sd", "img2img"): "StableDiffusionImg2ImgPipeline",
-    ("sd", "inpaint"): "StableDiffusionInpaintPipeline",
-    ("sdxl", "txt2img"): "StableDiffusionXLPipeline",
-    ("sdxl", "img2img"): "StableDiffusionXLImg2ImgPipeline",
-    ("sdxl", "inpaint"): "StableDiffusionXLInpaintPipeline",
-}
 
-
-def pipeline_class(family: str, task: str) -> Any:
-    import diffusers
-
-    return getattr(diffusers, PIPELINES[("sdxl" if family == SDXL else "sd", task)])
+def pipeline_class(entry: ModelEntry, task: str) -> Any:
+    """The diffusers pipeline class that runs ``task`` for the checkpoint ``entry``."""
+    return entry.family.pipeline_class(entry.kind, task)
 
 
 _imported = False
@@ -50,8 +39,11 @@ def import_pipelines() -> None:
         import diffusers
         import transformers
 
-        for name in PIPELINES.values():
-            getattr(diffusers, name)
+        for family in FAMILIES:
+            for kind in family.kinds:
+                for task in TASKS:
+                    if (name := family.pipeline_name(kind, task)) is not None:
+                        getattr(diffusers, name)
         for name in ("AutoencoderKL", "UNet2DConditionModel", "EulerDiscreteScheduler"):
             getattr(diffusers, name)
         for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
@@ -71,10 +63,8 @@ class Loader:
         that cannot be split, imports and the config folder, run aside."""
         if not _imported:
             aside(import_pipelines, IMPORT_STAGE)
-        cls = pipeline_class(entry.family, "inpaint" if entry.inpaint else "txt2img")
-        kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
-        if entry.family != SDXL:
-            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        cls = pipeline_class(entry, TXT2IMG)  # an inpainting model's is its inpaint pipeline
+        kwargs: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True, **entry.family.load_kwargs()}
         if vae is not None:
             kwargs["vae"] = self.load_vae(vae, entry)
         if entry.single_file:
@@ -101,15 +91,15 @@ class Loader:
         stamp = f"{entry.path}:{entry.path.stat().st_mtime_ns}:{side.stat().st_mtime_ns if side else ''}:{pipeline_class_name}"
         folder = Path(self._skeletons.name) / hashlib.sha1(stamp.encode()).hexdigest()[:16]
         if not (folder / "model_index.json").is_file():
-            write_skeleton(folder, read_header(entry.path), entry.family, pipeline_class_name, self.registry.find_tokenizer,
-                           declared_prediction(entry.path))
+            entry.family.write_skeleton(folder, read_header(entry.path), entry.kind, pipeline_class_name, self.registry.find_tokenizer,
+                                        declared_prediction(entry.path))
         return folder
 
     def load_vae(self, vae: ModelEntry, model: ModelEntry) -> Any:
         """A VAE file, in diffusers or original layout, built with the model's own VAE config."""
         from diffusers import AutoencoderKL
 
-        config = self.skeleton(model, pipeline_class(model.family, "txt2img").__name__) if model.single_file else model.path
+        config = self.skeleton(model, pipeline_class(model, TXT2IMG).__name__) if model.single_file else model.path
         if any(k.startswith("encoder.down_blocks.") for k in read_header(vae.path)):  # diffusers layout
             vae_model = AutoencoderKL.from_pretrained(config, subfolder="vae", local_files_only=True, dtype=self.dtype)
             vae_model.load_state_dict(read_weights(vae.path))

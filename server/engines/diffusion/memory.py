@@ -20,13 +20,9 @@ from typing import Any
 
 import torch
 
-from .device import GiB
+from .families.base import Family
 
 log = logging.getLogger(__name__)
-
-# Activations of one guided step at the native size with SDPA attention, plus the
-# allocator's slack: about 1 GiB for SD1.5 at 512, 2 GiB for SDXL at 1024 (fp16).
-ACTIVATION_RESERVE = {"sd": int(1.5 * GiB), "sdxl": int(2.5 * GiB)}
 
 TILING_FACTOR = 4
 # torch.compile's backend: inductor generates fused kernels (what pays on a GPU).
@@ -54,8 +50,9 @@ class MemoryPlan:
         return out
 
 
-def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, family: str, device: torch.device) -> str:
-    """``setting`` is auto, none, model or sequential (ServerConfig.offload)."""
+def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, family: Family, device: torch.device) -> str:
+    """``setting`` is auto, none, model or sequential (ServerConfig.offload); the family
+    says how much a step at its native size takes (Family.activation_reserve)."""
     if device.type != "cuda":
         # MPS and the CPU share the host's memory: offloading to it saves nothing.
         return "none"
@@ -63,7 +60,7 @@ def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, f
         return setting
     if usable <= 0:
         return "none"
-    reserve = ACTIVATION_RESERVE["sdxl" if family == "sdxl" else "sd"]
+    reserve = family.activation_reserve
     if sum(component_bytes.values()) + reserve <= usable:
         return "none"
     if max(component_bytes.values(), default=0) + reserve <= usable:

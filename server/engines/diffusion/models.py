@@ -19,6 +19,7 @@ from .control.detect import classify_addon, classify_addon_folder
 from .entries import (  # noqa: F401  (the registry's vocabulary, re-exported for its readers)
     CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Shapes, read_header,
 )
+from .families import family_of, recognise_file, recognise_folder
 from .upscalers import upscaler_architecture
 
 log = logging.getLogger(__name__)
@@ -37,22 +38,22 @@ class Unusable:
     reason: str
 
 
-# Folders of a diffusers pipeline that must hold weights, and those that must hold a tokenizer.
-_WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+# The files of a saved tokenizer (either set).
 _TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 
 
-def folder_problem(folder: Path) -> str:
-    """Why a diffusers pipeline folder cannot be loaded, or "" when nothing is missing.
-    Reads only file names and model_index.json, never weights."""
+def folder_problem(folder: Path, kind: str) -> str:
+    """Why a diffusers pipeline folder of ``kind`` cannot be loaded, or "" when nothing is
+    missing. Reads only file names and model_index.json, never weights."""
     try:
         index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return f"model_index.json cannot be read ({exc})"
     parts = [n for n, spec in index.items() if not n.startswith("_") and isinstance(spec, list) and spec and spec[0] is not None]
-    for name in dict.fromkeys(["unet", *parts]):  # every pipeline served here has a UNet
+    weights = family_of(kind).weight_components
+    for name in dict.fromkeys([weights[0], *parts]):  # the denoiser is never optional
         part = folder / name
-        if name in _WEIGHT_COMPONENTS:
+        if name in weights:
             if not any(part.glob("*.safetensors")):
                 if any(part.glob("*.bin")) or any(part.glob("*.ckpt")):
                     return f"its {name} has weights only as pickles (.bin); this server loads .safetensors only: convert them"
@@ -63,23 +64,9 @@ def folder_problem(folder: Path) -> str:
     return ""
 
 
-def classify_checkpoint(shapes: Shapes) -> str | None:
-    """The kind of an original-layout (LDM) checkpoint, or None if it is not one."""
-    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
-    if conv_in is None:
-        return None
-    if "model.diffusion_model.label_emb.0.0.weight" in shapes or any(k.startswith("conditioner.embedders.1.") for k in shapes):
-        family = SDXL
-    elif any(k.startswith("cond_stage_model.model.") for k in shapes):
-        family = SD2  # OpenCLIP text encoder
-    else:
-        family = SD15
-    return f"{family}-inpaint" if conv_in[1] == 9 else family
-
-
 def classify_file(shapes: Shapes, path: Path) -> str | None:
     """The kind of a .safetensors file from its tensors (folder names only break ties)."""
-    kind = classify_checkpoint(shapes)
+    kind = recognise_file(shapes)  # a checkpoint of one of the families
     if kind:
         return kind
     kind = classify_addon(shapes)  # ControlNets, IP-Adapters, image encoders
@@ -97,25 +84,6 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
     if upscaler_architecture(keys) or any(p.lower() in ("upscalers", "esrgan", "upscale_models") for p in path.parts):
         return UPSCALER
     return None
-
-
-def classify_folder(folder: Path) -> str | None:
-    """The kind of a diffusers pipeline folder, from model_index.json and the UNet config."""
-    try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    cls = str(index.get("_class_name", ""))
-    if not cls.startswith("StableDiffusion"):
-        return None  # other pipeline families are not served by this engine
-    if "XL" in cls or unet.get("addition_embed_type") == "text_time":
-        family = SDXL
-    elif unet.get("cross_attention_dim") == 1024:
-        family = SD2
-    else:
-        family = SD15
-    return f"{family}-inpaint" if unet.get("in_channels") == 9 else family
 
 
 def hf_cache_dir() -> Path | None:
@@ -152,13 +120,14 @@ class ModelRegistry:
         base, n = name, 2
         while name in self.entries:  # the same name in two folders: keep both, the second numbered
             name, n = f"{base}-{n}", n + 1
-        self.entries[name] = ModelEntry(name, kind, path, single_file)
+        family = family_of(kind) if kind in CHECKPOINT_KINDS else None
+        self.entries[name] = ModelEntry(name, kind, path, single_file, family)
 
     def _add_folder(self, name: str, folder: Path) -> None:
-        kind = classify_folder(folder)
+        kind = recognise_folder(folder)
         if not kind:
-            return  # another pipeline family (or a config skeleton): not this engine's
-        problem = folder_problem(folder)
+            return  # a pipeline of a family this engine does not serve (or a config skeleton)
+        problem = folder_problem(folder, kind)
         if problem:
             self._unusable(name, kind, folder, f"{name} cannot be loaded: {problem}.")
         else:

@@ -12,6 +12,7 @@ from ..common import SELECTION_ONLY, ModeOrder, inpaint_crop
 from ...region import context_side
 
 from .samplers import SAMPLERS, SCHEDULES
+from .families import FAMILIES
 
 SCHEDULERS = tuple(SAMPLERS)
 # What the WebUI and most guides call them.
@@ -135,9 +136,9 @@ CONTROL_INPUT = InputSpec(
     InputKind.CONTROL, required=False, label="Control layers",
     help="Layers that guide the result: line art, scribbles, edges, depth, pose, or a reference picture (see the kinds the server lists).",
 )
-# The largest native side of the checkpoint families (SDXL): the crop rule's context must
+# The largest native side of the checkpoint families: the crop rule's context must
 # cover the work area of any model a job may name (protocol/crops.py).
-LARGEST_NATIVE = 1024
+LARGEST_NATIVE = max(f.native_size for f in FAMILIES)
 INPAINT_CROP = inpaint_crop(context_side(LARGEST_NATIVE))
 
 SKETCH_INPUT = InputSpec(

@@ -14,19 +14,13 @@ import torch
 from paintwire.protocol import Rect
 
 from ..base import PREVIEW_MAX_SIDE, JobContext
-from .models import SDXL
-
-# Latent channel -> (R, G, B) factors, and a bias, fitted per VAE family.
-SD_FACTORS = [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]]
-SD_BIAS = [0.0, 0.0, 0.0]
-SDXL_FACTORS = [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]]
-SDXL_BIAS = [0.1084, -0.0175, -0.0011]
+from .families.base import Family
 
 
-def latents_to_rgb(latents: torch.Tensor, family: str) -> np.ndarray:
-    """(4, h, w) latents -> (h, w, 3) uint8."""
-    factors = torch.tensor(SDXL_FACTORS if family == SDXL else SD_FACTORS, dtype=torch.float32)
-    bias = torch.tensor(SDXL_BIAS if family == SDXL else SD_BIAS, dtype=torch.float32)
+def latents_to_rgb(latents: torch.Tensor, family: Family) -> np.ndarray:
+    """(channels, h, w) latents -> (h, w, 3) uint8, with the family's latent-to-RGB factors."""
+    factors = torch.tensor(family.preview_factors, dtype=torch.float32)
+    bias = torch.tensor(family.preview_bias, dtype=torch.float32)
     rgb = torch.einsum("chw,cr->hwr", latents.detach().float().cpu(), factors) + bias  # in about [-1, 1]
     return ((rgb.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).numpy()
 
@@ -35,7 +29,7 @@ class PreviewMaker:
     """Projects the latents to a small picture of the work area ``box`` when the
     job's context says a preview is due (the rate is the server's setting)."""
 
-    def __init__(self, ctx: JobContext, box: Rect, family: str) -> None:
+    def __init__(self, ctx: JobContext, box: Rect, family: Family) -> None:
         self.ctx = ctx
         self.box = box
         self.family = family

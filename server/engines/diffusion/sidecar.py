@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .configs import EPSILON, V_PREDICTION
+from .families.base import EPSILON, V_PREDICTION
 
 SUFFIXES = (".yaml", ".yml")
 _PARAMETERIZATION = {"v": V_PREDICTION, "eps": EPSILON}

@@ -10,12 +10,13 @@ from typing import Sequence
 
 from paintwire.protocol import ControlKind, ControlKindSpec, ErrorCode, ProtocolError
 
-from ..models import SD2, SD15, SDXL, ModelEntry, ModelRegistry
+from ..families import family_named
+from ..families.base import Family
+from ..models import ModelEntry, ModelRegistry
 from .detect import CONTROLNET, IMAGE_ENCODER, IP_ADAPTER, Addon, describe
 from .kinds import BY_NAME, KINDS
 
 REFERENCE = ControlKind.REFERENCE.value
-FAMILY_NAMES = {SD15: "SD 1.5", SD2: "SD 2", SDXL: "SDXL"}
 
 # The control modes of union ("promax") SDXL ControlNets, as they were trained
 # (xinsir/controlnet-union-sdxl-1.0): the index each kind is given to the model.
@@ -39,20 +40,28 @@ def serves(addon: Addon, kind: str) -> bool:
     return addon.control_kind == kind or (addon.union and kind in UNION_MODES)
 
 
-def missing_controlnet(kind: str, folders: Sequence[Path], family: str | None = None) -> str:
+def _label(base: str) -> str:
+    """The name people know the family an add-on was made for by."""
+    try:
+        return family_named(base).label
+    except KeyError:
+        return base
+
+
+def missing_controlnet(kind: str, folders: Sequence[Path], family: Family | None = None) -> str:
     label = BY_NAME[kind].label.lower() if kind in BY_NAME else kind
-    made_for = f"made for {FAMILY_NAMES.get(family, family)} checkpoints" if family else "made for your checkpoint (SD 1.5 or SDXL)"
+    made_for = f"made for {family.label} checkpoints" if family else "made for your checkpoint (SD 1.5 or SDXL)"
     return (f"No ControlNet for {label} is installed{' that fits this checkpoint' if family else ''}: put one {made_for}, "
             f"a .safetensors file or diffusers folder with '{kind}' in its name (or an SDXL union/promax ControlNet), "
             f"into {folder_hint(folders, 'controlnet')}.")
 
 
-def missing_adapter(folders: Sequence[Path], family: str | None = None, encoder: bool = False) -> str:
-    for_what = f" for {FAMILY_NAMES.get(family, family)} checkpoints" if family else ""
+def missing_adapter(folders: Sequence[Path], family: Family | None = None, encoder: bool = False) -> str:
+    for_what = f" for {family.label} checkpoints" if family else ""
     if encoder:
         return (f"The IP-Adapter{for_what} needs its image encoder: put the CLIP vision model it was trained with (a folder with "
                 f"config.json and model.safetensors, e.g. IP-Adapter's models/image_encoder) into {folder_hint(folders, 'clip_vision')}.")
-    example = "ip-adapter_sdxl_vit-h.safetensors" if family == SDXL else "ip-adapter_sd15.safetensors"
+    example = (family.ip_adapter_file if family else "") or "ip-adapter_sd15.safetensors"
     return (f"No IP-Adapter{for_what} is installed: put one (e.g. {example}) into {folder_hint(folders, 'ipadapter')} "
             f"and its image encoder (a folder with config.json and model.safetensors) into {folder_hint(folders, 'clip_vision')}.")
 
@@ -71,17 +80,17 @@ def control_kinds(registry: ModelRegistry, folders: Sequence[Path]) -> tuple[Con
     return tuple(out)
 
 
-def pick_controlnet(registry: ModelRegistry, kind: str, name: str | None, context: int, sdxl: bool, family: str,
+def pick_controlnet(registry: ModelRegistry, kind: str, name: str | None, context: int, family: Family,
                     folders: Sequence[Path], field: str) -> Addon:
     """The ControlNet for a layer of ``kind`` on a checkpoint of this width and family."""
     if name is not None:
         addon = _named(registry, name, CONTROLNET, field)
-        if not addon.fits(context, sdxl):
-            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"The ControlNet {name!r} is made for {FAMILY_NAMES.get(addon.base, addon.base)} "
-                                f"checkpoints and does not fit this job's {FAMILY_NAMES.get(family, family)} checkpoint; "
+        if not addon.fits(context, family):
+            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"The ControlNet {name!r} is made for {_label(addon.base)} "
+                                f"checkpoints and does not fit this job's {family.label} checkpoint; "
                                 + missing_controlnet(kind, folders, family), field)
         return addon
-    nets = [n for n in _addons(registry, CONTROLNET) if n.fits(context, sdxl)]
+    nets = [n for n in _addons(registry, CONTROLNET) if n.fits(context, family)]
     exact = [n for n in nets if n.control_kind == kind]
     union = [n for n in nets if n.union and kind in UNION_MODES]
     if exact or union:
@@ -89,20 +98,20 @@ def pick_controlnet(registry: ModelRegistry, kind: str, name: str | None, contex
     raise ProtocolError(ErrorCode.UNKNOWN_MODEL, missing_controlnet(kind, folders, family), field)
 
 
-def pick_adapter(registry: ModelRegistry, name: str | None, context: int, sdxl: bool, family: str,
+def pick_adapter(registry: ModelRegistry, name: str | None, context: int, family: Family,
                  folders: Sequence[Path], field: str) -> tuple[Addon, Addon]:
     """The IP-Adapter for a reference layer, and an image encoder it can read."""
     if name is not None:
         adapters = [_named(registry, name, IP_ADAPTER, field)]
     else:
-        adapters = [a for a in _addons(registry, IP_ADAPTER) if a.fits(context, sdxl)]
+        adapters = [a for a in _addons(registry, IP_ADAPTER) if a.fits(context, family)]
         if not adapters:
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, missing_adapter(folders, family), field)
     encoders = _addons(registry, IMAGE_ENCODER)
     for adapter in adapters:
-        if not adapter.fits(context, sdxl):
+        if not adapter.fits(context, family):
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"The IP-Adapter {adapter.entry.name!r} does not fit this job's "
-                                f"{FAMILY_NAMES.get(family, family)} checkpoint; " + missing_adapter(folders, family), field)
+                                f"{family.label} checkpoint; " + missing_adapter(folders, family), field)
         encoder = next((e for e in encoders if adapter.reads(e)), None)
         if encoder is not None:
             return adapter, encoder

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..configs import _count
+from ..families.sd_configs import _count
 from ..models import Shapes
 
 EMBED = "controlnet_cond_embedding."

@@ -14,11 +14,15 @@ import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paintwire.protocol import ModelKind
 
 from ..entries import SD2, SD15, SDXL, ModelEntry, Shapes, read_header
 from .kinds import kind_from_name
+
+if TYPE_CHECKING:
+    from ..families.base import Family
 
 CONTROLNET, IP_ADAPTER, IMAGE_ENCODER = ModelKind.CONTROLNET.value, ModelKind.IP_ADAPTER.value, ModelKind.IMAGE_ENCODER.value
 ADDON_KINDS = (CONTROLNET, IP_ADAPTER, IMAGE_ENCODER)
@@ -82,11 +86,11 @@ class Addon:
         """Whether this IP-Adapter can read what ``encoder`` makes."""
         return (encoder.hidden if self.plus else encoder.embedding) == self.embedding
 
-    def fits(self, context: int, sdxl: bool) -> bool:
-        """Whether it can guide a checkpoint with this cross-attention width (and SDXL-ness)."""
+    def fits(self, context: int, family: Family) -> bool:
+        """Whether it can guide a checkpoint of ``family`` with this cross-attention width."""
         if self.entry.kind == IMAGE_ENCODER:
             return True
-        if self.base and (self.base == SDXL) != sdxl:
+        if self.base and not family.accepts_addon(self.base):
             return False
         return not self.context or self.context == context
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,23 +23,12 @@ from PIL import Image
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from ...base import DecodedControl
-from ..models import SDXL
 from . import preprocess
 from .catalog import UNION_MODES
 from .detect import Addon
 
-# ControlNet pipelines per (family, task, union).
-PIPELINES = {
-    ("sd", "txt2img", False): "StableDiffusionControlNetPipeline",
-    ("sd", "img2img", False): "StableDiffusionControlNetImg2ImgPipeline",
-    ("sd", "inpaint", False): "StableDiffusionControlNetInpaintPipeline",
-    ("sdxl", "txt2img", False): "StableDiffusionXLControlNetPipeline",
-    ("sdxl", "img2img", False): "StableDiffusionXLControlNetImg2ImgPipeline",
-    ("sdxl", "inpaint", False): "StableDiffusionXLControlNetInpaintPipeline",
-    ("sdxl", "txt2img", True): "StableDiffusionXLControlNetUnionPipeline",
-    ("sdxl", "img2img", True): "StableDiffusionXLControlNetUnionImg2ImgPipeline",
-    ("sdxl", "inpaint", True): "StableDiffusionXLControlNetUnionInpaintPipeline",
-}
+if TYPE_CHECKING:
+    from ..families.base import Family
 
 Place = Callable[[np.ndarray], np.ndarray]  # a canvas-space RGBA layer -> the run's area, at the generated size
 
@@ -61,7 +50,7 @@ class ReferenceLayer:
 
 @dataclass
 class ControlSet:
-    family: str
+    family: Family
     nets: list[NetLayer] = field(default_factory=list)
     references: list[ReferenceLayer] = field(default_factory=list)
 
@@ -123,17 +112,17 @@ class Guidance:
         from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
         from diffusers.models.controlnets.multicontrolnet_union import MultiControlNetUnionModel
 
-        family = "sdxl" if self.controls.family == SDXL else "sd"
-        key = (family, task, self.union)
-        if key not in PIPELINES:
-            raise ProtocolError(ErrorCode.INVALID_PARAM, "Union (promax) ControlNets work with SDXL checkpoints only.", "job.controls")
+        name = self.controls.family.control_pipeline_name(task, self.union)
+        if name is None:
+            what = "Union (promax) ControlNets" if self.union else "ControlNets"
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"{what} do not work with {self.controls.family.label} checkpoints.", "job.controls")
         models = [n.model for n in self.nets]
         if self.union:
             controlnet: Any = MultiControlNetUnionModel(models)
         else:
             controlnet = models[0] if len(models) == 1 else MultiControlNetModel(models)
         with quiet_casts():
-            pipe = getattr(diffusers, PIPELINES[key]).from_pipe(base, controlnet=controlnet, dtype=base.unet.dtype)  # see cache.py
+            pipe = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=base.unet.dtype)  # see cache.py
         pipe.set_progress_bar_config(disable=True)
         if getattr(base, "_all_hooks", None):
             pipe.enable_model_cpu_offload(device=base._offload_device)

@@ -11,7 +11,7 @@ from paintwire.protocol import ControlKind, ErrorCode, Phase, ProtocolError
 
 from ...base import EngineJob, JobContext
 from ..cache import LoadedModel
-from ..models import SDXL, ModelRegistry
+from ..models import ModelRegistry
 from .catalog import pick_adapter, pick_controlnet
 from .guidance import ControlSet, NetLayer, ReferenceLayer, reference_image
 from .loading import AddonLoader
@@ -25,7 +25,6 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
         return None
     unet = dict(loaded.base.unet.config)
     context, family = int(unet.get("cross_attention_dim") or 0), loaded.entry.family
-    sdxl = family == SDXL
     controls = ControlSet(family)
     encoders: set[str] = set()
     n = len(job.controls)
@@ -34,7 +33,7 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
         ctx.phase(Phase.LOADING_MODEL, i, n, "loading control models")
         field = f"job.controls.{i}"
         if layer.kind == ControlKind.REFERENCE.value:
-            adapter, encoder = pick_adapter(registry, layer.model, context, sdxl, family, folders, f"{field}.model")
+            adapter, encoder = pick_adapter(registry, layer.model, context, family, folders, f"{field}.model")
             encoders.add(encoder.entry.name)
             if len(encoders) > 1:
                 raise ProtocolError(ErrorCode.INVALID_PARAM, "Reference layers whose IP-Adapters need different image encoders "
@@ -42,7 +41,7 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
             model = torch.nn.Module.to(loader.image_encoder(encoder.entry), device, loaded.base.unet.dtype)
             controls.references.append(ReferenceLayer(layer, loader.ip_adapter(adapter.entry), model, reference_image(layer.image, f"{field}.image")))
         else:
-            addon = pick_controlnet(registry, layer.kind, layer.model, context, sdxl, family, folders, f"{field}.model")
+            addon = pick_controlnet(registry, layer.kind, layer.model, context, family, folders, f"{field}.model")
             # nn.Module.to, not diffusers' override, which warns on every dtype change.
             model = torch.nn.Module.to(loader.controlnet(addon.entry, unet), device, loaded.base.unet.dtype)
             controls.nets.append(NetLayer(layer, addon, model))

@@ -20,10 +20,13 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .clip_vocab import BYTE_VOCAB_SIZE, PAD_CLIP_L, PAD_OPEN_CLIP, write_tokenizer
-from .models import SD2, SDXL, Shapes
+from ..clip_vocab import BYTE_VOCAB_SIZE, PAD_CLIP_L, PAD_OPEN_CLIP, write_tokenizer
+from ..entries import Shapes
+
+if TYPE_CHECKING:
+    from .stable_diffusion import StableDiffusion
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
@@ -43,22 +46,7 @@ def _count(shapes: Shapes, pattern: str) -> int:
     return len({m.group(1) for k in shapes if (m := rx.match(k))})
 
 
-# Prediction types (scheduler_config.json's prediction_type). SD2's 768 px models
-# predict v, its 512 px base predicts noise; the tensors do not tell, so the
-# default for SD2 is the common 768 px kind and a file beside the checkpoint
-# says otherwise (sidecar.py).
-EPSILON, V_PREDICTION = "epsilon", "v_prediction"
-
-
-def default_prediction(family: str) -> str:
-    return V_PREDICTION if family == SD2 else EPSILON
-
-
-def _is_sd2_768(family: str, prediction: str | None) -> bool:
-    return family == SD2 and (prediction or default_prediction(family)) == V_PREDICTION
-
-
-def unet_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
+def unet_config(shapes: Shapes, family: StableDiffusion, prediction: str | None = None) -> dict[str, Any]:
     conv_in = shapes[UNET + "input_blocks.0.0.weight"]
     levels = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.op\.weight") + 1
     resnets = _count(shapes, re.escape(UNET) + r"input_blocks\.(\d+)\.0\.in_layers\.0\.weight")
@@ -80,14 +68,14 @@ def unet_config(shapes: Shapes, family: str, prediction: str | None = None) -> d
         "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attn],
         "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)],
         "transformer_layers_per_block": depth if len(set(depth)) > 1 else depth[0], "use_linear_projection": len(proj_in) == 2,
-        "sample_size": (128 if family == SDXL else 96 if _is_sd2_768(family, prediction) else 64) if real else 8,
+        "sample_size": family.native_for(prediction) // family.vae_scale_factor if real else 8,
         "norm_num_groups": 32,
     }
     # SD1 configs count heads (8 everywhere); SD2 and SDXL use 64-wide heads.
-    config["attention_head_dim"] = 8 if family not in (SD2, SDXL) else [max(1, c // 64) for c in channels]
-    if _is_sd2_768(family, prediction):
+    config["attention_head_dim"] = [max(1, c // 64) for c in channels] if family.wide_heads else 8
+    if family.upcast_attention(prediction):
         config["upcast_attention"] = True  # as SD2.1-768 publishes it: its attention overflows in fp16
-    if family == SDXL:
+    if family.xl:
         label = shapes[UNET + "label_emb.0.0.weight"]
         pooled = shapes.get(OPEN_CLIP_XL + "text_projection", (0, 1280))[1]
         config.update(addition_embed_type="text_time", projection_class_embeddings_input_dim=label[1],
@@ -95,7 +83,7 @@ def unet_config(shapes: Shapes, family: str, prediction: str | None = None) -> d
     return config
 
 
-def vae_config(shapes: Shapes, family: str, prediction: str | None = None) -> dict[str, Any]:
+def vae_config(shapes: Shapes, family: StableDiffusion, prediction: str | None = None) -> dict[str, Any]:
     levels = _count(shapes, re.escape(VAE) + r"encoder\.down\.(\d+)\.block\.0\.conv1\.weight")
     layers = _count(shapes, re.escape(VAE) + r"encoder\.down\.0\.block\.(\d+)\.conv1\.weight")
     channels = [shapes[f"{VAE}encoder.down.{i}.block.{layers - 1}.conv2.weight"][0] for i in range(levels)]
@@ -104,9 +92,9 @@ def vae_config(shapes: Shapes, family: str, prediction: str | None = None) -> di
         "latent_channels": shapes[VAE + "quant_conv.weight"][0] // 2,
         "block_out_channels": channels, "layers_per_block": layers, "norm_num_groups": 32,
         "down_block_types": ["DownEncoderBlock2D"] * levels, "up_block_types": ["UpDecoderBlock2D"] * levels,
-        "sample_size": 1024 if family == SDXL else 768 if _is_sd2_768(family, prediction) else 512,
-        "scaling_factor": 0.13025 if family == SDXL else 0.18215,
-        "force_upcast": family == SDXL,  # the SDXL VAE overflows in fp16
+        "sample_size": family.native_for(prediction),
+        "scaling_factor": family.vae_scaling,
+        "force_upcast": family.vae_force_upcast,  # the SDXL VAE overflows in fp16
     }
 
 
@@ -137,15 +125,15 @@ def clip_config(shapes: Shapes, prefix: str, open_clip: bool = False, projection
     return config
 
 
-def scheduler_config(family: str, prediction: str | None = None) -> dict[str, Any]:
+def scheduler_config(family: StableDiffusion, prediction: str | None = None) -> dict[str, Any]:
     return {
         "_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
         "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
-        "prediction_type": prediction or default_prediction(family), "timestep_spacing": "leading",
+        "prediction_type": prediction or family.prediction, "timestep_spacing": "leading",
     }
 
 
-def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: str,
+def write_skeleton(folder: Path, shapes: Shapes, family: StableDiffusion, pipeline_class: str,
                    find_tokenizer: Callable[[int, str], Path | None], prediction: str | None = None) -> Path:
     """Write model_index.json and every component's config (no weights) to ``folder``.
     ``prediction`` is the declared prediction type (None: the family's default)."""
@@ -156,14 +144,14 @@ def write_skeleton(folder: Path, shapes: Shapes, family: str, pipeline_class: st
         "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
     }
-    if family == SDXL:
+    if family.xl:
         te1 = clip_config(shapes, CLIP_L_XL)
         te2 = clip_config(shapes, OPEN_CLIP_XL, open_clip=True, projection=True)
         index.update(text_encoder_2=["transformers", "CLIPTextModelWithProjection"], tokenizer_2=["transformers", "CLIPTokenizer"],
                      force_zeros_for_empty_prompt=True)
         encoders = {"text_encoder": te1, "text_encoder_2": te2}
     else:
-        te1 = clip_config(shapes, OPEN_CLIP, open_clip=True) if family == SD2 else clip_config(shapes, CLIP_L)
+        te1 = clip_config(shapes, OPEN_CLIP, open_clip=True) if family.open_clip else clip_config(shapes, CLIP_L)
         index.update(safety_checker=[None, None], feature_extractor=[None, None], requires_safety_checker=False)
         encoders = {"text_encoder": te1}
     _write(folder / "unet" / "config.json", unet_config(shapes, family, prediction))

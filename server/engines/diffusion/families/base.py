@@ -1,0 +1,138 @@
+"""What the engine asks of a model family: one object per architecture.
+
+Every answer that differs between Stable Diffusion 1.x, SDXL, Flux and the rest
+comes from the family object of the model in hand, never from comparing family
+names: how its files are recognised, which pipeline runs each task, its sizes,
+its guidance, how its prompts are encoded and its latents decoded, what add-ons
+fit it and how much memory a step takes. Adding a family is one module that
+subclasses ``Family`` and a line in ``families/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..entries import Shapes
+
+if TYPE_CHECKING:
+    import torch
+
+# Tasks a pipeline runs (the modes map onto them: inpaint, outpaint and inpaint sketch are "inpaint").
+TXT2IMG, IMG2IMG, INPAINT, EDIT = "txt2img", "img2img", "inpaint", "edit"
+TASKS = (TXT2IMG, IMG2IMG, INPAINT, EDIT)
+
+# Kinds of guidance: classifier-free guidance with a negative prompt (one extra pass a
+# step), guidance distilled into the model (a number the model reads, no extra pass),
+# and "true" CFG on a distilled model (the extra pass, with its own scale).
+CFG, DISTILLED, TRUE_CFG = "cfg", "distilled", "true_cfg"
+
+# What the model predicts, which the samplers must know: noise, velocity, or a flow.
+EPSILON, V_PREDICTION, FLOW = "epsilon", "v_prediction", "flow"
+
+FindTokenizer = Callable[[int, str], "Path | None"]
+
+
+@dataclass(frozen=True)
+class Family(ABC):
+    """One model architecture. Instances are immutable and shared; the kinds of its
+    checkpoints (``ModelKind`` values) start with its name."""
+
+    name: str  # its base kind, e.g. "sd15"; variants are "<name>-<variant>" (sd15-inpaint)
+    label: str  # for people: "SD 1.5"
+    native_size: int  # the side, in pixels, it was trained at
+    size_multiple: int  # generated sides are rounded to this
+    latent_channels: int
+    vae_scale_factor: int
+    prediction: str  # what it predicts by default (EPSILON, V_PREDICTION or FLOW)
+    guidance: str  # CFG, DISTILLED or TRUE_CFG
+    prompt_weighting: bool  # the WebUI's (word:1.2) syntax, embeddings and clip skip apply
+    lora_formats: tuple[str, ...]  # what LoRA files it loads: "kohya", "diffusers", "bfl"
+    activation_reserve: int  # bytes of activations a step takes at the native size (fp16)
+    # Folders of a diffusers pipeline that must hold weights; those named tokenizer* need a tokenizer.
+    weight_components: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()  # the kinds' suffixes it has besides its base kind
+    # Latent channel -> (R, G, B) factors and a bias, for previews; None: fitted on the VAE.
+    preview_factors: tuple[tuple[float, float, float], ...] | None = None
+    preview_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    samplers: tuple[str, ...] | None = None  # the samplers that fit it; None: every sampler the server has
+    ip_adapter_file: str = ""  # the usual file name of an IP-Adapter for it, for advice ("" when there is none)
+
+    # -- kinds --------------------------------------------------------------------------------
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return (self.name, *(f"{self.name}-{v}" for v in self.variants))
+
+    def variant(self, kind: str) -> str:
+        """The variant a kind names ("" for the base kind)."""
+        return kind[len(self.name) + 1:] if kind.startswith(self.name + "-") else ""
+
+    def inpaint_only(self, kind: str) -> bool:
+        """Whether models of ``kind`` are made for inpainting and run every task as an inpaint."""
+        return self.variant(kind) == "inpaint"
+
+    # -- recognising files --------------------------------------------------------------------
+
+    @abstractmethod
+    def recognise_file(self, shapes: Shapes) -> str | None:
+        """The kind of a single checkpoint file of this family from its tensors, or None."""
+
+    @abstractmethod
+    def recognise_folder(self, index: dict[str, Any], folder: Path) -> str | None:
+        """The kind of a diffusers folder (its model_index.json read as ``index``), or None."""
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def pipeline_name(self, kind: str, task: str) -> str | None:
+        """The diffusers pipeline class that runs ``task`` for a model of ``kind``; None: it cannot."""
+
+    def pipeline_class(self, kind: str, task: str) -> Any:
+        import diffusers
+
+        name = self.pipeline_name(kind, task)
+        if name is None:
+            raise KeyError(f"{self.label} models of kind {kind} have no pipeline for {task}")
+        return getattr(diffusers, name)
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments of its pipelines' from_pretrained and from_single_file."""
+        return {}
+
+    @abstractmethod
+    def write_skeleton(self, folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
+                       find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:
+        """Write the config folder (no weights) that loads a single file of this family offline."""
+
+    def denoiser(self, pipe: Any) -> Any:
+        """The network that denoises (a UNet or a transformer)."""
+        return pipe.unet
+
+    def loaded_native_size(self, pipe: Any) -> int:
+        """The native side of a loaded model (its config may say more than the family)."""
+        return self.native_size
+
+    # -- guidance by add-ons ------------------------------------------------------------------
+
+    def control_pipeline_name(self, task: str, union: bool) -> str | None:
+        """The ControlNet pipeline for ``task``; None: ControlNets do not guide this family."""
+        return None
+
+    def accepts_addon(self, base: str) -> bool:
+        """Whether an add-on made for the family named ``base`` can guide this family."""
+        return base == self.name
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def activation_bytes(self, width: int, height: int) -> int:
+        """Activations of one step at this size: the reserve at the native size, scaled by the pixels."""
+        return int(self.activation_reserve * max(1.0, width * height / self.native_size ** 2))
+
+    # -- previews -----------------------------------------------------------------------------
+
+    def preview_latents(self, latents: "torch.Tensor", width: int, height: int) -> "torch.Tensor":
+        """The (channels, h, w) latents of the first image of a step's ``latents``."""
+        return latents[0]

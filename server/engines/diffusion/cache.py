@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from .families.base import denoiser_of
 from .loader import pipeline_class
 from .models import ModelEntry
 from .prompt_cache import PromptCache
@@ -47,7 +48,7 @@ class LoadedModel:
             cls = pipeline_class(self.entry, task)
             # from_pipe casts every shared module to its dtype argument, float32 when none is given:
             # name the model's own, or an fp16 model turns fp32 for good.
-            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=self.base.unet.dtype)
+            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=denoiser_of(self.base).dtype)
             pipe.set_progress_bar_config(disable=True)
             if pipe is not self.base and getattr(self.base, "_all_hooks", None):
                 # Model offload: the new pipeline shares the modules and their hooks, and

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from paintwire.protocol import Phase
 
 from ..base import EngineJob
-from .families.base import Family
+
+if TYPE_CHECKING:
+    from .families.base import Family
 
 GB = 1e9
 SD15_BYTES = 2.13 * GB  # an SD1.5 single file in fp16: the size the priors were measured at

@@ -19,9 +19,10 @@ from .control.loading import AddonLoader
 from .control.setup import control_set
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .costs import PhaseCosts, job_work
-from .generate import Sampling, prompt_key
+from .generate import Sampling
 from .load_progress import LoadWatch, reporting
 from .load_progress import install as install_quiet_bars
+from .families.base import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
@@ -129,13 +130,13 @@ class DiffusersEngine(Engine):
         warm = None if cold else self.cache.get(entry, vae)
         file_bytes, components = self.loader.weight_files(entry, vae)
         steps = planned_steps(job.mode, p)
-        prompt_encoded = warm is None or not warm.prompts.holds(prompt_key(sampling, warm.base))
+        prompt_encoded = warm is None or not warm.prompts.holds(entry.family.prompt_key(sampling, warm.base))
         work = job_work(job, entry.family, warm.native_size if warm else None, cold, file_bytes, steps, prompt_encoded)
         ctx.plan(self.costs.weights(entry.name, work), {Phase.DENOISING: steps}, calibrate=Phase.DENOISING)
         loaded = warm or self._load_for(entry, vae, LoadWatch(file_bytes, lambda done, total, stage: ctx.phase(Phase.LOADING_MODEL, done, total, stage),
                                                               ctx.check_cancelled, components), ctx)
         if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
-            loaded.compile_pending = getattr(loaded.base.unet, "_compiled_call_impl", None) is not None
+            loaded.compile_pending = getattr(denoiser_of(loaded.base), "_compiled_call_impl", None) is not None
         controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
         with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from .families.base import Family
+from .families.base import Family, denoiser_of
+
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def component_sizes(pipe: Any, dtype: torch.dtype) -> dict[str, int]:
 def place(pipe: Any, plan: MemoryPlan, device: torch.device) -> None:
     """Put a loaded (CPU) pipeline on ``device`` as ``plan`` says."""
     if plan.channels_last:
-        pipe.unet.to(memory_format=torch.channels_last)
+        denoiser_of(pipe).to(memory_format=torch.channels_last)
     if plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif plan.offload == "sequential":
@@ -110,4 +111,4 @@ def place(pipe: Any, plan: MemoryPlan, device: torch.device) -> None:
     if plan.compile:
         # In place (the module keeps its class), so from_pipe, LoRA and offload
         # see the same UNet; the first call at each shape compiles.
-        pipe.unet.compile(backend=COMPILE_BACKEND)
+        denoiser_of(pipe).compile(backend=COMPILE_BACKEND)

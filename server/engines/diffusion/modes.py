@@ -19,15 +19,16 @@ from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
 from .control.guidance import ControlSet, Guidance, Place
-from .generate import Sampling, denoise, encode, generators, to_pil
+from .generate import Sampling, denoise, generators, to_pil
 from .models import UPSCALER, ModelRegistry
 from .phases import cancel_points
 from .previews import PreviewMaker
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
-from .sampling import img2img_calls, inference_steps, make_scheduler
+from .sampling import img2img_calls, inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
 from .tiling import TileBlender, TileGrid
 from .upscalers import load_upscaler, passes_for, resize_alpha, upscale_rgb
+from .vae_codec import encode
 from .vae_encodes import reads_masked_image
 
 @dataclass
@@ -295,7 +296,7 @@ class ModeRunner:
         tile = min(multiple_of(p["tile_size"] or self.loaded.native_size), multiple_of(max(h, w)))
         grid = TileGrid(w, h, tile, min(p["tile_overlap"], tile // 2))
         s = self.sampling
-        scheduler = make_scheduler(s.scheduler, self.loaded.scheduler_config, s.schedule, s.seed)
+        scheduler = self.loaded.entry.family.scheduler(s, self.loaded.scheduler_config)
         steps = img2img_calls(scheduler, inference_steps(s.steps, p["strength"], p["exact_steps"]), p["strength"])
         blender = TileBlender(grid, 1)
         single = dataclasses.replace(self.sampling, batch=1)

@@ -97,6 +97,11 @@ class PhaseWatch:
         for module in network.modules():
             if isinstance(module, blocks):
                 self.handles.append(module.register_forward_pre_hook(self.check))
+        # The transformers of the flow families keep their blocks in lists of these names.
+        for name in ("transformer_blocks", "single_transformer_blocks"):
+            for module in getattr(network, name, ()):
+                if not isinstance(module, blocks):
+                    self.handles.append(module.register_forward_pre_hook(self.check))
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -116,10 +121,10 @@ def watching(pipe: Any, ctx: JobContext) -> Iterator[PhaseWatch]:
     the pipelines made from it with from_pipe, which share the same modules)."""
     watch = PhaseWatch(ctx)
     try:
-        unet = getattr(pipe, "unet", None)
-        if unet is not None:
-            watch.handles.append(unet.register_forward_pre_hook(watch.enter_denoising))
-            watch.add_cancel_points(unet)
+        network = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+        if network is not None:
+            watch.handles.append(network.register_forward_pre_hook(watch.enter_denoising))
+            watch.add_cancel_points(network)
         for name in ("text_encoder", "text_encoder_2"):
             encoder = getattr(pipe, name, None)
             if encoder is not None:

@@ -7,6 +7,8 @@ artist watches for before deciding to cancel.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 import torch
@@ -14,7 +16,9 @@ import torch
 from paintwire.protocol import Rect
 
 from ..base import PREVIEW_MAX_SIDE, JobContext
-from .families.base import Family
+
+if TYPE_CHECKING:
+    from .families.base import Family
 
 
 def latents_to_rgb(latents: torch.Tensor, family: Family) -> np.ndarray:

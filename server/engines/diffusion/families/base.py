@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..entries import Shapes
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from ..cache import LoadedModel
+    from ..generate import Sampling
 
 # Tasks a pipeline runs (the modes map onto them: inpaint, outpaint and inpaint sketch are "inpaint").
 TXT2IMG, IMG2IMG, INPAINT, EDIT = "txt2img", "img2img", "inpaint", "edit"
@@ -33,6 +37,12 @@ CFG, DISTILLED, TRUE_CFG = "cfg", "distilled", "true_cfg"
 EPSILON, V_PREDICTION, FLOW = "epsilon", "v_prediction", "flow"
 
 FindTokenizer = Callable[[int, str], "Path | None"]
+
+
+def denoiser_of(pipe: Any) -> Any:
+    """A pipeline's denoising network: its UNet, or its transformer."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else pipe.transformer
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,6 @@ class Family(ABC):
                        find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:
         """Write the config folder (no weights) that loads a single file of this family offline."""
 
-    def denoiser(self, pipe: Any) -> Any:
-        """The network that denoises (a UNet or a transformer)."""
-        return pipe.unet
-
     def loaded_native_size(self, pipe: Any) -> int:
         """The native side of a loaded model (its config may say more than the family)."""
         return self.native_size
@@ -130,6 +136,28 @@ class Family(ABC):
     def activation_bytes(self, width: int, height: int) -> int:
         """Activations of one step at this size: the reserve at the native size, scaled by the pixels."""
         return int(self.activation_reserve * max(1.0, width * height / self.native_size ** 2))
+
+    # -- a run --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def scheduler(self, sampling: "Sampling", config: Any) -> Any:
+        """A fresh scheduler for a run with ``sampling``'s sampler, from the model's own scheduler config."""
+
+    @abstractmethod
+    def prompt_key(self, sampling: "Sampling", pipe: Any) -> tuple:
+        """What the conditioning of ``sampling`` on ``pipe`` depends on (the prompt cache's key)."""
+
+    @abstractmethod
+    def encode_prompt(self, pipe: Any, sampling: "Sampling") -> dict[str, Any]:
+        """The pipeline's conditioning keyword arguments (embeddings) for ``sampling``'s prompts."""
+
+    @abstractmethod
+    def guidance_kwargs(self, sampling: "Sampling") -> dict[str, Any]:
+        """The pipeline's guidance keyword arguments for ``sampling``'s guidance scale."""
+
+    @abstractmethod
+    def decode(self, loaded: "LoadedModel", pipe: Any, latents: "torch.Tensor", width: int, height: int) -> "list[np.ndarray]":
+        """A run's ``output_type="latent"`` result -> (H, W, 3) uint8 images, one per latent."""
 
     # -- previews -----------------------------------------------------------------------------
 

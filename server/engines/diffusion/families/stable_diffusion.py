@@ -11,12 +11,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..device import GiB
 from ..entries import Shapes
+from ..prompt_encoding import encode_prompts
+from ..sampling import make_scheduler
+from ..vae_codec import decode
 from . import sd_configs
 from .base import CFG, EPSILON, IMG2IMG, INPAINT, TXT2IMG, V_PREDICTION, Family, FindTokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from ..cache import LoadedModel
+    from ..generate import Sampling
 
 SD_LORAS = ("kohya", "diffusers")
 _CONV_IN = "model.diffusion_model.input_blocks.0.0.weight"
@@ -102,6 +112,25 @@ class StableDiffusion(Family):
 
     def accepts_addon(self, base: str) -> bool:
         return base in self.addon_bases
+
+    def scheduler(self, sampling: Sampling, config: Any) -> Any:
+        return make_scheduler(sampling.scheduler, config, sampling.schedule, sampling.seed)
+
+    def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
+        # Cached per model: a ControlNet pipeline shares the checkpoint's text encoders, so only
+        # what encode_prompts reads from the pipeline itself (its empty-negative rule) joins the key.
+        return (sampling.prompt, sampling.negative_prompt, sampling.clip_skip, sampling.adapters,
+                bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False)))
+
+    def encode_prompt(self, pipe: Any, sampling: Sampling) -> dict[str, Any]:
+        # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
+        return encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)
+
+    def guidance_kwargs(self, sampling: Sampling) -> dict[str, Any]:
+        return {"guidance_scale": sampling.cfg}
+
+    def decode(self, loaded: LoadedModel, pipe: Any, latents: torch.Tensor, width: int, height: int) -> list[np.ndarray]:
+        return decode(loaded, pipe, latents)
 
 
 _SD_COMMON: dict[str, Any] = dict(

@@ -271,7 +271,8 @@ def _info(args: argparse.Namespace) -> int:
                 print(f"    {p.name} ({p.type.value}, default {p.default!r}): {p.help}")
         models = [m for m in caps.models if m.engine == engine.name]
         for m in models:
-            print(f"  model {m.name} ({m.kind})" + (f": cannot be used: {m.problem}" if m.problem else ""))
+            family = f", family {m.family}" if m.family and m.family != m.kind else ""
+            print(f"  model {m.name} ({m.kind}{family})" + (f": cannot be used: {m.problem}" if m.problem else ""))
     return EXIT_OK
 
 

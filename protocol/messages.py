@@ -230,6 +230,9 @@ class ModelInfo:
     # Why this model cannot be used (a missing tokenizer, an unsupported layout);
     # empty when it can. Clients show the reason instead of offering the model.
     problem: str = ""
+    # A checkpoint's model family ("sd15", "sdxl", "flux", ...; its kind may name a variant
+    # such as "sdxl-inpaint"); empty for other kinds and from older servers.
+    family: str = ""
 
     @property
     def usable(self) -> bool:
@@ -239,11 +242,13 @@ class ModelInfo:
         out = {"name": self.name, "engine": self.engine, "kind": self.kind, "label": self.label or self.name}
         if self.problem:
             out["problem"] = self.problem
+        if self.family:
+            out["family"] = self.family
         return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ModelInfo":
-        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""), obj.get("problem") or "")
+        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""), obj.get("problem") or "", str(obj.get("family") or ""))
 
 
 @dataclass(frozen=True)

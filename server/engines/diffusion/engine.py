@@ -22,6 +22,7 @@ from .costs import PhaseCosts, job_work
 from .generate import Sampling
 from .load_progress import LoadWatch, reporting
 from .load_progress import install as install_quiet_bars
+from .families import family_name
 from .families.base import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
@@ -73,8 +74,8 @@ class DiffusersEngine(Engine):
         return with_upscalers(MODES, [e.name for e in self.registry.of_kind(UPSCALER)])
 
     def models(self) -> tuple[ModelInfo, ...]:
-        usable = [ModelInfo(e.name, self.name, e.kind) for e in self.registry.entries.values()]
-        unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason) for u in self.registry.unusable.values()]
+        usable = [ModelInfo(e.name, self.name, e.kind, family=e.family.name if e.family else "") for e in self.registry.entries.values()]
+        unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason, family=family_name(u.kind)) for u in self.registry.unusable.values()]
         return tuple(usable + unusable)
 
     def model_file(self, name: str) -> Path | None:

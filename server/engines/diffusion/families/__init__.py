@@ -31,6 +31,11 @@ def family_of(kind: str) -> Family:
     raise KeyError(f"no model family has the kind {kind!r}")
 
 
+def family_name(kind: str) -> str:
+    """The family name of a checkpoint kind, or "" for other kinds (LoRAs, VAEs, ...)."""
+    return next((f.name for f in FAMILIES if kind in f.kinds), "")
+
+
 def checkpoint_kinds() -> tuple[str, ...]:
     return tuple(k for f in FAMILIES for k in f.kinds)
 
@@ -51,5 +56,5 @@ def recognise_folder(folder: Path) -> str | None:
     return next((kind for f in FAMILIES if (kind := f.recognise_folder(index, folder))), None)
 
 
-__all__ = ["FAMILIES", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "family_named", "family_of",
+__all__ = ["FAMILIES", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "family_name", "family_named", "family_of",
            "recognise_file", "recognise_folder"]

@@ -29,6 +29,12 @@ class ModelKind(str, enum.Enum):
     SD2_INPAINT = "sd2-inpaint"
     SDXL = "sdxl"
     SDXL_INPAINT = "sdxl-inpaint"
+    FLUX = "flux"  # Flux.1 dev (and Krea): guidance distilled into the model
+    FLUX_SCHNELL = "flux-schnell"  # Flux.1 schnell: few steps, no guidance
+    FLUX_FILL = "flux-fill"  # Flux.1 Fill: the inpainting model
+    FLUX_KONTEXT = "flux-kontext"  # Flux.1 Kontext: edits by instruction
+    FLUX2_KLEIN = "flux2-klein"  # Flux.2 Klein, distilled (4 steps, no guidance): generates and edits
+    FLUX2_KLEIN_BASE = "flux2-klein-base"  # Flux.2 Klein base: classifier-free guidance
     LORA = "lora"
     EMBEDDING = "embedding"
     VAE = "vae"
@@ -41,6 +47,8 @@ class ModelKind(str, enum.Enum):
 # The kinds a diffusion job can be run with as "the model".
 CHECKPOINT_KINDS: tuple[ModelKind, ...] = (
     ModelKind.SD15, ModelKind.SD15_INPAINT, ModelKind.SD2, ModelKind.SD2_INPAINT, ModelKind.SDXL, ModelKind.SDXL_INPAINT,
+    ModelKind.FLUX, ModelKind.FLUX_SCHNELL, ModelKind.FLUX_FILL, ModelKind.FLUX_KONTEXT, ModelKind.FLUX2_KLEIN,
+    ModelKind.FLUX2_KLEIN_BASE,
 )
 
 

@@ -243,6 +243,11 @@ class JobContext:
             return self._fraction
         return min(1.0, fraction + (position - start) / (whole - start) * (1.0 - fraction))
 
+    @property
+    def previews_wanted(self) -> bool:
+        """Whether anyone receives previews of this job."""
+        return self._on_preview is not None
+
     def preview_due(self) -> bool:
         """Whether a preview sent now would be within the rate (and previews are wanted)."""
         return self._on_preview is not None and time.monotonic() - self._last_preview >= self._preview_interval

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from .families.base import denoiser_of
+from .networks import denoiser_of
 from .loader import pipeline_class
 from .models import ModelEntry
 from .prompt_cache import PromptCache

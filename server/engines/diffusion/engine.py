@@ -23,7 +23,7 @@ from .generate import Sampling
 from .load_progress import LoadWatch, reporting
 from .load_progress import install as install_quiet_bars
 from .families import family_name
-from .families.base import denoiser_of
+from .networks import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place

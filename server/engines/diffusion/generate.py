@@ -20,7 +20,7 @@ from ..base import JobContext
 from .cache import LoadedModel
 from .device import memory_info
 from .memory import vae_tiling_needed
-from .previews import PreviewMaker
+from .previews import PreviewMaker, fitted_projection
 from .sampling import SchedulerTap, StepHook, inference_steps
 from .vae_encodes import unread_masked_image_skipped
 
@@ -92,13 +92,15 @@ def denoise(
 ) -> tuple[list[np.ndarray], StepHook]:
     """Run ``task`` (txt2img, img2img, inpaint) once; returns (H, W, 3) uint8 images, one per seed.
     ``guidance``: the job's control layers, placed for this run."""
-    if loaded.entry.inpaint and task != "inpaint":
-        # An inpainting model does txt2img and img2img as an inpaint of everything.
+    family = loaded.entry.family
+    if task in ("txt2img", "img2img") and (loaded.entry.inpaint or family.pipeline_name(loaded.entry.kind, task) is None):
+        # An inpainting model (or a family without an img2img pipeline) does them as an inpaint of everything.
         if image is None:
             image, strength = to_pil(np.full((height, width, 3), 127, np.uint8)), 1.0
         mask, task = to_pil(np.full((height, width), 255, np.uint8)), "inpaint"
     pipe = guidance.pipeline(loaded.pipeline, loaded.base, task) if guidance else loaded.pipeline(task)
-    family = loaded.entry.family
+    if previews is not None:
+        previews.generated(width, height, lambda: fitted_projection(family, pipe))
     pipe.scheduler = family.scheduler(sampling, loaded.scheduler_config)
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
@@ -113,8 +115,8 @@ def denoise(
         return conditioning
 
     kwargs: dict[str, Any] = {
-        **loaded.prompts.get(family.prompt_key(sampling, pipe), encode_prompt),
-        **family.guidance_kwargs(sampling), "num_images_per_prompt": sampling.batch,
+        **family.batch_conditioning(loaded.prompts.get(family.prompt_key(sampling, pipe), encode_prompt), sampling.batch),
+        **family.guidance_kwargs(sampling, pipe), "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],
     }

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .families.base import Family, denoiser_of
+from .networks import denoiser_of
+
+if TYPE_CHECKING:
+    from .families.base import Family
 
 
 log = logging.getLogger(__name__)

@@ -47,8 +47,9 @@ class ModeRunner:
 
     def settings(self, seed: int, **extra: Any) -> dict[str, Any]:
         model = self.loaded.entry.name if self.loaded else None
+        sampler = self.loaded.entry.family.sampler_used(self.p["scheduler"]) if self.loaded else self.p["scheduler"]
         # The runner adds the engine's name and the mode to every layer's settings.
-        return {"model": model, **self.p, "seed": seed, **extra}
+        return {"model": model, **self.p, "scheduler": sampler, "seed": seed, **extra}
 
     def previews(self, box: Rect) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)

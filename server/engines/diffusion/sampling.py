@@ -24,6 +24,25 @@ def make_scheduler(name: str, config: Any, schedule: str = AUTOMATIC, seed: int 
     return getattr(diffusers, cls_name).from_config(config, **options)
 
 
+# The flow families' samplers: a WebUI sampler name -> its flow-matching scheduler in diffusers.
+# Any other sampler runs as flow Euler (what the models were distilled and published with).
+FLOW_SAMPLERS = {"euler": "FlowMatchEulerDiscreteScheduler", "euler_a": "FlowMatchEulerDiscreteScheduler"}
+FLOW_DEFAULT = "euler"
+
+
+def flow_sampler(name: str) -> str:
+    """The sampler a flow model runs for the sampler ``name`` a job asks for."""
+    return name if name in FLOW_SAMPLERS else FLOW_DEFAULT
+
+
+def make_flow_scheduler(name: str, config: Any) -> Any:
+    """A fresh flow-matching scheduler from the model's own config (shift, dynamic shifting)."""
+    import diffusers
+
+    cls = getattr(diffusers, FLOW_SAMPLERS[flow_sampler(name)])
+    return cls.from_config(config, stochastic_sampling=True) if name == "euler_a" else cls.from_config(config)
+
+
 def inference_steps(steps: int, strength: float, exact: bool) -> int:
     """What to pass as num_inference_steps so that the run has the right number of steps.
 
@@ -60,13 +79,21 @@ class SchedulerTap:
         self.x0: torch.Tensor | None = None
         self.image_latents: torch.Tensor | None = None
         self.noise: torch.Tensor | None = None
-        self.add_noise = scheduler.add_noise
+        flow = hasattr(scheduler, "scale_noise")  # flow matching: x_t = (1 - sigma) x0 + sigma noise
+        self.add_noise = scheduler.scale_noise if flow else scheduler.add_noise
         step = scheduler.step
 
         # wraps: the pipelines read step()'s signature to decide whether to pass the
         # generator; without it an ancestral or SDE sampler draws unseeded noise.
         @functools.wraps(step)
         def tapped_step(*args: Any, **kwargs: Any) -> Any:
+            if flow:  # the step predicts a velocity: x0 = x_t - sigma v
+                index = scheduler.step_index if scheduler.step_index is not None else 0
+                sigma = scheduler.sigmas[index]
+                velocity, sample = args[0] if args else kwargs["model_output"], kwargs.get("sample", args[2] if len(args) > 2 else None)
+                out = step(*args, **kwargs)
+                self.x0 = sample - sigma.to(sample) * velocity if sample is not None else None
+                return out
             out = step(*args, **kwargs)
             x0 = out[1] if isinstance(out, tuple) and len(out) > 1 else getattr(out, "pred_original_sample", None)
             if x0 is None:  # multistep solvers keep their x0 predictions
@@ -75,14 +102,19 @@ class SchedulerTap:
             self.x0 = x0
             return out
 
-        @functools.wraps(scheduler.add_noise)
-        def tapped_add_noise(original: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        @functools.wraps(self.add_noise)
+        def tapped_add_noise(original: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            # add_noise(original, noise, timesteps); a flow scheduler's scale_noise(sample, timestep, noise)
+            noise = kwargs.get("noise", args[-1] if flow else args[0]) if (args or kwargs) else None
             if self.image_latents is None:
                 self.image_latents, self.noise = original, noise
-            return self.add_noise(original, noise, timesteps)
+            return self.add_noise(original, *args, **kwargs)
 
         scheduler.step = tapped_step
-        scheduler.add_noise = tapped_add_noise
+        if flow:
+            scheduler.scale_noise = tapped_add_noise
+        else:
+            scheduler.add_noise = tapped_add_noise
 
 
 Blend = Callable[[Any, int, torch.Tensor, torch.Tensor], torch.Tensor]

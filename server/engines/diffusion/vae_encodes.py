@@ -33,7 +33,9 @@ def unread_masked_image_skipped(pipe: Any) -> Iterator[None]:
     from diffusers import AutoencoderKL
 
     vae = pipe.vae
-    if reads_masked_image(pipe) or not hasattr(pipe, "prepare_mask_latents") or not isinstance(vae, AutoencoderKL):
+    # Only the UNet inpaint pipelines encode a masked image they may not read; the flow ones have their own ways.
+    unet = getattr(pipe, "unet", None)
+    if unet is None or reads_masked_image(pipe) or not hasattr(pipe, "prepare_mask_latents") or not isinstance(vae, AutoencoderKL):
         yield
         return
     prepare = pipe.prepare_mask_latents

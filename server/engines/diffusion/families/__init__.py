@@ -13,9 +13,10 @@ from typing import Any
 
 from ..entries import Shapes
 from .base import Family
+from .flux import FLUX, FLUX2
 from .stable_diffusion import SD2, SD15, SDXL
 
-FAMILIES: tuple[Family, ...] = (SD15, SD2, SDXL)
+FAMILIES: tuple[Family, ...] = (SD15, SD2, SDXL, FLUX, FLUX2)
 _BY_NAME = {f.name: f for f in FAMILIES}
 
 
@@ -56,5 +57,5 @@ def recognise_folder(folder: Path) -> str | None:
     return next((kind for f in FAMILIES if (kind := f.recognise_folder(index, folder))), None)
 
 
-__all__ = ["FAMILIES", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "family_name", "family_named", "family_of",
+__all__ = ["FAMILIES", "FLUX", "FLUX2", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "family_name", "family_named", "family_of",
            "recognise_file", "recognise_folder"]

@@ -39,12 +39,6 @@ EPSILON, V_PREDICTION, FLOW = "epsilon", "v_prediction", "flow"
 FindTokenizer = Callable[[int, str], "Path | None"]
 
 
-def denoiser_of(pipe: Any) -> Any:
-    """A pipeline's denoising network: its UNet, or its transformer."""
-    unet = getattr(pipe, "unet", None)
-    return unet if unet is not None else pipe.transformer
-
-
 @dataclass(frozen=True)
 class Family(ABC):
     """One model architecture. Instances are immutable and shared; the kinds of its
@@ -69,12 +63,13 @@ class Family(ABC):
     preview_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
     samplers: tuple[str, ...] | None = None  # the samplers that fit it; None: every sampler the server has
     ip_adapter_file: str = ""  # the usual file name of an IP-Adapter for it, for advice ("" when there is none)
+    base_kind: bool = True  # its name is a kind of its own (else only "<name>-<variant>" kinds exist)
 
     # -- kinds --------------------------------------------------------------------------------
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return (self.name, *(f"{self.name}-{v}" for v in self.variants))
+        return (self.name,) * self.base_kind + tuple(f"{self.name}-{v}" for v in self.variants)
 
     def variant(self, kind: str) -> str:
         """The variant a kind names ("" for the base kind)."""
@@ -139,6 +134,10 @@ class Family(ABC):
 
     # -- a run --------------------------------------------------------------------------------
 
+    def sampler_used(self, name: str) -> str:
+        """The sampler a run asked for ``name`` runs with (recorded in the result's settings)."""
+        return name
+
     @abstractmethod
     def scheduler(self, sampling: "Sampling", config: Any) -> Any:
         """A fresh scheduler for a run with ``sampling``'s sampler, from the model's own scheduler config."""
@@ -151,8 +150,12 @@ class Family(ABC):
     def encode_prompt(self, pipe: Any, sampling: "Sampling") -> dict[str, Any]:
         """The pipeline's conditioning keyword arguments (embeddings) for ``sampling``'s prompts."""
 
+    def batch_conditioning(self, conditioning: dict[str, Any], batch: int) -> dict[str, Any]:
+        """The conditioning of one image made ready for ``batch`` images (the SD pipelines repeat it themselves)."""
+        return conditioning
+
     @abstractmethod
-    def guidance_kwargs(self, sampling: "Sampling") -> dict[str, Any]:
+    def guidance_kwargs(self, sampling: "Sampling", pipe: Any) -> dict[str, Any]:
         """The pipeline's guidance keyword arguments for ``sampling``'s guidance scale."""
 
     @abstractmethod
@@ -160,6 +163,11 @@ class Family(ABC):
         """A run's ``output_type="latent"`` result -> (H, W, 3) uint8 images, one per latent."""
 
     # -- previews -----------------------------------------------------------------------------
+
+    def preview_space(self, latents: "torch.Tensor") -> "torch.Tensor":
+        """A VAE's raw (batch, channels, h, w) latents arranged as ``preview_latents`` gives a
+        step's latents (up to a per-channel scale and shift), to fit previews on."""
+        return latents
 
     def preview_latents(self, latents: "torch.Tensor", width: int, height: int) -> "torch.Tensor":
         """The (channels, h, w) latents of the first image of a step's ``latents``."""

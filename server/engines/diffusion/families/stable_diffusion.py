@@ -126,7 +126,7 @@ class StableDiffusion(Family):
         # WebUI prompt syntax, any length, clip skip: encoded here, not by the pipeline.
         return encode_prompts(pipe, sampling.prompt, sampling.negative_prompt, sampling.clip_skip)
 
-    def guidance_kwargs(self, sampling: Sampling) -> dict[str, Any]:
+    def guidance_kwargs(self, sampling: Sampling, pipe: Any) -> dict[str, Any]:
         return {"guidance_scale": sampling.cfg}
 
     def decode(self, loaded: LoadedModel, pipe: Any, latents: torch.Tensor, width: int, height: int) -> list[np.ndarray]:

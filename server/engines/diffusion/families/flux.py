@@ -1,0 +1,181 @@
+"""Flux.1 (dev, schnell, Krea, Fill, Kontext) and Flux.2 Klein: flow-matching transformers.
+
+Both denoise packed latents (2 x 2 latent pixels a token) with a rectified flow,
+so their samplers are flow samplers and their steps predict a velocity. What
+differs between them is kept here:
+
+- Flux.1 reads CLIP-L (pooled) and T5-XXL (per token); dev, Krea and Kontext have
+  guidance distilled into the model (``guidance_scale`` is a number it reads, no
+  extra pass); schnell has none. Fill is its inpainting model, Kontext its editor.
+- Flux.2 Klein reads one Qwen3 text encoder (hidden states of three layers); its
+  VAE (``AutoencoderKLFlux2``) keeps batch-norm statistics of its latents, which the
+  pipeline undoes before returning latents. The distilled Klein runs in 4 steps
+  without guidance; the base model uses classifier-free guidance with a negative prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..device import GiB
+from ..entries import Shapes
+from ..sampling import flow_sampler, make_flow_scheduler
+from ..vae_codec import decode
+from .base import CFG, DISTILLED, EDIT, FLOW, IMG2IMG, INPAINT, TXT2IMG, Family, FindTokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..cache import LoadedModel
+    from ..generate import Sampling
+
+FLUX_LORAS = ("kohya", "bfl", "diffusers")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class FlowTransformer(Family):
+    """What the flow families share: schedulers, batches of conditioning, decoding."""
+
+    def sampler_used(self, name: str) -> str:
+        return flow_sampler(name)
+
+    def scheduler(self, sampling: Sampling, config: Any) -> Any:
+        return make_flow_scheduler(sampling.scheduler, config)
+
+    def batch_conditioning(self, conditioning: dict[str, Any], batch: int) -> dict[str, Any]:
+        # Given embeddings, these pipelines do not repeat them per image: do it here.
+        return {k: v.repeat_interleave(batch, dim=0) if isinstance(v, torch.Tensor) and batch > 1 else v
+                for k, v in conditioning.items()}
+
+    def write_skeleton(self, folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
+                       find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:
+        raise NotImplementedError(f"{self.label} single files are read by the split-layout loader")
+
+    def recognise_file(self, shapes: Shapes) -> str | None:
+        return None  # single transformer files: see the split-layout matching in models.py
+
+
+@dataclass(frozen=True)
+class Flux1(FlowTransformer):
+    def recognise_folder(self, index: dict[str, Any], folder: Path) -> str | None:
+        cls = str(index.get("_class_name", ""))
+        if not cls.startswith("Flux") or cls.startswith("Flux2"):
+            return None
+        transformer = _read_json(folder / "transformer" / "config.json")
+        if "Fill" in cls or transformer.get("in_channels", 64) > 64:
+            return "flux-fill"
+        if "Kontext" in cls:
+            return "flux-kontext"
+        if transformer and not transformer.get("guidance_embeds", True):
+            return "flux-schnell"
+        return "flux"
+
+    def pipeline_name(self, kind: str, task: str) -> str | None:
+        variant = self.variant(kind)
+        if variant == "fill":
+            return "FluxFillPipeline"  # Fill runs every task as an inpaint
+        if variant == "kontext":
+            return {TXT2IMG: "FluxKontextPipeline", IMG2IMG: "FluxImg2ImgPipeline", INPAINT: "FluxKontextInpaintPipeline",
+                    EDIT: "FluxKontextPipeline"}.get(task)
+        return {TXT2IMG: "FluxPipeline", IMG2IMG: "FluxImg2ImgPipeline", INPAINT: "FluxInpaintPipeline"}.get(task)
+
+    def inpaint_only(self, kind: str) -> bool:
+        return self.variant(kind) == "fill"
+
+    def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
+        return (sampling.prompt, sampling.adapters)
+
+    def encode_prompt(self, pipe: Any, sampling: Sampling) -> dict[str, Any]:
+        embeds, pooled, _ = pipe.encode_prompt(prompt=sampling.prompt, prompt_2=None, device=pipe._execution_device,
+                                               num_images_per_prompt=1, max_sequence_length=self.max_sequence_length(pipe))
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+
+    def max_sequence_length(self, pipe: Any) -> int:
+        # dev and Kontext read 512 T5 tokens; schnell was trained on 256.
+        guided = getattr(pipe.transformer.config, "guidance_embeds", True)
+        return 512 if guided else 256
+
+    def guidance_kwargs(self, sampling: Sampling, pipe: Any) -> dict[str, Any]:
+        # Distilled guidance: the model reads the number (schnell ignores it).
+        return {"guidance_scale": sampling.cfg}
+
+    def decode(self, loaded: LoadedModel, pipe: Any, latents: torch.Tensor, width: int, height: int) -> list[np.ndarray]:
+        return decode(loaded, pipe, pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor))
+
+    def preview_latents(self, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """(batch, tokens, 64) packed -> (16, h, w) of the first image."""
+        h, w = height // 16, width // 16
+        x = latents[0, : h * w].reshape(h, w, -1, 2, 2)  # tokens of 2 x 2 latent pixels, channels first
+        return x.permute(2, 0, 3, 1, 4).reshape(-1, h * 2, w * 2)
+
+
+@dataclass(frozen=True)
+class Flux2(FlowTransformer):
+    def recognise_folder(self, index: dict[str, Any], folder: Path) -> str | None:
+        cls = str(index.get("_class_name", ""))
+        if not cls.startswith("Flux2Klein"):
+            return None
+        return "flux2-klein" if index.get("is_distilled", False) else "flux2-klein-base"
+
+    def pipeline_name(self, kind: str, task: str) -> str | None:
+        # Klein has no image-to-image pipeline: img2img runs as an inpaint of everything.
+        return {TXT2IMG: "Flux2KleinPipeline", INPAINT: "Flux2KleinInpaintPipeline", EDIT: "Flux2KleinPipeline"}.get(task)
+
+    def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
+        return (sampling.prompt, sampling.negative_prompt if self._guided(pipe) else "", sampling.adapters)
+
+    @staticmethod
+    def _guided(pipe: Any) -> bool:
+        """The base model takes classifier-free guidance; the distilled one none."""
+        return not bool(getattr(pipe.config, "is_distilled", False))
+
+    def encode_prompt(self, pipe: Any, sampling: Sampling) -> dict[str, Any]:
+        device = pipe._execution_device
+        out: dict[str, Any] = {"prompt_embeds": pipe.encode_prompt(prompt=sampling.prompt, device=device, num_images_per_prompt=1)[0]}
+        if self._guided(pipe):
+            out["negative_prompt_embeds"] = pipe.encode_prompt(prompt=sampling.negative_prompt, device=device, num_images_per_prompt=1)[0]
+        return out
+
+    def guidance_kwargs(self, sampling: Sampling, pipe: Any) -> dict[str, Any]:
+        # The distilled model takes none (and warns at any scale above 1).
+        return {"guidance_scale": sampling.cfg if self._guided(pipe) else 1.0}
+
+    def decode(self, loaded: LoadedModel, pipe: Any, latents: torch.Tensor, width: int, height: int) -> list[np.ndarray]:
+        # The pipeline returns the VAE's own latents (statistics undone, unpatchified).
+        return decode(loaded, pipe, latents, vae_space=True)
+
+    def preview_space(self, latents: torch.Tensor) -> torch.Tensor:
+        """The VAE's (batch, 32, h, w) latents as the steps see them: 2 x 2 patches as 128 channels."""
+        b, c, h, w = latents.shape
+        x = latents.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return x.reshape(b, c * 4, h // 2, w // 2)
+
+    def preview_latents(self, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+        """(batch, tokens, 128) packed, row by row -> (128, h, w) of the first image."""
+        h, w = height // 16, width // 16
+        return latents[0, : h * w].reshape(h, w, -1).permute(2, 0, 1)
+
+
+FLUX = Flux1(
+    "flux", "Flux.1", native_size=1024, size_multiple=16, latent_channels=16, vae_scale_factor=8, prediction=FLOW,
+    guidance=DISTILLED, prompt_weighting=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
+    weight_components=("transformer", "vae", "text_encoder", "text_encoder_2"), variants=("schnell", "fill", "kontext"),
+)
+FLUX2 = Flux2(
+    "flux2", "Flux.2", native_size=1024, size_multiple=16, latent_channels=32, vae_scale_factor=8, prediction=FLOW,
+    guidance=CFG, prompt_weighting=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
+    weight_components=("transformer", "vae", "text_encoder"), variants=("klein", "klein-base"), base_kind=False,
+)

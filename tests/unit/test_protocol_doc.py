@@ -450,9 +450,9 @@ def test_fixed_limits_are_stated(doc: str) -> None:
 
 
 def test_server_default_limits_are_stated(doc: str) -> None:
-    from paintwire.server.config import ServerConfig  # standard library only; no engines load
+    from paintwire.server.config import LimitsConfig  # standard library only; no engines load
 
-    config = ServerConfig()
+    config = LimitsConfig()
     limits = _section_named(doc, 2, r"Limits")
     for value in (config.max_message_bytes, config.max_pixels, config.max_queued_per_client, config.max_queued_total):
         assert re.search(rf"\b{value}\b", limits), f"the limits table should state the default {value}"

@@ -55,7 +55,7 @@ class MemoryPlan:
 
 
 def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, family: str, device: torch.device) -> str:
-    """``setting`` is auto, none, model or sequential (ServerConfig.offload)."""
+    """``setting`` is auto, none, model or sequential (DeviceConfig.offload)."""
     if device.type != "cuda":
         # MPS and the CPU share the host's memory: offloading to it saves nothing.
         return "none"

@@ -233,6 +233,8 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "ControlInput": (CONTROL, "submit", ("job", "controls", 0)),
     "Crop": (CROP, "submit", ("job", "crop")),
     "CropRule": (CROP_RULE, "welcome", ("capabilities", "engines", 0, "modes", 0, "crop")),
+    "FormSection": (MODE.form.sections[0], "welcome", ("capabilities", "engines", 0, "modes", 0, "form", 0)),
+    "FormField": (MODE.form.sections[0].fields[0], "welcome", ("capabilities", "engines", 0, "modes", 0, "form", 0, "fields", 0)),
     "TransferOffer": (OFFER, "hello", ("transfer",)),
     "TransferTerms": (TERMS, "welcome", ("transfer",)),
 }

@@ -135,12 +135,12 @@ def form_field(spec: "ParamSpec") -> FormField:
     if spec.name in PROMPT_PARAMS:
         return FormField(spec.name, Widget.PROMPT)
     if t is ParamType.SEED:
-        return FormField(spec.name, Widget.SEED, minimum=-1, maximum=MAX_SEED)
+        return FormField(spec.name, Widget.SEED, minimum=-1, maximum=MAX_SEED, step=1)
     bounded = spec.minimum is not None and spec.maximum is not None
     if t is ParamType.INT:
         lo = max(spec.minimum, -INT_LIMIT) if spec.minimum is not None else -INT_LIMIT
         hi = min(spec.maximum, INT_LIMIT) if spec.maximum is not None else INT_LIMIT
-        return FormField(spec.name, Widget.INT, minimum=lo, maximum=hi, slider=bounded and hi - lo <= MAX_SLIDER_RANGE)
+        return FormField(spec.name, Widget.INT, minimum=lo, maximum=hi, step=1, slider=bounded and hi - lo <= MAX_SLIDER_RANGE)
     if t is ParamType.FLOAT:
         lo = spec.minimum if spec.minimum is not None else -FLOAT_LIMIT
         hi = spec.maximum if spec.maximum is not None else FLOAT_LIMIT

@@ -155,6 +155,12 @@ def _row(*widgets: QWidget) -> QWidget:
     return holder
 
 
+def _open_section(outer: QVBoxLayout) -> QFormLayout:
+    form = QFormLayout()
+    outer.addLayout(form)
+    return form
+
+
 def _set_quietly(slider: QSlider, value: int) -> None:
     slider.blockSignals(True)
     slider.setValue(value)
@@ -199,7 +205,7 @@ class ParamForm(QWidget):
             if field.name in skip:
                 continue
             if field.group not in forms:
-                forms[field.group] = self._fold(outer, field)
+                forms[field.group] = self._fold(outer, field) if field.folded else _open_section(outer)
             widget = ParamField(field, self._on_change, self._prefix)
             widget.set_value(field.value)
             self.fields[field.name] = widget

@@ -113,7 +113,7 @@ def load_once(engine, entry, group_bytes: int, cancel_after: float | None) -> tu
 def loading(rounds: int) -> None:
     from real_size import CACHE, CHECKPOINT, build_checkpoint
 
-    from paintwire.server.config import ServerConfig
+    from paintwire.server.config import DeviceConfig, ModelsConfig
     from paintwire.server.engines.diffusion import DiffusersEngine, load_progress
 
     path = CACHE / CHECKPOINT
@@ -121,7 +121,7 @@ def loading(rounds: int) -> None:
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"Writing a random full-size SD1.5 checkpoint to {path} (once)...", flush=True)
         build_checkpoint(path)
-    engine = DiffusersEngine(ServerConfig(model_dirs=[CACHE]))
+    engine = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[CACHE]))
     entry = engine.registry.get(path.stem)
     print(f"machine: {machine()}; {path.name}, {path.stat().st_size / 1e9:.2f} GB, loaded in {engine.choice.dtype_name}")
     ways = {"components only (before)": 1 << 62, f"tensor groups of {load_progress.GROUP_BYTES >> 20} MiB (after)": load_progress.GROUP_BYTES}

@@ -40,11 +40,11 @@ def main() -> None:
         build_checkpoint(path)
 
     from paintwire.protocol import validate_params
-    from paintwire.server.config import ServerConfig
+    from paintwire.server.config import DeviceConfig, ModelsConfig
     from paintwire.server.engines.base import EngineJob, JobContext
     from paintwire.server.engines.diffusion import DiffusersEngine, modes, vae_encodes
 
-    engine = DiffusersEngine(ServerConfig(model_dirs=[path.parent], device="cpu"))
+    engine = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[path.parent]))
     name = path.stem
     spec = next(m for m in engine.modes() if m.name == "inpaint")
     n = args.size

@@ -182,10 +182,10 @@ class DirectEngine:
     """The diffusers engine in this process, on the same model folder as the server's."""
 
     def __init__(self, model_dir: Path, device: str) -> None:
-        from paintwire.server.config import ServerConfig
+        from paintwire.server.config import DeviceConfig, ModelsConfig
         from paintwire.server.engines.diffusion import DiffusersEngine
 
-        self.engine = DiffusersEngine(ServerConfig(model_dirs=[model_dir], device=device))
+        self.engine = DiffusersEngine(DeviceConfig(name=device), ModelsConfig(model_dirs=[model_dir]))
         self.spec = next(m for m in self.engine.modes() if m.name == "img2img")
 
     def run(self, steps: int, seq: int) -> float:

@@ -120,10 +120,10 @@ class DirectEngine:
     """The diffusers engine in this process, on the same model folders as the servers'."""
 
     def __init__(self, models: Path) -> None:
-        from paintwire.server.config import ServerConfig
+        from paintwire.server.config import DeviceConfig, ModelsConfig
         from paintwire.server.engines.diffusion import DiffusersEngine
 
-        self.engine = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
+        self.engine = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[models]))
         self.spec = next(m for m in self.engine.modes() if m.name == "txt2img")
 
     def run(self, request: JobRequest) -> float:

@@ -165,12 +165,12 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"paintwire: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
         except OSError as exc:
-            print(f"paintwire: cannot listen on {config.host}:{config.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
+            print(f"paintwire: cannot listen on {config.network.host}:{config.network.port}: {exc.strerror}. Is another server running? Try --port.", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
-        for line in logs.serving(server, config.host, port):
+        for line in logs.serving(server, config.network.host, port):
             print(line, flush=True)
         if server.generated_token:
-            print(f"  token (clients must send it): {config.token}", flush=True)
+            print(f"  token (clients must send it): {config.network.token}", flush=True)
         listening = time.monotonic()
 
         async def when_ready() -> None:
@@ -431,7 +431,7 @@ def _maintain(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"paintwire: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    folder = history_folder(args.history_dir or config.history_dir)
+    folder = history_folder(args.history_dir or config.history.history_dir)
     if not (folder / "history.sqlite3").exists():
         print(f"paintwire: no history in {folder} (see history_dir in docs/configuration.md).", file=sys.stderr)
         return EXIT_USAGE

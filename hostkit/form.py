@@ -1,7 +1,10 @@
-"""A mode's settings form as plain data: which widget each parameter gets, its
-range, step, choices with their labels, its fold, and the value it starts
-from. Each host turns Fields into its own widgets (Qt in Krita, GTK in GIMP);
-the decisions are made here, once, and tested without either.
+"""A mode's settings form as plain data: for each parameter the widget, range, step,
+choices with their labels, fold and the value it starts from. The layout (which
+widget, which range, which fold, which order) is the server's: ``ModeSpec.form``,
+made by paintwire.protocol.form and sent with the capabilities, so the plug-ins and
+the server's page follow one rule. This module adds what a host knows: the labels and
+help of each parameter, and the value the artist last chose. Each host turns Fields
+into its own widgets (Qt in Krita, GTK in GIMP), and tests run without either.
 """
 
 from __future__ import annotations
@@ -9,26 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from paintwire.protocol import ModeSpec, ParamGroup, ParamSpec, ParamType, ProtocolError
-from paintwire.protocol.params import MAX_SEED
+from paintwire.protocol import ModeSpec, ParamGroup, ParamSpec, ProtocolError
+from paintwire.protocol.form import FormField, FormLayout, FormSection, form_field, form_layout, group_title
+from paintwire.protocol.vocabulary import Widget
 
-from .request import PROMPT_PARAMS
-
-INT_LIMIT = 2**31 - 1  # Qt and GTK spin boxes: ints beyond this do not fit (seeds use a float spin box)
-FLOAT_LIMIT = 1e9
-MAX_SLIDER_RANGE = 200  # an int range wider than this gets no slider: it would jump too far per pixel
-# Titles of the folds for ParamSpec groups other than "basic"; unknown groups get their name.
-GROUP_TITLES = {ParamGroup.ADVANCED.value: "Advanced", "soft": "Soft inpainting settings"}
-
-
-class FieldKind:
-    PROMPT = "prompt"
-    SEED = "seed"
-    INT = "int"
-    FLOAT = "float"
-    BOOL = "bool"
-    CHOICE = "choice"
-    STRING = "string"
+FieldKind = Widget  # the hosts' name for the widget kinds
 
 
 @dataclass(frozen=True)
@@ -36,7 +24,7 @@ class Field:
     name: str
     label: str
     help: str
-    kind: str  # a FieldKind
+    kind: str  # a Widget
     value: Any
     minimum: float = 0.0
     maximum: float = 0.0
@@ -45,49 +33,27 @@ class Field:
     choices: tuple[tuple[str, str], ...] = ()  # (value, label)
     group: str = ParamGroup.BASIC.value
     slider: bool = False  # the range is short enough to drag
+    group_title: str = ""
+    folded: bool = False  # behind a fold titled group_title
 
     @property
     def advanced(self) -> bool:
-        return self.group != ParamGroup.BASIC.value
-
-    @property
-    def group_title(self) -> str:
-        return GROUP_TITLES.get(self.group, self.group.replace("_", " ").capitalize())
+        return self.folded
 
 
-def float_step(lo: float, hi: float) -> tuple[float, int]:
-    """A spin box's step and decimals for a float range."""
-    span = hi - lo
-    if span <= 2:
-        return 0.01, 2
-    if span <= 20:
-        return 0.1, 1
-    return 1.0, 1
+def _field(spec: ParamSpec, layout: FormField, section: FormSection, value: Any) -> Field:
+    return Field(
+        name=spec.name, label=spec.label or spec.name, help=spec.help, kind=layout.widget, value=value,
+        minimum=layout.minimum, maximum=layout.maximum, step=layout.step, digits=layout.digits, slider=layout.slider,
+        choices=tuple((c, spec.choice_label(c)) for c in spec.choices) if layout.widget is Widget.CHOICE else (),
+        group=section.group, group_title=section.title, folded=section.folded,
+    )
 
 
 def field_for(spec: ParamSpec, value: Any) -> Field:
-    common = dict(name=spec.name, label=spec.label or spec.name, help=spec.help, value=value, group=spec.group)
-    t = spec.type
-    if spec.name in PROMPT_PARAMS:
-        return Field(kind=FieldKind.PROMPT, **common)
-    if t is ParamType.SEED:
-        return Field(kind=FieldKind.SEED, minimum=-1, maximum=MAX_SEED, **common)
-    if t is ParamType.INT:
-        lo = max(spec.minimum, -INT_LIMIT) if spec.minimum is not None else -INT_LIMIT
-        hi = min(spec.maximum, INT_LIMIT) if spec.maximum is not None else INT_LIMIT
-        bounded = spec.minimum is not None and spec.maximum is not None
-        return Field(kind=FieldKind.INT, minimum=lo, maximum=hi, slider=bounded and hi - lo <= MAX_SLIDER_RANGE, **common)
-    if t is ParamType.FLOAT:
-        lo = spec.minimum if spec.minimum is not None else -FLOAT_LIMIT
-        hi = spec.maximum if spec.maximum is not None else FLOAT_LIMIT
-        step, digits = float_step(lo, hi)
-        bounded = spec.minimum is not None and spec.maximum is not None
-        return Field(kind=FieldKind.FLOAT, minimum=lo, maximum=hi, step=step, digits=digits, slider=bounded, **common)
-    if t is ParamType.BOOL:
-        return Field(kind=FieldKind.BOOL, **common)
-    if t is ParamType.CHOICE:
-        return Field(kind=FieldKind.CHOICE, choices=tuple((c, spec.choice_label(c)) for c in spec.choices), **common)
-    return Field(kind=FieldKind.STRING, **common)
+    """One parameter's field by the layout rule, outside any mode."""
+    folded = spec.group != ParamGroup.BASIC.value
+    return _field(spec, form_field(spec), FormSection(spec.group, group_title(spec.group) if folded else "", folded, ()), value)
 
 
 def value_of(spec: ParamSpec, values: Mapping[str, Any]) -> Any:
@@ -101,24 +67,19 @@ def value_of(spec: ParamSpec, values: Mapping[str, Any]) -> Any:
 
 
 def fields(mode: ModeSpec, values: Mapping[str, Any]) -> list[Field]:
-    """A field per parameter of ``mode``: prompts first, then basic ones, then the
-    folded groups in the order they first appear; the server's order within each."""
-    return param_fields(mode.params, values)
+    """A field per parameter the server's layout of ``mode`` shows, in its order."""
+    return layout_fields(mode.form, mode.params, values)
 
 
 def param_fields(specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> list[Field]:
-    """:func:`fields` for any list of specs (a control kind's parameters, say)."""
-    out = [field_for(spec, value_of(spec, values)) for spec in specs]
-    groups: dict[str, int] = {}
-    for f in out:
-        groups.setdefault(f.group, len(groups))
+    """:func:`fields` for any list of specs (a control kind's parameters, say), laid out
+    by the same rule the server uses for modes."""
+    return layout_fields(form_layout(specs), specs, values)
 
-    def rank(f: Field) -> tuple[int, int]:
-        if f.kind == FieldKind.PROMPT:
-            return (0, 0)
-        return (1, 0) if not f.advanced else (2, groups[f.group])
 
-    return sorted(out, key=rank)
+def layout_fields(layout: FormLayout, specs: Sequence[ParamSpec], values: Mapping[str, Any]) -> list[Field]:
+    by_name = {s.name: s for s in specs}
+    return [_field(by_name[f.name], f, section, value_of(by_name[f.name], values)) for section, f in layout.fields() if f.name in by_name]
 
 
 def coerce(field: Field, raw: Any) -> Any:

@@ -9,15 +9,12 @@ from paintwire.protocol import (
     Capabilities, Crop, ErrorCode, ImagePayload, InputKind, JobRequest, ModeSpec, PixelFormat, ProtocolError,
 )
 from paintwire.protocol.crops import bytes_bounds, crop_bytes, needed_box
+from paintwire.protocol.form import NEGATIVE_PROMPT, PROMPT, PROMPT_PARAMS  # noqa: F401  (the plug-ins import them from here)
 
 from paintwire.protocol.rect import Rect
 
 from .snapshot import Snapshot
 
-# Parameter names the plug-ins show as text boxes of their own, and use to name result layers.
-PROMPT = "prompt"
-NEGATIVE_PROMPT = "negative_prompt"
-PROMPT_PARAMS = (PROMPT, NEGATIVE_PROMPT)
 SEED = "seed"
 
 

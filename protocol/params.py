@@ -9,32 +9,18 @@ plug-in.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, Union
 
 from .crops import WHOLE_CANVAS, CropRule
 from .errors import ErrorCode, ProtocolError
-from .vocabulary import InputKind, ModelKind, ParamGroup, PlacementKind, known
+from .form import FormLayout, form_layout
+from .vocabulary import MAX_SEED, InputKind, ModelKind, ParamGroup, ParamType, PlacementKind, known
 
 Scalar = Union[int, float, bool, str, None]
 
 
-class ParamType(str, enum.Enum):
-    """A parameter's type. A client that meets a type it does not know leaves
-    that parameter out of its form and its requests (the server's default
-    applies) rather than failing: see ``ModeSpec.from_wire``."""
-
-    INT = "int"
-    FLOAT = "float"
-    BOOL = "bool"
-    STRING = "string"
-    CHOICE = "choice"  # a string from ``choices``
-    SEED = "seed"  # an int in [-1, 2**32 - 1]; -1 asks the server to pick one and report it
-
-
-MAX_SEED = 2**32 - 1
 MAX_STRING = 4096  # long enough for any prompt; bounded so one field cannot fill memory
 
 
@@ -193,8 +179,11 @@ class ModeSpec:
     model_kinds: tuple[ModelKind | str, ...] = ()
     order: int = 100
     crop: CropRule = WHOLE_CANVAS  # how much of the canvas a job reads (protocol/crops.py)
+    # How a client's form shows ``params`` (protocol/form.py): made from them here, or as a server sent it.
+    form: FormLayout = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "form", form_layout(self.params))
         if self.inputs:
             kinds = {i.kind: i for i in self.inputs}
             image, mask = kinds.get(InputKind.IMAGE), kinds.get(InputKind.MASK)
@@ -232,13 +221,15 @@ class ModeSpec:
             "order": int(self.order),
             "params": [p.to_wire() for p in self.params],
             "crop": self.crop.to_wire(),
+            "form": self.form.to_wire(),
         }
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ModeSpec":
         """Read a mode leniently (the version rule): parameters of a type this
         side does not know are left out, input, placement and model kinds it
-        does not know are kept as strings."""
+        does not know are kept as strings, and the form layout is read as
+        ``FormLayout.from_wire`` says."""
         params = tuple(ParamSpec.from_wire(p) for p in obj.get("params", ()) if p["type"] in _TYPE_VALUES)
         common = dict(
             name=obj["name"],
@@ -251,13 +242,17 @@ class ModeSpec:
             crop=CropRule.from_wire(obj.get("crop")),  # absent (older servers): the whole canvas
         )
         if "inputs" in obj:
-            return cls(inputs=tuple(InputSpec.from_wire(i) for i in obj["inputs"]), **common)
-        return cls(
-            needs_image=bool(obj.get("needs_image", True)),
-            needs_mask=bool(obj.get("needs_mask", False)),
-            accepts_mask=obj.get("accepts_mask"),
-            **common,
-        )
+            mode = cls(inputs=tuple(InputSpec.from_wire(i) for i in obj["inputs"]), **common)
+        else:
+            mode = cls(
+                needs_image=bool(obj.get("needs_image", True)),
+                needs_mask=bool(obj.get("needs_mask", False)),
+                accepts_mask=obj.get("accepts_mask"),
+                **common,
+            )
+        if "form" in obj:  # absent (older servers): the layout made here from the same rule
+            object.__setattr__(mode, "form", FormLayout.from_wire(obj["form"], params))
+        return mode
 
 
 _TYPE_VALUES = frozenset(t.value for t in ParamType)

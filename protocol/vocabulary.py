@@ -116,6 +116,35 @@ class ParamGroup(str, enum.Enum):
     ADVANCED = "advanced"
 
 
+class ParamType(str, enum.Enum):
+    """A parameter's type (``ParamSpec.type``). A client that meets a type it does not know
+    leaves that parameter out of its form and its requests (the server's default
+    applies) rather than failing: see ``ModeSpec.from_wire``."""
+
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    STRING = "string"
+    CHOICE = "choice"  # a string from ``choices``
+    SEED = "seed"  # an int in [-1, 2**32 - 1]; -1 asks the server to pick one and report it
+
+
+MAX_SEED = 2**32 - 1
+
+
+class Widget(str, enum.Enum):
+    """How a form shows a parameter (``FormField.widget``, protocol/form.py). A client that
+    meets a widget it does not know shows the one protocol/form.py gives the parameter."""
+
+    PROMPT = "prompt"  # a text box of its own, for a prompt
+    SEED = "seed"  # a number from -1 (random) to 2**32 - 1
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"  # a check box
+    CHOICE = "choice"  # a list of ``choices``, shown by their ``choice_labels``
+    STRING = "string"  # a line of text
+
+
 class Phase(str, enum.Enum):
     """What a running job is doing (``Progress.phase``), in the order a job goes through them.
     A client that meets a phase it does not know shows the progress event's ``stage`` word.

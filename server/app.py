@@ -14,7 +14,7 @@ from paintwire.protocol import PROTOCOL_VERSION, Capabilities, EngineInfo, Limit
 from paintwire.protocol.images import ABSOLUTE_MAX_SIDE
 
 from .access import AccessPolicy, request_token, token_matches
-from .config import ServerConfig
+from .config import LimitsConfig, ServerConfig
 from .connections import ConnectionGuard
 from .engines.base import Engine
 from .engines.registry import EnginesByName, plan_engines
@@ -27,7 +27,7 @@ from .model_watch import ModelWatch
 from .preprocessing import Preprocessing
 from .runner import JobRunner
 from .scheduler import Scheduler
-from .session import Session, SessionLimits
+from .session import Session
 from .web import WebViews, add_web_routes
 
 log = logging.getLogger(__name__)
@@ -37,40 +37,37 @@ SHUTDOWN_GRACE_SECONDS = 0.5
 
 
 class PaintwireServer:
-    """Everything the routes share: the configuration, engines, capabilities and scheduler."""
+    """Everything the routes share: the network and limits settings, engines, capabilities and
+    scheduler. It is handed the whole configuration and gives each part the section it uses."""
 
     def __init__(self, config: ServerConfig, engines: list[Engine] | None = None) -> None:
-        if not config.is_loopback and not config.token:
+        network, limits = config.network, config.limits
+        if not network.is_loopback and not network.token:
             # Never listen beyond this machine without a token.
-            config.token = secrets.token_urlsafe(24)
+            network.token = secrets.token_urlsafe(24)
             self.generated_token = True
         else:
             self.generated_token = False
-        self.config = config
+        self.network = network
+        self.limits = limits
         # Engines that take long to start (diffusers) are built after the server listens (engines/starting.py).
         self.engines = engines if engines is not None else plan_engines(config)
         self.engines_by_name = EnginesByName(self.engines)
         self.ready = asyncio.Event()  # every engine has started (or failed to)
         self._starting: asyncio.Task[None] | None = None
-        self.capabilities = build_capabilities(self.engines, config)
-        self.access = AccessPolicy(config.token, config.is_loopback, tuple(config.allowed_origins))
-        self.guard = ConnectionGuard(config.max_connections, config.max_connections_per_address, config.hello_timeout)
-        self.session_limits = SessionLimits(
-            max_pixels=config.max_pixels,
-            max_unsent_bytes=config.max_unsent_bytes,
-            send_timeout=config.send_timeout,
-            hello_timeout=config.hello_timeout,
-        )
+        self.capabilities = build_capabilities(self.engines, limits)
+        self.access = AccessPolicy(network.token, network.is_loopback, tuple(network.allowed_origins))
+        self.guard = ConnectionGuard(limits.max_connections, limits.max_connections_per_address, limits.hello_timeout)
         self.scheduler: Scheduler | None = None
         self.sessions: set[Session] = set()
-        self.model_watch = ModelWatch(self.engines, config.model_rescan_seconds, self.publish_capabilities)
-        self.history = HistoryService(config, self.engines_by_name, lambda: self.capabilities)  # opened at start (docs/history.md)
+        self.model_watch = ModelWatch(self.engines, config.models.model_rescan_seconds, self.publish_capabilities)
+        self.history = HistoryService(config.history, self.engines_by_name, lambda: self.capabilities)  # opened at start (docs/history.md)
         self.preprocessing = Preprocessing(self.engines_by_name)
 
     def publish_capabilities(self) -> None:
         """Rebuild the capabilities after a rescan or an engine's start; every session
         checks new jobs against them, and those that asked are told when they changed."""
-        new = build_capabilities(self.engines, self.config)
+        new = build_capabilities(self.engines, self.limits)
         if new == self.capabilities:
             return
         self.capabilities = new
@@ -96,8 +93,8 @@ class PaintwireServer:
 
     async def _startup(self, app: web.Application) -> None:
         self.history.open()
-        runner = JobRunner(self.engines_by_name, self.config.max_pixels, self.config.previews_per_second, self.history.known_hash)
-        self.scheduler = Scheduler(self.engines, runner, self.config.max_queued_per_client, self.config.max_queued_total, self.history.record,
+        runner = JobRunner(self.engines_by_name, self.limits.max_pixels, self.limits.previews_per_second, self.history.known_hash)
+        self.scheduler = Scheduler(self.engines, runner, self.limits.max_queued_per_client, self.limits.max_queued_total, self.history.record,
                                    on_idle=trim_heaps)
         self.scheduler.start()
         self._starting = asyncio.create_task(self._start_engines(), name="paintwire-engines-start")
@@ -150,11 +147,11 @@ class PaintwireServer:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         self.access.check_origin(request)
         given = request_token(request.headers, request.query)
-        if self.config.token and given is not None and not token_matches(given, self.config.token):
+        if self.network.token and given is not None and not token_matches(given, self.network.token):
             raise web.HTTPUnauthorized(text="Wrong token.\n")
-        pre_authorized = token_matches(given, self.config.token)  # a valid token came with the handshake
+        pre_authorized = token_matches(given, self.network.token)  # a valid token came with the handshake
         # aiohttp refuses a message of exactly max_msg_size bytes; the limit is inclusive.
-        ws = web.WebSocketResponse(max_msg_size=self.config.max_message_bytes + 1, compress=False, heartbeat=30.0)
+        ws = web.WebSocketResponse(max_msg_size=self.limits.max_message_bytes + 1, compress=False, heartbeat=30.0)
         self.guard.frames_follow(request.transport)
         try:
             await ws.prepare(request)
@@ -168,7 +165,7 @@ class PaintwireServer:
             scheduler=self.scheduler,
             capabilities=self.capabilities,
             authorize=lambda token: pre_authorized or self.access.authorized(token),
-            limits=self.session_limits,
+            limits=self.limits,
             transport=request.transport,
             rescan=self.rescan,
             preprocess=self.preprocessing.run,
@@ -200,16 +197,16 @@ class PaintwireServer:
         )
 
 
-def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilities:
+def build_capabilities(engines: list[Engine], limits: LimitsConfig) -> Capabilities:
     return Capabilities(
-        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), config), notice=e.notice(), device=e.device(), controls=e.controls(),
+        engines=tuple(EngineInfo(e.name, e.label, _capped_modes(e.modes(), limits), notice=e.notice(), device=e.device(), controls=e.controls(),
                                  status=e.status()) for e in engines),
         models=tuple(m for e in engines for m in e.models()),
         limits=Limits(
-            max_message_bytes=config.max_message_bytes,
-            max_pixels=config.max_pixels,
+            max_message_bytes=limits.max_message_bytes,
+            max_pixels=limits.max_pixels,
             max_side=ABSOLUTE_MAX_SIDE,
-            max_queued_per_client=config.max_queued_per_client,
+            max_queued_per_client=limits.max_queued_per_client,
         ),
     )
 
@@ -219,14 +216,14 @@ def build_capabilities(engines: list[Engine], config: ServerConfig) -> Capabilit
 CAPPED_PARAMS = {"steps": "max_steps", "batch_size": "max_batch"}
 
 
-def _capped_modes(modes: tuple[ModeSpec, ...], config: ServerConfig) -> tuple[ModeSpec, ...]:
+def _capped_modes(modes: tuple[ModeSpec, ...], limits: LimitsConfig) -> tuple[ModeSpec, ...]:
     """The modes with steps and batch size capped at the configured limits; the
     capped maximum is what clients see and what check_job enforces."""
     out = []
     for mode in modes:
         specs = []
         for spec in mode.params:
-            limit = getattr(config, CAPPED_PARAMS[spec.name], None) if spec.name in CAPPED_PARAMS else None
+            limit = getattr(limits, CAPPED_PARAMS[spec.name], None) if spec.name in CAPPED_PARAMS else None
             if limit is not None and (spec.maximum is None or spec.maximum > limit):
                 default = min(spec.default, limit) if isinstance(spec.default, (int, float)) and not isinstance(spec.default, bool) else spec.default
                 spec = dataclasses.replace(spec, maximum=limit, default=default)
@@ -241,8 +238,8 @@ async def start_server(config: ServerConfig, engines: list[Engine] | None = None
     server = PaintwireServer(config, engines)
     runner = web.AppRunner(server.make_app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
     await runner.setup()
-    site = server.guard.site(runner, config.host, config.port)
+    site = server.guard.site(runner, config.network.host, config.network.port)
     await site.start()
     sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-    port = sockets[0].getsockname()[1] if sockets else config.port
+    port = sockets[0].getsockname()[1] if sockets else config.network.port
     return runner, server, port

@@ -74,7 +74,7 @@ def serving(server: "PaintwireServer", host: str, port: int) -> list[str]:
     still starting (they are built after binding; ``ready`` follows when they are)."""
     shown = f"[{host}]" if ":" in host else host
     lines = [f"Paintwire serving on ws://{shown}:{port}/ws (health: http://{shown}:{port}/health)"]
-    lines.append("  page: " + page_url(shown, port, server.config.token, server.generated_token))
+    lines.append("  page: " + page_url(shown, port, server.network.token, server.generated_token))
     starting = [e.name for e in server.engines if e.status() == EngineStatus.STARTING]
     if starting:
         lines.append(f"  starting: {', '.join(starting)} (clients can connect meanwhile; they are told when it is ready)")
@@ -92,7 +92,7 @@ def ready(server: "PaintwireServer", log_where: str, seconds: float) -> list[str
     line = f"  models: {len(usable)} found" + (f" in {', '.join(folders)}" if folders else " (no model folders: --model-dir)")
     if len(usable) < len(models):
         line += f"; {len(models) - len(usable)} cannot be used (the log and 'paintwire info' say why)"
-    if folders and server.config.model_rescan_seconds > 0:
+    if folders and server.model_watch.interval > 0:
         line += "; watched for changes"
     lines.append(line)
     devices = [d for e in server.engines if (d := e.device_label())]

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
@@ -50,6 +49,7 @@ from paintwire.protocol.live import LIVE_CLIENT_TYPES, LiveServerMessage, LiveSt
 from paintwire.protocol.messages import Capabilities, CapabilitiesUpdate, ServerMessage
 from paintwire.protocol.transfer import TransferTerms
 
+from .config import LimitsConfig
 from .jobs import JobOwner
 from .live import LiveStreams
 from .logtext import quoted
@@ -79,14 +79,6 @@ class JobScheduler(Protocol):
     def wake(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class SessionLimits:
-    max_pixels: int
-    max_unsent_bytes: int  # over this, the client's next job waits until it reads
-    send_timeout: float  # a client that reads nothing for this long is dropped
-    hello_timeout: float  # a connection without a hello after this long is closed
-
-
 class Session:
     def __init__(
         self,
@@ -96,7 +88,7 @@ class Session:
         scheduler: JobScheduler,
         capabilities: Capabilities,
         authorize: Callable[[str | None], bool],
-        limits: SessionLimits,
+        limits: LimitsConfig,  # max_pixels, max_unsent_bytes, send_timeout and hello_timeout
         transport: asyncio.BaseTransport | None = None,
         rescan: Callable[[], Awaitable[Capabilities]] | None = None,
         preprocess: PreprocessFn | None = None,

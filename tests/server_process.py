@@ -66,7 +66,7 @@ class ServerProcess:
 
 def start_server_process(*, launcher: list[str] | None = None, cwd: str | Path | None = None, wait_ready: bool = True,
                          **config: Any) -> ServerProcess:
-    """Start ``paintwire serve`` with ``config`` (ServerConfig fields) written to a TOML file;
+    """Start ``paintwire serve`` with ``config`` (settings by their names in the file, docs/configuration.md) written to a TOML file;
     ``launcher`` replaces ``python -m paintwire.cli.main`` in the command, and ``cwd`` is
     the folder it runs in (this process's by default). Returns once every engine has
     started, or with ``wait_ready`` false as soon as the server listens."""

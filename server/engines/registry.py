@@ -62,6 +62,8 @@ def plan_engines(config: ServerConfig) -> list[Engine]:
 
 
 def _builder(name: str, config: ServerConfig) -> Builder | None:
+    """Each built-in engine gets the sections it uses; an engine of another package
+    (module:Class) the whole configuration, as its documented constructor takes."""
     if name == "classical":
         return ClassicalEngine
     if name == "diffusers":
@@ -78,4 +80,4 @@ def _diffusers(config: ServerConfig) -> Engine | None:
     except ImportError as exc:
         log.warning("diffusers engine not loaded (%s); install paintwire[diffusers] for it", exc)
         return None
-    return DiffusersEngine(config)
+    return DiffusersEngine(config.device, config.models)

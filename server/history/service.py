@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 from paintwire.protocol import Capabilities, ModelKind, Result
 from paintwire.protocol.metadata import labels_of
 
-from ..config import ConfigError, ServerConfig
+from ..config import ConfigError, HistoryConfig
 from ..engines.base import Engine
 from ..jobs import Job
 from . import hashes, history_folder
@@ -25,7 +25,7 @@ class HistoryService:
     """The server's history as the app holds it: the store and its recorder, opened and
     closed with the server, and what the scheduler and the routes ask of them."""
 
-    def __init__(self, config: ServerConfig, engines: Mapping[str, Engine], capabilities: Callable[[], Capabilities]) -> None:
+    def __init__(self, config: HistoryConfig, engines: Mapping[str, Engine], capabilities: Callable[[], Capabilities]) -> None:
         self.config = config
         self.engines = engines  # by name
         self.capabilities = capabilities
@@ -34,7 +34,7 @@ class HistoryService:
 
     def open(self) -> None:
         """Open the store and start recording (when the history is on); raises ConfigError."""
-        if not self.config.history:
+        if not self.config.enabled:
             return
         folder = history_folder(self.config.history_dir)
         try:

@@ -38,7 +38,7 @@ from paintwire.protocol import (
     raw_image,
 )
 from paintwire.server.app import PaintwireServer, start_server
-from paintwire.server.config import ServerConfig
+from paintwire.server.config import LimitsConfig, NetworkConfig, ServerConfig
 from paintwire.server.engines.base import Engine, EngineJob, EngineOutput, JobContext
 from paintwire.server.layers import OutputLayer
 from paintwire.server.engines.classical import ClassicalEngine
@@ -136,8 +136,8 @@ class Peer:
 
 
 @asynccontextmanager
-async def serving(**config: Any) -> AsyncIterator[tuple[PaintwireServer, str]]:
-    cfg = ServerConfig(host="127.0.0.1", port=0, engines=[], **config)
+async def serving(**limits: Any) -> AsyncIterator[tuple[PaintwireServer, str]]:
+    cfg = ServerConfig(NetworkConfig(host="127.0.0.1", port=0), LimitsConfig(**limits), engines=[])
     runner, server, port = await start_server(cfg, engines=[ClassicalEngine(), FaultyEngine()])
     try:
         yield server, f"ws://127.0.0.1:{port}/ws"

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from paintwire.protocol import Cancelled, Error, ErrorCode, JobRequest, Progress, Result, Started, Submit, raw_image
 from paintwire.protocol.images import png_size
 from paintwire.server.app import start_server as start_in_process
-from paintwire.server.config import ServerConfig
+from paintwire.server.config import NetworkConfig, ServerConfig
 from paintwire.server.engines.classical import ClassicalEngine
 from paintwire.server.imaging import encode_png
 from paintwire.server.resample import TILE
@@ -210,7 +210,7 @@ async def test_an_unmasked_client_frame_closes_the_connection():
 
 
 async def test_shutdown_cancels_the_running_job_and_closes_every_connection():
-    cfg = ServerConfig(host="127.0.0.1", port=0, engines=[])
+    cfg = ServerConfig(NetworkConfig(host="127.0.0.1", port=0), engines=[])
     runner, server, port = await start_in_process(cfg, engines=[ClassicalEngine(), FaultyEngine()])
     url = f"ws://127.0.0.1:{port}/ws"
     closed = False

@@ -28,7 +28,7 @@ from paintwire.protocol import (
     raw_image,
 )
 from paintwire.server.app import PaintwireServer
-from paintwire.server.config import ConfigError, ServerConfig, load_config
+from paintwire.server.config import ConfigError, LimitsConfig, ServerConfig, load_config
 from paintwire.server.engines.base import Engine
 
 WAIT = 30.0
@@ -189,7 +189,7 @@ class StepsEngine(Engine):
 
 
 def test_steps_and_batch_are_capped_by_the_configuration():
-    server = PaintwireServer(ServerConfig(max_steps=50, max_batch=4), engines=[StepsEngine()])
+    server = PaintwireServer(ServerConfig(limits=LimitsConfig(max_steps=50, max_batch=4)), engines=[StepsEngine()])
     mode = server.capabilities.engine("stepper").mode("gen")
     specs = {p.name: p for p in mode.params}
     assert specs["steps"].maximum == 50 and specs["steps"].default == 50  # a default over the cap comes down to it
@@ -206,7 +206,7 @@ def test_steps_and_batch_are_capped_by_the_configuration():
 
 def test_limit_settings_are_validated():
     config = load_config(env={"PAINTWIRE_MAX_STEPS": "80", "PAINTWIRE_MAX_BATCH": "2"})
-    assert (config.max_steps, config.max_batch) == (80, 2)
+    assert (config.limits.max_steps, config.limits.max_batch) == (80, 2)
     for env in ({"PAINTWIRE_MAX_STEPS": "0"}, {"PAINTWIRE_MAX_BATCH": "-1"}, {"PAINTWIRE_MAX_MESSAGE_BYTES": "10"}):
         with pytest.raises(ConfigError):
             load_config(env=env)

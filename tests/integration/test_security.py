@@ -13,7 +13,7 @@ from websockets.sync.client import connect
 
 from paintwire.protocol import Client, ClientConnection, Error, ErrorCode, JobFailed, Welcome
 from paintwire.server.app import PaintwireServer
-from paintwire.server.config import ServerConfig, load_config
+from paintwire.server.config import NetworkConfig, ServerConfig, load_config
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -44,24 +44,24 @@ def hello(url: str, token: str | None = None, **options: Any) -> Any:
 
 def test_default_is_loopback_without_token():
     config = load_config(env={})
-    assert config.host == "127.0.0.1" and config.token is None
+    assert config.network.host == "127.0.0.1" and config.network.token is None
     server = PaintwireServer(config, engines=[])
-    assert not server.generated_token and config.token is None
+    assert not server.generated_token and config.network.token is None
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "", "192.168.1.20", "127.example.org"])
 def test_any_other_address_gets_a_generated_token(host):
     # Built, not started: nothing listens beyond loopback during the tests.
-    config = ServerConfig(host=host)
+    config = ServerConfig(NetworkConfig(host=host))
     server = PaintwireServer(config, engines=[])
     assert server.generated_token
-    assert config.token and len(config.token) >= 32
+    assert config.network.token and len(config.network.token) >= 32
 
 
 def test_a_configured_token_is_kept():
-    config = ServerConfig(host="0.0.0.0", token=TOKEN)
+    config = ServerConfig(NetworkConfig(host="0.0.0.0", token=TOKEN))
     server = PaintwireServer(config, engines=[])
-    assert not server.generated_token and config.token == TOKEN
+    assert not server.generated_token and config.network.token == TOKEN
 
 
 def test_loopback_server_serves_without_token(live_server):

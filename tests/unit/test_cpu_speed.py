@@ -16,7 +16,8 @@ pytest.importorskip("diffusers")
 
 from paintwire.protocol import DeviceInfo  # noqa: E402
 from paintwire.server import logs  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
+from paintwire.server.model_watch import ModelWatch  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, cpu_speed, device  # noqa: E402
 from paintwire.server.engines.diffusion.cpu_speed import CpuSpeed  # noqa: E402
 
@@ -76,9 +77,9 @@ def test_the_slowdown_rule():
 
 def test_the_start_up_summary_and_the_capabilities_carry_the_warning(monkeypatch, tmp_path):
     monkeypatch.setattr(cpu_speed, "probe", fixed(SLOW))
-    engine = DiffusersEngine(ServerConfig(model_dirs=[tmp_path], device="cpu", precision="bf16"))
+    engine = DiffusersEngine(DeviceConfig(name="cpu", precision="bf16"), ModelsConfig(model_dirs=[tmp_path]))
     try:
-        server = SimpleNamespace(engines=[engine], config=ServerConfig(model_dirs=[tmp_path]), generated_token=False)
+        server = SimpleNamespace(engines=[engine], model_watch=ModelWatch([engine], 5.0, lambda: None), generated_token=False)
         line = next(x for x in logs.ready(server, "the terminal", 1.0) if x.startswith("  device:"))
         assert line.startswith("  device: CPU, bf16, ") and line.endswith(f"(warning: {SLOW.warning('bf16')})")
         # What `paintwire info` prints: the device as it crossed the wire.

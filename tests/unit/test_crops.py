@@ -16,12 +16,12 @@ from paintwire.protocol.crops import CropRule, bytes_bounds, crop_bytes, needed_
 from paintwire.protocol.rect import Rect
 from paintwire.server import masks
 from paintwire.server.app import build_capabilities
-from paintwire.server.config import ServerConfig
+from paintwire.server.config import LimitsConfig
 from paintwire.server.engines.classical import ClassicalEngine
 from paintwire.server.engines.common import inpaint_crop
 from paintwire.server.region import prepare_region
 
-CAPS = build_capabilities([ClassicalEngine()], ServerConfig())
+CAPS = build_capabilities([ClassicalEngine()], LimitsConfig())
 RULE = inpaint_crop(min_side=96)
 
 

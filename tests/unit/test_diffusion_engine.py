@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
 from paintwire.protocol import ErrorCode, Phase, ProtocolError, validate_params  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobCancelledError, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
 from paintwire.server.engines.diffusion.families import family_named  # noqa: E402
@@ -38,7 +38,7 @@ def models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(models) -> DiffusersEngine:
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models]))
     yield eng
     eng.close()
 
@@ -90,7 +90,7 @@ def test_loading_never_touches_the_network(models, monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: refuse(None, a[0]))
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models]))
     try:
         for name in ("sd15", "single"):
             out = eng.run(job(eng, "txt2img", model=name), JobContext())
@@ -112,7 +112,7 @@ def test_a_single_file_without_a_local_tokenizer_fails_clearly(tmp_path):
     tensors[key] = torch.zeros(32000, tensors[key].shape[1])
     (tmp_path / "m").mkdir()
     save_file(tensors, str(tmp_path / "m" / "odd-vocab.safetensors"))
-    eng = DiffusersEngine(ServerConfig(model_dirs=[tmp_path / "m"]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[tmp_path / "m"]))
     try:
         with pytest.raises(ProtocolError) as info:
             eng.run(job(eng, "txt2img", model="odd-vocab"), JobContext())
@@ -135,7 +135,7 @@ def test_a_real_vocabulary_single_file_alone_in_an_empty_folder_generates(tmp_pa
     write, options = REAL_VOCAB_FILES[kind]
     folder = tmp_path / "models"
     write(folder / "painter-model.safetensors", **options)
-    eng = DiffusersEngine(ServerConfig(model_dirs=[folder]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[folder]))
     try:
         assert [(m.name, m.kind) for m in eng.models()] == [("painter-model", kind)]
         out = eng.run(job(eng, "txt2img", model="painter-model", prompt="a photo of a cat", negative_prompt="blurry"), JobContext())
@@ -173,7 +173,7 @@ def test_cancel_during_the_first_step_stops_it_without_decoding(engine):
 
 def test_an_embedding_named_in_the_prompt_is_used(engine, models):
     with_emb = engine.run(job(engine, "txt2img", prompt="a tinyemb cat"), JobContext()).layers[0].pixels
-    bare = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15"]))  # the same model, no embeddings folder
+    bare = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models / "sd15"]))  # the same model, no embeddings folder
     try:
         without = bare.run(job(bare, "txt2img", prompt="a tinyemb cat"), JobContext()).layers[0].pixels
         plain = bare.run(job(bare, "txt2img", prompt="a cat"), JobContext()).layers[0].pixels
@@ -192,7 +192,7 @@ def test_task_pipelines_share_the_loaded_components(engine):
 
 
 def test_no_model_at_all_is_unknown_model(tmp_path):
-    eng = DiffusersEngine(ServerConfig(model_dirs=[tmp_path]), registry=ModelRegistry())
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[tmp_path]), registry=ModelRegistry())
     with pytest.raises(ProtocolError) as info:
         eng.run(job(eng, "txt2img", model=None), JobContext())
     assert info.value.code is ErrorCode.UNKNOWN_MODEL and info.value.field == "job.model"
@@ -202,7 +202,7 @@ def test_a_vae_file_in_either_layout_replaces_the_models_own(models, tmp_path):
     folder = tmp_path / "vaes"
     tiny_models.write_tiny_vae(folder / "vae-diffusers.safetensors")
     tiny_models.write_tiny_vae(folder / "vae-original.safetensors", original_layout=True)  # same weights
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", folder]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models / "sd15", folder]))
     try:
         assert {m.name: m.kind for m in eng.models()}["vae-original"] == "vae"
         own = eng.run(job(eng, "txt2img"), JobContext()).layers[0].pixels
@@ -219,7 +219,7 @@ def test_an_upscaler_file_spandrel_does_not_know_is_a_clear_error(models, tmp_pa
 
     (tmp_path / "upscalers").mkdir()  # listed by its folder; its tensors are no architecture spandrel knows
     save_file({"conv_first.weight": torch.zeros(4, 3, 3, 3)}, str(tmp_path / "upscalers" / "4x-odd.safetensors"))
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models / "sd15", tmp_path]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models / "sd15", tmp_path]))
     try:
         assert {m.name: m.kind for m in eng.models()}["4x-odd"] == "upscaler"
         img = np.full((16, 16, 4), 200, np.uint8)

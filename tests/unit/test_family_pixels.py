@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
 
@@ -62,7 +62,7 @@ def engine(tmp_path_factory):
     tiny_models.write_tiny_single_file(root / "sd15-single.safetensors")
     tiny_models.write_tiny_sd2_single_file(root / "sd2-single.safetensors")
     tiny_models.write_tiny_sdxl_single_file(root / "sdxl-single.safetensors")
-    eng = DiffusersEngine(ServerConfig(model_dirs=[root]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[root]))
     yield eng
     eng.close()
 

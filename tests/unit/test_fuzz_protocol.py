@@ -37,7 +37,7 @@ from paintwire.protocol import (
     raw_image,
 )
 from paintwire.server.app import PaintwireServer
-from paintwire.server.config import ServerConfig
+from paintwire.server.config import LimitsConfig, ServerConfig
 
 # Popped, not read: the server takes every PAINTWIRE_* variable as a setting, and
 # servers that other tests start inherit this environment.
@@ -60,7 +60,7 @@ def _capabilities() -> Capabilities:
     with tempfile.TemporaryDirectory() as empty:
         os.environ["HF_HUB_CACHE"] = empty
         try:
-            return PaintwireServer(ServerConfig(engines=["classical", "diffusers"], max_pixels=MAX_PIXELS)).capabilities
+            return PaintwireServer(ServerConfig(limits=LimitsConfig(max_pixels=MAX_PIXELS), engines=["classical", "diffusers"])).capabilities
         finally:
             if old is None:
                 os.environ.pop("HF_HUB_CACHE", None)

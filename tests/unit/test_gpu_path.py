@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
 from paintwire.protocol import ErrorCode, ProtocolError, validate_params  # noqa: E402
-from paintwire.server.config import ConfigError, ServerConfig, load_config  # noqa: E402
+from paintwire.server.config import ConfigError, DeviceConfig, ModelsConfig, ServerConfig, load_config  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, device, memory  # noqa: E402
 from paintwire.server.engines.diffusion.memory import MemoryPlan  # noqa: E402
@@ -148,7 +148,7 @@ def test_vae_tiling_above_four_times_the_native_size_or_when_memory_is_short():
 def test_gpu_settings_are_validated_and_read_from_every_source():
     config = load_config(env={"PAINTWIRE_PRECISION": "fp16", "PAINTWIRE_TORCH_COMPILE": "true", "PAINTWIRE_CHANNELS_LAST": "0"},
                          overrides={"offload": "model"})
-    assert (config.precision, config.torch_compile, config.channels_last, config.offload) == ("fp16", True, False, "model")
+    assert (config.device.precision, config.device.torch_compile, config.device.channels_last, config.device.offload) == ("fp16", True, False, "model")
     with pytest.raises(ConfigError, match="precision must be one of auto, fp16, bf16, fp32"):
         load_config(env={"PAINTWIRE_PRECISION": "half"})
     with pytest.raises(ConfigError, match="torch_compile"):
@@ -177,7 +177,7 @@ def make_job(engine, mode="txt2img", **params):
 
 @pytest.fixture(scope="module")
 def engine(models):
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
+    eng = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[models]))
     yield eng
     eng.close()
 
@@ -228,18 +228,18 @@ def test_out_of_memory_advice_names_what_to_lower():
 
     gpu = device.DeviceChoice(torch.device("cuda"), torch.float16, 0, "NVIDIA GeForce GTX 1650", "cuda", 4 * GiB)
     job = EngineJob("j", "inpaint", {"batch_size": 1, "inpaint_area": "whole_picture"}, image=np.zeros((2048, 3072, 4), np.uint8))
-    text = out_of_memory_advice(job, gpu, ServerConfig())
+    text = out_of_memory_advice(job, gpu, DeviceConfig())
     assert text == ("The GPU (NVIDIA GeForce GTX 1650) ran out of memory for this job; lower the size (a 3072x2048 image) or "
                     "the inpaint area (choose 'only masked'), or set offload = \"model\" in the server's configuration "
                     "(\"sequential\" for 4 GB cards).")
-    assert 'offload = "sequential"' in out_of_memory_advice(job, gpu, ServerConfig(offload="model"))
+    assert 'offload = "sequential"' in out_of_memory_advice(job, gpu, DeviceConfig(offload="model"))
 
 
 @pytest.fixture(scope="module")
 def half_engine(models):
     """The engine in 16-bit precision on the CPU (bf16: the CPU runs it well; fp16 is
     the same code path and slow here)."""
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu", precision="bf16"))
+    eng = DiffusersEngine(DeviceConfig(name="cpu", precision="bf16"), ModelsConfig(model_dirs=[models]))
     yield eng
     eng.close()
 
@@ -291,7 +291,7 @@ def test_nan_from_the_unet_or_a_vae_broken_in_fp32_is_an_error_not_a_black_image
 def test_model_offload_and_attention_slicing_run_every_mode_with_shared_components(models, engine):
     """The real accelerate hooks, with the CPU standing in for the card: the pipelines
     made with from_pipe share the offloaded components and give the same pictures."""
-    small = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu"))
+    small = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[models]))
     small.memory_plan = lambda entry, pipe: MemoryPlan("model", attention_slicing=True, channels_last=True)
     try:
         for mode in ("txt2img", "img2img"):
@@ -312,7 +312,7 @@ def test_torch_compile_is_opt_in_and_its_time_is_reported_once(models, engine, m
     code generation takes minutes on a CPU and says nothing about a GPU."""
     monkeypatch.setattr(memory, "COMPILE_BACKEND", "eager")
     assert getattr(engine.cache.get(engine.registry.get("sd15")).base.unet, "_compiled_call_impl", None) is None  # off by default
-    compiled = DiffusersEngine(ServerConfig(model_dirs=[models], device="cpu", torch_compile=True))
+    compiled = DiffusersEngine(DeviceConfig(name="cpu", torch_compile=True), ModelsConfig(model_dirs=[models]))
     try:
         with caplog.at_level("WARNING"):
             first = compiled.run(make_job(compiled), JobContext()).layers[0].pixels

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import control_models, tiny_models  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import DecodedControl, EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine, modes, vae_encodes  # noqa: E402
 
@@ -31,7 +31,7 @@ def engine(tmp_path_factory):
     tiny_models.build_tiny_sdxl(root / "sdxl")
     tiny_models.build_tiny_sdxl(root / "sdxl-inpaint", inpaint=True)
     control_models.write_tiny_controlnet(root / "controlnet" / CANNY, root / "sd15", folder=True)
-    eng = DiffusersEngine(ServerConfig(model_dirs=[root], device="cpu"))
+    eng = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[root]))
     yield eng
     eng.close()
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
 from paintwire.protocol import Phase, validate_params  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobCancelledError, JobContext, ProgressUpdate  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
 from paintwire.server.engines.diffusion.generate import PROMPT_STAGE  # noqa: E402
@@ -45,7 +45,7 @@ def models(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def engine(models):
-    eng = DiffusersEngine(ServerConfig(model_dirs=[models]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models]))
     yield eng
     eng.close()
 

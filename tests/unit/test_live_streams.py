@@ -12,7 +12,7 @@ import numpy as np
 from paintwire.protocol import ErrorCode, ImagePayload, PixelFormat
 from paintwire.protocol.live import LiveApply, LiveError, LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
 from paintwire.server.app import build_capabilities
-from paintwire.server.config import ServerConfig
+from paintwire.server.config import LimitsConfig
 from paintwire.server.engines.classical import ClassicalEngine
 from paintwire.server.live import KEPT_FRAMES, LiveStreams
 from paintwire.server.runner import JobRunner
@@ -31,10 +31,10 @@ def state(seq: int, level: int = 0) -> LiveState:
 
 def rig():
     engine = ClassicalEngine()
-    config = ServerConfig(engines=["classical"])
-    scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256)
+    limits = LimitsConfig()
+    scheduler = Scheduler([engine], JobRunner({engine.name: engine}, limits.max_pixels, 0.0), 16, 256)
     sent: list = []
-    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True,
+    streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], limits), lambda: True,
                           lambda: "'test' from 127.0.0.1:1")
     return scheduler, streams, sent
 
@@ -84,12 +84,12 @@ def test_stop_removes_the_queued_job_and_a_closed_connection_stops_every_stream(
 def test_frames_are_not_recorded_and_an_applied_one_is_once():
     async def main():
         engine = ClassicalEngine()
-        config = ServerConfig(engines=["classical"])
+        limits = LimitsConfig()
         recorded: list = []
-        scheduler = Scheduler([engine], JobRunner({engine.name: engine}, config.max_pixels, 0.0), 16, 256,
+        scheduler = Scheduler([engine], JobRunner({engine.name: engine}, limits.max_pixels, 0.0), 16, 256,
                               on_result=lambda job, result: recorded.append((job, result)))
         sent: list = []
-        streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], config), lambda: True,
+        streams = LiveStreams(sent.append, scheduler, lambda: build_capabilities([engine], limits), lambda: True,
                               lambda: "'painter' from 127.0.0.1:1", client_name=lambda: "painter")
         scheduler.start()
         streams.handle(LiveStart(1, "classical", "inpaint", params={"method": "telea"}))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_models  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
-from paintwire.server.config import ServerConfig  # noqa: E402
+from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
 from paintwire.server.engines.diffusion import DiffusersEngine  # noqa: E402
 from paintwire.server.engines.diffusion.prompt_cache import PromptCache  # noqa: E402
@@ -27,7 +27,7 @@ from paintwire.server.engines.diffusion.prompt_cache import PromptCache  # noqa:
 def engine(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache-models")
     tiny_models.build_tiny_sd15(root / "sd15")
-    eng = DiffusersEngine(ServerConfig(model_dirs=[root]))
+    eng = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[root]))
     yield eng
     eng.close()
 
@@ -71,7 +71,7 @@ def test_the_cache_keeps_the_newest_entries_only():
 def test_a_lora_stays_loaded_while_jobs_ask_for_it_and_leaves_when_they_do_not(engine, tmp_path):
     """Live painting repeats its LoRA every frame: it is loaded once; a job without it
     (or with another weight) gets the model as it would have without the earlier jobs."""
-    tiny_models.write_tiny_lora(engine.config.model_dirs[0] / "loras" / "tinylora.safetensors", engine.config.model_dirs[0] / "sd15")
+    tiny_models.write_tiny_lora(engine.models_config.model_dirs[0] / "loras" / "tinylora.safetensors", engine.models_config.model_dirs[0] / "sd15")
     engine.rescan()
     assert engine.registry.get("tinylora") is not None
     plain = img2img(engine)

@@ -233,6 +233,8 @@ OBJECTS: dict[str, tuple[Any, str, tuple[Any, ...]]] = {
     "ControlInput": (CONTROL, "submit", ("job", "controls", 0)),
     "Crop": (CROP, "submit", ("job", "crop")),
     "CropRule": (CROP_RULE, "welcome", ("capabilities", "engines", 0, "modes", 0, "crop")),
+    "FormSection": (MODE.form.sections[0], "welcome", ("capabilities", "engines", 0, "modes", 0, "form", 0)),
+    "FormField": (MODE.form.sections[0].fields[0], "welcome", ("capabilities", "engines", 0, "modes", 0, "form", 0, "fields", 0)),
     "TransferOffer": (OFFER, "hello", ("transfer",)),
     "TransferTerms": (TERMS, "welcome", ("transfer",)),
 }
@@ -450,9 +452,9 @@ def test_fixed_limits_are_stated(doc: str) -> None:
 
 
 def test_server_default_limits_are_stated(doc: str) -> None:
-    from paintwire.server.config import ServerConfig  # standard library only; no engines load
+    from paintwire.server.config import LimitsConfig  # standard library only; no engines load
 
-    config = ServerConfig()
+    config = LimitsConfig()
     limits = _section_named(doc, 2, r"Limits")
     for value in (config.max_message_bytes, config.max_pixels, config.max_queued_per_client, config.max_queued_total):
         assert re.search(rf"\b{value}\b", limits), f"the limits table should state the default {value}"

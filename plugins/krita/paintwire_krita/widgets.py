@@ -1,6 +1,6 @@
 """A settings form built from the server's ParamSpecs, through the form model
 shared with GIMP (paintwire.hostkit.form: kinds, ranges, steps, choice
-labels, folds, order).
+labels, folds, order; for a mode, as the server lays it out).
 
 int and float become spin boxes (a slider beside them when the form model
 says the range is short enough to drag), seed a wide spin box with a dice
@@ -32,7 +32,7 @@ from .qt import (
     QWidget,
 )
 
-from paintwire.hostkit.form import Field, FieldKind, param_fields
+from paintwire.hostkit.form import Field, FieldKind, fields, param_fields
 from paintwire.protocol import ModeSpec, ParamSpec
 
 SLIDER_STEPS = 1000  # resolution of a float slider
@@ -155,6 +155,12 @@ def _row(*widgets: QWidget) -> QWidget:
     return holder
 
 
+def _open_section(outer: QVBoxLayout) -> QFormLayout:
+    form = QFormLayout()
+    outer.addLayout(form)
+    return form
+
+
 def _set_quietly(slider: QSlider, value: int) -> None:
     slider.blockSignals(True)
     slider.setValue(value)
@@ -174,10 +180,15 @@ class ParamForm(QWidget):
         self._body: QWidget | None = None
 
     def build(self, mode: ModeSpec | None, values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
-        self.build_specs(mode.params if mode else (), values, skip)
+        """The form for ``mode`` as the server lays it out (ModeSpec.form)."""
+        specs = mode.params if mode else ()
+        self._build_fields(fields(mode, {s.name: values(s.name) for s in specs}) if mode else [], skip)
 
     def build_specs(self, specs: Sequence[ParamSpec], values: Callable[[str], Any], skip: Sequence[str] = ()) -> None:
-        """The form for any list of parameters (a mode's, a control kind's)."""
+        """The form for any list of parameters (a control kind's)."""
+        self._build_fields(param_fields(specs, {spec.name: values(spec.name) for spec in specs}), skip)
+
+    def _build_fields(self, form: Sequence[Field], skip: Sequence[str]) -> None:
         if self._body is not None:
             self._layout.removeWidget(self._body)
             # Out of the widget tree at once (deleteLater waits for the event loop),
@@ -190,12 +201,11 @@ class ParamForm(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         forms = {"basic": QFormLayout()}
         outer.addLayout(forms["basic"])
-        current = {spec.name: values(spec.name) for spec in specs}
-        for field in param_fields(specs, current):
+        for field in form:
             if field.name in skip:
                 continue
             if field.group not in forms:
-                forms[field.group] = self._fold(outer, field)
+                forms[field.group] = self._fold(outer, field) if field.folded else _open_section(outer)
             widget = ParamField(field, self._on_change, self._prefix)
             widget.set_value(field.value)
             self.fields[field.name] = widget

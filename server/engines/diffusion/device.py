@@ -54,7 +54,7 @@ class DeviceChoice:
 
 
 def resolve_device(setting: str = "auto") -> torch.device:
-    """``setting`` is auto, cuda, cuda:N, mps or cpu (ServerConfig.device)."""
+    """``setting`` is auto, cuda, cuda:N, mps or cpu (DeviceConfig.name, the "device" setting)."""
     if setting == "auto":
         if torch.cuda.is_available():
             setting = "cuda"
@@ -84,7 +84,7 @@ def device_kind(device: torch.device) -> str:
 
 
 def choose_dtype(kind: str, precision: str = "auto", bf16_fast: bool = False, bf16_supported: bool = True) -> torch.dtype:
-    """The dtype models run in. ``precision`` is auto, fp16, bf16 or fp32 (ServerConfig.precision).
+    """The dtype models run in. ``precision`` is auto, fp16, bf16 or fp32 (DeviceConfig.precision).
 
     auto: bf16 on NVIDIA cards where it is as fast as fp16 (``bf16_fast``),
     else fp16 on CUDA and ROCm, fp16 on Apple MPS (NaN-guarded: a decode that

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
-from ...config import ServerConfig
+from ...config import DeviceConfig, ModelsConfig
 from ..base import DecodedControl, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
 from .cache import LoadedModel, ModelCache
 from .control import preprocess as control_preprocess
@@ -40,10 +40,10 @@ class DiffusersEngine(Engine):
     name = "diffusers"
     label = "Stable Diffusion (diffusers)"
 
-    def __init__(self, config: ServerConfig, registry: ModelRegistry | None = None) -> None:
-        self.config = config
-        self.registry = registry or ModelRegistry.scan(list(config.model_dirs))
-        self.choice = choose_device(config.device, config.memory_budget_gb, config.precision)
+    def __init__(self, device: DeviceConfig, models: ModelsConfig, registry: ModelRegistry | None = None) -> None:
+        self.device_config, self.models_config = device, models
+        self.registry = registry or ModelRegistry.scan(list(models.model_dirs))
+        self.choice = choose_device(device.name, device.memory_budget_gb, device.precision)
         self.loader = Loader(self.registry, self.choice.device, self.choice.dtype)
         self.cache = ModelCache(self._load, self.choice.memory_budget)
         self.addons = AddonLoader(self.choice.dtype)  # ControlNets, IP-Adapters, image encoders
@@ -64,7 +64,7 @@ class DiffusersEngine(Engine):
         return pipe
 
     def memory_plan(self, entry: ModelEntry, pipe: Any) -> MemoryPlan:
-        c, device = self.config, self.choice.device
+        c, device = self.device_config, self.choice.device
         offload = choose_offload(c.offload, component_sizes(pipe, self.choice.dtype), self.choice.usable, entry.family, device)
         # Compiling does not combine with weights streamed layer by layer.
         compile_unet = c.torch_compile and offload != "sequential"
@@ -83,17 +83,17 @@ class DiffusersEngine(Engine):
         return entry.path if entry else None
 
     def controls(self) -> tuple[ControlKindSpec, ...]:
-        return control_kinds(self.registry, list(self.config.model_dirs))
+        return control_kinds(self.registry, list(self.models_config.model_dirs))
 
     def preprocess(self, layer: DecodedControl) -> Any:
         return control_preprocess.run(layer.preprocessor, layer.image, layer.params)
 
     def model_folders(self) -> list[Path]:
         cache = hf_cache_dir()
-        return [Path(d).expanduser() for d in self.config.model_dirs] + ([cache] if cache else [])
+        return [Path(d).expanduser() for d in self.models_config.model_dirs] + ([cache] if cache else [])
 
     def rescan(self) -> None:
-        registry = ModelRegistry.scan(list(self.config.model_dirs))
+        registry = ModelRegistry.scan(list(self.models_config.model_dirs))
         # Loaded models whose file went or changed are dropped, with their measured costs; the rest stay warm.
         changed = {name for name in self.registry.entries if name not in registry.entries or registry.entries[name] != self.registry.entries[name]}
         self.cache.forget(lambda name: name not in registry.entries or registry.entries[name] != self.registry.entries.get(name))
@@ -104,7 +104,7 @@ class DiffusersEngine(Engine):
     def notice(self) -> str:
         if self.registry.default_checkpoint() is not None:
             return ""
-        folders = ", ".join(str(d) for d in self.config.model_dirs) or "none configured"
+        folders = ", ".join(str(d) for d in self.models_config.model_dirs) or "none configured"
         return (
             "No Stable Diffusion model is installed on the server: put a checkpoint (.safetensors) or a diffusers "
             f"folder into a model folder (now: {folders}; add one with --model-dir) and restart the server."
@@ -138,7 +138,7 @@ class DiffusersEngine(Engine):
                                                               ctx.check_cancelled, components), ctx)
         if loaded.compile_pending is None:  # its first job: a compiled UNet reports its compile time once
             loaded.compile_pending = getattr(denoiser_of(loaded.base), "_compiled_call_impl", None) is not None
-        controls = control_set(job, loaded, self.registry, self.addons, list(self.config.model_dirs), self.choice.device, ctx)
+        controls = control_set(job, loaded, self.registry, self.addons, list(self.models_config.model_dirs), self.choice.device, ctx)
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
         with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
             output = getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
@@ -176,7 +176,7 @@ class DiffusersEngine(Engine):
             self.cache.trim()
             free_memory(self.choice.device)
             log.warning("job %s: out of memory on %s (%s)", job.id, self.choice.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.config)) from None
+            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.device_config)) from None
 
     def _checkpoint(self, name: str | None) -> ModelEntry:
         entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
@@ -208,7 +208,7 @@ class DiffusersEngine(Engine):
         self.loader.close()
 
 
-def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: ServerConfig) -> str:
+def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: DeviceConfig) -> str:
     """What ran out and what to lower, in the job's own terms."""
     p = job.params
     if job.image is not None:

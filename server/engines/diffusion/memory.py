@@ -55,7 +55,7 @@ class MemoryPlan:
 
 
 def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, family: Family, device: torch.device) -> str:
-    """``setting`` is auto, none, model or sequential (ServerConfig.offload); the family
+    """``setting`` is auto, none, model or sequential (DeviceConfig.offload); the family
     says how much a step at its native size takes (Family.activation_reserve)."""
     if device.type != "cuda":
         # MPS and the CPU share the host's memory: offloading to it saves nothing.

@@ -1,5 +1,5 @@
 // The canvas client: a picture (uploaded, or the last result), a mask painted
-// over it, and a form built from the chosen mode's ParamSpecs. Jobs go through
+// over it, and the chosen mode's form as the server lays it out. Jobs go through
 // the page's websocket like any plug-in's; progress and previews show as they come.
 
 import { pageModes } from "./modes.js";
@@ -55,9 +55,9 @@ export class CanvasClient {
 
   choiceChanged() {
     const choice = this.choice;
-    if (!choice) { this.form.render([]); return; }
+    if (!choice) { this.form.render(null); return; }
     $("canvas-notice").textContent = choice.notice;
-    this.form.render(choice.spec.params || []);
+    this.form.render(choice.spec);
     const image = choice.inputs.find((i) => i.kind === "image");
     const mask = choice.inputs.find((i) => i.kind === "mask");
     $("canvas-upload-label").hidden = !image;

@@ -4,15 +4,9 @@
 
 export const PAGE_INPUTS = new Set(["image", "mask"]);
 
+// The page's own server always writes ``inputs`` (the short form is for older plug-ins).
 function inputsOf(spec) {
-  if (spec.inputs && spec.inputs.length) return spec.inputs.map((i) => ({ kind: i.kind, required: i.required !== false, label: i.label || "" }));
-  const needsImage = spec.needs_image !== false;
-  const needsMask = !!spec.needs_mask;
-  const acceptsMask = spec.accepts_mask === undefined ? needsMask : !!spec.accepts_mask;
-  const out = [];
-  if (needsImage) out.push({ kind: "image", required: true, label: "" });
-  if (acceptsMask) out.push({ kind: "mask", required: needsMask, label: "" });
-  return out;
+  return (spec.inputs || []).map((i) => ({ kind: i.kind, required: i.required !== false, label: i.label || "" }));
 }
 
 // [{name, label, help, order, inputs, choices: [{engine, model, label, spec, notice}]}], in order.

@@ -115,7 +115,7 @@ def denoise(
         return conditioning
 
     kwargs: dict[str, Any] = {
-        **family.batch_conditioning(loaded.prompts.get(family.prompt_key(sampling, pipe), encode_prompt), sampling.batch),
+        **loaded.prompts.get(family.prompt_key(sampling, pipe), encode_prompt),
         **family.guidance_kwargs(sampling, pipe), "num_images_per_prompt": sampling.batch,
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],
@@ -124,6 +124,7 @@ def denoise(
         kwargs.update(height=height, width=width, num_inference_steps=sampling.steps)
     else:
         kwargs.update(image=image, strength=strength, num_inference_steps=inference_steps(sampling.steps, strength, exact_steps))
+    kwargs.update(family.size_kwargs(pipe, task, width, height))
     if task == "inpaint":
         kwargs.update(mask_image=mask, height=height, width=width)
         if masked_image_latents is not None:

@@ -150,9 +150,10 @@ class Family(ABC):
     def encode_prompt(self, pipe: Any, sampling: "Sampling") -> dict[str, Any]:
         """The pipeline's conditioning keyword arguments (embeddings) for ``sampling``'s prompts."""
 
-    def batch_conditioning(self, conditioning: dict[str, Any], batch: int) -> dict[str, Any]:
-        """The conditioning of one image made ready for ``batch`` images (the SD pipelines repeat it themselves)."""
-        return conditioning
+    def size_kwargs(self, pipe: Any, task: str, width: int, height: int) -> dict[str, Any]:
+        """What tells ``pipe`` the size to make beyond what every task passes (txt2img and
+        inpaint pass height and width; the SD img2img pipelines take the image's size)."""
+        return {}
 
     @abstractmethod
     def guidance_kwargs(self, sampling: "Sampling", pipe: Any) -> dict[str, Any]:

@@ -15,6 +15,8 @@ differs between them is kept here:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,15 @@ if TYPE_CHECKING:
 FLUX_LORAS = ("kohya", "bfl", "diffusers")
 
 
+def _call_parameters(pipe: Any) -> frozenset[str]:
+    return _parameters_of(type(pipe))
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters_of(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.__call__).parameters)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -55,10 +66,17 @@ class FlowTransformer(Family):
     def scheduler(self, sampling: Sampling, config: Any) -> Any:
         return make_flow_scheduler(sampling.scheduler, config)
 
-    def batch_conditioning(self, conditioning: dict[str, Any], batch: int) -> dict[str, Any]:
-        # Given embeddings, these pipelines do not repeat them per image: do it here.
-        return {k: v.repeat_interleave(batch, dim=0) if isinstance(v, torch.Tensor) and batch > 1 else v
-                for k, v in conditioning.items()}
+    def loaded_native_size(self, pipe: Any) -> int:
+        # The transformer's config has no size; the VAE's says the training side (1024 for the real models).
+        return int(getattr(pipe.vae.config, "sample_size", 0) or self.native_size)
+
+    def size_kwargs(self, pipe: Any, task: str, width: int, height: int) -> dict[str, Any]:
+        # Their image pipelines make 1024 x 1024 unless told; Kontext scales to max_area
+        # (1 megapixel) and resizes its input unless told not to.
+        out: dict[str, Any] = {"height": height, "width": width}
+        if "max_area" in _call_parameters(pipe):
+            out.update(max_area=width * height, _auto_resize=False)
+        return out
 
     def write_skeleton(self, folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
                        find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:

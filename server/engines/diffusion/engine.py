@@ -124,7 +124,8 @@ class DiffusersEngine(Engine):
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model)
         vae = self._vae(p["vae"])
-        embeddings = embeddings_in([prompt, negative], self.registry)
+        # Textual-inversion embeddings are words of the CLIP families' prompts; elsewhere a name is a word.
+        embeddings = embeddings_in([prompt, negative], self.registry) if entry.family.prompt_weighting else []
         adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
         sampling = dataclasses.replace(sampling, adapters=adapters)
         cold = not self.cache.holds(entry, vae)
@@ -140,7 +141,7 @@ class DiffusersEngine(Engine):
             loaded.compile_pending = getattr(denoiser_of(loaded.base), "_compiled_call_impl", None) is not None
         controls = control_set(job, loaded, self.registry, self.addons, list(self.models_config.model_dirs), self.choice.device, ctx)
         runner = ModeRunner(loaded, self.registry, job, ctx, sampling, self.choice.device, controls)
-        with applied(loaded.base, loras + neg_loras, embeddings), watching(loaded.base, ctx):
+        with applied(loaded.base, entry.family, loras + neg_loras, embeddings), watching(loaded.base, ctx):
             output = getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
         self.costs.learn(entry.name, work, ctx.seconds())
         return output

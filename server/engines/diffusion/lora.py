@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from paintwire.protocol import ErrorCode, ProtocolError
 from paintwire.protocol.metadata import LORA_TAG, prompt_words
 
 from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
+
+if TYPE_CHECKING:
+    from .families.base import Family
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def _adapter_name(entry: ModelEntry) -> str:
 
 
 @contextlib.contextmanager
-def applied(pipe: Any, loras: list[LoraUse], embeddings: list[ModelEntry]) -> Iterator[None]:
+def applied(pipe: Any, family: Family, loras: list[LoraUse], embeddings: list[ModelEntry]) -> Iterator[None]:
     """Load the LoRAs and embeddings into ``pipe`` for one job.
 
     LoRAs stay loaded after the job while the next job asks for the same ones
@@ -61,7 +64,12 @@ def applied(pipe: Any, loras: list[LoraUse], embeddings: list[ModelEntry]) -> It
             if loras:
                 pipe._paintwire_loras = wanted  # before loading: a load that fails half-way is unloaded below
                 for use in loras:
-                    pipe.load_lora_weights(str(use.entry.path), adapter_name=_adapter_name(use.entry), local_files_only=True)
+                    name = _adapter_name(use.entry)
+                    pipe.load_lora_weights(family.lora_weights(use.entry.path), adapter_name=name, local_files_only=True)
+                    if not any(name in names for names in pipe.get_list_adapters().values()):
+                        raise ProtocolError(ErrorCode.INVALID_PARAM, f"The LoRA {use.entry.name!r} has nothing this {family.label} model can "
+                                            "take: it was made for another model family. Choose a LoRA made for this model.",
+                                            "job.params.prompt")
                 pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
         for emb in embeddings:
             _load_embedding(pipe, emb)

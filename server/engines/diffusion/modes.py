@@ -54,6 +54,21 @@ class ModeRunner:
     def previews(self, box: Rect) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)
 
+    @property
+    def step(self) -> int:
+        """What generated sides are multiples of (the family's: 8 for SD, 16 for Flux)."""
+        return self.loaded.entry.family.size_multiple if self.loaded else 8
+
+    def multiple(self, value: float) -> int:
+        return multiple_of(value, self.step)
+
+    def require_latent_edits(self, what: str, field: str) -> None:
+        """Refuse what blends or fills the latents directly on a family whose latents are packed."""
+        family = self.loaded.entry.family
+        if not family.latent_edits:
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"{what} works with Stable Diffusion models only, not with this "
+                                f"{family.label} model; turn it off (or choose an SD model).", field)
+
     def check_size(self, width: int, height: int, field: str) -> None:
         if width * height > self.job.max_output_pixels:
             raise ProtocolError(
@@ -77,7 +92,7 @@ class ModeRunner:
         native = self.loaded.native_size
         width, height = self.p["width"] or native, self.p["height"] or native
         self.check_size(width, height, "job.params.width")
-        gw, gh = multiple_of(width), multiple_of(height)
+        gw, gh = self.multiple(width), self.multiple(height)
         images, _ = denoise(self.loaded, "txt2img", self.sampling, self.ctx, width=gw, height=gh,
                             previews=self.previews(Rect(0, 0, width, height)),
                             guidance=self.guide(lambda layer: fit(layer, gw, gh, "crop_and_resize")))
@@ -106,10 +121,11 @@ class ModeRunner:
             width = self.p["width"] or max(8, round(canvas_w * self.p["scale"]))
             height = self.p["height"] or max(8, round(canvas_h * self.p["scale"]))
         self.check_size(width, height, "job.params.scale")
-        gw, gh = multiple_of(width), multiple_of(height)
+        gw, gh = self.multiple(width), self.multiple(height)
         if self.p["resize_mode"] == "latent":
+            self.require_latent_edits("Resizing in latent space", "job.params.resize_mode")
             # Encode at the input's own size and resize the latents, not the pixels.
-            latents = encode(self.loaded.base, resize_rgb(source, multiple_of(source.shape[1]), multiple_of(source.shape[0])))
+            latents = encode(self.loaded.base, resize_rgb(source, self.multiple(source.shape[1]), self.multiple(source.shape[0])))
             f = self.loaded.vae_scale_factor
             init: Any = torch.nn.functional.interpolate(latents, size=(gh // f, gw // f), mode="bilinear", align_corners=False)
         else:
@@ -149,12 +165,14 @@ class ModeRunner:
         (the grown canvas of an expand); None when that is the canvas itself."""
         p, area = self.p, region.area
         only_masked = p["inpaint_area"] == "only_masked"
-        gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None)
+        gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None, self.step)
         original = np.ascontiguousarray(region.image[..., :3])
         hard = np.where(region.mask > 0, 255, 0).astype(np.uint8)  # every pixel the result may touch
         start = masks.fill(original, hard) if p["masked_content"] == "fill" else original
         gen_rgb = resize_rgb(start, gw, gh)
         soft = p["soft_inpaint"]
+        if soft:
+            self.require_latent_edits("Soft inpainting", "job.params.soft_inpaint")
         # The pipelines binarise their mask at 0.5; soft inpainting does its own blend, so it
         # lets the pipeline regenerate everything the feathered mask touches.
         gen_mask = resize_mask(hard if soft else region.mask, gw, gh)
@@ -162,6 +180,7 @@ class ModeRunner:
         masked_latents = None
         strength = p["strength"]
         if p["masked_content"] in ("latent_noise", "latent_nothing") and strength < 1.0:
+            self.require_latent_edits("Masked content latent noise or latent nothing", "job.params.masked_content")
             init, masked_latents = self.latent_content(gen_rgb, gen_mask, p["masked_content"])
         blends: list[SoftBlend] = []  # the soft blend of this run, made once the run's scheduler exists
         make_blend = None
@@ -294,7 +313,7 @@ class ModeRunner:
         with feathered ramps so that no seam shows; one row of tiles is held in float at a time."""
         p = self.p
         h, w = rgb.shape[:2]
-        tile = min(multiple_of(p["tile_size"] or self.loaded.native_size), multiple_of(max(h, w)))
+        tile = min(self.multiple(p["tile_size"] or self.loaded.native_size), self.multiple(max(h, w)))
         grid = TileGrid(w, h, tile, min(p["tile_overlap"], tile // 2))
         s = self.sampling
         scheduler = self.loaded.entry.family.scheduler(s, self.loaded.scheduler_config)
@@ -305,7 +324,7 @@ class ModeRunner:
         for i, box in enumerate(boxes):
             self.ctx.check_cancelled()
             src = np.ascontiguousarray(masks.crop(rgb, box))
-            gw, gh = multiple_of(box.width), multiple_of(box.height)
+            gw, gh = self.multiple(box.width), self.multiple(box.height)
             out, _ = denoise(self.loaded, "img2img", single, self.ctx, width=gw, height=gh, image=to_pil(resize_rgb(src, gw, gh)),
                              strength=p["strength"], exact_steps=p["exact_steps"], previews=self.previews(box),
                              stage="refining", offset=i * steps, total=len(boxes) * steps)

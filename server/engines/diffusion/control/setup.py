@@ -23,8 +23,13 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
     family) and loaded on ``device``; None when the job has none."""
     if not job.controls:
         return None
+    family = loaded.entry.family
+    if family.control_pipeline_name("txt2img", False) is None:
+        raise ProtocolError(ErrorCode.INVALID_PARAM, f"Control layers do not work with {family.label} models here: the ControlNets "
+                            "and IP-Adapters this server runs are made for Stable Diffusion. Remove the control layers, or "
+                            "choose an SD model.", "job.controls")
     unet = dict(loaded.base.unet.config)
-    context, family = int(unet.get("cross_attention_dim") or 0), loaded.entry.family
+    context = int(unet.get("cross_attention_dim") or 0)
     controls = ControlSet(family)
     encoders: set[str] = set()
     n = len(job.controls)

@@ -53,6 +53,9 @@ class Family(ABC):
     prediction: str  # what it predicts by default (EPSILON, V_PREDICTION or FLOW)
     guidance: str  # CFG, DISTILLED or TRUE_CFG
     prompt_weighting: bool  # the WebUI's (word:1.2) syntax, embeddings and clip skip apply
+    # Its latents are plain (channels, h, w) images the engine may blend and fill itself:
+    # soft inpainting, latent noise or nothing as masked content, latent resizing.
+    latent_edits: bool
     lora_formats: tuple[str, ...]  # what LoRA files it loads: "kohya", "diffusers", "bfl"
     activation_reserve: int  # bytes of activations a step takes at the native size (fp16)
     # Folders of a diffusers pipeline that must hold weights; those named tokenizer* need a tokenizer.
@@ -115,6 +118,11 @@ class Family(ABC):
     def loaded_native_size(self, pipe: Any) -> int:
         """The native side of a loaded model (its config may say more than the family)."""
         return self.native_size
+
+    def lora_weights(self, path: Path) -> Any:
+        """What ``load_lora_weights`` is given for the LoRA file at ``path``: the path, or its
+        tensors renamed where this family's LoRAs come in a naming diffusers does not read."""
+        return str(path)
 
     # -- guidance by add-ons ------------------------------------------------------------------
 

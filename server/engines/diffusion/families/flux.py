@@ -113,6 +113,31 @@ class Flux1(FlowTransformer):
     def inpaint_only(self, kind: str) -> bool:
         return self.variant(kind) == "fill"
 
+    def lora_weights(self, path: Path) -> Any:
+        """LoRAs in Black Forest Labs' naming (ComfyUI's: ``diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight``)
+        match none of diffusers' Flux.1 readers, which would load nothing without a word: they
+        are renamed to the kohya form (``lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight``),
+        which diffusers reads, with an alpha equal to the rank (a scale of 1, as the BFL form means)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            keys = list(f.keys())
+            if not any(".lora_A." in k and ("double_blocks." in k or "single_blocks." in k) for k in keys):
+                return str(path)
+            state = {k: f.get_tensor(k) for k in keys}
+        out: dict[str, torch.Tensor] = {}
+        for key, tensor in state.items():
+            module, _, rest = key.removeprefix("diffusion_model.").partition(".lora_")
+            kohya = "lora_unet_" + module.replace(".", "_")
+            if rest == "A.weight":
+                out[f"{kohya}.lora_down.weight"] = tensor
+                out.setdefault(f"{kohya}.alpha", torch.tensor(float(tensor.shape[0])))
+            elif rest == "B.weight":
+                out[f"{kohya}.lora_up.weight"] = tensor
+            else:
+                out[key] = tensor
+        return out
+
     def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
         return (sampling.prompt, sampling.adapters)
 
@@ -189,11 +214,11 @@ class Flux2(FlowTransformer):
 
 FLUX = Flux1(
     "flux", "Flux.1", native_size=1024, size_multiple=16, latent_channels=16, vae_scale_factor=8, prediction=FLOW,
-    guidance=DISTILLED, prompt_weighting=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
+    guidance=DISTILLED, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
     weight_components=("transformer", "vae", "text_encoder", "text_encoder_2"), variants=("schnell", "fill", "kontext"),
 )
 FLUX2 = Flux2(
     "flux2", "Flux.2", native_size=1024, size_multiple=16, latent_channels=32, vae_scale_factor=8, prediction=FLOW,
-    guidance=CFG, prompt_weighting=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
+    guidance=CFG, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
     weight_components=("transformer", "vae", "text_encoder"), variants=("klein", "klein-base"), base_kind=False,
 )

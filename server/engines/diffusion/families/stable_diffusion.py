@@ -134,7 +134,7 @@ class StableDiffusion(Family):
 
 
 _SD_COMMON: dict[str, Any] = dict(
-    size_multiple=8, latent_channels=4, vae_scale_factor=8, guidance=CFG, prompt_weighting=True,
+    size_multiple=8, latent_channels=4, vae_scale_factor=8, guidance=CFG, prompt_weighting=True, latent_edits=True,
     lora_formats=SD_LORAS, variants=("inpaint",),
 )
 # Activations of one guided step at the native size with SDPA attention, plus the

@@ -191,3 +191,28 @@ def test_the_cli_inpaints_with_klein(server, tmp_path):
     result = np.asarray(Image.open(out).convert("RGBA"))
     soft = masks.feather(MASK, 4, False)
     assert np.array_equal(result[soft == 0], picture(W, H)[soft == 0])
+
+
+def test_live_painting_with_the_distilled_klein(client):
+    from helpers import scene
+
+    from paintwire.protocol.live import LiveFrame, LiveStart, LiveStarted, LiveState, LiveStop, LiveStopped
+
+    def expect(kind):
+        for message in client.events(120):
+            if isinstance(message, (LiveStarted, LiveFrame, LiveStopped)):
+                assert isinstance(message, kind), message
+                return message
+
+    client.live(LiveStart(1, "diffusers", "img2img", "klein", {"prompt": "a red apple", "steps": 2, "strength": 0.8, "seed": 5}))
+    expect(LiveStarted)
+    frames = []
+    for seq in (1, 2):
+        image = scene(W, H)
+        image[20:30, 4:8 + 30 * (seq - 1), :3] = (20, 200, 40)
+        client.live(LiveState(1, seq, rgba_payload(image), None, 0, 0, {}))
+        frames.append(expect(LiveFrame))
+    assert [f.seq for f in frames] == [1, 2] and (frames[0].image.width, frames[0].image.height) == (W, H)
+    assert frames[0].image.data != frames[1].image.data  # the painted change reached the model
+    client.live(LiveStop(1))
+    assert expect(LiveStopped).reason == "requested"

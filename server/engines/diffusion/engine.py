@@ -1,4 +1,4 @@
-"""The diffusers engine: Stable Diffusion 1.x, 2.x and SDXL through Hugging Face diffusers."""
+"""The diffusers engine: Stable Diffusion 1.x, 2.x, SDXL, Flux.1 and Flux.2 Klein through Hugging Face diffusers."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 class DiffusersEngine(Engine):
     name = "diffusers"
-    label = "Stable Diffusion (diffusers)"
+    label = "Stable Diffusion and Flux (diffusers)"
 
     def __init__(self, device: DeviceConfig, models: ModelsConfig, registry: ModelRegistry | None = None) -> None:
         self.device_config, self.models_config = device, models

@@ -107,40 +107,15 @@ def run(
     client.updates = True  # a server that has just started says when its slow engines are ready
     try:
         progress.start("Paintwire: connecting")
-        caps = _connect(client, connection)
-        if any(e.starting for e in caps.engines):
-            progress.text("Paintwire: the server is starting its engines")
-            caps = _wait_until_started(client)
+        caps = _connect(client, connection, progress)
         offered = kit_modes.offered_modes(caps, SUPPORTED_INPUTS)
         if not mode:
             if not offered:
                 raise PluginError("This Paintwire server offers no modes.")
             mode = offered[0].name
-        try:
-            choice = choose_engine(caps, mode, args.engine, args.model)
-        except PluginError:
-            if dialog is None:
-                raise
-            # The last-used model (or mode) is gone from the server: the dialog starts from the first one.
-            if not mode_fixed and all(m.name != mode for m in offered):
-                mode = offered[0].name if offered else mode
-            choice = choose_engine(caps, mode)
+        mode, choice = _first_choice(caps, mode, args, offered, dialog is not None, mode_fixed)
         if dialog is not None:
-            latest = [caps]
-
-            def refresh() -> Capabilities:
-                latest[0] = _rescan(client)
-                return latest[0]
-
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh,
-                                            recalls=lambda: _recalls(client), layers=tuple(document.layer_names())))
-            if new_args is None:
-                raise DialogClosed()
-            args = new_args
-            caps = latest[0]  # a refresh in the dialog may have brought new models
-            mode = args.mode if (args.mode and not mode_fixed) else mode
-            check_source(args.source)
-            choice = choose_engine(caps, mode, args.engine, args.model)
+            args, caps, mode, choice = _ask(dialog, client, document, DialogRequest(mode, offered, mode_fixed, caps, choice, args))
         spec = kit_modes.find_mode(caps, choice.engine, mode)
         assert spec is not None  # choose_engine only offers engines that have it
         finished = _run_job(client, _plan(document, caps, choice, spec, args), document, check_source(args.source), connection, progress)
@@ -151,13 +126,49 @@ def run(
         progress.end()
 
 
-def _connect(client: Client, connection: Connection) -> Capabilities:
+def _connect(client: Client, connection: Connection, progress: ProgressSink) -> Capabilities:
+    """The server's capabilities, once its engines have started."""
     try:
-        return client.connect()
+        caps = client.connect()
     except ClientError as exc:
         raise PluginError(f"{exc} (Set the address in Filters > Paintwire > Connection.)") from None
     except JobFailed as exc:  # hello refused: bad token, incompatible version
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
+    if any(e.starting for e in caps.engines):
+        progress.text("Paintwire: the server is starting its engines")
+        caps = _wait_until_started(client)
+    return caps
+
+
+def _first_choice(caps: Capabilities, mode: str, args: Args, offered: list[ModeSpec], interactive: bool,
+                  mode_fixed: bool) -> tuple[str, Choice]:
+    """The mode and the engine and model to start from: the arguments' when the server still has them."""
+    try:
+        return mode, choose_engine(caps, mode, args.engine, args.model)
+    except PluginError:
+        if not interactive:
+            raise
+    # The last-used model (or mode) is gone from the server: the dialog starts from the first one.
+    if not mode_fixed and all(m.name != mode for m in offered):
+        mode = offered[0].name if offered else mode
+    return mode, choose_engine(caps, mode)
+
+
+def _ask(dialog: Dialog, client: Client, document: Document, request: DialogRequest) -> tuple[Args, Capabilities, str, Choice]:
+    """The artist's choice in the dialog: the arguments, the capabilities (a refresh may
+    have brought new models), the mode and the engine and model. Raises DialogClosed."""
+    latest = [request.capabilities]
+
+    def refresh() -> Capabilities:
+        latest[0] = _rescan(client)
+        return latest[0]
+
+    args = dialog(replace(request, refresh=refresh, recalls=lambda: _recalls(client), layers=tuple(document.layer_names())))
+    if args is None:
+        raise DialogClosed()
+    mode = args.mode if (args.mode and not request.mode_fixed) else request.mode
+    check_source(args.source)
+    return args, latest[0], mode, choose_engine(latest[0], mode, args.engine, args.model)
 
 
 def _wait_until_started(client: Client) -> Capabilities:

@@ -436,15 +436,9 @@ class Controller:
         if entry.result is None:
             self.view.show_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
             return
-        try:
-            doc = self.documents.active_document()
-            self.documents.check_supported(doc)
-            # As new layers when the sizes match, else as a new document (this canvas did not grow with it).
-            placement = place_result(entry.result, self.documents.size(doc), prompt_of(entry.settings.params))
-            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
-            self.view.show_status("Added the result again.")
-        except Exception as exc:
-            self.view.show_status(f"Could not add the result: {exc}", error=True)
+        # As new layers when the sizes match, else as a new document (this canvas did not grow with it).
+        self._add_to_active(lambda size: place_result(entry.result, size, prompt_of(entry.settings.params)),
+                            "Added the result again.", "Could not add the result")
 
     def rerun_history(self, row: int) -> None:
         """Put the settings (and seed) of history ``row`` back into the panel."""
@@ -492,12 +486,16 @@ class Controller:
 
     def open_recalled(self, result: Result) -> None:
         """The recalled image (fetched by the worker) as a new layer of the active document."""
+        self._add_to_active(lambda size: place_result(into_document(result, size), size),
+                            "Opened the recalled image.", "Could not open the recalled image")
+
+    def _add_to_active(self, place: Callable[[tuple[int, int]], Placement], done: str, failed: str) -> None:
+        """A result from before (the history, a recall) written into the active document:
+        as new layers, or a new document when it is of another size."""
         try:
             doc = self.documents.active_document()
             self.documents.check_supported(doc)
-            size = self.documents.size(doc)
-            placement = place_result(into_document(result, size), size)
-            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
-            self.view.show_status("Opened the recalled image.")
+            self.documents.write_placement(doc, place(self.documents.size(doc)), self.documents.title(doc, "history"), "new_document")
+            self.view.show_status(done)
         except Exception as exc:
-            self.view.show_status(f"Could not open the recalled image: {exc}", error=True)
+            self.view.show_status(f"{failed}: {exc}", error=True)

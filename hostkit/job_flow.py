@@ -91,16 +91,14 @@ class JobPlan:
 
     def request(self, snapshot: Snapshot, read_layer: LayerReader, output_format: PixelFormat = PixelFormat.RGBA8) -> JobRequest:
         """The request for ``snapshot`` (read where :meth:`area` said; Snapshot.blank for a job that
-        reads no pixels), control layers read by ``read_layer`` at the same part of the canvas."""
+        reads no pixels), control layers read by ``read_layer`` at the same part of the canvas.
+        Raises JobNotReady, or ValueError for pixels that do not fit what was asked (a selection
+        that reached beyond its reported bounds)."""
         try:
             request = build_request(snapshot, self.caps, self.settings, output_format)
             return kit_controls.with_controls(request, self.kinds, self.controls, read_layer, (snapshot.width, snapshot.height))
         except ProtocolError as exc:
             raise JobNotReady(exc.message) from None
-        except JobNotReady:
-            raise
-        except ValueError as exc:  # the selection reached beyond its reported bounds: said rather than a crash
-            raise JobNotReady(f"Paintwire could not read the selection: {exc}") from None
 
     def place(self, result: Result, document_size: tuple[int, int]) -> Placement:
         """Where the result's layers go on a document of ``document_size``, and their names."""
@@ -255,7 +253,8 @@ def run_job(
     """Every step, in order, blocking: read, request, submit (events to ``sink``, previews
     to the document too), place and write. The preview leaves before anything is
     written, whatever the outcome; nothing is written unless a complete result came.
-    Raises JobNotReady before sending, JobError when the job ended without a result."""
+    Raises JobNotReady (or ValueError, see JobPlan.request) before sending, JobError
+    when the job ended without a result."""
     request = read_request(document, plan, source, output_format)
     show = _Shown(document, sink)
     show.status(SENDING)

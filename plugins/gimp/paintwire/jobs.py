@@ -224,6 +224,8 @@ def _run_job(client: Client, plan: job_flow.JobPlan, document: Document, source:
         return job_flow.run_job(document, client, plan, source, _ProgressLine(progress), connection.timeout)
     except job_flow.JobNotReady as exc:
         raise PluginError(str(exc)) from None
+    except ValueError as exc:  # the selection reached beyond its reported bounds: said rather than a crash
+        raise PluginError(f"Paintwire could not read the selection: {exc}") from None
     except job_flow.JobError as exc:
         raise PluginError(_failure(exc.outcome)) from None
 

@@ -2,7 +2,7 @@
 
 The steps are plain functions and one small plan object, so that each host
 drives them its own way: GIMP and the test host block (:func:`run_job` runs
-them all, in order), Krita reads its document on the UI thread, builds the
+them all, in order: read_request, then send_and_write), Krita reads its document on the UI thread, builds the
 request and waits on the server in a worker thread, and writes the result
 back on the UI thread. The client is a parameter; nothing here opens a socket
 or starts a thread.
@@ -255,7 +255,14 @@ def run_job(
     written, whatever the outcome; nothing is written unless a complete result came.
     Raises JobNotReady (or ValueError, see JobPlan.request) before sending, JobError
     when the job ended without a result."""
-    request = read_request(document, plan, source, output_format)
+    return send_and_write(document, client, plan, read_request(document, plan, source, output_format), sink, timeout)
+
+
+def send_and_write(
+    document: Document, client: JobClient, plan: JobPlan, request: JobRequest, sink: JobSink | None = None, timeout: float | None = None,
+) -> Finished:
+    """The steps of :func:`run_job` after the request is built: submit, place, write, record.
+    Raises JobError when the job ended without a result (nothing is written then)."""
     show = _Shown(document, sink)
     show.status(SENDING)
     try:

@@ -221,11 +221,13 @@ class _ProgressLine:
 def _run_job(client: Client, plan: job_flow.JobPlan, document: Document, source: InputSource, connection: Connection,
              progress: ProgressSink) -> job_flow.Finished:
     try:
-        return job_flow.run_job(document, client, plan, source, _ProgressLine(progress), connection.timeout)
+        request = job_flow.read_request(document, plan, source)
     except job_flow.JobNotReady as exc:
         raise PluginError(str(exc)) from None
     except ValueError as exc:  # the selection reached beyond its reported bounds: said rather than a crash
         raise PluginError(f"Paintwire could not read the selection: {exc}") from None
+    try:
+        return job_flow.send_and_write(document, client, plan, request, _ProgressLine(progress), connection.timeout)
     except job_flow.JobError as exc:
         raise PluginError(_failure(exc.outcome)) from None
 

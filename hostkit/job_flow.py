@@ -2,9 +2,9 @@
 
 The steps are plain functions and one small plan object, so that each host
 drives them its own way: GIMP and the test host block (:func:`run_job` runs
-them all, in order: read_request, then send_and_write), Krita reads its document on the UI thread, builds the
-request and waits on the server in a worker thread, and writes the result
-back on the UI thread. The client is a parameter; nothing here opens a socket
+them all, in order: :func:`read_request`, then :func:`send_and_write`), Krita
+reads its document on the UI thread, builds the request and waits on the
+server in a worker thread, and writes the result back on the UI thread. The client is a parameter; nothing here opens a socket
 or starts a thread.
 
 1. :func:`plan_job`: which mode, which control layers (checked against the

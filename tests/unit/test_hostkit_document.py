@@ -108,3 +108,29 @@ def test_report_sends_status_progress_and_previews_where_they_show():
     job_flow.report(Preview("j", raw_image(1, 1, PixelFormat.RGBA8, bytes(4)), 0, 0, 1, 1), sink)
     assert sink.seen[0] == ("status", "Waiting: 1 job(s) ahead.")
     assert ("fraction", Progress("j", 1, 4, "denoising").overall) in sink.seen and sink.seen[-1] == ("preview", "Preview")
+
+
+# --- planning a job against a server's capabilities -----------------------------------------
+
+from paintwire.hostkit.controls import ControlLayer  # noqa: E402
+from paintwire.hostkit.request import JobSettings  # noqa: E402
+from paintwire.protocol import Capabilities, EngineInfo, Limits  # noqa: E402
+from paintwire.server.engines.classical import ClassicalEngine  # noqa: E402
+
+CLASSICAL = ClassicalEngine()
+CAPS = Capabilities((EngineInfo(CLASSICAL.name, CLASSICAL.label, CLASSICAL.modes()),), CLASSICAL.models(), Limits(1 << 26, 1 << 24, 4096, 4))
+
+
+def test_a_plan_reads_only_around_the_selection_and_says_why_it_cannot_go():
+    plan = job_flow.plan_job(CAPS, JobSettings("inpaint", "classical", None, {"padding": 4}))
+    assert plan.reads_document and plan.controls == ()
+    assert plan.area((400, 300), None) is None  # nothing selected: the whole canvas
+    area = plan.area((400, 300), Rect(100, 100, 20, 20))
+    assert area is not None and area.contains(Rect(100, 100, 20, 20)) and area.width < 400
+    # A mode without a control input takes none from the panel, but a script's are an error.
+    lines = [ControlLayer("Lines", "canny")]
+    assert job_flow.plan_job(CAPS, JobSettings("inpaint", "classical"), lines, ["Lines"]).controls == ()
+    with pytest.raises(job_flow.JobNotReady, match="takes no control layers"):
+        job_flow.plan_job(CAPS, JobSettings("inpaint", "classical"), lines, ["Lines"], strict=True)
+    with pytest.raises(job_flow.JobNotReady, match="Connect to a server that offers this mode"):
+        job_flow.plan_job(CAPS, JobSettings("txt2img", "classical"))

@@ -42,6 +42,11 @@ from .snapshot import Snapshot
 from .sources import InputSource
 
 
+# Pixels added round a host's selection bounds: hosts report them exactly (Krita) or
+# rounded (GIMP), and a soft edge's last faint pixels must stay inside what is read.
+BOUNDS_MARGIN = 2
+
+
 class Document(Protocol):
     """What the job flow reads from a host's document and writes into it."""
 
@@ -49,7 +54,7 @@ class Document(Protocol):
         """The canvas's width and height."""
 
     def selection_bounds(self) -> Rect | None:
-        """The canvas rectangle holding the selection, or None when nothing is selected."""
+        """The canvas rectangle holding the selection, padded by BOUNDS_MARGIN, or None when nothing is selected."""
 
     def snapshot(self, source: InputSource, area: Rect | None = None) -> Snapshot:
         """The document's pixels and selection, where ``area`` says (None: the whole canvas)."""

@@ -27,12 +27,10 @@ from paintwire.protocol.compositing import place_over
 from paintwire.protocol.rect import Rect
 
 from .controls import ControlLayer
-from .document import Written, write_placement
+from .document import BOUNDS_MARGIN, Written, write_placement
 from .placement import PlacedLayer, Placement
 from .snapshot import Snapshot
 from .sources import InputSource
-
-BOUNDS_MARGIN = 2  # as the hosts: a margin round the selection's bounds for a soft edge
 
 
 @dataclass(eq=False)

@@ -18,7 +18,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
-from paintwire.hostkit.document import WriteError, write_placement  # noqa: E402
+from paintwire.hostkit.document import BOUNDS_MARGIN, WriteError, write_placement  # noqa: E402
 from paintwire.hostkit.placement import PlacedLayer, Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
@@ -30,7 +30,6 @@ from actions import PluginError  # noqa: E402
 RGBA = "R'G'B'A u8"
 MASK = "Y u8"
 PREVIEW_LAYER = "Paintwire preview"
-BOUNDS_MARGIN = 2  # pixels around GIMP's selection bounds, for the last pixels of a soft edge
 
 _LAYER_TYPES = {
     Gimp.ImageBaseType.RGB: Gimp.ImageType.RGBA_IMAGE,

@@ -20,7 +20,7 @@ from typing import Callable
 
 from krita import Krita
 
-from paintwire.hostkit.document import WriteError
+from paintwire.hostkit.document import BOUNDS_MARGIN, WriteError
 from paintwire.hostkit.document import write_placement as write_layers
 from paintwire.hostkit.placement import Placement, PlacedLayer
 from paintwire.hostkit.sources import InputSource
@@ -125,11 +125,6 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
         mask = node.pixelData(0, 0, w, h)
     sketch = sketch_node.pixelData(x, y, aw, ah) if sketch_node is not None else None
     return RawSnapshot(w, h, depth, raw, selection, mask, sketch, area)
-
-
-# Krita's selection bounds are exact; a margin keeps the last pixels of a soft edge
-# inside whatever it reports.
-BOUNDS_MARGIN = 2
 
 
 def _selected_bounds(sel, sketch_node, width: int, height: int) -> Rect | None:

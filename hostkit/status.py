@@ -15,6 +15,9 @@ ENGINE_START_SECONDS = 120.0
 EVENT_TIMEOUT = 600.0
 
 
+SENDING = "Sending the job \u2026"  # the status while a job's pixels go to the server
+
+
 def event_text(event: JobEvent) -> str | None:
     """A status line for a job event, or None for events that change no text."""
     if isinstance(event, Queued):

@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 VENDORED = ("msgpack", "websockets")
 KIT = ("protocol", "hostkit")  # the paintwire packages both plug-ins carry
+# Kit modules no plug-in imports and that need numpy: the in-memory document (a host for tests).
+LEFT_OUT = frozenset({"hostkit/memory_document.py"})
 
 
 def _package_dir(name: str) -> Path:
@@ -33,6 +35,8 @@ def _package_dir(name: str) -> Path:
 def _copy_python(src: Path, dst: Path) -> None:
     for path in sorted(src.rglob("*")):
         if "__pycache__" in path.parts or not path.is_file():
+            continue
+        if path.relative_to(src.parent).as_posix() in LEFT_OUT:
             continue
         if path.suffix not in (".py", ".typed") and path.name != "LICENSE":
             continue

@@ -134,193 +134,237 @@ def job_dialog(procedure, has_drawable: bool) -> Callable[[DialogRequest], "Args
 
     def show(request: DialogRequest) -> Args | None:
         GimpUi.init(PLUG_IN_BINARY)
+        return JobDialog(request, has_drawable).run()
+
+    return show
+
+
+def controls_note(mode: ModeSpec, kinds, has_layers: bool) -> str:
+    """Why the control-layer section is off for ``mode`` ("" when it is on)."""
+    if not kinds:
+        return "This model's engine takes no control layers."
+    if not kit_controls.accepts_controls(mode):
+        return f"{mode.label} takes no control layers."
+    if not has_layers:
+        return "The image has no layers to use."
+    return ""
+
+
+class JobDialog:
+    """The job dialog: the mode and model choosers, the input, the parameter form of the
+    chosen mode (rebuilt when either changes), the control layers, and settings recalled
+    from an image or from the server's history."""
+
+    def __init__(self, request: DialogRequest, has_drawable: bool) -> None:
+        self.request = request
+        self.has_drawable = has_drawable
+        self.caps = request.capabilities  # a Refresh replaces them
+        self.choices: list[kit_modes.Choice] = []
+        self.updating = False  # the model list is being refilled: no rebuild per entry
+        self.form: ParamForm | None = None
+        self.mode: ModeSpec | None = None
+        self.recalled: dict[str, Any] = {}  # recalled values that the next rebuild puts in the form
         label = kit_modes.mode_label(request.capabilities, request.mode)
-        dialog = GimpUi.Dialog(title="Paintwire" if not request.mode_fixed else f"Paintwire: {label}", role=PLUG_IN_BINARY)
-        dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
-        dialog.add_button("_OK", Gtk.ResponseType.OK)
-        dialog.set_default_response(Gtk.ResponseType.OK)
-        content = dialog.get_content_area()
+        self.dialog = GimpUi.Dialog(title="Paintwire" if not request.mode_fixed else f"Paintwire: {label}", role=PLUG_IN_BINARY)
+        self.dialog.add_button("_Cancel", Gtk.ResponseType.CANCEL)
+        self.dialog.add_button("_OK", Gtk.ResponseType.OK)
+        self.dialog.set_default_response(Gtk.ResponseType.OK)
+        content = self.dialog.get_content_area()
         content.set_spacing(8)
         content.set_border_width(12)
+        self.labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)
+        content.pack_start(self._choosers(), False, False, 0)
+        content.pack_start(self.unusable, False, False, 0)
+        content.pack_start(self._recall_row(), False, False, 0)
+        self.holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
+        content.pack_start(self.holder, True, True, 0)
+        self.controls = ControlSection(kit_controls.stored_controls(request.args.controls_json), request.layers,
+                                       lambda specs, values: ParamForm(None, values, specs=specs))
+        content.pack_start(self.controls.widget, False, False, 0)
+        self.modes.connect("changed", self.fill_models)
+        self.models.connect("changed", self.rebuild)
+        self.refresh.connect("clicked", self.refresh_models)
+        self.from_image.connect("clicked", self.settings_from_image)
 
-        top = Gtk.Grid(column_spacing=12, row_spacing=6)
-        labels = Gtk.SizeGroup(mode=Gtk.SizeGroupMode.HORIZONTAL)
-        modes = Gtk.ComboBoxText()
+    # -- layout -----------------------------------------------------------------------------
+
+    def _choosers(self) -> Gtk.Grid:
+        """Mode, Model (with Refresh) and Input; and the line naming models that cannot be used."""
+        request = self.request
+        self.modes = Gtk.ComboBoxText()
         for spec in request.modes:
-            modes.append(spec.name, spec.label)
-        modes.set_active_id(request.mode)
-        modes.set_sensitive(not request.mode_fixed)
-        models = Gtk.ComboBoxText()
-        sources = Gtk.ComboBoxText()
+            self.modes.append(spec.name, spec.label)
+        self.modes.set_active_id(request.mode)
+        self.modes.set_sensitive(not request.mode_fixed)
+        self.models = Gtk.ComboBoxText()
+        self.sources = Gtk.ComboBoxText()
         for source in InputSource:
-            sources.append(source.value, source.label)
-        start_source = InputSource.parse(request.args.source) if has_drawable else InputSource.VISIBLE
-        sources.set_active_id(start_source.value)
-        sources.set_sensitive(has_drawable)
-        refresh = Gtk.Button(label="Refresh")
-        refresh.set_tooltip_text("Have the server look at its model folders again (a model was just added)")
-        refresh.set_sensitive(request.refresh is not None)
+            self.sources.append(source.value, source.label)
+        start_source = InputSource.parse(request.args.source) if self.has_drawable else InputSource.VISIBLE
+        self.sources.set_active_id(start_source.value)
+        self.sources.set_sensitive(self.has_drawable)
+        self.refresh = Gtk.Button(label="Refresh")
+        self.refresh.set_tooltip_text("Have the server look at its model folders again (a model was just added)")
+        self.refresh.set_sensitive(request.refresh is not None)
         model_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
-        model_row.pack_start(models, True, True, 0)
-        model_row.pack_start(refresh, False, False, 0)
-        unusable = Gtk.Label(xalign=0.0, wrap=True)  # models found but not loadable, with their reasons
-        unusable.get_style_context().add_class("dim-label")
-        for row, (text, widget) in enumerate((("Mode", modes), ("Model", model_row), ("Input", sources))):
+        model_row.pack_start(self.models, True, True, 0)
+        model_row.pack_start(self.refresh, False, False, 0)
+        self.unusable = Gtk.Label(xalign=0.0, wrap=True)  # models found but not loadable, with their reasons
+        self.unusable.get_style_context().add_class("dim-label")
+        top = Gtk.Grid(column_spacing=12, row_spacing=6)
+        for row, (text, widget) in enumerate((("Mode", self.modes), ("Model", model_row), ("Input", self.sources))):
             row_label = Gtk.Label(label=text, xalign=0.0)
-            labels.add_widget(row_label)
+            self.labels.add_widget(row_label)
             widget.set_hexpand(True)
             top.attach(row_label, 0, row, 1, 1)
             top.attach(widget, 1, row, 1, 1)
-        content.pack_start(top, False, False, 0)
-        content.pack_start(unusable, False, False, 0)
+        return top
 
-        recall_row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
-        from_image = Gtk.Button(label="Settings from image\u2026")
-        from_image.set_tooltip_text("Fill the form with the settings saved in a PNG: one made by Paintwire, the Stable Diffusion WebUI, Forge or SwarmUI")
-        recall_row.pack_start(from_image, False, False, 0)
-        recall_note = Gtk.Label(xalign=0.0, wrap=True)  # what was recalled, and what the server could not take
-        recall_note.get_style_context().add_class("dim-label")
-        recall_row.pack_start(recall_note, True, True, 0)
-        content.pack_start(recall_row, False, False, 0)
+    def _recall_row(self) -> Gtk.Box:
+        """"Settings from image..." and the note saying what was recalled."""
+        row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        self.from_image = Gtk.Button(label="Settings from image\u2026")
+        self.from_image.set_tooltip_text("Fill the form with the settings saved in a PNG: one made by Paintwire, the Stable Diffusion WebUI, Forge or SwarmUI")
+        row.pack_start(self.from_image, False, False, 0)
+        self.recall_note = Gtk.Label(xalign=0.0, wrap=True)  # what was recalled, and what the server could not take
+        self.recall_note.get_style_context().add_class("dim-label")
+        row.pack_start(self.recall_note, True, True, 0)
+        return row
 
-        holder = Gtk.Box(orientation=Gtk.Orientation.VERTICAL)
-        content.pack_start(holder, True, True, 0)
-        controls = ControlSection(kit_controls.stored_controls(request.args.controls_json), request.layers,
-                                  lambda specs, values: ParamForm(None, values, specs=specs))
-        content.pack_start(controls.widget, False, False, 0)
-        state: dict[str, Any] = {"choices": [], "updating": False, "caps": request.capabilities}
+    # -- the choices and the form -----------------------------------------------------------
 
-        def mode_name() -> str:
-            return modes.get_active_id() or request.mode
+    def mode_name(self) -> str:
+        return self.modes.get_active_id() or self.request.mode
 
-        def chosen() -> kit_modes.Choice:
-            key = models.get_active_id()
-            return next((c for c in state["choices"] if c.key == key), state["choices"][0])
+    def chosen(self) -> kit_modes.Choice:
+        key = self.models.get_active_id()
+        return next((c for c in self.choices if c.key == key), self.choices[0])
 
-        def fill_models(*_: Any) -> None:
-            previous = models.get_active_id() or request.initial.key
-            state["choices"] = request.choices(mode_name(), state["caps"])
-            state["updating"] = True
-            models.remove_all()
-            for choice in state["choices"]:
-                models.append(choice.key, choice.label)
-            models.set_active_id(kit_modes.keep_choice(state["choices"], previous))
-            state["updating"] = False
-            rebuild()
+    def fill_models(self, *_: Any) -> None:
+        previous = self.models.get_active_id() or self.request.initial.key
+        self.choices = self.request.choices(self.mode_name(), self.caps)
+        self.updating = True
+        self.models.remove_all()
+        for choice in self.choices:
+            self.models.append(choice.key, choice.label)
+        self.models.set_active_id(kit_modes.keep_choice(self.choices, previous))
+        self.updating = False
+        self.rebuild()
 
-        def rebuild(*_: Any) -> None:
-            if state["updating"]:
-                return
-            choice = chosen()
-            mode = kit_modes.find_mode(state["caps"], choice.engine, mode_name())
-            assert mode is not None
-            values = state["form"].values() if "form" in state else form.stored_values(mode, request.args)
-            values.update(state.pop("recalled", {}))  # settings just recalled win over what the form had
-            for child in holder.get_children():
-                holder.remove(child)
-            state["form"], state["mode"] = ParamForm(mode, values, labels), mode
-            sources.set_sensitive(has_drawable and reads_document(mode))  # Generate reads no pixels
-            holder.pack_start(state["form"].widget, True, True, 0)
-            mode_help = Gtk.Label(label=mode.help, xalign=0.0, wrap=True)
-            mode_help.get_style_context().add_class("dim-label")
-            holder.pack_start(mode_help, False, False, 0)
-            holder.show_all()
-            kinds = kit_controls.control_kinds(state["caps"], choice.engine)
-            takes = kit_controls.accepts_controls(mode) and bool(kinds)
-            if not kinds:
-                why = "This model's engine takes no control layers."
-            elif not takes:
-                why = f"{mode.label} takes no control layers."
-            elif not request.layers:
-                why = "The image has no layers to use."
-            else:
-                why = ""
-            controls.update(kinds, takes, why)
+    def rebuild(self, *_: Any) -> None:
+        """The form of the chosen mode and engine, keeping the values of parameters of the same name."""
+        if self.updating:
+            return
+        choice = self.chosen()
+        mode = kit_modes.find_mode(self.caps, choice.engine, self.mode_name())
+        assert mode is not None
+        values = self.form.values() if self.form is not None else form.stored_values(mode, self.request.args)
+        values.update(self.recalled)  # settings just recalled win over what the form had
+        self.recalled = {}
+        for child in self.holder.get_children():
+            self.holder.remove(child)
+        self.form, self.mode = ParamForm(mode, values, self.labels), mode
+        self.sources.set_sensitive(self.has_drawable and reads_document(mode))  # Generate reads no pixels
+        self.holder.pack_start(self.form.widget, True, True, 0)
+        mode_help = Gtk.Label(label=mode.help, xalign=0.0, wrap=True)
+        mode_help.get_style_context().add_class("dim-label")
+        self.holder.pack_start(mode_help, False, False, 0)
+        self.holder.show_all()
+        kinds = kit_controls.control_kinds(self.caps, choice.engine)
+        why = controls_note(mode, kinds, bool(self.request.layers))
+        self.controls.update(kinds, kit_controls.accepts_controls(mode) and bool(kinds), why)
 
-        def show_unusable() -> None:
-            lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in kit_modes.unusable_models(state["caps"])]
-            unusable.set_text("\n".join(lines))
-            unusable.set_visible(bool(lines))
+    def show_unusable(self) -> None:
+        lines = [f"{m.label or m.name} cannot be used: {m.problem}" for m in kit_modes.unusable_models(self.caps)]
+        self.unusable.set_text("\n".join(lines))
+        self.unusable.set_visible(bool(lines))
 
-        def refresh_models(*_: Any) -> None:
-            try:
-                state["caps"] = request.refresh()
-            except Exception as exc:  # shown in the dialog, which stays usable
-                unusable.set_text(str(exc))
-                unusable.set_visible(True)
-                return
-            fill_models()
-            show_unusable()
-
-        def apply_saved(saved: dict, where: str) -> None:
-            if request.mode_fixed:
-                saved = {**saved, "mode": request.mode}  # this entry runs one mode: take what fits it
-            got = recollect(saved, state["caps"])
-            if got.settings is None:
-                recall_note.set_text(" ".join(got.notes))
-                return
-            state["recalled"] = dict(got.settings.params)
-            if mode_name() != got.settings.mode:
-                modes.set_active_id(got.settings.mode)  # its model list, then the form with the recalled values
-            else:
-                rebuild()
-            key = kit_modes.Choice(got.settings.engine, got.settings.model, "").key
-            if models.get_active_id() != key and any(c.key == key for c in state["choices"]):
-                state["recalled"] = dict(got.settings.params)
-                models.set_active_id(key)  # rebuilds the form again, for that engine
-            recall_note.set_text(f"Settings from {where}: {got.summary}." + "".join(f" {n}" for n in got.notes))
-
-        def settings_from_image(*_: Any) -> None:
-            chooser = Gtk.FileChooserDialog(title="Settings from image", parent=dialog, action=Gtk.FileChooserAction.OPEN)
-            chooser.add_buttons("_Cancel", Gtk.ResponseType.CANCEL, "_Open", Gtk.ResponseType.OK)
-            png = Gtk.FileFilter()
-            png.set_name("PNG images")
-            png.add_pattern("*.png")
-            png.add_pattern("*.PNG")
-            chooser.add_filter(png)
-            try:
-                path = chooser.get_filename() if chooser.run() == Gtk.ResponseType.OK else None
-            finally:
-                chooser.destroy()
-            if not path:
-                return
-            try:
-                with open(path, "rb") as f:
-                    found = settings_in_image(f.read())
-            except (OSError, ValueError) as exc:
-                recall_note.set_text(str(exc))
-                return
-            if found is None:
-                recall_note.set_text("This image carries no settings (neither Paintwire's nor the WebUI's nor SwarmUI's).")
-                return
-            apply_saved(found.settings, "the image")
-
-        def poll_recalls() -> bool:
-            for recall in request.recalls() if request.recalls else ():
-                apply_saved(dict(recall.settings), f"history result {recall.id}")
-            return True  # keep looking while the dialog is open
-
-        modes.connect("changed", fill_models)
-        models.connect("changed", rebuild)
-        refresh.connect("clicked", refresh_models)
-        from_image.connect("clicked", settings_from_image)
-        fill_models()
-        dialog.show_all()
-        show_unusable()
-        poller = GLib.timeout_add(RECALL_POLL_MS, poll_recalls) if request.recalls else None
-        controls.settle()
+    def refresh_models(self, *_: Any) -> None:
         try:
-            if dialog.run() != Gtk.ResponseType.OK:
+            self.caps = self.request.refresh()
+        except Exception as exc:  # shown in the dialog, which stays usable
+            self.unusable.set_text(str(exc))
+            self.unusable.set_visible(True)
+            return
+        self.fill_models()
+        self.show_unusable()
+
+    # -- recalled settings ------------------------------------------------------------------
+
+    def apply_saved(self, saved: dict, where: str) -> None:
+        if self.request.mode_fixed:
+            saved = {**saved, "mode": self.request.mode}  # this entry runs one mode: take what fits it
+        got = recollect(saved, self.caps)
+        if got.settings is None:
+            self.recall_note.set_text(" ".join(got.notes))
+            return
+        self.recalled = dict(got.settings.params)
+        if self.mode_name() != got.settings.mode:
+            self.modes.set_active_id(got.settings.mode)  # its model list, then the form with the recalled values
+        else:
+            self.rebuild()
+        key = kit_modes.Choice(got.settings.engine, got.settings.model, "").key
+        if self.models.get_active_id() != key and any(c.key == key for c in self.choices):
+            self.recalled = dict(got.settings.params)
+            self.models.set_active_id(key)  # rebuilds the form again, for that engine
+        self.recall_note.set_text(f"Settings from {where}: {got.summary}." + "".join(f" {n}" for n in got.notes))
+
+    def settings_from_image(self, *_: Any) -> None:
+        path = self._choose_png()
+        if not path:
+            return
+        try:
+            with open(path, "rb") as f:
+                found = settings_in_image(f.read())
+        except (OSError, ValueError) as exc:
+            self.recall_note.set_text(str(exc))
+            return
+        if found is None:
+            self.recall_note.set_text("This image carries no settings (neither Paintwire's nor the WebUI's nor SwarmUI's).")
+            return
+        self.apply_saved(found.settings, "the image")
+
+    def _choose_png(self) -> str | None:
+        chooser = Gtk.FileChooserDialog(title="Settings from image", parent=self.dialog, action=Gtk.FileChooserAction.OPEN)
+        chooser.add_buttons("_Cancel", Gtk.ResponseType.CANCEL, "_Open", Gtk.ResponseType.OK)
+        png = Gtk.FileFilter()
+        png.set_name("PNG images")
+        png.add_pattern("*.png")
+        png.add_pattern("*.PNG")
+        chooser.add_filter(png)
+        try:
+            return chooser.get_filename() if chooser.run() == Gtk.ResponseType.OK else None
+        finally:
+            chooser.destroy()
+
+    def poll_recalls(self) -> bool:
+        for recall in self.request.recalls() if self.request.recalls else ():
+            self.apply_saved(dict(recall.settings), f"history result {recall.id}")
+        return True  # keep looking while the dialog is open
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self) -> Args | None:
+        """Show the dialog until OK (the arguments to run with) or Cancel (None)."""
+        self.fill_models()
+        self.dialog.show_all()
+        self.show_unusable()
+        poller = GLib.timeout_add(RECALL_POLL_MS, self.poll_recalls) if self.request.recalls else None
+        self.controls.settle()
+        try:
+            if self.dialog.run() != Gtk.ResponseType.OK:
                 return None
-            mode = state["mode"]
-            taken = controls.values() if kit_controls.accepts_controls(mode) else []
-            return args_from_params(request.args, mode, state["form"].values(), chosen(), sources.get_active_id() or "visible", taken)
+            return self.values()
         finally:
             if poller is not None:
                 GLib.source_remove(poller)
-            dialog.destroy()
+            self.dialog.destroy()
 
-    return show
+    def values(self) -> Args:
+        """The arguments the dialog shows now."""
+        assert self.mode is not None and self.form is not None
+        taken = self.controls.values() if kit_controls.accepts_controls(self.mode) else []
+        return args_from_params(self.request.args, self.mode, self.form.values(), self.chosen(), self.sources.get_active_id() or "visible", taken)
 
 
 def connection_dialog(procedure, config) -> bool:

@@ -1,4 +1,6 @@
 """All access to GIMP's image: reading pixels and the selection, writing results.
+GimpDocument is this plug-in's adapter for hostkit's Document, _Canvas its
+primitives for hostkit's write_placement.
 
 Pixels cross as 8-bit straight RGBA ("R'G'B'A u8", the protocol's rgba8) and
 the selection as "Y u8" (the protocol's l8, feathering kept); GEGL converts
@@ -8,13 +10,16 @@ without code here.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
-from paintwire.hostkit.placement import Placement  # noqa: E402
+from paintwire.hostkit.document import BOUNDS_MARGIN, WriteError, write_placement  # noqa: E402
+from paintwire.hostkit.placement import PlacedLayer, Placement  # noqa: E402
 from paintwire.hostkit.snapshot import Snapshot  # noqa: E402
 from paintwire.hostkit.sources import InputSource  # noqa: E402
 from paintwire.protocol import Encoding, ImagePayload, PixelFormat, Preview  # noqa: E402
@@ -25,7 +30,6 @@ from actions import PluginError  # noqa: E402
 RGBA = "R'G'B'A u8"
 MASK = "Y u8"
 PREVIEW_LAYER = "Paintwire preview"
-BOUNDS_MARGIN = 2  # pixels around GIMP's selection bounds, for the last pixels of a soft edge
 
 _LAYER_TYPES = {
     Gimp.ImageBaseType.RGB: Gimp.ImageType.RGBA_IMAGE,
@@ -128,7 +132,7 @@ class GimpDocument:
     # -- writing --------------------------------------------------------------------------
 
     def write(self, placement: Placement):
-        """Insert the result. Returns (new image or None, the top inserted layer).
+        """Insert the result (hostkit's write_placement). Returns (new image or None, the top inserted layer).
 
         In the artist's image everything happens in one undo group, so one Undo
         removes the whole result (and, for an expand, the canvas growth);
@@ -136,19 +140,11 @@ class GimpDocument:
         image in place, the layers keeping their place on the old canvas; a
         result of another size (an upscale) opens as a new image.
         """
-        grow = placement.grows(self.size())
-        if placement.new_document and not grow:
-            return self._write_new_image(placement)
-        image = self.image
-        image.undo_group_start()
         try:
-            if grow:
-                image.resize(placement.width, placement.height, placement.offset_x, placement.offset_y)
-            top = self._insert_layers(image, placement, parent_position=-1)
-        finally:
-            image.undo_group_end()
-        Gimp.displays_flush()
-        return None, top
+            written = write_placement(_Canvas(self.image, self.interactive), placement)
+        except WriteError as exc:
+            raise PluginError(str(exc)) from None
+        return (written.canvas.image if written.new_document else None), written.top
 
     # -- the preview while a job runs -----------------------------------------------------
 
@@ -175,41 +171,69 @@ class GimpDocument:
         if preview is not None:
             preview.close()
 
-    def _write_new_image(self, placement: Placement):
-        base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB
-        image = Gimp.Image.new(placement.width, placement.height, base)
-        image.undo_disable()  # a new image starts with an empty undo history
-        try:
-            top = self._insert_layers(image, placement, parent_position=0)
-        finally:
-            image.undo_enable()
-        if self.interactive:
-            Gimp.Display.new(image)
-            Gimp.displays_flush()
-        return image, top
+class _Canvas:
+    """GIMP's side of hostkit's write_placement: one image, the artist's or a new one."""
 
-    def _insert_layers(self, image, placement: Placement, parent_position: int):
-        layer_type = _LAYER_TYPES[image.get_base_type()]
-        for placed in placement.layers:  # checked before anything is inserted
-            if placed.pixel_format is not PixelFormat.RGBA8:
-                raise PluginError(f"The server sent {placed.pixel_format.value} pixels; the GIMP plug-in asks for rgba8.")
-        parent = None
-        if placement.group is not None:
-            parent = Gimp.GroupLayer.new(image, placement.group)
-            image.insert_layer(parent, None, parent_position)
-        top = parent
-        for placed in placement.layers:  # bottom to top
-            layer = Gimp.Layer.new(image, placed.name, placed.width, placed.height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
-            # -1 with no parent: above the active layer; 0 inside a group: on top of the group.
-            image.insert_layer(layer, parent, 0 if parent is not None else parent_position)
-            layer.set_offsets(placed.x, placed.y)
-            buffer = layer.get_buffer()
-            buffer.set(Gegl.Rectangle.new(0, 0, placed.width, placed.height), RGBA, placed.pixels)
-            buffer.flush()
-            layer.update(0, 0, placed.width, placed.height)
-            if parent is None:
-                top = layer
-        return top
+    pixel_format = PixelFormat.RGBA8
+
+    def __init__(self, image, interactive: bool, new: bool = False) -> None:
+        self.image, self.interactive, self.new = image, interactive, new
+        # -1 with no parent: above the active layer; 0: on top (a new image's first layers).
+        self.position = 0 if new else -1
+
+    def size(self) -> tuple[int, int]:
+        return self.image.get_width(), self.image.get_height()
+
+    @contextmanager
+    def undo_group(self):
+        if self.new:  # a new image starts with an empty undo history
+            self.image.undo_disable()
+            try:
+                yield
+            finally:
+                self.image.undo_enable()
+            return
+        self.image.undo_group_start()
+        try:
+            yield
+        finally:
+            self.image.undo_group_end()
+
+    def grow(self, width: int, height: int, offset_x: int, offset_y: int) -> None:
+        self.image.resize(width, height, offset_x, offset_y)
+
+    def resize(self, width: int, height: int) -> None:
+        raise WriteError("GIMP opens a resized result as a new image.")  # write() never asks to resize in place
+
+    def new_document(self, width: int, height: int) -> "_Canvas":
+        base = Gimp.ImageBaseType.GRAY if self.image.get_base_type() == Gimp.ImageBaseType.GRAY else Gimp.ImageBaseType.RGB
+        return _Canvas(Gimp.Image.new(width, height, base), self.interactive, new=True)
+
+    def add_group(self, name: str):
+        group = Gimp.GroupLayer.new(self.image, name)
+        self.image.insert_layer(group, None, self.position)
+        return group
+
+    def add_layer(self, placed: PlacedLayer, group, above):
+        layer_type = _LAYER_TYPES[self.image.get_base_type()]
+        layer = Gimp.Layer.new(self.image, placed.name, placed.width, placed.height, layer_type, 100.0, Gimp.LayerMode.NORMAL)
+        # Bottom to top: each goes on top of its group, or above the layer inserted before it (the active one).
+        self.image.insert_layer(layer, group, 0 if group is not None else self.position)
+        layer.set_offsets(placed.x, placed.y)
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, placed.width, placed.height), RGBA, placed.pixels)
+        buffer.flush()
+        layer.update(0, 0, placed.width, placed.height)
+        return layer
+
+    def remove(self, node) -> None:
+        self.image.remove_layer(node)
+
+    def show(self) -> None:
+        if self.new and self.interactive:
+            Gimp.Display.new(self.image)
+        if self.interactive or not self.new:
+            Gimp.displays_flush()
 
 
 class GimpProgress:

@@ -1,9 +1,10 @@
 """One run of a Paintwire procedure, from arguments to layers, without GIMP.
 
-The GIMP side hands in a document (reads the snapshot, writes the placement),
-a progress sink and, for interactive runs, a dialog; this module does the rest
-in the same order every time: connect, pick the mode and engine, ask the
-artist, read the document, build the request, wait for the result, write it.
+The GIMP side hands in a document (hostkit's Document: gimp_document.py), a
+progress sink and, for interactive runs, a dialog. This module connects,
+picks the mode and engine and asks the artist; the job itself (read the
+document, build the request, wait for the result, write it) is hostkit's
+job_flow, the same steps as Krita's.
 Every failure becomes a PluginError with a sentence for the artist; nothing is
 written to the document unless a complete result arrived.
 """
@@ -13,21 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol
 
-from paintwire.hostkit import controls as kit_controls
+from paintwire.hostkit import document as kit_document
+from paintwire.hostkit import job_flow
 from paintwire.hostkit import modes as kit_modes
-from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.modes import Choice
-from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.request import JobSettings, build_request, prompt_of, read_area, reads_document
-from paintwire.hostkit.snapshot import Snapshot
+from paintwire.hostkit.placement import Placement
+from paintwire.hostkit.request import JobSettings
 from paintwire.hostkit.sources import InputSource
-from paintwire.hostkit.status import CONNECT_TIMEOUT, ENGINE_START_SECONDS, event_text, progress_fraction
-from paintwire.protocol import (
-    Capabilities, Client, ClientError, ImagePayload, InputKind, JobCancelled, JobFailed, ModeSpec, Preview, ProtocolError,
-    Recall,
-)
-from paintwire.protocol.rect import Rect
-from paintwire.protocol.messages import JobEvent
+from paintwire.hostkit.status import CONNECT_TIMEOUT, ENGINE_START_SECONDS
+from paintwire.protocol import Capabilities, Client, ClientError, InputKind, JobFailed, ModeSpec, Recall
 
 from actions import Args, PluginError, check_source, choose_engine, job_params
 from settings import Connection, check_url
@@ -38,27 +33,8 @@ CLIENT_NAME = "paintwire-gimp/0.1.0"
 SUPPORTED_INPUTS = (InputKind.IMAGE, InputKind.MASK, InputKind.SKETCH, InputKind.CONTROL)
 
 
-class Document(Protocol):
-    def size(self) -> tuple[int, int]: ...
-
-    def selection_bounds(self) -> Rect | None:
-        """The canvas rectangle holding the selection, or None when nothing is selected."""
-
-    def snapshot(self, source: InputSource, area: Rect | None = None) -> Snapshot:
-        """The document's pixels and selection, where ``area`` says (None: the whole canvas)."""
-
-    def write(self, placement: Placement) -> Any: ...
-
-    def layer_names(self) -> list[str]: ...
-
-    def layer_image(self, control: ControlLayer, region: Rect) -> ImagePayload:
-        """A control layer's pixels in ``region`` of the canvas."""
-
-    def preview(self, event: Preview) -> None:
-        """Show a preview while the job runs (a temporary layer)."""
-
-    def end_preview(self) -> None:
-        """Remove what ``preview`` showed; called whatever the job's outcome, before anything is written."""
+# What this module reads from and writes to GIMP's image (gimp_document.GimpDocument).
+Document = kit_document.Document
 
 
 class ProgressSink(Protocol):
@@ -131,62 +107,68 @@ def run(
     client.updates = True  # a server that has just started says when its slow engines are ready
     try:
         progress.start("Paintwire: connecting")
-        caps = _connect(client, connection)
-        if any(e.starting for e in caps.engines):
-            progress.text("Paintwire: the server is starting its engines")
-            caps = _wait_until_started(client)
+        caps = _connect(client, connection, progress)
         offered = kit_modes.offered_modes(caps, SUPPORTED_INPUTS)
         if not mode:
             if not offered:
                 raise PluginError("This Paintwire server offers no modes.")
             mode = offered[0].name
-        try:
-            choice = choose_engine(caps, mode, args.engine, args.model)
-        except PluginError:
-            if dialog is None:
-                raise
-            # The last-used model (or mode) is gone from the server: the dialog starts from the first one.
-            if not mode_fixed and all(m.name != mode for m in offered):
-                mode = offered[0].name if offered else mode
-            choice = choose_engine(caps, mode)
+        mode, choice = _first_choice(caps, mode, args, offered, dialog is not None, mode_fixed)
         if dialog is not None:
-            latest = [caps]
-
-            def refresh() -> Capabilities:
-                latest[0] = _rescan(client)
-                return latest[0]
-
-            new_args = dialog(DialogRequest(mode, offered, mode_fixed, caps, choice, args, refresh=refresh,
-                                            recalls=lambda: _recalls(client), layers=tuple(document.layer_names())))
-            if new_args is None:
-                raise DialogClosed()
-            args = new_args
-            caps = latest[0]  # a refresh in the dialog may have brought new models
-            mode = args.mode if (args.mode and not mode_fixed) else mode
-            check_source(args.source)
-            choice = choose_engine(caps, mode, args.engine, args.model)
+            args, caps, mode, choice = _ask(dialog, client, document, DialogRequest(mode, offered, mode_fixed, caps, choice, args))
         spec = kit_modes.find_mode(caps, choice.engine, mode)
         assert spec is not None  # choose_engine only offers engines that have it
-        request = _request(document, caps, choice, spec, args)
-        progress.text("Paintwire: sending")
-        result = _wait(client, request, connection, progress, document)
-        document.end_preview()
-        placement = place_result(result, document.size(), prompt_of(request.params), spec.placement)
-        written = document.write(placement)
-        return Outcome(replace(args, mode=mode), written, result.job, placement)
+        finished = _run_job(client, _plan(document, caps, choice, spec, args), document, check_source(args.source), connection, progress)
+        return Outcome(replace(args, mode=mode), finished.written, finished.result.job, finished.placement)
     finally:
         document.end_preview()
         client.close()
         progress.end()
 
 
-def _connect(client: Client, connection: Connection) -> Capabilities:
+def _connect(client: Client, connection: Connection, progress: ProgressSink) -> Capabilities:
+    """The server's capabilities, once its engines have started."""
     try:
-        return client.connect()
+        caps = client.connect()
     except ClientError as exc:
         raise PluginError(f"{exc} (Set the address in Filters > Paintwire > Connection.)") from None
     except JobFailed as exc:  # hello refused: bad token, incompatible version
         raise PluginError(f"The Paintwire server at {connection.url} refused the connection: {exc.error.message}") from None
+    if any(e.starting for e in caps.engines):
+        progress.text("Paintwire: the server is starting its engines")
+        caps = _wait_until_started(client)
+    return caps
+
+
+def _first_choice(caps: Capabilities, mode: str, args: Args, offered: list[ModeSpec], interactive: bool,
+                  mode_fixed: bool) -> tuple[str, Choice]:
+    """The mode and the engine and model to start from: the arguments' when the server still has them."""
+    try:
+        return mode, choose_engine(caps, mode, args.engine, args.model)
+    except PluginError:
+        if not interactive:
+            raise
+    # The last-used model (or mode) is gone from the server: the dialog starts from the first one.
+    if not mode_fixed and all(m.name != mode for m in offered):
+        mode = offered[0].name if offered else mode
+    return mode, choose_engine(caps, mode)
+
+
+def _ask(dialog: Dialog, client: Client, document: Document, request: DialogRequest) -> tuple[Args, Capabilities, str, Choice]:
+    """The artist's choice in the dialog: the arguments, the capabilities (a refresh may
+    have brought new models), the mode and the engine and model. Raises DialogClosed."""
+    latest = [request.capabilities]
+
+    def refresh() -> Capabilities:
+        latest[0] = _rescan(client)
+        return latest[0]
+
+    args = dialog(replace(request, refresh=refresh, recalls=lambda: _recalls(client), layers=tuple(document.layer_names())))
+    if args is None:
+        raise DialogClosed()
+    mode = args.mode if (args.mode and not request.mode_fixed) else request.mode
+    check_source(args.source)
+    return args, latest[0], mode, choose_engine(latest[0], mode, args.engine, args.model)
 
 
 def _wait_until_started(client: Client) -> Capabilities:
@@ -210,50 +192,50 @@ def _rescan(client: Client) -> Capabilities:
         raise PluginError(f"The Paintwire server could not refresh its models: {exc}") from None
 
 
-def _request(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args):
-    params = job_params(mode, args)
-    settings = JobSettings(mode.name, choice.engine, choice.model, params)
-    kinds = kit_controls.control_kinds(caps, choice.engine)
+def _plan(document: Document, caps: Capabilities, choice: Choice, mode: ModeSpec, args: Args) -> job_flow.JobPlan:
+    settings = JobSettings(mode.name, choice.engine, choice.model, job_params(mode, args))
     controls = [c for c in args.controls() if c.enabled]
-    if controls:  # asked for by the artist or a script: a mode without a control input is an error, not a silent no-op
-        try:
-            kit_controls.check_for_script(mode, kinds, controls, document.layer_names())
-        except ValueError as exc:
-            raise PluginError(str(exc)) from None
     try:
-        if reads_document(mode):
-            # Read only what the job reads (the mode's crop rule around the selection).
-            width, height = document.size()
-            area = read_area(caps, settings, width, height, document.selection_bounds())
-            snapshot = document.snapshot(check_source(args.source), None if area == Rect(0, 0, width, height) else area)
-        else:
-            snapshot = Snapshot.blank(*document.size())  # Generate sends no pixels, only the canvas size
-        request = build_request(snapshot, caps, settings)
-        # Control layers: the same part of the canvas as the picture.
-        return kit_controls.with_controls(request, kinds, controls, document.layer_image, document.size())
-    except ProtocolError as exc:
-        raise PluginError(exc.message) from None
-    except ValueError as exc:  # the selection reached beyond its reported bounds: say so rather than crash
+        # Controls asked for by the artist or a script: a mode without a control input is an error, not a silent no-op.
+        return job_flow.plan_job(caps, settings, controls, document.layer_names() if controls else None, strict=True)
+    except job_flow.JobNotReady as exc:
+        raise PluginError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class _ProgressLine:
+    """The job's events on GIMP's progress bar (previews go to the document)."""
+
+    progress: ProgressSink
+
+    def status(self, text: str) -> None:
+        self.progress.text(f"Paintwire: {text}")
+
+    def fraction(self, value: float) -> None:
+        self.progress.fraction(value)
+
+    def preview(self, event: object) -> None:
+        pass
+
+
+def _run_job(client: Client, plan: job_flow.JobPlan, document: Document, source: InputSource, connection: Connection,
+             progress: ProgressSink) -> job_flow.Finished:
+    try:
+        request = job_flow.read_request(document, plan, source)
+    except job_flow.JobNotReady as exc:
+        raise PluginError(str(exc)) from None
+    except ValueError as exc:  # the selection reached beyond its reported bounds: said rather than a crash
         raise PluginError(f"Paintwire could not read the selection: {exc}") from None
-
-
-def _wait(client: Client, request, connection: Connection, progress: ProgressSink, document: Document):
-    def on_event(event: JobEvent) -> None:
-        text = event_text(event)
-        if text:
-            progress.text(f"Paintwire: {text}")
-        fraction = progress_fraction(event)
-        if fraction is not None:
-            progress.fraction(fraction)
-        if isinstance(event, Preview):
-            document.preview(event)
-
     try:
-        return client.run(request, on_event=on_event, timeout=connection.timeout)
-    except JobFailed as exc:
-        field = f" ({exc.error.field})" if exc.error.field else ""
-        raise PluginError(f"The Paintwire server could not do this: {exc.error.message}{field}") from None
-    except JobCancelled:
-        raise PluginError("The job was cancelled on the server.") from None
-    except ClientError as exc:
-        raise PluginError(f"Lost the connection to the Paintwire server: {exc}") from None
+        return job_flow.send_and_write(document, client, plan, request, _ProgressLine(progress), connection.timeout)
+    except job_flow.JobError as exc:
+        raise PluginError(_failure(exc.outcome)) from None
+
+
+def _failure(outcome: job_flow.Failed | job_flow.Cancelled) -> str:
+    if isinstance(outcome, job_flow.Cancelled):
+        return "The job was cancelled on the server."
+    if outcome.connection_lost:
+        return f"Lost the connection to the Paintwire server: {outcome.message}"
+    field = f" ({outcome.field})" if outcome.field else ""
+    return f"The Paintwire server could not do this: {outcome.message}{field}"

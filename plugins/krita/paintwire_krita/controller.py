@@ -1,12 +1,16 @@
-"""The docker's job orchestration, without Qt: Generate, the job's events, its
-result written into the right document, Cancel, the history's "apply
-again" and "use settings", and settings recalled from the server's history
-or from an image's metadata.
+"""The docker's jobs, without Qt: Generate, the job's events, its result
+written into the right document, Cancel, the history's "apply again" and
+"use settings", and settings recalled from the server's history or from an
+image's metadata.
 
-Like GIMP's ``jobs.run``, it talks to three small protocols instead of to
-Krita and Qt: ``Documents`` (document.py: read a snapshot, write a
-placement), ``Transport`` (worker.py: submit, cancel) and ``View`` (the
-docker's widgets: status line, progress, preview, lists). Tests drive it with
+The job's steps are hostkit's job_flow, as in GIMP (plan, read only what the
+job reads, request, events, placement, history); what is Krita's is the
+threading: the document is read on the UI thread, the request is built and
+sent in the worker thread, the result written back on the UI thread. It talks
+to three small protocols instead of to Krita and Qt: ``Documents``
+(document.py: read a snapshot, write a placement), ``Transport`` (worker.py:
+submit, cancel) and ``View`` (the docker's widgets: status line, progress,
+preview, lists). Tests drive it with
 stand-ins for all three (tests/unit/test_krita_controller.py).
 """
 
@@ -18,12 +22,14 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Protocol
 
 from paintwire.hostkit import controls as kit_controls
+from paintwire.hostkit import job_flow
 from paintwire.hostkit import modes as kit_modes
+from paintwire.hostkit.document import where_placed
 from paintwire.hostkit.placement import Placement, place_result
 from paintwire.hostkit.recall import into_document, recollect, settings_in_image
-from paintwire.hostkit.request import build_request, prompt_of, read_area
-from paintwire.hostkit.status import describe_error, event_text, progress_fraction
-from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, Progress, Queued, Recall, Result
+from paintwire.hostkit.request import prompt_of
+from paintwire.hostkit.status import SENDING, describe_error
+from paintwire.protocol import Capabilities, JobRequest, Preview, PixelFormat, PlacementKind, Queued, Recall, Result
 from paintwire.protocol.rect import Rect
 from paintwire.protocol.messages import JobEvent
 
@@ -55,8 +61,6 @@ class Documents(Protocol):
         selected; the returned object's ``finish()`` makes the Snapshot (worker thread)."""
 
     def write_placement(self, doc: Any, placement: Placement, title: str = ..., resize_target: str = ...) -> Any: ...
-
-    def where_placed(self, placement: Placement, size: tuple[int, int], resize_target: str) -> str: ...
 
     def show_preview(self, doc: Any, preview: Any) -> None:
         """Show a preview (worker-prepared) on the canvas: a temporary layer."""
@@ -108,6 +112,29 @@ class View(Protocol):
 
     def offer_recall(self, recall: Recall, summary: str) -> None: ...  # without blocking: apply settings, open as layer, or dismiss
     def show_control_preview(self, image: Any, caption: str) -> None: ...  # None: clear it
+
+
+class _JobShown:
+    """A job's events in the docker (hostkit's JobSink): status line, progress, previews."""
+
+    def __init__(self, controller: "Controller") -> None:
+        self.controller = controller
+
+    def status(self, text: str) -> None:
+        self.controller.view.show_status(text)
+
+    def fraction(self, value: float) -> None:
+        self.controller.view.show_progress(value)
+
+    def preview(self, event: Any) -> None:
+        """A Preview, or one the worker prepared for the canvas."""
+        controller = self.controller
+        controller.view.show_preview(event)
+        try:
+            with controller.timed("preview.canvas"):
+                controller.documents.show_preview(controller.state.ticket.document, event)
+        except Exception:  # the canvas preview is a nicety; the job goes on
+            traceback.print_exc()
 
 
 class Controller:
@@ -179,24 +206,20 @@ class Controller:
         try:
             doc = self.documents.active_document()
             settings = self.state.job_settings()
-            controls = self.state.job_controls(self.documents.layer_paths(doc))
             caps = self.state.capabilities
             assert caps is not None  # job_settings needs a server
-            width, height = self.documents.size(doc)
-            kinds = self.state.control_kinds()
-
-            def area_for(selected: Rect | None) -> Rect:
-                return read_area(caps, settings, width, height, selected)  # only what the job reads
-
+            plan = job_flow.plan_job(caps, settings, self.state.controls, self.documents.layer_paths(doc))
+            size = self.documents.size(doc)
             with self.timed("generate.read"):
-                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer, area_for=area_for)
+                # Only what the job reads: the mode's crop rule around what is selected.
+                raw = self.documents.read_snapshot(doc, self.state.settings.input_source, mask_layer, sketch_layer,
+                                                   area_for=lambda selected: plan.read_area(size, selected))
                 # Control layers: the same part of the canvas as the picture.
-                layers = self.documents.read_layers(doc, [c.layer for c in controls], raw.area) if controls else None
+                layers = self.documents.read_layers(doc, plan.control_layers, raw.area) if plan.controls else None
 
             def request() -> JobRequest:
                 # Built in the worker thread: converting and checking the pixels is no work for Krita's UI thread.
-                job = build_request(raw.finish(), caps, settings, OUTPUT_FORMAT)
-                return kit_controls.with_controls(job, kinds, controls, lambda c, region: layers.payload(c.layer, region), (raw.width, raw.height))
+                return plan.request(raw.finish(), lambda c, region: layers.payload(c.layer, region), OUTPUT_FORMAT)
             ticket = self.state.start_job(settings, doc, (raw.width, raw.height))
         except (self.documents.DocumentError, ValueError) as exc:  # what the artist can fix: said as it is
             self.view.show_status(str(exc), error=True)
@@ -207,7 +230,7 @@ class Controller:
             return False
         self.save()
         self.view.show_progress(None)
-        self.view.show_status("Sending the job \u2026")
+        self.view.show_status(SENDING)
         self.view.refresh()
         self.transport.submit(ticket.number, request)
         return True
@@ -227,19 +250,7 @@ class Controller:
         assert self.state.ticket is not None
         if isinstance(event, Queued):
             self.state.ticket.job_id = event.job
-        if isinstance(getattr(event, "event", event), Preview):  # a Preview, or one the worker prepared
-            self.view.show_preview(event)
-            try:
-                with self.timed("preview.canvas"):
-                    self.documents.show_preview(self.state.ticket.document, event)
-            except Exception:  # the canvas preview is a nicety; the job goes on
-                traceback.print_exc()
-            return
-        text = event_text(event)
-        if text:
-            self.view.show_status(text)
-        if isinstance(event, Progress):
-            self.view.show_progress(progress_fraction(event))
+        job_flow.report(event, _JobShown(self))
 
     def on_done(self, number: int, result: Result) -> None:
         if not self._current(number):
@@ -254,7 +265,8 @@ class Controller:
             with self.timed("done.write"):
                 self.documents.write_placement(ticket.document, placement, self.documents.title(ticket.document, ticket.mode.label), resize_target)
             names = ", ".join(l.name for l in placement.layers)
-            self.view.show_status(f"Done: {names} added {self.documents.where_placed(placement, ticket.document_size, resize_target)}.")
+            where = where_placed(placement, ticket.document_size, resize_target == PlacementKind.RESIZE.value)
+            self.view.show_status(f"Done: {names} added {where}.")
         except Exception as exc:
             self.view.show_status(f"The result could not be added: {exc}", error=True)
             if not isinstance(exc, self.documents.DocumentError):
@@ -424,15 +436,9 @@ class Controller:
         if entry.result is None:
             self.view.show_status("The pixels of this result are from an earlier session; use its settings to make it again.", error=True)
             return
-        try:
-            doc = self.documents.active_document()
-            self.documents.check_supported(doc)
-            # As new layers when the sizes match, else as a new document (this canvas did not grow with it).
-            placement = place_result(entry.result, self.documents.size(doc), prompt_of(entry.settings.params))
-            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
-            self.view.show_status("Added the result again.")
-        except Exception as exc:
-            self.view.show_status(f"Could not add the result: {exc}", error=True)
+        # As new layers when the sizes match, else as a new document (this canvas did not grow with it).
+        self._add_to_active(lambda size: place_result(entry.result, size, prompt_of(entry.settings.params)),
+                            "Added the result again.", "Could not add the result")
 
     def rerun_history(self, row: int) -> None:
         """Put the settings (and seed) of history ``row`` back into the panel."""
@@ -480,12 +486,16 @@ class Controller:
 
     def open_recalled(self, result: Result) -> None:
         """The recalled image (fetched by the worker) as a new layer of the active document."""
+        self._add_to_active(lambda size: place_result(into_document(result, size), size),
+                            "Opened the recalled image.", "Could not open the recalled image")
+
+    def _add_to_active(self, place: Callable[[tuple[int, int]], Placement], done: str, failed: str) -> None:
+        """A result from before (the history, a recall) written into the active document:
+        as new layers, or a new document when it is of another size."""
         try:
             doc = self.documents.active_document()
             self.documents.check_supported(doc)
-            size = self.documents.size(doc)
-            placement = place_result(into_document(result, size), size)
-            self.documents.write_placement(doc, placement, self.documents.title(doc, "history"), "new_document")
-            self.view.show_status("Opened the recalled image.")
+            self.documents.write_placement(doc, place(self.documents.size(doc)), self.documents.title(doc, "history"), "new_document")
+            self.view.show_status(done)
         except Exception as exc:
-            self.view.show_status(f"Could not open the recalled image: {exc}", error=True)
+            self.view.show_status(f"{failed}: {exc}", error=True)

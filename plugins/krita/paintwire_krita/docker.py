@@ -117,7 +117,20 @@ class PaintwireDocker(DockWidget):
         scroll.setWidget(root)
         self.setWidget(scroll)
         col = QVBoxLayout(root)
+        col.addWidget(self._server_box())
+        col.addWidget(self._job_box())
+        col.addWidget(self._params_box())
+        col.addWidget(self._controls_box())
+        col.addLayout(self._run_buttons())
+        col.addLayout(self._live_buttons())
+        col.addWidget(self._progress_bar())
+        col.addWidget(self._preview())
+        col.addWidget(self._history_box())
+        col.addStretch(1)
+        self._fill_history()
 
+    def _server_box(self) -> QGroupBox:
+        """URL, token, Connect and the status line."""
         conn = QGroupBox("Server")
         form = QFormLayout(conn)
         self.url_edit = QLineEdit(self.state.settings.url)
@@ -138,18 +151,40 @@ class PaintwireDocker(DockWidget):
         form.addRow("Token", self.token_edit)
         form.addRow(self.connect_button)
         form.addRow(self.status_label)
-        col.addWidget(conn)
+        return conn
 
+    def _job_box(self) -> QGroupBox:
+        """Mode, model, prompts, and where the input comes from and the result goes."""
         job = QGroupBox("Job")
         job_layout = QVBoxLayout(job)
-        form = QFormLayout()
-        job_layout.addLayout(form)
+        job_layout.addLayout(self._choices_form())
+        job_layout.addWidget(self._prompts())
+        job_layout.addLayout(self._inputs_form())
+        return job
+
+    def _choices_form(self) -> QFormLayout:
+        """The server's modes and the models that can run the chosen one."""
         self.mode_combo = QComboBox()
         self.mode_combo.setObjectName("paintwire-mode")
         self.mode_combo.currentIndexChanged.connect(self._mode_changed)
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("paintwire-model")
         self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.models_refresh = QToolButton()
+        self.models_refresh.setObjectName("paintwire-models-refresh")
+        self.models_refresh.setText("\u21bb")
+        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
+        self.models_refresh.clicked.connect(self._refresh_models)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.models_refresh)
+        form = QFormLayout()
+        form.addRow("Mode", self.mode_combo)
+        form.addRow("Model", model_row)
+        return form
+
+    def _prompts(self) -> QWidget:
+        """Prompt and negative prompt, in a box of their own: hidden rows of a QFormLayout still take space."""
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setObjectName("paintwire-prompt")
         self.prompt_edit.setPlaceholderText("Describe what to make")
@@ -160,6 +195,17 @@ class PaintwireDocker(DockWidget):
         self.negative_edit.setPlaceholderText("What to avoid")
         self.negative_edit.setFixedHeight(40)
         self.negative_edit.textChanged.connect(lambda: self._value_changed(NEGATIVE_PROMPT, self.negative_edit.toPlainText()))
+        self.prompt_box = QWidget()
+        prompts = QFormLayout(self.prompt_box)
+        prompts.setContentsMargins(0, 0, 0, 0)
+        self.prompt_label = QLabel("Prompt")
+        self.negative_label = QLabel("Negative")
+        prompts.addRow(self.prompt_label, self.prompt_edit)
+        prompts.addRow(self.negative_label, self.negative_edit)
+        return self.prompt_box
+
+    def _inputs_form(self) -> QFormLayout:
+        """The input source, the resized result's target, and the mask and sketch layers."""
         self.input_combo = QComboBox()
         self.input_combo.setObjectName("paintwire-input")
         for source in InputSource:
@@ -184,45 +230,29 @@ class PaintwireDocker(DockWidget):
         layers_refresh.setText("\u21bb")
         layers_refresh.setToolTip("Reload the layer lists")
         layers_refresh.clicked.connect(self._refresh_layers)
-        form.addRow("Mode", self.mode_combo)
-        self.models_refresh = QToolButton()
-        self.models_refresh.setObjectName("paintwire-models-refresh")
-        self.models_refresh.setText("\u21bb")
-        self.models_refresh.setToolTip("Refresh: have the server look at its model folders again (a model was just added)")
-        self.models_refresh.clicked.connect(self._refresh_models)
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_combo, 1)
-        model_row.addWidget(self.models_refresh)
-        form.addRow("Model", model_row)
-        # The prompts sit in a box of their own: hidden rows of a QFormLayout still take space.
-        self.prompt_box = QWidget()
-        prompts = QFormLayout(self.prompt_box)
-        prompts.setContentsMargins(0, 0, 0, 0)
-        self.prompt_label = QLabel("Prompt")
-        self.negative_label = QLabel("Negative")
-        prompts.addRow(self.prompt_label, self.prompt_edit)
-        prompts.addRow(self.negative_label, self.negative_edit)
-        job_layout.addWidget(self.prompt_box)
-        form = QFormLayout()
-        job_layout.addLayout(form)
-        form.addRow("Input", self.input_combo)
-        self.resize_label = QLabel("Result")
-        form.addRow(self.resize_label, self.resize_combo)
         mask_row = QHBoxLayout()
         mask_row.addWidget(self.mask_combo, 1)
         mask_row.addWidget(layers_refresh)
+        form = QFormLayout()
+        form.addRow("Input", self.input_combo)
+        self.resize_label = QLabel("Result")
+        form.addRow(self.resize_label, self.resize_combo)
         form.addRow("Mask layer", mask_row)
         form.addRow("Sketch layer", self.sketch_combo)
-        col.addWidget(job)
+        return form
 
+    def _params_box(self) -> QGroupBox:
+        """The server's parameters of the mode (widgets.ParamForm)."""
         params = QGroupBox("Settings")
         params.setToolTip("These controls come from the server: each engine and mode brings its own.")
         params_layout = QVBoxLayout(params)
         self.form = ParamForm(self._value_changed)
         self.form.setObjectName("paintwire-params")
         params_layout.addWidget(self.form)
-        col.addWidget(params)
+        return params
 
+    def _controls_box(self) -> QGroupBox:
+        """The control layers (control_list.ControlList)."""
         controls = QGroupBox("Control layers")
         controls.setToolTip(
             "Layers that guide the result: line art, a scribble, a depth or pose map, a reference picture. "
@@ -230,8 +260,9 @@ class PaintwireDocker(DockWidget):
         )
         self.control_list = ControlList(self.controller)
         QVBoxLayout(controls).addWidget(self.control_list)
-        col.addWidget(controls)
+        return controls
 
+    def _run_buttons(self) -> QHBoxLayout:
         buttons = QHBoxLayout()
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("paintwire-generate")
@@ -242,7 +273,9 @@ class PaintwireDocker(DockWidget):
         self.cancel_button.clicked.connect(self._cancel_clicked)
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
-        col.addLayout(buttons)
+        return buttons
+
+    def _live_buttons(self) -> QHBoxLayout:
         live_row = QHBoxLayout()
         self.live_button = QPushButton("Live")
         self.live_button.setObjectName("paintwire-live")
@@ -258,20 +291,26 @@ class PaintwireDocker(DockWidget):
         self.live_apply_button.clicked.connect(lambda: self.live.apply())
         live_row.addWidget(self.live_button, 2)
         live_row.addWidget(self.live_apply_button, 1)
-        col.addLayout(live_row)
+        return live_row
+
+    def _progress_bar(self) -> QProgressBar:
         self.progress = QProgressBar()
         self.progress.setObjectName("paintwire-progress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("")
-        col.addWidget(self.progress)
+        return self.progress
+
+    def _preview(self) -> QLabel:
         self.preview_label = QLabel()
         self.preview_label.setObjectName("paintwire-preview")
         self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview_label.setMinimumHeight(0)
         self.preview_label.setToolTip("The job's progress; it also shows on the canvas as a temporary layer, removed when the job ends.")
-        col.addWidget(self.preview_label)
+        return self.preview_label
 
+    def _history_box(self) -> QGroupBox:
+        """This document's results, "Apply again", "Use settings" and settings from an image."""
         hist = QGroupBox("History")
         hl = QVBoxLayout(hist)
         self.history_list = QListWidget()
@@ -300,9 +339,7 @@ class PaintwireDocker(DockWidget):
         )
         self.image_settings_button.clicked.connect(self._image_settings_clicked)
         hl.addWidget(self.image_settings_button)
-        col.addWidget(hist)
-        col.addStretch(1)
-        self._fill_history()
+        return hist
 
     # -- state -> widgets ----------------------------------------------------------------
 

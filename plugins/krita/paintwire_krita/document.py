@@ -15,11 +15,13 @@ added, and a layer already in the document shows only after
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 from krita import Krita
 
+from paintwire.hostkit.document import BOUNDS_MARGIN, WriteError
+from paintwire.hostkit.document import write_placement as write_layers
 from paintwire.hostkit.placement import Placement, PlacedLayer
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import PixelFormat, PlacementKind
@@ -125,11 +127,6 @@ def read_snapshot(doc, input_source: str, mask_layer: str | None = None, sketch_
     return RawSnapshot(w, h, depth, raw, selection, mask, sketch, area)
 
 
-# Krita's selection bounds are exact; a margin keeps the last pixels of a soft edge
-# inside whatever it reports.
-BOUNDS_MARGIN = 2
-
-
 def _selected_bounds(sel, sketch_node, width: int, height: int) -> Rect | None:
     """The canvas rectangle holding the selection and the sketch strokes, or None when
     nothing is selected (the job then reads the whole canvas)."""
@@ -173,86 +170,83 @@ def read_layers(doc, paths, area: Rect | None = None) -> RawLayers:
     return RawLayers(w, h, depth, pixels, x, y)
 
 
-def _to_bgra(layer: PlacedLayer) -> bytes:
-    # Jobs ask the server for bgra8 (state.OUTPUT_FORMAT), Krita's own byte order,
-    # so results are written as they come, with no conversion here.
-    if layer.pixel_format is not PixelFormat.BGRA8:
-        raise DocumentError(f"The server sent a {layer.pixel_format.value} layer; expected bgra8.")
-    return layer.pixels
-
-
 def write_placement(doc, placement: Placement, title: str = "Paintwire result", resize_target: str = PlacementKind.RESIZE.value):
-    """Put the result's layers where its placement says and return the document written to.
-
-    - layers: new layers in ``doc``, at their place;
-    - grow: ``doc``'s canvas grows in place (its layers keep their pixels and
-      move by the offset), then the new layers go on top;
-    - resize: ``doc`` is scaled to the result's size, then the new layers go on
-      top; or a new document, when ``resize_target`` says so;
-    - new_document (and a result of another size that fits none of these): a new document.
+    """Put the result's layers where its placement says (hostkit's write_placement) and
+    return the document written to: new layers in ``doc``; ``doc``'s canvas grown in
+    place; ``doc`` scaled to the result's size, or a new document, as ``resize_target``
+    says; a new document for anything else of another size.
 
     Only new nodes are created, on top of the layer stack; the artist's layers
     keep their pixels. If writing fails half-way the new nodes are removed again.
     Krita's scripting API has no undo macro: growing or resizing is one undo
     step of its own (as Image > Resize Canvas / Scale Image), the new layers another.
     """
-    app = Krita.instance()
-    size = (doc.width(), doc.height())
-    grow = placement.grows(size)
-    resize = placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value
-    new_document = placement.new_document and not grow and not resize
-    if new_document:
-        doc = app.createDocument(placement.width, placement.height, title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
-    depth = check_supported(doc)
-    if placement.new_document and grow:
-        doc.resizeImage(-placement.offset_x, -placement.offset_y, placement.width, placement.height)
-        doc.waitForDone()
-    elif placement.new_document and resize:
-        doc.scaleImage(placement.width, placement.height, doc.resolution(), doc.resolution(), "Bicubic")
-        doc.waitForDone()
-    _add_layers(doc, placement, depth)  # written before they are added: adding them repaints their area
-    if new_document:
-        window = app.activeWindow()
-        if window is not None:
-            window.addView(doc)
-    return doc
-
-
-def where_placed(placement: Placement, size: tuple[int, int], resize_target: str) -> str:
-    """Words for the status line: where write_placement put the result."""
-    if not placement.new_document:
-        return "as new layer(s)"
-    if placement.grows(size):
-        return "on the grown canvas"
-    if placement.kind is PlacementKind.RESIZE and resize_target == PlacementKind.RESIZE.value:
-        return "to the resized document"
-    return "as a new document"
-
-
-def _add_layers(target, placement: Placement, depth: str) -> None:
-    root = target.rootNode()
-    created = []
     try:
-        parent = root
-        top = root.childNodes()[-1] if root.childNodes() else None
-        if placement.group is not None:
-            group = target.createNode(placement.group, "grouplayer")
-            root.addChildNode(group, top)
-            created.append(group)
-            parent, top = group, None
-        for layer in placement.layers:
-            clipped = clip_to_canvas(layer, placement.width, placement.height)
-            if clipped is None:
-                continue
-            node = target.createNode(clipped.name, "paintlayer")
-            node.setPixelData(from_8bit(_to_bgra(clipped), depth), clipped.x, clipped.y, clipped.width, clipped.height)
-            parent.addChildNode(node, top)
-            created.append(node)
-            top = node
-    except Exception:
-        for node in reversed(created):
-            node.remove()
-        raise
+        written = write_layers(_Canvas(doc, title), placement, resize_target == PlacementKind.RESIZE.value)
+    except WriteError as exc:
+        raise DocumentError(str(exc)) from None
+    return written.canvas.doc
+
+
+class _Canvas:
+    """Krita's side of hostkit's write_placement, on one document."""
+
+    # Jobs ask the server for bgra8 (controller.OUTPUT_FORMAT), Krita's own byte order,
+    # so results are written as they come, with no conversion here.
+    pixel_format = PixelFormat.BGRA8
+
+    def __init__(self, doc, title: str, new: bool = False) -> None:
+        self.doc, self.title, self.new = doc, title, new
+        self.depth = check_supported(doc)
+
+    def size(self) -> tuple[int, int]:
+        return self.doc.width(), self.doc.height()
+
+    def undo_group(self):
+        return nullcontext()  # no undo macro in Krita's scripting API (see write_placement)
+
+    def grow(self, width: int, height: int, offset_x: int, offset_y: int) -> None:
+        self.doc.resizeImage(-offset_x, -offset_y, width, height)
+        self.doc.waitForDone()
+
+    def resize(self, width: int, height: int) -> None:
+        self.doc.scaleImage(width, height, self.doc.resolution(), self.doc.resolution(), "Bicubic")
+        self.doc.waitForDone()
+
+    def new_document(self, width: int, height: int) -> "_Canvas":
+        doc = self.doc
+        new = Krita.instance().createDocument(width, height, self.title, doc.colorModel(), doc.colorDepth(), doc.colorProfile(), doc.resolution())
+        return _Canvas(new, self.title, new=True)
+
+    def add_group(self, name: str):
+        root = self.doc.rootNode()
+        children = root.childNodes()
+        group = self.doc.createNode(name, "grouplayer")
+        root.addChildNode(group, children[-1] if children else None)
+        return group
+
+    def add_layer(self, layer: PlacedLayer, group, above):
+        clipped = clip_to_canvas(layer, *self.size())
+        if clipped is None:
+            return None
+        parent = group if group is not None else self.doc.rootNode()
+        if above is None and group is None:  # the first layer goes on top of the artist's
+            children = parent.childNodes()
+            above = children[-1] if children else None
+        node = self.doc.createNode(clipped.name, "paintlayer")
+        # Written before it is added: adding it repaints its area.
+        node.setPixelData(from_8bit(clipped.pixels, self.depth), clipped.x, clipped.y, clipped.width, clipped.height)
+        parent.addChildNode(node, above)
+        return node
+
+    def remove(self, node) -> None:
+        node.remove()
+
+    def show(self) -> None:
+        if self.new:
+            window = Krita.instance().activeWindow()
+            if window is not None:
+                window.addView(self.doc)
 
 
 def size(doc) -> tuple[int, int]:

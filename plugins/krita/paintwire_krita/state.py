@@ -19,9 +19,10 @@ from paintwire.hostkit import controls as kit_controls
 from paintwire.hostkit import modes as kit_modes
 from paintwire.hostkit.controls import ControlLayer
 from paintwire.hostkit.form import value_of
-from paintwire.hostkit.history import History, HistoryEntry, history_entry
-from paintwire.hostkit.placement import Placement, place_result
-from paintwire.hostkit.request import PROMPT_PARAMS, JobSettings, params_for_mode, prompt_of
+from paintwire.hostkit.history import History, HistoryEntry
+from paintwire.hostkit.job_flow import place_for, record_for
+from paintwire.hostkit.placement import Placement
+from paintwire.hostkit.request import PROMPT_PARAMS, JobSettings, params_for_mode
 from paintwire.hostkit.sources import InputSource
 from paintwire.protocol import DEFAULT_URL, Capabilities, InputKind, ModeSpec, PlacementKind, Result
 
@@ -224,11 +225,6 @@ class PanelState:
         self.controls[index] = control
         return control
 
-    def job_controls(self, layers: list[str] | None = None) -> list[ControlLayer]:
-        """The controls a Generate now sends (none for a mode without a control input);
-        raises ValueError naming a control that cannot go."""
-        return kit_controls.controls_for_job(self.current_mode(), self.control_kinds(), self.controls, layers)
-
     # -- jobs ---------------------------------------------------------------------------
 
     @property
@@ -254,10 +250,10 @@ class PanelState:
         self.ticket = None
         if result is None:
             return ticket, None
-        return ticket, place_result(result, ticket.document_size, prompt_of(ticket.settings.params), ticket.mode.placement)
+        return ticket, place_for(result, ticket.settings, ticket.mode, ticket.document_size)
 
     def record(self, ticket: Ticket, result: Result, placement: Placement, thumbnail: bytes = b"") -> HistoryEntry:
-        entry = history_entry(ticket.job_id or result.job or "", ticket.settings, result, placement, ticket.mode.label)
+        entry = record_for(ticket.job_id or "", ticket.settings, ticket.mode, result, placement)
         self.history.add(entry)
         if thumbnail:
             self.thumbnails[entry.job_id] = thumbnail

@@ -15,10 +15,11 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Union
 
+from paintwire.hostkit import job_flow
 from paintwire.hostkit.recall import fetch_image, recalled_result
 from paintwire.hostkit.status import CONNECT_TIMEOUT, EVENT_TIMEOUT
 from paintwire.protocol import (
-    Client, ClientError, JobCancelled, JobFailed, JobRequest, PixelFormat, Preview, ProtocolError, Queued, Recall, __version__,
+    Capabilities, Client, ClientError, JobFailed, JobRequest, PixelFormat, Preview, ProtocolError, Queued, Recall, __version__,
 )
 from paintwire.protocol.live import LIVE_SERVER_TYPES, LiveError, LiveFrame, LiveStart, LiveStop
 from paintwire.protocol.controls import ControlInput
@@ -31,23 +32,66 @@ from .state import CLIENT_NAME
 # worker thread, so that converting the document's pixels never blocks Krita.
 # It may raise ValueError or ProtocolError with a sentence for the artist.
 JobSource = Union[JobRequest, Callable[[], JobRequest]]
-RESCAN = "rescan"  # a queue item: ask the server to rescan its model folders
-FETCH = "fetch"  # a queue item (FETCH, Recall): fetch and decode a recalled image
+
+
+# -- what the UI thread asks of the worker thread: one queue of typed items ---------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    """Run a job; its events, then its result or failure, come back under ``number``."""
+
+    number: int
+    source: JobSource
+
+
+@dataclass(frozen=True)
+class SendLive:
+    """Send a live message: ``build()`` (run in the worker thread) gives it, or None to send nothing."""
+
+    build: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class Rescan:
+    """Ask the server to rescan its model folders."""
+
+
+@dataclass(frozen=True)
+class FetchRecalled:
+    """Fetch and decode a recalled image."""
+
+    recall: Recall
 
 
 @dataclass(frozen=True)
 class PreprocessItem:
-    """A queue item: the preprocessed image of one control layer, for the docker's preview.
+    """The preprocessed image of one control layer, for the docker's preview.
     ``control`` builds the ControlInput (in the worker thread: it converts the layer's pixels)."""
 
     engine: str
     control: Callable[[], ControlInput]
 
 
+@dataclass(frozen=True)
+class Stop:
+    """Close the connection: the docker asked."""
+
+
+Item = Union[Submit, SendLive, Rescan, FetchRecalled, PreprocessItem, Stop]
+
+
+class _Lost(Exception):
+    """The connection went while an item was handled; ends the worker with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # How often an idle connection is looked at, so that a server that went away
 # shows in the docker within a second rather than at the next Generate.
 IDLE_CHECK = 0.5
-LIVE = "live"  # a queue item: (LIVE, build), build() made in this thread gives the live message to send, or None
 # While a live stream is open, frames are looked for this often (seconds) between states.
 LIVE_POLL = 0.01
 
@@ -92,7 +136,7 @@ class Worker(QObject):
 
     def disconnect_from(self) -> None:
         if self._thread is not None:
-            self._jobs.put(None)
+            self._jobs.put(Stop())
             client = self._client
             if client is not None:
                 try:
@@ -104,20 +148,20 @@ class Worker(QObject):
     def submit(self, number: int, request: JobSource) -> None:
         with self._lock:
             self._job_id, self._cancel_wanted = None, False
-        self._jobs.put((number, request))
+        self._jobs.put(Submit(number, request))
 
     def live(self, build: Callable[[], object]) -> None:
         """Send a live message: ``build`` runs in the worker thread (converting and comparing
         a state's pixels is no work for Krita's UI thread) and returns it, or None to send nothing."""
-        self._jobs.put((LIVE, build))
+        self._jobs.put(SendLive(build))
 
     def rescan(self) -> None:
         """Ask the server to look at its model folders again; ``capabilities_changed`` follows."""
-        self._jobs.put(RESCAN)
+        self._jobs.put(Rescan())
 
     def fetch_recalled(self, recall: Recall) -> None:
         """Fetch and decode a recalled image in the worker thread; ``recalled_image`` or ``notice`` follows."""
-        self._jobs.put((FETCH, recall))
+        self._jobs.put(FetchRecalled(recall))
 
     def preprocess(self, engine: str, control: Callable[[], ControlInput]) -> None:
         """Ask for a control layer's preprocessed image; ``preprocessed`` or ``preprocess_failed`` follows."""
@@ -142,103 +186,12 @@ class Worker(QObject):
     # -- worker thread --------------------------------------------------------------------
 
     def _run(self, url: str, token: str | None, jobs: queue.Queue) -> None:
-        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT, updates=True, recall=True)
-        try:
-            caps = client.connect()
-        except (ClientError, JobFailed) as exc:
-            if jobs is self._jobs:  # not replaced by a newer connection meanwhile
-                self.disconnected.emit(str(exc))
+        client = self._open(url, token, jobs)
+        if client is None:
             return
-        except Exception as exc:  # never let a surprise reach Krita's error dialog
-            if jobs is self._jobs:
-                self.disconnected.emit(f"{type(exc).__name__}: {exc}")
-            return
-        if jobs is not self._jobs:  # the docker connected elsewhere meanwhile: this connection is stale
-            client.close()
-            return
-        self._client = client
-        server = getattr(client.protocol, "server_name", "") or ""
-        self.connected.emit(caps, server)
         reason = ""
-        live = False  # a live stream is open: look for its frames often
         try:
-            while True:
-                if client.capabilities is not caps:  # pushed by the server, read during a job or a poll
-                    caps = client.capabilities
-                    self.capabilities_changed.emit(caps)
-                try:
-                    item = jobs.get(timeout=LIVE_POLL if live else IDLE_CHECK)
-                except queue.Empty:
-                    if not client.is_open:
-                        reason = f"The server at {url} closed the connection."
-                        break
-                    try:
-                        self._route(client.poll())  # pushed capabilities and recalls between jobs, live frames
-                    except ClientError as exc:
-                        reason = str(exc)
-                        break
-                    continue
-                if item is None:
-                    break
-                if isinstance(item, tuple) and item[0] == LIVE:
-                    try:
-                        live = self._send_live(client, item[1], live)
-                        self._route(client.poll())  # states may come every tick: frames are read between them
-                    except ClientError as exc:
-                        reason = str(exc)
-                        break
-                    continue
-                if item is RESCAN:
-                    try:
-                        caps = client.rescan(timeout=EVENT_TIMEOUT)
-                    except JobFailed as exc:  # a server without rescan: keep what we have
-                        self.notice.emit(f"The server cannot refresh its models: {exc.error.message}")
-                        continue
-                    except ClientError as exc:
-                        reason = str(exc)
-                        break
-                    self.capabilities_changed.emit(caps)
-                    continue
-                if isinstance(item, tuple) and item[0] == FETCH:
-                    self._fetch(url, token, item[1])
-                    continue
-                if isinstance(item, PreprocessItem):
-                    try:
-                        self._preprocess(client, item)
-                    except ClientError as exc:
-                        reason = str(exc)
-                        self.preprocess_failed.emit(f"Lost the connection: {exc}")
-                        break
-                    continue
-                number, request = item
-                try:
-                    request = request() if callable(request) else request
-                except (ValueError, ProtocolError) as exc:  # what the artist can fix: said as it is
-                    self.job_failed.emit(number, getattr(exc, "message", None) or str(exc))
-                    continue
-                except Exception as exc:
-                    self.job_failed.emit(number, f"Cannot start: {type(exc).__name__}: {exc}")
-                    continue
-                try:
-                    result = client.run(request, on_event=lambda ev, n=number: self._on_event(n, ev), timeout=EVENT_TIMEOUT)
-                except JobCancelled:
-                    self.job_cancelled.emit(number)
-                except JobFailed as exc:
-                    self.job_failed.emit(number, exc.error.message)
-                except ClientError as exc:
-                    reason = str(exc)
-                    self.job_failed.emit(number, f"Lost the connection: {exc}")
-                    break
-                except Exception as exc:
-                    reason = f"{type(exc).__name__}: {exc}"
-                    self.job_failed.emit(number, reason)
-                    break
-                else:
-                    try:
-                        self.job_thumbnail.emit(number, thumbnail_png(result))
-                    except Exception:  # a thumbnail is a nicety: the result still counts
-                        pass
-                    self.job_done.emit(number, result)
+            reason = self._serve(client, url, token, jobs)
         finally:
             if self._client is client:
                 self._client = None
@@ -248,6 +201,110 @@ class Worker(QObject):
                 pass
             if jobs is self._jobs:  # not replaced by a newer connection
                 self.disconnected.emit(reason)
+
+    def _open(self, url: str, token: str | None, jobs: queue.Queue) -> Client | None:
+        """Connect; None (with ``disconnected`` said) when that failed or a newer connection replaced this one."""
+        client = Client(url, name=f"{CLIENT_NAME}/{__version__}", token=token, timeout=CONNECT_TIMEOUT, updates=True, recall=True)
+        try:
+            caps = client.connect()
+        except (ClientError, JobFailed) as exc:
+            if jobs is self._jobs:  # not replaced by a newer connection meanwhile
+                self.disconnected.emit(str(exc))
+            return None
+        except Exception as exc:  # never let a surprise reach Krita's error dialog
+            if jobs is self._jobs:
+                self.disconnected.emit(f"{type(exc).__name__}: {exc}")
+            return None
+        if jobs is not self._jobs:  # the docker connected elsewhere meanwhile: this connection is stale
+            client.close()
+            return None
+        self._client = client
+        self.connected.emit(caps, getattr(client.protocol, "server_name", "") or "")
+        return client
+
+    def _serve(self, client: Client, url: str, token: str | None, jobs: queue.Queue) -> str:
+        """Handle the queue's items until Stop or a lost connection; returns why it ended ("" when asked)."""
+        caps = client.capabilities
+        live = False  # a live stream is open: look for its frames often
+        while True:
+            if client.capabilities is not caps:  # pushed by the server, read during a job or a poll
+                caps = client.capabilities
+                self.capabilities_changed.emit(caps)
+            try:
+                item = jobs.get(timeout=LIVE_POLL if live else IDLE_CHECK)
+            except queue.Empty:
+                if not client.is_open:
+                    return f"The server at {url} closed the connection."
+                try:
+                    self._route(client.poll())  # pushed capabilities and recalls between jobs, live frames
+                except ClientError as exc:
+                    return str(exc)
+                continue
+            try:
+                if isinstance(item, Stop):
+                    return ""
+                if isinstance(item, SendLive):
+                    live = self._live_item(client, item, live)
+                elif isinstance(item, Rescan):
+                    caps = self._rescan(client, caps)
+                elif isinstance(item, FetchRecalled):
+                    self._fetch(url, token, item.recall)
+                elif isinstance(item, PreprocessItem):
+                    self._preprocess(client, item)
+                else:
+                    self._job(client, item)
+            except _Lost as lost:
+                return lost.reason
+
+    def _job(self, client: Client, item: Submit) -> None:
+        """Build the request, run it through hostkit's job flow, and say how it ended."""
+        number = item.number
+        try:
+            request = item.source() if callable(item.source) else item.source
+        except (ValueError, ProtocolError) as exc:  # what the artist can fix: said as it is
+            self.job_failed.emit(number, getattr(exc, "message", None) or str(exc))
+            return
+        except Exception as exc:
+            self.job_failed.emit(number, f"Cannot start: {type(exc).__name__}: {exc}")
+            return
+        try:
+            outcome = job_flow.submit(client, request, lambda ev: self._on_event(number, ev), EVENT_TIMEOUT)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.job_failed.emit(number, reason)
+            raise _Lost(reason) from None
+        if isinstance(outcome, job_flow.Cancelled):
+            self.job_cancelled.emit(number)
+        elif isinstance(outcome, job_flow.Failed):
+            if outcome.connection_lost:
+                self.job_failed.emit(number, f"Lost the connection: {outcome.message}")
+                raise _Lost(outcome.message)
+            self.job_failed.emit(number, outcome.message)
+        else:
+            try:
+                self.job_thumbnail.emit(number, thumbnail_png(outcome.result))
+            except Exception:  # a thumbnail is a nicety: the result still counts
+                pass
+            self.job_done.emit(number, outcome.result)
+
+    def _live_item(self, client: Client, item: SendLive, live: bool) -> bool:
+        try:
+            live = self._send_live(client, item.build, live)
+            self._route(client.poll())  # states may come every tick: frames are read between them
+        except ClientError as exc:
+            raise _Lost(str(exc)) from None
+        return live
+
+    def _rescan(self, client: Client, caps: Capabilities) -> Capabilities:
+        try:
+            caps = client.rescan(timeout=EVENT_TIMEOUT)
+        except JobFailed as exc:  # a server without rescan: keep what we have
+            self.notice.emit(f"The server cannot refresh its models: {exc.error.message}")
+            return caps
+        except ClientError as exc:
+            raise _Lost(str(exc)) from None
+        self.capabilities_changed.emit(caps)
+        return caps
 
     def _fetch(self, url: str, token: str | None, recall: Recall) -> None:
         try:
@@ -289,9 +346,12 @@ class Worker(QObject):
                 self.recalled.emit(message)
 
     def _preprocess(self, client: Client, item: PreprocessItem) -> None:
-        """One preview of a control layer; what the artist can fix is said, a lost connection raised."""
+        """One preview of a control layer; what the artist can fix is said, a lost connection ends the worker."""
         try:
             image = to_qimage(client.preprocess(item.engine, item.control(), timeout=EVENT_TIMEOUT))
+        except ClientError as exc:
+            self.preprocess_failed.emit(f"Lost the connection: {exc}")
+            raise _Lost(str(exc)) from None
         except JobFailed as exc:
             self.preprocess_failed.emit(exc.error.message)
             return

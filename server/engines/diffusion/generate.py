@@ -120,27 +120,17 @@ def denoise(
         "generator": generators(sampling.seeds),
         "callback_on_step_end": hook, "callback_on_step_end_tensor_inputs": ["latents"],
     }
-    if task == "txt2img":
-        kwargs.update(height=height, width=width, num_inference_steps=sampling.steps)
-    else:
-        kwargs.update(image=image, strength=strength, num_inference_steps=inference_steps(sampling.steps, strength, exact_steps))
+    kwargs.update(_task_kwargs(task, sampling, width, height, image, mask, strength, exact_steps))
     kwargs.update(family.size_kwargs(pipe, task, width, height))
-    if task == "inpaint":
-        kwargs.update(mask_image=mask, height=height, width=width)
-        if masked_image_latents is not None:
-            if guidance is not None and guidance.nets:
-                raise ProtocolError(ErrorCode.INVALID_PARAM, "Masked content latent noise or latent nothing cannot be combined with "
-                                    "ControlNet layers; choose original or fill.", "job.params.masked_content")
-            kwargs["masked_image_latents"] = masked_image_latents
+    if masked_image_latents is not None and task == "inpaint":
+        if guidance is not None and guidance.nets:
+            raise ProtocolError(ErrorCode.INVALID_PARAM, "Masked content latent noise or latent nothing cannot be combined with "
+                                "ControlNet layers; choose original or fill.", "job.params.masked_content")
+        kwargs["masked_image_latents"] = masked_image_latents
     if guidance is not None:
         kwargs.update(guidance.kwargs(task))
         kwargs["callback_on_step_end"] = guidance.step_callback(pipe, hook)
-    vae = pipe.vae
-    _, free = memory_info(pipe._execution_device)
-    if vae_tiling_needed(width, height, loaded.native_size, vae.dtype.itemsize, free):
-        vae.enable_tiling()
-    else:
-        vae.disable_tiling()
+    _choose_vae_tiling(pipe, loaded.native_size, width, height)
     kwargs["output_type"] = "latent"  # decoded here, with the NaN guard
     timer = CompileTimer(loaded.entry.name) if loaded.compile_pending else None
     if timer is not None:
@@ -151,6 +141,27 @@ def denoise(
     if timer is not None and timer.report():
         loaded.compile_pending = False
     return family.decode(loaded, pipe, latents, width, height), hook
+
+
+def _task_kwargs(task: str, sampling: Sampling, width: int, height: int, image: Any, mask: Any, strength: float,
+                 exact_steps: bool) -> dict[str, Any]:
+    """The pipeline arguments of ``task``: the size and steps, and the image and mask it reads."""
+    if task == "txt2img":
+        return {"height": height, "width": width, "num_inference_steps": sampling.steps}
+    out = {"image": image, "strength": strength, "num_inference_steps": inference_steps(sampling.steps, strength, exact_steps)}
+    if task == "inpaint":
+        out.update(mask_image=mask, height=height, width=width)
+    return out
+
+
+def _choose_vae_tiling(pipe: Any, native_size: int, width: int, height: int) -> None:
+    """Tiles for a VAE pass much larger than the model's own size, or one the memory free would not hold."""
+    vae = pipe.vae
+    _, free = memory_info(pipe._execution_device)
+    if vae_tiling_needed(width, height, native_size, vae.dtype.itemsize, free):
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
 
 
 class CompileTimer:

@@ -216,3 +216,12 @@ def test_live_painting_with_the_distilled_klein(client):
     assert frames[0].image.data != frames[1].image.data  # the painted change reached the model
     client.live(LiveStop(1))
     assert expect(LiveStopped).reason == "requested"
+
+
+@pytest.mark.parametrize("model", ["flux-dev", "klein"])
+def test_upscale_refines_in_tiles(client, model):
+    image = picture(W, H)
+    events: list = []
+    result = run(client, "upscale", model, image=image, events=events, scale=2.0, refine=True, strength=0.3, tile_size=64)
+    assert layer_pixels(result.layers[0]).shape == (2 * H, 2 * W, 4)
+    assert any(e.TYPE == "progress" and e.stage == "refining" for e in events)

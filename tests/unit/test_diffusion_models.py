@@ -87,7 +87,8 @@ def test_diffusers_folders_and_the_hf_cache(tmp_path, monkeypatch):
     _diffusers_folder(models / "xl", "StableDiffusionXLPipeline", {"in_channels": 4, "addition_embed_type": "text_time"})
     _diffusers_folder(models / "sd2-inp", "StableDiffusionInpaintPipeline", {"in_channels": 9, "cross_attention_dim": 1024})
     _diffusers_folder(models / "pickled", "StableDiffusionPipeline", {"in_channels": 4}, weights=False)
-    _diffusers_folder(models / "flux", "FluxPipeline", {"in_channels": 64})
+    _diffusers_folder(models / "flux", "FluxPipeline", {"in_channels": 64})  # a Flux folder without its transformer
+    _diffusers_folder(models / "qwen", "QwenImagePipeline", {"in_channels": 64})  # a family this engine does not serve
     cache = tmp_path / "hub"
     snap = _diffusers_folder(cache / "models--org--sd15" / "snapshots" / "abc", "StableDiffusionPipeline", {"in_channels": 4, "cross_attention_dim": 768})
     (snap.parents[1] / "refs").mkdir()
@@ -97,8 +98,9 @@ def test_diffusers_folders_and_the_hf_cache(tmp_path, monkeypatch):
     found = {e.name: e.kind for e in registry.entries.values()}
     assert found == {"xl": "sdxl", "sd2-inp": "sd2-inpaint", "org/sd15": "sd15"}
     # Found but not loadable: listed apart, with the reason; another family is not this engine's at all.
-    assert list(registry.unusable) == ["pickled"]
+    assert sorted(registry.unusable) == ["flux", "pickled"]
     assert "no .safetensors weights" in registry.unusable["pickled"].reason
+    assert registry.unusable["flux"].kind == "flux" and "its transformer folder has no .safetensors weights" in registry.unusable["flux"].reason
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nowhere"))
     assert "org/sd15" not in ModelRegistry.scan([models]).entries
 

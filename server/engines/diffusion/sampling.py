@@ -64,7 +64,9 @@ def inference_steps(steps: int, strength: float, exact: bool) -> int:
 def img2img_calls(scheduler: Any, steps: int, strength: float) -> int:
     """How many times an img2img run of ``steps`` inference steps calls the model (and the step
     hook), as diffusers' get_timesteps counts: second-order solvers call it about twice a step."""
-    scheduler.set_timesteps(steps)
+    # A flow scheduler that shifts its schedule by the image size needs a shift (mu); the count does not depend on it.
+    shift = {"mu": 0.0} if getattr(scheduler.config, "use_dynamic_shifting", False) else {}
+    scheduler.set_timesteps(steps, **shift)
     t_start = steps - min(int(steps * strength), steps)
     return len(scheduler.timesteps[t_start * scheduler.order:])
 

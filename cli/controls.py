@@ -19,12 +19,14 @@ from .images import _open
 
 CONTROL_HELP = (
     "a control layer, KIND=IMAGE[:STRENGTH[:START:END]] (repeatable): KIND is one the server lists "
-    "('paintwire info': canny, scribble, lineart, softedge, depth, normal, pose, segmentation); "
+    "('paintwire info': canny, scribble, lineart, softedge, depth, normal, pose, segmentation, edit_reference); "
     "KIND/PREPROCESSOR=IMAGE picks a preprocessor (e.g. scribble/none=lines.png uses the image as it is); "
     "STRENGTH 0-2 (default 1); START and END the share of the steps it acts in (default 0 and 1). "
-    "The image is resized to the input image's size."
+    "The image is resized to the input image's size (a reference picture, edit_reference, keeps its shape)."
 )
 REFERENCE_HELP = "a reference picture whose look the result takes on (IP-Adapter), IMAGE[:STRENGTH] (repeatable)"
+# Kinds whose layer is a picture the server uses whole (its painted part): fitted, not stretched.
+PICTURE_KINDS = (ControlKind.REFERENCE.value, ControlKind.EDIT_REFERENCE.value)
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,12 @@ def _payload(rgba: np.ndarray) -> ImagePayload:
 
 def control_input(spec: ControlSpec, size: tuple[int, int] | None) -> ControlInput:
     """The control layer of ``spec`` at ``size`` (the input image's; None: as it is).
-    A control map is stretched to the size; a reference is fitted inside it, keeping its
-    shape, on a transparent layer (the server uses a reference's painted part whole)."""
+    A control map is stretched to the size; a reference picture (IP-Adapter's or an edit's)
+    is fitted inside it, keeping its shape, on a transparent layer (the server uses a
+    reference's painted part whole)."""
     img = _open(spec.path).convert("RGBA")
     if size is not None and img.size != size:
-        if spec.kind == ControlKind.REFERENCE.value:
+        if spec.kind in PICTURE_KINDS:
             scale = min(size[0] / img.width, size[1] / img.height)
             fitted = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
             canvas = Image.new("RGBA", size)

@@ -82,6 +82,7 @@ class ControlKind(str, enum.Enum):
     POSE = "pose"  # an OpenPose skeleton picture
     SEGMENTATION = "segmentation"  # a colour-coded segmentation map (ADE20K colours)
     REFERENCE = "reference"  # a picture whose look the result takes on (IP-Adapter)
+    EDIT_REFERENCE = "edit_reference"  # a picture an instruction edit takes things from (no model of its own)
 
 
 class Preprocessor(str, enum.Enum):

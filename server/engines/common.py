@@ -15,6 +15,7 @@ class ModeOrder(enum.IntEnum):
 
     GENERATE = 10
     REFINE = 20
+    EDIT = 25
     INPAINT = 30
     SKETCH = 40
     EXPAND = 50

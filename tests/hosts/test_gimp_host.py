@@ -887,3 +887,69 @@ def test_a_real_vocabulary_single_file_generates(gimp, plugin_bundle, tmp_path_f
     new, background = case["image"]["layers"]
     assert new["name"] == layer_name(prompt, 11, "") and background["name"] == "Background"
     assert (new["x"], new["y"], new["width"], new["height"]) == (0, 0, WIDTH, HEIGHT)
+
+
+# --- the edit mode: an instruction and a reference layer, with the tiny Flux.2 Klein ---------
+
+
+EDIT_PROMPT = "put the red hat on it"
+EDIT_SELECTION = [20, 12, 30, 24]  # x, y, w, h: where the tiny random Klein shows the reference (by a level or so)
+HAT_LAYER = {"name": "Hat", "rects": [[40, 2, 22, 12], [44, 14, 14, 6]], "colour": [220, 30, 40, 255]}
+
+
+@pytest.fixture(scope="module")
+def edit_run(gimp, plugin_bundle, tmp_path_factory):
+    """A server with the tiny Flux.2 Klein; GIMP runs the Edit mode, which no plug-in file
+    names, through the generic procedure, with a hidden layer as its edit reference."""
+    try:
+        sys.path.insert(0, str(REPO / "tests"))
+        from fixtures.edit_models import KLEIN, build_edit_models
+    except ImportError as exc:
+        pytest.skip(f"the diffusers extra is not installed ({exc})")
+    models = build_edit_models(tmp_path_factory.mktemp("gimp-edit-models"), (KLEIN,))
+    from server_process import start_server_process  # tests/ is on sys.path (conftest.py)
+
+    server = start_server_process(engines=["classical", "diffusers"], model_dirs=[str(models)], device="cpu")
+    try:
+        args = {"mode": "edit", "engine": "diffusers", "model": KLEIN, "prompt": EDIT_PROMPT, "seed": 7, "steps": 2,
+                "params-json": json.dumps({"mask_blur": 4}), "controls-json": json.dumps([{"layer": "Hat", "kind": "edit_reference"}])}
+        cases = [{"name": "edit", "procedure": "plug-in-paintwire", "selection": {"rect": EDIT_SELECTION}, "control_layer": HAT_LAYER,
+                  "args": args, "connection": {"url": server.url, "token": "", "timeout": 120.0}, "width": WIDTH, "height": HEIGHT}]
+        report, log, out = run_in_chroot(gimp, plugin_bundle, "driver.py", {"cases": cases}, "edit", limit=300)
+        yield report["cases"], out, log, server, KLEIN
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_an_edit_with_a_reference_layer_runs_from_gimp_without_plugin_changes(edit_run):
+    from paintwire.protocol import ControlInput
+
+    cases, out, log, server, model = edit_run
+    case = cases["edit"]
+    assert case["status"] == "SUCCESS", case.get("message", "") + log
+    assert case["background_unchanged"] and case["control_layer_unchanged"]
+    layers = {l["name"]: l for l in case["image"]["layers"]}
+    assert sorted(layers) == sorted(["Background", "Hat", f"{EDIT_PROMPT} [seed 7]"]), list(layers)
+    new = layers[f"{EDIT_PROMPT} [seed 7]"]
+    # What the server makes of the same job: the layer, the selection, the Hat layer whole.
+    mask = np.frombuffer((out / "edit" / "mask.raw").read_bytes(), np.uint8).reshape(HEIGHT, WIDTH)
+    hat = (out / "edit" / "control.rgba").read_bytes()
+    params = {"prompt": EDIT_PROMPT, "seed": 7, "steps": 2, "mask_blur": 4}
+    image = raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, pattern().tobytes())
+    mask_payload = raw_image(WIDTH, HEIGHT, PixelFormat.L8, mask.tobytes())
+    control = ControlInput("edit_reference", raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, hat))
+    with Client(server.url) as client:
+        (want,) = client.run(JobRequest("diffusers", "edit", image=image, mask=mask_payload, model=model, params=params, controls=(control,))).layers
+        (plain,) = client.run(JobRequest("diffusers", "edit", image=image, mask=mask_payload, model=model, params=params)).layers
+    x, y, w, h = EDIT_SELECTION
+    assert (new["x"], new["y"], new["width"], new["height"]) == (want.x, want.y, want.image.width, want.image.height) == (x, y, w, h)
+    got = _png(out / "edit" / new["png"]).astype(int)
+    want_px = np.frombuffer(want.image.data, np.uint8).reshape(h, w, 4).astype(int)
+    plain_px = np.frombuffer(plain.image.data, np.uint8).reshape(h, w, 4).astype(int)
+    assert np.array_equal(got[..., 3], want_px[..., 3]), "the layer's coverage differs from the server's"
+    visible = want_px[..., 3] > 0
+    assert np.abs(got[visible] - want_px[visible]).max() <= 2, "the result is not the server's for this reference"
+    # The layer is the server's result with the Hat, not without it.
+    assert not np.array_equal(want_px, plain_px)
+    assert np.abs(got - want_px)[visible].sum() < np.abs(got - plain_px)[visible].sum(), "the reference layer was not sent"

@@ -719,7 +719,8 @@ def test_krita_docker_guides_a_job_with_a_control_layer(shared_server, control_m
          "mode": "inpaint", "model": "diffusers/", "prompt": "a green leaf", "params": BIG_PARAMS, "timeout": 150},
     ]
     extra = [{"name": "Lines", "rects": LINE_RECTS, "bgra": LINE_BGRA}]
-    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra, time_limit=IN_PLACE_TIME_LIMIT)
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra, time_limit=IN_PLACE_TIME_LIMIT,
+                           selection=list(EDIT_SELECTION))
 
     added = steps["add-controls"]
     assert [(c["layer"], c["kind"], c["strength"], c["enabled"]) for c in added["controls"]] == [("Lines", kind.name, 1.0, True)], added
@@ -761,3 +762,91 @@ def test_krita_docker_guides_a_job_with_a_control_layer(shared_server, control_m
     (out_dir / "ui-thread.txt").write_text(line + "\n", encoding="utf-8")
     with capsys.disabled():
         print("\n" + line)
+
+
+# --- the edit mode: an instruction and a reference layer, with the tiny Flux.2 Klein ---------
+
+
+HAT_RECTS = [[112, 8, 40, 20], [120, 28, 24, 8]]  # a small picture outside EDIT_SELECTION, on a hidden layer
+# A selection where the tiny random Klein shows the reference at all (by a level or two: see below).
+EDIT_SELECTION = (20, 20, 60, 50)
+HAT_BGRA = [40, 30, 220, 255]
+EDIT_PARAMS = {"steps": 2, "seed": 7, "batch_size": 1, "mask_blur": 4}
+EDIT_PROMPT = "put the red hat on it"
+
+
+@pytest.fixture(scope="module")
+def edit_model_dir(tmp_path_factory) -> Path:
+    """The tiny Flux.2 Klein (distilled), a model that edits by instruction."""
+    pytest.importorskip("torch", reason="the diffusers engine needs torch (pip install -e .[diffusers])")
+    from fixtures.edit_models import KLEIN, build_edit_models
+
+    return build_edit_models(tmp_path_factory.mktemp("edit-models"), (KLEIN,))
+
+
+def hat_layer() -> np.ndarray:
+    out = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+    for x, y, w, h in HAT_RECTS:
+        out[y : y + h, x : x + w] = [HAT_BGRA[2], HAT_BGRA[1], HAT_BGRA[0], HAT_BGRA[3]]
+    return out
+
+
+def test_krita_docker_edits_a_selection_with_a_reference_layer(shared_server, edit_model_dir, tmp_path, plugin_zip, krita_host):
+    """The Edit mode and its reference kind come from the server alone: the docker offers the
+    mode, the Hat layer becomes an edit reference in one click, and Generate sends it whole
+    (it lies far outside the selection). The result is the server's for that job, a layer
+    over the selection, and nothing outside the selection changes."""
+    from paintwire.protocol import ControlInput
+    from fixtures.edit_models import KLEIN
+
+    server = shared_server(engines=["classical", "diffusers"], model_dirs=[str(edit_model_dir)], device="cpu")
+    out_dir = artifacts(krita_host, "edit")
+    jobs = [
+        {"name": "add-reference", "action": "controls", "mode": "edit", "model": "diffusers/",
+         "controls": [{"layer": "Hat", "kind": "edit_reference"}]},
+        {"name": "edit", "mode": "edit", "model": "diffusers/", "prompt": EDIT_PROMPT, "params": EDIT_PARAMS, "timeout": 180},
+    ]
+    extra = [{"name": "Hat", "rects": HAT_RECTS, "bgra": HAT_BGRA}]
+    run, steps = run_krita(tmp_path, plugin_zip, server.url, jobs, out_dir, krita_host, extra_layers=extra, time_limit=IN_PLACE_TIME_LIMIT,
+                           selection=list(EDIT_SELECTION))
+
+    assert "edit" in steps["connected"]["modes"]
+    added = steps["add-reference"]
+    assert [(c["layer"], c["kind"]) for c in added["controls"]] == [("Hat", "edit_reference")], added
+    assert "edit_reference" in added["kinds"] and added["layers_unchanged"], added
+    edit = steps["edit"]
+    assert edit["status"].startswith("Done"), edit
+    assert edit["preview"] is True, "no live preview was shown"
+
+    # What the server makes of the same job: the visible picture, the selection, the Hat layer whole.
+    selection = np.frombuffer((out_dir / "selection.l8").read_bytes(), np.uint8).reshape(HEIGHT, WIDTH)
+    bgra = hat_layer()[..., [2, 1, 0, 3]].tobytes()
+    control = ControlInput("edit_reference", raw_image(WIDTH, HEIGHT, PixelFormat.BGRA8, bgra))
+    request = JobRequest(engine="diffusers", mode="edit", model=KLEIN, image=raw_image(WIDTH, HEIGHT, PixelFormat.RGBA8, input_image().tobytes()),
+                         mask=ImagePayload(WIDTH, HEIGHT, PixelFormat.L8, selection.tobytes()),
+                         params={"prompt": EDIT_PROMPT, **EDIT_PARAMS}, controls=(control,))
+    with Client(server.url) as client:
+        (want,) = client.run(request).layers
+        (plain,) = client.run(JobRequest(engine="diffusers", mode="edit", model=KLEIN, image=request.image, mask=request.mask,
+                                         params=request.params)).layers
+
+    layers = read_ora(out_dir / "result.ora")
+    x, y, got = layers[f"{EDIT_PROMPT} [seed 7]"]
+    sx, sy, sw, sh = EDIT_SELECTION
+    assert (want.x, want.y, want.image.width, want.image.height) == (sx, sy, sw, sh)  # a layer over the selection
+    got_canvas = on_canvas(x, y, got).astype(int)
+    want_canvas = on_canvas(want.x, want.y, np.frombuffer(want.image.data, np.uint8).reshape(sh, sw, 4)).astype(int)
+    plain_canvas = on_canvas(plain.x, plain.y, np.frombuffer(plain.image.data, np.uint8).reshape(sh, sw, 4)).astype(int)
+    assert np.array_equal(got_canvas[..., 3], want_canvas[..., 3]), "the layer's coverage differs from the server's"
+    visible = want_canvas[..., 3] > 0
+    assert np.abs(got_canvas[visible] - want_canvas[visible]).max() <= 2, "the result is not the server's for this reference"
+    # The random tiny model moves pixels by a level or two for the reference: Krita's layer is
+    # the server's result with the Hat, not without it.
+    assert not np.array_equal(want_canvas, plain_canvas)
+    assert np.abs(got_canvas - want_canvas).sum() < np.abs(got_canvas - plain_canvas).sum(), "the reference layer was not sent"
+    # Nothing outside the selection: the layer is transparent there, the original and the Hat untouched.
+    assert not (got_canvas[..., 3][selection == 0] > 0).any()
+    ox, oy, original = layers["Original"]
+    assert np.array_equal(on_canvas(ox, oy, original), input_image()), "the original layer was modified"
+    hx, hy, hat = layers["Hat"]
+    assert np.array_equal(on_canvas(hx, hy, hat), hat_layer()), "the reference layer was modified"

@@ -104,7 +104,9 @@ def test_capabilities_list_the_control_models_and_kinds(client):
     assert "controlnet/" in specs["pose"].problem and "'pose'" in specs["pose"].problem  # names the file to add and where
     assert specs["canny"].preprocessors[0] == "canny" and {p.name for p in specs["canny"].params} == {"low_threshold", "high_threshold"}
     with_controls = {m.name for m in engine.modes if m.input(InputKind.CONTROL) is not None}
-    assert with_controls == {"txt2img", "img2img", "inpaint", "inpaint_sketch", "outpaint"}
+    assert with_controls == {"txt2img", "img2img", "edit", "inpaint", "inpaint_sketch", "outpaint"}
+    # Edit takes edit reference layers only, read by a model that edits; none is installed here.
+    assert "edit_reference" in specs and "edits by instruction" in specs["edit_reference"].problem
 
 
 # -- every mode --------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_capabilities_list_every_model_with_its_kind(client):
     assert models[LORA] == "lora" and models[EMBEDDING] == "embedding" and models[VAE] == "vae"
     assert models["tiny/cached"] == "sd15"  # found in the Hugging Face cache
     engine = client.capabilities.engine("diffusers")
-    assert {m.name for m in engine.modes} == {"txt2img", "img2img", "inpaint", "inpaint_sketch", "outpaint", "upscale"}
+    assert {m.name for m in engine.modes} == {"txt2img", "img2img", "edit", "inpaint", "inpaint_sketch", "outpaint", "upscale"}
 
 
 def test_unknown_model_is_a_clear_error(client):

@@ -154,7 +154,7 @@ def test_a_union_controlnet_serves_several_kinds_as_a_folder_or_a_file(folder, t
     cm.write_tiny_controlnet(tmp_path / "controlnet" / "tiny-union", sdxl, folder=True, union=True)
     cm.write_tiny_controlnet(tmp_path / "controlnet" / "tiny-union-file.safetensors", sdxl, union=True)
     engine = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[str(sdxl), str(tmp_path)]))
-    assert not any(k.problem for k in engine.controls() if k.name != "reference")  # one union model serves every ControlNet kind
+    assert not any(k.problem for k in engine.controls() if k.name not in ("reference", "edit_reference"))  # one union model serves every ControlNet kind
     params = {p.name: p.default for p in TXT2IMG.params} | {"steps": 2, "seed": 5, "width": 64, "height": 64}
     square = np.zeros((64, 64, 4), np.uint8)
     square[16:48, 16:48] = 255

@@ -98,7 +98,7 @@ def job_work(job: EngineJob, family: Family, native: int | None, cold: bool, wei
         run_mp = p["width"] * p["height"] / MP if sized else image_mp * p.get("scale", 1.0) ** 2
     elif job.mode == "upscale":  # refined tile by tile over the whole result
         run_mp = upscale_mp = p["width"] * p["height"] / MP if sized else image_mp * p.get("scale", 1.0) ** 2
-    elif p.get("inpaint_area") == "whole_picture":
+    elif p.get("inpaint_area") == "whole_picture" or (job.mode == "edit" and job.mask is None):  # an edit of all of it too
         run_mp = image_mp
     else:  # a selection's region, generated at about the model's own size
         run_mp = side * side / MP

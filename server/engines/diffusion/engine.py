@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from paintwire.protocol import ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
+from paintwire.protocol import CHECKPOINT_KINDS, ControlKindSpec, DeviceInfo, ErrorCode, ModelInfo, ModeSpec, Phase, ProtocolError
 
 from ...config import DeviceConfig, ModelsConfig
 from ..base import DecodedControl, Engine, EngineJob, EngineOutput, JobCancelledError, JobContext
@@ -16,7 +16,7 @@ from .cache import LoadedModel, ModelCache
 from .control import preprocess as control_preprocess
 from .control.catalog import control_kinds
 from .control.loading import AddonLoader
-from .control.setup import control_set
+from .control.setup import check_layers, control_set
 from .device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from .costs import PhaseCosts, job_work
 from .generate import Sampling
@@ -29,7 +29,7 @@ from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
 from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
 from .modes import ModeRunner
-from .params import MODES, with_upscalers
+from .params import MODES, mode_named, with_upscalers
 from .phases import watching
 from .sampling import inference_steps
 
@@ -122,8 +122,9 @@ class DiffusersEngine(Engine):
         if job.mode == "upscale" and not p["refine"]:  # Lanczos or an upscaler model alone: no checkpoint needed
             ctx.plan({Phase.UPSCALING: 1.0})
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
-        entry = self._checkpoint(job.model)
-        vae = self._vae(p["vae"])
+        entry = self._checkpoint(job.model, mode_named(job.mode))
+        vae = self._vae(p.get("vae", ""))  # modes for Flux models only (edit) offer no VAE choice
+        check_layers(job, entry.family)
         # Textual-inversion embeddings are words of the CLIP families' prompts; elsewhere a name is a word.
         embeddings = embeddings_in([prompt, negative], self.registry) if entry.family.prompt_weighting else []
         adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
@@ -179,19 +180,27 @@ class DiffusersEngine(Engine):
             log.warning("job %s: out of memory on %s (%s)", job.id, self.choice.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
             raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.device_config)) from None
 
-    def _checkpoint(self, name: str | None) -> ModelEntry:
-        entry = self.registry.default_checkpoint() if name is None else self.registry.get(name)
+    def _checkpoint(self, name: str | None, mode: ModeSpec) -> ModelEntry:
+        """The checkpoint a job of ``mode`` runs with: ``name``, or the default among the kinds the mode takes."""
+        kinds = {str(getattr(k, "value", k)) for k in mode.model_kinds}
+        entry = self.registry.default_checkpoint(kinds) if name is None else self.registry.get(name)
         unusable = self.registry.unusable.get(name) if name is not None else None
         if unusable is not None:
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, unusable.reason, "job.model")
         if entry is None or not entry.is_checkpoint:
-            if name is None:
+            if name is None and kinds != {k.value for k in CHECKPOINT_KINDS}:
+                message = f"{mode.label} needs a model of kind {', '.join(sorted(kinds))}, and none is in the model folders (see docs/models.md)."
+            elif name is None:
                 message = "No Stable Diffusion model was found in the model folders; add one (see docs/models.md)."
             elif entry is None:
                 message = f"Unknown model {name!r}."
             else:
                 message = f"{name!r} is a {entry.kind}, not a checkpoint to generate with."
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, message, "job.model")
+        if entry.kind not in kinds:
+            label = entry.family.label if entry.family else entry.kind
+            raise ProtocolError(ErrorCode.UNKNOWN_MODEL, f"{mode.label} runs on models of kind {', '.join(sorted(kinds))}; "
+                                f"{name!r} is a {label} model ({entry.kind}): choose one of those kinds.", "job.model")
         return entry
 
     def _vae(self, name: str) -> ModelEntry | None:

@@ -19,6 +19,7 @@ from paintwire.protocol.params import MAX_SEED
 from ..base import JobContext
 from .cache import LoadedModel
 from .device import memory_info
+from .families.base import EDIT, TXT2IMG
 from .memory import vae_tiling_needed
 from .previews import PreviewMaker, fitted_projection
 from .sampling import SchedulerTap, StepHook, inference_steps
@@ -46,8 +47,9 @@ class Sampling:
 
     @classmethod
     def from_params(cls, p: dict[str, Any], prompt: str, negative_prompt: str) -> "Sampling":
-        return cls(prompt, negative_prompt, p["steps"], p["cfg_scale"], p["scheduler"], pick_seed(p["seed"]), p["batch_size"], p["clip_skip"],
-                   p.get("schedule", "automatic"))
+        # Modes only for models without CLIP text encoders (edit) offer no clip skip.
+        return cls(prompt, negative_prompt, p["steps"], p["cfg_scale"], p["scheduler"], pick_seed(p["seed"]), p["batch_size"],
+                   p.get("clip_skip", 1), p.get("schedule", "automatic"))
 
     @property
     def seeds(self) -> list[int]:
@@ -89,9 +91,12 @@ def denoise(
     offset: int = 0,
     total: int | None = None,
     guidance: "Guidance | None" = None,
+    references: list[Image.Image] | None = None,
 ) -> tuple[list[np.ndarray], StepHook]:
-    """Run ``task`` (txt2img, img2img, inpaint) once; returns (H, W, 3) uint8 images, one per seed.
-    ``guidance``: the job's control layers, placed for this run."""
+    """Run ``task`` (txt2img, img2img, inpaint, edit) once; returns (H, W, 3) uint8 images, one per seed.
+    ``guidance``: the job's control layers, placed for this run. ``references``: an instruction
+    edit's reference pictures (given to the pipeline as the family says, with ``image``, the
+    picture it edits); None for a run that is no edit."""
     family = loaded.entry.family
     if task in ("txt2img", "img2img") and (loaded.entry.inpaint or family.pipeline_name(loaded.entry.kind, task) is None):
         # An inpainting model (or a family without an img2img pipeline) does them as an inpaint of everything.
@@ -105,7 +110,7 @@ def denoise(
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
     # No VAE encode follows the prompt's in txt2img, nor when the run starts from latents.
-    image_encode = task != "txt2img" and not isinstance(image, torch.Tensor)
+    image_encode = task != TXT2IMG and not isinstance(image, torch.Tensor)
 
     def encode_prompt() -> dict[str, Any]:
         ctx.phase(Phase.ENCODING, 0, 1, PROMPT_STAGE)
@@ -122,6 +127,9 @@ def denoise(
     }
     kwargs.update(_task_kwargs(task, sampling, width, height, image, mask, strength, exact_steps))
     kwargs.update(family.size_kwargs(pipe, task, width, height))
+    if references is not None:
+        assert isinstance(image, Image.Image)
+        kwargs.update(family.reference_kwargs(task, image, references))
     if masked_image_latents is not None and task == "inpaint":
         if guidance is not None and guidance.nets:
             raise ProtocolError(ErrorCode.INVALID_PARAM, "Masked content latent noise or latent nothing cannot be combined with "
@@ -135,7 +143,7 @@ def denoise(
     timer = CompileTimer(loaded.entry.name) if loaded.compile_pending else None
     if timer is not None:
         kwargs["callback_on_step_end"] = timer.wrap(kwargs["callback_on_step_end"])
-    run_steps = kwargs["num_inference_steps"] if task == "txt2img" else max(1, int(kwargs["num_inference_steps"] * strength))
+    run_steps = kwargs["num_inference_steps"] if task in (TXT2IMG, EDIT) else max(1, int(kwargs["num_inference_steps"] * strength))
     with guidance.applied(pipe, run_steps) if guidance else nullcontext(), unread_masked_image_skipped(pipe), torch.inference_mode():
         latents = pipe(**kwargs).images
     if timer is not None and timer.report():
@@ -145,8 +153,9 @@ def denoise(
 
 def _task_kwargs(task: str, sampling: Sampling, width: int, height: int, image: Any, mask: Any, strength: float,
                  exact_steps: bool) -> dict[str, Any]:
-    """The pipeline arguments of ``task``: the size and steps, and the image and mask it reads."""
-    if task == "txt2img":
+    """The pipeline arguments of ``task``: the size and steps, and the image and mask it reads
+    (an edit's picture goes with its references, Family.reference_kwargs)."""
+    if task in (TXT2IMG, EDIT):  # every step runs, from noise
         return {"height": height, "width": width, "num_inference_steps": sampling.steps}
     out = {"image": image, "strength": strength, "num_inference_steps": inference_steps(sampling.steps, strength, exact_steps)}
     if task == "inpaint":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,9 +203,10 @@ class ModelRegistry:
     def checkpoints(self) -> list[ModelEntry]:
         return [e for e in self.entries.values() if e.is_checkpoint]
 
-    def default_checkpoint(self) -> ModelEntry | None:
-        """The model a job without job.model uses: the first general (non-inpainting) one."""
-        checkpoints = self.checkpoints()
+    def default_checkpoint(self, kinds: Collection[str] | None = None) -> ModelEntry | None:
+        """The model a job without job.model uses: the first general (non-inpainting) one
+        (of ``kinds``, when given: those the job's mode takes)."""
+        checkpoints = [e for e in self.checkpoints() if kinds is None or e.kind in kinds]
         return next((e for e in checkpoints if not e.inpaint), checkpoints[0] if checkpoints else None)
 
     def find_tokenizer(self, vocab_size: int, subfolder: str = "tokenizer") -> Path | None:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from paintwire.protocol import ErrorCode, ProtocolError, Rect
 
@@ -19,10 +20,12 @@ from ..base import EngineJob, EngineOutput, JobContext
 from .cache import LoadedModel
 from .colour import match_colours
 from .control.guidance import ControlSet, Guidance, Place
+from .families.base import EDIT, INPAINT
 from .generate import Sampling, denoise, generators, to_pil
 from .models import UPSCALER, ModelRegistry
 from .phases import cancel_points
 from .previews import PreviewMaker
+from .references import edit_references
 from .resize import fit, generation_size, multiple_of, resize_mask, resize_rgb
 from .sampling import img2img_calls, inference_steps
 from .soft_inpaint import SoftBlend, SoftSettings, difference_alpha
@@ -54,14 +57,6 @@ class ModeRunner:
     def previews(self, box: Rect) -> PreviewMaker:
         return PreviewMaker(self.ctx, box, self.loaded.entry.family)
 
-    @property
-    def step(self) -> int:
-        """What generated sides are multiples of (the family's: 8 for SD, 16 for Flux)."""
-        return self.loaded.entry.family.size_multiple if self.loaded else 8
-
-    def multiple(self, value: float) -> int:
-        return multiple_of(value, self.step)
-
     def require_latent_edits(self, what: str, field: str) -> None:
         """Refuse what blends or fills the latents directly on a family whose latents are packed."""
         family = self.loaded.entry.family
@@ -82,6 +77,11 @@ class ModeRunner:
         area at its generated size, by the same rule as the run's image."""
         return self.controls.at(place) if self.controls else None
 
+    @property
+    def multiple(self) -> int:
+        """What generated sides are rounded to (8 for Stable Diffusion, 16 for Flux)."""
+        return self.loaded.entry.family.size_multiple
+
     def names(self, label: str) -> list[str]:
         n = self.sampling.batch
         return [label if n == 1 else f"{label} {i + 1}/{n}" for i in range(n)]
@@ -92,7 +92,7 @@ class ModeRunner:
         native = self.loaded.native_size
         width, height = self.p["width"] or native, self.p["height"] or native
         self.check_size(width, height, "job.params.width")
-        gw, gh = self.multiple(width), self.multiple(height)
+        gw, gh = multiple_of(width, self.multiple), multiple_of(height, self.multiple)
         images, _ = denoise(self.loaded, "txt2img", self.sampling, self.ctx, width=gw, height=gh,
                             previews=self.previews(Rect(0, 0, width, height)),
                             guidance=self.guide(lambda layer: fit(layer, gw, gh, "crop_and_resize")))
@@ -121,11 +121,11 @@ class ModeRunner:
             width = self.p["width"] or max(8, round(canvas_w * self.p["scale"]))
             height = self.p["height"] or max(8, round(canvas_h * self.p["scale"]))
         self.check_size(width, height, "job.params.scale")
-        gw, gh = self.multiple(width), self.multiple(height)
+        gw, gh = multiple_of(width, self.multiple), multiple_of(height, self.multiple)
         if self.p["resize_mode"] == "latent":
             self.require_latent_edits("Resizing in latent space", "job.params.resize_mode")
             # Encode at the input's own size and resize the latents, not the pixels.
-            latents = encode(self.loaded.base, resize_rgb(source, self.multiple(source.shape[1]), self.multiple(source.shape[0])))
+            latents = encode(self.loaded.base, resize_rgb(source, multiple_of(source.shape[1], self.multiple), multiple_of(source.shape[0], self.multiple)))
             f = self.loaded.vae_scale_factor
             init: Any = torch.nn.functional.interpolate(latents, size=(gh // f, gw // f), mode="bilinear", align_corners=False)
         else:
@@ -148,29 +148,35 @@ class ModeRunner:
     # -- inpaint and inpaint sketch -----------------------------------------------------
 
     def inpaint(self) -> EngineOutput:
-        image, p = self.job.image, self.p
-        region = prepare_region(image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
-                                invert=p["invert_mask"], padding=p["padding"],
-                                whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size),
-                                origin=self.job.origin, canvas=self.job.canvas)
         # Inpaint sketch: the strokes are in the image; the transparency lets them show through the result.
-        transparency = p.get("mask_transparency", 0.0)
+        transparency = self.p.get("mask_transparency", 0.0)
         label = "Inpaint sketch" if self.job.mode == "inpaint_sketch" else "Inpaint"
-        layers = self.inpaint_region(region, label, transparency)
+        layers = self.inpaint_region(self.selection_region(), label, transparency)
         return EngineOutput(layers, *self.job.canvas_size)
 
+    def selection_region(self) -> InpaintRegion:
+        """The region the job's mask selects, by the inpaint parameters (server/region.py)."""
+        p = self.p
+        return prepare_region(self.job.image, self.job.mask, blur=p["mask_blur"], blur_outward=p["mask_blur_outward"],
+                              invert=p["invert_mask"], padding=p["padding"],
+                              whole_picture=p["inpaint_area"] == "whole_picture", min_side=context_side(self.loaded.native_size),
+                              origin=self.job.origin, canvas=self.job.canvas)
+
     def inpaint_region(self, region: InpaintRegion, label: str, transparency: float = 0.0,
-                       frame: Callable[[np.ndarray], np.ndarray] | None = None) -> list[OutputLayer]:
+                       frame: Callable[[np.ndarray], np.ndarray] | None = None,
+                       references: list[Image.Image] | None = None) -> list[OutputLayer]:
         """``frame``: takes a canvas-space control layer to the canvas the region lies on
-        (the grown canvas of an expand); None when that is the canvas itself."""
+        (the grown canvas of an expand); None when that is the canvas itself. ``references``:
+        an instruction edit's reference pictures (None: no edit)."""
         p, area = self.p, region.area
         only_masked = p["inpaint_area"] == "only_masked"
-        gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None, self.step)
+        gw, gh = generation_size(area.width, area.height, self.loaded.native_size if only_masked else None, self.multiple)
         original = np.ascontiguousarray(region.image[..., :3])
         hard = np.where(region.mask > 0, 255, 0).astype(np.uint8)  # every pixel the result may touch
-        start = masks.fill(original, hard) if p["masked_content"] == "fill" else original
+        # The edit mode offers neither: its selection starts from the original, blended by the mask.
+        content, soft = p.get("masked_content", "original"), p.get("soft_inpaint", False)
+        start = masks.fill(original, hard) if content == "fill" else original
         gen_rgb = resize_rgb(start, gw, gh)
-        soft = p["soft_inpaint"]
         if soft:
             self.require_latent_edits("Soft inpainting", "job.params.soft_inpaint")
         # The pipelines binarise their mask at 0.5; soft inpainting does its own blend, so it
@@ -179,9 +185,9 @@ class ModeRunner:
         init: Any = to_pil(gen_rgb)
         masked_latents = None
         strength = p["strength"]
-        if p["masked_content"] in ("latent_noise", "latent_nothing") and strength < 1.0:
+        if content in ("latent_noise", "latent_nothing") and strength < 1.0:
             self.require_latent_edits("Masked content latent noise or latent nothing", "job.params.masked_content")
-            init, masked_latents = self.latent_content(gen_rgb, gen_mask, p["masked_content"])
+            init, masked_latents = self.latent_content(gen_rgb, gen_mask, content)
         blends: list[SoftBlend] = []  # the soft blend of this run, made once the run's scheduler exists
         make_blend = None
         if soft:
@@ -199,7 +205,7 @@ class ModeRunner:
         images, hook = denoise(self.loaded, "inpaint", self.sampling, self.ctx, width=gw, height=gh, image=init,
                                mask=to_pil(gen_mask), strength=strength, exact_steps=p["exact_steps"],
                                masked_image_latents=masked_latents, previews=self.previews(area), blend=make_blend,
-                               guidance=guidance)
+                               guidance=guidance, references=references)
         layers = []
         for i, (im, name, seed) in enumerate(zip(images, self.names(label), self.sampling.seeds)):
             rgb = resize_rgb(im, area.width, area.height)
@@ -236,6 +242,43 @@ class ModeRunner:
 
     # The sketch's strokes are already in the image and the mask: inpainting does the rest.
     inpaint_sketch = inpaint
+
+    # -- edit ---------------------------------------------------------------------------
+
+    def edit(self) -> EngineOutput:
+        """The instruction (the prompt) applied to the selection, with the promises of an
+        inpaint (region first, the feather inside the selection, every pixel outside it
+        kept), or to the whole picture when nothing is selected. The edit reference
+        layers go to the model beside the picture, as its family takes them."""
+        references = edit_references(self.job.controls)
+        if self.job.mask is None:
+            return self.edit_whole(references)
+        layers = self.inpaint_region(self.selection_region(), "Edit", references=references)
+        return EngineOutput(layers, *self.job.canvas_size)
+
+    def edit_whole(self, references: list[Image.Image]) -> EngineOutput:
+        image, p = self.job.image, self.p
+        h, w = image.shape[:2]
+        self.check_size(w, h, "job.image")
+        gw, gh = multiple_of(w, self.multiple), multiple_of(h, self.multiple)
+        source = np.ascontiguousarray(image[..., :3])
+        picture = to_pil(resize_rgb(source, gw, gh))
+        ox, oy = self.job.origin
+        previews = self.previews(Rect(ox, oy, w, h))
+        if p["strength"] >= 1.0:
+            images, _ = denoise(self.loaded, EDIT, self.sampling, self.ctx, width=gw, height=gh, image=picture,
+                                previews=previews, references=references)
+        else:  # keeping more of the picture: an inpaint of all of it, from the picture partly noised
+            everything = to_pil(np.full((gh, gw), 255, np.uint8))
+            images, _ = denoise(self.loaded, INPAINT, self.sampling, self.ctx, width=gw, height=gh, image=picture, mask=everything,
+                                strength=p["strength"], exact_steps=p["exact_steps"], previews=previews, references=references)
+        layers = []
+        for im, name, seed in zip(images, self.names("Edit"), self.sampling.seeds):
+            rgb = resize_rgb(im, w, h)
+            if p["colour_correction"]:
+                rgb = match_colours(rgb, source)
+            layers.append(OutputLayer(_opaque(rgb), ox, oy, name, seed, self.settings(seed)))
+        return EngineOutput(layers, *self.job.canvas_size)
 
     # -- outpaint -----------------------------------------------------------------------
 
@@ -313,7 +356,7 @@ class ModeRunner:
         with feathered ramps so that no seam shows; one row of tiles is held in float at a time."""
         p = self.p
         h, w = rgb.shape[:2]
-        tile = min(self.multiple(p["tile_size"] or self.loaded.native_size), self.multiple(max(h, w)))
+        tile = min(multiple_of(p["tile_size"] or self.loaded.native_size, self.multiple), multiple_of(max(h, w), self.multiple))
         grid = TileGrid(w, h, tile, min(p["tile_overlap"], tile // 2))
         s = self.sampling
         scheduler = self.loaded.entry.family.scheduler(s, self.loaded.scheduler_config)
@@ -324,7 +367,7 @@ class ModeRunner:
         for i, box in enumerate(boxes):
             self.ctx.check_cancelled()
             src = np.ascontiguousarray(masks.crop(rgb, box))
-            gw, gh = self.multiple(box.width), self.multiple(box.height)
+            gw, gh = multiple_of(box.width, self.multiple), multiple_of(box.height, self.multiple)
             out, _ = denoise(self.loaded, "img2img", single, self.ctx, width=gw, height=gh, image=to_pil(resize_rgb(src, gw, gh)),
                              strength=p["strength"], exact_steps=p["exact_steps"], previews=self.previews(box),
                              stage="refining", offset=i * steps, total=len(boxes) * steps)

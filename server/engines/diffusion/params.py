@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from paintwire.protocol import CHECKPOINT_KINDS, InputKind, InputSpec, ModeSpec, ParamSpec, ParamType, PlacementKind
+from paintwire.protocol import CHECKPOINT_KINDS, InputKind, InputSpec, ModelKind, ModeSpec, ParamSpec, ParamType, PlacementKind
 
 from ..common import IMAGE_INPUT, INVERT_MASK, MASK_BLUR, MASK_BLUR_OUTWARD, PADDING, SCALE, SEED, SELECTION_MASK, TARGET_HEIGHT, TARGET_WIDTH, labels_for
 from ..common import SELECTION_ONLY, ModeOrder, inpaint_crop
 from ...region import context_side
 
 from .samplers import SAMPLERS, SCHEDULES
-from .families import FAMILIES
+from .families import FAMILIES, edit_kinds
 
 SCHEDULERS = tuple(SAMPLERS)
 # What the WebUI and most guides call them.
@@ -169,7 +169,43 @@ UPSCALE = ModeSpec("upscale", "Upscale", "Enlarge with Lanczos or an upscaler mo
                    params=SAMPLING + (SCALE, TARGET_WIDTH, TARGET_HEIGHT, UPSCALER, REFINE, REFINE_STRENGTH, EXACT_STEPS, TILE_SIZE, TILE_OVERLAP),
                    model_kinds=CHECKPOINT_KINDS, order=ModeOrder.UPSCALE)
 
-MODES = (TXT2IMG, IMG2IMG, INPAINT_MODE, INPAINT_SKETCH, OUTPAINT, UPSCALE)
+# Instruction editing: the models whose family has an edit pipeline (Flux.1 Kontext, Flux.2 Klein).
+EDIT_PROMPT = dataclasses.replace(
+    PROMPT, label="Instruction",
+    help="What to change, said plainly: 'make it winter', 'replace the cup with a teapot'. To bring in something from a "
+         "reference layer, name it: 'put the hat from the second picture on her'. <lora:name:weight> applies a LoRA.",
+)
+EDIT_CFG = dataclasses.replace(
+    CFG, default=2.5,
+    help="How strongly the instruction steers: about 2.5 for Flux.1 Kontext (guidance it reads), 4 for Flux.2 Klein base "
+         "(classifier-free guidance with the negative prompt); the distilled Flux.2 Klein ignores it.",
+)
+EDIT_STRENGTH = dataclasses.replace(
+    STRENGTH, default=1.0,
+    help="How much of the selection (or, with nothing selected, the picture) is made anew: 1 follows the instruction "
+         "fully; lower keeps more of what is there.",
+)
+EDIT_REFERENCES = InputSpec(
+    InputKind.CONTROL, required=False, label="Reference layers",
+    help="Layers holding pictures the edit takes things from (control kind 'Edit reference'): a face, an object, a style. "
+         "Each layer's painted part is used whole, wherever it lies on the canvas; hide it so it is not part of the picture.",
+)
+EDIT = ModeSpec(
+    "edit", "Edit", "Change the selection, or the whole picture when nothing is selected, as an instruction says; "
+    "reference layers give it pictures to take things from. Pixels outside the selection stay exactly as they were.",
+    inputs=(IMAGE_INPUT, dataclasses.replace(SELECTION_MASK, required=False), EDIT_REFERENCES),
+    params=(EDIT_PROMPT, NEGATIVE_PROMPT, STEPS, EDIT_CFG, SCHEDULER, SCHEDULE, SEED, BATCH, EDIT_STRENGTH, EXACT_STEPS,
+            COLOUR_CORRECTION, MASK_BLUR, MASK_BLUR_OUTWARD, INVERT_MASK, PADDING, INPAINT_AREA),
+    # Reference layers are read whole, wherever they lie, so a job sends the whole canvas
+    # (the work stays region first: a selection costs what its region costs).
+    model_kinds=tuple(ModelKind(k) for k in edit_kinds()), order=ModeOrder.EDIT,
+)
+
+MODES = (TXT2IMG, IMG2IMG, EDIT, INPAINT_MODE, INPAINT_SKETCH, OUTPAINT, UPSCALE)
+
+
+def mode_named(name: str) -> ModeSpec:
+    return next(m for m in MODES if m.name == name)
 
 
 def with_upscalers(modes: tuple[ModeSpec, ...], upscalers: Sequence[str]) -> tuple[ModeSpec, ...]:

@@ -20,14 +20,15 @@ def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def multiple_of(value: float, step: int = 8) -> int:
-    """Latents are 1/8 of the pixels (and Flux packs 2 x 2 of them), so generation sizes are multiples of 8 (16)."""
+    """Generation sizes are multiples of ``step``: 8 where latents are 1/8 of the pixels,
+    16 where the latents are also packed 2 x 2 (Flux)."""
     return max(step, int(round(value / step)) * step)
 
 
 def generation_size(width: int, height: int, native: int | None = None, step: int = 8) -> tuple[int, int]:
     """The size to generate an area of ``width`` x ``height`` at: the area itself
-    (rounded to multiples of ``step``), or, given ``native``, scaled to the model's
-    native pixel count with the same aspect ("only masked")."""
+    (rounded to multiples of ``step``, the family's size multiple), or, given ``native``,
+    scaled to the model's native pixel count with the same aspect ("only masked")."""
     if native:
         s = native / (width * height) ** 0.5
         return multiple_of(width * s, step), multiple_of(height * s, step)

@@ -10,13 +10,14 @@ from typing import Sequence
 
 from paintwire.protocol import ControlKind, ControlKindSpec, ErrorCode, ProtocolError
 
-from ..families import family_named
+from ..families import edit_kinds, family_named
 from ..families.base import Family
 from ..models import ModelEntry, ModelRegistry
 from .detect import CONTROLNET, IMAGE_ENCODER, IP_ADAPTER, Addon, describe
 from .kinds import BY_NAME, KINDS
 
 REFERENCE = ControlKind.REFERENCE.value
+EDIT_REFERENCE = ControlKind.EDIT_REFERENCE.value
 
 # The control modes of union ("promax") SDXL ControlNets, as they were trained
 # (xinsir/controlnet-union-sdxl-1.0): the index each kind is given to the model.
@@ -66,13 +67,20 @@ def missing_adapter(folders: Sequence[Path], family: Family | None = None, encod
             f"and its image encoder (a folder with config.json and model.safetensors) into {folder_hint(folders, 'clip_vision')}.")
 
 
+def missing_editor(folders: Sequence[Path]) -> str:
+    return (f"No model that edits by instruction (kind {', '.join(edit_kinds())}) is installed: put one, a diffusers folder, "
+            f"into {folder_hint(folders, 'checkpoints')}; edit reference layers go with the Edit mode on such a model.")
+
+
 def control_kinds(registry: ModelRegistry, folders: Sequence[Path]) -> tuple[ControlKindSpec, ...]:
     """The kinds the engine publishes, each with a problem when no installed model serves it."""
     nets = _addons(registry, CONTROLNET)
     adapters, encoders = _addons(registry, IP_ADAPTER), _addons(registry, IMAGE_ENCODER)
     out = []
     for spec in KINDS:
-        if spec.name == REFERENCE:
+        if spec.name == EDIT_REFERENCE:  # read by the editing model itself
+            problem = "" if any(e.family.edits(e.kind) for e in registry.checkpoints() if e.family) else missing_editor(folders)
+        elif spec.name == REFERENCE:
             problem = "" if any(a.reads(e) for a in adapters for e in encoders) else missing_adapter(folders, encoder=bool(adapters))
         else:
             problem = "" if any(serves(n, spec.name) for n in nets) else missing_controlnet(spec.name, folders)

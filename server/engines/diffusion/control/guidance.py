@@ -80,16 +80,6 @@ def quiet_casts() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def reference_image(rgba: np.ndarray, field: str = "job.controls") -> Image.Image:
-    """The painted part of a reference layer (its bounds where alpha > 0), over white."""
-    alpha = rgba[..., 3]
-    ys, xs = np.nonzero(alpha)
-    if len(xs) == 0:
-        raise ProtocolError(ErrorCode.BAD_IMAGE, "The reference layer is empty: paint or paste the reference picture into it.", field)
-    crop = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    return Image.fromarray(preprocess.over(crop, 255))
-
-
 @dataclass
 class Guidance:
     controls: ControlSet

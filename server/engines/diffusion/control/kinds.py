@@ -26,6 +26,10 @@ KINDS: tuple[ControlKindSpec, ...] = (
     ControlKindSpec(ControlKind.REFERENCE.value, "Reference image",
                     "A picture whose look (subject, style, colours) the result takes on (IP-Adapter); the layer's painted part is used whole.",
                     (NONE,)),
+    ControlKindSpec(ControlKind.EDIT_REFERENCE.value, "Edit reference",
+                    "A picture the Edit mode takes things from (a face, an object, a style): name it in the instruction. "
+                    "The layer's painted part is used whole, wherever it lies; it needs no model of its own.",
+                    (NONE,)),
 )
 
 BY_NAME = {k.name: k for k in KINDS}

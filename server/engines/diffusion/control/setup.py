@@ -1,4 +1,4 @@
-"""Resolving a job's control layers to loaded models: the engine's one call."""
+"""A job's control layers: refusing those that cannot go with it, and resolving the rest to loaded models."""
 
 from __future__ import annotations
 
@@ -11,17 +11,40 @@ from paintwire.protocol import ControlKind, ErrorCode, Phase, ProtocolError
 
 from ...base import EngineJob, JobContext
 from ..cache import LoadedModel
+from ..families.base import Family
 from ..models import ModelRegistry
+from ..params import EDIT
+from ..references import EDIT_REFERENCE, reference_image
 from .catalog import pick_adapter, pick_controlnet
-from .guidance import ControlSet, NetLayer, ReferenceLayer, reference_image
+from .kinds import BY_NAME
+from .guidance import ControlSet, NetLayer, ReferenceLayer
 from .loading import AddonLoader
+
+
+def check_layers(job: EngineJob, family: Family) -> None:
+    """Refuse, before any model loads, control layers that cannot go with the job: an edit
+    reference on a mode other than edit, a ControlNet or IP-Adapter layer on a family
+    they cannot guide."""
+    for i, layer in enumerate(job.controls):
+        field = f"job.controls.{i}.kind"
+        if layer.kind == EDIT_REFERENCE:
+            if job.mode != EDIT.name:
+                raise ProtocolError(ErrorCode.INVALID_PARAM, "Edit reference layers are read by the Edit mode only (an instruction "
+                                    "edit on a model that edits); remove the layer from this job, or choose Edit.", field)
+        elif not family.takes_addons():
+            label = BY_NAME[layer.kind].label.lower() if layer.kind in BY_NAME else layer.kind
+            instead = "; for a picture to take things from, make it an edit reference layer" if job.mode == EDIT.name else ""
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"{family.label} models take no {label} layers: the ControlNets and "
+                                f"IP-Adapters this server loads guide Stable Diffusion models. Remove the layer{instead}.", field)
 
 
 def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, loader: AddonLoader, folders: Sequence[Path],
                 device: torch.device, ctx: JobContext) -> ControlSet | None:
     """The job's control layers with their models picked (by kind and the checkpoint's
-    family) and loaded on ``device``; None when the job has none."""
-    if not job.controls:
+    family) and loaded on ``device``; None when the job has none. Edit reference layers
+    are no add-ons: the edit mode reads them itself."""
+    layers = [(i, layer) for i, layer in enumerate(job.controls) if layer.kind != EDIT_REFERENCE]
+    if not layers:
         return None
     family = loaded.entry.family
     if family.control_pipeline_name("txt2img", False) is None:
@@ -32,10 +55,10 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
     context = int(unet.get("cross_attention_dim") or 0)
     controls = ControlSet(family)
     encoders: set[str] = set()
-    n = len(job.controls)
-    for i, layer in enumerate(job.controls):
+    n = len(layers)
+    for done, (i, layer) in enumerate(layers):
         # A real ControlNet takes seconds to read from disk the first time: say so (warm ones pass at once).
-        ctx.phase(Phase.LOADING_MODEL, i, n, "loading control models")
+        ctx.phase(Phase.LOADING_MODEL, done, n, "loading control models")
         field = f"job.controls.{i}"
         if layer.kind == ControlKind.REFERENCE.value:
             adapter, encoder = pick_adapter(registry, layer.model, context, family, folders, f"{field}.model")

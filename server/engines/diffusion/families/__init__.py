@@ -41,6 +41,11 @@ def checkpoint_kinds() -> tuple[str, ...]:
     return tuple(k for f in FAMILIES for k in f.kinds)
 
 
+def edit_kinds() -> tuple[str, ...]:
+    """The checkpoint kinds that edit a picture by instruction (the edit mode's models)."""
+    return tuple(k for f in FAMILIES for k in f.kinds if f.edits(k))
+
+
 def recognise_file(shapes: Shapes) -> str | None:
     """The checkpoint kind of a single file from its tensors, or None when no family knows it."""
     return next((kind for f in FAMILIES if (kind := f.recognise_file(shapes))), None)
@@ -57,5 +62,5 @@ def recognise_folder(folder: Path) -> str | None:
     return next((kind for f in FAMILIES if (kind := f.recognise_folder(index, folder))), None)
 
 
-__all__ = ["FAMILIES", "FLUX", "FLUX2", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "family_name", "family_named", "family_of",
+__all__ = ["FAMILIES", "FLUX", "FLUX2", "Family", "SD15", "SD2", "SDXL", "checkpoint_kinds", "edit_kinds", "family_name", "family_named", "family_of",
            "recognise_file", "recognise_folder"]

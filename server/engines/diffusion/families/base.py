@@ -20,6 +20,7 @@ from ..entries import Shapes
 if TYPE_CHECKING:
     import numpy as np
     import torch
+    from PIL import Image
 
     from ..cache import LoadedModel
     from ..generate import Sampling
@@ -82,6 +83,10 @@ class Family(ABC):
         """Whether models of ``kind`` are made for inpainting and run every task as an inpaint."""
         return self.variant(kind) == "inpaint"
 
+    def edits(self, kind: str) -> bool:
+        """Whether models of ``kind`` edit a picture by instruction (the edit mode runs on them)."""
+        return self.pipeline_name(kind, EDIT) is not None
+
     # -- recognising files --------------------------------------------------------------------
 
     @abstractmethod
@@ -133,6 +138,19 @@ class Family(ABC):
     def accepts_addon(self, base: str) -> bool:
         """Whether an add-on made for the family named ``base`` can guide this family."""
         return base == self.name
+
+    def takes_addons(self) -> bool:
+        """Whether ControlNets and IP-Adapters (both made for a UNet here) can guide it at all."""
+        return self.control_pipeline_name(TXT2IMG, False) is not None
+
+    # -- editing by instruction ---------------------------------------------------------------
+
+    def reference_kwargs(self, task: str, source: "Image.Image", references: "list[Image.Image]") -> dict[str, Any]:
+        """The keyword arguments that give an edit's pipeline the picture it edits (``source``,
+        at the generated size) and the reference pictures; ``task`` is EDIT (the whole
+        picture) or INPAINT (a selection, whose ``image`` the run passes itself). Only
+        families that edit (``edits``) are asked."""
+        raise KeyError(f"{self.label} models do not edit by instruction")
 
     # -- memory -------------------------------------------------------------------------------
 

@@ -26,12 +26,14 @@ import torch
 
 from ..device import GiB
 from ..entries import Shapes
+from ..references import at_least, side_by_side
 from ..sampling import flow_sampler, make_flow_scheduler
 from ..vae_codec import decode
 from .base import CFG, DISTILLED, EDIT, FLOW, IMG2IMG, INPAINT, TXT2IMG, Family, FindTokenizer
 
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image
 
     from ..cache import LoadedModel
     from ..generate import Sampling
@@ -104,7 +106,7 @@ class Flux1(FlowTransformer):
     def pipeline_name(self, kind: str, task: str) -> str | None:
         variant = self.variant(kind)
         if variant == "fill":
-            return "FluxFillPipeline"  # Fill runs every task as an inpaint
+            return None if task == EDIT else "FluxFillPipeline"  # Fill runs every task as an inpaint
         if variant == "kontext":
             return {TXT2IMG: "FluxKontextPipeline", IMG2IMG: "FluxImg2ImgPipeline", INPAINT: "FluxKontextInpaintPipeline",
                     EDIT: "FluxKontextPipeline"}.get(task)
@@ -137,6 +139,13 @@ class Flux1(FlowTransformer):
             else:
                 out[key] = tensor
         return out
+
+    def reference_kwargs(self, task: str, source: Image.Image, references: list[Image.Image]) -> dict[str, Any]:
+        # Kontext reads one reference image: the picture, with any references beside it. Its
+        # inpaint pipeline reads the picture it inpaints as the reference unless given one.
+        if task == EDIT:
+            return {"image": side_by_side([source, *references], source.height)}
+        return {"image_reference": side_by_side([source, *references], source.height)} if references else {}
 
     def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
         return (sampling.prompt, sampling.adapters)
@@ -176,6 +185,14 @@ class Flux2(FlowTransformer):
     def pipeline_name(self, kind: str, task: str) -> str | None:
         # Klein has no image-to-image pipeline: img2img runs as an inpaint of everything.
         return {TXT2IMG: "Flux2KleinPipeline", INPAINT: "Flux2KleinInpaintPipeline", EDIT: "Flux2KleinPipeline"}.get(task)
+
+    def reference_kwargs(self, task: str, source: Image.Image, references: list[Image.Image]) -> dict[str, Any]:
+        # Klein reads a list of pictures. Its inpaint pipeline always reads the picture it
+        # inpaints as a reference, and one more image (a list is resized to the first's size
+        # as one batch, so several references go side by side in one).
+        if task == EDIT:
+            return {"image": [at_least(p) for p in (source, *references)]}
+        return {"image_reference": at_least(side_by_side(references, source.height))} if references else {}
 
     def prompt_key(self, sampling: Sampling, pipe: Any) -> tuple:
         return (sampling.prompt, sampling.negative_prompt if self._guided(pipe) else "", sampling.adapters)

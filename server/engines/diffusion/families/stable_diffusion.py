@@ -19,7 +19,7 @@ from ..prompt_encoding import encode_prompts
 from ..sampling import make_scheduler
 from ..vae_codec import decode
 from . import sd_configs
-from .base import CFG, EPSILON, IMG2IMG, INPAINT, TXT2IMG, V_PREDICTION, Family, FindTokenizer
+from .base import CFG, EDIT, EPSILON, IMG2IMG, INPAINT, TXT2IMG, V_PREDICTION, Family, FindTokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,6 +76,8 @@ class StableDiffusion(Family):
         return f"{family}-inpaint" if unet.get("in_channels") == 9 else family
 
     def pipeline_name(self, kind: str, task: str) -> str | None:
+        if task == EDIT:
+            return None  # no Stable Diffusion model edits by instruction
         if self.inpaint_only(kind):
             task = INPAINT  # an inpainting model runs every task through its inpaint pipeline
         middle = {TXT2IMG: "", IMG2IMG: "Img2Img", INPAINT: "Inpaint"}.get(task)

@@ -1,0 +1,232 @@
+"""Models kept in parts (ComfyUI's layout): a transformer file matched with its text
+encoders and VAE, found anywhere under the model folders, into one model.
+
+ComfyUI users keep a Flux transformer in ``diffusion_models/`` (or ``unet/``), its text
+encoders in ``text_encoders/`` (or ``clip/``) and its VAE in ``vae/``. The registry
+gathers every part it finds by its tensors (the folder names are not needed); each
+transformer then takes, for each part it needs, the one that fits:
+
+1. the part inside its own file (an all-in-one checkpoint);
+2. the file its sidecar names (sidecar.py: ``text_encoders:``, ``vae:``);
+3. else a part of the right kind and width (a Qwen3 4B for Klein 4B, 8B for 9B): the
+   one under the same model folder first, then the nearest by folder, then by name.
+
+A text encoder needs its tokenizer, which a file does not carry: CLIP-L's is shipped;
+T5's and Qwen3's are taken from a folder beside the encoder file named after it with
+``.tokenizer`` (``t5xxl_fp16.tokenizer/``), else from a diffusers folder of the family
+in the model folders or the Hugging Face cache. What is missing is said at listing,
+naming the file and where it goes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .clip_vocab import BYTE_VOCAB_SIZE, CLIP_VOCAB_SIZE
+from .entries import Part, Shapes, read_header
+from .families import family_of
+from .families.flux_files import (
+    CLIP_L, ENCODER_FOLDERS, PARTS, PREFIXES, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, named_kind,
+    needs, part_width, roles, sub_shapes, vocab_rows,
+)
+from .gguf_files import SUFFIX as GGUF_SUFFIX
+from .gguf_files import read_gguf
+from .sidecar import SidecarError, declared_parts, sidecar_path
+
+# text encoder role -> (the tokenizer folder's name in a diffusers pipeline of its family, the family's name for people)
+TOKENIZER_SOURCES = {T5: ("tokenizer_2", "FLUX.1"), QWEN3: ("tokenizer", "FLUX.2 Klein")}
+
+TOKENIZER_CLASSES = {T5: "T5", QWEN3: "Qwen"}  # what tokenizer_config.json's tokenizer_class says
+# (role, rows of the encoder's embedding) -> a tokenizer folder, or None
+FindPartTokenizer = Callable[[str, int], "Path | None"]
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """A part found in a model folder: a text encoder or a VAE file (or one inside a bigger file)."""
+
+    role: str
+    path: Path
+    prefix: str
+    width: int | None  # a text encoder's hidden size
+    rows: int  # a text encoder's embedding rows (0 for a VAE)
+    root: Path  # the configured model folder it was found under
+
+    @classmethod
+    def found(cls, role: str, path: Path, shapes: Shapes, prefix: str, root: Path) -> "PartFile":
+        encoder = role in (CLIP_L, T5, QWEN3)
+        return cls(role, path, prefix, part_width(role, shapes, prefix), vocab_rows(role, shapes, prefix) if encoder else 0, root)
+
+
+def file_parts(shapes: Shapes) -> dict[str, str]:
+    """The parts a file that holds no transformer carries (role -> prefix): a text encoder, a VAE."""
+    found = roles(shapes)
+    return {} if TRANSFORMER in found else found
+
+
+@dataclass(frozen=True)
+class Assembled:
+    kind: str
+    parts: tuple[Part, ...]
+
+
+def assemble(path: Path, shapes: Shapes, root: Path, kind: str, found: list[PartFile],
+             find_tokenizer: FindPartTokenizer) -> Assembled | str:
+    """The model that the transformer file ``path`` (of ``kind`` by its tensors) makes with
+    the parts ``found``, or the sentence saying what is missing."""
+    name = path.stem
+    try:
+        declared = declared_parts(path)
+    except SidecarError as exc:
+        return f"{name} cannot be loaded: {exc}"
+    family = family_of(kind)
+    choices = SAME_TENSORS.get(kind, (kind,))
+    chosen = declared.kind or named_kind(kind, path)
+    if chosen not in choices:
+        return (f"{name} cannot be loaded: its sidecar says kind {chosen!r}, but its tensors make it a {family.label} "
+                f"model of kind {' or '.join(choices)}.")
+    inside = roles(shapes)
+    named = list(declared.text_encoders) + ([declared.vae] if declared.vae else [])
+    parts = [Part(TRANSFORMER, path, inside[TRANSFORMER])]
+    missing: list[str] = []
+    for need in needs(shapes):
+        if need.role in inside:
+            parts.append(Part(need.role, path, inside[need.role]))
+            continue
+        part = _declared(need.role, named, path, found) or _nearest(need.role, need.width, path, root, found)
+        if part is None:
+            missing.append(_missing(need.role, need.width, path, root, found))
+            continue
+        parts.append(Part(part.role, part.path, part.prefix))
+        if part.role in TOKENIZER_SOURCES:
+            tokenizer = _tokenizer_beside(part.path) or find_tokenizer(part.role, part.rows)
+            if tokenizer is None:
+                missing.append(_no_tokenizer(part))
+            else:
+                parts.append(Part(f"{part.role}-tokenizer", tokenizer))
+        elif part.role == CLIP_L and part.rows not in (CLIP_VOCAB_SIZE, BYTE_VOCAB_SIZE):
+            tokenizer = find_tokenizer(CLIP_L, part.rows)
+            if tokenizer is None:
+                missing.append(f"no CLIP tokenizer of {part.rows} tokens was found for {part.path.name} (the shipped one has "
+                               f"{CLIP_VOCAB_SIZE}): put a diffusers folder whose text encoder has {part.rows} tokens in a model folder")
+            else:
+                parts.append(Part(f"{CLIP_L}-tokenizer", tokenizer))
+    if missing:
+        return f"{name} cannot be loaded: " + "; ".join(missing) + "."
+    return Assembled(chosen, tuple(parts))
+
+
+def _declared(role: str, names: list[str], path: Path, found: list[PartFile]) -> PartFile | None:
+    """A part of ``role`` among the files the sidecar names: beside the sidecar first, then by file name."""
+    side = sidecar_path(path)
+    for file in names:
+        beside = (side.parent if side else path.parent) / file
+        match = [p for p in found if p.role == role and (p.path == beside or p.path.name == Path(file).name)]
+        match.sort(key=lambda p: p.path != beside)
+        if match:
+            return match[0]
+    return None
+
+
+def _distance(a: Path, b: Path) -> int:
+    """Folders between two files (siblings 0; diffusion_models/x and vae/y of one ComfyUI folder 2)."""
+    shared = 0
+    for x, y in zip(a.parent.parts, b.parent.parts):
+        if x != y:
+            break
+        shared += 1
+    return (len(a.parent.parts) - shared) + (len(b.parent.parts) - shared)
+
+
+def _nearest(role: str, width: int | None, path: Path, root: Path, found: list[PartFile]) -> PartFile | None:
+    fits = [p for p in found if p.role == role and (width is None or p.width == width)]
+    fits.sort(key=lambda p: (p.root != root, _distance(path, p.path), p.path.name))
+    return fits[0] if fits else None
+
+
+def _missing(role: str, width: int | None, path: Path, root: Path, found: list[PartFile]) -> str:
+    info = PARTS[role]
+    sentence = f"it needs {info.label} ({info.file}) in a {info.folder}/ folder of a model folder"
+    wrong_width = [p for p in found if p.role == role]
+    if wrong_width:
+        other = wrong_width[0]
+        sentence += f"; {other.path.name} is one {other.width} wide, this model's is {width} wide"
+    if role in VAE_ROLES:
+        others = sorted((p for p in found if p.role in VAE_ROLES and p.role != role), key=lambda p: (p.root != root, _distance(path, p.path)))
+        if others:
+            wrong = others[0]
+            what = "a Stable Diffusion VAE (4 latent channels)" if wrong.role == SD_VAE else PARTS[wrong.role].label
+            sentence += f"; {wrong.path.name} is {what}, not {info.label}"
+    return sentence
+
+
+def _no_tokenizer(part: PartFile) -> str:
+    sub, family = TOKENIZER_SOURCES[part.role]
+    kind = "T5" if part.role == T5 else "Qwen3"
+    folder = part.path.with_name(part.path.stem + TOKENIZER_SUFFIX)
+    return (f"no {kind} tokenizer was found for {part.path.name} (a single file carries none): put the {sub}/ folder of a "
+            f"{family} diffusers download (with its tokenizer.json) beside it as {folder.parent.name}/{folder.name}/, "
+            f"or keep a {family} diffusers folder in a model folder")
+
+
+def _tokenizer_beside(encoder: Path) -> Path | None:
+    folder = encoder.with_name(encoder.stem + TOKENIZER_SUFFIX)
+    return folder if (folder / "tokenizer.json").is_file() else None
+
+
+def tokenizer_size(folder: Path) -> int | None:
+    """Tokens of a saved tokenizer (its tokenizer.json: BPE or Unigram vocabulary plus added tokens)."""
+    try:
+        data = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        vocab = data["model"]["vocab"]
+        ids = set(vocab.values()) if isinstance(vocab, dict) else set(range(len(vocab)))
+        ids |= {int(t["id"]) for t in data.get("added_tokens", [])}
+        return max(ids) + 1 if ids else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def tokenizer_fits(folder: Path, role: str, rows: int) -> bool:
+    """Whether ``folder`` holds a tokenizer of the kind a ``role`` encoder reads that can feed its
+    embedding of ``rows`` (T5 and Qwen3 pad their embeddings past the vocabulary: 32100 tokens
+    for 32128 rows, 151669 for 151936)."""
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if TOKENIZER_CLASSES[role] not in str(config.get("tokenizer_class", "")) if isinstance(config, dict) else True:
+        return False
+    size = tokenizer_size(folder)
+    return size is not None and rows - 512 <= size <= rows
+
+
+# --- what the loader asks of an assembled model ------------------------------------------------
+
+
+def file_shapes(path: Path) -> Shapes:
+    """Tensor names and shapes of a .safetensors or .gguf file, from its header or table alone."""
+    return read_gguf(path).shapes if path.suffix == GGUF_SUFFIX else read_header(path)
+
+
+def combined_shapes(parts: tuple[Part, ...]) -> Shapes:
+    """The tensors of a model kept in parts, as one all-in-one file would hold them (flux_files.PREFIXES)."""
+    shapes: Shapes = {}
+    for part in parts:
+        if part.role in PREFIXES:
+            shapes.update({PREFIXES[part.role] + k: v for k, v in sub_shapes(file_shapes(part.path), part.prefix).items()})
+    return shapes
+
+
+def tokenizer_finder(parts: tuple[Part, ...], fallback: Callable[[int, str], Path | None]) -> Callable[[int, str], Path | None]:
+    """find_tokenizer(rows, subfolder) for a model kept in parts: the tokenizers matched at listing first."""
+    found = {part.role.removesuffix("-tokenizer"): part.path for part in parts if part.role.endswith("-tokenizer")}
+    encoder_of = {sub: role for folders in ENCODER_FOLDERS.values() for role, (_, sub) in folders.items() if role in found}
+
+    def find(rows: int, subfolder: str) -> Path | None:
+        role = encoder_of.get(subfolder)
+        return found[role] if role is not None else fallback(rows, subfolder)
+
+    return find

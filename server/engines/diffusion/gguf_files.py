@@ -39,7 +39,7 @@ def read_gguf(path: Path) -> GGUFContents:
     try:
         reader = gguf.GGUFReader(str(path))
     except (OSError, ValueError, KeyError, IndexError) as exc:  # a short or foreign file fails while mapping its table
-        raise ValueError(f"not a readable GGUF file ({exc})") from None
+        raise ValueError(f"it is cut short or damaged: {exc}") from None
     shapes = {t.name: tuple(int(n) for n in reversed(list(t.shape))) for t in reader.tensors}
     return GGUFContents(shapes, frozenset(t.tensor_type.name for t in reader.tensors))
 

@@ -29,8 +29,8 @@ from .clip_vocab import BYTE_VOCAB_SIZE, CLIP_VOCAB_SIZE
 from .entries import Part, Shapes, read_header
 from .families import family_of
 from .families.flux_files import (
-    CLIP_L, ENCODER_FOLDERS, PARTS, PREFIXES, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, named_kind,
-    needs, part_width, roles, sub_shapes, vocab_rows,
+    CLIP_L, ENCODER_FOLDERS, PARTS, PREFIXES, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, Need,
+    named_kind, needs, part_width, roles, sub_shapes, vocab_rows,
 )
 from .gguf_files import SUFFIX as GGUF_SUFFIX
 from .gguf_files import read_gguf
@@ -92,13 +92,14 @@ def assemble(path: Path, shapes: Shapes, root: Path, kind: str, found: list[Part
     named = list(declared.text_encoders) + ([declared.vae] if declared.vae else [])
     parts = [Part(TRANSFORMER, path, inside[TRANSFORMER])]
     missing: list[str] = []
+    absent: list[Need] = []
     for need in needs(shapes):
         if need.role in inside:
-            parts.append(Part(need.role, path, inside[need.role]))
-            continue
-        part = _declared(need.role, named, path, found) or _nearest(need.role, need.width, path, root, found)
+            part: PartFile | None = PartFile.found(need.role, path, shapes, inside[need.role], root)
+        else:
+            part = _declared(need.role, named, path, found) or _nearest(need.role, need.width, path, root, found)
         if part is None:
-            missing.append(_missing(need.role, need.width, path, root, found))
+            absent.append(need)
             continue
         parts.append(Part(part.role, part.path, part.prefix))
         if part.role in TOKENIZER_SOURCES:
@@ -114,6 +115,8 @@ def assemble(path: Path, shapes: Shapes, root: Path, kind: str, found: list[Part
                                f"{CLIP_VOCAB_SIZE}): put a diffusers folder whose text encoder has {part.rows} tokens in a model folder")
             else:
                 parts.append(Part(f"{CLIP_L}-tokenizer", tokenizer))
+    if absent:
+        missing.insert(0, _missing(absent, path, root, found))
     if missing:
         return f"{name} cannot be loaded: " + "; ".join(missing) + "."
     return Assembled(chosen, tuple(parts))
@@ -147,20 +150,30 @@ def _nearest(role: str, width: int | None, path: Path, root: Path, found: list[P
     return fits[0] if fits else None
 
 
-def _missing(role: str, width: int | None, path: Path, root: Path, found: list[PartFile]) -> str:
-    info = PARTS[role]
-    sentence = f"it needs {info.label} ({info.file}) in a {info.folder}/ folder of a model folder"
-    wrong_width = [p for p in found if p.role == role]
-    if wrong_width:
-        other = wrong_width[0]
-        sentence += f"; {other.path.name} is one {other.width} wide, this model's is {width} wide"
-    if role in VAE_ROLES:
-        others = sorted((p for p in found if p.role in VAE_ROLES and p.role != role), key=lambda p: (p.root != root, _distance(path, p.path)))
-        if others:
-            wrong = others[0]
-            what = "a Stable Diffusion VAE (4 latent channels)" if wrong.role == SD_VAE else PARTS[wrong.role].label
-            sentence += f"; {wrong.path.name} is {what}, not {info.label}"
+def _missing(absent: list[Need], path: Path, root: Path, found: list[PartFile]) -> str:
+    """"it needs the CLIP-L text encoder (text_encoders/clip_l.safetensors) and ... under a model folder",
+    with what was found instead (an encoder of another width, a VAE of another family)."""
+    wants = [f"{PARTS[n.role].label} ({PARTS[n.role].folder}/{PARTS[n.role].file})" for n in absent]
+    sentence = f"it needs {_and(wants)} under a model folder"
+    for need in absent:
+        if need.role in VAE_ROLES:
+            others = sorted((p for p in found if p.role in VAE_ROLES and p.role != need.role),
+                            key=lambda p: (p.root != root, _distance(path, p.path)))
+        else:
+            others = [p for p in found if p.role == need.role]  # an encoder of another width
+        if not others:
+            continue
+        other = others[0]
+        if need.role in VAE_ROLES:
+            what = "a Stable Diffusion VAE (4 latent channels)" if other.role == SD_VAE else PARTS[other.role].label
+            sentence += f"; {other.path.name} is {what}, not {PARTS[need.role].label}"
+        else:
+            sentence += f"; {other.path.name} is {other.width} wide where this model reads {need.width}"
     return sentence
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _no_tokenizer(part: PartFile) -> str:

@@ -312,7 +312,7 @@ def _copy_tokenizer(dest: Path, role: str, rows: int, find: Callable[[int, str],
         return {}
     source = find(rows, ENCODER_FOLDERS[1 if role != QWEN3 else 2][role][1])
     if source is None:
-        raise MissingTokenizer(f"no tokenizer was found for the {PARTS[role].label} ({rows} tokens)")
+        raise MissingTokenizer(f"no tokenizer was found for {PARTS[role].label} ({rows} tokens)")
     dest.mkdir(parents=True, exist_ok=True)
     for file in source.iterdir():
         if file.is_file() and not file.name.endswith((".safetensors", ".bin", ".gguf")):

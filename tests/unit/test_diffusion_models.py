@@ -87,7 +87,7 @@ def test_diffusers_folders_and_the_hf_cache(tmp_path, monkeypatch):
     _diffusers_folder(models / "xl", "StableDiffusionXLPipeline", {"in_channels": 4, "addition_embed_type": "text_time"})
     _diffusers_folder(models / "sd2-inp", "StableDiffusionInpaintPipeline", {"in_channels": 9, "cross_attention_dim": 1024})
     _diffusers_folder(models / "pickled", "StableDiffusionPipeline", {"in_channels": 4}, weights=False)
-    _diffusers_folder(models / "flux", "FluxPipeline", {"in_channels": 64})
+    _diffusers_folder(models / "sd3", "StableDiffusion3Pipeline", {"in_channels": 16})
     cache = tmp_path / "hub"
     snap = _diffusers_folder(cache / "models--org--sd15" / "snapshots" / "abc", "StableDiffusionPipeline", {"in_channels": 4, "cross_attention_dim": 768})
     (snap.parents[1] / "refs").mkdir()

@@ -288,3 +288,15 @@ def test_an_fp8_file_is_upcast_on_load(engine, root):
     stored = _state(path)["img_in.weight"]
     assert weight.dtype == engine.choice.dtype
     torch.testing.assert_close(weight, stored.to(weight.dtype), rtol=0, atol=0)
+
+
+def test_a_scaled_fp8_file_is_listed_as_not_loadable(root, tmp_path):
+    state = _state(root / "flux1" / "text_encoders" / tf.COMFY_T5)
+    scaled = {k: v.to(torch.float8_e4m3fn) if v.ndim == 2 else v for k, v in state.items()}
+    scaled.update({"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn),
+                   "encoder.block.0.layer.0.SelfAttention.q.scale_weight": torch.ones(1)})
+    _save(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors", scaled)
+    assert _problems(tmp_path) == {"t5xxl_fp8_e4m3fn_scaled": (
+        't5xxl_fp8_e4m3fn_scaled.safetensors is a "scaled" fp8 file (its weights come with scale factors such as '
+        "encoder.block.0.layer.0.SelfAttention.q.scale_weight), which this server does not load: "
+        "use a plain fp8, fp16 or bf16 file.")}

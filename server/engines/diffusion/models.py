@@ -26,7 +26,7 @@ from .entries import (  # noqa: F401  (the registry's vocabulary, re-exported fo
 )
 from .entries import Part
 from .families import family_of, recognise_file, recognise_folder
-from .families.flux_files import SD_VAE
+from .families.flux_files import SD_VAE, scaled_fp8_reason
 from .gguf_files import SUFFIX as GGUF_SUFFIX
 from .gguf_files import read_gguf, unloadable_reason
 from .split_layout import TOKENIZER_SOURCES, PartFile, assemble, file_parts, tokenizer_fits
@@ -200,7 +200,7 @@ class ModelRegistry:
             return
         kind = recognise_file(shapes)
         if kind and family_of(kind).split_files:  # matched with its parts once every folder is scanned
-            reason = unloadable_reason(path.name, contents) if contents else ""
+            reason = unloadable_reason(path.name, contents) if contents else scaled_fp8_reason(path.name, shapes)
             if reason:
                 self._unusable(path.stem, kind, path, reason)
             else:
@@ -211,6 +211,9 @@ class ModelRegistry:
                            "only for Flux.1 and Flux.2 Klein transformers.")
             return
         parts = {} if kind else file_parts(shapes)
+        if parts and (reason := scaled_fp8_reason(path.name, shapes)):
+            self._unusable(path.stem, "unknown", path, reason)
+            return
         for role, prefix in parts.items():
             self._parts.append(PartFile.found(role, path, shapes, prefix, root))
         if parts and SD_VAE not in parts:

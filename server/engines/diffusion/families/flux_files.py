@@ -137,6 +137,17 @@ def named_kind(kind: str, path: Path) -> str:
     return kind
 
 
+def scaled_fp8_reason(name: str, shapes: Shapes) -> str:
+    """The sentence for a "scaled" fp8 file ("" for any other): its weights must be multiplied by
+    per-tensor scales (``scale_weight``, ``weight_scale``) that neither diffusers' converters nor
+    the text encoders read, so loading it as it is would give wrong weights silently."""
+    key = next((k for k in shapes if k == "scaled_fp8" or k.endswith((".scale_weight", ".weight_scale"))), None)
+    if key is None:
+        return ""
+    return (f"{name} is a \"scaled\" fp8 file (its weights come with scale factors such as {key}), which this server "
+            "does not load: use a plain fp8, fp16 or bf16 file.")
+
+
 # --- what a transformer needs, matched by width ------------------------------------------------
 
 

@@ -23,7 +23,7 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_flux as tf  # noqa: E402
-from fixtures.tiny_models import _save, write_tiny_vae  # noqa: E402
+from fixtures.tiny_models import _save  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
 from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402

@@ -22,9 +22,8 @@ from pathlib import Path
 
 from .control.detect import classify_addon, classify_addon_folder
 from .entries import (  # noqa: F401  (the registry's vocabulary, re-exported for its readers)
-    CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Shapes, read_header,
+    CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Part, Shapes, read_header,
 )
-from .entries import Part
 from .families import family_of, recognise_file, recognise_folder
 from .families.flux_files import SD_VAE, scaled_fp8_reason
 from .gguf_files import SUFFIX as GGUF_SUFFIX

@@ -51,6 +51,7 @@ _ANCHORS = (
 )
 _FLUX1_KEY = "double_blocks.0.img_attn.norm.key_norm.scale"
 _FLUX2_KEY = "single_stream_modulation.lin.weight"
+_FINAL = "final_layer.linear.weight"
 
 # Readable names, usual file names and the ComfyUI folder of each part, for the sentences
 # that say what is missing.
@@ -81,8 +82,8 @@ def roles(shapes: Shapes) -> dict[str, str]:
                 prefix = key[: -len(anchor)]
                 if role == "vae":
                     role = _vae_role(shapes, prefix)
-                elif role == TRANSFORMER and generation(shapes, prefix) is None:
-                    continue
+                elif role == TRANSFORMER and (generation(shapes, prefix) is None or prefix + _FINAL not in shapes):
+                    continue  # a Flux ControlNet (XLabs) has the blocks but no final layer
                 if role and role not in found:
                     found[role] = prefix
     return found

@@ -83,6 +83,8 @@ def _text_encoder(role: str, part: Part, folder: Path, dtype: torch.dtype) -> An
     state = read_weights(part.path, prefix=part.prefix)
     if role == CLIP_L:
         state = {k.removeprefix("text_model."): v for k, v in state.items()}  # transformers 5 flattened CLIPTextModel
+    if role == T5 and "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
+        state["shared.weight"] = state["encoder.embed_tokens.weight"]  # some files keep the embedding under the encoder's name
     model = _empty(lambda: model_class(config))
     # The embedding's tied copies (T5's encoder.embed_tokens, Qwen3's lm_head) are not in the files.
     _assign(model, state, dtype, part, allowed_missing=("encoder.embed_tokens.weight", "lm_head.weight"))

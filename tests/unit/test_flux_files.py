@@ -300,3 +300,58 @@ def test_a_scaled_fp8_file_is_listed_as_not_loadable(root, tmp_path):
         't5xxl_fp8_e4m3fn_scaled.safetensors is a "scaled" fp8 file (its weights come with scale factors such as '
         "encoder.block.0.layer.0.SelfAttention.q.scale_weight), which this server does not load: "
         "use a plain fp8, fp16 or bf16 file.")}
+
+
+# --- real sizes: the configs written from full-size shapes are the published ones -----------------
+
+FLUX1_DEV = dict(patch_size=1, in_channels=64, out_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                 num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
+                 axes_dims_rope=[16, 56, 56])
+KLEIN_4B = dict(patch_size=1, in_channels=128, num_layers=5, num_single_layers=20, attention_head_dim=128, num_attention_heads=24,
+                joint_attention_dim=7680, timestep_guidance_channels=256, mlp_ratio=3.0, axes_dims_rope=[32, 32, 32, 32],
+                guidance_embeds=False)
+KLEIN_9B = {**KLEIN_4B, "num_layers": 8, "num_single_layers": 24, "num_attention_heads": 32, "joint_attention_dim": 12288}
+
+
+def _meta_shapes(model) -> dict:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("config,family", [
+    (FLUX1_DEV, 1), ({**FLUX1_DEV, "guidance_embeds": False}, 1), ({**FLUX1_DEV, "in_channels": 384}, 1), (KLEIN_4B, 2), (KLEIN_9B, 2),
+])
+def test_real_size_transformer_configs_are_the_published_ones(config, family):
+    from diffusers import Flux2Transformer2DModel, FluxTransformer2DModel
+
+    cls = FluxTransformer2DModel if family == 1 else Flux2Transformer2DModel
+    with torch.device("meta"):
+        state = cls(**config).state_dict()
+    shapes = {k: tuple(v.shape) for k, v in tf.flux_to_bfl(state, family=family).items()}
+    written = transformer_config(shapes)
+    assert {k: written[k] for k in config} == config
+
+
+def test_real_size_text_encoder_and_vae_configs_are_the_published_ones():
+    from diffusers import AutoencoderKL
+    from transformers import Qwen3Config, Qwen3ForCausalLM, T5Config, T5EncoderModel
+
+    from fixtures.tiny_models import _vae_to_ldm
+    from paintwire.server.engines.diffusion.families.flux_files import FLUX_VAE, qwen3_config, t5_config, vae_config
+
+    t5 = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64, relative_attention_num_buckets=32,
+              feed_forward_proj="gated-gelu")  # google/t5-v1_1-xxl, FLUX.1's text_encoder_2
+    qwen = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128)  # Qwen/Qwen3-4B
+    vae = dict(block_out_channels=[128, 256, 512, 512], layers_per_block=2, latent_channels=16)  # FLUX.1-dev's vae
+    with torch.device("meta"):
+        t5_shapes = {k: v for k, v in _meta_shapes(T5EncoderModel(T5Config(**t5))).items() if k != "encoder.embed_tokens.weight"}
+        qwen_shapes = {k: v for k, v in _meta_shapes(Qwen3ForCausalLM(Qwen3Config(**qwen))).items() if k != "lm_head.weight"}
+        ae = AutoencoderKL(**vae, down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+                           use_quant_conv=False, use_post_quant_conv=False)
+    ae_shapes = {k: tuple(v.shape) for k, v in _vae_to_ldm(ae.state_dict(), levels=4, layers=2).items()}
+    assert {k: t5_config(t5_shapes)[k] for k in t5} == t5
+    written = qwen3_config(qwen_shapes)
+    assert {k: written[k] for k in qwen} == qwen and written["tie_word_embeddings"] is True
+    assert written["rope_parameters"]["rope_theta"] == 1000000.0
+    assert {k: vae_config(ae_shapes, FLUX_VAE)[k] for k in vae} == vae
+    assert vae_config(ae_shapes, FLUX_VAE)["sample_size"] == 1024

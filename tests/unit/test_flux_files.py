@@ -206,6 +206,7 @@ def test_a_transformer_alone_names_each_missing_file_and_its_folder(tmp_path):
 
 def test_an_sd_vae_beside_a_flux_transformer_is_named_as_the_wrong_one(tmp_path):
     tf.save_comfy_with_sd_vae(tmp_path)
+    shutil.rmtree(tmp_path / "diffusers")  # else its parts would serve (a diffusers folder of the family)
     problems = _problems(tmp_path)
     assert set(problems) == {"tiny-flux1-dev"}
     assert ("it needs the Flux.1 VAE (vae/ae.safetensors) under a model folder; sd-vae.safetensors is a Stable Diffusion "
@@ -244,7 +245,6 @@ def test_a_text_encoder_without_a_tokenizer_says_what_to_put_where(root, tmp_pat
 
 def test_a_qwen3_of_another_width_is_not_taken(root, tmp_path):
     comfy = _comfy_copy(root / "klein", tmp_path / "models")
-    shutil.copytree(root / "klein" / "diffusers", tmp_path / "models" / "klein-diffusers")
     wide = {k: torch.zeros(*[n * 2 if n == tf.TEXT_WIDTH else n for n in v.shape]) for k, v in _state(comfy / "text_encoders" / tf.COMFY_QWEN3).items()}
     (comfy / "text_encoders" / tf.COMFY_QWEN3).unlink()
     _save(comfy / "text_encoders" / "qwen_3_8b.safetensors", wide)
@@ -254,6 +254,24 @@ def test_a_qwen3_of_another_width_is_not_taken(root, tmp_path):
 
 
 # --- generation ----------------------------------------------------------------------------------
+
+
+def test_a_transformer_file_beside_a_diffusers_folder_takes_the_folders_other_parts(root, reference, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(root / "klein" / "diffusers", models / "FLUX.2-klein-4B")
+    shutil.copy(root / "single" / "prefixed-klein.safetensors", models / "my-klein-finetune.safetensors")
+    shutil.copy(root / "single" / "prefixed-klein.safetensors", models / "my-klein-base.safetensors")
+    engine = DiffusersEngine(DeviceConfig(), ModelsConfig(model_dirs=[models]), ModelRegistry.scan([models], include_hf_cache=False))
+    try:
+        entry = engine.registry.get("my-klein-finetune")
+        assert [(p.role, p.path) for p in entry.parts] == [("transformer", entry.path), ("pipeline", models / "FLUX.2-klein-4B")]
+        np.testing.assert_array_equal(_txt2img(engine, "my-klein-finetune"), reference["klein"])
+        assert engine.registry.get("my-klein-base").kind == "flux2-klein-base"
+        base = engine.cache.get(engine.registry.get("my-klein-base"), None).base
+        assert base.config.is_distilled is False  # the file's kind, not the folder's
+    finally:
+        engine.close()
+
 
 
 @pytest.mark.parametrize("transformer,family", [

@@ -85,6 +85,8 @@ class Loader:
             components.pop("vae", None)  # the model's own VAE is not loaded
         files = {p.path for p in entry.parts if p.path.is_file()} or {entry.path}
         total = sum(f.stat().st_size for f in files) if entry.single_file else sum(components.values())
+        for folder in (p.path for p in entry.parts if p.path.is_dir() and (p.path / "model_index.json").is_file()):
+            total += sum(size for name, size in weight_bytes(folder).items() if name != "transformer")  # a diffusers folder's other parts
         return total + (vae.path.stat().st_size if vae is not None else 0), components
 
     def skeleton(self, entry: ModelEntry, pipeline_class_name: str) -> Path:

@@ -226,8 +226,9 @@ class ModelRegistry:
 
     def _assemble(self) -> None:
         """Each split transformer with its parts, as one model, or listed with what is missing."""
+        folders = [(e.path, e.kind) for e in self.entries.values() if not e.single_file and e.is_checkpoint]
         for root, path, shapes, kind in self._split:
-            result = assemble(path, shapes, root, kind, self._parts, self.find_part_tokenizer)
+            result = assemble(path, shapes, root, kind, self._parts, self.find_part_tokenizer, folders)
             if isinstance(result, str):
                 self._unusable(path.stem, kind, path, result)
             else:

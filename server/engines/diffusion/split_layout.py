@@ -9,7 +9,10 @@ transformer then takes, for each part it needs, the one that fits:
 1. the part inside its own file (an all-in-one checkpoint);
 2. the file its sidecar names (sidecar.py: ``text_encoders:``, ``vae:``);
 3. else a part of the right kind and width (a Qwen3 4B for Klein 4B, 8B for 9B): the
-   one under the same model folder first, then the nearest by folder, then by name.
+   one under the same model folder first, then the nearest by folder, then by name;
+4. where a part (or a tokenizer) is still missing: every part but the transformer from a
+   diffusers folder of its family whose parts fit (a fine-tuned transformer file beside
+   the FLUX.1-dev download), as ``from_single_file(..., config=folder)`` would.
 
 A text encoder needs its tokenizer, which a file does not carry: CLIP-L's is shipped;
 T5's and Qwen3's are taken from a folder beside the encoder file named after it with
@@ -23,13 +26,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from .clip_vocab import BYTE_VOCAB_SIZE, CLIP_VOCAB_SIZE
 from .entries import Part, Shapes, read_header
 from .families import family_of
 from .families.flux_files import (
-    CLIP_L, ENCODER_FOLDERS, PARTS, PREFIXES, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, Need,
+    CLIP_L, ENCODER_FOLDERS, FOLDER_PARTS, PARTS, PIPELINE, PREFIXES, VAE_CHANNELS, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, Need,
     named_kind, needs, part_width, roles, sub_shapes, vocab_rows,
 )
 from .gguf_files import SUFFIX as GGUF_SUFFIX
@@ -74,9 +77,10 @@ class Assembled:
 
 
 def assemble(path: Path, shapes: Shapes, root: Path, kind: str, found: list[PartFile],
-             find_tokenizer: FindPartTokenizer) -> Assembled | str:
+             find_tokenizer: FindPartTokenizer, folders: Sequence[tuple[Path, str]] = ()) -> Assembled | str:
     """The model that the transformer file ``path`` (of ``kind`` by its tensors) makes with
-    the parts ``found``, or the sentence saying what is missing."""
+    the parts ``found``, or else with the other parts of one of the diffusers ``folders``
+    ((folder, kind) of each found) of its family, or the sentence saying what is missing."""
     name = path.stem
     try:
         declared = declared_parts(path)
@@ -118,8 +122,25 @@ def assemble(path: Path, shapes: Shapes, root: Path, kind: str, found: list[Part
     if absent:
         missing.insert(0, _missing(absent, path, root, found))
     if missing:
+        folder = next((f for f, k in folders if family_of(k) is family and _folder_fits(f, shapes)), None)
+        if folder is not None:  # its text encoders, tokenizers and VAE, as they are
+            return Assembled(chosen, (parts[0], Part(PIPELINE, folder)))
         return f"{name} cannot be loaded: " + "; ".join(missing) + "."
     return Assembled(chosen, tuple(parts))
+
+
+def _folder_fits(folder: Path, shapes: Shapes) -> bool:
+    """Whether every part of the diffusers ``folder`` is what the transformer's tensors ``shapes`` read."""
+    for need in needs(shapes):
+        sub, key = FOLDER_PARTS[need.role]
+        try:
+            config = json.loads((folder / sub / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        want = need.width if need.width is not None else VAE_CHANNELS[need.role]
+        if not isinstance(config, dict) or config.get(key) != want:
+            return False
+    return True
 
 
 def _declared(role: str, names: list[str], path: Path, found: list[PartFile]) -> PartFile | None:

@@ -70,6 +70,12 @@ PARTS = {
     FLUX2_VAE: PartInfo("the Flux.2 VAE", "flux2-vae.safetensors", "vae"),
 }
 TOKENIZER_SUFFIX = ".tokenizer"  # t5xxl_fp16.safetensors -> t5xxl_fp16.tokenizer/ beside it
+# A diffusers folder of the family that gives a transformer file all its other parts (Part.path: the folder).
+PIPELINE = "pipeline"
+# Where a diffusers folder keeps each part, and the config key that says its width (latent channels for a VAE).
+FOLDER_PARTS = {CLIP_L: ("text_encoder", "hidden_size"), T5: ("text_encoder_2", "d_model"), QWEN3: ("text_encoder", "hidden_size"),
+                FLUX_VAE: ("vae", "latent_channels"), FLUX2_VAE: ("vae", "latent_channels")}
+VAE_CHANNELS = {FLUX_VAE: 16, FLUX2_VAE: 32}
 
 
 def roles(shapes: Shapes) -> dict[str, str]:
@@ -288,13 +294,19 @@ def write_skeleton(folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
     t = sub_shapes(shapes, PREFIXES[TRANSFORMER])
     gen = generation(t)
     transformer = transformer_config(t)
-    vae_role = FLUX2_VAE if gen == 2 else FLUX_VAE
-    vae = vae_config(sub_shapes(shapes, PREFIXES[vae_role]), vae_role)
     index: dict[str, Any] = {"_class_name": pipeline_class, "_diffusers_version": "0.42.1",
                              "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-                             "transformer": ["diffusers", transformer["_class_name"]], "vae": ["diffusers", vae["_class_name"]]}
+                             "transformer": ["diffusers", transformer["_class_name"]]}
+    # Parts without tensors here come from a diffusers folder as they are (split_layout: PIPELINE).
+    vae_role = FLUX2_VAE if gen == 2 else FLUX_VAE
+    if v := sub_shapes(shapes, PREFIXES[vae_role]):
+        vae = vae_config(v, vae_role)
+        index["vae"] = ["diffusers", vae["_class_name"]]
+        _write(folder / "vae" / "config.json", vae)
     for role, (encoder_folder, tokenizer_folder) in ENCODER_FOLDERS[gen].items():
         s = sub_shapes(shapes, PREFIXES[role])
+        if not s:
+            continue
         library, model_class, tokenizer_class = _CLASSES[role]
         index[encoder_folder], index[tokenizer_folder] = [library, model_class], [library, tokenizer_class]
         rows = vocab_rows(role, s, "")
@@ -307,7 +319,6 @@ def write_skeleton(folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
         index.update(image_encoder=[None, None], feature_extractor=[None, None])
     guided = transformer["guidance_embeds"] or gen == 2
     _write(folder / "transformer" / "config.json", transformer)
-    _write(folder / "vae" / "config.json", vae)
     _write(folder / "scheduler" / "scheduler_config.json", FLOW_SCHEDULER if guided else SCHNELL_SCHEDULER)
     _write(folder / "model_index.json", index)  # last: its presence marks a complete skeleton
     return folder

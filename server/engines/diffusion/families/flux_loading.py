@@ -25,7 +25,7 @@ import torch
 from ..entries import Part
 from ..gguf_files import SUFFIX as GGUF_SUFFIX
 from ..load_progress import read_weights
-from .flux_files import CLIP_L, ENCODER_FOLDERS, FLUX2_VAE, FLUX_VAE, QWEN3, T5, TRANSFORMER
+from .flux_files import CLIP_L, ENCODER_FOLDERS, FLUX2_VAE, FLUX_VAE, PIPELINE, QWEN3, T5, TRANSFORMER
 
 _ENCODER_CLASSES = {CLIP_L: "CLIPTextModel", T5: "T5EncoderModel", QWEN3: "Qwen3ForCausalLM"}
 
@@ -34,6 +34,14 @@ def load_pipeline(cls: Any, parts: tuple[Part, ...], config: Path, dtype: torch.
     """The pipeline ``cls`` of a Flux model kept in ``parts``, with ``config`` its config folder."""
     by_role = {p.role: p for p in parts}
     transformer = _transformer(by_role[TRANSFORMER], config, dtype)
+    if PIPELINE in by_role:  # the rest of a diffusers folder of the family, with this file's scheduler and kind
+        import diffusers
+
+        index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
+        flags = {"is_distilled": index["is_distilled"]} if "is_distilled" in index else {}
+        scheduler = diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(config, subfolder="scheduler")
+        return cls.from_pretrained(by_role[PIPELINE].path, transformer=transformer, scheduler=scheduler, use_safetensors=True,
+                                   **flags, **kwargs)
     generation = 2 if transformer.__class__.__name__.startswith("Flux2") else 1
     vae_role = FLUX2_VAE if generation == 2 else FLUX_VAE
     components: dict[str, Any] = {"transformer": transformer}

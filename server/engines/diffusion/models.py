@@ -263,7 +263,7 @@ class ModelRegistry:
         or a tokenizer repository)."""
         if role not in TOKENIZER_SOURCES:
             return self.find_tokenizer(rows, "tokenizer")
-        sub = TOKENIZER_SOURCES[role][0]
+        sub = TOKENIZER_SOURCES[role].subfolder
         candidates = [e.path / sub for e in self.entries.values() if not e.single_file and e.is_checkpoint]
         cache = hf_cache_dir()
         if cache is not None:

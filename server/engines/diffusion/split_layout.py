@@ -32,17 +32,27 @@ from .clip_vocab import BYTE_VOCAB_SIZE, CLIP_VOCAB_SIZE
 from .entries import Part, Shapes, read_header
 from .families import family_of
 from .families.flux_files import (
-    CLIP_L, ENCODER_FOLDERS, FOLDER_PARTS, PARTS, PIPELINE, PREFIXES, VAE_CHANNELS, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER, VAE_ROLES, Need,
-    named_kind, needs, part_width, roles, sub_shapes, vocab_rows,
+    CLIP_L, ENCODER_FOLDERS, FOLDER_PARTS, PARTS, PIPELINE, PREFIXES, QWEN3, SAME_TENSORS, SD_VAE, T5, TOKENIZER_SUFFIX, TRANSFORMER,
+    VAE_CHANNELS, VAE_ROLES, Need, named_kind, needs, part_width, roles, sub_shapes, vocab_rows,
 )
 from .gguf_files import SUFFIX as GGUF_SUFFIX
 from .gguf_files import read_gguf
 from .sidecar import SidecarError, declared_parts, sidecar_path
 
-# text encoder role -> (the tokenizer folder's name in a diffusers pipeline of its family, the family's name for people)
-TOKENIZER_SOURCES = {T5: ("tokenizer_2", "FLUX.1"), QWEN3: ("tokenizer", "FLUX.2 Klein")}
 
-TOKENIZER_CLASSES = {T5: "T5", QWEN3: "Qwen"}  # what tokenizer_config.json's tokenizer_class says
+
+@dataclass(frozen=True)
+class TokenizerSource:
+    """Where the tokenizer of a text encoder that ships none is found, and how it is named."""
+
+    name: str  # for people: "T5"
+    subfolder: str  # its folder in a diffusers pipeline of the family
+    family: str  # the family's downloads, for people: "FLUX.1"
+    class_word: str  # what tokenizer_config.json's tokenizer_class contains
+
+
+TOKENIZER_SOURCES = {T5: TokenizerSource("T5", "tokenizer_2", "FLUX.1", "T5"),
+                     QWEN3: TokenizerSource("Qwen3", "tokenizer", "FLUX.2 Klein", "Qwen")}
 # (role, rows of the encoder's embedding) -> a tokenizer folder, or None
 FindPartTokenizer = Callable[[str, int], "Path | None"]
 
@@ -198,12 +208,11 @@ def _and(items: list[str]) -> str:
 
 
 def _no_tokenizer(part: PartFile) -> str:
-    sub, family = TOKENIZER_SOURCES[part.role]
-    kind = "T5" if part.role == T5 else "Qwen3"
+    source = TOKENIZER_SOURCES[part.role]
     folder = part.path.with_name(part.path.stem + TOKENIZER_SUFFIX)
-    return (f"no {kind} tokenizer was found for {part.path.name} (a single file carries none): put the {sub}/ folder of a "
-            f"{family} diffusers download (with its tokenizer.json) beside it as {folder.parent.name}/{folder.name}/, "
-            f"or keep a {family} diffusers folder in a model folder")
+    return (f"no {source.name} tokenizer was found for {part.path.name} (a single file carries none): put the {source.subfolder}/ "
+            f"folder of a {source.family} diffusers download (with its tokenizer.json) beside it as {folder.parent.name}/{folder.name}/, "
+            f"or keep a {source.family} diffusers folder in a model folder")
 
 
 def _tokenizer_beside(encoder: Path) -> Path | None:
@@ -231,7 +240,7 @@ def tokenizer_fits(folder: Path, role: str, rows: int) -> bool:
         config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if TOKENIZER_CLASSES[role] not in str(config.get("tokenizer_class", "")) if isinstance(config, dict) else True:
+    if not isinstance(config, dict) or TOKENIZER_SOURCES[role].class_word not in str(config.get("tokenizer_class", "")):
         return False
     size = tokenizer_size(folder)
     return size is not None and rows - 512 <= size <= rows

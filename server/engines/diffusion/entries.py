@@ -37,7 +37,9 @@ class Part:
     """One component of a model assembled from several files (a Flux transformer with its
     text encoders and VAE, as ComfyUI keeps them): what it is and where its tensors are."""
 
-    role: str  # "transformer", "clip-l", "t5", "qwen3", "flux-vae", "flux2-vae", or "<role>-tokenizer" (a folder)
+    # "transformer", "clip-l", "t5", "qwen3", "flux-vae", "flux2-vae"; "<role>-tokenizer" (a tokenizer folder);
+    # "pipeline" (a diffusers folder of the family giving every part but the transformer)
+    role: str
     path: Path
     prefix: str = ""  # where its tensor names start inside the file ("vae." in an all-in-one file)
 

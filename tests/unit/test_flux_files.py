@@ -23,7 +23,7 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fixtures import tiny_flux as tf  # noqa: E402
-from fixtures.tiny_models import _save  # noqa: E402
+from fixtures.tiny_models import _save, write_tiny_vae  # noqa: E402
 from paintwire.protocol import validate_params  # noqa: E402
 from paintwire.server.config import DeviceConfig, ModelsConfig  # noqa: E402
 from paintwire.server.engines.base import EngineJob, JobContext  # noqa: E402
@@ -74,6 +74,7 @@ def root(tmp_path_factory) -> Path:
     _save(root / "single" / "prefixed-klein.safetensors", {f"model.diffusion_model.{k}": v for k, v in klein.items()})
     _all_in_one(root / "flux1", root / "aio" / "flux1-aio.safetensors")
     _fp8(root / "klein" / "diffusion_models" / "tiny-flux2-klein-distilled.safetensors", root / "fp8" / "klein-fp8.safetensors")
+    write_tiny_vae(root / "vae" / "sd-vae.safetensors", original_layout=True)  # an SD VAE: offered for SD models only
     return root
 
 
@@ -106,7 +107,7 @@ def reference(engine, root):
 
 
 def test_every_layout_is_one_model_named_after_its_transformer_and_the_parts_are_not_listed(engine, root):
-    found = {e.name: e.kind for e in engine.registry.entries.values() if e.single_file}
+    found = {e.name: e.kind for e in engine.registry.entries.values() if e.single_file and e.is_checkpoint}
     assert found == {"tiny-flux1-dev": "flux", "tiny-flux2-klein-distilled": "flux2-klein", "tiny-flux2-klein-distilled-Q8_0": "flux2-klein",
                      "prefixed-flux1": "flux", "prefixed-klein": "flux2-klein", "flux1-aio": "flux", "klein-fp8": "flux2-klein"}
     assert engine.registry.unusable == {}  # text encoders and Flux VAEs are parts: neither unknown files nor SD VAEs
@@ -285,6 +286,18 @@ def test_single_comfy_and_all_in_one_files_make_the_diffusers_folders_pixels(eng
     pixels = _txt2img(engine, _name(engine, root / transformer))
     assert pixels.shape == (64, 64, 4) and pixels[..., :3].std() > 0
     np.testing.assert_array_equal(pixels, reference[family])
+
+
+def test_a_vae_of_another_family_is_refused_for_a_job(engine):
+    from paintwire.protocol import ErrorCode, ProtocolError
+
+    spec = next(m for m in engine.modes() if m.name == "txt2img")
+    p = validate_params(spec.params, {"steps": 2, "prompt": "a lighthouse", "width": 64, "height": 64, "vae": "sd-vae"})
+    with pytest.raises(ProtocolError) as info:
+        engine.run(EngineJob("flux-files", "txt2img", p, model="tiny-flux1-dev"), JobContext())
+    assert info.value.code is ErrorCode.INVALID_PARAM and info.value.field == "job.params.vae"
+    assert str(info.value.message) == ("VAE 'sd-vae' has 4 latent channels; Flux.1 models use 16: choose a VAE made for Flux.1, "
+                                       "or none.")
 
 
 def test_a_gguf_transformer_runs_quantised_close_to_the_full_weights(engine, root, reference):

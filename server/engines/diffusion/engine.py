@@ -27,7 +27,7 @@ from .networks import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
-from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
+from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir, vae_latent_channels
 from .modes import ModeRunner
 from .params import MODES, with_upscalers
 from .phases import watching
@@ -123,7 +123,7 @@ class DiffusersEngine(Engine):
             ctx.plan({Phase.UPSCALING: 1.0})
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model)
-        vae = self._vae(p["vae"])
+        vae = self._vae(p["vae"], entry)
         embeddings = embeddings_in([prompt, negative], self.registry)
         adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
         sampling = dataclasses.replace(sampling, adapters=adapters)
@@ -193,13 +193,17 @@ class DiffusersEngine(Engine):
             raise ProtocolError(ErrorCode.UNKNOWN_MODEL, message, "job.model")
         return entry
 
-    def _vae(self, name: str) -> ModelEntry | None:
+    def _vae(self, name: str, model: ModelEntry) -> ModelEntry | None:
         if not name:
             return None
         entry = self.registry.get(name)
         if entry is None or entry.kind != VAE:
             known = ", ".join(e.name for e in self.registry.of_kind(VAE)) or "none"
             raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown VAE {name!r}; the server has: {known}.", "job.params.vae")
+        channels = vae_latent_channels(entry.path)
+        if channels is not None and model.family is not None and channels != model.family.latent_channels:
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"VAE {name!r} has {channels} latent channels; {model.family.label} models "
+                                f"use {model.family.latent_channels}: choose a VAE made for {model.family.label}, or none.", "job.params.vae")
         return entry
 
     def close(self) -> None:

@@ -95,6 +95,16 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
     return None
 
 
+def vae_latent_channels(path: Path) -> int | None:
+    """The latent channels of a VAE file (its decoder's first convolution reads them), or None."""
+    try:
+        shapes = read_header(path)
+    except (OSError, ValueError):
+        return None
+    conv = next((v for k, v in shapes.items() if k.endswith("decoder.conv_in.weight")), None)
+    return conv[1] if conv is not None and len(conv) > 1 else None
+
+
 def hf_cache_dir() -> Path | None:
     """The Hugging Face hub cache, where it exists (HF_HUB_CACHE, HF_HOME, default)."""
     if os.environ.get("HF_HUB_CACHE"):

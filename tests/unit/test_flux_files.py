@@ -254,6 +254,31 @@ def test_a_qwen3_of_another_width_is_not_taken(root, tmp_path):
     assert f"qwen_3_8b.safetensors is {tf.TEXT_WIDTH * 2} wide where this model reads {tf.TEXT_WIDTH}" in problem
 
 
+def test_the_flux2_vae_loads_with_bfls_names_for_its_quant_convolutions(root, tmp_path):
+    """BFL's flux2-vae keeps them as encoder.quant_conv / decoder.post_quant_conv (diffusers'
+    conversion script for it says so); the fixture's file has them on top, as the LDM layout."""
+    from paintwire.server.engines.diffusion.loader import Loader
+
+    comfy = _comfy_copy(root / "klein", tmp_path / "models")
+    shutil.copytree(root / "klein" / "diffusers" / "tokenizer", comfy / "text_encoders" / "qwen_3_4b.tokenizer")
+    vae = comfy / "vae" / tf.COMFY_FLUX2_VAE
+    renamed = {("encoder." + k if k.startswith("quant_conv.") else "decoder." + k if k.startswith("post_quant_conv.") else k): v
+               for k, v in _state(vae).items()}
+    assert "encoder.quant_conv.weight" in renamed
+    _save(vae, renamed)
+    registry = ModelRegistry.scan([tmp_path / "models"], include_hf_cache=False)
+    loader = Loader(registry, torch.device("cpu"), torch.float32)
+    try:
+        pipe = loader.load(registry.get("tiny-flux2-klein-distilled"))
+    finally:
+        loader.close()
+    want = _state(root / "klein" / "diffusers" / "vae" / "diffusion_pytorch_model.safetensors")
+    got = pipe.vae.state_dict()
+    assert set(want) - set(got) == set()
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
+
+
 # --- generation ----------------------------------------------------------------------------------
 
 

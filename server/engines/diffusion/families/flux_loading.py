@@ -27,6 +27,7 @@ from ..gguf_files import SUFFIX as GGUF_SUFFIX
 from ..load_progress import read_weights
 from .flux_files import CLIP_L, ENCODER_FOLDERS, FLUX2_VAE, FLUX_VAE, PIPELINE, QWEN3, T5, TRANSFORMER
 
+_BFL_QUANT = {"encoder.quant_conv": "quant_conv", "decoder.post_quant_conv": "post_quant_conv"}
 _ENCODER_CLASSES = {CLIP_L: "CLIPTextModel", T5: "T5EncoderModel", QWEN3: "Qwen3ForCausalLM"}
 
 
@@ -75,12 +76,20 @@ def _vae(part: Part, role: str, config: Path, dtype: torch.dtype) -> Any:
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
     vae_config = diffusers.AutoencoderKLFlux2.load_config(config / "vae")
+    state = {_ldm_name(k): v for k, v in state.items()}
     body = {k: v for k, v in state.items() if not k.startswith("bn.")}
     converted = convert_ldm_vae_checkpoint(body, vae_config)
     converted.update({k: v for k, v in state.items() if k.startswith("bn.")})
     vae = _empty(lambda: diffusers.AutoencoderKLFlux2.from_config(vae_config))
     _assign(vae, converted, dtype, part, allowed_missing=("bn.num_batches_tracked",))
     return vae
+
+
+def _ldm_name(key: str) -> str:
+    """BFL's flux2-vae keeps the quant convolutions inside the encoder and decoder
+    (``encoder.quant_conv.weight``); the LDM reader wants them on top (``quant_conv.weight``)."""
+    module, _, param = key.rpartition(".")
+    return f"{_BFL_QUANT.get(module, module)}.{param}"
 
 
 def _text_encoder(role: str, part: Part, folder: Path, dtype: torch.dtype) -> Any:

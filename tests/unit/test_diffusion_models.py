@@ -88,7 +88,7 @@ def test_diffusers_folders_and_the_hf_cache(tmp_path, monkeypatch):
     _diffusers_folder(models / "sd2-inp", "StableDiffusionInpaintPipeline", {"in_channels": 9, "cross_attention_dim": 1024})
     _diffusers_folder(models / "pickled", "StableDiffusionPipeline", {"in_channels": 4}, weights=False)
     _diffusers_folder(models / "flux", "FluxPipeline", {"in_channels": 64})  # a Flux folder without its transformer
-    _diffusers_folder(models / "qwen", "QwenImagePipeline", {"in_channels": 64})  # a family this engine does not serve
+    _diffusers_folder(models / "sd3", "StableDiffusion3Pipeline", {"in_channels": 64})  # a family this engine does not serve
     cache = tmp_path / "hub"
     snap = _diffusers_folder(cache / "models--org--sd15" / "snapshots" / "abc", "StableDiffusionPipeline", {"in_channels": 4, "cross_attention_dim": 768})
     (snap.parents[1] / "refs").mkdir()

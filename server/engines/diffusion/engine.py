@@ -27,7 +27,7 @@ from .networks import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
 from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
-from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir
+from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir, vae_latent_channels
 from .modes import ModeRunner
 from .params import MODES, mode_named, with_upscalers
 from .phases import watching
@@ -123,7 +123,7 @@ class DiffusersEngine(Engine):
             ctx.plan({Phase.UPSCALING: 1.0})
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model, mode_named(job.mode))
-        vae = self._vae(p.get("vae", ""))  # modes for Flux models only (edit) offer no VAE choice
+        vae = self._vae(p.get("vae", ""), entry)  # modes for Flux models only (edit) offer no VAE choice
         check_layers(job, entry.family)
         # Textual-inversion embeddings are words of the CLIP families' prompts; elsewhere a name is a word.
         embeddings = embeddings_in([prompt, negative], self.registry) if entry.family.prompt_weighting else []
@@ -203,13 +203,17 @@ class DiffusersEngine(Engine):
                                 f"{name!r} is a {label} model ({entry.kind}): choose one of those kinds.", "job.model")
         return entry
 
-    def _vae(self, name: str) -> ModelEntry | None:
+    def _vae(self, name: str, model: ModelEntry) -> ModelEntry | None:
         if not name:
             return None
         entry = self.registry.get(name)
         if entry is None or entry.kind != VAE:
             known = ", ".join(e.name for e in self.registry.of_kind(VAE)) or "none"
             raise ProtocolError(ErrorCode.INVALID_PARAM, f"Unknown VAE {name!r}; the server has: {known}.", "job.params.vae")
+        channels = vae_latent_channels(entry.path)
+        if channels is not None and model.family is not None and channels != model.family.latent_channels:
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"VAE {name!r} has {channels} latent channels; {model.family.label} models "
+                                f"use {model.family.latent_channels}: choose a VAE made for {model.family.label}, or none.", "job.params.vae")
         return entry
 
     def close(self) -> None:

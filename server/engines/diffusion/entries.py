@@ -33,6 +33,18 @@ Shapes = dict[str, tuple[int, ...]]
 
 
 @dataclass(frozen=True)
+class Part:
+    """One component of a model assembled from several files (a Flux transformer with its
+    text encoders and VAE, as ComfyUI keeps them): what it is and where its tensors are."""
+
+    # "transformer", "clip-l", "t5", "qwen3", "flux-vae", "flux2-vae"; "<role>-tokenizer" (a tokenizer folder);
+    # "pipeline" (a diffusers folder of the family giving every part but the transformer)
+    role: str
+    path: Path
+    prefix: str = ""  # where its tensor names start inside the file ("vae." in an all-in-one file)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str  # what clients send as job.model (or write in <lora:name:weight>)
     kind: str  # sd15, sd15-inpaint, sd2, sdxl, ..., lora, embedding, vae, upscaler
@@ -40,6 +52,8 @@ class ModelEntry:
     single_file: bool = False  # a .safetensors file rather than a diffusers folder
     # A checkpoint's family (the engine asks it, never compares names); None for other kinds.
     family: "Family | None" = None
+    # The files a checkpoint is assembled from, its own file first; empty: one file or folder holds it all.
+    parts: tuple[Part, ...] = ()
 
     @property
     def inpaint(self) -> bool:
@@ -52,7 +66,13 @@ class ModelEntry:
 
 
 def read_header(path: Path) -> Shapes:
-    """Tensor names and shapes of a .safetensors file, from its header alone."""
+    """Tensor names and shapes of a .safetensors file, from its header alone. A file shorter
+    than its header says (a download that stopped) is refused here, not when loaded."""
+    return {k: tuple(v["shape"]) for k, v in read_header_entries(path).items()}
+
+
+def read_header_entries(path: Path) -> dict[str, dict]:
+    """The header's entry of each tensor (dtype, shape, data_offsets), checked against the file's length."""
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
@@ -60,5 +80,13 @@ def read_header(path: Path) -> Shapes:
         (size,) = struct.unpack("<Q", raw)
         if size > MAX_HEADER_BYTES:
             raise ValueError(f"header of {size} bytes is not plausible")
-        header = json.loads(f.read(size))
-    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        text = f.read(size)
+        if len(text) < size:
+            raise ValueError(f"it is cut short: its header alone needs {8 + size} bytes")
+        header = json.loads(text)
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    needed = 8 + size + max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    have = Path(path).stat().st_size
+    if have < needed:
+        raise ValueError(f"it is cut short: {have} of its {needed} bytes are there (a download that stopped?)")
+    return tensors

@@ -139,17 +139,21 @@ def weight_bytes(folder: Path) -> dict[str, int]:
     return sizes
 
 
-def read_weights(path: str | Path, device: str = "cpu") -> dict[str, Any]:
+def read_weights(path: str | Path, device: str = "cpu", prefix: str = "") -> dict[str, Any]:
     """A .safetensors file's tensors, as ``safetensors.torch.load_file`` gives them, read
-    tensor by tensor in file order so that a watched load counts them and can stop."""
+    tensor by tensor in file order so that a watched load counts them and can stop.
+    ``prefix``: only the tensors whose names start with it, named without it (one part of
+    an all-in-one file)."""
     from safetensors import safe_open
 
     watch: LoadWatch | None = getattr(_local, "watch", None)
     tensors: dict[str, Any] = {}
     with safe_open(str(path), framework="pt", device=device) as f:
         for key in f.offset_keys():
+            if not key.startswith(prefix):
+                continue
             tensor = f.get_tensor(key)
-            tensors[key] = tensor
+            tensors[key[len(prefix):]] = tensor
             if watch is not None:
                 watch.advance(tensor.nbytes)
     return tensors

@@ -19,6 +19,7 @@ from .families.base import TASKS, TXT2IMG
 from .load_progress import IMPORT_STAGE, aside, read_weights, weight_bytes
 from .models import ModelEntry, ModelRegistry, read_header
 from .sidecar import declared_prediction, sidecar_path
+from .split_layout import combined_shapes, tokenizer_finder
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class Loader:
             kwargs["vae"] = self.load_vae(vae, entry)
         if entry.single_file:
             config = aside(lambda: self.skeleton(entry, cls.__name__))
-            pipe = cls.from_single_file(str(entry.path), config=str(config), **kwargs)
+            pipe = entry.family.load_single_file(cls, entry, config, kwargs)
         else:
             pipe = cls.from_pretrained(entry.path, use_safetensors=True, **kwargs)
         pipe.set_progress_bar_config(disable=True)  # on the CPU: the engine places it (memory.place)
@@ -82,17 +83,24 @@ class Loader:
         components = {} if entry.single_file else weight_bytes(entry.path)
         if vae is not None:
             components.pop("vae", None)  # the model's own VAE is not loaded
-        total = entry.path.stat().st_size if entry.single_file else sum(components.values())
+        files = {p.path for p in entry.parts if p.path.is_file()} or {entry.path}
+        total = sum(f.stat().st_size for f in files) if entry.single_file else sum(components.values())
+        for folder in (p.path for p in entry.parts if p.path.is_dir() and (p.path / "model_index.json").is_file()):
+            total += sum(size for name, size in weight_bytes(folder).items() if name != "transformer")  # a diffusers folder's other parts
         return total + (vae.path.stat().st_size if vae is not None else 0), components
 
     def skeleton(self, entry: ModelEntry, pipeline_class_name: str) -> Path:
         """A generated config folder for a single-file checkpoint (cached per file)."""
         side = sidecar_path(entry.path)
-        stamp = f"{entry.path}:{entry.path.stat().st_mtime_ns}:{side.stat().st_mtime_ns if side else ''}:{pipeline_class_name}"
+        parts = "".join(f":{p.role}={p.path}:{p.path.stat().st_mtime_ns}" for p in entry.parts)
+        stamp = f"{entry.path}:{entry.path.stat().st_mtime_ns}:{side.stat().st_mtime_ns if side else ''}:{pipeline_class_name}:{entry.kind}{parts}"
         folder = Path(self._skeletons.name) / hashlib.sha1(stamp.encode()).hexdigest()[:16]
         if not (folder / "model_index.json").is_file():
-            entry.family.write_skeleton(folder, read_header(entry.path), entry.kind, pipeline_class_name, self.registry.find_tokenizer,
-                                        declared_prediction(entry.path))
+            if entry.parts:  # a model kept in parts: their tensors together, its tokenizers as matched at listing
+                shapes, find = combined_shapes(entry.parts), tokenizer_finder(entry.parts, self.registry.find_tokenizer)
+            else:
+                shapes, find = read_header(entry.path), self.registry.find_tokenizer
+            entry.family.write_skeleton(folder, shapes, entry.kind, pipeline_class_name, find, declared_prediction(entry.path))
         return folder
 
     def load_vae(self, vae: ModelEntry, model: ModelEntry) -> Any:

@@ -5,6 +5,11 @@ files; LoRAs, textual-inversion embeddings, VAEs and upscaler models as
 .safetensors files. A file's kind and family are read from its tensor names
 and shapes (the JSON header only: no weights are read and nothing is ever
 unpickled). The Hugging Face cache is scanned too when it exists.
+
+Families whose files are kept in parts (Flux: a transformer, text encoders and a
+VAE, ComfyUI's layout; GGUF transformers) are matched after the scan
+(split_layout.py): the parts are not listed, the transformer is, as one model
+or with the sentence that says what is missing.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ from pathlib import Path
 
 from .control.detect import classify_addon, classify_addon_folder
 from .entries import (  # noqa: F401  (the registry's vocabulary, re-exported for its readers)
-    CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Shapes, read_header,
+    CHECKPOINT_KINDS, EMBEDDING, LORA, MAX_HEADER_BYTES, SD2, SD15, SDXL, UPSCALER, VAE, ModelEntry, Part, Shapes, read_header,
 )
 from .families import family_of, recognise_file, recognise_folder
+from .families.flux_files import SD_VAE, scaled_fp8_reason
+from .gguf_files import SUFFIX as GGUF_SUFFIX
+from .gguf_files import read_gguf, unloadable_reason
+from .split_layout import TOKENIZER_SOURCES, PartFile, assemble, file_parts, tokenizer_fits
 from .upscalers import upscaler_architecture
 
 log = logging.getLogger(__name__)
@@ -87,6 +96,16 @@ def classify_file(shapes: Shapes, path: Path) -> str | None:
     return None
 
 
+def vae_latent_channels(path: Path) -> int | None:
+    """The latent channels of a VAE file (its decoder's first convolution reads them), or None."""
+    try:
+        shapes = read_header(path)
+    except (OSError, ValueError):
+        return None
+    conv = next((v for k, v in shapes.items() if k.endswith("decoder.conv_in.weight")), None)
+    return conv[1] if conv is not None and len(conv) > 1 else None
+
+
 def hf_cache_dir() -> Path | None:
     """The Hugging Face hub cache, where it exists (HF_HUB_CACHE, HF_HOME, default)."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -102,6 +121,9 @@ def hf_cache_dir() -> Path | None:
 class ModelRegistry:
     entries: dict[str, ModelEntry] = field(default_factory=dict)
     unusable: dict[str, Unusable] = field(default_factory=dict)
+    # Found while scanning, matched after it: parts of split models, and transformers awaiting them.
+    _parts: list[PartFile] = field(default_factory=list, repr=False, compare=False)
+    _split: list[tuple[Path, Path, Shapes, str]] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def scan(cls, folders: list[Path], include_hf_cache: bool = True) -> "ModelRegistry":
@@ -115,14 +137,15 @@ class ModelRegistry:
         cache = hf_cache_dir() if include_hf_cache else None
         if cache is not None:
             registry._scan_hf_cache(cache)
+        registry._assemble()
         return registry
 
-    def _add(self, name: str, kind: str, path: Path, single_file: bool) -> None:
+    def _add(self, name: str, kind: str, path: Path, single_file: bool, parts: tuple[Part, ...] = ()) -> None:
         base, n = name, 2
         while name in self.entries:  # the same name in two folders: keep both, the second numbered
             name, n = f"{base}-{n}", n + 1
         family = family_of(kind) if kind in CHECKPOINT_KINDS else None
-        self.entries[name] = ModelEntry(name, kind, path, single_file, family)
+        self.entries[name] = ModelEntry(name, kind, path, single_file, family, parts)
 
     def _add_folder(self, name: str, folder: Path) -> None:
         kind = recognise_folder(folder)
@@ -173,18 +196,54 @@ class ModelRegistry:
                 continue
             if child.is_dir():
                 self._scan_folder(root, child, depth + 1)
-            elif child.suffix == ".safetensors":
-                try:
-                    kind = classify_file(read_header(child), child.relative_to(root))
-                except (OSError, ValueError) as exc:
-                    self._unusable(child.stem, "unknown", child, f"{child.name} is not a readable .safetensors file ({exc}).")
-                    continue
-                if kind:
-                    self._add(child.stem, kind, child, True)
-                else:
-                    self._unusable(child.stem, "unknown", child, f"{child.name} is not a kind of model this server knows "
-                                   "(a checkpoint, LoRA, embedding, VAE, upscaler, ControlNet, IP-Adapter or image encoder).")
+            elif child.suffix in (".safetensors", GGUF_SUFFIX):
+                self._add_file(root, child)
             # .ckpt, .pt, .bin: pickles, never loaded
+
+    def _add_file(self, root: Path, path: Path) -> None:
+        gguf = path.suffix == GGUF_SUFFIX
+        try:
+            contents = read_gguf(path) if gguf else None
+            shapes = contents.shapes if contents else read_header(path)
+        except (OSError, ValueError) as exc:
+            self._unusable(path.stem, "unknown", path, f"{path.name} is not a readable {'GGUF' if gguf else '.safetensors'} file ({exc}).")
+            return
+        kind = recognise_file(shapes)
+        if kind and family_of(kind).split_files:  # matched with its parts once every folder is scanned
+            reason = unloadable_reason(path.name, contents) if contents else scaled_fp8_reason(path.name, shapes)
+            if reason:
+                self._unusable(path.stem, kind, path, reason)
+            else:
+                self._split.append((root, path, shapes, kind))
+            return
+        if gguf:
+            self._unusable(path.stem, "unknown", path, f"{path.name} is not a Flux transformer; this server reads GGUF files "
+                           "only for Flux.1 and Flux.2 Klein transformers.")
+            return
+        parts = {} if kind else file_parts(shapes)
+        if parts and (reason := scaled_fp8_reason(path.name, shapes)):
+            self._unusable(path.stem, "unknown", path, reason)
+            return
+        for role, prefix in parts.items():
+            self._parts.append(PartFile.found(role, path, shapes, prefix, root))
+        if parts and SD_VAE not in parts:
+            return  # a text encoder or a Flux VAE: a part of a model, not listed by itself
+        kind = classify_file(shapes, path.relative_to(root))
+        if kind:
+            self._add(path.stem, kind, path, True)
+        else:
+            self._unusable(path.stem, "unknown", path, f"{path.name} is not a kind of model this server knows "
+                           "(a checkpoint, LoRA, embedding, VAE, upscaler, ControlNet, IP-Adapter or image encoder).")
+
+    def _assemble(self) -> None:
+        """Each split transformer with its parts, as one model, or listed with what is missing."""
+        folders = [(e.path, e.kind) for e in self.entries.values() if not e.single_file and e.is_checkpoint]
+        for root, path, shapes, kind in self._split:
+            result = assemble(path, shapes, root, kind, self._parts, self.find_part_tokenizer, folders)
+            if isinstance(result, str):
+                self._unusable(path.stem, kind, path, result)
+            else:
+                self._add(path.stem, result.kind, path, True, result.parts)
 
     def _scan_hf_cache(self, cache: Path) -> None:
         for repo in sorted(cache.glob("models--*")):
@@ -208,6 +267,22 @@ class ModelRegistry:
         (of ``kinds``, when given: those the job's mode takes)."""
         checkpoints = [e for e in self.checkpoints() if kinds is None or e.kind in kinds]
         return next((e for e in checkpoints if not e.inpaint), checkpoints[0] if checkpoints else None)
+
+    def find_part_tokenizer(self, role: str, rows: int) -> Path | None:
+        """A tokenizer for a text-encoder file of ``role`` ("t5", "qwen3", or "clip-l" of an unusual
+        size) whose embedding has ``rows`` rows: from a diffusers folder found (FLUX.1's
+        tokenizer_2/, Klein's tokenizer/), else from the Hugging Face cache (a pipeline's subfolder
+        or a tokenizer repository)."""
+        if role not in TOKENIZER_SOURCES:
+            return self.find_tokenizer(rows, "tokenizer")
+        sub = TOKENIZER_SOURCES[role].subfolder
+        candidates = [e.path / sub for e in self.entries.values() if not e.single_file and e.is_checkpoint]
+        cache = hf_cache_dir()
+        if cache is not None:
+            for repo in sorted(cache.glob("models--*")):
+                if (snap := _hf_snapshot(repo)) is not None:
+                    candidates += [snap / sub, snap]
+        return next((tok for tok in candidates if tokenizer_fits(tok, role, rows)), None)
 
     def find_tokenizer(self, vocab_size: int, subfolder: str = "tokenizer") -> Path | None:
         """A tokenizer folder with ``vocab_size`` entries, for single-file checkpoints

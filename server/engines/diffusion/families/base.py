@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..cache import LoadedModel
+    from ..entries import ModelEntry
     from ..generate import Sampling
 
 # Tasks a pipeline runs (the modes map onto them: inpaint, outpaint and inpaint sketch are "inpaint").
@@ -68,6 +69,9 @@ class Family(ABC):
     samplers: tuple[str, ...] | None = None  # the samplers that fit it; None: every sampler the server has
     ip_adapter_file: str = ""  # the usual file name of an IP-Adapter for it, for advice ("" when there is none)
     base_kind: bool = True  # its name is a kind of its own (else only "<name>-<variant>" kinds exist)
+    # Its single files hold the denoiser alone (or everything under prefixes): the registry matches
+    # each with its text encoders and VAE from other files (split_layout.py) into ModelEntry.parts.
+    split_files: bool = False
 
     # -- kinds --------------------------------------------------------------------------------
 
@@ -119,6 +123,11 @@ class Family(ABC):
     def write_skeleton(self, folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
                        find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:
         """Write the config folder (no weights) that loads a single file of this family offline."""
+
+    def load_single_file(self, cls: Any, entry: "ModelEntry", config: Path, kwargs: dict[str, Any]) -> Any:
+        """The pipeline ``cls`` of the single-file checkpoint ``entry``, with ``config`` the folder
+        ``write_skeleton`` wrote and ``kwargs`` the loader's (dtype, local_files_only, ...)."""
+        return cls.from_single_file(str(entry.path), config=str(config), **kwargs)
 
     def loaded_native_size(self, pipe: Any) -> int:
         """The native side of a loaded model (its config may say more than the family)."""

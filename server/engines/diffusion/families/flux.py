@@ -29,13 +29,16 @@ from ..entries import Shapes
 from ..references import at_least, side_by_side
 from ..sampling import flow_sampler, make_flow_scheduler
 from ..vae_codec import decode
+from . import flux_files
 from .base import CFG, DISTILLED, EDIT, FLOW, IMG2IMG, INPAINT, TXT2IMG, Family, FindTokenizer
+from .flux_loading import load_pipeline
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
     from ..cache import LoadedModel
+    from ..entries import ModelEntry
     from ..generate import Sampling
 
 FLUX_LORAS = ("kohya", "bfl", "diffusers")
@@ -82,10 +85,16 @@ class FlowTransformer(Family):
 
     def write_skeleton(self, folder: Path, shapes: Shapes, kind: str, pipeline_class: str,
                        find_tokenizer: FindTokenizer, prediction: str | None = None) -> Path:
-        raise NotImplementedError(f"{self.label} single files are read by the split-layout loader")
+        # ``shapes``: every part's tensors under flux_files.PREFIXES (split_layout.combined_shapes).
+        return flux_files.write_skeleton(folder, shapes, kind, pipeline_class, find_tokenizer)
 
     def recognise_file(self, shapes: Shapes) -> str | None:
-        return None  # single transformer files: see the split-layout matching in models.py
+        # By the shapes alone; the registry adds what the file name or a sidecar says (Kontext, Klein base).
+        kind = flux_files.transformer_kind(shapes)
+        return kind if kind in self.kinds else None
+
+    def load_single_file(self, cls: Any, entry: ModelEntry, config: Path, kwargs: dict[str, Any]) -> Any:
+        return load_pipeline(cls, entry.parts, config, kwargs["dtype"], kwargs)
 
 
 @dataclass(frozen=True)
@@ -232,10 +241,10 @@ class Flux2(FlowTransformer):
 FLUX = Flux1(
     "flux", "Flux.1", native_size=1024, size_multiple=16, latent_channels=16, vae_scale_factor=8, prediction=FLOW,
     guidance=DISTILLED, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
-    weight_components=("transformer", "vae", "text_encoder", "text_encoder_2"), variants=("schnell", "fill", "kontext"),
+    weight_components=("transformer", "vae", "text_encoder", "text_encoder_2"), variants=("schnell", "fill", "kontext"), split_files=True,
 )
 FLUX2 = Flux2(
     "flux2", "Flux.2", native_size=1024, size_multiple=16, latent_channels=32, vae_scale_factor=8, prediction=FLOW,
     guidance=CFG, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
-    weight_components=("transformer", "vae", "text_encoder"), variants=("klein", "klein-base"), base_kind=False,
+    weight_components=("transformer", "vae", "text_encoder"), variants=("klein", "klein-base"), base_kind=False, split_files=True,
 )

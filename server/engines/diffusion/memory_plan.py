@@ -199,7 +199,7 @@ def _whole_components(weights: Weights, card: Card, reserve: int, setting: str, 
     total, largest = sum(sizes.values()), max(sizes.values(), default=0)
     if setting == "auto":
         setting = "model" if largest + reserve <= card.usable else "sequential"
-    peak = {"none": total + reserve, "model": largest + reserve, "sequential": _largest_block(weights) * STREAM_BLOCKS + reserve}[setting]
+    peak = {"none": total + reserve, "model": largest + reserve, "sequential": _largest_block(weights) + reserve}[setting]
     return Placement(setting, fixed, peak=peak, usable=card.usable, fits=peak <= card.usable, labels=labels)
 
 

@@ -64,6 +64,10 @@ class Family(ABC):
     samplers: tuple[str, ...] | None = None  # the samplers that fit it; None: every sampler the server has
     ip_adapter_file: str = ""  # the usual file name of an IP-Adapter for it, for advice ("" when there is none)
     base_kind: bool = True  # its name is a kind of its own (else only "<name>-<variant>" kinds exist)
+    # Its memory is planned per component (memory_plan.py): the transformer stored in fp8 or
+    # NF4 or streamed by blocks, each text encoder kept, freed after encoding or streamed.
+    # Off: the whole-component rule (its pipelines use text-encoder parts outside their forward).
+    per_component_memory: bool = False
 
     # -- kinds --------------------------------------------------------------------------------
 

@@ -129,6 +129,8 @@ class Placement:
             parts.append(f"{label(self.denoiser)}{FORM_WORDS.get(forms.get(self.denoiser, ''), '')} streamed block by block")
         elif self.denoiser and self.denoiser in forms:
             parts.append(f"{label(self.denoiser)}{FORM_WORDS[forms[self.denoiser]]}")
+        elif self.denoiser and self.offload == "none" and not self.shared and parts == []:
+            parts.append(f"{label(self.denoiser)} on the device")
         for component, mode in self.encoders:
             form = FORM_WORDS.get(forms.get(component, ""), "")
             if mode == FREED:

@@ -323,3 +323,58 @@ def test_on_the_cpu_the_engine_says_what_is_not_used_there(real):
         assert text.startswith("all in the computer's memory") and "fp8 storage and bitsandbytes NF4/int8 are used on CUDA cards only" in text
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("placement", [
+    Placement("group", (("transformer", FP8),), (("text_encoder", RESIDENT), ("text_encoder_2", FREED)), denoiser="transformer"),
+    Placement("none", (("transformer", FP8),), (("text_encoder", STREAMED), ("text_encoder_2", STREAMED)), denoiser="transformer"),
+], ids=["streamed-by-blocks", "encoders-streamed"])
+def test_the_engine_runs_every_task_of_a_placed_flux_model(tmp_path, placement):
+    """The engine's own path (its cache, from_pipe for img2img, the prompt cache) on a model
+    placed per component, the CPU standing in for the card."""
+    from fixtures.tiny_flux import save_flux
+    from paintwire.server.engines.diffusion import DiffusersEngine
+
+    save_flux(tmp_path / "flux", "dev")
+    engine = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[tmp_path]))
+    plain = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[tmp_path]))
+    engine.memory_plan = lambda entry, pipe: memory.MemoryPlan(placement.offload, False, placement=placement)
+    try:
+        (name,) = [e.name for e in engine.registry.entries.values() if e.is_checkpoint]
+        for mode in ("txt2img", "img2img"):
+            spec = next(m for m in engine.modes() if m.name == mode)
+            image = np.full((64, 64, 4), 180, np.uint8) if mode == "img2img" else None
+            params = validate_params(spec.params, {"steps": 2, "seed": 3, "width": 64, "height": 64, "cfg_scale": 3.5, "prompt": "a fox"})
+            job = EngineJob("j", mode, params, image=image, model=name)
+            placed = engine.run(job, JobContext()).layers[0].pixels
+            again = engine.run(job, JobContext()).layers[0].pixels  # the prompt's conditioning cached: no encoder runs
+            want = plain.run(job, JobContext()).layers[0].pixels
+            assert np.array_equal(placed, again), mode
+            assert np.abs(placed.astype(int) - want.astype(int)).max() <= 24, mode  # fp8 storage rounds the weights
+        loaded = engine.cache.get(engine.registry.get(name))
+        assert loaded.pipeline("img2img").transformer is loaded.base.transformer  # one copy, hooks and all
+        assert loaded.prompts.hits >= 2
+    finally:
+        engine.close()
+        plain.close()
+
+
+def test_bitsandbytes_is_offered_to_the_plan_on_cuda_only():
+    import importlib.util
+
+    installed = frozenset({"bitsandbytes"}) if importlib.util.find_spec("bitsandbytes") else frozenset()
+    assert memory.card_of(torch.device("cuda"), "cuda", 12 * GiB).quantizers == installed
+    assert memory.card_of(torch.device("cuda"), "rocm", 12 * GiB).quantizers == frozenset()
+    assert memory.card_of(torch.device("cpu"), "cpu", 12 * GiB).quantizers == frozenset()
+
+
+def test_out_of_memory_advice_for_flux_names_a_quantised_file():
+    from paintwire.server.engines.diffusion import device
+    from paintwire.server.engines.diffusion.engine import out_of_memory_advice
+
+    gpu = device.DeviceChoice(torch.device("cuda"), torch.bfloat16, 0, "NVIDIA GeForce RTX 3060", "cuda", 11 * GiB)
+    job = EngineJob("j", "txt2img", {"batch_size": 1, "width": 1536, "height": 1536})
+    text = out_of_memory_advice(job, gpu, DeviceConfig(), FLUX)
+    assert text.startswith("The GPU (NVIDIA GeForce RTX 3060) ran out of memory for this job; lower the size (1536x1536)")
+    assert text.endswith("; a quantised file of the model (GGUF Q4 or Q5) takes a quarter to a third of the memory.")
+    assert "GGUF" not in out_of_memory_advice(job, gpu, DeviceConfig(), family_named("sdxl"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .entries import ModelEntry, Shapes, read_header
@@ -120,4 +121,8 @@ def entry_weights(entry: ModelEntry, element_size: int) -> Weights | None:
             weights = folder_weights(entry.path, element_size)
     except (OSError, ValueError, KeyError):
         return None
+    loaded = entry.family.weight_components if entry.family else ()
+    if loaded:  # what the pipeline loads: not a folder's safety checker, say
+        weights = replace(weights, sizes={c: s for c, s in weights.sizes.items() if c in loaded},
+                          blocks={c: s for c, s in weights.blocks.items() if c in loaded})
     return weights if weights.sizes else None

@@ -353,6 +353,9 @@ def test_the_engine_runs_every_task_of_a_placed_flux_model(tmp_path, placement):
             assert np.abs(placed.astype(int) - want.astype(int)).max() <= 24, mode  # fp8 storage rounds the weights
         loaded = engine.cache.get(engine.registry.get(name))
         assert loaded.pipeline("img2img").transformer is loaded.base.transformer  # one copy, hooks and all
+        inpaint = loaded.pipeline("inpaint")  # made now, before any step: from_pipe casts what it shares
+        assert torch.float8_e4m3fn in {p.dtype for p in inpaint.transformer.parameters()}  # still stored in fp8
+        assert loaded.base.vae.dtype == torch.float32
         assert loaded.prompts.hits >= 2
     finally:
         engine.close()

@@ -17,8 +17,9 @@ one place so that a measurement on a real card changes one number:
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
@@ -153,6 +154,25 @@ def place_components(pipe: Any, placement: Placement, device: torch.device) -> N
                                    block_modules=block_holders(module), use_stream=stream)
         elif form not in (NF4, INT8):
             module.to(device)
+
+
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
+@contextmanager
+def stored_forms_kept(pipe: Any) -> Iterator[None]:
+    """Within it, ``.to(dtype)`` leaves alone the components whose weights are stored in
+    fp8 (layerwise casting). ``from_pipe`` casts every shared component to one dtype: an
+    fp8 transformer would turn bf16, twice its memory on the card, until its next step."""
+    pinned = [m for m in pipe.components.values()
+              if isinstance(m, torch.nn.Module) and any(p.dtype in FP8_DTYPES for p in m.parameters())]
+    for module in pinned:
+        module.__dict__["to"] = lambda *args, _m=module, **kwargs: _m  # shadows nn.Module.to for this instance
+    try:
+        yield
+    finally:
+        for module in pinned:
+            module.__dict__.pop("to", None)
 
 
 def block_holders(module: torch.nn.Module) -> list[str]:

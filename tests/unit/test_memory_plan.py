@@ -332,10 +332,11 @@ def test_on_the_cpu_the_engine_says_what_is_not_used_there(real):
 def test_the_engine_runs_every_task_of_a_placed_flux_model(tmp_path, placement):
     """The engine's own path (its cache, from_pipe for img2img, the prompt cache) on a model
     placed per component, the CPU standing in for the card."""
-    from fixtures.tiny_flux import save_flux
+    from fixtures.tiny_flux import save_flux, save_flux_lora
     from paintwire.server.engines.diffusion import DiffusersEngine
 
-    save_flux(tmp_path / "flux", "dev")
+    folder = save_flux(tmp_path / "flux", "dev")
+    save_flux_lora(tmp_path / "loras" / "ink.safetensors", folder / "transformer" / "config.json", format="diffusers")
     engine = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[tmp_path]))
     plain = DiffusersEngine(DeviceConfig(name="cpu"), ModelsConfig(model_dirs=[tmp_path]))
     engine.memory_plan = lambda entry, pipe: memory.MemoryPlan(placement.offload, False, placement=placement)
@@ -351,6 +352,15 @@ def test_the_engine_runs_every_task_of_a_placed_flux_model(tmp_path, placement):
             want = plain.run(job, JobContext()).layers[0].pixels
             assert np.array_equal(placed, again), mode
             assert np.abs(placed.astype(int) - want.astype(int)).max() <= 24, mode  # fp8 storage rounds the weights
+            if mode == "txt2img":
+                placed_txt2img = placed
+        # A LoRA on the placed transformer (fp8: its layers made in fp8 by peft, cast to the compute dtype).
+        spec = next(m for m in engine.modes() if m.name == "txt2img")
+        params = validate_params(spec.params, {"steps": 2, "seed": 3, "width": 64, "height": 64, "cfg_scale": 3.5, "prompt": "a fox <lora:ink:1>"})
+        job = EngineJob("j", "txt2img", params, model=name)
+        with_lora, want = engine.run(job, JobContext()).layers[0].pixels, plain.run(job, JobContext()).layers[0].pixels
+        assert np.abs(with_lora.astype(int) - want.astype(int)).max() <= 24
+        assert np.abs(with_lora.astype(int) - placed_txt2img.astype(int)).max() > 24  # the LoRA changes the picture
         loaded = engine.cache.get(engine.registry.get(name))
         assert loaded.pipeline("img2img").transformer is loaded.base.transformer  # one copy, hooks and all
         inpaint = loaded.pipeline("inpaint")  # made now, before any step: from_pipe casts what it shares

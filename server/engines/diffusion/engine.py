@@ -190,10 +190,12 @@ class DiffusersEngine(Engine):
         return output
 
     def _check_fits(self, job: EngineJob, entry: ModelEntry) -> None:
-        """Refuse at once a job that cannot fit the device even with every measure of the plan."""
+        """Refuse at once a job that cannot fit the device even with every measure of the plan
+        (weights streamed layer by layer). With fewer measures, as a setting may ask, it is
+        tried: the activation estimates are cautious, and running out is caught (memory_guard)."""
         width, height = job_size(job, entry)
         placement = self.placement(entry, width * height * int(job.params.get("batch_size", 1) or 1))
-        if placement is not None and not placement.fits:
+        if placement is not None and not placement.fits and placement.offload == "sequential":
             raise ProtocolError(ErrorCode.OUT_OF_MEMORY, does_not_fit(job, entry, placement, self.choice, width, height))
 
     def _load_for(self, entry: ModelEntry, vae: ModelEntry | None, watch: LoadWatch, ctx: JobContext) -> LoadedModel:

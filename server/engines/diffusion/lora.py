@@ -10,6 +10,7 @@ from typing import Any, Iterator
 from paintwire.protocol import ErrorCode, ProtocolError
 from paintwire.protocol.metadata import LORA_TAG, prompt_words
 
+from .memory import adapters_in_compute_dtype
 from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
 
 
@@ -62,6 +63,7 @@ def applied(pipe: Any, loras: list[LoraUse], embeddings: list[ModelEntry]) -> It
                 pipe._paintwire_loras = wanted  # before loading: a load that fails half-way is unloaded below
                 for use in loras:
                     pipe.load_lora_weights(str(use.entry.path), adapter_name=_adapter_name(use.entry), local_files_only=True)
+                adapters_in_compute_dtype(pipe)  # an fp8-stored transformer (memory plan): its LoRA computes in bf16
                 pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
         for emb in embeddings:
             _load_embedding(pipe, emb)

@@ -175,6 +175,22 @@ def stored_forms_kept(pipe: Any) -> Iterator[None]:
             module.__dict__.pop("to", None)
 
 
+def adapters_in_compute_dtype(pipe: Any) -> None:
+    """LoRA layers just loaded into an fp8-stored transformer, cast to the dtype it computes
+    in. peft makes them in the dtype of the layer they adapt (fp8 here), and no layerwise
+    cast covers them: their products would be computed in fp8, which torch refuses. Their
+    values keep the fp8 rounding of the load (close: the weights they adapt have it too)."""
+    module = getattr(pipe, "transformer", None)
+    if not isinstance(module, torch.nn.Module):
+        return
+    compute = next((p.dtype for p in module.parameters() if p.dtype.is_floating_point and p.dtype not in FP8_DTYPES), None)
+    if compute is None:
+        return
+    for name, child in module.named_modules():
+        if name.rsplit(".", 1)[-1] in ("lora_A", "lora_B") and any(p.dtype in FP8_DTYPES for p in child.parameters()):
+            child.to(compute)
+
+
 def block_holders(module: torch.nn.Module) -> list[str]:
     """Names of the submodules on the way to a module's lists of blocks (T5's ``encoder``,
     Qwen3's ``model``), which group offloading must enter to stream the blocks one by one."""

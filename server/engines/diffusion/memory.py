@@ -55,7 +55,7 @@ class MemoryPlan:
     def measures(self) -> list[str]:
         """What was done for memory or speed, for logs."""
         if self.placement is not None and self.placement.offload == self.offload and not self.placement.shared:
-            out = [] if self.placement.describe().startswith("all on the device") else [self.placement.describe()]
+            out = [self.placement.describe()] if self.placement.measures_taken else []
         else:
             out = [] if self.offload == "none" else [f"{self.offload} CPU offload"]
         out += ["attention slicing"] * self.attention_slicing + ["channels_last"] * self.channels_last + ["torch.compile"] * self.compile

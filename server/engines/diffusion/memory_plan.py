@@ -55,7 +55,7 @@ ENCODE_MARGIN = 1 * GiB
 # A module streamed block by block holds the block that computes and the next one,
 # copied ahead on a CUDA stream.
 STREAM_BLOCKS = 2
-OFFLOADS = ("none", "model", "group", "sequential")
+SETTINGS = ("auto", "none", "model", "sequential")  # DeviceConfig.offload
 
 LABELS = {"transformer": "transformer", "unet": "UNet", "vae": "VAE"}
 FORM_WORDS = {FP8: " in fp8", NF4: " in NF4", INT8: " in int8", GGUF: " from its GGUF file"}
@@ -79,10 +79,7 @@ class Weights:
     element_size: int = 2  # bytes of one number in the run dtype
     blocks: Mapping[str, int] = field(default_factory=dict)  # bytes (run dtype) of each component's largest repeated block
     fixed: frozenset[str] = frozenset()  # components quantised in their file (GGUF): no other form
-    labels: Mapping[str, str] = field(default_factory=dict)  # what people call a component ("T5-XXL")
-
-    def label(self, name: str) -> str:
-        return self.labels.get(name) or LABELS.get(name, name)
+    labels: Mapping[str, str] = field(default_factory=dict)  # what people call a component ("T5 text encoder")
 
 
 @dataclass(frozen=True)
@@ -93,11 +90,11 @@ class Placement:
     forms: tuple[tuple[str, str], ...] = ()  # component -> fp8, nf4, int8 or gguf; absent: the run dtype
     encoders: tuple[tuple[str, str], ...] = ()  # text encoder -> resident, freed or streamed
     peak: int = 0  # estimated bytes on the device at the busiest moment
-    usable: int = 0
+    usable: int = 0  # bytes of the device the plan was made for
     fits: bool = True
     notes: tuple[str, ...] = ()  # why a measure was or was not taken
-    labels: tuple[tuple[str, str], ...] = ()
-    denoiser: str = ""
+    labels: tuple[tuple[str, str], ...] = ()  # what people call a component
+    denoiser: str = ""  # the component that runs every step (transformer, UNet)
     shared: bool = False  # the device shares the computer's memory (the CPU, Apple's GPU)
 
     def form(self, component: str) -> str:
@@ -111,39 +108,35 @@ class Placement:
         """Libraries the load must use (bitsandbytes for nf4 and int8)."""
         return frozenset(BITSANDBYTES for _, f in self.forms if f in (NF4, INT8))
 
+    @property
+    def measures_taken(self) -> bool:
+        """Whether anything differs from every component whole on the device in the run dtype."""
+        return self.offload != "none" or bool(self.forms) or any(m != RESIDENT for _, m in self.encoders)
+
     def describe(self) -> str:
         """One sentence for people: ``paintwire info`` and the start-up summary."""
         names = dict(self.labels)
         label = lambda c: names.get(c, LABELS.get(c, c))  # noqa: E731
         forms = dict(self.forms)
-        parts = []
-        if self.shared:
-            parts.append("all in the computer's memory")
-        elif self.offload == "model":
-            parts.append("one component on the device at a time (model offload)")
-        elif self.offload == "sequential":
-            parts.append("every layer streamed from the CPU (sequential offload)")
-        elif self.offload == "none" and not self.forms and all(m == RESIDENT for _, m in self.encoders):
-            parts.append("all on the device")
-        if self.denoiser and self.offload == "group":
-            parts.append(f"{label(self.denoiser)}{FORM_WORDS.get(forms.get(self.denoiser, ''), '')} streamed block by block")
-        elif self.denoiser and self.denoiser in forms:
-            parts.append(f"{label(self.denoiser)}{FORM_WORDS[forms[self.denoiser]]}")
-        elif self.denoiser and self.offload == "none" and not self.shared and parts == []:
-            parts.append(f"{label(self.denoiser)} on the device")
-        for component, mode in self.encoders:
-            form = FORM_WORDS.get(forms.get(component, ""), "")
-            if mode == FREED:
-                parts.append(f"{label(component)} freed after encoding")
-            elif mode == STREAMED:
-                parts.append(f"{label(component)} streamed while encoding")
-            elif form:
-                parts.append(f"{label(component)}{form}")
+        if self.shared or not self.measures_taken:
+            parts = ["all in the computer's memory" if self.shared else "all on the device"]
+            parts += [f"{label(c)}{FORM_WORDS[f]}" for c, f in self.forms]
+        else:
+            parts = {"model": ["one component on the device at a time (model offload)"],
+                     "sequential": ["every layer streamed from the CPU (sequential offload)"]}.get(self.offload, [])
+            if self.offload in ("none", "group") and self.denoiser:
+                where = " streamed block by block" if self.offload == "group" else ("" if self.denoiser in forms else " on the device")
+                parts.append(f"{label(self.denoiser)}{FORM_WORDS.get(forms.get(self.denoiser, ''), '')}{where}")
+            for component, mode in self.encoders:
+                if mode == FREED:
+                    parts.append(f"{label(component)} freed after encoding")
+                elif mode == STREAMED:
+                    parts.append(f"{label(component)} streamed while encoding")
+                elif component in forms:
+                    parts.append(f"{label(component)}{FORM_WORDS[forms[component]]}")
         text = "; ".join(parts)
-        if self.peak and self.usable:
-            text += f" (peak about {self.peak / GiB:.1f} of {self.usable / GiB:.1f} GiB)"
-        elif self.peak:
-            text += f" (about {self.peak / GiB:.1f} GiB)"
+        if self.peak:
+            text += f" (peak about {self.peak / GiB:.1f} of {self.usable / GiB:.1f} GiB)" if self.usable else f" (about {self.peak / GiB:.1f} GiB)"
         return text
 
 
@@ -171,7 +164,7 @@ def _plan(weights: Weights, card: Card, reserve: int, setting: str, per_componen
     total = sum(sizes.values())
     labels = tuple(weights.labels.items())
     if card.kind not in ("cuda", "rocm"):
-        notes = ["the device shares the computer's memory, so nothing is offloaded"]
+        notes = ["offloading saves nothing where the device shares the computer's memory"]
         if per_component:
             notes.append("fp8 storage and bitsandbytes NF4/int8 are used on CUDA cards only")
         if total + reserve > card.usable:
@@ -179,13 +172,13 @@ def _plan(weights: Weights, card: Card, reserve: int, setting: str, per_componen
         return Placement("none", peak=total + reserve, usable=card.usable, notes=tuple(notes), labels=labels,
                          encoders=tuple((c, RESIDENT) for c in sizes if is_encoder(c)),
                          forms=tuple((c, GGUF) for c in sorted(weights.fixed)), shared=True)
-    if setting not in ("auto", *OFFLOADS):
+    if setting not in SETTINGS:
         raise ValueError(f"offload setting {setting!r}")
     if setting == "auto" and total + reserve <= card.usable:
         return _resident(weights, card, reserve, labels)
     if not per_component or setting in ("none", "model", "sequential"):
         return _whole_components(weights, card, reserve, setting, labels)
-    return _per_component(weights, card, reserve, setting == "group", labels)
+    return _per_component(weights, card, reserve, labels)
 
 
 def _resident(weights: Weights, card: Card, reserve: int, labels: tuple) -> Placement:
@@ -228,7 +221,7 @@ def _denoiser_forms(weights: Weights, card: Card, denoiser: str) -> list[str]:
     return forms
 
 
-def _per_component(weights: Weights, card: Card, reserve: int, force_group: bool, labels: tuple) -> Placement:
+def _per_component(weights: Weights, card: Card, reserve: int, labels: tuple) -> Placement:
     sizes = weights.sizes
     denoiser = denoiser_name(sizes)
     encoders = sorted((c for c in sizes if is_encoder(c)), key=lambda c: sizes[c])
@@ -238,16 +231,12 @@ def _per_component(weights: Weights, card: Card, reserve: int, force_group: bool
     if card.kind == "rocm":
         notes.append("fp8 storage and bitsandbytes are used on NVIDIA cards only")
     forms = _denoiser_forms(weights, card, denoiser)
-    if not force_group:
-        for form in forms:
-            on_card = stored_size(weights, denoiser, form) + rest
-            if on_card + reserve > card.usable:
-                continue
-            placed = _encoders(weights, card, encoders, on_card, reserve, int8)
-            if placed is not None:
-                modes, enc_forms, peak = placed
-                chosen = ((denoiser, form),) if form else ()
-                return Placement("none", chosen + enc_forms, modes, peak, card.usable, True, tuple(notes), labels)
+    for form in forms:
+        placed = _encoders(weights, card, encoders, stored_size(weights, denoiser, form) + rest, reserve, int8)
+        if placed is not None:
+            modes, enc_forms, peak = placed
+            chosen = ((denoiser, form),) if form else ()
+            return Placement("none", chosen + enc_forms, modes, peak, card.usable, peak <= card.usable, tuple(notes), labels)
     # Streamed block by block, in the smallest form that needs no package at load time.
     form = GGUF if denoiser in weights.fixed else (FP8 if FP8 in forms else "")
     chosen = ((denoiser, form),) if form else ()
@@ -255,11 +244,8 @@ def _per_component(weights: Weights, card: Card, reserve: int, force_group: bool
     placed = _encoders(weights, card, encoders, on_card, reserve, int8)
     if placed is not None:
         modes, enc_forms, peak = placed
-        return Placement("group", chosen + enc_forms, modes, peak, card.usable, True, tuple(notes), labels)
+        return Placement("group", chosen + enc_forms, modes, peak, card.usable, peak <= card.usable, tuple(notes), labels)
     streamed = tuple((c, STREAMED) for c in encoders)
-    if force_group:
-        peak = on_card + reserve
-        return Placement("group", chosen, streamed, peak, card.usable, peak <= card.usable, tuple(notes), labels)
     # Layer by layer: a step's activations (or a prompt's) and about one block in flight.
     peak = max(reserve, ENCODE_MARGIN) + _block_size(weights, denoiser, "")
     return Placement("sequential", (), streamed, peak, card.usable, peak <= card.usable, tuple(notes), labels)

@@ -294,7 +294,7 @@ def test_the_engine_shows_each_models_plan_and_refuses_a_job_that_cannot_fit(rea
         assert "bitsandbytes is not installed" in infos["flux1-dev"]
         assert infos["klein-4b"].startswith("transformer on the device; Qwen3 text encoder streamed while encoding")
         lines = engine.memory_lines()
-        assert any(line.startswith("klein-4b: transformer on the device") for line in lines)
+        assert any(line.startswith("klein-4b: transformer on the device") for line in lines) and len(lines) == 3
 
         class Server:  # what ready() reads of a server
             engines = [engine]
@@ -321,6 +321,7 @@ def test_on_the_cpu_the_engine_says_what_is_not_used_there(real):
     try:
         text = {m.name: m.memory for m in engine.models()}["flux1-dev"]
         assert text.startswith("all in the computer's memory") and "fp8 storage and bitsandbytes NF4/int8 are used on CUDA cards only" in text
+        assert engine.memory_lines() == ["flux1-dev, klein-4b, klein-9b: all in the computer's memory"]
     finally:
         engine.close()
 

@@ -37,6 +37,8 @@ from .weight_sizes import entry_weights
 
 log = logging.getLogger(__name__)
 
+MODELS_NAMED = 6  # models named on the start-up summary's line of those that fit whole
+
 
 class DiffusersEngine(Engine):
     name = "diffusers"
@@ -98,12 +100,22 @@ class DiffusersEngine(Engine):
         return MemoryPlan(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet, placement)
 
     def memory_lines(self) -> list[str]:
-        """The memory plan of each usable checkpoint, for the start-up summary: one line per plan."""
-        plans: dict[str, list[str]] = {}
+        """The memory plans for the start-up summary: a line per model that needs measures
+        (fp8, streaming, offload...), one line for the models that fit whole."""
+        whole: list[str] = []
+        lines: list[str] = []
         for e in self.registry.entries.values():
-            if e.is_checkpoint and (placement := self.placement(e)) is not None:
-                plans.setdefault(placement.describe(), []).append(e.name)
-        return [f"{', '.join(names)}: {text}" for text, names in plans.items()]
+            if not e.is_checkpoint or (placement := self.placement(e)) is None:
+                continue
+            if placement.measures_taken and not placement.shared:
+                lines.append(f"{e.name}: {placement.describe()}")
+            else:
+                whole.append(e.name)
+        if whole:
+            where = "in the computer's memory" if self.choice.device.type != "cuda" else "on the device"
+            shown = ", ".join(whole[:MODELS_NAMED]) + (f" and {len(whole) - MODELS_NAMED} more" if len(whole) > MODELS_NAMED else "")
+            lines.insert(0, f"{shown}: all {where}")
+        return lines
 
     def modes(self) -> tuple[ModeSpec, ...]:
         return with_upscalers(MODES, [e.name for e in self.registry.of_kind(UPSCALER)])

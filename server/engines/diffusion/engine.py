@@ -83,7 +83,7 @@ class DiffusersEngine(Engine):
         if weights is None or entry.family is None:
             return None
         family = entry.family
-        reserve = family.activation_bytes(1, pixels) if pixels else family.activation_reserve
+        reserve = family.activation_bytes(pixels, 1) if pixels else family.activation_reserve  # all the batch's pixels
         # bitsandbytes quantises through from_pretrained's quantization_config: diffusers folders only.
         card = self.card if not entry.single_file else dataclasses.replace(self.card, quantizers=frozenset())
         return plan(weights, card, reserve, self.device_config.offload, family.per_component_memory)
@@ -278,10 +278,12 @@ class DiffusersEngine(Engine):
 
 
 def job_size(job: EngineJob, entry: ModelEntry) -> tuple[int, int]:
-    """The width and height a job generates at (its image's, else its parameters', else the model's native size)."""
-    if job.image is not None:
-        return int(job.image.shape[1]), int(job.image.shape[0])
+    """The width and height a job's steps run at, as far as is known before it runs: a
+    txt2img job's own; for the others the model's native size (an only-masked inpaint on a
+    big canvas, an outpaint or a tiled refine runs on a crop or tile, not the whole image)."""
     native = entry.family.native_size if entry.family else 512
+    if job.mode != "txt2img":
+        return native, native
     return int(job.params.get("width") or native), int(job.params.get("height") or native)
 
 

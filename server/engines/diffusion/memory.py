@@ -63,14 +63,16 @@ class MemoryPlan:
 
     @property
     def per_component(self) -> bool:
-        return self.placement is not None and self.offload in ("none", "group") and not self.placement.shared
+        """Whether ``place`` puts each component by the placement (else the whole pipeline at once)."""
+        p = self.placement
+        return p is not None and self.offload in ("none", "group") and p.offload == self.offload and p.measures_taken and not p.shared
 
 
 def choose_offload(setting: str, component_bytes: dict[str, int], usable: int, family: Family, device: torch.device) -> str:
     """``setting`` is auto, none, model or sequential (DeviceConfig.offload); the family
     says how much a step at its native size takes (Family.activation_reserve)."""
-    if device.type == "cuda" and usable <= 0:
-        return "none" if setting == "auto" else setting  # memory not known: as asked
+    if device.type == "cuda" and usable <= 0 and setting != "auto":
+        return setting  # memory not known: as asked
     return plan(Weights(component_bytes), Card(device.type, usable), family.activation_reserve, setting, family.per_component_memory).offload
 
 

@@ -174,6 +174,8 @@ def _plan(weights: Weights, card: Card, reserve: int, setting: str, per_componen
                          forms=tuple((c, GGUF) for c in sorted(weights.fixed)), shared=True)
     if setting not in SETTINGS:
         raise ValueError(f"offload setting {setting!r}")
+    if card.usable <= 0:  # the device's memory is not known: nothing to plan against
+        return replace(_resident(weights, card, reserve, labels), notes=("the device's free memory is not known",))
     if setting == "auto" and total + reserve <= card.usable:
         return _resident(weights, card, reserve, labels)
     if not per_component or setting in ("none", "model", "sequential"):

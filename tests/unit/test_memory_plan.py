@@ -176,6 +176,8 @@ def test_explicit_settings_and_stable_diffusion_keep_whole_components(weights):
     p = plan(weights["flux1-dev"], Card("cuda", 23 * GiB), FLUX.activation_reserve, "model")
     assert (p.offload, p.forms) == ("model", ())
     sdxl = Weights({"unet": int(4.8 * GiB), "text_encoder": int(0.23 * GiB), "text_encoder_2": int(1.3 * GiB), "vae": int(0.16 * GiB)})
+    unknown = plan(weights["flux1-dev"], Card("cuda", 0), FLUX.activation_reserve)  # free memory not known: nothing to plan against
+    assert (unknown.offload, unknown.forms, unknown.fits, unknown.notes) == ("none", (), True, ("the device's free memory is not known",))
     sd = family_named("sdxl")
     assert plan(sdxl, Card("cuda", int(7.5 * GiB), quantizers=BNB), sd.activation_reserve, "auto", sd.per_component_memory).offload == "model"
     assert not sd.per_component_memory and FLUX.per_component_memory and FLUX2.per_component_memory

@@ -14,7 +14,7 @@ uses diffusers' own advice for small cards, model CPU offload, and reports its p
 Each job has a prompt of its own, so neither path reuses a prompt's conditioning.
 Row values: the median of --repeat jobs after one warm-up.
 
-    python bench/gpu_flux.py                  # on a machine with a CUDA GPU (about 8 minutes on an H100)
+    python bench/gpu_flux.py                  # on a machine with a CUDA GPU of 24 GB or more (about 10 minutes)
     python bench/gpu_flux.py --budget 0       # the whole card only
     python bench/gpu_flux.py --smoke          # tiny models on the CPU: checks the script, measures nothing useful
 """
@@ -68,10 +68,11 @@ def build(torch: Any, name: str, smoke: bool, device: Any) -> Any:
     torch.manual_seed(0)
     with torch.device(device):
         if name == "klein-4b":
+            tokenizer = tiny_flux.qwen3_tokenizer()  # byte-level, Qwen's special tokens: any text, no download
+            qwen = transformers.Qwen3Config(**real.QWEN3["4b"], pad_token_id=tokenizer.pad_token_id)
             return diffusers.Flux2KleinPipeline(
                 scheduler=tiny_flux.klein_scheduler(), vae=diffusers.AutoencoderKLFlux2(),
-                text_encoder=transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**real.QWEN3["4b"])),
-                tokenizer=tiny_flux.qwen3_tokenizer(),
+                text_encoder=transformers.Qwen3ForCausalLM(qwen), tokenizer=tokenizer,
                 transformer=diffusers.Flux2Transformer2DModel(**real.KLEIN_TRANSFORMERS["4b"]), is_distilled=True)
         clip_tokenizer = tiny_models._tokenizer(Path(tempfile.mkdtemp(prefix="paintwire-clip-")))  # byte-level: any text
         vocab = clip_tokenizer.get_vocab()

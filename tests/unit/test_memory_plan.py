@@ -394,3 +394,19 @@ def test_out_of_memory_advice_for_flux_names_a_quantised_file():
     assert text.startswith("The GPU (NVIDIA GeForce RTX 3060) ran out of memory for this job; lower the size (1536x1536)")
     assert text.endswith("; a quantised file of the model (GGUF Q4 or Q5) takes a quarter to a third of the memory.")
     assert "GGUF" not in out_of_memory_advice(job, gpu, DeviceConfig(), family_named("sdxl"))
+
+
+def test_stable_diffusion_single_files_at_real_size_keep_their_rule(tmp_path):
+    """SD single files: the components found by their prefixes in the header, and the
+    whole-component rule of tests/unit/test_gpu_path.py on the sizes read."""
+    from fixtures.real_sizes import CLIP_L, CLIP_L_XL, OPEN_CLIP_BIGG, OPEN_CLIP_XL, SDXL_UNET, SDXL_VAE, checkpoint_shapes, write_header_only
+    from paintwire.server.engines.diffusion.weight_sizes import single_file_weights
+
+    path = write_header_only(tmp_path / "sdxl.safetensors", checkpoint_shapes(SDXL_UNET, SDXL_VAE, [(CLIP_L_XL, CLIP_L), (OPEN_CLIP_XL, OPEN_CLIP_BIGG)]))
+    w = single_file_weights(path, 2)
+    params = {c: round(s / 2 / 1e6) for c, s in w.sizes.items()}
+    assert params["unet"] == 2567 and params["vae"] == 84 and params["text_encoder"] == 123 and 690 <= params["text_encoder_2"] <= 700
+    sdxl = family_named("sdxl")
+    for usable, want in ((11, "none"), (7.5, "model"), (5.5, "sequential")):
+        p = plan(w, Card("cuda", int(usable * GiB)), sdxl.activation_reserve, "auto", sdxl.per_component_memory)
+        assert (p.offload, p.fits) == (want, True), usable

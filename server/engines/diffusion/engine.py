@@ -85,7 +85,9 @@ class DiffusersEngine(Engine):
         family = entry.family
         reserve = family.activation_bytes(pixels, 1) if pixels else family.activation_reserve  # all the batch's pixels
         # bitsandbytes quantises through from_pretrained's quantization_config: diffusers folders only.
-        card = self.card if not entry.single_file else dataclasses.replace(self.card, quantizers=frozenset())
+        card = self.card
+        if entry.single_file and card.quantizers:
+            card = dataclasses.replace(card, quantizers=frozenset(), without_quantizers="bitsandbytes quantises diffusers folders only")
         return plan(weights, card, reserve, self.device_config.offload, family.per_component_memory)
 
     def memory_plan(self, entry: ModelEntry, pipe: Any) -> MemoryPlan:

@@ -69,6 +69,8 @@ class Card:
     usable: int  # bytes Paintwire may use on it
     name: str = ""
     quantizers: frozenset[str] = frozenset()  # quantization libraries installed ("bitsandbytes")
+    # Why there are none, when there are none (said in the plan's notes).
+    without_quantizers: str = "bitsandbytes is not installed (pip install paintwire[quantization])"
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def _per_component(weights: Weights, card: Card, reserve: int, labels: tuple) ->
     encoders = sorted((c for c in sizes if is_encoder(c)), key=lambda c: sizes[c])
     rest = sum(s for c, s in sizes.items() if c != denoiser and not is_encoder(c))
     int8 = card.kind == "cuda" and BITSANDBYTES in card.quantizers
-    notes = [] if int8 or card.kind != "cuda" else ["bitsandbytes is not installed (pip install paintwire[quantization]): no NF4 or int8"]
+    notes = [] if int8 or card.kind != "cuda" else [f"{card.without_quantizers}: no NF4 or int8"]
     if card.kind == "rocm":
         notes.append("fp8 storage and bitsandbytes are used on NVIDIA cards only")
     forms = _denoiser_forms(weights, card, denoiser)

@@ -273,6 +273,8 @@ def _info(args: argparse.Namespace) -> int:
         for m in models:
             family = f", family {m.family}" if m.family and m.family != m.kind else ""
             print(f"  model {m.name} ({m.kind}{family})" + (f": cannot be used: {m.problem}" if m.problem else ""))
+            if m.memory and not m.problem:
+                print(f"    memory: {m.memory}")
     return EXIT_OK
 
 

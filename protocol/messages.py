@@ -233,6 +233,9 @@ class ModelInfo:
     # A checkpoint's model family ("sd15", "sdxl", "flux", ...; its kind may name a variant
     # such as "sdxl-inpaint"); empty for other kinds and from older servers.
     family: str = ""
+    # How a checkpoint is placed in the device's memory (offload, quantisation, what is
+    # freed after use), one sentence for people; empty when not known and from older servers.
+    memory: str = ""
 
     @property
     def usable(self) -> bool:
@@ -244,11 +247,14 @@ class ModelInfo:
             out["problem"] = self.problem
         if self.family:
             out["family"] = self.family
+        if self.memory:
+            out["memory"] = self.memory
         return out
 
     @classmethod
     def from_wire(cls, obj: Mapping[str, Any]) -> "ModelInfo":
-        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""), obj.get("problem") or "", str(obj.get("family") or ""))
+        return cls(obj["name"], obj["engine"], obj["kind"], obj.get("label", ""), obj.get("problem") or "", str(obj.get("family") or ""),
+                   str(obj.get("memory") or ""))
 
 
 @dataclass(frozen=True)

@@ -97,5 +97,6 @@ def ready(server: "PaintwireServer", log_where: str, seconds: float) -> list[str
     lines.append(line)
     devices = [d for e in server.engines if (d := e.device_label())]
     lines.append(f"  device: {', '.join(devices) if devices else 'cpu'}")
+    lines += [f"  memory: {line}" for e in server.engines for line in e.memory_lines()]
     lines.append(f"  log: {log_where}")
     return lines

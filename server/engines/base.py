@@ -311,6 +311,10 @@ class Engine(abc.ABC):
         """The accelerator this engine computes on; None when it uses none."""
         return None
 
+    def memory_lines(self) -> list[str]:
+        """How its models are placed in the device's memory, for the start-up summary (none by default)."""
+        return []
+
     @abc.abstractmethod
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         """Do the job. Runs in the worker thread; may raise ProtocolError for a

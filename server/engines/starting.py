@@ -98,6 +98,9 @@ class StartingEngine(Engine):
     def device_label(self) -> str:
         return engine.device_label() if (engine := self.built) else ""
 
+    def memory_lines(self) -> list[str]:
+        return engine.memory_lines() if (engine := self.built) else []
+
     def run(self, job: EngineJob, ctx: JobContext) -> EngineOutput:
         return self._ready().run(job, ctx)
 

@@ -50,7 +50,8 @@ class WebViews:
         return web.json_response(
             {
                 "engines": [{"name": e.name, "label": e.label, "notice": e.notice, "device": e.device.summary() if e.device else ""} for e in caps.engines],
-                "models": [{"name": m.name, "engine": m.engine, "kind": m.kind, "label": m.label or m.name, "problem": m.problem or ""} for m in caps.models],
+                "models": [{"name": m.name, "engine": m.engine, "kind": m.kind, "label": m.label or m.name, "problem": m.problem or "",
+                            "family": m.family, "memory": m.memory} for m in caps.models],
             }
         )
 

@@ -395,3 +395,7 @@ def test_the_device_is_reported_by_the_server_and_paintwire_info(client, diffuse
     assert "  device: CPU, fp32, " in diffusers_server.log()  # the start-up summary (free memory as it was then)
     info = subprocess.run([sys.executable, "-m", "paintwire", "info", "--url", diffusers_server.url], capture_output=True, text=True, timeout=120)
     assert info.returncode == 0 and "  device: CPU, fp32, " in info.stdout and " GiB free" in info.stdout
+    # Each checkpoint's memory plan, in the summary and under each model in paintwire info: on the CPU, nothing is offloaded.
+    assert "  memory: " in diffusers_server.log() and "all in the computer's memory" in diffusers_server.log()
+    model_line = info.stdout.index(f"  model {SD15} (sd15")
+    assert info.stdout[model_line:].splitlines()[1].startswith("    memory: all in the computer's memory")

@@ -102,7 +102,7 @@ def test_models_view_lists_every_model(live_server):
     status, _, body = http_get(live_server.http + "/api/models")
     data = json.loads(body)
     assert status == 200
-    assert {"name": "opencv", "engine": "classical", "kind": "builtin", "label": "OpenCV (built in)", "problem": ""} in data["models"]
+    assert {"name": "opencv", "engine": "classical", "kind": "builtin", "label": "OpenCV (built in)", "problem": "", "family": "", "memory": ""} in data["models"]
     assert [e["name"] for e in data["engines"]] == ["classical"]
 
 

@@ -182,7 +182,7 @@ DEVICE = DeviceInfo("CPU", "cpu", "bf16", 64 << 30, 40 << 30, "bf16 runs 180x sl
 CONTROL_KIND = ControlKindSpec("canny", "Canny edges", "Edges of the layer.", ("canny", "none"), (PARAM,),
                                "Put a canny ControlNet (.safetensors) into a model folder's controlnet/ subfolder.")
 ENGINE = EngineInfo("classical", "Classical", (MODE,), device=DEVICE, controls=(CONTROL_KIND,))
-MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing", "sd15")
+MODEL = ModelInfo("opencv", "classical", "builtin", "OpenCV", "its tokenizer is missing", "sd15", "all on the device")
 LIMITS = Limits(max_message_bytes=1 << 20, max_pixels=1 << 16, max_side=256, max_queued_per_client=4)
 CAPS = Capabilities((ENGINE,), (MODEL,), LIMITS)
 CONTROL = ControlInput("canny", IMAGE, "control-canny", 0.8, 0.1, 0.9, "canny", {"steps": 3})

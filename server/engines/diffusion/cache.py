@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from .memory import stored_forms_kept
 from .networks import denoiser_of
 from .loader import pipeline_class
 from .models import ModelEntry
@@ -48,7 +49,8 @@ class LoadedModel:
             cls = pipeline_class(self.entry, task)
             # from_pipe casts every shared module to its dtype argument, float32 when none is given:
             # name the model's own, or an fp16 model turns fp32 for good.
-            pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=denoiser_of(self.base).dtype)
+            with stored_forms_kept(self.base):  # an fp8-stored transformer stays fp8
+                pipe = self.base if isinstance(self.base, cls) else cls.from_pipe(self.base, dtype=denoiser_of(self.base).dtype)
             pipe.set_progress_bar_config(disable=True)
             if pipe is not self.base and getattr(self.base, "_all_hooks", None):
                 # Model offload: the new pipeline shares the modules and their hooks, and

@@ -26,14 +26,18 @@ from .families import family_name
 from .networks import denoiser_of
 from .loader import Loader
 from .lora import applied, embeddings_in, parse_prompt
-from .memory import MemoryPlan, choose_attention_slicing, choose_offload, component_sizes, place
+from .memory import MemoryPlan, card_of, choose_attention_slicing, component_sizes, place, quantization_config
+from .memory_plan import Placement, Weights, plan
 from .models import UPSCALER, VAE, ModelEntry, ModelRegistry, hf_cache_dir, vae_latent_channels
 from .modes import ModeRunner
 from .params import MODES, mode_named, with_upscalers
 from .phases import watching
 from .sampling import inference_steps
+from .weight_sizes import entry_weights
 
 log = logging.getLogger(__name__)
+
+MODELS_NAMED = 6  # models named on the start-up summary's line of those that fit whole
 
 
 class DiffusersEngine(Engine):
@@ -48,6 +52,8 @@ class DiffusersEngine(Engine):
         self.cache = ModelCache(self._load, self.choice.memory_budget)
         self.addons = AddonLoader(self.choice.dtype)  # ControlNets, IP-Adapters, image encoders
         self.costs = PhaseCosts(self.choice.device.type)  # each model's phase times, for the progress fraction
+        self.card = card_of(self.choice.device, self.choice.kind, self.choice.usable, self.choice.name)
+        self._weights: dict[ModelEntry, Weights | None] = {}  # component sizes read from each model's headers
         install_quiet_bars()
         log.info("diffusers engine: %d models on %s", len(self.registry.entries), self.device().summary())
 
@@ -55,28 +61,78 @@ class DiffusersEngine(Engine):
         return self.choice.info()  # free memory as of now: capabilities are made at start and on each rescan
 
     def _load(self, entry: ModelEntry, vae: ModelEntry | None) -> Any:
-        """Load on the CPU, then place on the device as its size and the memory allow."""
-        pipe = self.loader.load(entry, vae)
+        """Load on the CPU (bitsandbytes quantises onto the card as it loads), then place
+        on the device as its size and the memory allow."""
+        pipe = self.loader.load(entry, vae, quantization_config(self.placement(entry), self.choice.dtype))
         plan = self.memory_plan(entry, pipe)
         place(pipe, plan, self.choice.device)
         if plan.measures:
             log.info("%s on %s with %s", entry.name, self.choice.name, ", ".join(plan.measures))
         return pipe
 
+    def weights(self, entry: ModelEntry) -> Weights | None:
+        """``entry``'s component sizes in the run dtype, from its files' headers (read once)."""
+        if entry not in self._weights:
+            self._weights[entry] = entry_weights(entry, self.choice.dtype.itemsize)
+        return self._weights[entry]
+
+    def placement(self, entry: ModelEntry, pixels: int = 0) -> Placement | None:
+        """The memory plan of ``entry`` on this device for steps of ``pixels`` pixels in all
+        (0: one image at the model's native size); None when its sizes cannot be read."""
+        weights = self.weights(entry)
+        if weights is None or entry.family is None:
+            return None
+        family = entry.family
+        reserve = family.activation_bytes(pixels, 1) if pixels else family.activation_reserve  # all the batch's pixels
+        # bitsandbytes quantises through from_pretrained's quantization_config: diffusers folders only.
+        card = self.card
+        if entry.single_file and card.quantizers:
+            card = dataclasses.replace(card, quantizers=frozenset(), without_quantizers="bitsandbytes quantises diffusers folders only")
+        return plan(weights, card, reserve, self.device_config.offload, family.per_component_memory)
+
     def memory_plan(self, entry: ModelEntry, pipe: Any) -> MemoryPlan:
         c, device = self.device_config, self.choice.device
-        offload = choose_offload(c.offload, component_sizes(pipe, self.choice.dtype), self.choice.usable, entry.family, device)
-        # Compiling does not combine with weights streamed layer by layer.
-        compile_unet = c.torch_compile and offload != "sequential"
-        return MemoryPlan(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet)
+        placement = self.placement(entry)
+        if placement is None:  # sizes not readable from the files: from the loaded weights
+            weights = Weights(component_sizes(pipe, self.choice.dtype), self.choice.dtype.itemsize)
+            placement = plan(weights, self.card, entry.family.activation_reserve, c.offload, entry.family.per_component_memory)
+        offload = placement.offload
+        # Compiling does not combine with weights streamed layer by layer or block by block.
+        compile_unet = c.torch_compile and offload not in ("sequential", "group")
+        return MemoryPlan(offload, choose_attention_slicing(c.attention_slicing, device), c.channels_last, compile_unet, placement)
+
+    def memory_lines(self) -> list[str]:
+        """The memory plans for the start-up summary: a line per model that needs measures
+        (fp8, streaming, offload...), one line for the models that fit whole."""
+        whole: list[str] = []
+        lines: list[str] = []
+        for e in self.registry.entries.values():
+            if not e.is_checkpoint or (placement := self.placement(e)) is None:
+                continue
+            if placement.measures_taken and not placement.shared:
+                lines.append(f"{e.name}: {placement.describe()}")
+            else:
+                whole.append(e.name)
+        if whole:
+            where = "in the computer's memory" if self.choice.device.type != "cuda" else "on the device"
+            shown = ", ".join(whole[:MODELS_NAMED]) + (f" and {len(whole) - MODELS_NAMED} more" if len(whole) > MODELS_NAMED else "")
+            lines.insert(0, f"{shown}: all {where}")
+        return lines
 
     def modes(self) -> tuple[ModeSpec, ...]:
         return with_upscalers(MODES, [e.name for e in self.registry.of_kind(UPSCALER)])
 
     def models(self) -> tuple[ModelInfo, ...]:
-        usable = [ModelInfo(e.name, self.name, e.kind, family=e.family.name if e.family else "") for e in self.registry.entries.values()]
+        usable = [ModelInfo(e.name, self.name, e.kind, family=e.family.name if e.family else "", memory=self._memory_text(e))
+                  for e in self.registry.entries.values()]
         unusable = [ModelInfo(u.name, self.name, u.kind, problem=u.reason, family=family_name(u.kind)) for u in self.registry.unusable.values()]
         return tuple(usable + unusable)
+
+    def _memory_text(self, entry: ModelEntry) -> str:
+        placement = self.placement(entry) if entry.is_checkpoint else None
+        if placement is None:
+            return ""
+        return placement.describe() + "".join(f"; {note}" for note in placement.notes)
 
     def model_file(self, name: str) -> Path | None:
         entry = self.registry.get(name)
@@ -100,6 +156,7 @@ class DiffusersEngine(Engine):
         for name in changed:
             self.costs.forget(name)
         self.registry = self.loader.registry = registry
+        self._weights.clear()
 
     def notice(self) -> str:
         if self.registry.default_checkpoint() is not None:
@@ -125,6 +182,7 @@ class DiffusersEngine(Engine):
         entry = self._checkpoint(job.model, mode_named(job.mode))
         vae = self._vae(p.get("vae", ""), entry)  # modes for Flux models only (edit) offer no VAE choice
         check_layers(job, entry.family)
+        self._check_fits(job, entry)
         # Textual-inversion embeddings are words of the CLIP families' prompts; elsewhere a name is a word.
         embeddings = embeddings_in([prompt, negative], self.registry) if entry.family.prompt_weighting else []
         adapters = tuple((u.entry.name, u.weight) for u in loras + neg_loras) + tuple((e.name, 1.0) for e in embeddings)
@@ -146,6 +204,15 @@ class DiffusersEngine(Engine):
             output = getattr(runner, job.mode)()  # ModeRunner has a method per mode of params.MODES
         self.costs.learn(entry.name, work, ctx.seconds())
         return output
+
+    def _check_fits(self, job: EngineJob, entry: ModelEntry) -> None:
+        """Refuse at once a job that cannot fit the device even with every measure of the plan
+        (weights streamed layer by layer). With fewer measures, as a setting may ask, it is
+        tried: the activation estimates are cautious, and running out is caught (memory_guard)."""
+        width, height = job_size(job, entry)
+        placement = self.placement(entry, width * height * int(job.params.get("batch_size", 1) or 1))
+        if placement is not None and not placement.fits and placement.offload == "sequential":
+            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, does_not_fit(job, entry, placement, self.choice, width, height))
 
     def _load_for(self, entry: ModelEntry, vae: ModelEntry | None, watch: LoadWatch, ctx: JobContext) -> LoadedModel:
         """Load ``entry`` for a job, reporting its parts as they load; a cancel stops it
@@ -178,7 +245,11 @@ class DiffusersEngine(Engine):
             self.cache.trim()
             free_memory(self.choice.device)
             log.warning("job %s: out of memory on %s (%s)", job.id, self.choice.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.device_config)) from None
+            raise ProtocolError(ErrorCode.OUT_OF_MEMORY, out_of_memory_advice(job, self.choice, self.device_config, self._family(job))) from None
+
+    def _family(self, job: EngineJob) -> Any:
+        entry = self.registry.get(job.model) if job.model else self.registry.default_checkpoint()
+        return entry.family if entry is not None else None
 
     def _checkpoint(self, name: str | None, mode: ModeSpec) -> ModelEntry:
         """The checkpoint a job of ``mode`` runs with: ``name``, or the default among the kinds the mode takes."""
@@ -222,7 +293,25 @@ class DiffusersEngine(Engine):
         self.loader.close()
 
 
-def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: DeviceConfig) -> str:
+def job_size(job: EngineJob, entry: ModelEntry) -> tuple[int, int]:
+    """The width and height a job's steps run at, as far as is known before it runs: a
+    txt2img job's own; for the others the model's native size (an only-masked inpaint on a
+    big canvas, an outpaint or a tiled refine runs on a crop or tile, not the whole image)."""
+    native = entry.family.native_size if entry.family else 512
+    if job.mode != "txt2img":
+        return native, native
+    return int(job.params.get("width") or native), int(job.params.get("height") or native)
+
+
+def does_not_fit(job: EngineJob, entry: ModelEntry, placement: Placement, choice: DeviceChoice, width: int, height: int) -> str:
+    """Why a job is refused before it starts: its plan at its size, and what to change."""
+    batch = int(job.params.get("batch_size", 1) or 1)
+    what = f"{width}x{height}" + (f", {batch} images" if batch > 1 else "")
+    return (f"Model {entry.name!r} does not fit {choice.name} at {what}: {placement.describe()}. "
+            "Lower the size or the batch size, or use a smaller (quantised) file of the model.")
+
+
+def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: DeviceConfig, family: Any = None) -> str:
     """What ran out and what to lower, in the job's own terms."""
     p = job.params
     if job.image is not None:
@@ -244,6 +333,8 @@ def out_of_memory_advice(job: EngineJob, choice: DeviceChoice, config: DeviceCon
         advice += ", or set offload = \"model\" in the server's configuration (\"sequential\" for 4 GB cards)"
     elif choice.device.type == "cuda" and config.offload == "model":
         advice += ", or set offload = \"sequential\" in the server's configuration"
+    if choice.device.type == "cuda" and family is not None and family.per_component_memory:
+        advice += "; a quantised file of the model (GGUF Q4 or Q5) takes a quarter to a third of the memory"
     return advice + "."
 
 

@@ -59,9 +59,10 @@ class Loader:
         self.dtype = dtype
         self._skeletons = tempfile.TemporaryDirectory(prefix="paintwire-configs-")
 
-    def load(self, entry: ModelEntry, vae: ModelEntry | None = None) -> Any:
-        """The pipeline of ``entry``, on the CPU. In a watched load (load_progress) the parts
-        that cannot be split, imports and the config folder, run aside."""
+    def load(self, entry: ModelEntry, vae: ModelEntry | None = None, quantization: Any = None) -> Any:
+        """The pipeline of ``entry``, on the CPU (components that ``quantization``, a diffusers
+        PipelineQuantizationConfig, names: quantised onto the CUDA card). In a watched load
+        (load_progress) the parts that cannot be split, imports and the config folder, run aside."""
         if not _imported:
             aside(import_pipelines, IMPORT_STAGE)
         cls = pipeline_class(entry, TXT2IMG)  # an inpainting model's is its inpaint pipeline
@@ -72,6 +73,8 @@ class Loader:
             config = aside(lambda: self.skeleton(entry, cls.__name__))
             pipe = entry.family.load_single_file(cls, entry, config, kwargs)
         else:
+            if quantization is not None:
+                kwargs["quantization_config"] = quantization
             pipe = cls.from_pretrained(entry.path, use_safetensors=True, **kwargs)
         pipe.set_progress_bar_config(disable=True)  # on the CPU: the engine places it (memory.place)
         _alias_text_model(pipe)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from paintwire.protocol import ErrorCode, ProtocolError
 from paintwire.protocol.metadata import LORA_TAG, prompt_words
 
+from .memory import adapters_in_compute_dtype
 from .models import EMBEDDING, LORA, ModelEntry, ModelRegistry
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def applied(pipe: Any, family: Family, loras: list[LoraUse], embeddings: list[Mo
                         raise ProtocolError(ErrorCode.INVALID_PARAM, f"The LoRA {use.entry.name!r} has nothing this {family.label} model can "
                                             "take: it was made for another model family. Choose a LoRA made for this model.",
                                             "job.params.prompt")
+                adapters_in_compute_dtype(pipe)  # an fp8-stored transformer (memory plan): its LoRA computes in bf16
                 pipe.set_adapters([_adapter_name(u.entry) for u in loras], adapter_weights=[u.weight for u in loras])
         for emb in embeddings:
             _load_embedding(pipe, emb)

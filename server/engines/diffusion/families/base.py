@@ -72,6 +72,10 @@ class Family(ABC):
     # Its single files hold the denoiser alone (or everything under prefixes): the registry matches
     # each with its text encoders and VAE from other files (split_layout.py) into ModelEntry.parts.
     split_files: bool = False
+    # Its memory is planned per component (memory_plan.py): the transformer stored in fp8 or
+    # NF4 or streamed by blocks, each text encoder kept, freed after encoding or streamed.
+    # Off: the whole-component rule (its pipelines use text-encoder parts outside their forward).
+    per_component_memory: bool = False
 
     # -- kinds --------------------------------------------------------------------------------
 

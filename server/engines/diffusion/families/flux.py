@@ -242,9 +242,11 @@ FLUX = Flux1(
     "flux", "Flux.1", native_size=1024, size_multiple=16, latent_channels=16, vae_scale_factor=8, prediction=FLOW,
     guidance=DISTILLED, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
     weight_components=("transformer", "vae", "text_encoder", "text_encoder_2"), variants=("schnell", "fill", "kontext"), split_files=True,
+    per_component_memory=True,
 )
 FLUX2 = Flux2(
     "flux2", "Flux.2", native_size=1024, size_multiple=16, latent_channels=32, vae_scale_factor=8, prediction=FLOW,
     guidance=CFG, prompt_weighting=False, latent_edits=False, lora_formats=FLUX_LORAS, activation_reserve=int(3 * GiB),
     weight_components=("transformer", "vae", "text_encoder"), variants=("klein", "klein-base"), base_kind=False, split_files=True,
+    per_component_memory=True,
 )

@@ -1,6 +1,6 @@
 """The form layout (paintwire.protocol.form): the one rule by which a mode's parameters
 become a form, sent by the server in ModeSpec.form and rendered as sent by the
-plug-ins (hostkit.form) and the server's page (tests/browser/test_form_layout.py)."""
+plug-ins (hostkit.form) and the server's page (tests/browser/test_page_form_layout.py)."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from paintwire.protocol import ErrorCode, ProtocolError
 
 from ...base import DecodedControl
 from . import preprocess
+from ..memory import stored_forms_kept
 from ..networks import denoiser_of
 from .catalog import union_modes
 from .detect import Addon
@@ -107,8 +108,8 @@ class Guidance:
             what = "Union (promax) ControlNets" if self.union else "ControlNets"
             raise ProtocolError(ErrorCode.INVALID_PARAM, f"{what} do not work with {family.label} checkpoints.", "job.controls")
         controlnet = family.control_net([n.model for n in self.nets], self.union)
-        with quiet_casts():
-            pipe = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=denoiser_of(base).dtype)  # see cache.py
+        with quiet_casts(), stored_forms_kept(base):  # an fp8-stored transformer stays fp8 (see cache.py)
+            pipe = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=denoiser_of(base).dtype)
         pipe.set_progress_bar_config(disable=True)
         if getattr(base, "_all_hooks", None):
             pipe.enable_model_cpu_offload(device=base._offload_device)

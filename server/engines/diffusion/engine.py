@@ -181,7 +181,7 @@ class DiffusersEngine(Engine):
             return ModeRunner(None, self.registry, job, ctx, sampling, self.choice.device).upscale()
         entry = self._checkpoint(job.model, mode_named(job.mode))
         vae = self._vae(p.get("vae", ""), entry)  # modes for Flux models only (edit) offer no VAE choice
-        check_layers(job, entry.family)
+        check_layers(job, entry.family, entry.kind)
         self._check_fits(job, entry)
         # Textual-inversion embeddings are words of the CLIP families' prompts; elsewhere a name is a word.
         embeddings = embeddings_in([prompt, negative], self.registry) if entry.family.prompt_weighting else []

@@ -13,7 +13,7 @@ from paintwire.protocol import ControlKind, ControlKindSpec, ErrorCode, Protocol
 from ..families import edit_kinds, family_named
 from ..families.base import Family
 from ..models import ModelEntry, ModelRegistry
-from .detect import CONTROLNET, IMAGE_ENCODER, IP_ADAPTER, Addon, describe
+from .detect import CONTROLNET, FLUX, IMAGE_ENCODER, IP_ADAPTER, Addon, describe
 from .kinds import BY_NAME, KINDS
 
 REFERENCE = ControlKind.REFERENCE.value
@@ -25,6 +25,14 @@ UNION_MODES = {
     ControlKind.POSE.value: 0, ControlKind.DEPTH.value: 1, ControlKind.SOFTEDGE.value: 2, ControlKind.SCRIBBLE.value: 2,
     ControlKind.CANNY.value: 3, ControlKind.LINEART.value: 3, ControlKind.NORMAL.value: 4, ControlKind.SEGMENTATION.value: 5,
 }
+# Those of union Flux.1 ControlNets (InstantX/FLUX.1-dev-Controlnet-Union and its successors):
+# canny 0, tile 1, depth 2, blur 3, pose 4, gray 5, low quality 6.
+FLUX_UNION_MODES = {ControlKind.CANNY.value: 0, ControlKind.LINEART.value: 0, ControlKind.DEPTH.value: 2, ControlKind.POSE.value: 4}
+
+
+def union_modes(base: str) -> dict[str, int]:
+    """The control mode of each kind a union ControlNet made for the family named ``base`` serves."""
+    return FLUX_UNION_MODES if base == FLUX else UNION_MODES
 
 
 def folder_hint(folders: Sequence[Path], sub: str) -> str:
@@ -38,7 +46,7 @@ def _addons(registry: ModelRegistry, kind: str) -> list[Addon]:
 
 def serves(addon: Addon, kind: str) -> bool:
     """Whether a ControlNet (chosen by the server) serves ``kind``: its name says so, or it is a union model."""
-    return addon.control_kind == kind or (addon.union and kind in UNION_MODES)
+    return addon.control_kind == kind or (addon.union and kind in union_modes(addon.base))
 
 
 def _label(base: str) -> str:
@@ -51,9 +59,9 @@ def _label(base: str) -> str:
 
 def missing_controlnet(kind: str, folders: Sequence[Path], family: Family | None = None) -> str:
     label = BY_NAME[kind].label.lower() if kind in BY_NAME else kind
-    made_for = f"made for {family.label} checkpoints" if family else "made for your checkpoint (SD 1.5 or SDXL)"
+    made_for = f"made for {family.label} checkpoints" if family else "made for your checkpoint (SD 1.5, SDXL or Flux.1)"
     return (f"No ControlNet for {label} is installed{' that fits this checkpoint' if family else ''}: put one {made_for}, "
-            f"a .safetensors file or diffusers folder with '{kind}' in its name (or an SDXL union/promax ControlNet), "
+            f"a .safetensors file or diffusers folder with '{kind}' in its name (or a union/promax ControlNet), "
             f"into {folder_hint(folders, 'controlnet')}.")
 
 
@@ -100,7 +108,7 @@ def pick_controlnet(registry: ModelRegistry, kind: str, name: str | None, contex
         return addon
     nets = [n for n in _addons(registry, CONTROLNET) if n.fits(context, family)]
     exact = [n for n in nets if n.control_kind == kind]
-    union = [n for n in nets if n.union and kind in UNION_MODES]
+    union = [n for n in nets if n.union and kind in union_modes(n.base)]
     if exact or union:
         return (exact or union)[0]
     raise ProtocolError(ErrorCode.UNKNOWN_MODEL, missing_controlnet(kind, folders, family), field)

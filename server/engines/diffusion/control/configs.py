@@ -81,3 +81,21 @@ def image_encoder_config(shapes: Shapes) -> dict[str, Any]:
         "patch_size": patch[2], "image_size": side, "num_channels": patch[1],
         "projection_dim": shapes["visual_projection.weight"][0], "hidden_act": "gelu",
     }
+
+
+def flux_controlnet_config(shapes: Shapes, transformer_config: Mapping[str, Any]) -> dict[str, Any]:
+    """FluxControlNetModel's arguments for a diffusers-named single file. Only the rotary
+    embedding's split of a head is not in the shapes: it is the checkpoint transformer's."""
+    inner, in_channels = shapes["x_embedder.weight"]
+    head = shapes["transformer_blocks.0.attn.norm_q.weight"][0]
+    mode = shapes.get("controlnet_mode_embedder.weight")
+    return dict(
+        patch_size=1, in_channels=in_channels, attention_head_dim=head, num_attention_heads=inner // head,
+        num_layers=_count(shapes, r"transformer_blocks\.(\d+)\.attn\.to_q\.weight"),
+        num_single_layers=_count(shapes, r"single_transformer_blocks\.(\d+)\.attn\.to_q\.weight"),
+        joint_attention_dim=shapes["context_embedder.weight"][1],
+        pooled_projection_dim=shapes["time_text_embed.text_embedder.linear_1.weight"][1],
+        guidance_embeds=any(k.startswith("time_text_embed.guidance_embedder.") for k in shapes),
+        axes_dims_rope=list(transformer_config.get("axes_dims_rope", (16, 56, 56))),
+        num_mode=mode[0] if mode else None,
+    )

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 CONTROLNET, IP_ADAPTER, IMAGE_ENCODER = ModelKind.CONTROLNET.value, ModelKind.IP_ADAPTER.value, ModelKind.IMAGE_ENCODER.value
 ADDON_KINDS = (CONTROLNET, IP_ADAPTER, IMAGE_ENCODER)
-CONTROLNET_CLASSES = ("ControlNetModel", "ControlNetUnionModel")
+CONTROLNET_CLASSES = ("ControlNetModel", "ControlNetUnionModel", "FluxControlNetModel")
+FLUX = ModelKind.FLUX.value
+# A Flux.1 ControlNet in diffusers' naming (InstantX's releases): its own embedding of the control latents.
+FLUX_CONTROLNET_KEY = "controlnet_x_embedder.weight"
 ENCODER_CLASSES = ("CLIPVisionModelWithProjection",)
 
 
@@ -37,7 +40,7 @@ def _is_original_controlnet(keys: list[str]) -> bool:
 def classify_addon(shapes: Shapes) -> str | None:
     """CONTROLNET, IP_ADAPTER or IMAGE_ENCODER for a .safetensors file of that kind, else None."""
     keys = list(shapes)
-    if "controlnet_cond_embedding.conv_in.weight" in shapes or _is_original_controlnet(keys):
+    if "controlnet_cond_embedding.conv_in.weight" in shapes or FLUX_CONTROLNET_KEY in shapes or _is_original_controlnet(keys):
         return CONTROLNET
     if any(k.startswith("image_proj.") for k in keys) and any(k.startswith("ip_adapter.") for k in keys):
         return IP_ADAPTER
@@ -74,8 +77,8 @@ class Addon:
     """What a job needs to know about a ControlNet, IP-Adapter or image encoder."""
 
     entry: ModelEntry
-    base: str  # the checkpoint family it was made for: sd15, sd2 or sdxl ("" when the tensors do not tell)
-    context: int  # the width of the text features it attends to (the checkpoint's cross-attention width); 0: none
+    base: str  # the checkpoint family it was made for: sd15, sd2, sdxl or flux ("" when the tensors do not tell)
+    context: int  # the width of the text features it attends to (a UNet's cross-attention width); 0: none or not checked
     union: bool = False  # a union ("promax") ControlNet: one model for several control kinds
     control_kind: str | None = None  # the kind its name states (ControlNets only)
     embedding: int = 0  # IP-Adapter: the image-feature width it reads; image encoder: its projection's width
@@ -111,6 +114,10 @@ def _describe(entry: ModelEntry, stamp: int) -> Addon:
         config: dict = {}
         if not entry.single_file:
             config = json.loads((entry.path / "config.json").read_text(encoding="utf-8"))
+        if config.get("_class_name") == "FluxControlNetModel" or FLUX_CONTROLNET_KEY in shapes:
+            # A union (InstantX) Flux ControlNet embeds a control mode.
+            union = bool(config.get("num_mode")) or "controlnet_mode_embedder.weight" in shapes
+            return Addon(entry, FLUX, 0, union, kind_from_name(entry.name))
         sdxl = config.get("addition_embed_type") == "text_time" or any(
             k.endswith(("add_embedding.linear_1.weight", "label_emb.0.0.weight")) for k in shapes)
         context = int(config.get("cross_attention_dim") or _context(shapes, "attn2.to_k.weight"))

@@ -24,7 +24,9 @@ from paintwire.protocol import ErrorCode, ProtocolError
 
 from ...base import DecodedControl
 from . import preprocess
-from .catalog import UNION_MODES
+from ..memory import stored_forms_kept
+from ..networks import denoiser_of
+from .catalog import union_modes
 from .detect import Addon
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ Place = Callable[[np.ndarray], np.ndarray]  # a canvas-space RGBA layer -> the r
 class NetLayer:
     layer: DecodedControl
     addon: Addon
-    model: Any  # ControlNetModel or ControlNetUnionModel, on the device
+    model: Any  # ControlNetModel, ControlNetUnionModel or FluxControlNetModel, on the device
 
 
 @dataclass
@@ -99,20 +101,15 @@ class Guidance:
         if not self.nets:
             return base_for(task)
         import diffusers
-        from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
-        from diffusers.models.controlnets.multicontrolnet_union import MultiControlNetUnionModel
 
-        name = self.controls.family.control_pipeline_name(task, self.union)
+        family = self.controls.family
+        name = family.control_pipeline_name(task, self.union)
         if name is None:
             what = "Union (promax) ControlNets" if self.union else "ControlNets"
-            raise ProtocolError(ErrorCode.INVALID_PARAM, f"{what} do not work with {self.controls.family.label} checkpoints.", "job.controls")
-        models = [n.model for n in self.nets]
-        if self.union:
-            controlnet: Any = MultiControlNetUnionModel(models)
-        else:
-            controlnet = models[0] if len(models) == 1 else MultiControlNetModel(models)
-        with quiet_casts():
-            pipe = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=base.unet.dtype)  # see cache.py
+            raise ProtocolError(ErrorCode.INVALID_PARAM, f"{what} do not work with {family.label} checkpoints.", "job.controls")
+        controlnet = family.control_net([n.model for n in self.nets], self.union)
+        with quiet_casts(), stored_forms_kept(base):  # an fp8-stored transformer stays fp8 (see cache.py)
+            pipe = getattr(diffusers, name).from_pipe(base, controlnet=controlnet, dtype=denoiser_of(base).dtype)
         pipe.set_progress_bar_config(disable=True)
         if getattr(base, "_all_hooks", None):
             pipe.enable_model_cpu_offload(device=base._offload_device)
@@ -123,14 +120,8 @@ class Guidance:
         out: dict[str, Any] = {}
         if self.nets:
             layers = [n.layer for n in self.nets]
-            one = len(layers) == 1 and not self.union
-            images: Any = self.images[0] if one else self.images  # a union pipeline nests them per net itself
-            out["image" if task == "txt2img" and not self.union else "control_image"] = images
-            out["controlnet_conditioning_scale"] = layers[0].strength if one else [l.strength for l in layers]
-            out["control_guidance_start"] = layers[0].start if one else [l.start for l in layers]
-            out["control_guidance_end"] = layers[0].end if one else [l.end for l in layers]
-            if self.union:
-                out["control_mode"] = [UNION_MODES[l.kind] for l in layers]
+            modes = [union_modes(n.addon.base)[n.layer.kind] for n in self.nets] if self.union else []
+            out.update(self.controls.family.control_kwargs(task, self.union, self.images, layers, modes))
         if self.controls.references:
             out["ip_adapter_image"] = [r.image for r in self.controls.references]
         return out

@@ -22,8 +22,8 @@ import torch
 from paintwire.protocol import ErrorCode, ProtocolError
 
 from ..models import ModelEntry, read_header
-from .configs import controlnet_config, image_encoder_config, is_original_layout, original_layers_per_block
-from .detect import weights_file
+from .configs import controlnet_config, flux_controlnet_config, image_encoder_config, is_original_layout, original_layers_per_block
+from .detect import FLUX_CONTROLNET_KEY, weights_file
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,13 @@ class AddonLoader:
         path = weights_file(entry)
         return (entry.name, str(entry.path), path.stat().st_mtime_ns if path else 0, *extra)
 
-    def controlnet(self, entry: ModelEntry, unet_config: Mapping[str, Any]) -> Any:
-        """The ControlNet (or union ControlNet) of ``entry``, built to guide a UNet with ``unet_config``."""
-        widths = tuple(unet_config.get("block_out_channels", ()))
-        return self._cached(self._key(entry, widths), lambda: self._load_controlnet(entry, unet_config))
+    def controlnet(self, entry: ModelEntry, base_config: Mapping[str, Any]) -> Any:
+        """The ControlNet (or union ControlNet) of ``entry``, built to guide a denoiser (a UNet,
+        or a Flux.1 transformer) with ``base_config``."""
+        widths = tuple(base_config.get("block_out_channels", ()) or base_config.get("axes_dims_rope", ()))
+        return self._cached(self._key(entry, widths), lambda: self._load_controlnet(entry, base_config))
 
-    def _load_controlnet(self, entry: ModelEntry, unet_config: Mapping[str, Any]) -> Any:
+    def _load_controlnet(self, entry: ModelEntry, base_config: Mapping[str, Any]) -> Any:
         import diffusers
 
         if not entry.single_file:
@@ -67,14 +68,20 @@ class AddonLoader:
         from safetensors.torch import load_file
 
         state = load_file(str(entry.path))
+        if FLUX_CONTROLNET_KEY in state:
+            shapes = {k: tuple(v.shape) for k, v in state.items()}
+            return self._built(entry, diffusers.FluxControlNetModel, flux_controlnet_config(shapes, base_config), state)
         if is_original_layout(state):
             from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
             layers = original_layers_per_block(read_header(entry.path))
             state = convert_controlnet_checkpoint(state, {"layers_per_block": layers})
         shapes = {k: tuple(v.shape) for k, v in state.items()}
-        config = controlnet_config(shapes, unet_config)
+        config = controlnet_config(shapes, base_config)
         cls = diffusers.ControlNetUnionModel if "task_embedding" in shapes else diffusers.ControlNetModel
+        return self._built(entry, cls, config, state)
+
+    def _built(self, entry: ModelEntry, cls: Any, config: Mapping[str, Any], state: dict[str, torch.Tensor]) -> Any:
         known = inspect.signature(cls.__init__).parameters  # the union model takes no mid_block_type, for one
         model = cls(**{k: v for k, v in config.items() if k in known})
         missing, unexpected = model.load_state_dict(state, strict=False)

@@ -152,9 +152,23 @@ class Family(ABC):
         """Whether an add-on made for the family named ``base`` can guide this family."""
         return base == self.name
 
-    def takes_addons(self) -> bool:
-        """Whether ControlNets and IP-Adapters (both made for a UNet here) can guide it at all."""
+    def takes_addons(self, kind: str = "") -> bool:
+        """Whether ControlNets can guide it at all (models of ``kind``, when given)."""
         return self.control_pipeline_name(TXT2IMG, False) is not None
+
+    def takes_references(self) -> bool:
+        """Whether IP-Adapters (made for a UNet's cross-attention) can guide it: reference layers."""
+        return self.takes_addons()
+
+    def control_net(self, models: list[Any], union: bool) -> Any:
+        """What its ControlNet pipeline is given as ``controlnet`` for these loaded ControlNets
+        (in the order of the job's layers): the one model, or them combined."""
+        raise KeyError(f"ControlNets do not guide {self.label} models")
+
+    def control_kwargs(self, task: str, union: bool, images: list[Any], layers: list[Any], modes: list[int]) -> dict[str, Any]:
+        """Its ControlNet pipeline's arguments for the control ``images`` of ``layers`` (each with
+        strength, start and end); ``modes``: a union ControlNet's mode of each layer."""
+        raise KeyError(f"ControlNets do not guide {self.label} models")
 
     # -- editing by instruction ---------------------------------------------------------------
 

@@ -124,6 +124,36 @@ class Flux1(FlowTransformer):
     def inpaint_only(self, kind: str) -> bool:
         return self.variant(kind) == "fill"
 
+    # InstantX/XLabs-style ControlNets (FluxControlNetModel) guide dev and schnell; Fill and
+    # Kontext read other inputs than those pipelines give a transformer.
+    def control_pipeline_name(self, task: str, union: bool) -> str | None:
+        return {TXT2IMG: "FluxControlNetPipeline", IMG2IMG: "FluxControlNetImg2ImgPipeline",
+                INPAINT: "FluxControlNetInpaintPipeline"}.get(task)
+
+    def takes_addons(self, kind: str = "") -> bool:
+        return self.variant(kind) in ("", "schnell")
+
+    def takes_references(self) -> bool:
+        return False  # IP-Adapters here are made for a UNet's cross-attention
+
+    def control_net(self, models: list[Any], union: bool) -> Any:
+        from diffusers import FluxMultiControlNetModel
+
+        return models[0] if len(models) == 1 else FluxMultiControlNetModel(models)
+
+    def control_kwargs(self, task: str, union: bool, images: list[Any], layers: list[Any], modes: list[int]) -> dict[str, Any]:
+        # Every task names them control_image; one model takes numbers, several take lists.
+        one = len(layers) == 1
+        out: dict[str, Any] = {
+            "control_image": images[0] if one else images,
+            "controlnet_conditioning_scale": layers[0].strength if one else [l.strength for l in layers],
+            "control_guidance_start": layers[0].start if one else [l.start for l in layers],
+            "control_guidance_end": layers[0].end if one else [l.end for l in layers],
+        }
+        if union:
+            out["control_mode"] = modes[0] if one else modes
+        return out
+
     def lora_weights(self, path: Path) -> Any:
         """LoRAs in Black Forest Labs' naming (ComfyUI's: ``diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight``)
         match none of diffusers' Flux.1 readers, which would load nothing without a word: they

@@ -115,6 +115,27 @@ class StableDiffusion(Family):
     def accepts_addon(self, base: str) -> bool:
         return base in self.addon_bases
 
+    def control_net(self, models: list[Any], union: bool) -> Any:
+        from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+        from diffusers.models.controlnets.multicontrolnet_union import MultiControlNetUnionModel
+
+        if union:
+            return MultiControlNetUnionModel(models)
+        return models[0] if len(models) == 1 else MultiControlNetModel(models)
+
+    def control_kwargs(self, task: str, union: bool, images: list[Any], layers: list[Any], modes: list[int]) -> dict[str, Any]:
+        one = len(layers) == 1 and not union
+        out: dict[str, Any] = {
+            # A union pipeline nests the images per net itself; the plain txt2img one names them ``image``.
+            "image" if task == TXT2IMG and not union else "control_image": images[0] if one else images,
+            "controlnet_conditioning_scale": layers[0].strength if one else [l.strength for l in layers],
+            "control_guidance_start": layers[0].start if one else [l.start for l in layers],
+            "control_guidance_end": layers[0].end if one else [l.end for l in layers],
+        }
+        if union:
+            out["control_mode"] = modes
+        return out
+
     def scheduler(self, sampling: Sampling, config: Any) -> Any:
         return make_scheduler(sampling.scheduler, config, sampling.schedule, sampling.seed)
 

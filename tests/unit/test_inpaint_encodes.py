@@ -99,7 +99,7 @@ CASES = [
 @pytest.mark.parametrize("mode, model, params, controls, encodes", CASES,
                          ids=[f"{c[0]}-{c[1]}-" + "-".join(f"{k}={v}" for k, v in c[2].items()) + ("-canny" if c[3] else "") for c in CASES])
 def test_each_image_is_encoded_once_and_the_pixels_do_not_change(engine, monkeypatch, mode, model, params, controls, encodes):
-    layers = controls and canny()
+    layers = canny() if controls else ()
     pixels, calls = run(engine, mode, model, layers, **params)
     assert calls == encodes
     # The same job with every masked image encoded, as the pipelines do by themselves.

@@ -333,11 +333,19 @@ class CanvasPreview:
         self._node = self._doc = None
         self._next_repaint = 0.0
         if node is not None and is_open(doc):
-            node.remove()  # removing a layer repaints its area
-            # A layer of ours still there (seen on Krita 6 under load: the remove did not
-            # take) goes by name, as leftovers of a crashed Krita do in ``show``.
+            _remove(doc, node)  # removing a layer repaints its area
+            # A layer of ours still there (seen under load: the remove did not take) goes
+            # by name, as leftovers of a crashed Krita do in ``show``.
             for old in [n for n in doc.rootNode().childNodes() if n.name() == self.name]:
-                old.remove()
+                _remove(doc, old)
+
+
+def _remove(doc, node) -> None:
+    """Remove ``node``. Krita refuses (remove() is False) while the image is busy with
+    queued work, such as the repaint a preview asked for: wait for that, then again."""
+    if not node.remove():
+        doc.waitForDone()
+        node.remove()
 
 
 @contextmanager

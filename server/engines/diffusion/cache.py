@@ -34,6 +34,8 @@ class LoadedModel:
     vae_fp32: bool = False  # its VAE overflowed in half precision once: decode in fp32 from now on
     compile_pending: bool | None = None  # its UNet is compiled and its first run not yet timed (None: not run yet)
     prompts: PromptCache = field(default_factory=PromptCache)  # recent prompts' conditioning (live painting repeats them)
+    # Previews' latent-to-RGB projection fitted on its VAE (families without published factors): once per model.
+    preview_projection: Any = None
     # The model's own scheduler settings. Each job swaps in a scheduler of its own, built from
     # these (never from the previous job's, whose sampler options would carry over).
     scheduler_config: Any = field(init=False)

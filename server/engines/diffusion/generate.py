@@ -105,7 +105,7 @@ def denoise(
         mask, task = to_pil(np.full((height, width), 255, np.uint8)), "inpaint"
     pipe = guidance.pipeline(loaded.pipeline, loaded.base, task) if guidance else loaded.pipeline(task)
     if previews is not None:
-        previews.generated(width, height, lambda: fitted_projection(family, pipe))
+        previews.generated(width, height, lambda: _preview_projection(loaded))
     pipe.scheduler = family.scheduler(sampling, loaded.scheduler_config)
     tap = SchedulerTap(pipe.scheduler)
     hook = StepHook(ctx, tap, stage, previews, blend(tap) if blend else None, offset, total)
@@ -149,6 +149,14 @@ def denoise(
     if timer is not None and timer.report():
         loaded.compile_pending = False
     return family.decode(loaded, pipe, latents, width, height), hook
+
+
+def _preview_projection(loaded: LoadedModel) -> Any:
+    """The projection fitted on the model's VAE, made at its first preview and kept with the
+    model: each job (and each refine tile, each live frame) makes a new PreviewMaker."""
+    if loaded.preview_projection is None:
+        loaded.preview_projection = fitted_projection(loaded.entry.family, loaded.base)
+    return loaded.preview_projection
 
 
 def _task_kwargs(task: str, sampling: Sampling, width: int, height: int, image: Any, mask: Any, strength: float,

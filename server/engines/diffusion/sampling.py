@@ -92,7 +92,9 @@ class SchedulerTap:
             if flow:  # the step predicts a velocity: x0 = x_t - sigma v
                 index = scheduler.step_index if scheduler.step_index is not None else 0
                 sigma = scheduler.sigmas[index]
-                velocity, sample = args[0] if args else kwargs["model_output"], kwargs.get("sample", args[2] if len(args) > 2 else None)
+                # step(model_output, timestep, sample, ...), positionally or by name
+                velocity = args[0] if args else kwargs["model_output"]
+                sample = args[2] if len(args) > 2 else kwargs.get("sample")
                 out = step(*args, **kwargs)
                 self.x0 = sample - sigma.to(sample) * velocity if sample is not None else None
                 return out

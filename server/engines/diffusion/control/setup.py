@@ -58,8 +58,7 @@ def control_set(job: EngineJob, loaded: LoadedModel, registry: ModelRegistry, lo
     layers = [(i, layer) for i, layer in enumerate(job.controls) if layer.kind != EDIT_REFERENCE]
     if not layers:
         return None
-    family = loaded.entry.family
-    check_layers(job, family, loaded.entry.kind)
+    family = loaded.entry.family  # the layers were checked against it before the model loaded (engine.py)
     denoiser = denoiser_of(loaded.base)
     # The width of a UNet's cross-attention picks the SD add-ons that fit; a transformer has
     # none (0): its ControlNets are told apart by their family alone.
